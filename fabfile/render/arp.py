@@ -1,0 +1,46 @@
+"""ARP sysctls and the VIP-on-lo unit: what makes a node a correct LVS-DR real server."""
+from __future__ import annotations
+
+from ..model import Inventory, Node
+from . import NodeFile, template
+
+SYSCTL = "/etc/sysctl.d/60-lbtk-lvs.conf"
+VIP_UNIT = "/etc/systemd/system/lbtk-vip-lo.service"
+VIP_UNIT_NAME = "lbtk-vip-lo.service"
+
+
+def dr_vips(inv: Inventory, node: Node) -> list[str]:
+    """VIPs this node serves as a DR real server (it must hold them on lo)."""
+    out = []
+    for vs in inv.virtual_servers:
+        if vs.lb_kind == "DR" and vs.vip and any(
+                inv.real_server_address(rs) == node.host for rs in vs.real_servers):
+            out.append(vs.vip)
+    return list(dict.fromkeys(out))
+
+
+def wanted_sysctls(inv: Inventory, node: Node) -> dict[str, str]:
+    """The values the sysctl file sets: the verify phase checks exactly these."""
+    out = {}
+    if dr_vips(inv, node):
+        for dev in devices(inv, node):
+            out[f"net.ipv4.conf.{dev}.arp_ignore"] = "1"
+            out[f"net.ipv4.conf.{dev}.arp_announce"] = "2"
+        for dev in devices(inv, node):
+            out[f"net.ipv4.conf.{dev}.rp_filter"] = "0"
+    if any(vs.lb_kind == "NAT" for vs in inv.virtual_servers):
+        out["net.ipv4.ip_forward"] = "1"
+    return out
+
+
+def devices(inv: Inventory, node: Node) -> list[str]:
+    return list(dict.fromkeys(["all", inv.interface_of(node), "lo"]))
+
+
+def files(inv: Inventory, node: Node) -> list[NodeFile]:
+    vips = dr_vips(inv, node)
+    values = wanted_sysctls(inv, node)
+    out = [NodeFile(SYSCTL, template("sysctl.conf.j2", path=SYSCTL, values=values) if values else None,
+                    "arp")]
+    out.append(NodeFile(VIP_UNIT, template("vip-lo.service.j2", vips=vips) if vips else None, "arp"))
+    return out

@@ -1,0 +1,23 @@
+"""The fwmark + MAC-match fix for directors that are also LVS-DR real servers (field notes)."""
+from __future__ import annotations
+
+from ..model import Inventory, Node
+from . import NodeFile, template
+
+RULES = "/etc/lbtk/fwmark.rules"
+UNIT = "/etc/systemd/system/lbtk-fwmark.service"
+UNIT_NAME = "lbtk-fwmark.service"
+
+
+def marks(inv: Inventory) -> list[dict]:
+    return [dict(vip=vs.vip, port=vs.port, protocol=vs.protocol, fwmark=inv.fwmark_of(i))
+            for i, vs in enumerate(inv.virtual_servers) if inv.fwmark_of(i) and vs.vip]
+
+
+def files(inv: Inventory, node: Node) -> list[NodeFile]:
+    m = marks(inv)
+    if not m:
+        return [NodeFile(RULES, None, "lvs"), NodeFile(UNIT, None, "lvs")]
+    peers = [n.mac.lower() for n in inv.nodes if n.name != node.name and n.mac]
+    return [NodeFile(RULES, template("fwmark.rules.j2", peer_macs=peers, marks=m), "lvs"),
+            NodeFile(UNIT, template("fwmark.service.j2", rules=RULES), "lvs")]
