@@ -1,0 +1,230 @@
+"""The local lab: real systemd nodes (systemd-nspawn) in network namespaces on one bridge.
+
+Host-side subprocess work only (no Fabric). Layout under `LabSpec.lab_dir`:
+
+    base/ + base.stamp         debootstrap'd Debian rootfs, shared read-only (rootfs.py)
+    id_ed25519{,.pub}          the lab's SSH client key (root's authorized_keys on every node)
+    hostkeys/NAME/             each node's SSH host keys, made once by its own ssh-keygen -A
+    known_hosts                node IPs and their real host keys, rewritten at every `up`
+    nodes/NAME/                per node: overlay upper/work/root, nspawn.pid, nspawn.log, node.json
+
+Network rule: the nodes reach only loopback and the lab subnet behind the lab's own bridge
+(no default route, no NAT, no DNS).
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import functools
+import hashlib
+import ipaddress
+import os
+import re
+import shutil
+import stat
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class LabError(Exception):
+    """A lab failure the user can act on; str() is the whole one-line message."""
+
+
+@dataclass(frozen=True)
+class LabNode:
+    name: str
+    host: str
+    mac: str | None = None
+
+
+def _default_lab_dir() -> Path:
+    return Path(os.environ.get("LBTK_LAB_DIR", "/var/tmp/lbtk-lab"))
+
+
+@dataclass(frozen=True)
+class LabSpec:
+    nodes: tuple[LabNode, ...]
+    bridge: str = "lbtk-br0"
+    gateway: str = "10.189.0.1/24"
+    lab_dir: Path = field(default_factory=_default_lab_dir)
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    name: str
+    host: str
+    running: bool
+    pid: int | None
+    systemd_state: str
+    ssh_ok: bool
+
+
+# ---------------------------------------------------------------- shared helpers
+
+IFNAMSIZ = 15                      # longest Linux interface name
+_NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")   # a hostname label
+_MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){5}$")
+
+
+def ifname(prefix: str, name: str) -> str:
+    """`prefix + name`, shortened deterministically to fit IFNAMSIZ (prefix + head + hash)."""
+    full = prefix + name
+    if len(full) <= IFNAMSIZ:
+        return full
+    digest = hashlib.sha1(name.encode()).hexdigest()[:4]
+    return f"{prefix}{name[:IFNAMSIZ - len(prefix) - 5]}-{digest}"
+
+
+def validate(spec: LabSpec) -> ipaddress.IPv4Interface:
+    """Check a spec before touching the host; returns the gateway interface."""
+    if not spec.nodes:
+        raise LabError("lab spec has no nodes")
+    try:
+        gw = ipaddress.IPv4Interface(spec.gateway)
+    except ValueError:
+        raise LabError(f"lab gateway {spec.gateway!r} is not an IPv4 address/prefix like 10.189.0.1/24") from None
+    if gw.network.prefixlen == 32:
+        raise LabError(f"lab gateway {spec.gateway!r} needs a prefix length, e.g. /24")
+    if not (0 < len(spec.bridge) <= IFNAMSIZ) or not re.fullmatch(r"[A-Za-z0-9_.-]+", spec.bridge):
+        raise LabError(f"lab bridge name {spec.bridge!r} must be 1-{IFNAMSIZ} chars of [A-Za-z0-9_.-]")
+    names, hosts, macs = set(), {str(gw.ip)}, set()
+    for n in spec.nodes:
+        if not _NAME_RE.match(n.name):
+            raise LabError(f"lab node name {n.name!r} must be a hostname label (letters, digits, '-')")
+        if n.name in names:
+            raise LabError(f"lab node name {n.name!r} appears twice")
+        names.add(n.name)
+        try:
+            ip = ipaddress.IPv4Address(n.host)
+        except ValueError:
+            raise LabError(f"{n.name}: host {n.host!r} is not an IPv4 address") from None
+        if ip not in gw.network or ip in (gw.network.network_address, gw.network.broadcast_address):
+            raise LabError(f"{n.name}: host {n.host} is not a usable address of the lab subnet {gw.network}")
+        if str(ip) in hosts:
+            raise LabError(f"{n.name}: host {n.host} is already used (gateway or another node)")
+        hosts.add(str(ip))
+        if n.mac is not None:
+            if not _MAC_RE.match(n.mac) or int(n.mac[:2], 16) & 1:
+                raise LabError(f"{n.name}: mac {n.mac!r} is not a unicast MAC like 02:bd:00:00:01:11")
+            if n.mac.lower() in macs:
+                raise LabError(f"{n.name}: mac {n.mac} is already used by another node")
+            macs.add(n.mac.lower())
+    if len({ifname("lbtk-", n.name) for n in spec.nodes}) != len(spec.nodes):
+        raise LabError("lab node names collide once shortened to interface names; rename a node")
+    return gw
+
+
+def run(cmd: list[str], *, check: bool = True, input: str | None = None, timeout: float = 120,
+        env: dict | None = None, what: str | None = None) -> subprocess.CompletedProcess:
+    """Run a host command, text in/out captured. Failures become one-line LabErrors."""
+    try:
+        r = subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=timeout,
+                           env=env, stdin=None if input is not None else subprocess.DEVNULL)
+    except FileNotFoundError:
+        raise LabError(f"{cmd[0]}: command not found (run scripts/setup.sh)") from None
+    except subprocess.TimeoutExpired:
+        raise LabError(f"{what or ' '.join(cmd[:3])}: no answer after {timeout:.0f}s") from None
+    if check and r.returncode != 0:
+        raise LabError(f"{what or ' '.join(cmd[:3])} failed (exit {r.returncode}): {last_line(r.stderr or r.stdout)}")
+    return r
+
+
+def last_line(text: str) -> str:
+    lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip()]
+    return lines[-1] if lines else "no output"
+
+
+def require_root(what: str) -> None:
+    if os.geteuid() != 0:
+        raise LabError(f"{what} needs root (network namespaces, mounts, systemd-nspawn)")
+
+
+def one_line(fn):
+    """Public entry points raise LabError only: OS and subprocess failures become one line too."""
+    @functools.wraps(fn)
+    def wrapper(*a, **kw):
+        try:
+            return fn(*a, **kw)
+        except LabError:
+            raise
+        except subprocess.TimeoutExpired as e:
+            raise LabError(f"{_cmd_name(e.cmd)}: no answer after {e.timeout:.0f}s") from None
+        except subprocess.SubprocessError as e:
+            raise LabError(f"{_cmd_name(getattr(e, 'cmd', None))} failed: {e}") from None
+        except OSError as e:
+            where = f" ({e.filename})" if e.filename else ""
+            raise LabError(f"{e.strerror or e}{where}") from None
+    return wrapper
+
+
+def _cmd_name(cmd) -> str:
+    return " ".join(map(str, cmd[:2])) if isinstance(cmd, (list, tuple)) else str(cmd or "command")
+
+
+def lab_path(p) -> Path:
+    return Path(os.path.abspath(p))
+
+
+def check_lab_dir(lab_dir: Path) -> None:
+    """The lab dir sits under /var/tmp by default: refuse one root does not own alone."""
+    st = os.lstat(lab_dir)
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        raise LabError(f"{lab_dir} is not a plain directory; remove it or set LBTK_LAB_DIR")
+    if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+        raise LabError(f"{lab_dir} is writable by others or not ours; remove it or set LBTK_LAB_DIR")
+
+
+@contextlib.contextmanager
+def locked(lab_dir: Path):
+    """One lab operation at a time per lab dir (build/up/down); a second one waits."""
+    lab_dir = lab_path(lab_dir)
+    lab_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
+    check_lab_dir(lab_dir)
+    with open(lab_dir / ".lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def mounts_under(path: Path) -> list[str]:
+    """Mount points at or below `path` in this mount namespace, deepest (latest) first."""
+    p = os.path.realpath(path)
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            mp = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), line.split()[4])
+            if mp == p or mp.startswith(p.rstrip("/") + "/"):
+                found.append(mp)
+    return found[::-1]
+
+
+def unmount_under(path: Path) -> None:
+    """Unmount everything at or below `path` (left-overs of a crash included); lazily if busy."""
+    for _ in range(3):
+        mps = mounts_under(path)
+        if not mps:
+            return
+        for mp in mps:
+            if run(["umount", mp], check=False).returncode != 0:
+                run(["umount", "-l", mp], check=False)
+    if mounts_under(path):
+        raise LabError(f"cannot unmount {mounts_under(path)[0]} (still busy?)")
+
+
+def remove_tree(path: Path) -> None:
+    """rm -rf that first unmounts whatever is mounted inside, so it never deletes through a mount."""
+    if not path.exists() and not path.is_symlink():
+        return
+    unmount_under(path)
+    shutil.rmtree(path)
+
+
+# The public interface (imported last: the submodules use the types above).
+from .rootfs import build_rootfs  # noqa: E402
+from .nspawn import down, ssh_config, status, up  # noqa: E402
+
+__all__ = ["LabError", "LabNode", "LabSpec", "NodeStatus", "build_rootfs", "up", "down", "status",
+           "ssh_config"]

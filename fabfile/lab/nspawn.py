@@ -1,0 +1,593 @@
+"""Lab nodes: one systemd-nspawn --boot container per node, each in its own network namespace.
+
+Per node: netns `lbtk-<name>`, a veth pair (host side `lbtk-<name>` on the lab bridge, node side
+`eth0` with the node's MAC and address, no default route), an overlay over the shared base,
+its own cgroup (hybrid hosts: in the `systemd` and `unified` hierarchies), and nspawn started
+detached with its pid (plus start time, against pid reuse) in `nodes/<name>/nspawn.pid`.
+Only those recorded processes, and the processes inside the cgroups the lab made, are ever
+signalled, always by PID.
+"""
+from __future__ import annotations
+
+import glob
+import hashlib
+import ipaddress
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import (LabError, LabNode, LabSpec, NodeStatus, ifname, lab_path, last_line, locked, mounts_under,
+               one_line, remove_tree, require_root, run, unmount_under, validate)
+from . import rootfs
+
+BOOT_TIMEOUT = 60.0
+STOP_TIMEOUT = 15.0
+NSPAWN_ENV = {"SYSTEMD_NSPAWN_API_VFS_WRITABLE": "network"}   # the toolkit's sysctls under /proc/sys/net
+CAPS = "CAP_NET_ADMIN,CAP_NET_RAW"                             # VIPs, IPVS, iptables; raw for VRRP/ping
+HOSTKEY_TYPES = ("ed25519", "ecdsa", "rsa")
+
+
+# ---------------------------------------------------------------- names and paths
+
+@dataclass(frozen=True)
+class _Node:
+    """Everything the lab makes for one node, derived from its name (and recorded in node.json)."""
+    name: str
+    host: str
+    mac: str | None
+    dir: Path
+
+    @property
+    def netns(self) -> str:
+        return f"lbtk-{self.name}"
+
+    @property
+    def veth(self) -> str:
+        return ifname("lbtk-", self.name)
+
+    @property
+    def root(self) -> Path:
+        return self.dir / "root"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.dir / "nspawn.pid"
+
+    @property
+    def log(self) -> Path:
+        return self.dir / "nspawn.log"
+
+    @property
+    def cgroups(self) -> list[Path]:
+        return [h / f"lbtk-{self.name}" for h in _cgroup_hierarchies()]
+
+
+def _nodes_dir(spec: LabSpec) -> Path:
+    return lab_path(spec.lab_dir) / "nodes"
+
+
+def _node(spec: LabSpec, n: LabNode) -> _Node:
+    return _Node(n.name, n.host, n.mac, _nodes_dir(spec) / n.name)
+
+
+def _all_nodes(spec: LabSpec) -> list[_Node]:
+    """The spec's nodes plus any node the lab made earlier (a changed inventory, a crash)."""
+    nodes = {n.name: _node(spec, n) for n in spec.nodes}
+    for meta in sorted(_nodes_dir(spec).glob("*/node.json")):
+        try:
+            m = json.loads(meta.read_text())
+            nodes.setdefault(m["name"], _Node(m["name"], m["host"], m.get("mac"), meta.parent))
+        except (OSError, ValueError, KeyError):
+            name = meta.parent.name
+            nodes.setdefault(name, _Node(name, "", None, meta.parent))
+    for d in sorted(_nodes_dir(spec).glob("*")) if _nodes_dir(spec).is_dir() else []:
+        if d.is_dir():
+            nodes.setdefault(d.name, _Node(d.name, "", None, d))
+    return list(nodes.values())
+
+
+def _cgroup_hierarchies() -> list[Path]:
+    cg = Path("/sys/fs/cgroup")
+    if (cg / "cgroup.controllers").exists():          # pure cgroup v2
+        return [cg]
+    return [h for h in (cg / "systemd", cg / "unified") if (h / "cgroup.procs").exists()]
+
+
+def _mac(prefix: str, name: str) -> str:
+    h = hashlib.sha1(name.encode()).hexdigest()
+    return f"{prefix}:{h[0:2]}:{h[2:4]}:{h[4:6]}"
+
+
+# ---------------------------------------------------------------- processes (by recorded PID only)
+
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """(state, start time in clock ticks) of a pid, or None if it does not exist."""
+    try:
+        data = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = data.rsplit(")", 1)[1].split()
+    return fields[0], int(fields[19])
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def _alive(pid: int, start: int | None = None) -> bool:
+    st = _proc_stat(pid)
+    if st is None:
+        return False
+    if st[0] in ("Z", "X"):
+        _reap(pid)
+        return False
+    return start is None or st[1] == start
+
+
+def _recorded_pid(nd: _Node) -> int | None:
+    """The node's nspawn pid if that very process (same start time, nspawn) still runs."""
+    try:
+        pid_s, start_s = nd.pidfile.read_text().split()
+        pid, start = int(pid_s), int(start_s)
+    except (OSError, ValueError):
+        return None
+    if not _alive(pid, start):
+        return None
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    if not cmdline or not cmdline[0].endswith(b"systemd-nspawn") or \
+            f"--directory={nd.root}".encode() not in cmdline:
+        return None
+    return pid
+
+
+def _container_init(nspawn_pid: int) -> int | None:
+    """Host pid of the node's systemd (pid 1 in the node's pid namespace), a child of nspawn."""
+    for f in glob.glob(f"/proc/{nspawn_pid}/task/*/children"):
+        try:
+            children = Path(f).read_text().split()
+        except OSError:
+            continue
+        for c in children:
+            try:
+                status = Path(f"/proc/{c}/status").read_text()
+            except OSError:
+                continue
+            for line in status.splitlines():
+                if line.startswith("NSpid:") and line.split()[-1] == "1" and len(line.split()) > 2:
+                    return int(c)
+    return None
+
+
+def _cgroup_pids(nd: _Node) -> set[int]:
+    pids: set[int] = set()
+    for cg in nd.cgroups:
+        for procs in glob.glob(f"{cg}/**/cgroup.procs", recursive=True):
+            try:
+                pids |= {int(p) for p in Path(procs).read_text().split()}
+            except (OSError, ValueError):
+                pass
+    return pids
+
+
+def _kill_cgroup(nd: _Node, timeout: float = 5.0) -> None:
+    """SIGKILL, by PID, what is left in the node's own cgroups (its nspawn and container)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pids = {p for p in _cgroup_pids(nd) if _alive(p)}
+        if not pids:
+            return
+        if time.monotonic() > deadline:
+            raise LabError(f"{nd.name}: processes {sorted(pids)[:5]} in the lab's cgroup survive SIGKILL")
+        for p in pids:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.05)
+
+
+def _remove_cgroups(nd: _Node) -> None:
+    for cg in nd.cgroups:
+        if not cg.is_dir():
+            continue
+        for d in sorted((Path(p) for p in glob.glob(f"{cg}/**/", recursive=True)),
+                        key=lambda p: len(p.parts), reverse=True):
+            try:
+                d.rmdir()
+            except OSError:
+                pass
+        if cg.is_dir():
+            raise LabError(f"{nd.name}: cannot remove cgroup {cg} (processes left?)")
+
+
+# ---------------------------------------------------------------- network
+
+def _link_kind(name: str) -> str | None:
+    """'bridge', 'veth', ... for an existing host interface; None if there is none."""
+    r = run(["ip", "-j", "-d", "link", "show", "dev", name], check=False)
+    if r.returncode != 0:
+        return None
+    try:
+        return json.loads(r.stdout)[0].get("linkinfo", {}).get("info_kind", "")
+    except (ValueError, IndexError):
+        return ""
+
+
+def _no_ipv6(ifname_: str, netns: str | None = None) -> None:
+    """IPv6 off on a lab interface: no router solicitations or DAD chatter on the lab bridge."""
+    if not Path("/proc/sys/net/ipv6").exists():
+        return
+    if netns:
+        run(["ip", "netns", "exec", netns, "sysctl", "-qw", f"net.ipv6.conf.{ifname_}.disable_ipv6=1"],
+            check=False)
+    else:
+        try:
+            Path(f"/proc/sys/net/ipv6/conf/{ifname_}/disable_ipv6").write_text("1\n")
+        except OSError:
+            pass
+
+
+def _bridge_up(spec: LabSpec, gw: ipaddress.IPv4Interface) -> None:
+    kind = _link_kind(spec.bridge)
+    if kind is None:
+        run(["ip", "link", "add", spec.bridge, "address", _mac("02:bd:fe", spec.bridge), "type", "bridge"],
+            what=f"creating bridge {spec.bridge}")
+        _no_ipv6(spec.bridge)
+    elif kind != "bridge":
+        raise LabError(f"{spec.bridge} exists and is not a bridge ({kind or 'unknown kind'}); "
+                       "pick another lab bridge name")
+    run(["ip", "addr", "replace", str(gw), "dev", spec.bridge], what=f"addressing bridge {spec.bridge}")
+    run(["ip", "link", "set", spec.bridge, "up"], what=f"bringing up {spec.bridge}")
+
+
+def _bridge_ready(spec: LabSpec) -> bool:
+    """The bridge exists and holds the gateway: only then may the host connect to node addresses
+    (otherwise 10.189.0.x would follow the host's default route out of the machine)."""
+    r = run(["ip", "-j", "-4", "addr", "show", "dev", spec.bridge], check=False)
+    if r.returncode != 0:
+        return False
+    try:
+        gw_ip = spec.gateway.split("/")[0]
+        return any(a.get("local") == gw_ip for x in json.loads(r.stdout) for a in x.get("addr_info", []))
+    except ValueError:
+        return False
+
+
+def _netns_exists(name: str) -> bool:
+    return Path("/run/netns", name).exists()
+
+
+def _net_up(spec: LabSpec, nd: _Node, prefix: int) -> None:
+    run(["ip", "netns", "add", nd.netns], what=f"{nd.name}: ip netns add")
+    # the node side is created inside the namespace: its default conf applies to it
+    _no_ipv6("default", nd.netns)
+    cmd = ["ip", "link", "add", nd.veth, "address", _mac("02:bd:fd", nd.name), "type", "veth",
+           "peer", "name", "eth0"]
+    if nd.mac:
+        cmd += ["address", nd.mac]
+    run(cmd + ["netns", nd.netns], what=f"{nd.name}: creating veth {nd.veth}")
+    _no_ipv6(nd.veth)
+    run(["ip", "link", "set", nd.veth, "master", spec.bridge, "up"], what=f"{nd.name}: attaching {nd.veth}")
+    # node side: loopback and eth0 on the lab subnet; no default route (no way out of the lab)
+    run(["ip", "-n", nd.netns, "-batch", "-"], what=f"{nd.name}: addressing eth0",
+        input=f"link set lo up\naddr add {nd.host}/{prefix} dev eth0\nlink set eth0 up\n")
+
+
+def _net_down(nd: _Node) -> None:
+    if _netns_exists(nd.netns):
+        run(["ip", "netns", "del", nd.netns], what=f"{nd.name}: ip netns del")
+    if _link_kind(nd.veth) == "veth":
+        run(["ip", "link", "del", nd.veth], check=False)
+
+
+# ---------------------------------------------------------------- node files
+
+def _write(path: Path, text: str, mode: int = 0o644) -> None:
+    """Write into a node tree without following a symlink planted there."""
+    if path.is_symlink():
+        path.unlink()
+    tmp = path.with_name(f".{path.name}.lbtk-tmp")
+    tmp.write_text(text)
+    tmp.chmod(mode)
+    tmp.replace(path)
+
+
+def _hosts(spec: LabSpec) -> str:
+    lines = ["127.0.0.1\tlocalhost", "::1\t\tlocalhost ip6-localhost ip6-loopback", ""]
+    lines += [f"{n.host}\t{n.name}" for n in spec.nodes]
+    return "\n".join(lines) + "\n"
+
+
+def _client_key(spec: LabSpec) -> Path:
+    key = lab_path(spec.lab_dir) / "id_ed25519"
+    if not key.exists() or not key.with_suffix(".pub").exists():
+        for p in (key, key.with_suffix(".pub")):
+            p.unlink(missing_ok=True)
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "lbtk-lab", "-f", str(key)],
+            what="generating the lab SSH key")
+    return key
+
+
+def _authorize(nd: _Node, pub: str) -> None:
+    ssh = nd.root / "root/.ssh"
+    if ssh.is_symlink():
+        ssh.unlink()
+    ssh.mkdir(mode=0o700, exist_ok=True)
+    ssh.chmod(0o700)
+    ak = ssh / "authorized_keys"
+    if not ak.exists() or ak.is_symlink() or ak.read_text() != pub:
+        _write(ak, pub, 0o600)
+
+
+def _prepare_tree(spec: LabSpec, nd: _Node, base: Path, pub: str) -> subprocess.Popen:
+    """Overlay over the base plus the node's own files; returns the running host-key generation."""
+    for sub in ("upper", "work", "root"):
+        (nd.dir / sub).mkdir(parents=True, exist_ok=True)
+    run(["mount", "-t", "overlay", "overlay", "-o",
+         f"lowerdir={base},upperdir={nd.dir / 'upper'},workdir={nd.dir / 'work'}", str(nd.root)],
+        what=f"{nd.name}: overlay mount")
+    etc = nd.root / "etc"
+    _write(etc / "hostname", nd.name + "\n")
+    _write(etc / "hosts", _hosts(spec))
+    _write(etc / "machine-id", hashlib.md5(f"lbtk-lab:{nd.name}".encode()).hexdigest() + "\n", 0o444)
+    _authorize(nd, pub)
+    # host keys: the node's own, made once by its ssh-keygen and kept across lab re-creations
+    cache = _hostkey_cache(spec, nd)
+    for f in sorted(cache.glob("ssh_host_*")) if cache.is_dir() else []:
+        _write(etc / "ssh" / f.name, f.read_text(), 0o600 if not f.name.endswith(".pub") else 0o644)
+    return subprocess.Popen(["chroot", str(nd.root), "ssh-keygen", "-A"], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _hostkey_cache(spec: LabSpec, nd: _Node) -> Path:
+    return lab_path(spec.lab_dir) / "hostkeys" / nd.name
+
+
+def _save_host_keys(spec: LabSpec, nd: _Node) -> None:
+    cache = _hostkey_cache(spec, nd)
+    cache.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for f in sorted((nd.root / "etc/ssh").glob("ssh_host_*")):
+        if f.is_file() and not f.is_symlink():
+            _write(cache / f.name, f.read_text(), 0o600 if not f.name.endswith(".pub") else 0o644)
+
+
+def _host_keys(nd: _Node) -> list[str]:
+    keys = []
+    for t in HOSTKEY_TYPES:
+        p = nd.root / f"etc/ssh/ssh_host_{t}_key.pub"
+        try:
+            f = p.read_text().split()
+        except OSError:
+            continue
+        if len(f) >= 2:
+            keys.append(f"{nd.host} {f[0]} {f[1]}")
+    return keys
+
+
+def _write_known_hosts(spec: LabSpec) -> None:
+    """known_hosts = every running node's real host keys (so clients verify them)."""
+    lines = []
+    for n in spec.nodes:
+        nd = _node(spec, n)
+        if nd.root.is_dir() and mounts_under(nd.root):
+            lines += _host_keys(nd)
+    _write(lab_path(spec.lab_dir) / "known_hosts", "".join(ln + "\n" for ln in lines))
+
+
+# ---------------------------------------------------------------- start / wait / stop
+
+_TRAMPOLINE = ('for c in $LBTK_CGROUPS; do echo $$ > "$c/cgroup.procs" || exit 111; done; '
+               'unset LBTK_CGROUPS LBTK_LOG; exec "$@"')
+# a background job of a shell that exits at once: nspawn is not our child (no zombies, survives us)
+_DETACH = 'sh -c "$0" sh "$@" </dev/null >>"$LBTK_LOG" 2>&1 & echo $!'
+
+
+def _start(nd: _Node) -> int:
+    for cg in nd.cgroups:
+        cg.mkdir(exist_ok=True)
+    cmd = ["systemd-nspawn", "--quiet", "--boot", f"--machine={nd.name}", f"--directory={nd.root}",
+           f"--network-namespace-path=/run/netns/{nd.netns}", f"--capability={CAPS}",
+           "--register=no", "--keep-unit", "--console=passive", "--resolv-conf=off", "--timezone=off",
+           "--link-journal=no"]
+    env = {**os.environ, **NSPAWN_ENV, "LBTK_CGROUPS": " ".join(map(str, nd.cgroups)), "LBTK_LOG": str(nd.log)}
+    r = subprocess.run(["sh", "-c", _DETACH, _TRAMPOLINE, *cmd], env=env, capture_output=True, text=True,
+                       stdin=subprocess.DEVNULL, start_new_session=True, timeout=10)
+    try:
+        pid = int(r.stdout.strip())
+    except ValueError:
+        raise LabError(f"{nd.name}: could not start systemd-nspawn: {last_line(r.stderr)}") from None
+    st = _proc_stat(pid)
+    nd.pidfile.write_text(f"{pid} {st[1] if st else 0}\n")
+    return pid
+
+
+def _ssh_banner(host: str, timeout: float = 1.0) -> bool:
+    try:
+        with socket.create_connection((host, 22), timeout=timeout) as s:
+            s.settimeout(timeout)
+            return s.recv(64).startswith(b"SSH-")
+    except OSError:
+        return False
+
+
+def _systemd_state(init_pid: int, timeout: float = 5) -> str:
+    r = run(["nsenter", "-t", str(init_pid), "-a", "systemctl", "is-system-running"], check=False,
+            timeout=timeout)
+    return r.stdout.strip() or "unknown"
+
+
+def _failed_units(init_pid: int) -> list[str]:
+    r = run(["nsenter", "-t", str(init_pid), "-a", "systemctl", "--failed", "--no-legend", "--plain"],
+            check=False, timeout=5)
+    return [ln.split()[0] for ln in r.stdout.splitlines() if ln.split()]
+
+
+def _log_tail(nd: _Node) -> str:
+    try:
+        return last_line(nd.log.read_text(errors="replace"))[:200]
+    except OSError:
+        return "no log"
+
+
+def _wait_booted(pending: dict[str, tuple[_Node, int, float]], progress, timeout: float) -> None:
+    """Until each node's systemd is running/degraded and its sshd greets; all within `timeout`."""
+    deadline = time.monotonic() + timeout
+    state = {name: "offline" for name in pending}
+    while pending:
+        for name, (nd, pid, t0) in list(pending.items()):
+            if not _alive(pid):
+                raise LabError(f"{name}: systemd-nspawn exited during boot: {_log_tail(nd)} "
+                               f"(log: {nd.log}; `inv lab.down` cleans up)")
+            init = _container_init(pid)
+            if init is None:
+                continue
+            if state[name] not in ("running", "degraded"):
+                state[name] = _systemd_state(init)
+            if state[name] in ("running", "degraded") and _ssh_banner(nd.host, 0.5):
+                del pending[name]
+                progress(f"{name}: booted in {time.monotonic() - t0:.1f}s (systemd {state[name]}, sshd up)")
+                if state[name] == "degraded":
+                    progress(f"{name}: degraded, failed units: {', '.join(_failed_units(init)) or '?'}")
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            name, (nd, pid, _) = next(iter(pending.items()))
+            ssh = "no answer on port 22" if state[name] in ("running", "degraded") else "not checked"
+            raise LabError(f"{name}: not up after {timeout:.0f}s (systemd {state[name]}, ssh {ssh}); "
+                           f"log: {nd.log}; `inv lab.down` cleans up")
+        time.sleep(0.05)
+
+
+def _cleanup_node(nd: _Node) -> None:
+    """Remove whatever a node left behind (its nspawn is already gone or never ran)."""
+    _kill_cgroup(nd)
+    unmount_under(nd.dir)
+    _net_down(nd)
+    _remove_cgroups(nd)
+    remove_tree(nd.dir)
+
+
+# ---------------------------------------------------------------- public interface
+
+@one_line
+def up(spec: LabSpec, progress=print, timeout: float = BOOT_TIMEOUT) -> None:
+    """Bring up every node of `spec` (idempotent: running nodes are left alone)."""
+    gw = validate(spec)
+    require_root("the lab")
+    for tool in ("systemd-nspawn", "nsenter", "ip", "chroot", "ssh-keygen"):
+        if not any(os.access(os.path.join(d, tool), os.X_OK) for d in os.environ.get("PATH", "").split(":")):
+            raise LabError(f"{tool}: command not found (run scripts/setup.sh)")
+    if not _cgroup_hierarchies():
+        raise LabError("no usable cgroup hierarchy under /sys/fs/cgroup (systemd-nspawn needs one)")
+    base = rootfs.build_rootfs(spec, progress)
+    t_all = time.monotonic()
+    with locked(spec.lab_dir):
+        key = _client_key(spec)
+        pub = key.with_suffix(".pub").read_text()
+        _bridge_up(spec, gw)
+        to_start, keygens = [], []
+        for n in spec.nodes:
+            nd = _node(spec, n)
+            pid = _recorded_pid(nd)
+            if pid is not None:
+                _authorize(nd, pub)
+                progress(f"{n.name}: already running (pid {pid})")
+                continue
+            if nd.dir.exists() or _netns_exists(nd.netns) or _link_kind(nd.veth) is not None:
+                _cleanup_node(nd)                       # left-overs of a crash or an unclean stop
+            nd.dir.mkdir(parents=True)
+            (nd.dir / "node.json").write_text(json.dumps(
+                {"name": nd.name, "host": nd.host, "mac": nd.mac, "netns": nd.netns, "veth": nd.veth}) + "\n")
+            _net_up(spec, nd, gw.network.prefixlen)
+            keygens.append((nd, _prepare_tree(spec, nd, base, pub)))
+            to_start.append(nd)
+        for nd, p in keygens:
+            _, err = p.communicate(timeout=60)
+            if p.returncode != 0:
+                raise LabError(f"{nd.name}: ssh-keygen -A failed: {last_line(err)}")
+            _save_host_keys(spec, nd)
+        _write_known_hosts(spec)
+        pending = {}
+        for nd in to_start:
+            t0 = time.monotonic()
+            pending[nd.name] = (nd, _start(nd), t0)
+        _wait_booted(pending, progress, timeout)
+    if to_start:
+        progress(f"lab: {len(to_start)} node(s) up in {time.monotonic() - t_all:.1f}s "
+                 f"({len(spec.nodes) - len(to_start)} already running)")
+
+
+@one_line
+def down(spec: LabSpec, progress=print) -> None:
+    """Stop the nodes and remove everything `up` made (idempotent; works after a crash)."""
+    validate(spec)
+    require_root("the lab")
+    t0 = time.monotonic()
+    lab_dir = lab_path(spec.lab_dir)
+    if not lab_dir.exists() and _link_kind(spec.bridge) is None:
+        progress("lab: already down")
+        return
+    with locked(lab_dir):
+        nodes = _all_nodes(spec)
+        running = {nd.name: pid for nd in nodes if (pid := _recorded_pid(nd)) is not None}
+        for nd in nodes:
+            if nd.name in running:
+                try:
+                    os.kill(running[nd.name], signal.SIGTERM)   # nspawn: orderly poweroff of the node
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while any(_alive(p) for p in running.values()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for name, pid in running.items():
+            if _alive(pid):
+                progress(f"{name}: no clean poweroff in {STOP_TIMEOUT:.0f}s, killing it")
+        made = [nd for nd in nodes if nd.name in running or nd.dir.exists() or _netns_exists(nd.netns)
+                or _link_kind(nd.veth) is not None or any(cg.exists() for cg in nd.cgroups)]
+        for nd in made:
+            _cleanup_node(nd)
+        if _link_kind(spec.bridge) == "bridge":
+            run(["ip", "link", "del", spec.bridge], what=f"deleting bridge {spec.bridge}")
+        (lab_dir / "known_hosts").unlink(missing_ok=True)
+        try:
+            _nodes_dir(spec).rmdir()
+        except OSError:
+            pass
+    if made:
+        progress(f"lab: {len(made)} node(s) down in {time.monotonic() - t0:.1f}s")
+    else:
+        progress("lab: already down")
+
+
+@one_line
+def status(spec: LabSpec) -> list[NodeStatus]:
+    """Per node: nspawn running (recorded pid), systemd state (nsenter), sshd answering."""
+    validate(spec)
+    bridge_ok = _bridge_ready(spec)
+    out = []
+    for n in spec.nodes:
+        nd = _node(spec, n)
+        pid = _recorded_pid(nd)
+        state, ssh = "offline", False
+        if pid is not None:
+            init = _container_init(pid)
+            state = _systemd_state(init) if init is not None and os.geteuid() == 0 else "unknown"
+            ssh = bridge_ok and _ssh_banner(n.host)
+        out.append(NodeStatus(n.name, n.host, pid is not None, pid, state, ssh))
+    return out
+
+
+def ssh_config(spec: LabSpec) -> dict:
+    d = lab_path(spec.lab_dir)
+    return {"user": "root", "key_filename": str(d / "id_ed25519"), "known_hosts": str(d / "known_hosts")}

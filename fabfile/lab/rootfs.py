@@ -1,0 +1,220 @@
+"""The lab's base rootfs: Debian bookworm, debootstrap'd once into LAB_DIR/base and reused.
+
+`LAB_DIR/base.stamp` records what the base was built from (suite, variant, package list,
+recipe version); a different wanted stamp rebuilds it. The mirror is the one this machine's
+apt sources already use (`LBTK_LAB_MIRROR` overrides); no host name is written here.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from . import LabError, LabSpec, lab_path, last_line, locked, mounts_under, one_line, remove_tree, require_root
+
+SUITE = "bookworm"
+VARIANT = "minbase"
+PACKAGES = ("systemd", "systemd-sysv", "dbus", "iproute2", "procps", "openssh-server", "keepalived",
+            "ipvsadm", "nginx-light", "curl", "python3", "iptables", "kmod")
+RECIPE = 2          # bump when customize() changes, so existing bases get rebuilt
+
+# Units that would start badly or uselessly in a lab node (no network out, no ttys, no disks).
+MASK = ("apt-daily.timer", "apt-daily.service", "apt-daily-upgrade.timer", "apt-daily-upgrade.service",
+        "dpkg-db-backup.timer", "dpkg-db-backup.service", "e2scrub_all.timer", "e2scrub_reap.service",
+        "fstrim.timer", "man-db.timer", "logrotate.timer", "systemd-timesyncd.service",
+        "console-getty.service", "getty@tty1.service", "serial-getty@.service", "getty-static.service",
+        "systemd-networkd-wait-online.service", "ifupdown-pre.service", "networking.service")
+# Installed and ready, but started only by the toolkit's deploy (which enables them).
+NOT_AT_BOOT = ("keepalived.service", "nginx.service")
+REQUIRED_FILES = ("usr/sbin/sshd", "usr/sbin/keepalived", "usr/sbin/nginx", "usr/sbin/ipvsadm",
+                  "usr/bin/curl", "usr/bin/python3", "usr/sbin/iptables", "lib/systemd/systemd")
+
+SSHD_CONF = """\
+# lbtk lab node: root logs in by key only (the lab's id_ed25519), quickly.
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+GSSAPIAuthentication no
+UseDNS no
+"""
+JOURNALD_CONF = "[Journal]\nStorage=volatile\nRuntimeMaxUse=16M\n"
+RESOLV_CONF = "# lbtk lab node: no DNS, no route out; names come from /etc/hosts\n"
+
+
+def stamp() -> dict:
+    """What the base is built from; any change means a rebuild."""
+    return {"suite": SUITE, "variant": VARIANT, "packages": sorted(PACKAGES), "recipe": RECIPE}
+
+
+def base_dir(spec: LabSpec) -> Path:
+    return lab_path(spec.lab_dir) / "base"
+
+
+def is_current(spec: LabSpec) -> bool:
+    base, st = base_dir(spec), lab_path(spec.lab_dir) / "base.stamp"
+    try:
+        return base.is_dir() and json.loads(st.read_text()) == stamp()
+    except (OSError, ValueError):
+        return False
+
+
+@one_line
+def build_rootfs(spec: LabSpec, progress=print) -> Path:
+    """Return LAB_DIR/base, debootstrapping it first if it is missing or outdated (idempotent)."""
+    lab_dir = lab_path(spec.lab_dir)
+    if is_current(spec):
+        return base_dir(spec)
+    require_root("building the lab rootfs")
+    with locked(lab_dir):
+        if is_current(spec):                  # built by a concurrent caller meanwhile
+            return base_dir(spec)
+        if mounts_under(lab_dir / "nodes"):
+            raise LabError("the lab is up on an outdated rootfs: run `inv lab.down` first, then `inv lab.up`")
+        if shutil.which("debootstrap") is None:
+            raise LabError("debootstrap: command not found (run scripts/setup.sh)")
+        mirror, keyring = apt_mirror()
+        new, base = lab_dir / "base.new", base_dir(spec)
+        remove_tree(new)                      # a build that died half-way
+        progress(f"rootfs: debootstrap {SUITE} ({VARIANT}, {len(PACKAGES)} packages) from {mirror}, once (~1 min)")
+        t0 = time.monotonic()
+        log = lab_dir / "debootstrap.log"
+        cmd = ["debootstrap", f"--variant={VARIANT}", f"--include={','.join(PACKAGES)}"]
+        if keyring:
+            cmd.append(f"--keyring={keyring}")
+        cmd += [SUITE, str(new), mirror]
+        with open(log, "w") as out:
+            try:
+                rc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                    timeout=1800, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+                                    ).returncode
+            except subprocess.TimeoutExpired:
+                rc = "timeout"
+        if rc != 0:
+            remove_tree(new)
+            raise LabError(f"debootstrap failed ({rc}): {_debootstrap_error(log)} (full log: {log})")
+        customize(new)
+        remove_tree(base)
+        new.rename(base)
+        (lab_dir / "base.stamp").write_text(json.dumps(stamp()) + "\n")
+        mb = _du_mb(base)
+        progress(f"rootfs: built in {time.monotonic() - t0:.0f}s ({mb} MB) at {base}")
+        return base
+
+
+def customize(root: Path) -> None:
+    """Make a fresh debootstrap tree a lab node image (pure file work, no chroot needed)."""
+    missing = [f for f in REQUIRED_FILES if not (root / f).exists()]
+    if missing:
+        raise LabError(f"rootfs is missing {', '.join(missing)} after debootstrap")
+    # apt caches: the nodes have no route out, so they are dead weight
+    for pattern in ("var/cache/apt/archives/*.deb", "var/cache/apt/*.bin", "var/lib/apt/lists/*"):
+        for p in root.glob(pattern):
+            if p.is_file() and p.name != "lock":
+                p.unlink()
+    etc_sd = root / "etc/systemd/system"
+    for unit in MASK:
+        link = etc_sd / unit
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to("/dev/null")
+    for wants in etc_sd.glob("*.wants"):
+        for unit in NOT_AT_BOOT + MASK:
+            if (wants / unit).is_symlink():
+                (wants / unit).unlink()
+    _link(etc_sd / "default.target", "/lib/systemd/system/multi-user.target")
+    _link(etc_sd / "multi-user.target.wants/ssh.service", "/lib/systemd/system/ssh.service")
+    _link(etc_sd / "sshd.service", "/lib/systemd/system/ssh.service")
+    (root / "etc/ssh/sshd_config.d").mkdir(parents=True, exist_ok=True)
+    (root / "etc/ssh/sshd_config.d/lbtk-lab.conf").write_text(SSHD_CONF)
+    for key in (root / "etc/ssh").glob("ssh_host_*"):     # every node makes its own at `up`
+        key.unlink()
+    (root / "etc/systemd/journald.conf.d").mkdir(parents=True, exist_ok=True)
+    (root / "etc/systemd/journald.conf.d/lbtk-lab.conf").write_text(JOURNALD_CONF)
+    resolv = root / "etc/resolv.conf"
+    if resolv.is_symlink() or resolv.exists():
+        resolv.unlink()
+    resolv.write_text(RESOLV_CONF)
+    (root / "etc/machine-id").write_text("")             # each node gets its own at `up`
+    (root / "etc/hostname").write_text("localhost\n")
+
+
+def _link(link: Path, target: str) -> None:
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    link.symlink_to(target)
+
+
+def apt_mirror(sources_d: Path = Path("/etc/apt/sources.list.d"),
+               sources_list: Path = Path("/etc/apt/sources.list")) -> tuple[str, str | None]:
+    """(mirror URI, keyring or None) of the Debian archive this machine's apt already uses."""
+    env = os.environ.get("LBTK_LAB_MIRROR")
+    if env:
+        return env, None
+    candidates: list[tuple[str, str | None, list[str]]] = []
+    for f in sorted(sources_d.glob("*.sources")) if sources_d.is_dir() else []:
+        candidates += parse_deb822(f.read_text(errors="replace"))
+    if sources_list.is_file():
+        candidates += parse_sources_list(sources_list.read_text(errors="replace"))
+    for sub in sorted(sources_d.glob("*.list")) if sources_d.is_dir() else []:
+        candidates += parse_sources_list(sub.read_text(errors="replace"))
+    for uri, keyring, suites in candidates:
+        # the main archive: a plain release suite (not -security/-updates), not the security archive
+        if any(s == SUITE for s in suites) and not uri.rstrip("/").endswith("-security"):
+            return uri, keyring if keyring and Path(keyring).is_file() else None
+    raise LabError(f"no Debian {SUITE} mirror in /etc/apt/sources.list(.d); set LBTK_LAB_MIRROR=<URI>")
+
+
+def parse_deb822(text: str) -> list[tuple[str, str | None, list[str]]]:
+    out = []
+    for stanza in re.split(r"\n\s*\n", text):
+        fields: dict[str, str] = {}
+        key = None
+        for line in stanza.splitlines():
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            if line[0] in " \t" and key:
+                fields[key] += " " + line.strip()
+            elif ":" in line:
+                key, _, val = line.partition(":")
+                key = key.strip().lower()
+                fields[key] = val.strip()
+        if "deb" not in fields.get("types", "").split() or fields.get("enabled", "yes").lower() == "no":
+            continue
+        signed = fields.get("signed-by", "").strip()
+        keyring = signed if signed.startswith("/") and "\n" not in signed and " " not in signed else None
+        for uri in fields.get("uris", "").split():
+            out.append((uri, keyring, fields.get("suites", "").split()))
+    return out
+
+
+def parse_sources_list(text: str) -> list[tuple[str, str | None, list[str]]]:
+    out = []
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        m = re.match(r"^deb\s+(?:\[(?P<opts>[^\]]*)\]\s+)?(?P<uri>\S+)\s+(?P<suite>\S+)", line)
+        if m:
+            opts = dict(o.split("=", 1) for o in (m["opts"] or "").split() if "=" in o)
+            out.append((m["uri"], opts.get("signed-by"), [m["suite"]]))
+    return out
+
+
+def _debootstrap_error(log: Path) -> str:
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return "no log"
+    errors = [ln for ln in lines if ln.startswith(("E:", "W: Failure"))]
+    return (errors[-1] if errors else last_line("\n".join(lines)))[:300]
+
+
+def _du_mb(path: Path) -> int:
+    r = subprocess.run(["du", "-sxm", str(path)], capture_output=True, text=True)
+    try:
+        return int(r.stdout.split()[0])
+    except (IndexError, ValueError):
+        return 0
