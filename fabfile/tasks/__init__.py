@@ -1,9 +1,10 @@
 """The Invoke task tree. `tasks.py` at the repository root exposes `namespace`."""
 from invoke import Collection
 
-from . import core, lab
+from . import core, deploy, lab, verify
 
 namespace = Collection()
-for t in (core.render, core.check):
+for t in (core.render, core.check, deploy.install, deploy.arp, deploy.nginx, deploy.lvs,
+          deploy.keepalived, deploy.deploy, verify.verify):
     namespace.add_task(t)
 namespace.add_collection(lab.collection)

@@ -1,0 +1,143 @@
+"""Compare what the inventory wants with what the nodes report. Pure: observations in, checks out.
+
+Where is the VIP check? `vip_checks` below. Each check is one row of `inv verify`.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from .model import Inventory
+from .render import arp
+from .render.keepalived import virtual_servers
+from .vrrp import expected_holders
+
+NO_IPVS = "kernel has no IPVS"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    node: str          # node name, or "cluster"
+    ok: bool
+    detail: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Observed:
+    """One node's state, parsed from its verify round trip."""
+    reachable: bool = True
+    error: str = ""
+    vips_on_iface: set[str] = field(default_factory=set)   # VIPs held on a non-lo interface
+    vips_on_lo: set[str] = field(default_factory=set)
+    sysctl: dict[str, str] = field(default_factory=dict)
+    active: dict[str, str] = field(default_factory=dict)
+    ipvs: object | None = None                              # parsers.ipvsadm.IpvsTable, None: no IPVS
+    sync_daemons: list = field(default_factory=list)        # parsers.ipvsadm.SyncDaemon
+
+
+def vip_holders(inv: Inventory, obs: dict[str, Observed]) -> dict[str, list[str]]:
+    return {vip: [n for n, o in obs.items() if vip in o.vips_on_iface]
+            for vip in expected_holders(inv)}
+
+
+def vip_checks(inv: Inventory, obs: dict[str, Observed]) -> list[Check]:
+    """Exactly one holder per VIP. Two holders is split brain."""
+    out = []
+    expected = expected_holders(inv)
+    for vip, holders in vip_holders(inv, obs).items():
+        if len(holders) == 1:
+            where = "" if holders[0] == expected[vip] else f" (inventory prefers {expected[vip]})"
+            out.append(Check(f"VIP {vip}", "cluster", True, f"held by {holders[0]}{where}"))
+        elif not holders:
+            out.append(Check(f"VIP {vip}", "cluster", False, "held by no node: VIP down"))
+        else:
+            out.append(Check(f"VIP {vip}", "cluster", False, f"SPLIT BRAIN: held by {', '.join(holders)}"))
+    return out
+
+
+def node_checks(inv: Inventory, name: str, o: Observed, is_master: bool = False) -> list[Check]:
+    if not o.reachable:
+        return [Check("reachable", name, False, o.error)]
+    node = inv.node(name)
+    out = []
+    for unit in ("keepalived", "nginx"):
+        state = o.active.get(unit, "unknown")
+        out.append(Check(f"{unit} running", name, state == "active", state))
+    want = arp.wanted_sysctls(inv, node)
+    if want:
+        wrong = {k: o.sysctl.get(k, "missing") for k, v in want.items() if o.sysctl.get(k) != v}
+        out.append(Check("ARP sysctls", name, not wrong,
+                         "; ".join(f"{k}={v} (want {want[k]})" for k, v in wrong.items())
+                         or f"{len(want)} values as wanted"))
+    lo = arp.dr_vips(inv, node)
+    if lo:
+        missing = [v for v in lo if v not in o.vips_on_lo]
+        out.append(Check("VIP on lo", name, not missing,
+                         f"missing {', '.join(missing)}" if missing else ", ".join(lo)))
+    if inv.virtual_servers:
+        out.append(ipvs_check(inv, name, o))
+    if inv.sync_daemon:
+        out.append(sync_check(inv, name, o, is_master))
+    return out
+
+
+def wanted_ipvs(inv: Inventory) -> dict[str, dict[str, int]]:
+    """{service key: {"addr:port": weight}} as keepalived will load it, keys as ipvsadm -L -n shows."""
+    out = {}
+    for vs in virtual_servers(inv):
+        key = f"FWM {vs['fwmark']}" if vs["fwmark"] else f"{vs['protocol']} {vs['vip']}:{vs['port']}"
+        # ipvsadm shows fwmark real servers with port 0
+        out[key] = {f"{rs['address']}:{0 if vs['fwmark'] else rs['port']}": rs["weight"]
+                    for rs in vs["real_servers"]}
+    return out
+
+
+def observed_ipvs(table) -> dict[str, dict[str, int]]:
+    from .parsers.ipvsadm import service_key
+    return {service_key(s): {f"{r.address}:{r.port}": r.weight for r in s.real_servers}
+            for s in table.services}
+
+
+def ipvs_check(inv: Inventory, name: str, o: Observed) -> Check:
+    if o.ipvs is None:
+        return Check("IPVS table", name, True, f"{NO_IPVS}: keepalived runs VRRP-only")
+    want, have = wanted_ipvs(inv), observed_ipvs(o.ipvs)
+    problems = []
+    for key, rss in want.items():
+        if key not in have:
+            problems.append(f"{key} missing")
+            continue
+        for rs, w in rss.items():
+            if rs not in have[key]:
+                problems.append(f"{key} -> {rs} not in pool (health check failing?)")
+            elif have[key][rs] != w:
+                problems.append(f"{key} -> {rs} weight {have[key][rs]} (want {w})")
+    for key in have:
+        if key not in want:
+            problems.append(f"{key} not in inventory")
+    n = sum(len(v) for v in have.values())
+    return Check("IPVS table", name, not problems,
+                 "; ".join(problems) or f"{len(have)} service(s), {n} real server(s) as wanted")
+
+
+def sync_check(inv: Inventory, name: str, o: Observed, is_master: bool) -> Check:
+    """The VRRP MASTER runs the master sync daemon, every other director a backup one."""
+    if o.ipvs is None:
+        return Check("sync daemon", name, True, f"{NO_IPVS}: no connection sync")
+    sd = inv.sync_daemon
+    want = "master" if is_master else "backup"
+    roles = {d.role for d in o.sync_daemons if d.syncid == sd.syncid}
+    detail = ", ".join(f"{d.role} (mcast={d.mcast_interface}, syncid={d.syncid})" for d in o.sync_daemons)
+    return Check("sync daemon", name, want in roles,
+                 (detail or "not running") + ("" if want in roles else f" — want {want}"))
+
+
+def http_check(vip: str, port: int, answer: str | None, error: str | None, nodes: list[str]) -> Check:
+    if error:
+        return Check(f"HTTP {vip}:{port}", "cluster", False, error)
+    who = next((n for n in nodes if n in (answer or "")), None)
+    return Check(f"HTTP {vip}:{port}", "cluster", who is not None,
+                 f"answered by {who}" if who else f"answer names no node: {answer[:60]!r}")

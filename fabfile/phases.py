@@ -1,0 +1,133 @@
+"""Run deploy phases against every node: gather facts, plan, show or apply. The shell around
+the pure planner (fabfile.plan); Invoke tasks in fabfile/tasks/deploy.py stay one-liners.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from . import output, remote
+from .apply import ApplyError, apply_node
+from .facts import NodeFacts, parse_probe, probe_script
+from .plan import PHASES, Action, NodePlan, file_changes, service_actions
+from .progress import Progress
+from .render import Facts, render_node
+from .tasks.common import Env, LbtkError
+
+# what the install phase needs on every node, and the package that brings it
+REQUIRED = {"keepalived": "keepalived", "ipvsadm": "ipvsadm", "nginx": "nginx-light", "iptables": "iptables"}
+
+
+@dataclass
+class NodeRun:
+    node: str
+    facts: NodeFacts
+    plan: NodePlan
+    done: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+def gather(env: Env, conns) -> dict[str, NodeFacts]:
+    """One round trip per node, in parallel."""
+    def probe(c):
+        paths = [f.path for f in render_node(env.inv, c.lbtk_node, env.secrets)]
+        return parse_probe(remote.run(c, probe_script(paths)).stdout)
+    return dict(zip([c.lbtk_node for c in conns], remote.parallel(conns, probe)))
+
+
+def plan_node(env: Env, node: str, facts: NodeFacts, phases: list[str]) -> NodePlan:
+    p = NodePlan(node)
+    desired = render_node(env.inv, node, env.secrets, Facts(ipvs=facts.ipvs))
+    if "install" in phases:
+        missing = [pkg for what, pkg in REQUIRED.items()
+                   if not (facts.nginx_installed if what == "nginx" else facts.has(pkg))]
+        if missing and env.inv.install.method == "apt":
+            p.actions.append(Action("DEBIAN_FRONTEND=noninteractive apt-get install -y -q "
+                                    + " ".join(missing), "packages missing"))
+        elif missing:
+            raise LbtkError(f"{node}: {', '.join(missing)} not installed and install.method is "
+                            "'detect' — install them on the node (or set install.method: apt)")
+    if "lvs" in phases and not facts.ipvs:
+        p.notes.append("kernel has no IPVS: keepalived runs VRRP-only (--vrrp); virtual_server blocks are inert")
+    for phase in phases:
+        mine = [f for f in desired if f.phase == phase]
+        changes = file_changes(mine, facts, node)
+        p.changes += changes
+        p.actions += service_actions(phase, {ch.file.path for ch in changes}, facts, mine)
+    return p
+
+
+def run_phases(env: Env, phases: list[str], check: bool = False, fmt: str | None = None) -> list[NodeRun]:
+    bad = [x for x in phases if x not in PHASES]
+    if bad:
+        raise LbtkError(f"unknown phase {bad[0]!r} — phases are {', '.join(PHASES)}")
+    conns = [remote.connect(env.inv, n) for n in env.inv.nodes]
+    try:
+        try:
+            facts = gather(env, conns)
+        except remote.RemoteError as e:
+            raise LbtkError(f"{e} — nothing was changed on any node") from None
+        runs = [NodeRun(n, facts[n], plan_node(env, n, facts[n], phases)) for n in facts]
+        if check:
+            show_check(runs, fmt)
+            return runs
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        with Progress([r.node for r in runs], total=lambda n: _steps(next(r for r in runs if r.node == n))) as prog:
+            def work(c):
+                run = next(r for r in runs if r.node == c.lbtk_node)
+                if run.plan.empty:
+                    prog.finish(run.node, "no changes")
+                    return
+                try:
+                    run.done = apply_node(c, run.plan, stamp, say=lambda s: prog.step(run.node, s))
+                    prog.finish(run.node, f"{len(run.done)} change(s)")
+                except (ApplyError, remote.RemoteError) as e:
+                    run.error = str(e)
+                    prog.finish(run.node, "FAILED", ok=False)
+            remote.parallel(conns, work)
+        show_summary(runs, phases, fmt)
+        errors = [r.error for r in runs if r.error]
+        if errors:
+            raise LbtkError(errors[0] + (f" (and {len(errors) - 1} more node(s) failed)" if len(errors) > 1 else ""))
+        return runs
+    finally:
+        remote.close(conns)
+
+
+def _steps(run: NodeRun) -> int:
+    return max(1, (2 if run.plan.changes else 0) + len(run.plan.actions))
+
+
+def show_check(runs: list[NodeRun], fmt) -> None:
+    """--check: per-file diffs and the actions that would run; nothing is touched."""
+    total = 0
+    for r in runs:
+        for ch in r.plan.changes:
+            total += 1
+            output.say(f"--- {r.node}: {ch.kind} {ch.file.path}")
+            if ch.diff:
+                output.say(ch.diff.rstrip("\n"))
+        for n in r.plan.notes:
+            output.say(f"{r.node}: note: {n}")
+    t = output.Table("deploy --check: what would change (nothing was touched)",
+                     ["node", "files", "actions"])
+    for r in runs:
+        t.add(r.node, ", ".join(f"{ch.kind} {ch.file.path}" for ch in r.plan.changes) or "no changes",
+              "; ".join(a.command for a in r.plan.actions) or "none", ok=True if r.plan.empty else None)
+    output.show(t, fmt)
+    output.say(f"{total} file change(s) pending" if total else "no changes pending")
+
+
+def show_summary(runs: list[NodeRun], phases: list[str], fmt) -> None:
+    t = output.Table(f"deploy: {', '.join(phases)}", ["node", "result", "files changed", "actions run"])
+    for r in runs:
+        files = [d for d in r.done if d.split(" ", 1)[0] in ("create", "update", "delete", "mode")]
+        acts = [d for d in r.done if d not in files]
+        result = "FAILED: " + r.error if r.error else ("changed" if r.done else "no changes")
+        t.add(r.node, result, len(files), "; ".join(acts) or "none", ok=False if r.error else True)
+        for n in r.plan.notes:
+            output.say(f"{r.node}: {n}")
+    output.show(t, fmt)
+    changed = sum(1 for r in runs if r.done)
+    output.say("no changes: nothing written, nothing restarted" if not changed
+               else f"{changed} node(s) changed")

@@ -1,0 +1,127 @@
+"""Desired files + node facts -> the changes and the service actions a phase needs. Pure.
+
+Like Ansible handlers, actions follow from what changed: a keepalived.conf change means
+`reload` when keepalived runs and `start` when it does not; restart happens only where the
+daemon must re-read its start options (/etc/default/keepalived). Nothing changed and every
+service up means an empty plan: a second deploy does nothing and says so.
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+
+from .facts import NodeFacts
+from .render import NodeFile
+from .render import arp, fwmark, keepalived, nginx
+from .secrets import mask
+
+PHASES = ("install", "arp", "nginx", "lvs", "keepalived", "sync-daemon", "verify")
+
+
+@dataclass(frozen=True)
+class FileChange:
+    file: NodeFile
+    kind: str            # create | update | delete | mode
+    diff: str            # unified diff, secrets masked
+
+
+@dataclass(frozen=True)
+class Action:
+    command: str
+    why: str
+    validate: bool = False   # a check that must pass before anything else runs
+
+
+@dataclass
+class NodePlan:
+    node: str
+    changes: list[FileChange] = field(default_factory=list)
+    actions: list[Action] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not self.changes and not self.actions
+
+
+def file_changes(desired: list[NodeFile], facts: NodeFacts, node: str) -> list[FileChange]:
+    out = []
+    for f in desired:
+        live = facts.files.get(f.path)
+        if f.content is None:
+            if live is not None:
+                out.append(FileChange(f, "delete", _diff(node, f, live.content.decode(errors="replace"), "")))
+            continue
+        if live is None:
+            out.append(FileChange(f, "create", _diff(node, f, "", f.content)))
+        elif live.content != f.content.encode():
+            out.append(FileChange(f, "update", _diff(node, f, live.content.decode(errors="replace"), f.content)))
+        elif live.mode != f.mode:
+            out.append(FileChange(f, "mode", f"{node}:{f.path}: mode {oct(live.mode)[2:]} -> {oct(f.mode)[2:]}\n"))
+    return out
+
+
+def _diff(node: str, f: NodeFile, old: str, new: str) -> str:
+    lines = difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True),
+                                 fromfile=f"{node}:{f.path} (live)", tofile=f"{node}:{f.path} (inventory)")
+    return mask("".join(lines))
+
+
+def service_actions(phase: str, changed: set[str], facts: NodeFacts, desired: list[NodeFile]) -> list[Action]:
+    """Actions one phase needs on one node, given the paths it changed."""
+    want = {f.path: f for f in desired}
+    acts: list[Action] = []
+
+    def unit(name: str, path: str, present: bool) -> None:
+        if path in changed:
+            acts.append(Action("systemctl daemon-reload", f"{path} changed"))
+        if not present:
+            if facts.active.get(name) == "active":
+                acts.append(Action(f"systemctl disable --now {name}", f"{name} no longer wanted"))
+            return
+        if path in changed:
+            acts.append(Action(f"systemctl enable {name} && systemctl restart {name}",
+                               f"{name} unit changed (oneshot: restart re-applies it)"))
+        else:
+            _ensure(acts, facts, name)
+
+    if phase == "arp":
+        if arp.SYSCTL in changed and want[arp.SYSCTL].content is not None:
+            acts.append(Action(f"sysctl -q -p {arp.SYSCTL}", "ARP sysctl file changed"))
+        unit("lbtk-vip-lo", arp.VIP_UNIT, want[arp.VIP_UNIT].content is not None)
+    elif phase == "nginx":
+        if changed & {nginx.SITE, nginx.DEBIAN_DEFAULT}:
+            acts.append(Action("nginx -t -q", "validate the new site before reloading", validate=True))
+        if changed:
+            acts.append(_reload_or_start(facts, "nginx", "site or page changed"))
+            _ensure(acts, facts, "nginx", start=False)
+        else:
+            _ensure(acts, facts, "nginx")
+    elif phase == "lvs":
+        unit("lbtk-fwmark", fwmark.UNIT, want.get(fwmark.UNIT) is not None
+             and want[fwmark.UNIT].content is not None)
+        if fwmark.RULES in changed and fwmark.UNIT not in changed and want[fwmark.RULES].content:
+            acts.append(Action("systemctl restart lbtk-fwmark", "fwmark rules changed"))
+        if keepalived.DEFAULTS in changed and facts.active.get("keepalived") == "active":
+            acts.append(Action("systemctl restart keepalived",
+                               "DAEMON_ARGS changed: keepalived reads it only at start (this is a failover if MASTER)"))
+    elif phase == "keepalived":
+        if keepalived.CONF in changed:
+            acts.append(_reload_or_start(facts, "keepalived", "keepalived.conf changed"))
+            _ensure(acts, facts, "keepalived", start=False)
+        else:
+            _ensure(acts, facts, "keepalived")
+    return acts
+
+
+def _reload_or_start(facts: NodeFacts, unit: str, why: str) -> Action:
+    if facts.active.get(unit) == "active":
+        return Action(f"systemctl reload {unit}", f"{why}: reload, not restart")
+    return Action(f"systemctl start {unit}", f"{why}; {unit} was {facts.active.get(unit, 'down')}")
+
+
+def _ensure(acts: list[Action], facts: NodeFacts, unit: str, start: bool = True) -> None:
+    if facts.enabled.get(unit) != "enabled":
+        acts.append(Action(f"systemctl enable {unit}", f"{unit} not enabled at boot"))
+    if start and facts.active.get(unit) != "active":
+        acts.append(Action(f"systemctl start {unit}", f"{unit} is {facts.active.get(unit, 'down')}"))

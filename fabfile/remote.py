@@ -1,0 +1,132 @@
+"""The only Fabric code: open verified SSH connections, run commands, move bytes.
+
+Host keys are checked against the inventory's known_hosts (RejectPolicy: an unknown or
+changed key is an error, never silently accepted). Everything else in the toolkit works on
+the strings these functions return.
+"""
+from __future__ import annotations
+
+import io
+import os
+import socket
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import paramiko
+from fabric import Connection, ThreadingGroup
+from fabric.exceptions import GroupException
+from invoke.exceptions import UnexpectedExit
+
+from .model import Inventory, Node
+
+
+class RemoteError(Exception):
+    """A node could not be reached or a command failed; str() is one line naming the node."""
+
+
+@dataclass
+class Result:
+    stdout: str
+    stderr: str
+    exited: int
+
+
+def connect(inv: Inventory, node: Node) -> Connection:
+    ssh = inv.ssh_of(node)
+    kwargs = {"look_for_keys": ssh.key_filename is None, "allow_agent": ssh.key_filename is None,
+              "banner_timeout": ssh.connect_timeout,
+              "auth_timeout": ssh.connect_timeout, "gss_auth": False, "gss_kex": False}
+    if ssh.key_filename:
+        kwargs["key_filename"] = os.path.expanduser(ssh.key_filename)
+    c = Connection(node.host, user=ssh.user, port=ssh.port, connect_kwargs=kwargs,
+                   connect_timeout=ssh.connect_timeout)
+    known = os.path.expanduser(ssh.known_hosts or "~/.ssh/known_hosts")
+    if os.path.exists(known):
+        c.client.load_system_host_keys(known)  # read-only: never writes the file
+    c.client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    c.lbtk_node = node.name
+    return c
+
+
+def run(c: Connection, command: str, check: bool = True, timeout: float | None = 60) -> Result:
+    try:
+        r = c.run(command, hide=True, warn=not check, in_stream=False, timeout=timeout)
+    except UnexpectedExit as e:
+        r = e.result
+        detail = (r.stderr.strip() or r.stdout.strip()).splitlines()
+        raise RemoteError(f"{c.lbtk_node}: `{_short(command)}` exited {r.exited}"
+                          + (f": {detail[-1]}" if detail else "")) from None
+    except Exception as e:  # noqa: BLE001 - every transport failure becomes one line
+        raise RemoteError(describe(c, e)) from None
+    return Result(r.stdout, r.stderr, r.exited)
+
+
+def put(c: Connection, content: bytes, path: str, mode: int) -> None:
+    try:
+        sftp = c.sftp()
+        with sftp.file(path, "wb") as f:
+            f.write(content)
+        sftp.chmod(path, mode)
+    except Exception as e:  # noqa: BLE001
+        raise RemoteError(describe(c, e, f"upload {path}")) from None
+
+
+def parallel(conns: list[Connection], fn, *args):
+    """fn(conn, *args) on every connection at once; results in the same order.
+
+    Per-node work differs (files, commands), so this is a thread pool rather than a Fabric
+    Group; `group_run` below is the Group for identical commands.
+    """
+    with ThreadPoolExecutor(max_workers=max(1, len(conns))) as pool:
+        futures = [pool.submit(fn, c, *args) for c in conns]
+        return [f.result() for f in futures]
+
+
+def group_run(conns: list[Connection], command: str, timeout: float = 60) -> dict[str, Result | RemoteError]:
+    """One identical command on every node through a Fabric ThreadingGroup (one round trip each)."""
+    group = ThreadingGroup.from_connections(conns)
+    try:
+        results = group.run(command, hide=True, warn=True, in_stream=False, timeout=timeout)
+    except GroupException as e:
+        results = e.result
+    out = {}
+    for c, r in results.items():
+        if isinstance(r, Exception):
+            out[c.lbtk_node] = RemoteError(describe(c, r))
+        else:
+            out[c.lbtk_node] = Result(r.stdout, r.stderr, r.exited)
+    return out
+
+
+def close(conns: list[Connection]) -> None:
+    for c in conns:
+        c.close()
+
+
+def describe(c: Connection, e: Exception, doing: str = "connect") -> str:
+    """One line for a transport failure, naming the node and the likely fix."""
+    where = f"{c.lbtk_node} ({c.host}:{c.port})"
+    if isinstance(e, paramiko.SSHException) and "not found in known_hosts" in str(e):
+        return f"{where}: host key unknown — add it to the known_hosts named by ssh.known_hosts"
+    if isinstance(e, paramiko.BadHostKeyException):
+        return f"{where}: host key CHANGED — verify the node, then update ssh.known_hosts"
+    if isinstance(e, paramiko.AuthenticationException):
+        return f"{where}: SSH authentication failed — check ssh.user and ssh.key_filename"
+    if isinstance(e, (socket.timeout, TimeoutError)):
+        return f"{where}: unreachable ({doing} timed out) — is the node up? (inv lab.status for the lab)"
+    if isinstance(e, (ConnectionRefusedError, paramiko.ssh_exception.NoValidConnectionsError)):
+        return f"{where}: connection refused — is sshd running on the node?"
+    if isinstance(e, OSError) and e.errno == 28:
+        return f"{where}: {doing} failed: no space left on the node's disk"
+    if isinstance(e, FileNotFoundError) and doing == "connect":
+        return f"{where}: SSH key file not found — check ssh.key_filename"
+    return f"{where}: {doing} failed: {e.__class__.__name__}: {e}"
+
+
+def _short(cmd: str) -> str:
+    cmd = " ".join(cmd.split())
+    return cmd if len(cmd) < 70 else cmd[:67] + "..."
+
+
+def as_bytes(text: str) -> io.BytesIO:
+    return io.BytesIO(text.encode())

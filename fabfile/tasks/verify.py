@@ -1,0 +1,42 @@
+"""`inv verify`: every check in one table; exit 0 only when all pass."""
+from __future__ import annotations
+
+from invoke import Exit, task
+
+from .. import output, remote
+from ..verify import verify as run_verify
+from .common import DEFAULT_ENV, load_env, one_line_errors
+
+
+@task(help={"env": "inventory name", "json": "one JSON object: ok, checks, vip_holders",
+            "format": "auto|rich|plain|markdown", "no_http": "skip the HTTP GET through each VIP"})
+@one_line_errors
+def verify(c, env=DEFAULT_ENV, json=False, format=None, no_http=False):
+    """VIP holders (split brain in red), daemons, ARP sysctls, VIP on lo, IPVS table, sync daemon, HTTP."""
+    e = load_env(env)
+    conns = [remote.connect(e.inv, n) for n in e.inv.nodes]
+    try:
+        report = run_verify(e.inv, conns, http=not no_http)
+    finally:
+        remote.close(conns)
+    if json:
+        output.show_json(report.as_json())
+    else:
+        show(report, format)
+    if not report.ok:
+        raise Exit(code=1)
+
+
+def show(report, fmt=None) -> None:
+    t = output.Table("VIP holders", ["VIP", "holders", "state"])
+    for vip, holders in report.vip_holders.items():
+        state = "ok" if len(holders) == 1 else ("SPLIT BRAIN" if holders else "DOWN")
+        t.add(vip, ", ".join(holders) or "-", state, ok=len(holders) == 1)
+    output.show(t, fmt)
+    t = output.Table("checks", ["check", "node", "result", "detail"])
+    for ch in report.checks:
+        t.add(ch.name, ch.node, ch.ok, ch.detail, ok=ch.ok)
+    output.show(t, fmt)
+    bad = sum(not c.ok for c in report.checks)
+    output.say(f"verify: {len(report.checks)} checks, all passed" if not bad
+               else f"verify: {bad} of {len(report.checks)} checks FAILED")

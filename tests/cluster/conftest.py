@@ -1,0 +1,67 @@
+"""The lab cluster for integration tests: real nspawn nodes with sshd, keepalived, nginx.
+
+Package scope: up once for tests/cluster, down afterwards (unless it was already up, or
+LBTK_KEEP_LAB=1). Tests drive the toolkit through its real CLI, as an operator would.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def inv(*args, check=False, timeout=300):
+    r = subprocess.run([sys.executable, "-m", "invoke", *args], cwd=ROOT, capture_output=True,
+                       text=True, timeout=timeout, env={**os.environ, "LBTK_FORMAT": "plain"})
+    if check and r.returncode != 0:
+        raise AssertionError(f"inv {' '.join(args)} exited {r.returncode}\n{r.stdout}\n{r.stderr}")
+    return r
+
+
+def inv_json(*args):
+    r = inv(*args, "--json")
+    return r.returncode, json.loads(r.stdout)
+
+
+@pytest.fixture(scope="package")
+def lab():
+    if os.geteuid() != 0:
+        pytest.skip("the lab needs root (network namespaces, systemd-nspawn)")
+    from fabfile.tasks.lab import spec_for
+    from fabfile import lab as labmod
+    spec = spec_for("lab")
+    was_up = all(s.running for s in labmod.status(spec))
+    if not was_up:
+        labmod.build_rootfs(spec, progress=lambda s: None)
+        labmod.up(spec, progress=lambda s: None)
+    yield spec
+    if not was_up and os.environ.get("LBTK_KEEP_LAB") != "1":
+        labmod.down(spec, progress=lambda s: None)
+
+
+@pytest.fixture(scope="package")
+def deployed(lab):
+    r = inv("deploy", "--env", "lab", check=True)
+    return r
+
+
+@pytest.fixture(scope="package")
+def nodes(lab):
+    """{name: fabric Connection} over the lab's real SSH, host keys verified."""
+    from fabfile import remote
+    from fabfile.inventory import load
+    invy, _ = load("lab")
+    conns = {n.name: remote.connect(invy, n) for n in invy.nodes}
+    yield conns
+    remote.close(list(conns.values()))
+
+
+def sh(conn, cmd):
+    from fabfile import remote
+    return remote.run(conn, cmd, check=False)
