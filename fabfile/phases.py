@@ -49,11 +49,15 @@ def plan_node(env: Env, node: str, facts: NodeFacts, phases: list[str]) -> NodeP
                             "'detect' — install them on the node (or set install.method: apt)")
     if "lvs" in phases and not facts.ipvs:
         p.notes.append("kernel has no IPVS: keepalived runs VRRP-only (--vrrp); virtual_server blocks are inert")
+    if "sync-daemon" in phases and env.inv.sync_daemon:
+        p.notes.append("sync daemon: " + sync_note(env, facts))
     for phase in phases:
         mine = [f for f in desired if f.phase == phase]
         changes = file_changes(mine, facts, node)
         p.changes += changes
-        p.actions += service_actions(phase, {ch.file.path for ch in changes}, facts, mine)
+        for a in service_actions(phase, {ch.file.path for ch in changes}, facts, mine):
+            if a.command != "systemctl daemon-reload" or a not in p.actions:  # one reload covers all units
+                p.actions.append(a)
     return p
 
 
@@ -68,6 +72,8 @@ def run_phases(env: Env, phases: list[str], check: bool = False, fmt: str | None
         except remote.RemoteError as e:
             raise LbtkError(f"{e} — nothing was changed on any node") from None
         runs = [NodeRun(n, facts[n], plan_node(env, n, facts[n], phases)) for n in facts]
+        if "install" in phases:
+            show_packages(runs, fmt)
         if check:
             show_check(runs, fmt)
             return runs
@@ -94,8 +100,38 @@ def run_phases(env: Env, phases: list[str], check: bool = False, fmt: str | None
         remote.close(conns)
 
 
+def sync_note(env: Env, facts: NodeFacts) -> str:
+    sd = env.inv.sync_daemon
+    if not facts.ipvs:
+        return "kernel has no IPVS, no connection sync"
+    if sd.mode == "keepalived":
+        return f"run by keepalived (lvs_sync_daemon {sd.interface} id {sd.syncid}), master/backup follows VRRP"
+    return "static mode: start it with `inv sync-start` (master on the VRRP MASTER, backup elsewhere)"
+
+
 def _steps(run: NodeRun) -> int:
     return max(1, (2 if run.plan.changes else 0) + len(run.plan.actions))
+
+
+def _short(command: str) -> str:
+    """`systemctl enable x && systemctl restart x` -> `restart x`: the summary's wording."""
+    last = command.split("&&")[-1].split()
+    if last[:1] == ["systemctl"]:
+        return " ".join(last[1:3]) if last[1] != "daemon-reload" else "daemon-reload"
+    return " ".join(w for w in last[:2] if not w.startswith("-q"))
+
+
+def show_packages(runs: list[NodeRun], fmt) -> None:
+    t = output.Table("install: packages on each node", ["node", "kernel", "IPVS", *REQUIRED])
+    for r in runs:
+        f = r.facts
+        vers = []
+        for what, pkg in REQUIRED.items():
+            name = next((p for p in ("nginx-light", "nginx-core", "nginx") if p in f.packages), pkg) \
+                if what == "nginx" else pkg
+            vers.append(f.packages.get(name, "MISSING"))
+        t.add(r.node, f.kernel, "yes" if f.ipvs else "no", *vers, ok="MISSING" not in vers or None)
+    output.show(t, fmt)
 
 
 def show_check(runs: list[NodeRun], fmt) -> None:
@@ -122,9 +158,9 @@ def show_summary(runs: list[NodeRun], phases: list[str], fmt) -> None:
     t = output.Table(f"deploy: {', '.join(phases)}", ["node", "result", "files changed", "actions run"])
     for r in runs:
         files = [d for d in r.done if d.split(" ", 1)[0] in ("create", "update", "delete", "mode")]
-        acts = [d for d in r.done if d not in files]
+        acts = list(dict.fromkeys(_short(d) for d in r.done if d not in files))
         result = "FAILED: " + r.error if r.error else ("changed" if r.done else "no changes")
-        t.add(r.node, result, len(files), "; ".join(acts) or "none", ok=False if r.error else True)
+        t.add(r.node, result, len(files), ", ".join(acts) or "none", ok=False if r.error else True)
         for n in r.plan.notes:
             output.say(f"{r.node}: {n}")
     output.show(t, fmt)

@@ -98,6 +98,42 @@ def group_run(conns: list[Connection], command: str, timeout: float = 60) -> dic
     return out
 
 
+def open_all(conns: list[Connection]) -> None:
+    """Connect every node now (in parallel), so threads sharing a connection never race to open it."""
+    def _open(c):
+        try:
+            c.open()
+        except Exception as e:  # noqa: BLE001
+            raise RemoteError(describe(c, e)) from None
+    parallel(conns, _open)
+
+
+def stream(c: Connection, command: str, on_line, stop) -> None:
+    """Run `command` and call on_line(line) as each stdout line arrives, until `stop` is set
+    or the command ends. Closing the channel ends the remote command (SIGPIPE on its next write).
+    Blocking: run it in a thread."""
+    try:
+        c.open()
+        chan = c.transport.open_session()
+        chan.settimeout(0.2)
+        chan.exec_command(command)
+        buf = b""
+        while not stop.is_set():
+            try:
+                data = chan.recv(65536)
+            except socket.timeout:
+                continue
+            if not data:
+                break
+            buf += data
+            *lines, buf = buf.split(b"\n")
+            for ln in lines:
+                on_line(ln.decode(errors="replace"))
+        chan.close()
+    except Exception as e:  # noqa: BLE001 - a dropped stream is reported by the caller's data gap
+        on_line(f"@@error {describe(c, e, 'stream')}")
+
+
 def close(conns: list[Connection]) -> None:
     for c in conns:
         c.close()
@@ -112,6 +148,8 @@ def describe(c: Connection, e: Exception, doing: str = "connect") -> str:
         return f"{where}: host key CHANGED — verify the node, then update ssh.known_hosts"
     if isinstance(e, paramiko.AuthenticationException):
         return f"{where}: SSH authentication failed — check ssh.user and ssh.key_filename"
+    if e.__class__.__name__ == "CommandTimedOut":
+        return f"{where}: `{_short(e.result.command)}` did not finish within {e.timeout:g}s"
     if isinstance(e, (socket.timeout, TimeoutError)):
         return f"{where}: unreachable ({doing} timed out) — is the node up? (inv lab.status for the lab)"
     if isinstance(e, (ConnectionRefusedError, paramiko.ssh_exception.NoValidConnectionsError)):

@@ -1,10 +1,11 @@
 """The Invoke task tree. `tasks.py` at the repository root exposes `namespace`."""
 from invoke import Collection
 
-from . import core, deploy, lab, verify
+from . import core, deploy, failover, lab, verify
 
 namespace = Collection()
 for t in (core.render, core.check, deploy.install, deploy.arp, deploy.nginx, deploy.lvs,
-          deploy.keepalived, deploy.deploy, verify.verify):
+          deploy.keepalived, deploy.deploy, verify.verify,
+          failover.failover_test):
     namespace.add_task(t)
 namespace.add_collection(lab.collection)

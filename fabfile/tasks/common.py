@@ -10,6 +10,7 @@ from invoke import Exit
 
 from .. import secrets
 from ..inventory import InventoryError, load
+from ..remote import RemoteError
 from ..model import Inventory
 
 DEFAULT_ENV = "lab"
@@ -39,7 +40,7 @@ def one_line_errors(fn):
     def wrapper(*a, **kw):
         try:
             return fn(*a, **kw)
-        except (InventoryError, LbtkError) as e:
+        except (InventoryError, LbtkError, RemoteError) as e:
             raise Exit(secrets.mask(f"error: {e}"), code=2) from None
         except KeyboardInterrupt:
             raise Exit("interrupted", code=130) from None

@@ -1,0 +1,288 @@
+"""The failover drill: fail the MASTER for real and measure what VRRP and a client see.
+
+Three things run at once: an HTTP probe through the VIP from this machine (one new
+connection every `interval` seconds), an address poller streaming every node's `ip -j -4 addr`
+every 50 ms over one SSH channel each, and the drill itself (fail, wait, restore, wait).
+Times are this machine's monotonic clock at receipt, so node clocks do not matter.
+Whatever happens (Ctrl-C included) the failed node is restored before the drill returns.
+"""
+from __future__ import annotations
+
+import http.client
+import shlex
+import threading
+import time
+from dataclasses import dataclass, field
+
+from . import remote
+from .model import Inventory
+from .parsers.ip_addr import parse_ip_addr
+from .vrrp import master_down_interval, plan, skew_time
+
+MODES = ("graceful", "crash", "link-down")
+POLL_S = 0.05
+LINK_DOWN_DELAY = 0.5   # link-down fires this long after the command returns
+POLLER = "while :; do ip -j -4 addr show; sleep {poll}; done"
+# Prints the source of every VRRP packet (IP protocol 112) the node receives. A crash is timed
+# from the master's LAST advertisement, as VRRP's master_down_interval is. Needs python3 on the
+# node; without it the drill times from the kill and says so.
+SNIFFER = ("command -v python3 >/dev/null && exec python3 -u -c 'import socket;"
+           "s=socket.socket(2,3,112);[print(\"@@vrrp\",s.recvfrom(64)[1][0],flush=True) for _ in iter(int,1)]'")
+
+
+class DrillError(Exception):
+    pass
+
+
+@dataclass
+class Probe:
+    """HTTP GETs through the VIP; records (t, ok, who answered or the error)."""
+    vip: str
+    port: int
+    interval: float
+    nodes: list[str]
+    results: list[tuple[float, bool, str]] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        nxt = time.monotonic()
+        while not self.stop.is_set():
+            t = time.monotonic()
+            try:
+                c = http.client.HTTPConnection(self.vip, self.port, timeout=max(0.2, self.interval * 10))
+                c.request("GET", "/", headers={"Connection": "close"})
+                body = c.getresponse().read(2048).decode(errors="replace")
+                c.close()
+                who = next((n for n in self.nodes if n in body), "?")
+                self.results.append((t, True, who))
+            except Exception as e:  # noqa: BLE001 - a failed probe is data
+                self.results.append((t, False, e.__class__.__name__))
+            nxt += self.interval
+            time.sleep(max(0.0, nxt - time.monotonic()))
+            nxt = max(nxt, time.monotonic())
+
+    def outage(self, after: float) -> tuple[float | None, int]:
+        """(first failed -> first good after it, in s; failed count) for probes after `after`."""
+        res = [r for r in self.results if r[0] >= after]
+        failed = [r for r in res if not r[1]]
+        if not failed:
+            return 0.0, 0
+        first_bad = failed[0][0]
+        good_after = next((r[0] for r in res if r[1] and r[0] > failed[-1][0]), None)
+        return (good_after - first_bad if good_after else None), len(failed)
+
+
+@dataclass
+class Watch:
+    """VIP holders over time, from each node's streamed `ip -j -4 addr` snapshots."""
+    vip: str
+    held: dict[str, bool] = field(default_factory=dict)
+    events: list[tuple[float, str, bool]] = field(default_factory=list)   # (t, node, holds)
+    adverts: list[tuple[float, str, str]] = field(default_factory=list)   # (t, receiver, source)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    changed: threading.Condition = None
+
+    def __post_init__(self):
+        self.changed = threading.Condition(self.lock)
+
+    def feed(self, node: str, line: str) -> None:
+        line = line.strip()
+        if line.startswith("@@vrrp "):
+            with self.lock:
+                self.adverts.append((time.monotonic(), node, line.split()[1]))
+            return
+        if not line.startswith("["):
+            return
+        try:
+            holds = any(a.local == self.vip for i in parse_ip_addr(line) if i.name != "lo" for a in i.addresses)
+        except Exception:  # noqa: BLE001 - a torn line; the next snapshot is 50 ms away
+            return
+        with self.changed:
+            if self.held.get(node) != holds:
+                self.held[node] = holds
+                self.events.append((time.monotonic(), node, holds))
+                self.changed.notify_all()
+
+    def holders(self) -> list[str]:
+        with self.lock:
+            return sorted(n for n, h in self.held.items() if h)
+
+    def wait(self, predicate, timeout: float) -> float | None:
+        """Time at which predicate(holders) first became true (None on timeout)."""
+        end = time.monotonic() + timeout
+        with self.changed:
+            while True:
+                h = sorted(n for n, x in self.held.items() if x)
+                if predicate(h):
+                    return self.events[-1][0] if self.events else time.monotonic()
+                left = end - time.monotonic()
+                if left <= 0:
+                    return None
+                self.changed.wait(min(left, 0.1))
+
+    def wait_adverts(self, receivers: list[str], source: str, timeout: float) -> bool:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            with self.lock:
+                seen = {n for _, n, src in self.adverts if src == source}
+            if set(receivers) <= seen:
+                return True
+            time.sleep(0.05)
+        return False
+
+    def last_advert(self, receiver: str, source: str, before: float) -> float | None:
+        with self.lock:
+            ts = [t for t, n, src in self.adverts if n == receiver and src == source and t < before]
+        return ts[-1] if ts else None
+
+    def first(self, node: str, holds: bool, after: float) -> float | None:
+        with self.lock:
+            return next((t for t, n, h in self.events if n == node and h == holds and t >= after), None)
+
+
+def theory(inv: Inventory, new: str, mode: str) -> float:
+    p = plan(inv)[0]
+    vi = p.source
+    if mode == "graceful":  # the master's priority-0 advert: the backup waits only its skew
+        return skew_time(vi.advert_int, p.priorities[new], vi.vrrp_version)
+    return master_down_interval(vi.advert_int, p.priorities[new], vi.vrrp_version)
+
+
+def fail_command(mode: str, iface: str, restore_after: float) -> str:
+    if mode == "graceful":
+        return "systemctl stop keepalived"
+    if mode == "crash":
+        return "systemctl kill --signal=SIGKILL keepalived"
+    # Both ends are scheduled on the node itself (transient timers): once the link is down we
+    # cannot reach the node, and the command must return before the link drops.
+    timer = "systemd-run --quiet --timer-property=AccuracySec=10ms"
+    i = shlex.quote(iface)
+    return (f"{timer} --on-active={int(restore_after)} --unit=lbtk-link-up ip link set {i} up && "
+            f"{timer} --on-active={LINK_DOWN_DELAY}s --unit=lbtk-link-down ip link set {i} down")
+
+
+def restore_command(mode: str, iface: str) -> str:
+    if mode == "link-down":
+        return f"ip link set {shlex.quote(iface)} up; systemctl stop lbtk-link-up.timer 2>/dev/null; true"
+    return "systemctl reset-failed keepalived 2>/dev/null; systemctl start keepalived"
+
+
+def drill(inv: Inventory, conns: dict, mode: str, interval: float = 0.02, say=print) -> dict:
+    if mode not in MODES:
+        raise DrillError(f"--mode must be one of {', '.join(MODES)}")
+    planned = plan(inv)[0]
+    vip = planned.addresses[0]
+    names = [n.name for n in inv.nodes]
+    watch, stop = Watch(vip), threading.Event()
+    remote.open_all(list(conns.values()))
+    threads = [threading.Thread(target=remote.stream, daemon=True,
+                                args=(conns[n], POLLER.format(poll=POLL_S), lambda ln, n=n: watch.feed(n, ln), stop))
+               for n in names]
+    if mode != "graceful":
+        threads += [threading.Thread(target=remote.stream, daemon=True,
+                                     args=(conns[n], SNIFFER, lambda ln, n=n: watch.feed(n, ln), stop))
+                    for n in names]
+    for t in threads:
+        t.start()
+    if watch.wait(lambda h: len(watch.held) == len(names), 10) is None:
+        stop.set()
+        raise DrillError("could not poll every node's addresses over SSH within 10 s")
+    holders = watch.holders()
+    if len(holders) != 1:
+        stop.set()
+        raise DrillError(f"the cluster is not healthy before the drill: {vip} held by "
+                         f"{', '.join(holders) or 'no node'} — run `inv verify` and fix that first")
+    old = holders[0]
+    old_node = inv.node(old)
+    iface = inv.interface_of(old_node, planned.source)
+    nopreempt = planned.source.nopreempt
+    md = master_down_interval(planned.source.advert_int, min(planned.priorities.values()), planned.source.vrrp_version)
+    if mode != "graceful":  # a crash is timed from the last advert: see one from the master first
+        backups = [n for n in names if n != old]
+        watch.wait_adverts(backups, old_node.host, 3 * md)
+    probe = Probe(vip, inv.nginx.port, interval, names)
+    pt = threading.Thread(target=probe.run, daemon=True)
+    pt.start()
+    timeline: list[tuple[float, str]] = []
+    restored = False
+    result: dict = {"ok": False, "mode": mode, "vip": vip, "from": old, "to": None}
+    try:
+        time.sleep(0.5)  # a baseline of good probes
+        t0 = time.monotonic()
+        timeline.append((t0, f"{mode}: failing {old} (`{fail_command(mode, iface, 0).split(' && ')[-1]}`)"))
+        say(f"failing {old} ({mode})")
+        restore_after = 3 * md + 3
+        remote.run(conns[old], fail_command(mode, iface, restore_after), check=True, timeout=15)
+        if mode == "link-down":
+            t0 = time.monotonic() + LINK_DOWN_DELAY - 0.02
+            timeline[0] = (t0, timeline[0][1])
+        t_new = watch.wait(lambda h: any(n != old for n in h), 3 * md + 5)
+        new = next((n for n in watch.holders() if n != old), None)
+        t_left = watch.first(old, False, t0)
+        if t_left:
+            timeline.append((t_left, f"VIP left {old}"))
+        if t_new is None or new is None:
+            result["error"] = f"VIP did not move off {old} within {3 * md + 5:.1f}s"
+            return result
+        timeline.append((t_new, f"VIP on {new}"))
+        result["to"] = new
+        if mode == "graceful" and t_left:
+            start, since = t_left, "VIP left the master (its priority-0 advert)"
+        elif mode != "graceful" and watch.last_advert(new, old_node.host, t_new):
+            start = watch.last_advert(new, old_node.host, t_new)
+            since = f"{old}'s last advert seen by {new}"
+            timeline.append((start, f"last advert from {old} received by {new}"))
+        else:
+            start, since = t0, f"{mode} issued (adverts not observable)"
+        result["failover_s"] = round(t_new - start, 3)
+        result["theory_s"] = round(theory(inv, new, mode), 3)
+        result["measured_from"] = since
+        time.sleep(1.0)  # let the probe see the new master answer
+        outage, failed = probe.outage(t0)
+        result["outage_s"] = round(outage, 3) if outage is not None else None
+        result["failed_probes"] = failed
+        result["errors"] = sorted({r[2] for r in probe.results if r[0] >= t0 and not r[1]})
+        if mode == "link-down":  # the node restores its own link; wait for it
+            say(f"waiting for {old}'s link to come back (scheduled at +{restore_after:.0f}s)")
+            t_r = t0 + restore_after
+            watch.wait(lambda h: old in h or False, restore_after + 5)
+        else:
+            t_r = time.monotonic()
+            say(f"restoring {old}")
+            remote.run(conns[old], restore_command(mode, iface), check=True, timeout=30)
+        restored = True
+        timeline.append((t_r, f"{old} restored"))
+        if nopreempt:
+            back = watch.wait(lambda h: old in h, 3 * md)
+            result["preempt_back_s"] = None
+            result["nopreempt_held"] = back is None
+            if back is not None:
+                timeline.append((back, f"VIP back on {old} despite nopreempt"))
+        else:
+            back = watch.wait(lambda h: h == [old], 3 * md + 10)
+            result["preempt_back_s"] = round(back - t_r, 3) if back else None
+            if back:
+                timeline.append((back, f"VIP back on {old} (preempt)"))
+        time.sleep(0.5)
+        final = watch.holders()
+        result["final_holders"] = final
+        result["ok"] = len(final) == 1 and (result["preempt_back_s"] is not None or
+                                            result.get("nopreempt_held", False))
+        if len(final) != 1:
+            result["error"] = f"VIP ended on {', '.join(final) or 'no node'}"
+        elif not result["ok"]:
+            result["error"] = f"VIP did not come back to {old}"
+        return result
+    finally:
+        probe.stop.set()
+        if not restored:
+            try:
+                remote.run(conns[old], restore_command(mode, iface), check=False, timeout=30)
+                watch.wait(lambda h: len(h) == 1, 3 * md + 10)
+            except remote.RemoteError:
+                pass
+        stop.set()
+        pt.join(timeout=2)
+        base = timeline[0][0] if timeline else time.monotonic()
+        result["timeline"] = [{"t": round(t - base, 3), "event": e} for t, e in sorted(timeline)]
+        result["probes"] = len(probe.results)
