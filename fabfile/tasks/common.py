@@ -29,7 +29,9 @@ class Env:
 
 
 def load_env(env: str) -> Env:
+    from .. import overrides
     inv, path = load(env)
+    inv = overrides.apply(inv, overrides.drained(path))
     return Env(inv=inv, path=path, secrets=secrets.resolve_all(inv, str(path.name and _rel(path))),
                name=env)
 

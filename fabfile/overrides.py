@@ -1,0 +1,57 @@
+"""Runtime overrides kept beside the inventory, never inside it: drained real servers.
+
+`inv drain` writes inventories/.state/NAME.yaml; every task that loads --env NAME applies it,
+so render, deploy, verify and diff all agree that a drained server has weight 0.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from .inventory import INVENTORY_DIR
+from .model import Inventory
+
+STATE_DIR = INVENTORY_DIR / ".state"
+
+
+def state_path(inventory_path: Path) -> Path:
+    return STATE_DIR / f"{inventory_path.stem}.yaml"
+
+
+def drained(inventory_path: Path) -> list[str]:
+    p = state_path(inventory_path)
+    if not p.exists():
+        return []
+    return list((yaml.safe_load(p.read_text()) or {}).get("drained", []))
+
+
+def set_drained(inventory_path: Path, addresses: list[str]) -> None:
+    p = state_path(inventory_path)
+    if not addresses:
+        p.unlink(missing_ok=True)
+        return
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text("# written by inv drain / inv undrain: real servers held at weight 0\n"
+                 + yaml.safe_dump({"drained": sorted(set(addresses))}))
+
+
+def resolve_server(inv: Inventory, server: str) -> str | None:
+    """A node name or an address -> the real server address it names (None: not a real server)."""
+    addr = inv.node(server).host if server in {n.name for n in inv.nodes} else server
+    for vs in inv.virtual_servers:
+        for rs in vs.real_servers:
+            if inv.real_server_address(rs) == addr:
+                return addr
+    return None
+
+
+def apply(inv: Inventory, addresses: list[str]) -> Inventory:
+    if not addresses:
+        return inv
+    vss = []
+    for vs in inv.virtual_servers:
+        rss = [rs.model_copy(update={"weight": 0}) if inv.real_server_address(rs) in addresses else rs
+               for rs in vs.real_servers]
+        vss.append(vs.model_copy(update={"real_servers": rss}))
+    return inv.model_copy(update={"virtual_servers": vss})

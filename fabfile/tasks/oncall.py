@@ -1,0 +1,115 @@
+"""On-call tasks the runbooks name: status, drain / undrain, logs."""
+from __future__ import annotations
+
+import re
+
+from invoke import Exit, task
+
+from .. import output, overrides, remote
+from ..checks import node_checks, vip_checks
+from ..phases import run_phases
+from ..verify import observe, vip_holders
+from .common import DEFAULT_ENV, LbtkError, load_env, one_line_errors
+
+TRANSITION = re.compile(r"Entering (MASTER|BACKUP|FAULT) STATE|"
+                        r"priority 0|Stopping|Starting|Reloading|removing|Removed|Adding|SECURITY|"
+                        r"Unknown keyword|WARNING|ERROR|error", re.I)
+
+
+@task(help={"env": "inventory name", "format": "auto|rich|plain|markdown", "json": "print JSON"})
+@one_line_errors
+def status(c, env=DEFAULT_ENV, format=None, json=False):
+    """Short cluster summary: who holds each VIP, daemons up, problems (no HTTP probe)."""
+    e = load_env(env)
+    conns = [remote.connect(e.inv, n) for n in e.inv.nodes]
+    try:
+        obs = observe(e.inv, conns)
+    finally:
+        remote.close(conns)
+    holders = vip_holders(e.inv, obs)
+    checks = vip_checks(e.inv, obs) + [ch for n in obs for ch in node_checks(e.inv, n, obs[n])
+                                       if ch.name != "sync daemon"]
+    bad = [ch for ch in checks if not ch.ok]
+    rows = []
+    for n, o in obs.items():
+        role = "MASTER of " + ", ".join(v for v, h in holders.items() if n in h) if any(
+            n in h for h in holders.values()) else "BACKUP"
+        ipvs = ("no IPVS" if o.ipvs is None else f"{len(o.ipvs.services)} service(s)") if o.reachable else "-"
+        rows.append(dict(node=n, role=role if o.reachable else "UNREACHABLE",
+                         keepalived=o.active.get("keepalived", "?"), nginx=o.active.get("nginx", "?"), ipvs=ipvs,
+                         problems=sum(1 for ch in bad if ch.node == n)))
+    if json:
+        output.show_json({"ok": not bad, "vip_holders": holders, "nodes": rows,
+                          "problems": [ch.as_dict() for ch in bad]})
+    else:
+        t = output.Table(f"cluster {e.inv.cluster}", ["node", "role", "keepalived", "nginx", "IPVS", "problems"])
+        for r in rows:
+            t.add(*r.values(), ok=r["problems"] == 0)
+        output.show(t, format)
+        output.say("status: OK" if not bad else "status: DEGRADED — " + "; ".join(
+            f"{ch.node}: {ch.name}: {ch.detail}" for ch in bad))
+    if bad:
+        raise Exit(code=1)
+
+
+def _drain(env: str, server: str, weight_zero: bool, format=None) -> None:
+    e = load_env(env)
+    addr = overrides.resolve_server(e.inv, server)
+    if addr is None:
+        known = sorted({e.inv.real_server_address(rs) for vs in e.inv.virtual_servers for rs in vs.real_servers})
+        raise LbtkError(f"--server {server}: not a real server of {e.path.name} — use a node name or one of "
+                        f"{', '.join(known) or 'none (no virtual_servers)'}")
+    current = overrides.drained(e.path)
+    new = sorted(set(current) | {addr}) if weight_zero else [a for a in current if a != addr]
+    if new == current:
+        output.say(f"{server} ({addr}) is already {'drained' if weight_zero else 'in service'}: nothing to do")
+        return
+    overrides.set_drained(e.path, new)
+    output.say(f"{server} ({addr}): weight {'0 (drained)' if weight_zero else 'back to the inventory value'};"
+               f" recorded in {overrides.state_path(e.path).relative_to(overrides.STATE_DIR.parent.parent)}")
+    try:
+        run_phases(load_env(env), ["keepalived"], fmt=format)
+    except Exception:
+        overrides.set_drained(e.path, current)  # nothing half-applied: the record follows the nodes
+        raise
+
+
+@task(help={"env": "inventory name", "server": "real server: node name or address", "format": "table format"})
+@one_line_errors
+def drain(c, server, env=DEFAULT_ENV, format=None):
+    """Take a real server out of rotation: weight 0 (existing connections finish), keepalived reload."""
+    _drain(env, server, True, format)
+
+
+@task(help={"env": "inventory name", "server": "real server: node name or address", "format": "table format"})
+@one_line_errors
+def undrain(c, server, env=DEFAULT_ENV, format=None):
+    """Put a drained real server back at its inventory weight (keepalived reload)."""
+    _drain(env, server, False, format)
+
+
+@task(help={"env": "inventory name", "node": "only this node", "lines": "journal lines per node (default 200)",
+            "format": "auto|rich|plain|markdown"})
+@one_line_errors
+def logs(c, env=DEFAULT_ENV, node=None, lines=200, format=None):
+    """keepalived's journal on each node: state transitions and warnings first, then the tail."""
+    e = load_env(env)
+    nodes = [n for n in e.inv.nodes if node in (None, n.name)]
+    if not nodes:
+        raise LbtkError(f"--node {node}: no such node — choose from {', '.join(n.name for n in e.inv.nodes)}")
+    conns = [remote.connect(e.inv, n) for n in nodes]
+    try:
+        cmd = f"journalctl -u keepalived --no-pager -o short-iso -n {int(lines)}"
+        out = dict(zip([c.lbtk_node for c in conns], remote.parallel(conns, lambda c: remote.run(c, cmd).stdout)))
+    finally:
+        remote.close(conns)
+    t = output.Table("keepalived: state transitions and warnings", ["node", "time", "message"])
+    for n, text in out.items():
+        for ln in text.splitlines():
+            if TRANSITION.search(ln) and not ln.startswith("--"):
+                ts, _, msg = ln.partition(" ")
+                t.add(n, ts, msg.split(": ", 1)[-1], ok=False if re.search(r"FAULT|ERROR|SECURITY", ln) else None)
+    output.show(t, format)
+    for n, text in out.items():
+        output.say(f"\n--- {n}: last {min(int(lines), 20)} journal lines")
+        output.say("\n".join(text.splitlines()[-20:]) or "(empty)")
