@@ -13,6 +13,7 @@ import posixpath
 import shlex
 
 from . import remote
+from .facts import PENDING
 from .plan import NodePlan
 from .render import keepalived
 
@@ -41,7 +42,9 @@ def apply_node(c, plan: NodePlan, stamp: str, say=lambda s: None) -> list[str]:
             say("keepalived -t: ok")
     paths = [ch.file.path for ch in plan.changes]
     if paths:
-        remote.run(c, _backup_and_swap(writes, deletes, stamp))
+        # the swap also records the actions still owed: a deploy cut off after the swap is
+        # finished by the next one (facts read PENDING), so files and daemons never disagree
+        remote.run(c, _backup_and_swap(writes, deletes, stamp, [a.command for a in plan.actions]))
         done += [f"{ch.kind} {ch.file.path}" for ch in plan.changes]
         remote.run(c, _prune(), check=False)
     # validations first (nginx -t on the swapped tree), then the service actions
@@ -55,19 +58,42 @@ def apply_node(c, plan: NodePlan, stamp: str, say=lambda s: None) -> list[str]:
             raise ApplyError(f"{plan.node}: `{act.command}` exited {r.exited}: {why}")
         done.append(act.command)
         say(act.command)
+    _healthy_or_restore(c, plan, paths, stamp)
+    remote.run(c, f"rm -f {PENDING}", check=False)
     return done
 
 
-def _backup_and_swap(writes, deletes, stamp: str) -> str:
+def _healthy_or_restore(c, plan: NodePlan, paths: list[str], stamp: str) -> None:
+    """After reloads: every daemon the plan touched must be running. If one is not, put the
+    previous files back, start it again on them, and report keepalived's or nginx's words."""
+    units = [u for u in ("keepalived", "nginx") if any(u in a.command for a in plan.actions)]
+    if not units:
+        return
+    r = remote.run(c, "sleep 0.3; " + "; ".join(f"echo {u} $(systemctl is-active {u})" for u in units), check=False)
+    down = [ln.split()[0] for ln in r.stdout.splitlines() if ln.split()[1:] != ["active"]]
+    if not down:
+        return
+    u = down[0]
+    why = _worst_line(remote.run(c, f"journalctl -u {u} -n 30 --no-pager -o cat", check=False).stdout)
+    if paths:
+        restore(c, paths, stamp)
+        remote.run(c, f"systemctl daemon-reload; systemctl restart {u}", check=False)
+    raise ApplyError(f"{plan.node}: {u} is not running after the change: {why}"
+                     + (" — previous files restored and {u} restarted on them".format(u=u) if paths else ""))
+
+
+def _backup_and_swap(writes, deletes, stamp: str, owed: list[str]) -> str:
     q = shlex.quote
-    cmds = []
+    cmds = [f"printf '%s\\n' {' '.join(q(a) for a in owed)} > {PENDING}" if owed else f"rm -f {PENDING}"]
     for ch in writes + deletes:
         p, b = q(ch.file.path), q(f"{BACKUP_DIR}/{stamp}{ch.file.path}")
         cmds.append(f"if [ -e {p} ] || [ -L {p} ]; then mkdir -p $(dirname {b}) && cp -pP {p} {b}; fi")
     cmds.append(f"echo {' '.join(q(ch.file.path) for ch in writes + deletes)} > {BACKUP_DIR}/{stamp}/.paths")
     cmds += [f"mv -f {q(ch.file.path + NEW)} {q(ch.file.path)}" for ch in writes]
     cmds += [f"rm -f {q(ch.file.path)}" for ch in deletes]
-    return f"mkdir -p {BACKUP_DIR}/{stamp} && " + " && ".join(cmds)
+    # setsid -w: the swap finishes even if this SSH session is cut (Ctrl-C, lost link)
+    script = f"umask 077; mkdir -p {BACKUP_DIR}/{stamp} && " + " && ".join(cmds)
+    return f"setsid -w sh -c {q(script)} </dev/null"
 
 
 def _worst_line(text: str) -> str:

@@ -10,9 +10,12 @@ import base64
 import shlex
 from dataclasses import dataclass, field
 
+from .parsers.ip_addr import parse_ip_addr
+
 PACKAGES = ("keepalived", "ipvsadm", "nginx", "nginx-light", "nginx-core", "iptables", "iproute2")
 UNITS = ("keepalived", "nginx", "lbtk-vip-lo", "lbtk-fwmark")
 MARK = "@@lbtk"
+PENDING = "/var/lib/lbtk/pending"   # actions of a swap whose reloads have not all run yet
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,9 @@ class NodeFacts:
     enabled: dict[str, str] = field(default_factory=dict)         # unit -> is-enabled word
     files: dict[str, LiveFile | None] = field(default_factory=dict)
     kernel: str = ""
+    binaries: set[str] = field(default_factory=set)               # on PATH: keepalived, nginx, ...
+    vips: set[str] = field(default_factory=set)                   # IPv4 addresses on non-lo interfaces
+    pending: list[str] = field(default_factory=list)              # actions an interrupted deploy left
 
     def has(self, pkg: str) -> bool:
         return pkg in self.packages
@@ -46,6 +52,9 @@ def probe_script(paths: list[str]) -> str:
 echo '{MARK} kernel'; uname -r
 echo '{MARK} pkg'; dpkg-query -W -f='${{Package}}\\t${{Version}}\\t${{db:Status-Abbrev}}\\n' {' '.join(PACKAGES)} 2>/dev/null
 echo '{MARK} ipvs'; if [ -e /proc/net/ip_vs ] || {{ modprobe -q ip_vs 2>/dev/null && [ -e /proc/net/ip_vs ]; }}; then echo yes; else echo no; fi
+echo '{MARK} bins'; for b in keepalived nginx ipvsadm iptables; do command -v $b >/dev/null 2>&1 && echo $b; done
+echo '{MARK} addr'; ip -j -4 addr show
+echo '{MARK} pending'; cat {PENDING} 2>/dev/null
 echo '{MARK} units'
 for u in {units}; do printf '%s %s %s\\n' "$u" "$(systemctl is-active "$u" 2>/dev/null)" "$(systemctl is-enabled "$u" 2>/dev/null || true)"; done
 for p in {q}; do
@@ -68,6 +77,13 @@ def parse_probe(text: str) -> NodeFacts:
                 name, version, status = (ln.split("\t") + ["", ""])[:3]
                 if status.startswith("ii"):
                     f.packages[name] = version
+        elif head == "bins":
+            f.binaries = {ln.strip() for ln in lines if ln.strip()}
+        elif head == "addr":
+            f.vips = {a.local for i in parse_ip_addr("\n".join(lines) or "[]") if i.name != "lo"
+                      for a in i.addresses}
+        elif head == "pending":
+            f.pending = [ln for ln in lines if ln.strip()]
         elif head == "ipvs":
             f.ipvs = bool(lines) and lines[0].strip() == "yes"
         elif head == "units":

@@ -261,6 +261,9 @@ class Inventory(Strict):
     nginx: Nginx = Nginx()
     install: Install = Install()
     lab: Lab | None = None
+    # a directory of Jinja2 templates that replace ours by name (keepalived.conf.j2 ...);
+    # relative to inventories/. Whatever it renders is still checked by keepalived -t.
+    templates_dir: str | None = None
 
     @model_validator(mode="after")
     def _cross_rules(self):
@@ -328,6 +331,14 @@ class Inventory(Strict):
         return self
 
     # -- derived facts, one place each -------------------------------------------------
+
+    @property
+    def templates_path(self) -> str | None:
+        if self.templates_dir is None:
+            return None
+        from pathlib import Path
+        p = Path(self.templates_dir)
+        return str(p if p.is_absolute() else Path(__file__).resolve().parent.parent / "inventories" / p)
 
     def node(self, name: str) -> Node:
         for n in self.nodes:

@@ -9,10 +9,11 @@ from dataclasses import dataclass, field
 from . import output, remote
 from .apply import ApplyError, apply_node
 from .facts import NodeFacts, parse_probe, probe_script
-from .plan import PHASES, Action, NodePlan, file_changes, service_actions
+from .plan import PHASES, Action, NodePlan, changes_wire, file_changes, service_actions
 from .progress import Progress
 from .render import Facts, render_node
 from .tasks.common import Env, LbtkError
+from .vrrp import expected_holders
 
 # what the install phase needs on every node, and the package that brings it
 REQUIRED = {"keepalived": "keepalived", "ipvsadm": "ipvsadm", "nginx": "nginx-light", "iptables": "iptables"}
@@ -47,6 +48,14 @@ def plan_node(env: Env, node: str, facts: NodeFacts, phases: list[str]) -> NodeP
         elif missing:
             raise LbtkError(f"{node}: {', '.join(missing)} not installed and install.method is "
                             "'detect' — install them on the node (or set install.method: apt)")
+    needs = {"keepalived": "keepalived", "nginx": "nginx", "lvs": "keepalived"}
+    for phase in phases:
+        if phase in needs and needs[phase] not in facts.binaries:
+            raise LbtkError(f"{node}: {needs[phase]} is not installed (no {needs[phase]} on PATH) — "
+                            f"run `inv install` or install it on the node; nothing was changed on any node")
+    if facts.pending:
+        p.notes.append("finishing an interrupted deploy: " + "; ".join(facts.pending))
+        p.actions += [Action(a, "owed by an interrupted deploy") for a in facts.pending]
     if "lvs" in phases and not facts.ipvs:
         p.notes.append("kernel has no IPVS: keepalived runs VRRP-only (--vrrp); virtual_server blocks are inert")
     if "sync-daemon" in phases and env.inv.sync_daemon:
@@ -56,7 +65,7 @@ def plan_node(env: Env, node: str, facts: NodeFacts, phases: list[str]) -> NodeP
         changes = file_changes(mine, facts, node)
         p.changes += changes
         for a in service_actions(phase, {ch.file.path for ch in changes}, facts, mine):
-            if a.command != "systemctl daemon-reload" or a not in p.actions:  # one reload covers all units
+            if a.command not in {x.command for x in p.actions}:  # e.g. one daemon-reload covers all units
                 p.actions.append(a)
     return p
 
@@ -74,13 +83,25 @@ def run_phases(env: Env, phases: list[str], check: bool = False, fmt: str | None
         runs = [NodeRun(n, facts[n], plan_node(env, n, facts[n], phases)) for n in facts]
         if "install" in phases:
             show_packages(runs, fmt)
+        moves = planned_moves(env, runs) if "keepalived" in phases else []
         if check:
             show_check(runs, fmt)
+            for m in moves:
+                output.say(m)
             return runs
-        stamp = time.strftime("%Y%m%dT%H%M%S")
+        for m in moves:
+            output.say(m)
+        stamp = time.strftime("%Y%m%dT%H%M%S") + f"{time.time() % 1:.3f}"[1:]  # sortable, unique per deploy
+        batches = rolling_batches(env, runs)
+        held_before = {v for r in runs for v in r.facts.vips if v in expected_holders(env.inv)}
+        failed = False
         with Progress([r.node for r in runs], total=lambda n: _steps(next(r for r in runs if r.node == n))) as prog:
             def work(c):
                 run = next(r for r in runs if r.node == c.lbtk_node)
+                if failed:
+                    run.error = "skipped: an earlier node failed, this node was not touched"
+                    prog.finish(run.node, "skipped", ok=False)
+                    return
                 if run.plan.empty:
                     prog.finish(run.node, "no changes")
                     return
@@ -90,11 +111,18 @@ def run_phases(env: Env, phases: list[str], check: bool = False, fmt: str | None
                 except (ApplyError, remote.RemoteError) as e:
                     run.error = str(e)
                     prog.finish(run.node, "FAILED", ok=False)
-            remote.parallel(conns, work)
+            by_name = {c.lbtk_node: c for c in conns}
+            for batch in batches:
+                batch_runs = [r for r in runs if r.node in batch]
+                remote.parallel([by_name[n] for n in batch], work)
+                failed = failed or any(r.error for r in batch_runs)
+                if not failed and len(batches) > 1 and any(_touches_vrrp(r) for r in batch_runs):
+                    settle(env, conns, held_before)
         show_summary(runs, phases, fmt)
-        errors = [r.error for r in runs if r.error]
+        errors = [r.error for r in runs if r.error and not r.error.startswith("skipped")]
         if errors:
-            raise LbtkError(errors[0] + (f" (and {len(errors) - 1} more node(s) failed)" if len(errors) > 1 else ""))
+            raise LbtkError(errors[0] + (f" (and {len(errors) - 1} more node(s) failed)" if len(errors) > 1 else "")
+                            + ("; later nodes were not touched" if len(batches) > 1 else ""))
         return runs
     finally:
         remote.close(conns)
@@ -107,6 +135,50 @@ def sync_note(env: Env, facts: NodeFacts) -> str:
     if sd.mode == "keepalived":
         return f"run by keepalived (lvs_sync_daemon {sd.interface} id {sd.syncid}), master/backup follows VRRP"
     return "static mode: start it with `inv sync-start` (master on the VRRP MASTER, backup elsewhere)"
+
+
+def rolling_batches(env: Env, runs: list[NodeRun]) -> list[list[str]]:
+    """Backups first (lowest priority first), the current VIP holders last, one node at a time.
+    A cluster where no keepalived runs yet (first deploy) goes in one parallel batch."""
+    if not any(r.facts.active.get("keepalived") == "active" for r in runs):
+        return [[r.node for r in runs]]
+    if any(changes_wire(r.plan.changes, r.facts.files) for r in runs):
+        output.say("advert-visible change (virtual_router_id, advert_int, auth or first VIP): applied to "
+                   "every node at once — nodes that disagree ignore each other's adverts")
+        return [[r.node for r in runs]]
+    vips = set(expected_holders(env.inv))
+    prio = {n.name: n.priority for n in env.inv.nodes}
+    holders = [r.node for r in runs if r.facts.vips & vips]
+    backups = sorted((r.node for r in runs if r.node not in holders), key=lambda n: prio[n])
+    return [[n] for n in backups + sorted(holders, key=lambda n: prio[n])]
+
+
+def planned_moves(env: Env, runs: list[NodeRun]) -> list[str]:
+    """VIPs whose holder the new inventory changes: each is one planned failover."""
+    out = []
+    for vip, owner in expected_holders(env.inv).items():
+        now = [r.node for r in runs if vip in r.facts.vips]
+        if now and owner not in now:
+            out.append(f"VIP {vip} will move {'+'.join(now)} -> {owner} (a planned failover)")
+    return out
+
+
+def _touches_vrrp(run: NodeRun) -> bool:
+    return any("keepalived" in a for a in run.done)
+
+
+def settle(env: Env, conns, held_before: set[str] | None = None) -> None:
+    """Between nodes of a rolling deploy: no VIP on two nodes, and every VIP that was up before
+    is up on exactly one node (a VIP the deploy adds appears when its MASTER is done)."""
+    from .settle import settle_timeout
+    from .verify import wait_until
+    must = held_before if held_before is not None else set(expected_holders(env.inv))
+    holders, secs, ok = wait_until(
+        env.inv, conns, lambda h: all(len(v) <= 1 for v in h.values()) and all(len(h.get(v, [])) == 1 for v in must),
+        timeout=settle_timeout(env))
+    if not ok:
+        raise LbtkError("VRRP did not settle between nodes: " + ", ".join(
+            f"{v} on {'+'.join(h) or 'no node'}" for v, h in holders.items()) + " — stopped the rolling deploy")
 
 
 def _steps(run: NodeRun) -> int:

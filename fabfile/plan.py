@@ -8,6 +8,7 @@ service up means an empty plan: a second deploy does nothing and says so.
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 
 from .facts import NodeFacts
@@ -125,3 +126,31 @@ def _ensure(acts: list[Action], facts: NodeFacts, unit: str, start: bool = True)
         acts.append(Action(f"systemctl enable {unit}", f"{unit} not enabled at boot"))
     if start and facts.active.get(unit) != "active":
         acts.append(Action(f"systemctl start {unit}", f"{unit} is {facts.active.get(unit, 'down')}"))
+
+
+WIRE = re.compile(r"^\s*(vrrp_instance|virtual_router_id|advert_int|version|auth_type|auth_pass|"
+                  r"virtual_ipaddress\b|unicast_src_ip)\b.*$", re.M)
+
+
+def wire_signature(conf: str) -> list[str]:
+    """What a VRRP advert carries or is checked against (ids, interval, auth, first VIP).
+    Nodes that disagree on any of it ignore each other's adverts: such a change must reach
+    every node at once, never one by one."""
+    lines = []
+    it = iter(conf.splitlines())
+    for ln in it:
+        if WIRE.match(ln):
+            lines.append(ln.strip())
+            if ln.strip().startswith("virtual_ipaddress"):
+                lines.append(next(it, "").strip())
+    return lines
+
+
+def changes_wire(changes: list[FileChange], live: dict) -> bool:
+    from .render.keepalived import CONF
+    for ch in changes:
+        if ch.file.path == CONF and ch.file.content is not None:
+            old = live.get(CONF)
+            if old is None or wire_signature(old.content.decode(errors="replace")) != wire_signature(ch.file.content):
+                return True
+    return False

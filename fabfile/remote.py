@@ -65,8 +65,8 @@ def put(c: Connection, content: bytes, path: str, mode: int) -> None:
     try:
         sftp = c.sftp()
         with sftp.file(path, "wb") as f:
+            f.chmod(mode)  # before the first byte: a secret is never readable by others
             f.write(content)
-        sftp.chmod(path, mode)
     except Exception as e:  # noqa: BLE001
         raise RemoteError(describe(c, e, f"upload {path}")) from None
 
@@ -152,6 +152,11 @@ def describe(c: Connection, e: Exception, doing: str = "connect") -> str:
         return f"{where}: `{_short(e.result.command)}` did not finish within {e.timeout:g}s"
     if isinstance(e, (socket.timeout, TimeoutError)):
         return f"{where}: unreachable ({doing} timed out) — is the node up? (inv lab.status for the lab)"
+    if isinstance(e, OSError) and e.errno in (113, 101):  # EHOSTUNREACH, ENETUNREACH
+        return f"{where}: unreachable (no route to host) — is the node up? (inv lab.status for the lab)"
+    if isinstance(e, paramiko.ssh_exception.NoValidConnectionsError) and any(
+            getattr(x, "errno", None) in (113, 101) for x in e.errors.values()):
+        return f"{where}: unreachable (no route to host) — is the node up? (inv lab.status for the lab)"
     if isinstance(e, (ConnectionRefusedError, paramiko.ssh_exception.NoValidConnectionsError)):
         return f"{where}: connection refused — is sshd running on the node?"
     if isinstance(e, OSError) and e.errno == 28:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined
 
 from ..model import Inventory
 from pathlib import Path
@@ -28,18 +28,30 @@ class NodeFile:
     secret: bool = False       # holds the VRRP secret: mask before showing, 0600 on the node
 
 
-_env = Environment(loader=FileSystemLoader(str(Path(__file__).parent)), undefined=StrictUndefined,
-                   trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+HERE = Path(__file__).parent
+_envs: dict[str | None, Environment] = {}
+_override: list[str | None] = [None]   # the inventory's templates_dir while rendering it
+
+
+def environment(override_dir: str | None) -> Environment:
+    """Templates from the inventory's templates_dir first (site overrides), then ours."""
+    if override_dir not in _envs:
+        dirs = [override_dir, str(HERE)] if override_dir else [str(HERE)]
+        _envs[override_dir] = Environment(loader=ChoiceLoader([FileSystemLoader(d) for d in dirs]),
+                                          undefined=StrictUndefined, trim_blocks=True,
+                                          lstrip_blocks=True, keep_trailing_newline=True)
+    return _envs[override_dir]
 
 
 def template(name: str, **values) -> str:
-    return _env.get_template(name).render(**values)
+    return environment(_override[0]).get_template(name).render(**values)
 
 
 def render_node(inv: Inventory, node_name: str, secrets: dict[str, str],
                 facts: Facts = Facts()) -> list[NodeFile]:
     from . import arp, fwmark, keepalived, nginx  # noqa: E402 (modules import template())
     node = inv.node(node_name)
+    _override[0] = inv.templates_path
     files = []
     files += keepalived.files(inv, node, secrets, facts)
     files += fwmark.files(inv, node)

@@ -1,0 +1,51 @@
+"""`inv diff` (drift: live files vs the inventory) and `inv rollback` (the previous deployed state)."""
+from __future__ import annotations
+
+from invoke import Exit, task
+
+from .. import output, remote
+from ..phases import gather, plan_node
+from ..plan import PHASES
+from ..rollback import rollback as do_rollback
+from .common import DEFAULT_ENV, LbtkError, load_env, one_line_errors
+
+FILE_PHASES = ["arp", "nginx", "lvs", "keepalived"]
+
+
+@task(help={"env": "inventory name", "node": "only this node", "format": "auto|rich|plain|markdown"})
+@one_line_errors
+def diff(c, env=DEFAULT_ENV, node=None, format=None):
+    """Per node and file: how the live files differ from what the inventory renders (hand edits too).
+    Exit 1 when anything drifted, like diff(1)."""
+    e = load_env(env)
+    nodes = [n for n in e.inv.nodes if node in (None, n.name)]
+    if not nodes:
+        raise LbtkError(f"--node {node}: no such node — choose from {', '.join(n.name for n in e.inv.nodes)}")
+    conns = [remote.connect(e.inv, n) for n in nodes]
+    try:
+        facts = gather(e, conns)
+    finally:
+        remote.close(conns)
+    t = output.Table(f"drift ({e.path.name})", ["node", "file", "state"])
+    drifted = 0
+    for n, f in facts.items():
+        changes = [ch for ch in plan_node(e, n, f, FILE_PHASES).changes]
+        for ch in changes:
+            drifted += 1
+            word = {"create": "missing on node", "delete": "present, should not be", "update": "differs",
+                    "mode": "mode differs"}[ch.kind]
+            t.add(n, ch.file.path, word, ok=False)
+            output.say(ch.diff.rstrip("\n"))
+        if not changes:
+            t.add(n, "(all managed files)", "as rendered", ok=True)
+    output.show(t, format)
+    output.say("no drift" if not drifted else f"{drifted} file(s) drifted — `inv deploy --env {env}` puts them back")
+    if drifted:
+        raise Exit(code=1)
+
+
+@task(name="rollback", help={"env": "inventory name", "node": "only this node"})
+@one_line_errors
+def rollback(c, env=DEFAULT_ENV, node=None):
+    """Return to the files before the last deploy (backups first, VIP holder last), reload, check."""
+    do_rollback(load_env(env), node)
