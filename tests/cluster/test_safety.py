@@ -1,0 +1,223 @@
+"""Issue 6 against the real lab: zero-outage changes, transactional nodes, drift, bad input, secrets.
+
+Every "nothing changed" claim is checked on the nodes themselves: a fingerprint of every file
+the toolkit manages, the deploy backups, leftover uploads and the daemons' PIDs, taken before
+and after.
+"""
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .conftest import ROOT, inv, inv_json, sh
+
+VIP = "10.189.0.100"
+INV_DIR = ROOT / "inventories"
+CONF = "/etc/keepalived/keepalived.conf"
+
+# what "nothing changed on a node" means: same managed files, same backups, no upload left
+# behind, same daemon processes (nothing reloaded into a new PID, nothing restarted)
+FINGERPRINT = (
+    "cd /; find etc/keepalived etc/nginx etc/sysctl.d etc/systemd/system etc/default/keepalived "
+    "-type f -print0 2>/dev/null | sort -z | xargs -0 sha256sum; "
+    "echo backups: $(ls /var/lib/lbtk/backup 2>/dev/null); "
+    "echo uploads: $(find /etc -name '*.lbtk-new' 2>/dev/null); "
+    "echo pids: $(systemctl show -p MainPID --value keepalived nginx)"
+)
+
+
+def fingerprints(nodes) -> dict[str, str]:
+    return {name: sh(c, FINGERPRINT).stdout for name, c in nodes.items()}
+
+
+@contextlib.contextmanager
+def variant(name: str, change, extra_files: dict[str, str] | None = None):
+    """A temporary inventory beside lab.yaml (so relative secret paths still resolve):
+    lab.yaml with `change(data)` applied. Yields its --env argument."""
+    data = yaml.safe_load((INV_DIR / "lab.yaml").read_text())
+    change(data)
+    path = INV_DIR / f"lab-test-{name}.yaml"
+    made = []
+    try:
+        for rel, text in (extra_files or {}).items():
+            p = INV_DIR / rel
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text(text)
+            made.append(p)
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        yield str(path.relative_to(ROOT))
+    finally:
+        path.unlink(missing_ok=True)
+        for p in made:
+            p.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                p.parent.rmdir()
+
+
+def one_line_error(r) -> str:
+    """The failure contract: non-zero exit, exactly one line on stderr, no traceback."""
+    assert r.returncode != 0, r.stdout
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
+    assert "Traceback" not in r.stdout + r.stderr
+    return lines[0]
+
+
+def lab_secret() -> str:
+    from fabfile.inventory import load
+    from fabfile.secrets import resolve_all
+    invy, _ = load("lab")
+    return resolve_all(invy, "lab")["VI_1"]
+
+
+# --- zero outage ---------------------------------------------------------------------------
+
+def test_weight_change_under_10ms_probe_loses_nothing(deployed):
+    from fabfile.failover import Probe
+    probe = Probe(VIP, 80, 0.010, ["node1", "node2", "node3"])
+    t = threading.Thread(target=probe.run, daemon=True)
+    t.start()
+    try:
+        time.sleep(0.3)
+        inv("drain", "--env", "lab", "--server", "node3", check=True)
+        inv("undrain", "--env", "lab", "--server", "node3", check=True)
+        time.sleep(0.3)
+    finally:
+        probe.stop.set()
+        t.join()
+    failed = [r for r in probe.results if not r[1]]
+    assert len(probe.results) > 100 and failed == [], failed[:5]
+    assert {r[2] for r in probe.results} == {"node1"}   # the VIP never moved
+
+
+# --- transactional: a change keepalived -t rejects --------------------------------------------
+
+def test_broken_template_override_is_rejected_on_first_node_and_nothing_swapped(deployed, nodes):
+    ours = (ROOT / "fabfile/render/keepalived.conf.j2").read_text()
+    assert "advert_int {{" in ours
+    broken = ours.replace("advert_int {{", "bogus_keyword_xyz 1\n    advert_int {{", 1)
+    before = fingerprints(nodes)
+    with variant("broken-template", lambda d: d.update(templates_dir="lab-test-templates"),
+                 {"lab-test-templates/keepalived.conf.j2": broken}) as env:
+        r = inv("deploy", "--env", env)
+    line = one_line_error(r)
+    # the rolling order starts with the lowest-priority backup: node3 is the first and only node
+    assert line.startswith("error: node3: keepalived -t rejected the new keepalived.conf")
+    assert "bogus_keyword_xyz" in line and "nothing was swapped" in line
+    assert "later nodes were not touched" in line
+    assert fingerprints(nodes) == before
+    rc, report = inv_json("verify", "--env", "lab")
+    assert rc == 0 and report["vip_holders"] == {VIP: ["node1"]}
+
+
+# --- drift ---------------------------------------------------------------------------------
+
+def test_diff_after_hand_edit_on_node2_shows_exactly_that_edit(deployed, nodes):
+    assert inv("diff", "--env", "lab").returncode == 0
+    sh(nodes["node2"], f"sed -i 's/^    advert_int 1$/    advert_int 2/' {CONF}")
+    try:
+        r = inv("diff", "--env", "lab")
+        assert r.returncode == 1, r.stdout + r.stderr
+        edits = [ln for ln in r.stdout.splitlines()
+                 if ln[:1] in ("+", "-") and not ln.startswith(("---", "+++"))]
+        assert sorted(edits) == ["+    advert_int 1", "-    advert_int 2"], r.stdout
+        rows = {ln.split()[0]: ln.split(None, 1)[1] for ln in r.stdout.splitlines() if ln.startswith("node")}
+        assert rows["node2"].split() == [CONF, "differs"]
+        assert rows["node1"].endswith("as rendered") and rows["node3"].endswith("as rendered")
+        assert "1 file(s) drifted" in r.stdout
+        assert lab_secret() not in r.stdout + r.stderr
+    finally:
+        inv("keepalived", "--env", "lab", check=True)
+    assert inv("diff", "--env", "lab").returncode == 0
+
+
+# --- bad input: each a one-line error, non-zero, nothing changed on any node ----------------
+
+def _other_key(tmp_path: Path) -> str:
+    key = tmp_path / "not_the_lab_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    return str(key)
+
+
+def _empty_known_hosts(tmp_path: Path) -> str:
+    kh = tmp_path / "known_hosts"
+    kh.write_text("")
+    return str(kh)
+
+
+def _node3(d, **kw):
+    d["nodes"][2].update(kw)
+
+
+CASES = {
+    # a node that does not answer (no such host on the lab bridge), 1 s connect timeout
+    "unreachable node": (lambda d, tmp: (_node3(d, host="10.189.0.99"),
+                                         d["defaults"]["ssh"].update(connect_timeout=1)),
+                         ("node3", "10.189.0.99")),
+    "wrong SSH key": (lambda d, tmp: d["defaults"]["ssh"].update(key_filename=_other_key(tmp)),
+                      ("authentication",)),
+    "unknown host key": (lambda d, tmp: d["defaults"]["ssh"].update(known_hosts=_empty_known_hosts(tmp)),
+                         ("host key",)),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_connection_gives_one_line_and_changes_nothing(deployed, nodes, tmp_path, case):
+    change, words = CASES[case]
+    before = fingerprints(nodes)
+    with variant(case.replace(" ", "-"), lambda d: change(d, tmp_path)) as env:
+        r = inv("deploy", "--env", env, timeout=120)
+    line = one_line_error(r)
+    for w in words:
+        assert w in line, line
+    assert fingerprints(nodes) == before
+
+
+def test_node_without_keepalived_gives_one_line_and_changes_nothing(deployed, nodes):
+    hide = "mv /usr/sbin/keepalived /usr/sbin/keepalived.hidden-by-test"
+    show = "mv /usr/sbin/keepalived.hidden-by-test /usr/sbin/keepalived"
+    before = fingerprints(nodes)
+    sh(nodes["node2"], hide)
+    try:
+        # a real change (node3 drained) so there would be something to apply
+        r = inv("drain", "--env", "lab", "--server", "node3")
+        assert one_line_error(r) == ("error: node2: keepalived is not installed (no keepalived on PATH) — "
+                                     "run `inv install` or install it on the node; nothing was changed on any node")
+    finally:
+        sh(nodes["node2"], show)
+    assert fingerprints(nodes) == before
+    # the drain record was rolled back with the failed deploy: inventory and nodes still agree
+    assert not (INV_DIR / ".state/lab.yaml").exists()
+    assert inv("diff", "--env", "lab").returncode == 0
+
+
+# --- secrets ---------------------------------------------------------------------------------
+
+def test_secret_never_in_outputs_diffs_json_or_node_logs(deployed, nodes):
+    old = lab_secret()
+    new = "Rt9xQ2pz"
+    with variant("rotated", lambda d: d["vrrp_instances"][0]["authentication"].update(
+            auth_pass_env=None, auth_pass_file="lab-test-secret/rotated.auth_pass"),
+            {"lab-test-secret/rotated.auth_pass": new + "\n"}) as env:
+        outs = [inv("deploy", "--env", env, "--check"), inv("diff", "--env", env),
+                inv("render", "--env", env), inv("verify", "--env", env, "--json"),
+                inv("check", "--env", env)]
+        assert "auth_pass" in outs[0].stdout   # the --check diff does show the changed line...
+    outs += [inv("status", "--env", "lab"), inv("logs", "--env", "lab"), inv("diff", "--env", "lab"),
+             inv("verify", "--env", "lab", "--json"), inv("deploy", "--env", "lab", "--check")]
+    for r in outs:
+        text = r.stdout + r.stderr
+        assert old not in text and new not in text   # ...masked, old and new alike
+    for name, c in nodes.items():
+        logs = sh(c, "journalctl --no-pager -o cat 2>/dev/null; cat /var/log/nginx/*.log 2>/dev/null").stdout
+        assert old not in logs, f"secret in {name}'s logs"
+        mode = sh(c, f"stat -c '%a %U' {CONF}").stdout.split()
+        assert mode == ["600", "root"], f"{name}: {CONF} is {mode}"
+        backups = sh(c, "stat -c '%a' /var/lib/lbtk/backup/* 2>/dev/null | sort -u").stdout.split()
+        assert set(backups) <= {"700"}, f"{name}: backup dirs {backups}"
