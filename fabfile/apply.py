@@ -34,8 +34,14 @@ def apply_node(c, plan: NodePlan, stamp: str, say=lambda s: None) -> list[str]:
     if writes:
         dirs = sorted({posixpath.dirname(ch.file.path) for ch in writes})
         remote.run(c, "mkdir -p " + " ".join(q(d) for d in dirs))
-        for ch in writes:
-            remote.put(c, ch.file.content.encode(), ch.file.path + NEW, ch.file.mode)
+        try:
+            for ch in writes:
+                remote.put(c, ch.file.content.encode(), ch.file.path + NEW, ch.file.mode)
+        except BaseException:
+            # disk full, link lost, Ctrl-C: live files are untouched; drop the partial uploads
+            # (an `x.lbtk-new` left in sites-enabled/ would be read by nginx's include)
+            _drop_uploads(c, writes)
+            raise
         say(f"uploaded {len(writes)} file(s)")
         if any(ch.file.path == keepalived.CONF for ch in writes):
             _validate_keepalived(c, keepalived.CONF + NEW, writes)
@@ -106,10 +112,17 @@ def _worst_line(text: str) -> str:
     return lines[-1] if lines else "no output"
 
 
+def _drop_uploads(c, writes) -> None:
+    try:
+        remote.run(c, "rm -f " + " ".join(shlex.quote(ch.file.path + NEW) for ch in writes), check=False)
+    except Exception:  # noqa: BLE001 - the node is gone; the next deploy overwrites them
+        pass
+
+
 def _validate_keepalived(c, path: str, writes) -> None:
     r = remote.run(c, f"keepalived -t -f {shlex.quote(path)}", check=False)
     if r.exited != 0:
-        remote.run(c, "rm -f " + " ".join(shlex.quote(ch.file.path + NEW) for ch in writes), check=False)
+        _drop_uploads(c, writes)
         from .parsers.keepalived_t import parse_keepalived_check
         res = parse_keepalived_check(r.stdout, r.stderr, r.exited)
         raise ApplyError(f"{c.lbtk_node}: keepalived -t rejected the new keepalived.conf "

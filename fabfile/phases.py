@@ -19,6 +19,14 @@ from .vrrp import expected_holders
 REQUIRED = {"keepalived": "keepalived", "ipvsadm": "ipvsadm", "nginx": "nginx-light", "iptables": "iptables"}
 
 
+class DeployFailed(LbtkError):
+    """A node refused the change. `changed`: nodes that had already taken it (rolling order)."""
+
+    def __init__(self, message: str, changed: list[str]):
+        super().__init__(message)
+        self.changed = changed
+
+
 @dataclass
 class NodeRun:
     node: str
@@ -121,8 +129,11 @@ def run_phases(env: Env, phases: list[str], check: bool = False, fmt: str | None
         show_summary(runs, phases, fmt)
         errors = [r.error for r in runs if r.error and not r.error.startswith("skipped")]
         if errors:
-            raise LbtkError(errors[0] + (f" (and {len(errors) - 1} more node(s) failed)" if len(errors) > 1 else "")
-                            + ("; later nodes were not touched" if len(batches) > 1 else ""))
+            changed = [r.node for r in runs if r.done and not r.error]
+            raise DeployFailed(errors[0] + (f" (and {len(errors) - 1} more node(s) failed)" if len(errors) > 1 else "")
+                               + ("; later nodes were not touched" if len(batches) > 1 else "")
+                               + (f"; already on the new config: {', '.join(changed)}" if changed else ""),
+                               changed)
         return runs
     finally:
         remote.close(conns)

@@ -7,7 +7,7 @@ from invoke import Exit, task
 
 from .. import output, overrides, remote
 from ..checks import node_checks, vip_checks
-from ..phases import run_phases
+from ..phases import DeployFailed, run_phases
 from ..verify import observe, vip_holders
 from .common import DEFAULT_ENV, LbtkError, load_env, one_line_errors
 
@@ -55,6 +55,8 @@ def status(c, env=DEFAULT_ENV, format=None, json=False):
 def _drain(env: str, server: str, weight_zero: bool, format=None) -> None:
     e = load_env(env)
     addr = overrides.resolve_server(e.inv, server)
+    if addr is None and not weight_zero and server in overrides.drained(e.path):
+        addr = server  # removed from the inventory while drained: undrain clears the stale record
     if addr is None:
         known = sorted({e.inv.real_server_address(rs) for vs in e.inv.virtual_servers for rs in vs.real_servers})
         raise LbtkError(f"--server {server}: not a real server of {e.path.name} — use a node name or one of "
@@ -69,8 +71,12 @@ def _drain(env: str, server: str, weight_zero: bool, format=None) -> None:
                f" recorded in {overrides.state_path(e.path).relative_to(overrides.STATE_DIR.parent.parent)}")
     try:
         run_phases(load_env(env), ["keepalived"], fmt=format)
-    except Exception:
-        overrides.set_drained(e.path, current)  # nothing half-applied: the record follows the nodes
+    except DeployFailed as err:
+        if not err.changed:   # no node took it: the record goes back, nothing half-applied
+            overrides.set_drained(e.path, current)
+        raise   # some nodes took it: the record stays, so `inv diff` / a rerun finish the job
+    except BaseException:
+        overrides.set_drained(e.path, current)
         raise
 
 

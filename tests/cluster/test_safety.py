@@ -221,3 +221,36 @@ def test_secret_never_in_outputs_diffs_json_or_node_logs(deployed, nodes):
         assert mode == ["600", "root"], f"{name}: {CONF} is {mode}"
         backups = sh(c, "stat -c '%a' /var/lib/lbtk/backup/* 2>/dev/null | sort -u").stdout.split()
         assert set(backups) <= {"700"}, f"{name}: backup dirs {backups}"
+
+
+# --- a node's disk full in the middle of a rolling deploy ----------------------------------
+
+FILL = ("set -e; mkdir -p /run/lbtk-test-keep; cp -a /etc/keepalived/. /run/lbtk-test-keep/; "
+        "mount -t tmpfs -o size=16k,mode=755 lbtk-test-full /etc/keepalived; "
+        "cp -a /run/lbtk-test-keep/. /etc/keepalived/; "
+        "dd if=/dev/zero of=/etc/keepalived/zz-fill bs=1k 2>/dev/null || true")
+UNFILL = "umount /etc/keepalived; rm -rf /run/lbtk-test-keep"
+
+
+def test_disk_full_mid_rolling_deploy_leaves_each_node_old_or_new(deployed, nodes):
+    sh(nodes["node2"], FILL)
+    try:
+        before = fingerprints(nodes)
+        r = inv("drain", "--env", "lab", "--server", "node3")
+        line = one_line_error(r)
+        # rolling order node3 (lowest backup), node2, node1: node3 took it, node2's upload failed
+        assert line.startswith("error: node2 (10.189.0.12:22): upload /etc/keepalived/keepalived.conf.lbtk-new failed")
+        assert line.endswith("later nodes were not touched; already on the new config: node3")
+        after = fingerprints(nodes)
+        assert after["node2"] == before["node2"] and after["node1"] == before["node1"]
+        assert after["node3"] != before["node3"]
+        assert "weight 0" in sh(nodes["node3"], f"grep -A1 'real_server 10.189.0.13' {CONF}").stdout
+    finally:
+        sh(nodes["node2"], UNFILL)
+    # the drain stays recorded (node3 took it); a rerun finishes the job on node2 and node1
+    assert (INV_DIR / ".state/lab.yaml").exists()
+    inv("keepalived", "--env", "lab", check=True)
+    assert inv("diff", "--env", "lab").returncode == 0
+    inv("undrain", "--env", "lab", "--server", "node3", check=True)
+    rc, report = inv_json("verify", "--env", "lab")
+    assert rc == 0 and report["vip_holders"] == {VIP: ["node1"]}
