@@ -39,4 +39,6 @@ def test_broken_inventory_gives_one_line_error(path):
 def test_unknown_env_names_the_choices():
     r = inv("check", "--env", "nosuch")
     assert r.returncode == 2
-    assert "no such inventory — choose --env from example, lab" in r.stderr
+    choices = sorted(p.stem for p in (ROOT / "inventories").glob("*.yaml"))
+    assert {"example", "lab"} <= set(choices)
+    assert f"no such inventory — choose --env from {', '.join(choices)}" in r.stderr
