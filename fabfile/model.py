@@ -246,6 +246,9 @@ class Install(Strict):
 class Lab(Strict):
     bridge: str = "lbtk-br0"
     gateway: str = "10.189.0.1/24"
+    # true: the kernel tier — the nodes run inside a qemu VM on Debian's kernel (real IPVS),
+    # reached through `bridge` (fabfile/lab/kernel.py); false: systemd nodes on this host's kernel
+    kernel: bool = False
 
 
 class Inventory(Strict):

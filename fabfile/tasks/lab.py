@@ -1,4 +1,8 @@
-"""`inv lab.up / lab.down / lab.status`: the local lab of real systemd nodes (fabfile/lab/)."""
+"""`inv lab.up / lab.down / lab.status / lab.demo`: the local lab of real systemd nodes (fabfile/lab/).
+
+An inventory whose `lab:` says `kernel: true` (inventories/kernel.yaml) runs the same nodes inside
+a qemu VM on Debian's kernel, which has IPVS (fabfile/lab/kernel.py); `--kernel` picks that one.
+"""
 from __future__ import annotations
 
 from invoke import Collection, task
@@ -6,16 +10,33 @@ from invoke import Collection, task
 from .. import output
 from .common import DEFAULT_ENV, LbtkError, load_env, one_line_errors
 
-HELP = {"env": "inventory whose nodes the lab creates (default: lab)"}
+KERNEL_ENV = "kernel"
+HELP = {"env": "inventory whose nodes the lab creates (default: lab; kernel tier: kernel)",
+        "kernel": "the kernel tier: same as --env kernel (Debian's kernel under qemu, real IPVS)"}
 
 
 def spec_for(env: str):
-    from ..lab import LabNode, LabSpec
+    """The lab spec of an inventory: a LabSpec, or a kernel.KernelSpec when `lab.kernel` is true."""
+    from ..lab import LabNode, LabSpec, kernel
     e = load_env(env)
     if e.inv.lab is None:
         raise LbtkError(f"{e.path.name}: no `lab:` section — the lab only builds inventories made for it (--env lab)")
-    return LabSpec(nodes=tuple(LabNode(n.name, n.host, n.mac) for n in e.inv.nodes),
-                   bridge=e.inv.lab.bridge, gateway=e.inv.lab.gateway)
+    nodes = tuple(LabNode(n.name, n.host, n.mac) for n in e.inv.nodes)
+    if e.inv.lab.kernel:
+        return kernel.spec(nodes, e.inv.lab.bridge, e.inv.lab.gateway)
+    return LabSpec(nodes=nodes, bridge=e.inv.lab.bridge, gateway=e.inv.lab.gateway)
+
+
+def _env(env: str, kernel: bool) -> str:
+    if kernel and env not in (DEFAULT_ENV, KERNEL_ENV):
+        raise LbtkError(f"--kernel means --env {KERNEL_ENV}; drop one of them")
+    return KERNEL_ENV if kernel else env
+
+
+def _tier(spec):
+    from .. import lab
+    from ..lab import kernel
+    return kernel if isinstance(spec, kernel.KernelSpec) else lab
 
 
 def _lab_call(fn, *args, **kw):
@@ -28,36 +49,37 @@ def _lab_call(fn, *args, **kw):
 
 @task(help=HELP)
 @one_line_errors
-def up(c, env=DEFAULT_ENV):
+def up(c, env=DEFAULT_ENV, kernel=False):
     """Bring up the lab: one systemd node per inventory node (builds the rootfs once)."""
     from .. import lab
-    spec = spec_for(env)
-    _lab_call(lab.build_rootfs, spec, progress=output.say)
-    _lab_call(lab.up, spec, progress=output.say)
+    spec = spec_for(_env(env, kernel))
+    tier = _tier(spec)
+    if tier is lab:
+        _lab_call(lab.build_rootfs, spec, progress=output.say)
+    _lab_call(tier.up, spec, progress=output.say)
     _show(spec)
 
 
 @task(help=HELP)
 @one_line_errors
-def down(c, env=DEFAULT_ENV):
-    """Tear the lab down: nodes, namespaces, bridge, mounts."""
-    from .. import lab
-    _lab_call(lab.down, spec_for(env), progress=output.say)
+def down(c, env=DEFAULT_ENV, kernel=False):
+    """Tear the lab down: nodes, namespaces, bridge, mounts (kernel tier: the VM, its tap and bridge)."""
+    spec = spec_for(_env(env, kernel))
+    _lab_call(_tier(spec).down, spec, progress=output.say)
 
 
 @task(help={**HELP, "json": "print JSON"})
 @one_line_errors
-def status(c, env=DEFAULT_ENV, json=False, format=None):
+def status(c, env=DEFAULT_ENV, kernel=False, json=False, format=None):
     """Show each lab node: running, systemd state, SSH reachable."""
-    st = _show(spec_for(env), json=json, format=format)
+    st = _show(spec_for(_env(env, kernel)), json=json, format=format)
     if not all(s.running and s.ssh_ok for s in st):
         from invoke import Exit
         raise Exit(code=1)
 
 
 def _show(spec, json=False, format=None):
-    from .. import lab
-    st = _lab_call(lab.status, spec)
+    st = _lab_call(_tier(spec).status, spec)
     if json:
         output.show_json([s.__dict__ for s in st])
         return st

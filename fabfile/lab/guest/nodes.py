@@ -1,0 +1,78 @@
+"""Inside the kernel-tier VM: bring the lab's systemd nodes up (or down) with fabfile.lab's own
+nspawn code, and publish what the host needs (known_hosts, host keys) on the exchange share.
+
+    python3 -m fabfile.lab.guest.nodes SHARE [--down]
+
+SHARE/spec.json (written by the host): nodes, guest bridge, guest address, the host's lab base
+and the client key. Stdlib only: this runs with the host's python3 over 9p, no virtualenv.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+GUEST_LAB_DIR = Path("/run/lbtk-klab")     # tmpfs: overlays need a real upper filesystem
+
+
+def _spec(share: Path):
+    from .. import LabNode, LabSpec
+    s = json.loads((share / "spec.json").read_text())
+    nodes = tuple(LabNode(n["name"], n["host"], n.get("mac")) for n in s["nodes"])
+    return s, LabSpec(nodes=nodes, bridge=s["guest_bridge"], gateway=s["guest_addr"], lab_dir=GUEST_LAB_DIR)
+
+
+def _prepare(s: dict, share: Path) -> None:
+    """The guest lab dir: the host's base rootfs (raw 9p view), its stamp, the client key, host keys."""
+    GUEST_LAB_DIR.mkdir(mode=0o755, exist_ok=True)
+    host = Path("/run/lbtk-host")
+    base = GUEST_LAB_DIR / "base"
+    if not base.is_symlink():
+        base.symlink_to(host / s["base"].lstrip("/"))
+    shutil.copyfile(host / s["base_stamp"].lstrip("/"), GUEST_LAB_DIR / "base.stamp")
+    for suffix, mode in (("", 0o600), (".pub", 0o644)):
+        dst = GUEST_LAB_DIR / f"id_ed25519{suffix}"
+        shutil.copyfile(host / (s["client_key"] + suffix).lstrip("/"), dst)
+        dst.chmod(mode)
+    if (share / "hostkeys").is_dir():
+        shutil.copytree(share / "hostkeys", GUEST_LAB_DIR / "hostkeys", dirs_exist_ok=True)
+        for f in (GUEST_LAB_DIR / "hostkeys").glob("*/ssh_host_*"):
+            f.chmod(0o644 if f.name.endswith(".pub") else 0o600)
+
+
+def _publish(share: Path) -> None:
+    shutil.copytree(GUEST_LAB_DIR / "hostkeys", share / "hostkeys", dirs_exist_ok=True)
+    tmp = share / ".known_hosts.tmp"
+    shutil.copyfile(GUEST_LAB_DIR / "known_hosts", tmp)
+    tmp.replace(share / "known_hosts")
+
+
+def main(argv: list[str]) -> int:
+    from .. import LabError, down, up
+    share = Path(argv[0])
+    s, spec = _spec(share)
+
+    def progress(msg: str) -> None:
+        line = f"{time.clock_gettime(time.CLOCK_BOOTTIME):.2f} {msg}\n"
+        with open(share / "stages", "a") as f:
+            f.write(line)
+        print(msg, flush=True)
+    try:
+        if "--down" in argv:
+            down(spec, progress=progress)
+            return 0
+        _prepare(s, share)
+        up(spec, progress=progress, timeout=float(s.get("boot_timeout", 240)))
+        _publish(share)
+    except LabError as e:
+        progress(f"FAILED {e}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    os.umask(0o022)
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,448 @@
+"""The kernel tier: the same lab, on Debian's kernel (which has IPVS), under qemu with TCG.
+
+Host side only (the guest side is fabfile/lab/guest/). Layout under KERNEL_DIR
+(/var/tmp/lbtk-kernel, override LBTK_KERNEL_DIR):
+
+    kernel/                    Debian's linux-image package, dpkg -x'd by `scripts/setup.sh --kernel`
+                               (boot/vmlinuz-KVER, lib/modules/KVER with modules.dep); never in /boot
+    initrd.gz + initrd.stamp   busybox + the 9p/overlay modules + guest/init (rebuilt when they change)
+    id_ed25519{,.pub}          the tier's SSH client key; known_hosts: the nodes' real host keys
+    share/                     the guest's writable 9p share: spec.json, guest.env, run.sh (host ->
+                               guest); stages, guest.log, known_hosts, hostkeys/ (guest -> host)
+    qemu.pid, console.log      the VM: `timeout` + qemu, recorded with start times, killed by PID only
+
+The VM: `-accel tcg` (never KVM), the host root read-only over 9p with tmpfs overlays, a virtio-net
+NIC on tap `lbtk-ktap0` enslaved to the host bridge (the inventory's `lab.bridge`, host address
+`lab.gateway`). Inside, guest.sh bridges eth0, loads IPVS, and boots the inventory's nodes with
+fabfile.lab's own nspawn code; the host reaches them over real SSH like the plain lab's nodes.
+Network rule: only the lab subnet, behind bridges and taps made here; no default route, no NAT.
+"""
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import (LabError, LabNode, LabSpec, NodeStatus, lab_path, last_line, locked, one_line, require_root,
+               run, validate)
+from . import rootfs
+from .nspawn import _alive, _bridge_ready, _link_kind, _proc_stat, _ssh_banner
+
+GUEST_DIR = Path(__file__).resolve().parent / "guest"
+REPO = Path(__file__).resolve().parents[2]
+TAP = "lbtk-ktap0"
+GUEST_BRIDGE = "lbtk-gbr0"          # inside the VM (its own kernel: no clash with the host)
+BOOT_TIMEOUT = 300.0                # VM boot + 3 systemd nodes under TCG, generous for a loaded CI box
+MAX_UP = int(os.environ.get("LBTK_KERNEL_MAX_UP", 4 * 3600))   # `timeout` around qemu: never runs away
+MEMORY = os.environ.get("LBTK_KERNEL_MEM", "2G")
+SMP = os.environ.get("LBTK_KERNEL_SMP", "2")
+# Loaded in the guest before the nodes start (the nodes have no /lib/modules of their own).
+GUEST_MODULES = ("virtio_net", "bridge", "veth", "overlay", "nf_conntrack", "ip_vs", "ip_vs_rr",
+                 "ip_vs_wrr", "ip_vs_sh", "ip_vs_lc", "ip_vs_wlc", "nf_tables", "nft_compat",
+                 "x_tables", "ip_tables", "iptable_mangle", "xt_mac", "xt_mark")
+# In the initramfs: what mounting the host root over 9p and the overlays needs (deps resolved).
+INITRD_MODULES = ("virtio_pci", "9pnet_virtio", "9p", "overlay")
+INITRD_RECIPE = 1
+
+
+def kernel_dir() -> Path:
+    return Path(os.environ.get("LBTK_KERNEL_DIR", "/var/tmp/lbtk-kernel"))
+
+
+@dataclass(frozen=True)
+class KernelSpec:
+    """A lab spec for the kernel tier: `lab` is what the guest builds (its nodes, the host bridge)."""
+    lab: LabSpec
+    kernel_dir: Path
+
+    @property
+    def share(self) -> Path:
+        return self.kernel_dir / "share"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.kernel_dir / "qemu.pid"
+
+    @property
+    def console(self) -> Path:
+        return self.kernel_dir / "console.log"
+
+    @property
+    def guest_addr(self) -> str:
+        """The guest bridge's address: the host gateway + 1 (the host bridge holds the gateway)."""
+        gw = ipaddress.IPv4Interface(self.lab.gateway)
+        return f"{gw.ip + 1}/{gw.network.prefixlen}"
+
+
+def spec(nodes: tuple[LabNode, ...], bridge: str, gateway: str) -> KernelSpec:
+    return KernelSpec(LabSpec(nodes=nodes, bridge=bridge, gateway=gateway), lab_path(kernel_dir()))
+
+
+def ssh_config(ks: KernelSpec) -> dict:
+    return {"user": "root", "key_filename": str(ks.kernel_dir / "id_ed25519"),
+            "known_hosts": str(ks.kernel_dir / "known_hosts")}
+
+
+# ---------------------------------------------------------------- the kernel and the initramfs
+
+def installed_kernel(kdir: Path | None = None) -> tuple[str, Path, Path]:
+    """(KVER, vmlinuz, modules dir) of the kernel setup.sh --kernel unpacked; LabError if none."""
+    kdir = lab_path(kdir or kernel_dir())
+    found = sorted((kdir / "kernel/boot").glob("vmlinuz-*"))
+    for vmlinuz in reversed(found):
+        kver = vmlinuz.name[len("vmlinuz-"):]
+        mods = kdir / "kernel/lib/modules" / kver
+        if (mods / "modules.dep").is_file():
+            return kver, vmlinuz, mods
+    raise LabError(f"the kernel tier is not set up (no Debian kernel under {kdir}/kernel): "
+                   "run `bash scripts/setup.sh --kernel`")
+
+
+def kernel_ready() -> bool:
+    try:
+        installed_kernel()
+    except LabError:
+        return False
+    return shutil.which("qemu-system-x86_64") is not None and Path("/bin/busybox").exists()
+
+
+def module_files(mods: Path, names: tuple[str, ...]) -> list[str]:
+    """Relative .ko paths for `names` and their dependencies, dependencies first (modules.dep)."""
+    deps: dict[str, list[str]] = {}
+    by_name: dict[str, str] = {}
+    for line in (mods / "modules.dep").read_text().splitlines():
+        path, _, rest = line.partition(":")
+        deps[path] = rest.split()
+        by_name[Path(path).name.split(".ko")[0].replace("-", "_")] = path
+    builtin = set()
+    if (mods / "modules.builtin").is_file():
+        builtin = {Path(p).name.split(".ko")[0].replace("-", "_") for p in (mods / "modules.builtin").read_text().split()}
+    order: list[str] = []
+
+    def visit(path: str) -> None:
+        if path in order:
+            return
+        for d in deps.get(path, []):
+            visit(d)
+        order.append(path)
+    for n in names:
+        key = n.replace("-", "_")
+        if key in builtin:
+            continue
+        if key not in by_name:
+            raise LabError(f"kernel module {n} not found in {mods}")
+        visit(by_name[key])
+    return order
+
+
+def build_initrd(progress=print) -> Path:
+    """KERNEL_DIR/initrd.gz: busybox, the boot modules, guest/init. Cached; rebuilt when inputs change."""
+    kdir = lab_path(kernel_dir())
+    kver, _, mods = installed_kernel(kdir)
+    busybox = Path("/bin/busybox")
+    if not busybox.exists():
+        raise LabError("/bin/busybox missing: run `bash scripts/setup.sh --kernel` (busybox-static)")
+    files = module_files(mods, INITRD_MODULES)
+    init = (GUEST_DIR / "init").read_bytes()
+    want = hashlib.sha256(json.dumps([INITRD_RECIPE, kver, files, str(kdir)]).encode() + init
+                          + hashlib.sha256(busybox.read_bytes()).digest()).hexdigest()
+    out, st = kdir / "initrd.gz", kdir / "initrd.stamp"
+    if out.exists() and st.exists() and st.read_text().strip() == want:
+        return out
+    t0 = time.monotonic()
+    tree = kdir / "initrd.tree"
+    shutil.rmtree(tree, ignore_errors=True)
+    for d in ("bin", "proc", "sys", "dev", "newroot", "mods"):
+        (tree / d).mkdir(parents=True)
+    shutil.copy2(busybox, tree / "bin/busybox")
+    names = []
+    for rel in files:
+        name = Path(rel).name
+        shutil.copy2(mods / rel, tree / "mods" / name)
+        names.append(name[:-len(".ko")] if name.endswith(".ko") else name.split(".ko")[0])
+    if any(not f.endswith(".ko") for f in files):
+        raise LabError("compressed kernel modules are not supported by the initramfs builder")
+    (tree / "mods/order").write_text("\n".join(names) + "\n")
+    (tree / "kdir").write_text(str(kdir / "kernel") + "\n")
+    (tree / "init").write_bytes(init)
+    (tree / "init").chmod(0o755)
+    listing = run(["sh", "-c", "cd \"$1\" && find . | sort", "sh", str(tree)]).stdout
+    with open(out.with_suffix(".tmp"), "wb") as f:
+        cpio = subprocess.Popen([str(busybox), "cpio", "-o", "-H", "newc"], cwd=tree, stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        gz = subprocess.Popen(["gzip", "-1"], stdin=cpio.stdout, stdout=f)
+        cpio.stdout.close()
+        cpio.communicate(listing.encode())
+        gz.wait()
+    if cpio.returncode != 0 or gz.returncode != 0:
+        raise LabError("building the initramfs failed (busybox cpio | gzip)")
+    out.with_suffix(".tmp").replace(out)
+    st.write_text(want + "\n")
+    shutil.rmtree(tree, ignore_errors=True)
+    progress(f"kernel: initramfs for {kver} built in {time.monotonic() - t0:.1f}s ({len(files)} modules)")
+    return out
+
+
+# ---------------------------------------------------------------- the VM process (recorded PIDs only)
+
+def _recorded(ks: KernelSpec) -> tuple[int, int | None] | None:
+    """(timeout pid, qemu pid) if that very `timeout` still runs (start time checked)."""
+    try:
+        data = json.loads(ks.pidfile.read_text())
+        pid, start = int(data["pid"]), int(data["start"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not _alive(pid, start):
+        return None
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    if not cmd or not cmd[0].endswith(b"timeout") or str(ks.share).encode() not in b" ".join(cmd):
+        return None
+    return pid, _qemu_child(pid)
+
+
+def _qemu_child(pid: int) -> int | None:
+    try:
+        for f in Path(f"/proc/{pid}/task").glob("*/children"):
+            for c in f.read_text().split():
+                if Path(f"/proc/{c}/exe").resolve().name.startswith("qemu-system"):
+                    return int(c)
+    except OSError:
+        pass
+    return None
+
+
+def _qemu_cmd(ks: KernelSpec, vmlinuz: Path, initrd: Path, mac: str) -> list[str]:
+    return ["timeout", "--signal=TERM", "--kill-after=10", str(MAX_UP),
+            "qemu-system-x86_64", "-accel", "tcg,tb-size=256", "-machine", "q35", "-cpu", "max",
+            "-smp", SMP, "-m", MEMORY, "-display", "none", "-monitor", "none", "-no-reboot",
+            "-serial", f"file:{ks.console}",
+            "-kernel", str(vmlinuz), "-initrd", str(initrd),
+            "-append", "console=ttyS0 quiet loglevel=1 panic=-1",
+            "-fsdev", "local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap",
+            "-device", "virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot",
+            "-fsdev", f"local,id=share,path={ks.share},security_model=none",
+            "-device", "virtio-9p-pci,fsdev=share,mount_tag=share",
+            "-netdev", f"tap,id=n0,ifname={TAP},script=no,downscript=no",
+            "-device", f"virtio-net-pci,netdev=n0,mac={mac}"]
+
+
+def _start_vm(ks: KernelSpec, cmd: list[str]) -> int:
+    """Start `timeout ... qemu` in its own session (it outlives this process); record its pid."""
+    with open(ks.kernel_dir / "qemu.log", "ab") as log:
+        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                             start_new_session=True)
+    st = _proc_stat(p.pid)
+    ks.pidfile.write_text(json.dumps({"pid": p.pid, "start": st[1] if st else 0}) + "\n")
+    _PROCS[p.pid] = p          # ours while this process lives: polled (reaped) in _stop_vm
+    return p.pid
+
+
+_PROCS: dict[int, subprocess.Popen] = {}
+
+
+def _stop_vm(ks: KernelSpec, progress) -> bool:
+    rec = _recorded(ks)
+    if rec is None:
+        return False
+    pid, qemu = rec
+    try:
+        os.kill(pid, signal.SIGTERM)            # timeout forwards it to qemu, which quits at once
+    except ProcessLookupError:
+        pass
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and (_alive(pid) or (qemu and _alive(qemu))):
+        if pid in _PROCS:
+            _PROCS[pid].poll()
+        time.sleep(0.05)
+    for p in (qemu, pid):
+        if p and _alive(p):
+            progress(f"kernel: pid {p} did not stop on SIGTERM, killing it")
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    return True
+
+
+# ---------------------------------------------------------------- host network
+
+def _host_net_up(ks: KernelSpec) -> None:
+    from .nspawn import _bridge_up, _mac, _no_ipv6
+    gw = validate(ks.lab)
+    _bridge_up(ks.lab, gw)
+    if _link_kind(TAP) is not None:
+        run(["ip", "link", "del", TAP], check=False)
+    run(["ip", "tuntap", "add", "dev", TAP, "mode", "tap"], what=f"creating tap {TAP}")
+    _no_ipv6(TAP)
+    run(["ip", "link", "set", TAP, "address", _mac("02:bd:fc", TAP), "master", ks.lab.bridge, "up"],
+        what=f"attaching {TAP} to {ks.lab.bridge}")
+
+
+def _host_net_down(ks: KernelSpec) -> None:
+    if _link_kind(TAP) is not None:
+        run(["ip", "link", "del", TAP], what=f"deleting {TAP}")
+    if _link_kind(ks.lab.bridge) == "bridge":
+        run(["ip", "link", "del", ks.lab.bridge], what=f"deleting bridge {ks.lab.bridge}")
+
+
+# ---------------------------------------------------------------- the share (host <-> guest)
+
+def _write_share(ks: KernelSpec, base_lab: LabSpec, key: Path) -> None:
+    sh = ks.share
+    sh.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for f in ("stages", "guest.log", "known_hosts", "stop", "ready"):
+        (sh / f).unlink(missing_ok=True)
+    gw = ipaddress.IPv4Interface(ks.lab.gateway)
+    (sh / "spec.json").write_text(json.dumps({
+        "nodes": [{"name": n.name, "host": n.host, "mac": n.mac} for n in ks.lab.nodes],
+        "guest_bridge": GUEST_BRIDGE, "guest_addr": ks.guest_addr, "host_gateway": str(gw.ip),
+        "base": str(rootfs.base_dir(base_lab)), "base_stamp": str(lab_path(base_lab.lab_dir) / "base.stamp"),
+        "client_key": str(key), "boot_timeout": BOOT_TIMEOUT}, indent=1) + "\n")
+    (sh / "guest.env").write_text(
+        f"GUEST_BRIDGE={shlex.quote(GUEST_BRIDGE)}\nGUEST_ADDR={shlex.quote(ks.guest_addr)}\n"
+        f"HOSTNAME=lbtk-kvm\nMODULES={shlex.quote(' '.join(GUEST_MODULES))}\n")
+    (sh / "run.sh").write_text(f"exec /bin/bash {shlex.quote(str(GUEST_DIR / 'guest.sh'))} "
+                               f"{shlex.quote(str(REPO))}\n")
+
+
+def _stages(ks: KernelSpec) -> list[str]:
+    try:
+        return [ln for ln in (ks.share / "stages").read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return []
+
+
+def _client_key(ks: KernelSpec) -> Path:
+    key = ks.kernel_dir / "id_ed25519"
+    if not key.exists() or not key.with_suffix(".pub").exists():
+        for p in (key, key.with_suffix(".pub")):
+            p.unlink(missing_ok=True)
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "lbtk-kernel", "-f", str(key)],
+            what="generating the kernel tier's SSH key")
+    return key
+
+
+# ---------------------------------------------------------------- public interface
+
+@one_line
+def up(ks: KernelSpec, progress=print, timeout: float = BOOT_TIMEOUT) -> dict:
+    """Boot the VM and its nodes; returns measured timings (s). Idempotent: a running VM is kept."""
+    validate(ks.lab)
+    require_root("the kernel tier")
+    for tool in ("qemu-system-x86_64", "timeout", "ip", "ssh-keygen"):
+        if shutil.which(tool) is None:
+            raise LabError(f"{tool}: command not found (run `bash scripts/setup.sh --kernel`)")
+    kver, vmlinuz, _ = installed_kernel(ks.kernel_dir)
+    base_lab = LabSpec(nodes=ks.lab.nodes)           # the plain lab's dir holds the shared base rootfs
+    rootfs.build_rootfs(base_lab, progress)
+    initrd = build_initrd(progress)
+    times: dict[str, float] = {}
+    with locked(ks.kernel_dir):
+        if _recorded(ks) is not None and _bridge_ready(ks.lab) and \
+                all(_ssh_banner(n.host) for n in ks.lab.nodes):
+            progress("kernel: VM already running with every node up")
+            return times
+        _stop_vm(ks, progress)                       # a half-started VM of an earlier run
+        _host_net_down(ks)
+        key = _client_key(ks)
+        _write_share(ks, base_lab, key)
+        (ks.kernel_dir / "known_hosts").unlink(missing_ok=True)
+        ks.console.write_text("")
+        _host_net_up(ks)
+        from .nspawn import _mac
+        t0 = time.monotonic()
+        pid = _start_vm(ks, _qemu_cmd(ks, vmlinuz, initrd, _mac("02:bd:fb", "guest-eth0")))
+        progress(f"kernel: booting Debian {kver} under qemu TCG (pid {pid}, {SMP} vCPUs, {MEMORY})")
+        seen = 0
+        deadline = t0 + timeout
+        while True:
+            stages = _stages(ks)
+            for ln in stages[seen:]:
+                _, _, msg = ln.partition(" ")
+                now = time.monotonic() - t0
+                if msg.startswith("userspace up"):
+                    times["boot_s"] = now
+                if msg == "READY":
+                    times["up_s"] = now
+                elif not msg.startswith("FAILED"):
+                    progress(f"kernel: [{now:5.1f}s] {msg}")
+            seen = len(stages)
+            if any(ln.partition(" ")[2].startswith("FAILED") for ln in stages):
+                msg = next(ln.partition(" ")[2] for ln in stages if ln.partition(" ")[2].startswith("FAILED"))
+                raise LabError(f"kernel tier guest: {msg} (logs: {ks.share}/guest.log, {ks.console}; "
+                               "`inv lab.down --env kernel` cleans up)")
+            if "up_s" in times:
+                break
+            if _recorded(ks) is None:
+                raise LabError(f"the VM exited during boot: {last_line(_tail(ks.console))} "
+                               f"(console: {ks.console}, qemu: {ks.kernel_dir}/qemu.log)")
+            if time.monotonic() > deadline:
+                raise LabError(f"the VM's nodes are not up after {timeout:.0f}s (last stage: "
+                               f"{stages[-1].partition(' ')[2] if stages else 'none'}; logs: {ks.share}/guest.log, "
+                               f"{ks.console}; `inv lab.down --env kernel` cleans up)")
+            time.sleep(0.1)
+        shutil.copyfile(ks.share / "known_hosts", ks.kernel_dir / "known_hosts")
+        for n in ks.lab.nodes:
+            while not _ssh_banner(n.host, 1.0):
+                if time.monotonic() > deadline:
+                    raise LabError(f"{n.name}: no SSH answer from the host at {n.host}:22 (guest says it is up)")
+                time.sleep(0.2)
+        times["ssh_s"] = time.monotonic() - t0
+    progress(f"kernel: guest userspace after {times.get('boot_s', 0):.1f}s, {len(ks.lab.nodes)} nodes up "
+             f"after {times['up_s']:.1f}s, SSH from the host after {times['ssh_s']:.1f}s")
+    return times
+
+
+def _tail(p: Path) -> str:
+    try:
+        return p.read_text(errors="replace")[-2000:]
+    except OSError:
+        return ""
+
+
+@one_line
+def down(ks: KernelSpec, progress=print) -> None:
+    """Kill the VM (recorded PID), remove tap and bridge and the run's files (host keys are kept)."""
+    validate(ks.lab)
+    require_root("the kernel tier")
+    t0 = time.monotonic()
+    if not ks.kernel_dir.exists() and _link_kind(ks.lab.bridge) is None and _link_kind(TAP) is None:
+        progress("kernel: already down")
+        return
+    with locked(ks.kernel_dir):
+        stopped = _stop_vm(ks, progress)
+        made = _link_kind(TAP) is not None or _link_kind(ks.lab.bridge) is not None
+        _host_net_down(ks)
+        ks.pidfile.unlink(missing_ok=True)
+        (ks.kernel_dir / "known_hosts").unlink(missing_ok=True)
+        for f in ("known_hosts", "ready", "stop"):
+            (ks.share / f).unlink(missing_ok=True)
+    progress(f"kernel: VM stopped and network removed in {time.monotonic() - t0:.1f}s" if stopped or made
+             else "kernel: already down")
+
+
+@one_line
+def status(ks: KernelSpec) -> list[NodeStatus]:
+    """Per node: the VM running (its qemu pid), SSH answering from the host."""
+    validate(ks.lab)
+    rec = _recorded(ks)
+    bridge_ok = _bridge_ready(ks.lab)
+    ready = any(ln.endswith(" READY") for ln in _stages(ks)) if rec else False
+    out = []
+    for n in ks.lab.nodes:
+        ssh = bool(rec) and bridge_ok and _ssh_banner(n.host)
+        state = ("running" if ssh else "booting") if rec and ready else ("booting" if rec else "offline")
+        out.append(NodeStatus(n.name, n.host, rec is not None, (rec[1] or rec[0]) if rec else None,
+                              f"{state} (in VM)", ssh))
+    return out
