@@ -249,6 +249,11 @@ class Lab(Strict):
     # true: the kernel tier — the nodes run inside a qemu VM on Debian's kernel (real IPVS),
     # reached through `bridge` (fabfile/lab/kernel.py); false: systemd nodes on this host's kernel
     kernel: bool = False
+    # a client network namespace on the lab bridge (lbtk-kclient) that `inv verify` sends real
+    # requests from, through each VIP: order, counts per real server, IPVS counters
+    client: str | None = None
+
+    _client_ip = field_validator("client")(lambda v: v if v is None else _check_ip(v))
 
 
 class Inventory(Strict):

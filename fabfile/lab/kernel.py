@@ -39,6 +39,8 @@ from .nspawn import _alive, _bridge_ready, _link_kind, _proc_stat, _ssh_banner
 GUEST_DIR = Path(__file__).resolve().parent / "guest"
 REPO = Path(__file__).resolve().parents[2]
 TAP = "lbtk-ktap0"
+CLIENT_NETNS = "lbtk-kclient"       # fabfile.traffic sends requests from here
+CLIENT_VETH = "lbtk-kclient"
 GUEST_BRIDGE = "lbtk-gbr0"          # inside the VM (its own kernel: no clash with the host)
 BOOT_TIMEOUT = 300.0                # VM boot + 3 systemd nodes under TCG, generous for a loaded CI box
 MAX_UP = int(os.environ.get("LBTK_KERNEL_MAX_UP", 4 * 3600))   # `timeout` around qemu: never runs away
@@ -59,9 +61,11 @@ def kernel_dir() -> Path:
 
 @dataclass(frozen=True)
 class KernelSpec:
-    """A lab spec for the kernel tier: `lab` is what the guest builds (its nodes, the host bridge)."""
+    """A lab spec for the kernel tier: `lab` is what the guest builds (its nodes, the host bridge);
+    `client`: an address for the client namespace CLIENT_NETNS on the host bridge (or None)."""
     lab: LabSpec
     kernel_dir: Path
+    client: str | None = None
 
     @property
     def share(self) -> Path:
@@ -82,8 +86,17 @@ class KernelSpec:
         return f"{gw.ip + 1}/{gw.network.prefixlen}"
 
 
-def spec(nodes: tuple[LabNode, ...], bridge: str, gateway: str) -> KernelSpec:
-    return KernelSpec(LabSpec(nodes=nodes, bridge=bridge, gateway=gateway), lab_path(kernel_dir()))
+def spec(nodes: tuple[LabNode, ...], bridge: str, gateway: str, client: str | None = None) -> KernelSpec:
+    ks = KernelSpec(LabSpec(nodes=nodes, bridge=bridge, gateway=gateway), lab_path(kernel_dir()), client)
+    gw = ipaddress.IPv4Interface(gateway)
+    taken = {n.host for n in nodes} | {str(gw.ip)}
+    if ks.guest_addr.split("/")[0] in taken:
+        raise LabError(f"{ks.guest_addr.split('/')[0]} (gateway + 1) is the VM's own bridge address: "
+                       "no node may use it")
+    if client is not None and (ipaddress.IPv4Address(client) not in gw.network or client in taken
+                               or client == ks.guest_addr.split("/")[0]):
+        raise LabError(f"lab client {client} must be a free address of the lab subnet {gw.network}")
+    return ks
 
 
 def ssh_config(ks: KernelSpec) -> dict:
@@ -289,7 +302,32 @@ def _host_net_up(ks: KernelSpec) -> None:
         what=f"attaching {TAP} to {ks.lab.bridge}")
 
 
+def _client_up(ks: KernelSpec) -> None:
+    """The client namespace: a veth on the host bridge, the lab subnet only, no default route."""
+    from .nspawn import _mac, _no_ipv6
+    if ks.client is None:
+        return
+    gw = ipaddress.IPv4Interface(ks.lab.gateway)
+    run(["ip", "netns", "add", CLIENT_NETNS], what=f"ip netns add {CLIENT_NETNS}")
+    _no_ipv6("default", CLIENT_NETNS)
+    run(["ip", "link", "add", CLIENT_VETH, "address", _mac("02:bd:fc", CLIENT_VETH), "type", "veth", "peer",
+         "name", "eth0", "address", _mac("02:bd:fa", CLIENT_NETNS), "netns", CLIENT_NETNS],
+        what=f"creating veth {CLIENT_VETH}")
+    _no_ipv6(CLIENT_VETH)
+    run(["ip", "link", "set", CLIENT_VETH, "master", ks.lab.bridge, "up"], what=f"attaching {CLIENT_VETH}")
+    run(["ip", "-n", CLIENT_NETNS, "-batch", "-"], what=f"addressing {CLIENT_NETNS}",
+        input=f"link set lo up\naddr add {ks.client}/{gw.network.prefixlen} dev eth0\nlink set eth0 up\n")
+
+
+def _client_down() -> None:
+    if Path("/run/netns", CLIENT_NETNS).exists():
+        run(["ip", "netns", "del", CLIENT_NETNS], what=f"ip netns del {CLIENT_NETNS}")
+    if _link_kind(CLIENT_VETH) is not None:
+        run(["ip", "link", "del", CLIENT_VETH], check=False)
+
+
 def _host_net_down(ks: KernelSpec) -> None:
+    _client_down()
     if _link_kind(TAP) is not None:
         run(["ip", "link", "del", TAP], what=f"deleting {TAP}")
     if _link_kind(ks.lab.bridge) == "bridge":
@@ -351,6 +389,8 @@ def up(ks: KernelSpec, progress=print, timeout: float = BOOT_TIMEOUT) -> dict:
     with locked(ks.kernel_dir):
         if _recorded(ks) is not None and _bridge_ready(ks.lab) and \
                 all(_ssh_banner(n.host) for n in ks.lab.nodes):
+            if ks.client is not None and not Path("/run/netns", CLIENT_NETNS).exists():
+                _client_up(ks)
             progress("kernel: VM already running with every node up")
             return times
         _stop_vm(ks, progress)                       # a half-started VM of an earlier run
@@ -360,6 +400,7 @@ def up(ks: KernelSpec, progress=print, timeout: float = BOOT_TIMEOUT) -> dict:
         (ks.kernel_dir / "known_hosts").unlink(missing_ok=True)
         ks.console.write_text("")
         _host_net_up(ks)
+        _client_up(ks)
         from .nspawn import _mac
         t0 = time.monotonic()
         pid = _start_vm(ks, _qemu_cmd(ks, vmlinuz, initrd, _mac("02:bd:fb", "guest-eth0")))
@@ -417,12 +458,14 @@ def down(ks: KernelSpec, progress=print) -> None:
     validate(ks.lab)
     require_root("the kernel tier")
     t0 = time.monotonic()
-    if not ks.kernel_dir.exists() and _link_kind(ks.lab.bridge) is None and _link_kind(TAP) is None:
+    if not ks.kernel_dir.exists() and _link_kind(ks.lab.bridge) is None and _link_kind(TAP) is None \
+            and not Path("/run/netns", CLIENT_NETNS).exists():
         progress("kernel: already down")
         return
     with locked(ks.kernel_dir):
         stopped = _stop_vm(ks, progress)
-        made = _link_kind(TAP) is not None or _link_kind(ks.lab.bridge) is not None
+        made = _link_kind(TAP) is not None or _link_kind(ks.lab.bridge) is not None or \
+            Path("/run/netns", CLIENT_NETNS).exists()
         _host_net_down(ks)
         ks.pidfile.unlink(missing_ok=True)
         (ks.kernel_dir / "known_hosts").unlink(missing_ok=True)

@@ -23,7 +23,7 @@ def spec_for(env: str):
         raise LbtkError(f"{e.path.name}: no `lab:` section — the lab only builds inventories made for it (--env lab)")
     nodes = tuple(LabNode(n.name, n.host, n.mac) for n in e.inv.nodes)
     if e.inv.lab.kernel:
-        return kernel.spec(nodes, e.inv.lab.bridge, e.inv.lab.gateway)
+        return _lab_call(kernel.spec, nodes, e.inv.lab.bridge, e.inv.lab.gateway, e.inv.lab.client)
     return LabSpec(nodes=nodes, bridge=e.inv.lab.bridge, gateway=e.inv.lab.gateway)
 
 
