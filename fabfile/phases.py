@@ -103,6 +103,7 @@ def run_phases(env: Env, phases: list[str], check: bool = False, fmt: str | None
         batches = rolling_batches(env, runs)
         held_before = {v for r in runs for v in r.facts.vips if v in expected_holders(env.inv)}
         failed = False
+        done_at: dict[str, float] = {}
         with Progress([r.node for r in runs], total=lambda n: _steps(next(r for r in runs if r.node == n))) as prog:
             def work(c):
                 run = next(r for r in runs if r.node == c.lbtk_node)
@@ -115,6 +116,7 @@ def run_phases(env: Env, phases: list[str], check: bool = False, fmt: str | None
                     return
                 try:
                     run.done = apply_node(c, run.plan, stamp, say=lambda s: prog.step(run.node, s))
+                    done_at[run.node] = time.monotonic()
                     prog.finish(run.node, f"{len(run.done)} change(s)")
                 except (ApplyError, remote.RemoteError) as e:
                     run.error = str(e)
@@ -126,6 +128,8 @@ def run_phases(env: Env, phases: list[str], check: bool = False, fmt: str | None
                 failed = failed or any(r.error for r in batch_runs)
                 if not failed and len(batches) > 1 and any(_touches_vrrp(r) for r in batch_runs):
                     settle(env, conns, held_before)
+        if any("will move" in m for m in moves) and not failed:
+            finish_moves(env, conns, done_at)
         show_summary(runs, phases, fmt)
         errors = [r.error for r in runs if r.error and not r.error.startswith("skipped")]
         if errors:
@@ -170,8 +174,34 @@ def planned_moves(env: Env, runs: list[NodeRun]) -> list[str]:
     for vip, owner in expected_holders(env.inv).items():
         now = [r.node for r in runs if vip in r.facts.vips]
         if now and owner not in now:
-            out.append(f"VIP {vip} will move {'+'.join(now)} -> {owner} (a planned failover)")
+            if vip in _nopreempt_vips(env):
+                out.append(f"VIP {vip} stays on {'+'.join(now)}: nopreempt (the new priorities apply at the next failover)")
+            else:
+                out.append(f"VIP {vip} will move {'+'.join(now)} -> {owner} (a planned failover)")
     return out
+
+
+def _nopreempt_vips(env: Env) -> set[str]:
+    from .vrrp import plan
+    return {a for p in plan(env.inv) if p.source.nopreempt for a in p.addresses}
+
+
+def finish_moves(env: Env, conns, done_at: dict[str, float]) -> None:
+    """The planned failover(s): wait until each moved VIP is on its new owner alone, and say how
+    long after the new owner took its config (preempt: master_down_interval + skew)."""
+    from .settle import settle_timeout
+    from .verify import wait_until
+    owners = {v: o for v, o in expected_holders(env.inv).items() if v not in _nopreempt_vips(env)}
+    holders, _, ok = wait_until(env.inv, conns, lambda h: all(h.get(v) == [o] for v, o in owners.items()),
+                                timeout=settle_timeout(env))
+    now = time.monotonic()
+    for vip, owner in owners.items():
+        if holders.get(vip) == [owner] and owner in done_at:
+            output.say(f"planned failover done: VIP {vip} on {owner} {now - done_at[owner]:.1f}s after "
+                       "its new config")
+    if not ok:
+        raise LbtkError("planned failover did not complete: " + ", ".join(
+            f"{v} on {'+'.join(h) or 'no node'} (want {owners[v]})" for v, h in holders.items()))
 
 
 def _touches_vrrp(run: NodeRun) -> bool:

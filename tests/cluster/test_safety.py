@@ -7,6 +7,7 @@ and after.
 from __future__ import annotations
 
 import contextlib
+import json
 import subprocess
 import threading
 import time
@@ -254,3 +255,54 @@ def test_disk_full_mid_rolling_deploy_leaves_each_node_old_or_new(deployed, node
     inv("undrain", "--env", "lab", "--server", "node3", check=True)
     rc, report = inv_json("verify", "--env", "lab")
     assert rc == 0 and report["vip_holders"] == {VIP: ["node1"]}
+
+
+# --- a change that moves the VIP: announced by --check, done as one planned failover --------
+
+def test_priority_change_is_announced_and_done_as_one_planned_failover(deployed):
+    def node2_first(d):
+        d["nodes"][1]["priority"] = 110
+    with variant("priority", node2_first) as env:
+        check = inv("deploy", "--env", env, "--check", check=True)
+        assert "VIP 10.189.0.100 will move node1 -> node2 (a planned failover)" in check.stdout
+        r = inv("deploy", "--env", env, check=True)
+        assert "VIP 10.189.0.100 will move node1 -> node2" in r.stdout
+        rc, report = inv_json("verify", "--env", env)
+        assert rc == 0 and report["vip_holders"] == {VIP: ["node2"]}
+    back = inv("deploy", "--env", "lab", check=True)
+    assert "VIP 10.189.0.100 will move node2 -> node1" in back.stdout
+    rc, report = inv_json("verify", "--env", "lab")
+    assert rc == 0 and report["vip_holders"] == {VIP: ["node1"]}
+
+
+# --- Ctrl-C at any point: every node on the old files or the new, never a mix ----------------
+
+def _as_rendered(env: str) -> set[str]:
+    r = inv("diff", "--env", env)
+    return {ln.split()[0] for ln in r.stdout.splitlines()
+            if ln.startswith("node") and ln.rstrip().endswith("as rendered")}
+
+
+@pytest.mark.parametrize("after_s", [0.6, 1.2, 2.0, 3.0])
+def test_interrupted_deploy_leaves_each_node_old_or_new(deployed, after_s):
+    import os
+    import signal
+    import sys
+
+    def node3_weight_2(d):
+        d["virtual_servers"][0]["real_servers"][2]["weight"] = 2
+    with variant("interrupt", node3_weight_2) as env:
+        p = subprocess.Popen([sys.executable, "-m", "invoke", "deploy", "--env", env], cwd=ROOT,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env={**os.environ, "LBTK_FORMAT": "plain"})
+        time.sleep(after_s)
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+        assert "Traceback" not in out + err
+        old, new = _as_rendered("lab"), _as_rendered(env)
+    assert old | new == {"node1", "node2", "node3"}, (after_s, out, err)
+    inv("deploy", "--env", "lab", check=True)   # the next deploy finishes or reverts cleanly
+    assert inv("diff", "--env", "lab").returncode == 0
+    v = inv("verify", "--env", "lab", "--json")
+    assert v.returncode == 0, v.stdout + v.stderr
+    assert json.loads(v.stdout)["vip_holders"] == {VIP: ["node1"]}
