@@ -16,7 +16,11 @@ def _phase_task(phase: str, doc: str):
     @task(name=phase, help=HELP)
     @one_line_errors
     def t(c, env=DEFAULT_ENV, check=False, format=None):
-        run_phases(load_env(env), [phase], check=check, fmt=format)
+        e = load_env(env)
+        runs = run_phases(e, [phase], check=check, fmt=format)
+        if phase in ("lvs", "keepalived") and not check and any(r.done for r in runs):
+            from ..settle import wait_for_vips
+            wait_for_vips(e)  # as `inv deploy` does: return once VRRP has settled
     t.__doc__ = doc
     t.body.__doc__ = doc
     return t

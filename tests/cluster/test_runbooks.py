@@ -1,0 +1,347 @@
+"""The on-call runbooks (runbooks/*.md) are executable: every command they name exists, takes
+the flags given, and runs on the lab as written, in order.
+
+Conventions the runbooks follow (runbooks/README.md explains them to readers):
+- a ```sh block holds commands only, one `inv TASK --env lab ...` a line (no pipes, no chains);
+- `# expect-exit: N` on the line before a command: the exit code it has during the drill
+  (e.g. `inv verify` exits 1 while the fault is present, `inv diff` exits 1 on drift);
+- `# expect-output: TEXT` on a line before a command: TEXT must be in what it prints (the
+  symptom or the healthy result the step is about; several such lines may precede one command);
+- `# prod-only` on the line before a command: checked here (task and flags) but not run on the lab;
+- `<!-- lab-fault: NAME -->` between blocks: this test injects fault NAME at that point (a
+  stand-in for the incident; see FAULTS), so the fix steps after it have something to fix;
+- `inv ...` in inline code in the prose is checked too (task and flags), not run.
+
+Part (a) needs no lab. Part (b) runs each runbook on the lab, then `inv verify --env lab` must
+be green; a drain left behind is undone, and a runbook that did not end clean is followed by
+`inv deploy --env lab`, so the next test (and the next engineer) finds the lab as deployed.
+LBTK_RUNBOOK_CAPTURE=DIR keeps every command's output (what the runbooks quote as healthy output).
+"""
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .conftest import ROOT, inv, sh
+
+RUNBOOKS = ROOT / "runbooks"
+EXPECT = re.compile(r"^#\s*expect-exit:\s*(\d+)\s*$")
+PROD_ONLY = re.compile(r"^#\s*prod-only\b")
+EXPECT_OUT = re.compile(r"^#\s*expect-output:\s*(.+?)\s*$")
+FAULT = re.compile(r"^<!--\s*lab-fault:\s*([\w-]+)\s*-->$")
+INLINE = re.compile(r"`(inv [^`]+)`")
+SCENARIOS = ["failover-drill", "vip-not-answering", "split-brain", "real-server-out-of-pool",
+             "add-drain-remove-real-server", "replace-node", "rotate-vrrp-secret", "sync-daemon-down"]
+
+
+@dataclass
+class Step:
+    line: int
+    command: str = ""          # an `inv ...` line, or "" for a fault
+    expect: int = 0
+    prod_only: bool = False
+    output: list[str] = field(default_factory=list)
+    fault: str = ""
+
+    @property
+    def argv(self) -> list[str]:
+        return shlex.split(self.command)[1:]
+
+
+@dataclass
+class Runbook:
+    path: Path
+    steps: list[Step] = field(default_factory=list)
+    inline: list[tuple[int, str]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def parse(path: Path) -> Runbook:
+    rb = Runbook(path)
+    in_sh = in_other = False
+    expect, prod_only, outs = None, False, []
+    for no, raw in enumerate(path.read_text().splitlines(), 1):
+        line = raw.strip()
+        where = f"{path.name}:{no}"
+        if "```" in line and not line.startswith("```"):
+            rb.errors.append(f"{where}: a code fence must start its line (after indentation), or the test cannot see it")
+            continue
+        if line.startswith("```"):
+            if in_sh or in_other:
+                if in_sh and (expect is not None or outs or prod_only):
+                    rb.errors.append(f"{where}: a marker (`# expect-...`, `# prod-only`) with no command after it")
+                in_sh = in_other = False
+                expect, prod_only, outs = None, False, []
+            elif line == "```sh":
+                in_sh = True
+            else:
+                in_other = True
+            continue
+        if in_other:
+            continue
+        if not in_sh:
+            if m := FAULT.match(line):
+                rb.steps.append(Step(no, fault=m.group(1)))
+            rb.inline += [(no, m.group(1)) for m in INLINE.finditer(line)]
+            continue
+        if not line:
+            continue
+        if m := EXPECT.match(line):
+            expect = int(m.group(1))
+        elif m := EXPECT_OUT.match(line):
+            outs.append(m.group(1))
+        elif PROD_ONLY.match(line):
+            prod_only = True
+        elif line.startswith("#"):
+            continue
+        else:
+            if not line.startswith("inv "):
+                rb.errors.append(f"{where}: `{line}`: a ```sh block in a runbook holds `inv ...` commands only")
+            rb.steps.append(Step(no, line, expect or 0, prod_only, outs))
+            expect, prod_only, outs = None, False, []
+    return rb
+
+
+def runbook_paths() -> list[Path]:
+    return sorted(RUNBOOKS.glob("*.md"))
+
+
+def _parser():
+    from invoke.parser import Parser
+    from fabfile.tasks import namespace
+    return Parser(contexts=namespace.to_contexts())
+
+
+def command_problem(cmd: str, prod_only: bool, strict_env: bool = True) -> str | None:
+    """Why `cmd` would not run as written (unknown task or flag, two tasks, wrong --env), else None."""
+    from invoke.parser import ParseError
+    try:
+        argv = shlex.split(cmd)
+    except ValueError as e:
+        return f"cannot split: {e}"
+    if argv[:1] != ["inv"] or len(argv) < 2:
+        return "not an `inv TASK ...` command"
+    try:
+        ctxs = _parser().parse_argv(argv[1:])
+    except ParseError as e:
+        return f"inv rejects it: {e}"
+    if len(ctxs) != 1:
+        return f"one task a line, not {len(ctxs)} ({', '.join(c.name for c in ctxs)})"
+    env = ctxs[0].args["env"].value if "env" in ctxs[0].args else None
+    if strict_env and env is not None and "--env" not in cmd and "-e" not in argv:
+        return "name the inventory: add `--env lab` (prod: `--env prod` with `# prod-only`)"
+    if strict_env and env not in (None, "prod" if prod_only else "lab"):
+        return f"--env {env}: runbooks name `--env lab` (or `--env prod` on a `# prod-only` line)"
+    return None
+
+
+# ---------------------------------------------------------------- (a) no lab needed
+
+def test_every_scenario_has_a_runbook_and_the_index_links_them():
+    names = {p.stem for p in runbook_paths()}
+    assert set(SCENARIOS) <= names, f"missing runbooks: {sorted(set(SCENARIOS) - names)}"
+    index = (RUNBOOKS / "README.md").read_text()
+    for s in SCENARIOS:
+        assert f"({s}.md)" in index, f"runbooks/README.md does not link {s}.md"
+    assert "(runbooks/README.md)" in (ROOT / "README.md").read_text()
+
+
+@pytest.mark.parametrize("path", runbook_paths(), ids=lambda p: p.stem)
+def test_runbook_commands_exist_with_their_flags(path):
+    rb = parse(path)
+    problems = list(rb.errors)
+    for s in rb.steps:
+        if s.fault:
+            if s.fault not in FAULTS:
+                problems.append(f"{path.name}:{s.line}: unknown lab-fault {s.fault!r} — known: {', '.join(FAULTS)}")
+            continue
+        why = command_problem(s.command, s.prod_only)
+        if why:
+            problems.append(f"{path.name}:{s.line}: `{s.command}`: {why}")
+    for no, cmd in rb.inline:
+        why = command_problem(cmd, prod_only=True, strict_env=False)
+        if why:
+            problems.append(f"{path.name}:{no}: `{cmd}` (in the text): {why}")
+    assert not problems, "\n".join(problems)
+    if path.stem in SCENARIOS:
+        assert any(s.command and not s.prod_only for s in rb.steps), f"{path.name} has no command to run"
+
+
+def test_parser_catches_what_it_must():
+    assert command_problem("inv status --env lab", False) is None
+    assert "No idea" in command_problem("inv stauts --env lab", False)
+    assert "No idea" in command_problem("inv verify --env lab --bogus", False)
+    assert "positional" in command_problem("inv drain --env lab", False)
+    assert "one task a line" in command_problem("inv status --env lab verify", False)
+    assert "--env" in command_problem("inv status", False)
+    assert command_problem("inv status --env prod", True) is None
+    assert "prod-only" in command_problem("inv status --env prod", False)
+
+
+# ---------------------------------------------------------------- faults the drills inject
+
+def _wait(pred, timeout=15.0, what="condition"):
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if pred():
+            return
+        time.sleep(0.25)
+    raise AssertionError(f"fault injection: {what} not reached in {timeout:.0f}s")
+
+
+def _holders(nodes):
+    return [n for n, c in nodes.items() if "10.189.0.100/" in sh(c, "ip -4 -o addr show dev eth0").stdout]
+
+
+def fault_keepalived_down(nodes, tmp):
+    """keepalived stopped on every node: nobody holds the VIP."""
+    for c in nodes.values():
+        sh(c, "systemctl stop keepalived")
+    _wait(lambda: not _holders(nodes), what="VIP gone")
+
+
+def fault_bad_nginx_deploy(nodes, tmp):
+    """A deploy from another checkout whose inventory moved nginx to port 8080: the VIP is held
+    but nothing answers on :80. The live files no longer match inventories/lab.yaml."""
+    data = yaml.safe_load((ROOT / "inventories" / "lab.yaml").read_text())
+    data["nginx"]["port"] = 8080
+    other = tmp / "lab.yaml"   # stem "lab": same drain record, secret file relative to inventories/
+    other.write_text(yaml.safe_dump(data))
+    inv("nginx", "--env", str(other), check=True)
+
+
+def fault_auth_mismatch_node2(nodes, tmp):
+    """A hand edit of auth_pass on node2: node1 and node2 ignore each other's adverts, both MASTER."""
+    sh(nodes["node2"], "sed -i 's/^\\(\\s*auth_pass\\s\\+\\).*/\\1handedit/' /etc/keepalived/keepalived.conf"
+                       " && systemctl reload keepalived")
+    _wait(lambda: len(_holders(nodes)) == 2, timeout=20, what="split brain (VIP on two nodes)")
+
+
+def fault_nginx_down_node3(nodes, tmp):
+    """nginx stopped on node3: that real server fails its health check."""
+    sh(nodes["node3"], "systemctl stop nginx")
+
+
+def fault_rebuild_node3(nodes, tmp):
+    """node3 replaced by a fresh machine: same name and address, packages installed, nothing deployed."""
+    from fabfile.inventory import load
+    from fabfile.render import render_node
+    from fabfile.tasks.common import load_env
+    e = load_env("lab")
+    paths = [f.path for f in render_node(load("lab")[0], "node3", e.secrets) if f.content is not None]
+    c = nodes["node3"]
+    sh(c, "systemctl stop keepalived nginx lbtk-vip-lo lbtk-fwmark 2>/dev/null; "
+          "systemctl disable keepalived lbtk-vip-lo lbtk-fwmark 2>/dev/null; "
+          "ip addr del 10.189.0.100/32 dev lo 2>/dev/null; rm -rf /var/lib/lbtk; "
+          "rm -f " + " ".join(shlex.quote(p) for p in paths) + "; systemctl daemon-reload")
+
+
+FAULTS = {"keepalived-down": fault_keepalived_down, "bad-nginx-deploy": fault_bad_nginx_deploy,
+          "auth-mismatch-node2": fault_auth_mismatch_node2, "nginx-down-node3": fault_nginx_down_node3,
+          "rebuild-node3": fault_rebuild_node3}
+
+
+# ---------------------------------------------------------------- (b) on the lab
+
+def _secrets() -> set[str]:
+    d = ROOT / "inventories" / "secrets"
+    return {p.read_text().strip() for p in (d / "lab.auth_pass", d / "lab.auth_pass.prev") if p.exists()} - {""}
+
+
+def _put_lab_back(clean: bool):
+    """Whatever a runbook left: no drained server and, unless it ended clean (verify green, exit
+    codes as written), every file and daemon as the inventory says."""
+    from fabfile import overrides
+    from fabfile.inventory import load
+    _, path = load("lab")
+    for addr in overrides.drained(path):
+        inv("undrain", "--env", "lab", "--server", addr)
+    if not clean:
+        inv("deploy", "--env", "lab")
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_runbook_runs_on_the_lab(deployed, nodes, tmp_path, name):
+    rb = parse(RUNBOOKS / f"{name}.md")
+    capture = os.environ.get("LBTK_RUNBOOK_CAPTURE")
+    out_dir = Path(capture) / name if capture else None
+    if out_dir:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    wrong, ran, clean = [], 0, False
+    t0 = time.monotonic()
+    try:
+        for k, s in enumerate(rb.steps):
+            if s.fault:
+                FAULTS[s.fault](nodes, tmp_path)
+                continue
+            if s.prod_only or s.argv[0] in ("lab.up", "lab.down"):
+                continue
+            r = inv(*s.argv, timeout=300)
+            ran += 1
+            if out_dir:
+                (out_dir / f"{k:02d}.txt").write_text(f"$ {s.command}\n# exit {r.returncode}\n{r.stdout}"
+                                                      + (f"\n# stderr\n{r.stderr}" if r.stderr else ""))
+            missing = [t for t in s.output if t not in r.stdout + r.stderr]
+            leaked = [v for v in _secrets() if v in r.stdout + r.stderr]
+            assert not leaked, f"{name}.md:{s.line}: `{s.command}` printed the VRRP secret"
+
+            if r.returncode != s.expect or missing:
+                wrong.append(f"{name}.md:{s.line}: `{s.command}` exited {r.returncode}, the runbook says "
+                             f"{s.expect}" + "".join(f"; it does not print {t!r}" for t in missing)
+                             + f"\n{r.stdout[-3000:]}\n{r.stderr[-2000:]}")
+                if len(wrong) >= 3:
+                    break
+        final = inv("verify", "--env", "lab")
+        clean = not wrong and final.returncode == 0
+    finally:
+        if out_dir:
+            (out_dir / "runtime.txt").write_text(f"{time.monotonic() - t0:.1f}s {ran} commands\n")
+        _put_lab_back(clean)
+    assert ran, f"{name}.md: nothing ran"
+    assert not wrong, "\n\n".join(wrong)
+    assert final.returncode == 0, f"after {name}.md, `inv verify --env lab` is not green:\n{final.stdout}"
+
+
+# ---------------------------------------------------------------- inv rotate-vrrp-secret, no lab
+
+def test_rotate_refuses_when_the_env_var_wins(monkeypatch):
+    before = (ROOT / "inventories" / "secrets" / "lab.auth_pass")
+    old = before.read_text() if before.exists() else None
+    monkeypatch.setenv("LAB_VRRP_PASS", "envpass1")
+    r = inv("rotate-vrrp-secret", "--env", "lab")
+    assert r.returncode == 2
+    assert "LAB_VRRP_PASS is set in this shell and wins over auth_pass_file" in r.stderr
+    assert "nothing was changed" in r.stderr and "envpass1" not in r.stdout + r.stderr
+    assert (before.read_text() if before.exists() else None) == old
+
+
+def test_rotate_swaps_secret_files_and_back(tmp_path):
+    import stat
+    from fabfile import secrets
+    from fabfile.tasks.common import LbtkError
+    from fabfile.tasks.secret import PREV, swap_in, undo
+    p = tmp_path / "x.auth_pass"
+    p.write_text("oldpass1\n")
+    old = swap_in([p], previous=False)
+    new = p.read_text().strip()
+    assert old == {p: "oldpass1"} and re.fullmatch(r"[0-9a-f]{8}", new)
+    prev = p.with_name(p.name + PREV)
+    assert prev.read_text().strip() == "oldpass1"
+    assert stat.S_IMODE(p.stat().st_mode) == 0o600 == stat.S_IMODE(prev.stat().st_mode)
+    assert secrets.mask(f"x {new} y") == "x ******** y"
+    swap_in([p], previous=True)                     # --previous: the two swap back
+    assert (p.read_text().strip(), prev.read_text().strip()) == ("oldpass1", new)
+    undo({p: "third111"})
+    assert (p.read_text().strip(), prev.read_text().strip()) == ("third111", "oldpass1")
+    q = tmp_path / "y.auth_pass"
+    q.write_text("abc\n")
+    with pytest.raises(LbtkError, match="no earlier rotation"):
+        swap_in([q], previous=True)
+    assert q.read_text() == "abc\n"
