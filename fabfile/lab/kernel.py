@@ -43,6 +43,7 @@ CLIENT_NETNS = "lbtk-kclient"       # fabfile.traffic sends requests from here
 CLIENT_VETH = "lbtk-kclient"
 GUEST_BRIDGE = "lbtk-gbr0"          # inside the VM (its own kernel: no clash with the host)
 BOOT_TIMEOUT = 300.0                # VM boot + 3 systemd nodes under TCG, generous for a loaded CI box
+SSH_BANNER_S = 5.0                  # sshd under TCG on a busy machine greets slowly
 MAX_UP = int(os.environ.get("LBTK_KERNEL_MAX_UP", 4 * 3600))   # `timeout` around qemu: never runs away
 MEMORY = os.environ.get("LBTK_KERNEL_MEM", "2G")
 SMP = os.environ.get("LBTK_KERNEL_SMP", "2")
@@ -388,9 +389,11 @@ def up(ks: KernelSpec, progress=print, timeout: float = BOOT_TIMEOUT) -> dict:
     times: dict[str, float] = {}
     with locked(ks.kernel_dir):
         if _recorded(ks) is not None and _bridge_ready(ks.lab) and \
-                all(_ssh_banner(n.host) for n in ks.lab.nodes):
+                any(ln.endswith(" READY") for ln in _stages(ks)):
+            # up already: SSH may answer slowly on a loaded machine, which is no reason to reboot
             if ks.client is not None and not Path("/run/netns", CLIENT_NETNS).exists():
                 _client_up(ks)
+            _wait_ssh(ks, time.monotonic() + 60)
             progress("kernel: VM already running with every node up")
             return times
         _stop_vm(ks, progress)                       # a half-started VM of an earlier run
@@ -434,15 +437,20 @@ def up(ks: KernelSpec, progress=print, timeout: float = BOOT_TIMEOUT) -> dict:
                                f"{ks.console}; `inv lab.down --env kernel` cleans up)")
             time.sleep(0.1)
         shutil.copyfile(ks.share / "known_hosts", ks.kernel_dir / "known_hosts")
-        for n in ks.lab.nodes:
-            while not _ssh_banner(n.host, 1.0):
-                if time.monotonic() > deadline:
-                    raise LabError(f"{n.name}: no SSH answer from the host at {n.host}:22 (guest says it is up)")
-                time.sleep(0.2)
+        _wait_ssh(ks, deadline)
         times["ssh_s"] = time.monotonic() - t0
     progress(f"kernel: guest userspace after {times.get('boot_s', 0):.1f}s, {len(ks.lab.nodes)} nodes up "
              f"after {times['up_s']:.1f}s, SSH from the host after {times['ssh_s']:.1f}s")
     return times
+
+
+def _wait_ssh(ks: KernelSpec, deadline: float) -> None:
+    for n in ks.lab.nodes:
+        while not _ssh_banner(n.host, SSH_BANNER_S):
+            if time.monotonic() > deadline:
+                raise LabError(f"{n.name}: no SSH answer from the host at {n.host}:22 (the VM says it is up; "
+                               "`inv lab.down --env kernel` then `inv lab.up --env kernel`)")
+            time.sleep(0.2)
 
 
 def _tail(p: Path) -> str:
@@ -484,7 +492,7 @@ def status(ks: KernelSpec) -> list[NodeStatus]:
     ready = any(ln.endswith(" READY") for ln in _stages(ks)) if rec else False
     out = []
     for n in ks.lab.nodes:
-        ssh = bool(rec) and bridge_ok and _ssh_banner(n.host)
+        ssh = bool(rec) and bridge_ok and _ssh_banner(n.host, SSH_BANNER_S)
         state = ("running" if ssh else "booting") if rec and ready else ("booting" if rec else "offline")
         out.append(NodeStatus(n.name, n.host, rec is not None, (rec[1] or rec[0]) if rec else None,
                               f"{state} (in VM)", ssh))

@@ -90,4 +90,23 @@ def _show(spec, json=False, format=None):
     return st
 
 
-collection = Collection("lab", up, down, status)
+@task(help={**HELP, "requests": "requests the client sends through the VIP (default 30)"})
+@one_line_errors
+def demo(c, env=DEFAULT_ENV, kernel=False, requests=30):
+    """lab.up, deploy, verify in one go; ends with the IPVS table and the counts per real server."""
+    import time
+    from .deploy import deploy
+    from .verify import verify
+    env = _env(env, kernel)
+    t0 = time.monotonic()
+    up(c, env=env)
+    t1 = time.monotonic()
+    deploy(c, env=env)
+    t2 = time.monotonic()
+    try:
+        verify(c, env=env, requests=requests)
+    finally:
+        output.say(f"demo: lab.up {t1 - t0:.0f}s, deploy {t2 - t1:.0f}s, verify {time.monotonic() - t2:.0f}s")
+
+
+collection = Collection("lab", up, down, status, demo)

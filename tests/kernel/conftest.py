@@ -1,0 +1,114 @@
+"""The kernel tier for integration tests: Debian's kernel (real IPVS) under qemu TCG, the three
+systemd nodes inside, reached over SSH on lbtk-kbr0 (inventories/kernel.yaml).
+
+Package scope: up once (`inv lab.up --env kernel`, `inv deploy --env kernel`), down afterwards
+unless it was already up (or LBTK_KEEP_LAB=1). Skipped when not root or the kernel tier is not set
+up (`bash scripts/setup.sh --kernel`) — except in CI (CI=true or LBTK_KERNEL_TESTS=1), where a
+missing install FAILS instead of being skipped. Timings go to the terminal summary.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ENV = "kernel"
+TIMINGS: dict[str, float] = {}
+
+
+def inv(*args, check=False, timeout=600):
+    r = subprocess.run([sys.executable, "-m", "invoke", *args], cwd=ROOT, capture_output=True,
+                       text=True, timeout=timeout, env={**os.environ, "LBTK_FORMAT": "plain"})
+    if check and r.returncode != 0:
+        raise AssertionError(f"inv {' '.join(args)} exited {r.returncode}\n{r.stdout[-3000:]}\n{r.stderr[-2000:]}")
+    return r
+
+
+def inv_json(*args, timeout=600):
+    r = inv(*args, "--json", timeout=timeout)
+    try:
+        return r.returncode, json.loads(r.stdout)
+    except ValueError:
+        raise AssertionError(f"inv {' '.join(args)} --json printed no JSON (exit {r.returncode})\n"
+                             f"{r.stdout[-2000:]}\n{r.stderr[-2000:]}") from None
+
+
+def timed(name: str):
+    class _T:
+        def __enter__(self):
+            self.t0 = time.monotonic()
+
+        def __exit__(self, *exc):
+            TIMINGS[name] = time.monotonic() - self.t0
+    return _T()
+
+
+def required() -> bool:
+    return os.environ.get("CI") == "true" or os.environ.get("LBTK_KERNEL_TESTS") == "1"
+
+
+@pytest.fixture(scope="package")
+def klab():
+    from fabfile.lab import kernel
+    why = None
+    if os.geteuid() != 0:
+        why = "the kernel tier needs root (tap, bridge, network namespaces, qemu)"
+    elif not kernel.kernel_ready():
+        why = "the kernel tier is not set up: run `bash scripts/setup.sh --kernel`"
+    if why:
+        if required():
+            pytest.fail(f"{why} (CI requires the kernel tests)")
+        pytest.skip(why)
+    from fabfile.tasks.lab import spec_for
+    spec = spec_for(ENV)
+    was_up = all(s.running for s in kernel.status(spec))
+    with timed("lab.up --env kernel" + (" (was up)" if was_up else "")):
+        times = kernel.up(spec, progress=lambda s: None)      # idempotent: waits for SSH if up
+    TIMINGS.update({f"  {k} (VM boot -> ...)": v for k, v in times.items()})
+    yield spec
+    if not was_up and os.environ.get("LBTK_KEEP_LAB") != "1":
+        with timed("lab.down --env kernel"):
+            kernel.down(spec, progress=lambda s: None)
+
+
+@pytest.fixture(scope="package")
+def deployed(klab):
+    with timed("deploy --env kernel"):
+        inv("deploy", "--env", ENV, check=True)
+    return klab
+
+
+@pytest.fixture(scope="package")
+def nodes(klab):
+    """{name: fabric Connection} over real SSH into the VM's nodes, host keys verified."""
+    from fabfile import remote
+    from fabfile.inventory import load
+    invy, _ = load(ENV)
+    conns = {n.name: remote.connect(invy, n) for n in invy.nodes}
+    yield conns
+    remote.close(list(conns.values()))
+
+
+def sh(conn, cmd, timeout=60):
+    from fabfile import remote
+    return remote.run(conn, cmd, check=False, timeout=timeout)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if TIMINGS:
+        terminalreporter.write_sep("-", "kernel tier timings")
+        for k, v in TIMINGS.items():
+            terminalreporter.write_line(f"{k:45s} {v:7.1f} s")
+
+
+@pytest.fixture(autouse=True)
+def _time_each_test(request):
+    t0 = time.monotonic()
+    yield
+    TIMINGS[request.node.name] = time.monotonic() - t0
