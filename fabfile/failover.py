@@ -152,7 +152,9 @@ def fail_command(mode: str, iface: str, restore_after: float) -> str:
     if mode == "graceful":
         return "systemctl stop keepalived"
     if mode == "crash":
-        return "systemctl kill --signal=SIGKILL keepalived"
+        # freeze first: keepalived's children get SIGTERM (PR_SET_PDEATHSIG) when the parent
+        # dies, and a child that runs its handler sends a priority-0 advert: a graceful stop
+        return "systemctl kill --signal=SIGSTOP keepalived; systemctl kill --signal=SIGKILL keepalived"
     # Both ends are scheduled on the node itself (transient timers): once the link is down we
     # cannot reach the node, and the command must return before the link drops.
     timer = "systemd-run --quiet --timer-property=AccuracySec=10ms"
