@@ -14,7 +14,7 @@ from .apply import BACKUP_DIR, ApplyError, apply_node, restore
 from .phases import gather, rolling_batches, NodeRun, settle
 from .plan import NodePlan, service_actions
 from .render import NodeFile, render_node
-from .tasks.common import Env, LbtkError
+from .tasks.common import Env, LbtkError, select_nodes
 
 
 def newest_backup(c) -> tuple[str, list[str]] | None:
@@ -27,9 +27,7 @@ def newest_backup(c) -> tuple[str, list[str]] | None:
 
 
 def rollback(env: Env, node: str | None = None, fmt=None) -> None:
-    nodes = [n for n in env.inv.nodes if node in (None, n.name)]
-    if not nodes:
-        raise LbtkError(f"--node {node}: no such node — choose from {', '.join(n.name for n in env.inv.nodes)}")
+    nodes = select_nodes(env.inv, node)
     conns = [remote.connect(env.inv, n) for n in nodes]
     try:
         found = dict(zip([c.lbtk_node for c in conns], remote.parallel(conns, newest_backup)))

@@ -36,6 +36,14 @@ def load_env(env: str) -> Env:
                name=env)
 
 
+def select_nodes(inv: Inventory, node: str | None) -> list:
+    """Every node, or the one --node names (a one-line error naming the choices otherwise)."""
+    nodes = [n for n in inv.nodes if node in (None, n.name)]
+    if not nodes:
+        raise LbtkError(f"--node {node}: no such node — choose from {', '.join(n.name for n in inv.nodes)}")
+    return nodes
+
+
 def one_line_errors(fn):
     """Bad input and known operational failures end as `error: ...` and exit 2, never a traceback."""
     @functools.wraps(fn)

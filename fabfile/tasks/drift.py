@@ -7,7 +7,7 @@ from .. import output, remote
 from ..phases import gather, plan_node
 from ..plan import PHASES
 from ..rollback import rollback as do_rollback
-from .common import DEFAULT_ENV, LbtkError, load_env, one_line_errors
+from .common import DEFAULT_ENV, load_env, one_line_errors, select_nodes
 
 FILE_PHASES = ["arp", "nginx", "lvs", "keepalived"]
 
@@ -18,9 +18,7 @@ def diff(c, env=DEFAULT_ENV, node=None, format=None):
     """Per node and file: how the live files differ from what the inventory renders (hand edits too).
     Exit 1 when anything drifted, like diff(1)."""
     e = load_env(env)
-    nodes = [n for n in e.inv.nodes if node in (None, n.name)]
-    if not nodes:
-        raise LbtkError(f"--node {node}: no such node — choose from {', '.join(n.name for n in e.inv.nodes)}")
+    nodes = select_nodes(e.inv, node)
     conns = [remote.connect(e.inv, n) for n in nodes]
     try:
         facts = gather(e, conns)

@@ -9,7 +9,7 @@ from .. import output, overrides, remote
 from ..checks import node_checks, vip_checks
 from ..phases import DeployFailed, run_phases
 from ..verify import observe, vip_holders
-from .common import DEFAULT_ENV, LbtkError, load_env, one_line_errors
+from .common import DEFAULT_ENV, LbtkError, load_env, one_line_errors, select_nodes
 
 TRANSITION = re.compile(r"Entering (MASTER|BACKUP|FAULT) STATE|"
                         r"priority 0|Stopping|Starting|Reloading|removing|Removed|Adding|SECURITY|"
@@ -100,9 +100,7 @@ def undrain(c, server, env=DEFAULT_ENV, format=None):
 def logs(c, env=DEFAULT_ENV, node=None, lines=200, format=None):
     """keepalived's journal on each node: state transitions and warnings first, then the tail."""
     e = load_env(env)
-    nodes = [n for n in e.inv.nodes if node in (None, n.name)]
-    if not nodes:
-        raise LbtkError(f"--node {node}: no such node — choose from {', '.join(n.name for n in e.inv.nodes)}")
+    nodes = select_nodes(e.inv, node)
     conns = [remote.connect(e.inv, n) for n in nodes]
     try:
         cmd = f"journalctl -u keepalived --no-pager -o short-iso -n {int(lines)}"
