@@ -22,7 +22,7 @@ from .vrrp import master_down_interval, plan, skew_time
 MODES = ("graceful", "crash", "link-down")
 POLL_S = 0.05
 LINK_DOWN_DELAY = 0.5   # link-down fires this long after the command returns
-POLLER = "while :; do ip -j -4 addr show; sleep {poll}; done"
+POLLER = "while ip -j -4 addr show; do sleep {poll}; done"   # ends once the channel closes (ip dies of SIGPIPE)
 # Prints the source of every VRRP packet (IP protocol 112) the node receives. A crash is timed
 # from the master's LAST advertisement, as VRRP's master_down_interval is. Needs python3 on the
 # node; without it the drill times from the kill and says so.
