@@ -47,10 +47,12 @@ SSH_BANNER_S = 5.0                  # sshd under TCG on a busy machine greets sl
 MAX_UP = int(os.environ.get("LBTK_KERNEL_MAX_UP", 4 * 3600))   # `timeout` around qemu: never runs away
 MEMORY = os.environ.get("LBTK_KERNEL_MEM", "2G")
 SMP = os.environ.get("LBTK_KERNEL_SMP", "2")
+CPU = os.environ.get("LBTK_KERNEL_CPU", "max")
 # Loaded in the guest before the nodes start (the nodes have no /lib/modules of their own).
 GUEST_MODULES = ("virtio_net", "bridge", "veth", "overlay", "nf_conntrack", "ip_vs", "ip_vs_rr",
                  "ip_vs_wrr", "ip_vs_sh", "ip_vs_lc", "ip_vs_wlc", "nf_tables", "nft_compat",
-                 "x_tables", "ip_tables", "iptable_mangle", "xt_mac", "xt_mark")
+                 "x_tables", "ip_tables", "iptable_mangle", "xt_mac", "xt_mark",
+                 "nf_nat", "iptable_nat", "nft_chain_nat", "xt_MASQUERADE", "xt_ipvs")
 # In the initramfs: what mounting the host root over 9p and the overlays needs (deps resolved).
 INITRD_MODULES = ("virtio_pci", "9pnet_virtio", "9p", "overlay")
 INITRD_RECIPE = 1
@@ -238,7 +240,7 @@ def _qemu_child(pid: int) -> int | None:
 
 def _qemu_cmd(ks: KernelSpec, vmlinuz: Path, initrd: Path, mac: str) -> list[str]:
     return ["timeout", "--signal=TERM", "--kill-after=10", str(MAX_UP),
-            "qemu-system-x86_64", "-accel", "tcg,tb-size=256", "-machine", "q35", "-cpu", "max",
+            "qemu-system-x86_64", "-accel", "tcg,tb-size=256", "-machine", "q35", "-cpu", CPU,
             "-smp", SMP, "-m", MEMORY, "-display", "none", "-monitor", "none", "-no-reboot",
             "-serial", f"file:{ks.console}",
             "-kernel", str(vmlinuz), "-initrd", str(initrd),

@@ -27,6 +27,7 @@ from . import rootfs
 
 BOOT_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
+SYSTEMCTL_TIMEOUT = 5.0    # nsenter + systemctl in a node; the kernel tier (TCG) raises it
 NSPAWN_ENV = {"SYSTEMD_NSPAWN_API_VFS_WRITABLE": "network"}   # the toolkit's sysctls under /proc/sys/net
 CAPS = "CAP_NET_ADMIN,CAP_NET_RAW"                             # VIPs, IPVS, iptables; raw for VRRP/ping
 HOSTKEY_TYPES = ("ed25519", "ecdsa", "rsa")
@@ -421,15 +422,15 @@ def _ssh_banner(host: str, timeout: float = 1.0) -> bool:
         return False
 
 
-def _systemd_state(init_pid: int, timeout: float = 5) -> str:
+def _systemd_state(init_pid: int, timeout: float | None = None) -> str:
     r = run(["nsenter", "-t", str(init_pid), "-a", "systemctl", "is-system-running"], check=False,
-            timeout=timeout)
+            timeout=timeout or SYSTEMCTL_TIMEOUT)
     return r.stdout.strip() or "unknown"
 
 
 def _failed_units(init_pid: int) -> list[str]:
     r = run(["nsenter", "-t", str(init_pid), "-a", "systemctl", "--failed", "--no-legend", "--plain"],
-            check=False, timeout=5)
+            check=False, timeout=SYSTEMCTL_TIMEOUT)
     return [ln.split()[0] for ln in r.stdout.splitlines() if ln.split()]
 
 

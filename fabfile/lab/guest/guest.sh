@@ -16,7 +16,7 @@ hostname "$HOSTNAME"
 mountpoint -q /sys/fs/cgroup || mount -t cgroup2 cgroup2 /sys/fs/cgroup || fail "cgroup2 mount"
 mkdir -p /run/netns /run/systemd
 ip link set lo up
-for m in $MODULES; do modprobe "$m" || fail "modprobe $m"; done
+modprobe -a $MODULES || fail "modprobe -a $MODULES"
 [ -e /proc/net/ip_vs ] || fail "no /proc/net/ip_vs after modprobe ip_vs"
 stage "modules loaded: $MODULES"
 for i in $(seq 1 50); do [ -e /sys/class/net/eth0 ] && break; sleep 0.1; done

@@ -51,7 +51,8 @@ def _publish(share: Path) -> None:
 
 
 def main(argv: list[str]) -> int:
-    from .. import LabError, down, up
+    from .. import LabError, down, nspawn, up
+    nspawn.SYSTEMCTL_TIMEOUT = 60.0          # systemctl in a node under TCG on a busy machine
     share = Path(argv[0])
     s, spec = _spec(share)
 
