@@ -191,6 +191,10 @@ class VirtualServer(Strict):
     # Directors that are also DR real servers loop unless packets are marked (field notes).
     # true: apply the fwmark + MAC-match fix exactly when that topology is detected.
     director_fix: bool = True
+    # one-arm LVS-NAT (real servers on the clients' subnet, no route back through the director):
+    # the director also masquerades the client (iptables -m ipvs ... -j MASQUERADE, vs.conntrack=1),
+    # so real servers reply to the director, which un-NATs. Only with lb_kind: NAT.
+    snat: bool = False
     real_servers: list[RealServer] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -207,6 +211,9 @@ class VirtualServer(Strict):
                 raise FieldProblem(("persistence_granularity",),
                                    f"{self.persistence_granularity!r} is not a netmask",
                                    "use a dotted netmask such as 255.255.255.0") from None
+        if self.snat and self.lb_kind != "NAT":
+            raise FieldProblem(("snat",), f"snat is for one-arm LVS-NAT, not lb_kind {self.lb_kind}",
+                               "drop snat, or use lb_kind: NAT")
         if self.lb_kind == "DR":
             for i, rs in enumerate(self.real_servers):
                 if rs.port is not None and rs.port != self.port:

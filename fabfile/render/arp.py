@@ -30,6 +30,8 @@ def wanted_sysctls(inv: Inventory, node: Node) -> dict[str, str]:
             out[f"net.ipv4.conf.{dev}.rp_filter"] = "0"
     if any(vs.lb_kind == "NAT" for vs in inv.virtual_servers):
         out["net.ipv4.ip_forward"] = "1"
+    if any(vs.snat for vs in inv.virtual_servers):
+        out["net.ipv4.vs.conntrack"] = "1"       # netfilter NAT sees IPVS connections (one-arm NAT)
     return out
 
 

@@ -14,10 +14,16 @@ def marks(inv: Inventory) -> list[dict]:
             for i, vs in enumerate(inv.virtual_servers) if inv.fwmark_of(i) and vs.vip]
 
 
+def snats(inv: Inventory) -> list[dict]:
+    """One-arm LVS-NAT virtual servers: the director masquerades their clients."""
+    return [dict(vip=vs.vip, port=vs.port, protocol=vs.protocol)
+            for vs in inv.virtual_servers if vs.snat and vs.vip]
+
+
 def files(inv: Inventory, node: Node) -> list[NodeFile]:
-    m = marks(inv)
-    if not m:
+    m, sn = marks(inv), snats(inv)
+    if not m and not sn:
         return [NodeFile(RULES, None, "lvs"), NodeFile(UNIT, None, "lvs")]
     peers = [n.mac.lower() for n in inv.nodes if n.name != node.name and n.mac]
-    return [NodeFile(RULES, template("fwmark.rules.j2", peer_macs=peers, marks=m), "lvs"),
-            NodeFile(UNIT, template("fwmark.service.j2", rules=RULES), "lvs")]
+    return [NodeFile(RULES, template("fwmark.rules.j2", peer_macs=peers, marks=m, snats=sn), "lvs"),
+            NodeFile(UNIT, template("fwmark.service.j2", rules=RULES, marks=m, snats=sn), "lvs")]
