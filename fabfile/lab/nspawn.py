@@ -28,6 +28,7 @@ from . import rootfs
 BOOT_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
 SYSTEMCTL_TIMEOUT = 5.0    # nsenter + systemctl in a node; the kernel tier (TCG) raises it
+BANNER_TIMEOUT = 0.5       # sshd's greeting while booting; the kernel tier (TCG) raises it too
 NSPAWN_ENV = {"SYSTEMD_NSPAWN_API_VFS_WRITABLE": "network"}   # the toolkit's sysctls under /proc/sys/net
 CAPS = "CAP_NET_ADMIN,CAP_NET_RAW"                             # VIPs, IPVS, iptables; raw for VRRP/ping
 HOSTKEY_TYPES = ("ed25519", "ecdsa", "rsa")
@@ -455,7 +456,7 @@ def _wait_booted(pending: dict[str, tuple[_Node, int, float]], progress, timeout
                 continue
             if state[name] not in ("running", "degraded"):
                 state[name] = _systemd_state(init)
-            if state[name] in ("running", "degraded") and _ssh_banner(nd.host, 0.5):
+            if state[name] in ("running", "degraded") and _ssh_banner(nd.host, BANNER_TIMEOUT):
                 del pending[name]
                 progress(f"{name}: booted in {time.monotonic() - t0:.1f}s (systemd {state[name]}, sshd up)")
                 if state[name] == "degraded":

@@ -68,8 +68,13 @@ def klab():
     from fabfile.tasks.lab import spec_for
     spec = spec_for(ENV)
     was_up = all(s.running for s in kernel.status(spec))
-    with timed("lab.up --env kernel" + (" (was up)" if was_up else "")):
-        times = kernel.up(spec, progress=lambda s: None)      # idempotent: waits for SSH if up
+    try:
+        with timed("lab.up --env kernel" + (" (was up)" if was_up else "")):
+            times = kernel.up(spec, progress=lambda s: None)      # idempotent: waits for SSH if up
+    except Exception:
+        if not was_up:
+            kernel.down(spec, progress=lambda s: None)       # no VM left behind by a failed boot
+        raise
     TIMINGS.update({f"  {k} (VM boot -> ...)": v for k, v in times.items()})
     yield spec
     if not was_up and os.environ.get("LBTK_KEEP_LAB") != "1":
@@ -77,11 +82,27 @@ def klab():
             kernel.down(spec, progress=lambda s: None)
 
 
+class Deployed:
+    """Which inventory the kernel lab carries now; ensure(env) deploys only on a change."""
+
+    def __init__(self):
+        self.current = None
+
+    def ensure(self, env: str = ENV) -> None:
+        if self.current != env:
+            self.current = None
+            with timed(f"deploy --env {env}" + (" (again)" if f"deploy --env {env}" in TIMINGS else "")):
+                inv("deploy", "--env", env, check=True)
+            self.current = env
+
+
 @pytest.fixture(scope="package")
 def deployed(klab):
-    with timed("deploy --env kernel"):
-        inv("deploy", "--env", ENV, check=True)
-    return klab
+    d = Deployed()
+    d.ensure(ENV)
+    yield d
+    if d.current != ENV:                     # leave the lab as inventories/kernel.yaml wants it
+        d.ensure(ENV)
 
 
 @pytest.fixture(scope="package")

@@ -35,6 +35,7 @@ def _master(conns) -> str:
 
 
 def test_verify_rr_alternates_across_the_three_nodes(deployed):
+    deployed.ensure(ENV)
     rc, out = inv_json("verify", "--env", ENV, "--requests", "30")
     run, checks = _traffic(out)
     assert rc == 0, [c for c in out["checks"] if not c["ok"]]
@@ -49,6 +50,7 @@ def test_verify_rr_alternates_across_the_three_nodes(deployed):
 
 def test_no_request_loops_between_directors(deployed):
     """Every request answered once within the client's timeout; backups schedule nothing."""
+    deployed.ensure(ENV)
     rc, out = inv_json("verify", "--env", ENV, "--requests", "45")
     run, checks = _traffic(out)
     assert None not in run["answers"], run["answers"]
@@ -59,20 +61,6 @@ def test_no_request_loops_between_directors(deployed):
     for b in backups:
         assert checks[("no re-balancing", b)]["ok"], checks[("no re-balancing", b)]
         assert sum(run["new_conns_per_director"][b].values()) == 0
-
-
-def test_wrr_321_gives_a_321_split_over_60_requests(deployed):
-    try:
-        inv("deploy", "--env", "kernel-wrr", check=True)
-        rc, out = inv_json("verify", "--env", "kernel-wrr", "--requests", "60")
-        run, checks = _traffic(out)
-        assert rc == 0, [c for c in out["checks"] if not c["ok"]]
-        per = {r["real_server"]: r["answers"] for r in run["per_real_server"]}
-        assert per == {"node1": 30, "node2": 20, "node3": 10}, per
-        assert checks[("wrr order", "cluster")]["ok"], checks[("wrr order", "cluster")]
-        assert {r["real_server"]: r["weight"] for r in run["per_real_server"]} == {"node1": 3, "node2": 2, "node3": 1}
-    finally:
-        inv("deploy", "--env", ENV, check=True)
 
 
 def _in_pool(conn, addr: str) -> bool:
@@ -90,6 +78,7 @@ def _wait_pool(conn, addr: str, present: bool, limit: float) -> float | None:
 
 
 def test_stopped_nginx_leaves_the_ipvs_table_and_comes_back(deployed, nodes):
+    deployed.ensure(ENV)
     vs = INV.virtual_servers[0]
     chk = vs.real_servers[2].TCP_CHECK
     victim = "node3"
@@ -112,6 +101,7 @@ def test_stopped_nginx_leaves_the_ipvs_table_and_comes_back(deployed, nodes):
 
 
 def test_traffic_avoids_a_removed_real_server(deployed, nodes):
+    deployed.ensure(ENV)
     master = _master(nodes)
     victim = next(n for n in NAMES if n != master)
     addr = INV.node(victim).host
@@ -131,6 +121,7 @@ def test_traffic_avoids_a_removed_real_server(deployed, nodes):
 
 
 def test_director_failover_keeps_the_vip_answering(deployed):
+    deployed.ensure(ENV)
     rc, out = inv_json("failover-test", "--env", ENV, "--mode", "graceful", timeout=300)
     assert rc == 0 and out["ok"], out
     assert out["to"] and out["to"] != out["from"]
@@ -152,6 +143,7 @@ time.sleep(float(sys.argv[2]))
 
 
 def test_sync_daemon_shows_a_held_connection_on_the_backup(deployed, nodes):
+    deployed.ensure(ENV)
     rc, out = inv_json("sync-status", "--env", ENV)
     assert rc == 0 and out["ok"], out
     master = _master(nodes)
@@ -179,3 +171,28 @@ def test_sync_daemon_shows_a_held_connection_on_the_backup(deployed, nodes):
     finally:
         hold.kill()
         hold.wait()
+
+
+# -- other inventories on the same VM (last: each switch is a deploy) -------------------
+
+def test_wrr_321_gives_a_321_split_over_60_requests(deployed):
+    deployed.ensure("kernel-wrr")
+    rc, out = inv_json("verify", "--env", "kernel-wrr", "--requests", "60")
+    run, checks = _traffic(out)
+    assert rc == 0, [c for c in out["checks"] if not c["ok"]]
+    per = {r["real_server"]: r["answers"] for r in run["per_real_server"]}
+    assert per == {"node1": 30, "node2": 20, "node3": 10}, per
+    assert checks[("wrr order", "cluster")]["ok"], checks[("wrr order", "cluster")]
+    assert {r["real_server"]: r["weight"] for r in run["per_real_server"]} == {"node1": 3, "node2": 2, "node3": 1}
+
+
+def test_nat_example_balances_through_masquerade(deployed, nodes):
+    """kernel-nat: LVS-NAT (Masq) with the director masquerading clients; rr across the three."""
+    deployed.ensure("kernel-nat")
+    rc, out = inv_json("verify", "--env", "kernel-nat", "--requests", "30")
+    run, checks = _traffic(out)
+    assert rc == 0, [c for c in out["checks"] if not c["ok"]]
+    assert run["service"] == f"TCP {VIP}:80"
+    assert {r["real_server"]: r["answers"] for r in run["per_real_server"]} == {n: 10 for n in NAMES}
+    table = parse_list(sh(nodes[run["master"]], "ipvsadm -L -n").stdout)
+    assert {r.forward for s in table.services for r in s.real_servers} == {"Masq"}

@@ -27,6 +27,9 @@ for l in eth0 "$GUEST_BRIDGE"; do echo 1 > /proc/sys/net/ipv6/conf/$l/disable_ip
 ip link set eth0 master "$GUEST_BRIDGE" up || fail "eth0 on $GUEST_BRIDGE"
 ip addr add "$GUEST_ADDR" dev "$GUEST_BRIDGE" && ip link set "$GUEST_BRIDGE" up || fail "addressing $GUEST_BRIDGE"
 stage "network up: eth0 on $GUEST_BRIDGE ($GUEST_ADDR)"
+# what runs in the VM, every 15 s, for whoever debugs a slow boot from the host (share/ps.txt)
+( while :; do ps -eo pid,stat,etime,time,args --sort=-time 2>/dev/null | head -40 > $SHARE/.ps.tmp \
+    && mv $SHARE/.ps.tmp $SHARE/ps.txt; sleep 15; done ) &
 cd "$REPO" || fail "no $REPO in the guest"
 python3 -m fabfile.lab.guest.nodes "$SHARE" || fail "lab nodes did not come up (see guest.log)"
 stage "READY"

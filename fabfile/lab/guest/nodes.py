@@ -53,6 +53,7 @@ def _publish(share: Path) -> None:
 def main(argv: list[str]) -> int:
     from .. import LabError, down, nspawn, up
     nspawn.SYSTEMCTL_TIMEOUT = 60.0          # systemctl in a node under TCG on a busy machine
+    nspawn.BANNER_TIMEOUT = 10.0             # and sshd's greeting
     share = Path(argv[0])
     s, spec = _spec(share)
 
