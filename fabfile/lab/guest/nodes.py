@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 GUEST_LAB_DIR = Path("/run/lbtk-klab")     # tmpfs: overlays need a real upper filesystem
+SYSV_SCRIPTS = ("nginx", "keepalived")
 
 
 def _spec(share: Path):
@@ -30,8 +32,17 @@ def _prepare(s: dict, share: Path) -> None:
     GUEST_LAB_DIR.mkdir(mode=0o755, exist_ok=True)
     host = Path("/run/lbtk-host")
     base = GUEST_LAB_DIR / "base"
-    if not base.is_symlink():
-        base.symlink_to(host / s["base"].lstrip("/"))
+    if not os.path.ismount(base):
+        # the host's base (raw 9p view) under a tmpfs layer of the VM's own: SysV scripts of the
+        # daemons the toolkit enables go, so `systemctl enable` does not run update-rc.d (perl),
+        # which takes minutes under TCG on a busy machine; systemd uses the native units anyway
+        for d in (base, GUEST_LAB_DIR / ".base-upper", GUEST_LAB_DIR / ".base-work"):
+            d.mkdir(exist_ok=True)
+        subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
+                        f"lowerdir={host / s['base'].lstrip('/')},upperdir={GUEST_LAB_DIR / '.base-upper'},"
+                        f"workdir={GUEST_LAB_DIR / '.base-work'}", str(base)], check=True)
+        for script in SYSV_SCRIPTS:
+            (base / "etc/init.d" / script).unlink(missing_ok=True)
     shutil.copyfile(host / s["base_stamp"].lstrip("/"), GUEST_LAB_DIR / "base.stamp")
     for suffix, mode in (("", 0o600), (".pub", 0o644)):
         dst = GUEST_LAB_DIR / f"id_ed25519{suffix}"
