@@ -20,6 +20,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 ENV = "kernel"
 TIMINGS: dict[str, float] = {}
+STAYS_UP = {"lab": False}        # the lab outlives the tests (it was up before, or LBTK_KEEP_LAB=1)
 
 
 def inv(*args, check=False, timeout=600):
@@ -75,6 +76,7 @@ def klab():
         if not was_up:
             kernel.down(spec, progress=lambda s: None)       # no VM left behind by a failed boot
         raise
+    STAYS_UP["lab"] = was_up or os.environ.get("LBTK_KEEP_LAB") == "1"
     TIMINGS.update({f"  {k} (VM boot -> ...)": v for k, v in times.items()})
     yield spec
     if not was_up and os.environ.get("LBTK_KEEP_LAB") != "1":
@@ -101,7 +103,7 @@ def deployed(klab):
     d = Deployed()
     d.ensure(ENV)
     yield d
-    if d.current != ENV:                     # leave the lab as inventories/kernel.yaml wants it
+    if STAYS_UP["lab"] and d.current != ENV:  # a lab left up carries inventories/kernel.yaml
         d.ensure(ENV)
 
 

@@ -122,7 +122,8 @@ def test_traffic_avoids_a_removed_real_server(deployed, nodes):
 
 def test_director_failover_keeps_the_vip_answering(deployed):
     deployed.ensure(ENV)
-    rc, out = inv_json("failover-test", "--env", ENV, "--mode", "graceful", timeout=300)
+    # 100 ms probes (1 s timeout each): the 20 ms default times out on a TCG VM when the host is busy
+    rc, out = inv_json("failover-test", "--env", ENV, "--mode", "graceful", "--interval-ms", "100", timeout=300)
     assert rc == 0 and out["ok"], out
     assert out["to"] and out["to"] != out["from"]
     TIMINGS["  failover: VIP moved (s)"] = out["failover_s"]
