@@ -5,28 +5,14 @@ LBTK_KEEP_LAB=1). Tests drive the toolkit through its real CLI, as an operator w
 """
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from ..cli import inv, inv_json  # noqa: F401 - the tests import them from here
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def inv(*args, check=False, timeout=300):
-    r = subprocess.run([sys.executable, "-m", "invoke", *args], cwd=ROOT, capture_output=True,
-                       text=True, timeout=timeout, env={**os.environ, "LBTK_FORMAT": "plain"})
-    if check and r.returncode != 0:
-        raise AssertionError(f"inv {' '.join(args)} exited {r.returncode}\n{r.stdout}\n{r.stderr}")
-    return r
-
-
-def inv_json(*args):
-    r = inv(*args, "--json")
-    return r.returncode, json.loads(r.stdout)
 
 
 @pytest.fixture(scope="package")

@@ -8,14 +8,13 @@ missing install FAILS instead of being skipped. Timings go to the terminal summa
 """
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+
+from .. import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = "kernel"
@@ -24,20 +23,11 @@ STAYS_UP = {"lab": False}        # the lab outlives the tests (it was up before,
 
 
 def inv(*args, check=False, timeout=600):
-    r = subprocess.run([sys.executable, "-m", "invoke", *args], cwd=ROOT, capture_output=True,
-                       text=True, timeout=timeout, env={**os.environ, "LBTK_FORMAT": "plain"})
-    if check and r.returncode != 0:
-        raise AssertionError(f"inv {' '.join(args)} exited {r.returncode}\n{r.stdout[-3000:]}\n{r.stderr[-2000:]}")
-    return r
+    return cli.inv(*args, check=check, timeout=timeout)
 
 
 def inv_json(*args, timeout=600):
-    r = inv(*args, "--json", timeout=timeout)
-    try:
-        return r.returncode, json.loads(r.stdout)
-    except ValueError:
-        raise AssertionError(f"inv {' '.join(args)} --json printed no JSON (exit {r.returncode})\n"
-                             f"{r.stdout[-2000:]}\n{r.stderr[-2000:]}") from None
+    return cli.inv_json(*args, timeout=timeout)
 
 
 def timed(name: str):
