@@ -3,7 +3,7 @@ systemd nodes inside, reached over SSH on lbtk-kbr0 (inventories/kernel.yaml).
 
 Package scope: up once (`inv lab.up --env kernel`, `inv deploy --env kernel`), down afterwards
 unless it was already up (or LBTK_KEEP_LAB=1). Skipped when not root or the kernel tier is not set
-up (`bash scripts/setup.sh --kernel`) — except in CI (CI=true or LBTK_KERNEL_TESTS=1), where a
+up (`bash scripts/setup.sh --kernel`). Opt-in: they run only with LBTK_KERNEL_TESTS=1, and then a
 missing install FAILS instead of being skipped. Timings go to the terminal summary.
 """
 from __future__ import annotations
@@ -41,7 +41,8 @@ def timed(name: str):
 
 
 def required() -> bool:
-    return os.environ.get("CI") == "true" or os.environ.get("LBTK_KERNEL_TESTS") == "1"
+    # opt-in until they are reliable on a 2-core TCG host (see README, "Kernel tier")
+    return os.environ.get("LBTK_KERNEL_TESTS") == "1"
 
 
 @pytest.fixture(scope="package")
@@ -52,9 +53,11 @@ def klab():
         why = "the kernel tier needs root (tap, bridge, network namespaces, qemu)"
     elif not kernel.kernel_ready():
         why = "the kernel tier is not set up: run `bash scripts/setup.sh --kernel`"
+    if not required():
+        why = "kernel-tier tests are opt-in: LBTK_KERNEL_TESTS=1 bash scripts/test.sh --kernel"
+    elif why:
+        pytest.fail(f"{why} (LBTK_KERNEL_TESTS=1 requires the kernel tests)")
     if why:
-        if required():
-            pytest.fail(f"{why} (CI requires the kernel tests)")
         pytest.skip(why)
     from fabfile.tasks.lab import spec_for
     spec = spec_for(ENV)
