@@ -85,7 +85,7 @@ def _healthy_or_restore(c, plan: NodePlan, paths: list[str], stamp: str) -> None
         restore(c, paths, stamp)
         remote.run(c, f"systemctl daemon-reload; systemctl restart {u}", check=False)
     raise ApplyError(f"{plan.node}: {u} is not running after the change: {why}"
-                     + (" — previous files restored and {u} restarted on them".format(u=u) if paths else ""))
+                     + (f" — previous files restored and {u} restarted on them" if paths else ""))
 
 
 def _backup_and_swap(writes, deletes, stamp: str, owed: list[str]) -> str:

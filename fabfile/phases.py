@@ -72,9 +72,7 @@ def plan_node(env: Env, node: str, facts: NodeFacts, phases: list[str]) -> NodeP
         mine = [f for f in desired if f.phase == phase]
         changes = file_changes(mine, facts, node)
         p.changes += changes
-        for a in service_actions(phase, {ch.file.path for ch in changes}, facts, mine):
-            if a.command not in {x.command for x in p.actions}:  # e.g. one daemon-reload covers all units
-                p.actions.append(a)
+        p.add_actions(service_actions(phase, {ch.file.path for ch in changes}, facts, mine))
     return p
 
 
@@ -171,10 +169,11 @@ def rolling_batches(env: Env, runs: list[NodeRun]) -> list[list[str]]:
 def planned_moves(env: Env, runs: list[NodeRun]) -> list[str]:
     """VIPs whose holder the new inventory changes: each is one planned failover."""
     out = []
+    held = _nopreempt_vips(env)
     for vip, owner in expected_holders(env.inv).items():
         now = [r.node for r in runs if vip in r.facts.vips]
         if now and owner not in now:
-            if vip in _nopreempt_vips(env):
+            if vip in held:
                 out.append(f"VIP {vip} stays on {'+'.join(now)}: nopreempt (the new priorities apply at the next failover)")
             else:
                 out.append(f"VIP {vip} will move {'+'.join(now)} -> {owner} (a planned failover)")
@@ -191,7 +190,8 @@ def finish_moves(env: Env, conns, done_at: dict[str, float]) -> None:
     long after the new owner took its config (preempt: master_down_interval + skew)."""
     from .settle import settle_timeout
     from .verify import wait_until
-    owners = {v: o for v, o in expected_holders(env.inv).items() if v not in _nopreempt_vips(env)}
+    held = _nopreempt_vips(env)
+    owners = {v: o for v, o in expected_holders(env.inv).items() if v not in held}
     holders, _, ok = wait_until(env.inv, conns, lambda h: all(h.get(v) == [o] for v, o in owners.items()),
                                 timeout=settle_timeout(env))
     now = time.monotonic()

@@ -44,6 +44,12 @@ class NodePlan:
     def empty(self) -> bool:
         return not self.changes and not self.actions
 
+    def add_actions(self, actions: list[Action]) -> None:
+        """Append, skipping a command already planned (one daemon-reload covers every unit)."""
+        for a in actions:
+            if a.command not in {x.command for x in self.actions}:
+                self.actions.append(a)
+
 
 def file_changes(desired: list[NodeFile], facts: NodeFacts, node: str) -> list[FileChange]:
     out = []

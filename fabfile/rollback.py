@@ -49,9 +49,7 @@ def rollback(env: Env, node: str | None = None, fmt=None) -> None:
                 plan = NodePlan(name)
                 for phase in dict.fromkeys(f.phase for f in restored):
                     mine = [f for f in restored if f.phase == phase]
-                    for a in service_actions(phase, {f.path for f in mine}, now, mine):
-                        if a.command not in {x.command for x in plan.actions}:
-                            plan.actions.append(a)
+                    plan.add_actions(service_actions(phase, {f.path for f in mine}, now, mine))
                 try:
                     done = apply_node(c, plan, stamp)
                 except ApplyError as e:

@@ -5,7 +5,6 @@ from invoke import Exit, task
 
 from .. import output, remote
 from ..phases import gather, plan_node
-from ..plan import PHASES
 from ..rollback import rollback as do_rollback
 from .common import DEFAULT_ENV, load_env, one_line_errors, select_nodes
 
@@ -27,7 +26,7 @@ def diff(c, env=DEFAULT_ENV, node=None, format=None):
     t = output.Table(f"drift ({e.path.name})", ["node", "file", "state"])
     drifted = 0
     for n, f in facts.items():
-        changes = [ch for ch in plan_node(e, n, f, FILE_PHASES).changes]
+        changes = plan_node(e, n, f, FILE_PHASES).changes
         for ch in changes:
             drifted += 1
             word = {"create": "missing on node", "delete": "present, should not be", "update": "differs",
