@@ -16,11 +16,7 @@ def _phase_task(phase: str, doc: str):
     @task(name=phase, help=HELP)
     @one_line_errors
     def t(c, env=DEFAULT_ENV, check=False, format=None):
-        e = load_env(env)
-        runs = run_phases(e, [phase], check=check, fmt=format)
-        if phase in ("lvs", "keepalived") and not check and any(r.done for r in runs):
-            from ..settle import wait_for_vips
-            wait_for_vips(e)  # as `inv deploy` does: return once VRRP has settled
+        run_and_settle(load_env(env), [phase], check, format)
     t.__doc__ = doc
     t.body.__doc__ = doc
     return t
@@ -37,8 +33,12 @@ keepalived = _phase_task("keepalived", "keepalived.conf: keepalived -t on the no
 @one_line_errors
 def deploy(c, env=DEFAULT_ENV, check=False, format=None):
     """Every phase in order (install, arp, nginx, lvs, keepalived, sync-daemon), then wait for VRRP."""
+    run_and_settle(load_env(env), DEPLOY_ORDER, check, format)
+
+
+def run_and_settle(e, phases: list[str], check: bool, fmt) -> None:
+    """The phases, then (when keepalived changed anywhere) return only once VRRP has settled."""
     from ..settle import wait_for_vips
-    e = load_env(env)
-    runs = run_phases(e, DEPLOY_ORDER, check=check, fmt=format)
-    if not check and any(r.done for r in runs):
+    runs = run_phases(e, phases, check=check, fmt=fmt)
+    if {"lvs", "keepalived"} & set(phases) and not check and any(r.done for r in runs):
         wait_for_vips(e)
