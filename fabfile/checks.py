@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from . import sync
 from .model import Inventory
 from .render import arp
 from .render.keepalived import virtual_servers
@@ -124,15 +125,16 @@ def ipvs_check(inv: Inventory, name: str, o: Observed) -> Check:
 
 
 def sync_check(inv: Inventory, name: str, o: Observed, is_master: bool) -> Check:
-    """The VRRP MASTER runs the master sync daemon, every other director a backup one."""
+    """The daemons the mode wants: master on the VRRP MASTER and backup elsewhere, or (mode
+    `both`) master and backup on every director."""
     if o.ipvs is None:
         return Check("sync daemon", name, True, f"{NO_IPVS}: no connection sync")
     sd = inv.sync_daemon
-    want = "master" if is_master else "backup"
+    want = sync.wanted_roles(sd, is_master)
     roles = {d.role for d in o.sync_daemons if d.syncid == sd.syncid}
     detail = ", ".join(f"{d.role} (mcast={d.mcast_interface}, syncid={d.syncid})" for d in o.sync_daemons)
-    return Check("sync daemon", name, want in roles,
-                 (detail or "not running") + ("" if want in roles else f" — want {want}"))
+    missing = " + ".join(sorted(want - roles))
+    return Check("sync daemon", name, not missing, (detail or "not running") + (f" — want {missing}" if missing else ""))
 
 
 def http_check(vip: str, port: int, answer: str | None, error: str | None, nodes: list[str]) -> Check:

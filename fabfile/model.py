@@ -227,9 +227,16 @@ class VirtualServer(Strict):
 class SyncDaemon(Strict):
     interface: str
     syncid: int = Field(1, ge=0, le=255)
-    # keepalived: lvs_sync_daemon in global_defs, master/backup follows VRRP state (recommended);
-    # static: the toolkit runs ipvsadm --start-daemon as the seed does.
-    mode: Literal["keepalived", "static"] = "keepalived"
+    # keepalived: lvs_sync_daemon in global_defs, keepalived flips master/backup with VRRP state.
+    #   Hazard (proven in the kernel tier, Debian 12's 6.1 kernel + keepalived 2.2.7): a node that
+    #   is MASTER for only a moment (3 directors, graceful failover: both backups take over, the
+    #   lower one yields at once) stops a sync thread the kernel has not started running; the
+    #   kernel answers -EINTR without a netlink ACK and keepalived's VRRP process waits for ever,
+    #   still holding the VIP (split brain).
+    # both: every director runs master and backup daemons all the time (unit lbtk-ipvs-sync):
+    #   nothing switches on failover. Recommended with 3 or more directors.
+    # static: the toolkit runs ipvsadm --start-daemon with the role VRRP gives, as the seed does.
+    mode: Literal["keepalived", "both", "static"] = "keepalived"
     vrrp_instance: str | None = None
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from .facts import NodeFacts
 from .render import NodeFile
-from .render import arp, fwmark, keepalived, nginx
+from .render import arp, fwmark, ipvs_sync, keepalived, nginx
 from .secrets import mask
 
 PHASES = ("install", "arp", "nginx", "lvs", "keepalived", "sync-daemon", "verify")
@@ -112,6 +112,9 @@ def service_actions(phase: str, changed: set[str], facts: NodeFacts, desired: li
         if keepalived.DEFAULTS in changed and facts.active.get("keepalived") == "active":
             acts.append(Action("systemctl restart keepalived",
                                "DAEMON_ARGS changed: keepalived reads it only at start (this is a failover if MASTER)"))
+    elif phase == "sync-daemon":
+        unit("lbtk-ipvs-sync", ipvs_sync.UNIT, want.get(ipvs_sync.UNIT) is not None
+             and want[ipvs_sync.UNIT].content is not None)
     elif phase == "keepalived":
         if keepalived.CONF in changed:
             acts.append(_reload_or_start(facts, "keepalived", "keepalived.conf changed"))

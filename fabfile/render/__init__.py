@@ -49,7 +49,7 @@ def template(name: str, **values) -> str:
 
 def render_node(inv: Inventory, node_name: str, secrets: dict[str, str],
                 facts: Facts = Facts()) -> list[NodeFile]:
-    from . import arp, fwmark, keepalived, nginx  # noqa: E402 (modules import template())
+    from . import arp, fwmark, ipvs_sync, keepalived, nginx  # noqa: E402 (modules import template())
     node = inv.node(node_name)
     _override[0] = inv.templates_path
     files = []
@@ -57,6 +57,7 @@ def render_node(inv: Inventory, node_name: str, secrets: dict[str, str],
     files += fwmark.files(inv, node)
     files += arp.files(inv, node)
     files += nginx.files(inv, node)
+    files += ipvs_sync.files(inv, node, facts)
     return files
 
 
