@@ -67,7 +67,7 @@ def node_checks(inv: Inventory, name: str, o: Observed, is_master: bool = False)
     for unit in ("keepalived", "nginx"):
         state = o.active.get(unit, "unknown")
         out.append(Check(f"{unit} running", name, state == "active", state))
-    want = arp.wanted_sysctls(inv, node)
+    want = arp.wanted_sysctls(inv, node, ipvs=o.ipvs is not None)
     if want:
         wrong = {k: o.sysctl.get(k, "missing") for k, v in want.items() if o.sysctl.get(k) != v}
         out.append(Check("ARP sysctls", name, not wrong,
@@ -125,16 +125,15 @@ def ipvs_check(inv: Inventory, name: str, o: Observed) -> Check:
 
 
 def sync_check(inv: Inventory, name: str, o: Observed, is_master: bool) -> Check:
-    """The daemons the mode wants: master on the VRRP MASTER and backup elsewhere, or (mode
-    `both`) master and backup on every director."""
+    """The VRRP MASTER runs the master sync daemon, every other director a backup one."""
     if o.ipvs is None:
         return Check("sync daemon", name, True, f"{NO_IPVS}: no connection sync")
     sd = inv.sync_daemon
-    want = sync.wanted_roles(sd, is_master)
+    want = sync.role(is_master)
     roles = {d.role for d in o.sync_daemons if d.syncid == sd.syncid}
     detail = ", ".join(f"{d.role} (mcast={d.mcast_interface}, syncid={d.syncid})" for d in o.sync_daemons)
-    missing = " + ".join(sorted(want - roles))
-    return Check("sync daemon", name, not missing, (detail or "not running") + (f" — want {missing}" if missing else ""))
+    return Check("sync daemon", name, want in roles,
+                 (detail or "not running") + ("" if want in roles else f" — want {want}"))
 
 
 def http_check(vip: str, port: int, answer: str | None, error: str | None, nodes: list[str]) -> Check:

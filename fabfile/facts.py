@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from .parsers.ip_addr import parse_ip_addr
 
 PACKAGES = ("keepalived", "ipvsadm", "nginx", "nginx-light", "nginx-core", "iptables", "iproute2")
-UNITS = ("keepalived", "nginx", "lbtk-vip-lo", "lbtk-fwmark", "lbtk-ipvs-sync")
+UNITS = ("keepalived", "nginx", "lbtk-vip-lo", "lbtk-fwmark")
 MARK = "@@lbtk"
 PENDING = "/var/lib/lbtk/pending"   # actions of a swap whose reloads have not all run yet
 

@@ -227,16 +227,17 @@ class VirtualServer(Strict):
 class SyncDaemon(Strict):
     interface: str
     syncid: int = Field(1, ge=0, le=255)
-    # keepalived: lvs_sync_daemon in global_defs, keepalived flips master/backup with VRRP state.
-    #   Hazard (proven in the kernel tier, Debian 12's 6.1 kernel + keepalived 2.2.7): a node that
-    #   is MASTER for only a moment (3 directors, graceful failover: both backups take over, the
-    #   lower one yields at once) stops a sync thread the kernel has not started running; the
-    #   kernel answers -EINTR without a netlink ACK and keepalived's VRRP process waits for ever,
-    #   still holding the VIP (split brain).
-    # both: every director runs master and backup daemons all the time (unit lbtk-ipvs-sync):
-    #   nothing switches on failover. Recommended with 3 or more directors.
+    # keepalived: lvs_sync_daemon in global_defs; keepalived's VRRP process flips master/backup
+    #   itself. Hazard (caught by the kernel tier, Debian 12's 6.1 kernel + keepalived 2.2.7): a
+    #   node that is MASTER for only a moment (3 directors, graceful failover: both backups take
+    #   over, the lower one yields at once) stops a sync thread the kernel has not run yet; the
+    #   kernel answers -EINTR with no netlink ACK and the VRRP process waits for ever, holding
+    #   the VIP (split brain).
+    # notify: keepalived's `notify` runs /usr/local/sbin/lbtk-ipvs-sync, which flips the daemons
+    #   outside the VRRP process: serialized, newest state wins, every ipvsadm call under timeout.
+    #   Recommended with 3 or more directors.
     # static: the toolkit runs ipvsadm --start-daemon with the role VRRP gives, as the seed does.
-    mode: Literal["keepalived", "both", "static"] = "keepalived"
+    mode: Literal["keepalived", "notify", "static"] = "keepalived"
     vrrp_instance: str | None = None
 
 
@@ -350,6 +351,14 @@ class Inventory(Strict):
                 raise FieldProblem(("sync_daemon", "vrrp_instance"),
                                    f"unknown vrrp_instance {self.sync_daemon.vrrp_instance!r}",
                                    "name one of vrrp_instances[].name")
+        if self.sync_daemon and self.sync_daemon.mode == "notify":
+            name = self.sync_daemon.vrrp_instance or self.vrrp_instances[0].name
+            i, vi = next((i, v) for i, v in enumerate(self.vrrp_instances) if v.name == name)
+            if vi.notify:
+                raise FieldProblem(("vrrp_instances", i, "notify"),
+                                   "sync_daemon mode notify uses this instance's notify for lbtk-ipvs-sync",
+                                   "call your script from notify_master/notify_backup/notify_fault, "
+                                   "or set sync_daemon.mode: keepalived")
         return self
 
     # -- derived facts, one place each -------------------------------------------------

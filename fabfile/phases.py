@@ -147,8 +147,8 @@ def sync_note(env: Env, facts: NodeFacts) -> str:
         return "kernel has no IPVS, no connection sync"
     if sd.mode == "keepalived":
         return f"run by keepalived (lvs_sync_daemon {sd.interface} id {sd.syncid}), master/backup follows VRRP"
-    if sd.mode == "both":
-        return f"master and backup daemons always on (lbtk-ipvs-sync, {sd.interface} id {sd.syncid})"
+    if sd.mode == "notify":
+        return f"keepalived's notify runs lbtk-ipvs-sync ({sd.interface} id {sd.syncid}), master/backup follows VRRP"
     return "static mode: start it with `inv sync-start` (master on the VRRP MASTER, backup elsewhere)"
 
 

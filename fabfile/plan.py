@@ -113,8 +113,9 @@ def service_actions(phase: str, changed: set[str], facts: NodeFacts, desired: li
             acts.append(Action("systemctl restart keepalived",
                                "DAEMON_ARGS changed: keepalived reads it only at start (this is a failover if MASTER)"))
     elif phase == "sync-daemon":
-        unit("lbtk-ipvs-sync", ipvs_sync.UNIT, want.get(ipvs_sync.UNIT) is not None
-             and want[ipvs_sync.UNIT].content is not None)
+        script = want.get(ipvs_sync.SCRIPT)
+        if ipvs_sync.SCRIPT in changed and script is not None and script.content is not None:
+            acts.append(Action(ipvs_sync.RECONCILE, "sync script changed: set the daemons for this node's VRRP state now"))
     elif phase == "keepalived":
         if keepalived.CONF in changed:
             acts.append(_reload_or_start(facts, "keepalived", "keepalived.conf changed"))

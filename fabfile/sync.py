@@ -1,8 +1,8 @@
 """The IPVS connection sync daemon: who should run which role, and the commands for it.
 
 keepalived mode: `lvs_sync_daemon` in global_defs, keepalived flips master and backup with VRRP
-state. both mode: every director runs both daemons all the time (unit lbtk-ipvs-sync), nothing
-flips on failover (see model.SyncDaemon for why that matters with 3 directors). static mode (the
+state, inside its VRRP process. notify mode: keepalived's `notify` runs lbtk-ipvs-sync, which
+flips them outside it (see model.SyncDaemon for why that matters with 3 directors). static mode (the
 seed's way): the toolkit runs `ipvsadm --start-daemon` with the role the node has now: master on
 the VRRP MASTER, backup on the others.
 """
@@ -15,11 +15,6 @@ from .model import Inventory, SyncDaemon
 
 def role(holds_vip: bool) -> str:
     return "master" if holds_vip else "backup"
-
-
-def wanted_roles(sd: SyncDaemon, holds_vip: bool) -> set[str]:
-    """The daemons this node should run now."""
-    return {"master", "backup"} if sd.mode == "both" else {role(holds_vip)}
 
 
 def start_command(sd: SyncDaemon, role_: str) -> str:
@@ -40,6 +35,7 @@ def describe(inv: Inventory) -> str:
     if sd.mode == "keepalived":
         return (f"keepalived runs it (lvs_sync_daemon {sd.interface} ... id {sd.syncid}); "
                 "master/backup follows VRRP state")
-    if sd.mode == "both":
-        return f"both: master and backup daemons on every director ({sd.interface}, syncid {sd.syncid}), unit lbtk-ipvs-sync"
+    if sd.mode == "notify":
+        return (f"keepalived's notify runs lbtk-ipvs-sync ({sd.interface}, syncid {sd.syncid}); "
+                "master/backup follows VRRP state")
     return f"static: ipvsadm --start-daemon on {sd.interface}, syncid {sd.syncid}"

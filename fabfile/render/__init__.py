@@ -55,7 +55,7 @@ def render_node(inv: Inventory, node_name: str, secrets: dict[str, str],
     files = []
     files += keepalived.files(inv, node, secrets, facts)
     files += fwmark.files(inv, node)
-    files += arp.files(inv, node)
+    files += arp.files(inv, node, facts)
     files += nginx.files(inv, node)
     files += ipvs_sync.files(inv, node, facts)
     return files

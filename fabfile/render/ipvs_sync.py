@@ -1,17 +1,28 @@
-"""The always-on IPVS sync daemons (sync_daemon mode `both`): one oneshot unit per director that
-starts the master and the backup daemon once and never flips them on a VRRP transition."""
+"""sync_daemon mode `notify`: the script keepalived's `notify` runs to flip the IPVS sync daemons
+outside its VRRP process (model.SyncDaemon says why)."""
 from __future__ import annotations
 
 from ..model import Inventory, Node
+from ..vrrp import plan
 from . import Facts, NodeFile, template
 
-UNIT = "/etc/systemd/system/lbtk-ipvs-sync.service"
-UNIT_NAME = "lbtk-ipvs-sync.service"
+SCRIPT = "/usr/local/sbin/lbtk-ipvs-sync"
+RECONCILE = SCRIPT          # no arguments: the role from whether this node holds the VIP now
+
+
+def sync_instance(inv: Inventory):
+    """The planned vrrp_instance whose state decides the sync daemon's role."""
+    planned = plan(inv)
+    name = inv.sync_daemon.vrrp_instance if inv.sync_daemon else None
+    return next((p for p in planned if p.name == name), planned[0])
 
 
 def files(inv: Inventory, node: Node, facts: Facts) -> list[NodeFile]:
     sd = inv.sync_daemon
-    if not (sd and sd.mode == "both" and facts.ipvs):
-        return [NodeFile(UNIT, None, "sync-daemon")]
-    return [NodeFile(UNIT, template("ipvs-sync.service.j2", interface=sd.interface, syncid=sd.syncid),
-                     "sync-daemon")]
+    if not (sd and sd.mode == "notify" and facts.ipvs):
+        return [NodeFile(SCRIPT, None, "sync-daemon")]
+    inst = sync_instance(inv)
+    return [NodeFile(SCRIPT, template("ipvs-sync.sh.j2", instance=inst.name, vip=inst.vips[0],
+                                      vrrp_interface=inv.interface_of(node, inst.source),
+                                      interface=sd.interface, syncid=sd.syncid),
+                     "sync-daemon", mode=0o755)]

@@ -35,16 +35,23 @@ def conf(inv: Inventory, node: Node, secrets: dict[str, str], facts: Facts = Fac
             vips=p.vips, track_script=vi.track_script,
             notify_master=vi.notify_master, notify_backup=vi.notify_backup,
             notify_fault=vi.notify_fault, notify=vi.notify))
+    sd = inv.sync_daemon
+    if sd and sd.mode == "notify" and facts.ipvs:
+        from .ipvs_sync import SCRIPT, sync_instance
+        name = sync_instance(inv).name
+        for i in instances:
+            if i["name"] == name:
+                i["notify"] = SCRIPT             # keepalived appends: INSTANCE name STATE priority
     sync = None
-    if inv.sync_daemon and inv.sync_daemon.mode == "keepalived" and facts.ipvs:
-        sd = inv.sync_daemon
+    if sd and sd.mode == "keepalived" and facts.ipvs:
         sync = dict(interface=sd.interface, syncid=sd.syncid,
                     instance=sd.vrrp_instance or planned[0].name)
     return template(
         "keepalived.conf.j2", cluster=inv.cluster, node=node,
         router_id=inv.global_defs.router_id.format(node=node.name, NODE=node.name.upper()),
         script_security=inv.global_defs.enable_script_security or bool(inv.vrrp_scripts),
-        script_user=inv.global_defs.script_user if (inv.vrrp_scripts or _has_notify(inv)) else None,
+        script_user=inv.global_defs.script_user if (inv.vrrp_scripts or _has_notify(inv)
+                                                    or (sd and sd.mode == "notify")) else None,
         sync=sync, scripts={k: v.model_dump() for k, v in inv.vrrp_scripts.items()},
         instances=instances, virtual_servers=virtual_servers(inv))
 

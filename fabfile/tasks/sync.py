@@ -4,6 +4,7 @@ from __future__ import annotations
 from invoke import Exit, task
 
 from .. import output, remote, sync
+from ..render import ipvs_sync
 from ..verify import observe
 from ..vrrp import plan
 from .common import DEFAULT_ENV, Env, LbtkError, load_env, one_line_errors
@@ -35,8 +36,7 @@ def sync_status(c, env=DEFAULT_ENV, format=None, json=False):
         remote.close(conns)
     rows, ok = [], True
     for n, o in obs.items():
-        wanted = sync.wanted_roles(e.inv.sync_daemon, holds[n])
-        want = "+".join(sorted(wanted, reverse=True))          # master+backup, master, backup
+        want = sync.role(holds[n])
         if not o.reachable:
             rows.append(dict(node=n, vrrp="?", want=want, running=o.error, ok=False))
         elif o.ipvs is None:
@@ -44,7 +44,7 @@ def sync_status(c, env=DEFAULT_ENV, format=None, json=False):
         else:
             running = ", ".join(f"{d.role} (mcast={d.mcast_interface}, syncid={d.syncid}, "
                                 f"group={d.group}:{d.port})" for d in o.sync_daemons) or "none"
-            good = wanted <= {d.role for d in o.sync_daemons if d.syncid == e.inv.sync_daemon.syncid}
+            good = any(d.role == want and d.syncid == e.inv.sync_daemon.syncid for d in o.sync_daemons)
             rows.append(dict(node=n, vrrp="MASTER" if holds[n] else "BACKUP", want=want, running=running, ok=good))
         ok &= rows[-1]["ok"]
     if json:
@@ -61,7 +61,7 @@ def sync_status(c, env=DEFAULT_ENV, format=None, json=False):
 @task(name="sync-start", help=HELP)
 @one_line_errors
 def sync_start(c, env=DEFAULT_ENV, format=None, json=False):
-    """Start the sync daemons: master on the VRRP MASTER, backup elsewhere (mode both: both everywhere)."""
+    """Start the sync daemons: master on the VRRP MASTER, backup elsewhere (keepalived mode: check only)."""
     e = load_env(env)
     _apply(e, start=True)
     sync_status(c, env=env, format=format, json=json)
@@ -76,7 +76,8 @@ def sync_stop(c, env=DEFAULT_ENV, format=None, json=False):
     mode = e.inv.sync_daemon.mode
     output.say("sync daemons stopped" + (" (keepalived starts them again at its next transition or reload;"
                                          " `inv sync-start` reloads keepalived)" if mode == "keepalived" else
-                                         " (`inv sync-start` or a reboot starts them again)" if mode == "both" else ""))
+                                         " (keepalived's notify starts them again at its next transition;"
+                                         " `inv sync-start` now)" if mode == "notify" else ""))
 
 
 def _apply(e: Env, start: bool) -> None:
@@ -90,15 +91,14 @@ def _apply(e: Env, start: bool) -> None:
                 output.say(f"{c.lbtk_node}: {NO_IPVS}")
                 continue
             if not start:
-                remote.run(c, ("systemctl stop lbtk-ipvs-sync; " if sd.mode == "both" else "") + sync.STOP)
+                remote.run(c, sync.STOP)
             elif sd.mode == "keepalived":
                 if not o.sync_daemons:  # keepalived starts them on reload (lvs_sync_daemon)
                     remote.run(c, "systemctl reload keepalived")
                     output.say(f"{c.lbtk_node}: keepalived reloaded to restart its sync daemon")
-            elif sd.mode == "both":
-                if not sync.wanted_roles(sd, True) <= {d.role for d in o.sync_daemons if d.syncid == sd.syncid}:
-                    remote.run(c, "systemctl restart lbtk-ipvs-sync")
-                output.say(f"{c.lbtk_node}: master and backup sync daemons running (lbtk-ipvs-sync)")
+            elif sd.mode == "notify":         # the node's own script, role from the VIP it holds
+                remote.run(c, ipvs_sync.RECONCILE)
+                output.say(f"{c.lbtk_node}: {sync.role(holds[c.lbtk_node])} sync daemon running (lbtk-ipvs-sync)")
             else:
                 remote.run(c, sync.start_command(sd, sync.role(holds[c.lbtk_node])))
                 output.say(f"{c.lbtk_node}: {sync.role(holds[c.lbtk_node])} sync daemon running")
