@@ -19,7 +19,7 @@ UNITS = ("keepalived", "nginx", "lbtk-vip-lo", "lbtk-fwmark")
 # identical on every node, so one Group run covers the cluster
 OBSERVE = f"""
 echo '{MARK} ip'; ip -j addr
-echo '{MARK} sysctl'; sysctl -a -r '^net\\.ipv4\\.(conf\\..*\\.(arp_ignore|arp_announce|rp_filter)|ip_forward|vs\\.(conntrack|backup_only))$' 2>/dev/null
+echo '{MARK} sysctl'; sysctl -a -r '^net\\.ipv4\\.(conf\\..*\\.(arp_ignore|arp_announce|rp_filter)|ip_forward|vs\\.(conntrack|backup_only|expire_nodest_conn))$' 2>/dev/null
 echo '{MARK} units'; for u in {' '.join(UNITS)}; do echo "$u $(systemctl is-active $u 2>/dev/null)"; done
 echo '{MARK} ipvs'; if [ -e /proc/net/ip_vs ]; then ipvsadm -L -n; else echo NO-IPVS; fi
 echo '{MARK} daemon'; if [ -e /proc/net/ip_vs ]; then ipvsadm -L --daemon; fi

@@ -33,6 +33,11 @@ def wanted_sysctls(inv: Inventory, node: Node, ipvs: bool = True) -> dict[str, s
         out["net.ipv4.ip_forward"] = "1"
     if ipvs and any(vs.snat for vs in inv.virtual_servers):
         out["net.ipv4.vs.conntrack"] = "1"       # netfilter NAT sees IPVS connections (one-arm NAT)
+    if ipvs and inv.virtual_servers:
+        # A packet of a connection whose real server keepalived removed (a failed check, a
+        # switched pool) is dropped by default, retransmits included: the client hangs until it
+        # gives up. With 1 the kernel (6.1) expires that connection and schedules the packet again.
+        out["net.ipv4.vs.expire_nodest_conn"] = "1"
     if ipvs and inv.sync_daemon and dr_vips(inv, node):
         # A backup director that is also a DR real server holds the connections the master synced
         # to it, and IPVS looks connections up before any fwmark: when a client reuses a source

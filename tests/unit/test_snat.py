@@ -13,7 +13,8 @@ def test_kernel_nat_renders_masquerade_and_conntrack():
     assert "-m ipvs --vaddr 10.189.0.150/32 --vport 80 --vmethod masq -j MASQUERADE" in rules
     assert "*mangle" not in rules                      # NAT: no director fix, no marks
     assert "-t nat -D POSTROUTING -j LBTK-SNAT" in files[fwmark.UNIT]
-    assert arp.wanted_sysctls(inv, node) == {"net.ipv4.ip_forward": "1", "net.ipv4.vs.conntrack": "1"}
+    assert arp.wanted_sysctls(inv, node) == {"net.ipv4.ip_forward": "1", "net.ipv4.vs.conntrack": "1",
+                                             "net.ipv4.vs.expire_nodest_conn": "1"}
     assert arp.dr_vips(inv, node) == []
 
 

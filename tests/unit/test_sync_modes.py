@@ -66,6 +66,7 @@ def test_backup_only_on_directors_that_are_dr_real_servers_with_ipvs():
     assert "net.ipv4.vs.backup_only" not in arp.wanted_sysctls(inv, inv.nodes[1], ipvs=False)
     nat, _ = load("kernel-nat")                          # NAT: real servers never see the VIP
     assert "net.ipv4.vs.backup_only" not in arp.wanted_sysctls(nat, nat.nodes[1])
+    assert arp.wanted_sysctls(nat, nat.nodes[1])["net.ipv4.vs.expire_nodest_conn"] == "1"
 
 
 def test_verify_wants_the_vrrp_role_and_the_syncid():
