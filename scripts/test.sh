@@ -1,7 +1,13 @@
 #!/bin/bash
-# The test command (README, .ci/run): install what the tests need, then run them all.
-# The lab tests bring the lab up and down themselves.
+# The test command (README, .ci/run): install what the tests need, then run them all, the kernel
+# tier (real IPVS under qemu) included. LBTK_KERNEL_TESTS=0 runs only the plain tier (and skips
+# installing qemu and Debian's kernel). The lab tests bring their labs up and down themselves.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh "$@"
+export LBTK_KERNEL_TESTS=${LBTK_KERNEL_TESTS:-1}
+if [ "$LBTK_KERNEL_TESTS" = 1 ]; then
+  bash scripts/setup.sh --kernel
+else
+  bash scripts/setup.sh
+fi
 exec .venv/bin/python -m pytest -ra "${PYTEST_ARGS:--q}"
