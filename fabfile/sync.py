@@ -11,6 +11,15 @@ from __future__ import annotations
 import shlex
 
 from .model import Inventory, SyncDaemon
+from .vrrp import PlannedInstance, plan
+
+
+def sync_instance(inv: Inventory) -> PlannedInstance:
+    """The planned vrrp_instance whose VRRP state gives each node its sync role:
+    sync_daemon.vrrp_instance, else the first."""
+    planned = plan(inv)
+    name = inv.sync_daemon.vrrp_instance if inv.sync_daemon else None
+    return next((p for p in planned if p.source.name == name), planned[0])
 
 
 def role(holds_vip: bool) -> str:

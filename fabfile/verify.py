@@ -7,11 +7,10 @@ import time
 import urllib.request
 from dataclasses import dataclass
 
-from . import remote
+from . import remote, sync
 from .checks import Check, Observed, http_check, node_checks, vip_checks, vip_holders
 from .model import Inventory
 from .parsers import ip_addr, ipvsadm, sysctl
-from .vrrp import plan
 
 MARK = "@@lbtk"
 UNITS = ("keepalived", "nginx", "lbtk-vip-lo", "lbtk-fwmark")
@@ -95,14 +94,9 @@ def verify(inv: Inventory, conns, http: bool = True) -> Report:
     obs = observe(inv, conns)
     holders = vip_holders(inv, obs)
     checks = vip_checks(inv, obs)
-    sync_instance = None
-    if inv.sync_daemon:
-        planned = plan(inv)
-        name = inv.sync_daemon.vrrp_instance or planned[0].source.name
-        sync_instance = next((p for p in planned if p.source.name == name), planned[0])
+    inst = sync.sync_instance(inv) if inv.sync_daemon else None
     for n in inv.nodes:
-        is_master = bool(sync_instance) and any(
-            n.name in holders.get(a, []) for a in sync_instance.addresses)
+        is_master = bool(inst) and any(n.name in holders.get(a, []) for a in inst.addresses)
         checks += node_checks(inv, n.name, obs[n.name], is_master=is_master)
     if http:
         port = inv.nginx.port

@@ -3,18 +3,11 @@ outside its VRRP process (model.SyncDaemon says why)."""
 from __future__ import annotations
 
 from ..model import Inventory, Node
-from ..vrrp import plan
+from ..sync import sync_instance
 from . import Facts, NodeFile, template
 
 SCRIPT = "/usr/local/sbin/lbtk-ipvs-sync"
 RECONCILE = SCRIPT          # no arguments: the role from whether this node holds the VIP now
-
-
-def sync_instance(inv: Inventory):
-    """The planned vrrp_instance whose state decides the sync daemon's role."""
-    planned = plan(inv)
-    name = inv.sync_daemon.vrrp_instance if inv.sync_daemon else None
-    return next((p for p in planned if p.name == name), planned[0])
 
 
 def files(inv: Inventory, node: Node, facts: Facts) -> list[NodeFile]:

@@ -37,7 +37,8 @@ def conf(inv: Inventory, node: Node, secrets: dict[str, str], facts: Facts = Fac
             notify_fault=vi.notify_fault, notify=vi.notify))
     sd = inv.sync_daemon
     if sd and sd.mode == "notify" and facts.ipvs:
-        from .ipvs_sync import SCRIPT, sync_instance
+        from ..sync import sync_instance
+        from .ipvs_sync import SCRIPT
         name = sync_instance(inv).name
         for i in instances:
             if i["name"] == name:

@@ -4,9 +4,9 @@ from __future__ import annotations
 from invoke import Exit, task
 
 from .. import output, remote, sync
+from ..checks import sync_check
 from ..render import ipvs_sync
 from ..verify import observe
-from ..vrrp import plan
 from .common import DEFAULT_ENV, Env, LbtkError, load_env, one_line_errors
 
 HELP = {"env": "inventory name", "format": "auto|rich|plain|markdown", "json": "print JSON"}
@@ -17,9 +17,7 @@ def _state(e: Env, conns):
     if e.inv.sync_daemon is None:
         raise LbtkError(f"{e.path.name}: no sync_daemon section — add sync_daemon: {{interface: eth0, syncid: 1}}")
     obs = observe(e.inv, conns)
-    sd = e.inv.sync_daemon
-    planned = plan(e.inv)
-    inst = next((p for p in planned if p.source.name == sd.vrrp_instance), planned[0])
+    inst = sync.sync_instance(e.inv)
     holds = {n: any(a in o.vips_on_iface for a in inst.addresses) for n, o in obs.items()}
     return obs, holds
 
@@ -44,7 +42,7 @@ def sync_status(c, env=DEFAULT_ENV, format=None, json=False):
         else:
             running = ", ".join(f"{d.role} (mcast={d.mcast_interface}, syncid={d.syncid}, "
                                 f"group={d.group}:{d.port})" for d in o.sync_daemons) or "none"
-            good = any(d.role == want and d.syncid == e.inv.sync_daemon.syncid for d in o.sync_daemons)
+            good = sync_check(e.inv, n, o, holds[n]).ok
             rows.append(dict(node=n, vrrp="MASTER" if holds[n] else "BACKUP", want=want, running=running, ok=good))
         ok &= rows[-1]["ok"]
     if json:
