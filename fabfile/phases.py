@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from . import output, remote
+from . import output, remote, sync
 from .apply import ApplyError, apply_node
 from .facts import NodeFacts, parse_probe, probe_script
 from .plan import PHASES, Action, NodePlan, changes_wire, file_changes, service_actions
@@ -142,14 +142,11 @@ def run_phases(env: Env, phases: list[str], check: bool = False, fmt: str | None
 
 
 def sync_note(env: Env, facts: NodeFacts) -> str:
-    sd = env.inv.sync_daemon
     if not facts.ipvs:
         return "kernel has no IPVS, no connection sync"
-    if sd.mode == "keepalived":
-        return f"run by keepalived (lvs_sync_daemon {sd.interface} id {sd.syncid}), master/backup follows VRRP"
-    if sd.mode == "notify":
-        return f"keepalived's notify runs lbtk-ipvs-sync ({sd.interface} id {sd.syncid}), master/backup follows VRRP"
-    return "static mode: start it with `inv sync-start` (master on the VRRP MASTER, backup elsewhere)"
+    if env.inv.sync_daemon.mode == "static":
+        return "static mode: start it with `inv sync-start` (master on the VRRP MASTER, backup elsewhere)"
+    return sync.describe(env.inv)
 
 
 def rolling_batches(env: Env, runs: list[NodeRun]) -> list[list[str]]:
