@@ -10,10 +10,15 @@ SCRIPT = "/usr/local/sbin/lbtk-ipvs-sync"
 RECONCILE = SCRIPT          # no arguments: the role from whether this node holds the VIP now
 
 
+def wanted(inv: Inventory, facts: Facts) -> bool:
+    """Does this node run lbtk-ipvs-sync from keepalived's notify (mode notify, kernel with IPVS)?"""
+    return bool(inv.sync_daemon and inv.sync_daemon.mode == "notify" and facts.ipvs)
+
+
 def files(inv: Inventory, node: Node, facts: Facts) -> list[NodeFile]:
-    sd = inv.sync_daemon
-    if not (sd and sd.mode == "notify" and facts.ipvs):
+    if not wanted(inv, facts):
         return [NodeFile(SCRIPT, None, "sync-daemon")]
+    sd = inv.sync_daemon
     inst = sync_instance(inv)
     return [NodeFile(SCRIPT, template("ipvs-sync.sh.j2", instance=inst.name, vip=inst.vips[0],
                                       vrrp_interface=inv.interface_of(node, inst.source),

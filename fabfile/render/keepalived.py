@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 from ..model import Inventory, Node
+from ..sync import sync_instance
 from ..vrrp import plan
-from . import Facts, NodeFile, template
+from . import Facts, NodeFile, ipvs_sync, template
 
 CONF = "/etc/keepalived/keepalived.conf"
 DEFAULTS = "/etc/default/keepalived"
@@ -36,13 +37,11 @@ def conf(inv: Inventory, node: Node, secrets: dict[str, str], facts: Facts = Fac
             notify_master=vi.notify_master, notify_backup=vi.notify_backup,
             notify_fault=vi.notify_fault, notify=vi.notify))
     sd = inv.sync_daemon
-    if sd and sd.mode == "notify" and facts.ipvs:
-        from ..sync import sync_instance
-        from .ipvs_sync import SCRIPT
+    if ipvs_sync.wanted(inv, facts):
         name = sync_instance(inv).name
         for i in instances:
             if i["name"] == name:
-                i["notify"] = SCRIPT             # keepalived appends: INSTANCE name STATE priority
+                i["notify"] = ipvs_sync.SCRIPT   # keepalived appends: INSTANCE name STATE priority
     sync = None
     if sd and sd.mode == "keepalived" and facts.ipvs:
         sync = dict(interface=sd.interface, syncid=sd.syncid,
