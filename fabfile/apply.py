@@ -12,13 +12,19 @@ from __future__ import annotations
 import posixpath
 import shlex
 
-from . import remote
-from .facts import PENDING
-from .plan import NodePlan
+import time
+from dataclasses import dataclass, field
+
+from . import facts, remote
+from .actions import Action
+from .facts import BACKUP_DIR, PENDING
+from .observe import observe_node
+from .parsers.journal import worst_line
+from .parsers.keepalived_t import parse_keepalived_check
+from .plan import FileChange, NodePlan
 from .render import keepalived
 
 NEW = ".lbtk-new"
-BACKUP_DIR = "/var/lib/lbtk/backup"
 KEEP_BACKUPS = 10   # deploys whose previous files are kept (inv rollback uses the newest)
 
 
@@ -26,8 +32,21 @@ class ApplyError(Exception):
     """The node rejected the change; it was left on its previous files."""
 
 
-def apply_node(c, plan: NodePlan, stamp: str, say=lambda s: None) -> list[str]:
-    done: list[str] = []
+@dataclass
+class Applied:
+    """What one node took: the file changes swapped in and the actions that ran."""
+    files: list[FileChange] = field(default_factory=list)
+    actions: list[Action] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.files or self.actions)
+
+    def touches(self, unit: str) -> bool:
+        return any(a.touches(unit) for a in self.actions)
+
+
+def apply_node(c, plan: NodePlan, stamp: str, say=lambda s: None) -> Applied:
+    done = Applied()
     writes = [ch for ch in plan.changes if ch.kind in ("create", "update", "mode")]
     deletes = [ch for ch in plan.changes if ch.kind == "delete"]
     q = shlex.quote
@@ -50,20 +69,20 @@ def apply_node(c, plan: NodePlan, stamp: str, say=lambda s: None) -> list[str]:
     if paths:
         # the swap also records the actions still owed: a deploy cut off after the swap is
         # finished by the next one (facts read PENDING), so files and daemons never disagree
-        remote.run(c, _backup_and_swap(writes, deletes, stamp, [a.command for a in plan.actions]))
-        done += [f"{ch.kind} {ch.file.path}" for ch in plan.changes]
+        remote.run(c, _backup_and_swap(writes, deletes, stamp, plan.actions))
+        done.files += plan.changes
         remote.run(c, _prune(), check=False)
     # validations first (nginx -t on the swapped tree), then the service actions
-    for act in sorted(plan.actions, key=lambda a: not a.validate):
-        r = remote.run(c, act.command, check=False, timeout=120)
+    for act in sorted(plan.actions, key=lambda a: not a.validates):
+        r = remote.run(c, act.shell(), check=False, timeout=120)
         if r.exited != 0:
-            why = _worst_line(r.stderr or r.stdout)
-            if act.validate:
+            why = worst_line(r.stderr or r.stdout)
+            if act.validates:
                 restore(c, paths, stamp)
-                raise ApplyError(f"{plan.node}: `{act.command}` failed: {why} — previous files restored, nothing reloaded")
-            raise ApplyError(f"{plan.node}: `{act.command}` exited {r.exited}: {why}")
-        done.append(act.command)
-        say(act.command)
+                raise ApplyError(f"{plan.node}: `{act.shell()}` failed: {why} — previous files restored, nothing reloaded")
+            raise ApplyError(f"{plan.node}: `{act.shell()}` exited {r.exited}: {why}")
+        done.actions.append(act)
+        say(act.short())
     _healthy_or_restore(c, plan, paths, stamp)
     remote.run(c, f"rm -f {PENDING}", check=False)
     return done
@@ -72,15 +91,16 @@ def apply_node(c, plan: NodePlan, stamp: str, say=lambda s: None) -> list[str]:
 def _healthy_or_restore(c, plan: NodePlan, paths: list[str], stamp: str) -> None:
     """After reloads: every daemon the plan touched must be running. If one is not, put the
     previous files back, start it again on them, and report keepalived's or nginx's words."""
-    units = [u for u in ("keepalived", "nginx") if any(u in a.command for a in plan.actions)]
+    units = [u for u in ("keepalived", "nginx") if any(a.touches(u) for a in plan.actions)]
     if not units:
         return
-    r = remote.run(c, "sleep 0.3; " + "; ".join(f"echo {u} $(systemctl is-active {u})" for u in units), check=False)
-    down = [ln.split()[0] for ln in r.stdout.splitlines() if ln.split()[1:] != ["active"]]
+    time.sleep(0.3)
+    active = observe_node(c, [facts.ACTIVE]).active
+    down = [u for u in units if active.get(u) != "active"]
     if not down:
         return
     u = down[0]
-    why = _worst_line(remote.run(c, f"journalctl -u {u} -n 30 --no-pager -o cat", check=False).stdout)
+    why = worst_line(remote.run(c, f"journalctl -u {u} -n 30 --no-pager -o cat", check=False).stdout)
     if paths:
         restore(c, paths, stamp)
         remote.run(c, f"systemctl daemon-reload; systemctl restart {u}", check=False)
@@ -88,9 +108,9 @@ def _healthy_or_restore(c, plan: NodePlan, paths: list[str], stamp: str) -> None
                      + (f" — previous files restored and {u} restarted on them" if paths else ""))
 
 
-def _backup_and_swap(writes, deletes, stamp: str, owed: list[str]) -> str:
+def _backup_and_swap(writes, deletes, stamp: str, owed: list[Action]) -> str:
     q = shlex.quote
-    cmds = [f"printf '%s\\n' {' '.join(q(a) for a in owed)} > {PENDING}" if owed else f"rm -f {PENDING}"]
+    cmds = [f"printf '%s\\n' {' '.join(q(a.record()) for a in owed)} > {PENDING}" if owed else f"rm -f {PENDING}"]
     for ch in writes + deletes:
         p, b = q(ch.file.path), q(f"{BACKUP_DIR}/{stamp}{ch.file.path}")
         cmds.append(f"if [ -e {p} ] || [ -L {p} ]; then mkdir -p $(dirname {b}) && cp -pP {p} {b}; fi")
@@ -100,16 +120,6 @@ def _backup_and_swap(writes, deletes, stamp: str, owed: list[str]) -> str:
     # setsid -w: the swap finishes even if this SSH session is cut (Ctrl-C, lost link)
     script = f"umask 077; mkdir -p {BACKUP_DIR}/{stamp} && " + " && ".join(cmds)
     return f"setsid -w sh -c {q(script)} </dev/null"
-
-
-def _worst_line(text: str) -> str:
-    """The line that explains a failure (nginx's [emerg], keepalived's error), else the last."""
-    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    for word in ("[emerg]", "[error]", "error", "Error", "failed"):
-        for ln in lines:
-            if word in ln:
-                return ln
-    return lines[-1] if lines else "no output"
 
 
 def _drop_uploads(c, writes) -> None:
@@ -123,7 +133,6 @@ def _validate_keepalived(c, path: str, writes) -> None:
     r = remote.run(c, f"keepalived -t -f {shlex.quote(path)}", check=False)
     if r.exited != 0:
         _drop_uploads(c, writes)
-        from .parsers.keepalived_t import parse_keepalived_check
         res = parse_keepalived_check(r.stdout, r.stderr, r.exited)
         raise ApplyError(f"{c.lbtk_node}: keepalived -t rejected the new keepalived.conf "
                          f"({res.verdict}): {'; '.join(res.messages) or 'exit ' + str(r.exited)}"

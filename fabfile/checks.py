@@ -4,9 +4,11 @@ Where is the VIP check? `vip_checks` below. Each check is one row of `inv verify
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import re
+from dataclasses import asdict, dataclass
 
 from . import sync
+from .facts import NodeState
 from .model import Inventory
 from .render import arp
 from .render.keepalived import virtual_servers
@@ -26,25 +28,12 @@ class Check:
         return asdict(self)
 
 
-@dataclass
-class Observed:
-    """One node's state, parsed from its verify round trip."""
-    reachable: bool = True
-    error: str = ""
-    vips_on_iface: set[str] = field(default_factory=set)   # VIPs held on a non-lo interface
-    vips_on_lo: set[str] = field(default_factory=set)
-    sysctl: dict[str, str] = field(default_factory=dict)
-    active: dict[str, str] = field(default_factory=dict)
-    ipvs: object | None = None                              # parsers.ipvsadm.IpvsTable, None: no IPVS
-    sync_daemons: list = field(default_factory=list)        # parsers.ipvsadm.SyncDaemon
-
-
-def vip_holders(inv: Inventory, obs: dict[str, Observed]) -> dict[str, list[str]]:
+def vip_holders(inv: Inventory, obs: dict[str, NodeState]) -> dict[str, list[str]]:
     return {vip: [n for n, o in obs.items() if vip in o.vips_on_iface]
             for vip in expected_holders(inv)}
 
 
-def vip_checks(inv: Inventory, obs: dict[str, Observed]) -> list[Check]:
+def vip_checks(inv: Inventory, obs: dict[str, NodeState]) -> list[Check]:
     """Exactly one holder per VIP. Two holders is split brain."""
     out = []
     expected = expected_holders(inv)
@@ -59,7 +48,7 @@ def vip_checks(inv: Inventory, obs: dict[str, Observed]) -> list[Check]:
     return out
 
 
-def node_checks(inv: Inventory, name: str, o: Observed, is_master: bool = False) -> list[Check]:
+def node_checks(inv: Inventory, name: str, o: NodeState, is_master: bool = False) -> list[Check]:
     if not o.reachable:
         return [Check("reachable", name, False, o.error)]
     node = inv.node(name)
@@ -102,7 +91,7 @@ def observed_ipvs(table) -> dict[str, dict[str, int]]:
             for s in table.services}
 
 
-def ipvs_check(inv: Inventory, name: str, o: Observed) -> Check:
+def ipvs_check(inv: Inventory, name: str, o: NodeState) -> Check:
     if o.ipvs is None:
         return Check("IPVS table", name, True, f"{NO_IPVS}: keepalived runs VRRP-only")
     want, have = wanted_ipvs(inv), observed_ipvs(o.ipvs)
@@ -124,7 +113,7 @@ def ipvs_check(inv: Inventory, name: str, o: Observed) -> Check:
                  "; ".join(problems) or f"{len(have)} service(s), {n} real server(s) as wanted")
 
 
-def sync_check(inv: Inventory, name: str, o: Observed, is_master: bool) -> Check:
+def sync_check(inv: Inventory, name: str, o: NodeState, is_master: bool) -> Check:
     """The VRRP MASTER runs the master sync daemon, every other director a backup one."""
     if o.ipvs is None:
         return Check("sync daemon", name, True, f"{NO_IPVS}: no connection sync")
@@ -137,8 +126,10 @@ def sync_check(inv: Inventory, name: str, o: Observed, is_master: bool) -> Check
 
 
 def http_check(vip: str, port: int, answer: str | None, error: str | None, nodes: list[str]) -> Check:
-    if error:
-        return Check(f"HTTP {vip}:{port}", "cluster", False, error)
-    who = next((n for n in nodes if n in (answer or "")), None)
+    """The GET through a VIP answered, and its page names a node (the whole name: lb1 is not lb10)."""
+    if error or answer is None:
+        return Check(f"HTTP {vip}:{port}", "cluster", False, error or "no answer")
+    named = [n for n in nodes if re.search(rf"(?<![\w.-]){re.escape(n)}(?![\w.-])", answer)]
+    who = max(named, key=len) if named else None
     return Check(f"HTTP {vip}:{port}", "cluster", who is not None,
                  f"answered by {who}" if who else f"answer names no node: {answer[:60]!r}")

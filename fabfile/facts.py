@@ -1,101 +1,133 @@
-"""Node facts: what a node has now, gathered in ONE round trip and parsed into `NodeFacts`.
+"""What the toolkit can know about a node: each fact is one shell command plus its parser from
+fabfile/parsers/, and where its value lands in the typed `NodeState`.
 
-The probe is the toolkit's own small shell script (its output format is ours, so its parser
-lives here beside it). Facts drive the plan: which files differ, whether the kernel has
-IPVS, which services must start rather than reload.
+Callers name the facts they need (`DEPLOY`, `VERIFY`, or a few) and fabfile.observe gathers them
+from every node in ONE round trip each. Nothing else in the toolkit reads node output.
 """
 from __future__ import annotations
 
-import base64
 import shlex
 from dataclasses import dataclass, field
+from typing import Any, Callable
 
-from .parsers.ip_addr import parse_ip_addr
+from .parsers import dpkg, ip_addr, ipvsadm, lbtk, sysctl, systemctl
+from .parsers.ip_addr import Interface
+from .parsers.lbtk import LiveFile, Raw
 
 PACKAGES = ("keepalived", "ipvsadm", "nginx", "nginx-light", "nginx-core", "iptables", "iproute2")
 UNITS = ("keepalived", "nginx", "lbtk-vip-lo", "lbtk-fwmark")
-MARK = "@@lbtk"
+BINARIES = ("keepalived", "nginx", "ipvsadm", "iptables")
 PENDING = "/var/lib/lbtk/pending"   # actions of a swap whose reloads have not all run yet
-
-
-@dataclass(frozen=True)
-class LiveFile:
-    mode: int
-    content: bytes
+BACKUP_DIR = "/var/lib/lbtk/backup"
+SYSCTL_KEYS = (r"^net\.ipv4\.(conf\..*\.(arp_ignore|arp_announce|rp_filter)|ip_forward|"
+               r"vs\.(conntrack|backup_only|expire_nodest_conn))$")
+NGINX_PACKAGES = ("nginx", "nginx-light", "nginx-core")
 
 
 @dataclass
-class NodeFacts:
-    packages: dict[str, str] = field(default_factory=dict)        # name -> version (installed only)
-    ipvs: bool = False
-    active: dict[str, str] = field(default_factory=dict)          # unit -> is-active word
-    enabled: dict[str, str] = field(default_factory=dict)         # unit -> is-enabled word
+class NodeState:
+    """One node as observed. A field stays None (or empty) when its fact was not asked for."""
+    name: str
+    reachable: bool = True
+    error: str = ""
+    kernel: str | None = None
+    packages: dict[str, str] = field(default_factory=dict)       # installed only: name -> version
+    binaries: set[str] = field(default_factory=set)              # on PATH: keepalived, nginx, ...
+    has_ipvs: bool | None = None                                 # the kernel has IPVS (ip_vs loads)
+    interfaces: list[Interface] | None = None                    # ip -j addr
+    sysctl: dict[str, str] = field(default_factory=dict)
+    active: dict[str, str] = field(default_factory=dict)         # unit -> is-active word
+    enabled: dict[str, str] = field(default_factory=dict)        # unit -> is-enabled word
+    ipvs: ipvsadm.IpvsTable | None = None                        # ipvsadm -L -n; None: no IPVS
+    sync_daemons: list[ipvsadm.SyncDaemon] = field(default_factory=list)
+    ipvs_stats: ipvsadm.IpvsStats | None = None                  # ipvsadm -L -n --stats --exact
+    pending: list[tuple[str, str, str]] = field(default_factory=list)   # owed actions (verb, unit, arg)
     files: dict[str, LiveFile | None] = field(default_factory=dict)
-    kernel: str = ""
-    binaries: set[str] = field(default_factory=set)               # on PATH: keepalived, nginx, ...
-    vips: set[str] = field(default_factory=set)                   # IPv4 addresses on non-lo interfaces
-    pending: list[str] = field(default_factory=list)              # actions an interrupted deploy left
+    last_backup: tuple[str, list[str]] | None = None             # (stamp, paths) of the newest backup
+
+    # -- derived views, so no caller walks interfaces itself
+    @property
+    def vips_on_iface(self) -> set[str]:
+        """Addresses on interfaces other than lo (a VRRP MASTER's VIPs are among them)."""
+        return {a.local for i in self.interfaces or [] if i.name != "lo" for a in i.addresses}
+
+    @property
+    def vips_on_lo(self) -> set[str]:
+        return {a.local for i in self.interfaces or [] if i.name == "lo" for a in i.addresses}
+
+    def holds(self, vip: str) -> bool:
+        """Does this node hold `vip` as a VRRP master does (on an interface, not lo)?"""
+        return any(i.has(vip) for i in self.interfaces or [] if i.name != "lo")
 
     def has(self, pkg: str) -> bool:
         return pkg in self.packages
 
     @property
     def nginx_installed(self) -> bool:
-        return any(p in self.packages for p in ("nginx", "nginx-light", "nginx-core"))
+        return any(p in self.packages for p in NGINX_PACKAGES)
 
 
-def probe_script(paths: list[str]) -> str:
-    """Shell run on the node: packages, IPVS, unit states, and the managed files' bytes."""
+@dataclass(frozen=True)
+class Fact:
+    name: str                                 # also the frame name in the round trip's output
+    command: str                              # POSIX sh, run on the node
+    parse: Callable[[Raw], Any]               # a parser from fabfile/parsers/ (raises ParseError)
+    field: str                                # NodeState attribute it fills
+    key: str | None = None                    # ... or this key of that dict attribute
+
+    def store(self, state: NodeState, value) -> None:
+        if self.key is None:
+            setattr(state, self.field, value)
+        else:
+            getattr(state, self.field)[self.key] = value
+
+
+def _if_ipvs(cmd: str) -> str:
+    return f"if [ -e /proc/net/ip_vs ]; then {cmd}; else echo {ipvsadm.NO_IPVS_MARK}; fi"
+
+
+KERNEL = Fact("kernel", "uname -r", lambda r: lbtk.first_line(r.stdout), "kernel")
+INSTALLED = Fact("packages", "dpkg-query -W -f='${Package}\\t${Version}\\t${db:Status-Abbrev}\\n' "
+                 + " ".join(PACKAGES), lambda r: dpkg.parse_installed(r.stdout), "packages")
+ON_PATH = Fact("binaries", f"for b in {' '.join(BINARIES)}; do command -v $b >/dev/null 2>&1 && echo $b; done; true",
+               lambda r: lbtk.word_set(r.stdout), "binaries")
+IPVS_AVAILABLE = Fact("has_ipvs", "if [ -e /proc/net/ip_vs ] || { modprobe -q ip_vs 2>/dev/null && "
+                      "[ -e /proc/net/ip_vs ]; }; then echo yes; else echo no; fi",
+                      lambda r: lbtk.yes_no(r.stdout), "has_ipvs")
+ADDRS = Fact("addrs", "ip -j addr", lambda r: ip_addr.parse_ip_addr(r.stdout), "interfaces")
+SYSCTLS = Fact("sysctl", f"sysctl -a -r {shlex.quote(SYSCTL_KEYS)}",
+               lambda r: sysctl.parse_sysctl(r.stdout).values, "sysctl")
+ACTIVE = Fact("active", "systemctl is-active " + " ".join(UNITS),
+              lambda r: systemctl.parse_is_active(list(UNITS), r.stdout, r.stderr), "active")
+IPVS_TABLE = Fact("ipvs", _if_ipvs("ipvsadm -L -n"), lambda r: ipvsadm.parse_list_if_ipvs(r.stdout), "ipvs")
+SYNC_DAEMONS = Fact("sync_daemons", _if_ipvs("ipvsadm -L --daemon"),
+                    lambda r: ipvsadm.parse_daemons_if_ipvs(r.stdout), "sync_daemons")
+IPVS_STATS = Fact("ipvs_stats", _if_ipvs("ipvsadm -L -n --stats --exact"),
+                  lambda r: ipvsadm.parse_stats_if_ipvs(r.stdout), "ipvs_stats")
+OWED = Fact("pending", f"cat {PENDING} 2>/dev/null; true", lambda r: lbtk.parse_pending(r.stdout), "pending")
+LAST_BACKUP = Fact("last_backup", f"d=$(ls -1 {BACKUP_DIR} 2>/dev/null | sort | tail -n 1); "
+                   f"if [ -n \"$d\" ]; then echo \"$d\"; cat {BACKUP_DIR}/\"$d\"/.paths 2>/dev/null; fi; true",
+                   lambda r: lbtk.parse_last_backup(r.stdout), "last_backup")
+
+
+def enabled(unit: str) -> Fact:
+    """`systemctl is-enabled` stops at the first unit that does not exist: one call per unit."""
+    return Fact(f"enabled_{unit}", f"systemctl is-enabled {shlex.quote(unit)}",
+                lambda r: systemctl.parse_is_enabled([unit], r.stdout, r.stderr)[unit], "enabled", unit)
+
+
+def files(paths: list[str]) -> Fact:
+    """The managed files' modes and bytes."""
     q = " ".join(shlex.quote(p) for p in paths)
-    units = " ".join(UNITS)
-    return f"""
-echo '{MARK} kernel'; uname -r
-echo '{MARK} pkg'; dpkg-query -W -f='${{Package}}\\t${{Version}}\\t${{db:Status-Abbrev}}\\n' {' '.join(PACKAGES)} 2>/dev/null
-echo '{MARK} ipvs'; if [ -e /proc/net/ip_vs ] || {{ modprobe -q ip_vs 2>/dev/null && [ -e /proc/net/ip_vs ]; }}; then echo yes; else echo no; fi
-echo '{MARK} bins'; for b in keepalived nginx ipvsadm iptables; do command -v $b >/dev/null 2>&1 && echo $b; done
-echo '{MARK} addr'; ip -j -4 addr show
-echo '{MARK} pending'; cat {PENDING} 2>/dev/null
-echo '{MARK} units'
-for u in {units}; do printf '%s %s %s\\n' "$u" "$(systemctl is-active "$u" 2>/dev/null)" "$(systemctl is-enabled "$u" 2>/dev/null || true)"; done
-for p in {q}; do
-  echo "{MARK} file $p"
-  if [ -f "$p" ]; then stat -c '%a' "$p"; base64 -w0 < "$p"; echo; else echo MISSING; fi
-done
-true
-"""
+    cmd = (f"for p in {q}; do echo \"@@file $p\"; if [ -f \"$p\" ]; then stat -c '%a' \"$p\"; "
+           "base64 -w0 < \"$p\"; echo; else echo MISSING; fi; done; true")
+    return Fact("files", cmd, lambda r: lbtk.parse_files(r.stdout, list(paths)), "files")
 
 
-def parse_probe(text: str) -> NodeFacts:
-    f = NodeFacts()
-    for section in text.split(MARK + " ")[1:]:
-        head, _, body = section.partition("\n")
-        lines = body.rstrip("\n").split("\n") if body.strip() else []
-        if head == "kernel":
-            f.kernel = lines[0] if lines else ""
-        elif head == "pkg":
-            for ln in lines:
-                name, version, status = (ln.split("\t") + ["", ""])[:3]
-                if status.startswith("ii"):
-                    f.packages[name] = version
-        elif head == "bins":
-            f.binaries = {ln.strip() for ln in lines if ln.strip()}
-        elif head == "addr":
-            f.vips = {a.local for i in parse_ip_addr("\n".join(lines) or "[]") if i.name != "lo"
-                      for a in i.addresses}
-        elif head == "pending":
-            f.pending = [ln for ln in lines if ln.strip()]
-        elif head == "ipvs":
-            f.ipvs = bool(lines) and lines[0].strip() == "yes"
-        elif head == "units":
-            for ln in lines:
-                parts = ln.split()
-                if parts:
-                    f.active[parts[0]] = parts[1] if len(parts) > 1 else "unknown"
-                    f.enabled[parts[0]] = parts[2] if len(parts) > 2 else "not-found"
-        elif head.startswith("file "):
-            path = head[5:]
-            if not lines or lines[0] == "MISSING":
-                f.files[path] = None
-            else:
-                f.files[path] = LiveFile(int(lines[0], 8), base64.b64decode(lines[1] if len(lines) > 1 else ""))
-    return f
+ENABLED = tuple(enabled(u) for u in UNITS)
+# what deploy planning reads (plus files(paths)); what verify, status and sync read
+DEPLOY = (KERNEL, INSTALLED, ON_PATH, IPVS_AVAILABLE, ADDRS, OWED, ACTIVE, *ENABLED)
+VERIFY = (ADDRS, SYSCTLS, ACTIVE, IPVS_TABLE, SYNC_DAEMONS)
+RENDER = (IPVS_AVAILABLE,)      # what rendering depends on (fabfile.render.RenderFacts)
+ALL = (KERNEL, INSTALLED, ON_PATH, IPVS_AVAILABLE, ADDRS, SYSCTLS, ACTIVE, *ENABLED, IPVS_TABLE,
+       SYNC_DAEMONS, IPVS_STATS, OWED, LAST_BACKUP)

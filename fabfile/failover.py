@@ -14,15 +14,20 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from . import facts as F
 from . import remote
+from .errors import LbtkError
 from .model import Inventory
-from .parsers.ip_addr import parse_ip_addr
+from .parsers import ParseError
+from .parsers.lbtk import Raw, parse_advert
 from .vrrp import master_down_interval, plan, skew_time
 
 MODES = ("graceful", "crash", "link-down")
+FAIL_LABEL = {"graceful": "systemctl stop keepalived", "crash": "systemctl kill --signal=SIGKILL keepalived",
+              "link-down": "ip link set IFACE down"}
 POLL_S = 0.05
 LINK_DOWN_DELAY = 0.5   # link-down fires this long after the command returns
-POLLER = "while ip -j -4 addr show; do sleep {poll}; done"   # ends once the channel closes (ip dies of SIGPIPE)
+POLLER = "while " + F.ADDRS.command + "; do sleep {poll}; done"   # ends once the channel closes (ip dies of SIGPIPE)
 # Prints the source of every VRRP packet (IP protocol 112) the node receives. A crash is timed
 # from the master's LAST advertisement, as VRRP's master_down_interval is. Needs python3 on the
 # node; without it the drill times from the kill and says so.
@@ -30,7 +35,7 @@ SNIFFER = ("command -v python3 >/dev/null && exec python3 -u -c 'import socket;"
            "s=socket.socket(2,3,112);[print(\"@@vrrp\",s.recvfrom(64)[1][0],flush=True) for _ in iter(int,1)]'")
 
 
-class DrillError(Exception):
+class DrillError(LbtkError):
     pass
 
 
@@ -87,16 +92,19 @@ class Watch:
 
     def feed(self, node: str, line: str) -> None:
         line = line.strip()
-        if line.startswith("@@vrrp "):
+        source = parse_advert(line)
+        if source is not None:
             with self.lock:
-                self.adverts.append((time.monotonic(), node, line.split()[1]))
+                self.adverts.append((time.monotonic(), node, source))
             return
         if not line.startswith("["):
             return
-        try:
-            holds = any(a.local == self.vip for i in parse_ip_addr(line) if i.name != "lo" for a in i.addresses)
-        except Exception:  # noqa: BLE001 - a torn line; the next snapshot is 50 ms away
+        try:   # the poller prints the ADDRS fact's output, one JSON line a snapshot
+            state = F.NodeState(node)
+            F.ADDRS.store(state, F.ADDRS.parse(Raw(line)))
+        except ParseError:   # a torn line; the next snapshot is 50 ms away
             return
+        holds = state.holds(self.vip)
         with self.changed:
             if self.held.get(node) != holds:
                 self.held[node] = holds
@@ -211,7 +219,7 @@ def drill(inv: Inventory, conns: dict, mode: str, interval: float = 0.02, say=pr
     try:
         time.sleep(0.5)  # a baseline of good probes
         t0 = time.monotonic()
-        timeline.append((t0, f"{mode}: failing {old} (`{fail_command(mode, iface, 0).split(' && ')[-1]}`)"))
+        timeline.append((t0, f"{mode}: failing {old} (`{FAIL_LABEL[mode].replace('IFACE', iface)}`)"))
         say(f"failing {old} ({mode})")
         restore_after = 3 * md + 3
         remote.run(conns[old], fail_command(mode, iface, restore_after), check=True, timeout=15)

@@ -11,11 +11,17 @@ from __future__ import annotations
 import ipaddress
 from typing import Annotated, Literal
 
-from pydantic import (BaseModel, ConfigDict, Field, PositiveInt, field_validator,
+from pydantic import (BaseModel, ConfigDict, Field, PositiveInt, PrivateAttr, field_validator,
                       model_validator)
 
-LB_ALGOS = ("rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh")
+# every scheduler keepalived 2.2.7 accepts (checked with keepalived -t; IPVS modules ip_vs_NAME)
+LB_ALGOS = ("rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos")
 LB_KINDS = ("NAT", "DR", "TUN")
+IFNAMSIZ = 16               # Linux: an interface name is at most 15 bytes
+VIP_OPTIONS = ("dev", "label", "brd", "scope")   # what may follow an address in virtual_ipaddress
+# keepalived ends a word at whitespace, '#' and '!' (the rest of the line is a comment), and
+# takes '{' '}' as words of their own; '"' opens a quoted string
+WORD_BREAKERS = set(' \t#!{}"\'\\')
 
 
 class FieldProblem(ValueError):
@@ -24,6 +30,76 @@ class FieldProblem(ValueError):
     def __init__(self, loc: tuple, message: str, fix: str):
         super().__init__(message)
         self.loc, self.message, self.fix = loc, message, fix
+
+
+class FieldProblems(ValueError):
+    """Several rules broken at once: every one is reported, one line each."""
+
+    def __init__(self, problems: list[FieldProblem]):
+        super().__init__("; ".join(p.message for p in problems))
+        self.problems = problems
+
+
+def keepalived_word(v: str, what: str = "value") -> str:
+    """A value keepalived must read as ONE word (names, router_id, paths): no whitespace,
+    '#', '!', braces or quotes, printable ASCII only."""
+    bad = sorted({c for c in v if c in WORD_BREAKERS or not (c.isascii() and c.isprintable())})
+    if not v:
+        raise ValueError(f"empty {what}")
+    if bad:
+        shown = " ".join(repr(c) for c in bad)
+        raise ValueError(f"{what} {v!r} contains {shown}: keepalived would split it or cut it at a comment")
+    return v
+
+
+def quoted_string(v: str, what: str = "command") -> str:
+    """A command keepalived reads in double quotes (vrrp_script script, notify*): no '"', no
+    newline, no '#' or '!' (keepalived strips comments before it reads the quotes)."""
+    bad = sorted({c for c in v if c in '"#!\n\r' or not c.isprintable()})
+    if not v.strip():
+        raise ValueError(f"empty {what}")
+    if bad:
+        raise ValueError(f"{what} {v!r} contains {' '.join(repr(c) for c in bad)}: keepalived cannot read it "
+                         "inside its quotes — put the command in a script file and name that")
+    return v
+
+
+def check_ifname(v: str | None) -> str | None:
+    """Linux's rule for interface names (dev_valid_name): 1 to 15 bytes, no '/', ':' or whitespace."""
+    if v is None:
+        return v
+    if not v or len(v.encode()) >= IFNAMSIZ or v in (".", "..") or any(c in "/: \t\n" for c in v) \
+            or not v.isascii() or not v.isprintable():
+        raise ValueError(f"{v!r} is not a valid interface name (1 to {IFNAMSIZ - 1} characters, "
+                         "no '/', ':' or spaces)")
+    return v
+
+
+def parse_vip(spec: str) -> tuple[str, int | None, dict[str, str]]:
+    """'10.0.0.100/24 dev eth0 label eth0:vip' -> ('10.0.0.100', 24, {'dev': 'eth0', ...}).
+    Raises ValueError with one readable sentence."""
+    words = spec.split()
+    if not words:
+        raise ValueError("empty VIP")
+    addr, _, prefix = words[0].partition("/")
+    _check_ip(addr)
+    plen = None
+    if prefix:
+        if not (prefix.isascii() and prefix.isdigit()) or not 0 <= int(prefix) <= 32:
+            raise ValueError(f"prefix /{prefix} is impossible for IPv4 (0 to 32)")
+        plen = int(prefix)
+    opts: dict[str, str] = {}
+    rest = words[1:]
+    if len(rest) % 2:
+        raise ValueError(f"{rest[-1]!r} needs a value (options: {', '.join(VIP_OPTIONS)})")
+    for k, v in zip(rest[::2], rest[1::2]):
+        if k not in VIP_OPTIONS:
+            raise ValueError(f"unknown option {k!r} (keepalived takes {', '.join(VIP_OPTIONS)} here)")
+        keepalived_word(v, k)
+        if k == "dev":
+            check_ifname(v)
+        opts[k] = v
+    return addr, plen, opts
 
 
 class Strict(BaseModel):
@@ -51,6 +127,8 @@ class Defaults(Strict):
     interface: str = "eth0"
     ssh: SSH = SSH()
 
+    _if = field_validator("interface")(check_ifname)
+
 
 class Node(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -63,6 +141,7 @@ class Node(Strict):
     ssh: SSH | None = None
 
     _ip = field_validator("host")(_check_ip)
+    _if = field_validator("interface")(check_ifname)
 
     @property
     def network(self) -> ipaddress.IPv4Network:
@@ -92,6 +171,9 @@ class VrrpScript(Strict):
     timeout: PositiveInt | None = None
     user: str | None = None
 
+    _script = field_validator("script")(lambda v: quoted_string(v, "script"))
+    _user = field_validator("user")(lambda v: v if v is None else keepalived_word(v, "user"))
+
 
 class VrrpInstance(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
@@ -112,11 +194,19 @@ class VrrpInstance(Strict):
     owner: str | None = None  # multi-master: the node that is MASTER of this instance
     garp_master_delay: int | None = Field(None, ge=0)
 
+    _if = field_validator("interface")(check_ifname)
+    _notify = field_validator("notify_master", "notify_backup", "notify_fault", "notify")(
+        lambda v: v if v is None else quoted_string(v, "notify command"))
+    _tracks = field_validator("track_script")(lambda v: [keepalived_word(x, "track_script") for x in v])
+
     @field_validator("virtual_ipaddress")
     @classmethod
     def _vips(cls, v: list[str]) -> list[str]:
-        for a in v:
-            _check_ip(a.split("/")[0])
+        for k, a in enumerate(v):
+            try:
+                parse_vip(a)
+            except ValueError as e:
+                raise FieldProblem((k,), f"{a!r}: {e}", "write A.B.C.D, A.B.C.D/N or A.B.C.D/N dev IFACE") from None
         return v
 
     @model_validator(mode="after")
@@ -127,11 +217,22 @@ class VrrpInstance(Strict):
         if self.vrrp_version == 2 and self.advert_int != int(self.advert_int):
             raise FieldProblem(("advert_int",), f"advert_int {self.advert_int} is fractional, VRRPv2 "
                                "takes whole seconds", "use a whole number, or set vrrp_version: 3")
+        if self.vrrp_version == 3:
+            if not 0.01 <= self.advert_int <= 40.95:
+                raise FieldProblem(("advert_int",), f"advert_int {self.advert_int} is outside VRRPv3's range "
+                                   "(its advert carries centiseconds in 12 bits)",
+                                   "use a value from 0.01 to 40.95")
+            if round(self.advert_int * 100, 6) != int(round(self.advert_int * 100, 6)):
+                raise FieldProblem(("advert_int",), f"advert_int {self.advert_int} is finer than VRRPv3's "
+                                   "centiseconds", "use at most two decimals")
+            if self.authentication is not None:
+                raise FieldProblem(("authentication",), "VRRPv3 has no authentication (keepalived ignores it)",
+                                   "drop authentication, or use vrrp_version: 2")
         return self
 
     @property
     def vips(self) -> list[str]:
-        return [a.split("/")[0] for a in self.virtual_ipaddress]
+        return [a.split()[0].split("/")[0] for a in self.virtual_ipaddress]
 
 
 class TcpCheck(Strict):
@@ -142,7 +243,7 @@ class TcpCheck(Strict):
 
 
 class HttpGet(Strict):
-    path: str = Field("/", pattern=r"^/")
+    path: str = Field("/", pattern=r"^/[^\s#!{}\"'\\]*$")
     digest: str | None = Field(None, pattern=r"^[0-9a-f]{32}$")
     status_code: int | None = Field(None, ge=100, le=599)
     connect_timeout: PositiveInt = 3
@@ -183,7 +284,8 @@ class VirtualServer(Strict):
     fwmark: int | None = Field(None, ge=1, le=2**32 - 1)
     port: int = Field(ge=1, le=65535)
     protocol: Literal["TCP", "UDP"] = "TCP"
-    lb_algo: Literal["rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh"] = "rr"
+    lb_algo: Literal["rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh",
+                     "twos"] = "rr"
     lb_kind: Literal["NAT", "DR", "TUN"] = "DR"
     delay_loop: PositiveInt = 5
     persistence_timeout: int | None = Field(None, ge=1)
@@ -211,14 +313,18 @@ class VirtualServer(Strict):
                 raise FieldProblem(("persistence_granularity",),
                                    f"{self.persistence_granularity!r} is not a netmask",
                                    "use a dotted netmask such as 255.255.255.0") from None
+        if all(rs.weight == 0 for rs in self.real_servers):
+            raise FieldProblem(("real_servers",), "every real server has weight 0: the service would take no "
+                               "traffic (keepalived warns its quorum exceeds the total weight)",
+                               "give at least one real server weight 1 or more (`inv drain` takes one out at run time)")
         if self.snat and self.lb_kind != "NAT":
             raise FieldProblem(("snat",), f"snat is for one-arm LVS-NAT, not lb_kind {self.lb_kind}",
                                "drop snat, or use lb_kind: NAT")
-        if self.lb_kind == "DR":
+        if self.lb_kind in ("DR", "TUN"):
             for i, rs in enumerate(self.real_servers):
                 if rs.port is not None and rs.port != self.port:
                     raise FieldProblem(("real_servers", i, "port"),
-                                       f"LVS-DR cannot remap ports: real server port {rs.port} "
+                                       f"LVS-{self.lb_kind} cannot remap ports: real server port {rs.port} "
                                        f"differs from virtual port {self.port}",
                                        f"set port: {self.port} (or drop it), or use lb_kind: NAT")
         return self
@@ -240,16 +346,29 @@ class SyncDaemon(Strict):
     mode: Literal["keepalived", "notify", "static"] = "keepalived"
     vrrp_instance: str | None = None
 
+    _if = field_validator("interface")(check_ifname)
+
 
 class Nginx(Strict):
     port: int = Field(80, ge=1, le=65535)
     page: str = "<h1>{node}</h1>\n<p>served by {node} ({host})</p>\n"
+
+    _page = field_validator("page")(lambda v: format_fields(v, ("node", "host", "cluster"), "page"))
 
 
 class GlobalDefs(Strict):
     router_id: str = "{node}"
     enable_script_security: bool = True
     script_user: str | None = "root"
+
+    @field_validator("router_id")
+    @classmethod
+    def _router_id(cls, v: str) -> str:
+        format_fields(v, ("node", "NODE"), "router_id")
+        keepalived_word(v.replace("{node}", "x").replace("{NODE}", "X"), "router_id")
+        return v
+
+    _user = field_validator("script_user")(lambda v: v if v is None else keepalived_word(v, "script_user"))
 
 
 class Install(Strict):
@@ -287,78 +406,36 @@ class Inventory(Strict):
     # a directory of Jinja2 templates that replace ours by name (keepalived.conf.j2 ...);
     # relative to inventories/. Whatever it renders is still checked by keepalived -t.
     templates_dir: str | None = None
+    _source: str = PrivateAttr("<inventory>")   # the file it was read from, for one-line errors
+
+    @property
+    def source(self) -> str:
+        return self._source
+
+    @field_validator("vrrp_scripts")
+    @classmethod
+    def _script_names(cls, v: dict) -> dict:
+        for name in v:
+            try:
+                keepalived_word(name, "vrrp_script name")
+            except ValueError as e:
+                raise FieldProblem((name,), str(e), "use letters, digits, '_', '-' and '.' in the name") from None
+        return v
+
+    @field_validator("cluster")
+    @classmethod
+    def _cluster(cls, v: str) -> str:
+        if not v.strip() or "\n" in v or not v.isprintable():
+            raise ValueError(f"cluster {v!r} must be one printable line")
+        return v
 
     @model_validator(mode="after")
     def _cross_rules(self):
-        _unique(self.nodes, "name", ("nodes",))
-        _unique(self.nodes, "host", ("nodes",))
-        _unique(self.nodes, "priority", ("nodes",),
-                fix="give every node its own priority so the MASTER is deterministic")
-        _unique(self.vrrp_instances, "virtual_router_id", ("vrrp_instances",),
-                fix="each VRRP instance on a segment needs its own virtual_router_id")
-        if self.multi_master:  # instance i of N uses virtual_router_id .. + N-1
-            used: dict[int, int] = {}
-            for i, vi in enumerate(self.vrrp_instances):
-                for k in range(len(self.nodes)):
-                    vrid = vi.virtual_router_id + k
-                    if vrid > 255 or vrid in used:
-                        raise FieldProblem(("vrrp_instances", i, "virtual_router_id"),
-                                           f"multi_master needs virtual_router_id {vi.virtual_router_id}.."
-                                           f"{vi.virtual_router_id + len(self.nodes) - 1}, "
-                                           + ("past 255" if vrid > 255 else f"{vrid} is taken by vrrp_instances[{used[vrid]}]"),
-                                           "leave a gap of one id per node between instances")
-                    used[vrid] = i
-        names = {n.name for n in self.nodes}
-        for i, vi in enumerate(self.vrrp_instances):
-            loc = ("vrrp_instances", i)
-            for j, s in enumerate(vi.track_script):
-                if s not in self.vrrp_scripts:
-                    raise FieldProblem(loc + ("track_script", j), f"unknown vrrp_script {s!r}",
-                                       f"define it under vrrp_scripts (known: {sorted(self.vrrp_scripts) or 'none'})")
-            if vi.owner is not None and vi.owner not in names:
-                raise FieldProblem(loc + ("owner",), f"unknown node {vi.owner!r}",
-                                   f"use one of {sorted(names)}")
-            if vi.nopreempt:
-                for k, n in enumerate(self.nodes):
-                    if n.state == "MASTER":
-                        raise FieldProblem(("nodes", k, "state"),
-                                           "nopreempt is silently cleared with state MASTER "
-                                           f"(vrrp_instances[{i}] sets nopreempt)",
-                                           "set state: BACKUP on every node when using nopreempt")
-            for j, vip in enumerate(vi.vips):
-                if not any(ipaddress.IPv4Address(vip) in n.network for n in self.nodes):
-                    raise FieldProblem(loc + ("virtual_ipaddress", j),
-                                       f"VIP {vip} is outside every node's subnet",
-                                       "use an address in the nodes' subnet (or fix nodes[].prefixlen)")
-            if self.multi_master and len(vi.vips) != len(self.nodes):
-                raise FieldProblem(loc + ("virtual_ipaddress",),
-                                   f"multi_master needs one VIP per node ({len(self.nodes)}), got {len(vi.vips)}",
-                                   "list exactly one VIP per node; VIP i is owned by node i")
-        for i, vs in enumerate(self.virtual_servers):
-            for j, rs in enumerate(vs.real_servers):
-                if rs.node is not None and rs.node not in names:
-                    raise FieldProblem(("virtual_servers", i, "real_servers", j, "node"),
-                                       f"unknown node {rs.node!r}", f"use one of {sorted(names)}")
-            if self.director_fix_applies(vs):
-                for k, n in enumerate(self.nodes):
-                    if n.mac is None:
-                        raise FieldProblem(("nodes", k, "mac"),
-                                           f"{n.name} is a director and a DR real server of "
-                                           f"virtual_servers[{i}]: the fwmark fix needs its MAC",
-                                           "add mac: (from `ip link show`) or set director_fix: false")
-        if self.sync_daemon and self.sync_daemon.vrrp_instance:
-            if self.sync_daemon.vrrp_instance not in {v.name for v in self.vrrp_instances}:
-                raise FieldProblem(("sync_daemon", "vrrp_instance"),
-                                   f"unknown vrrp_instance {self.sync_daemon.vrrp_instance!r}",
-                                   "name one of vrrp_instances[].name")
-        if self.sync_daemon and self.sync_daemon.mode == "notify":
-            name = self.sync_daemon.vrrp_instance or self.vrrp_instances[0].name
-            i, vi = next((i, v) for i, v in enumerate(self.vrrp_instances) if v.name == name)
-            if vi.notify:
-                raise FieldProblem(("vrrp_instances", i, "notify"),
-                                   "sync_daemon mode notify uses this instance's notify for lbtk-ipvs-sync",
-                                   "call your script from notify_master/notify_backup/notify_fault, "
-                                   "or set sync_daemon.mode: keepalived")
+        problems = list(cross_problems(self))
+        if len(problems) == 1:
+            raise problems[0]
+        if problems:
+            raise FieldProblems(problems)
         return self
 
     # -- derived facts, one place each -------------------------------------------------
@@ -399,12 +476,187 @@ class Inventory(Strict):
         return index + 1 if self.director_fix_applies(vs) else None
 
 
-def _unique(items, attr: str, loc: tuple, fix: str | None = None) -> None:
+def cross_problems(inv: "Inventory"):
+    """Every rule that spans fields, each broken one yielded as a FieldProblem (all are reported)."""
+    yield from _unique(inv.nodes, "name", ("nodes",))
+    yield from _unique(inv.nodes, "host", ("nodes",))
+    yield from _unique(inv.nodes, "priority", ("nodes",),
+            fix="give every node its own priority so the MASTER is deterministic")
+    yield from vrid_problems(inv)
+    if inv.multi_master:  # instance i of N uses virtual_router_id .. + N-1
+        used: dict[int, int] = {}
+        for i, vi in enumerate(inv.vrrp_instances):
+            for k in range(len(inv.nodes)):
+                vrid = vi.virtual_router_id + k
+                if vrid > 255 or vrid in used:
+                    yield FieldProblem(("vrrp_instances", i, "virtual_router_id"),
+                                       f"multi_master needs virtual_router_id {vi.virtual_router_id}.."
+                                       f"{vi.virtual_router_id + len(inv.nodes) - 1}, "
+                                       + ("past 255" if vrid > 255 else f"{vrid} is taken by vrrp_instances[{used[vrid]}]"),
+                                       "leave a gap of one id per node between instances")
+                used[vrid] = i
+    names = {n.name for n in inv.nodes}
+    for i, vi in enumerate(inv.vrrp_instances):
+        loc = ("vrrp_instances", i)
+        for j, s in enumerate(vi.track_script):
+            if s not in inv.vrrp_scripts:
+                yield FieldProblem(loc + ("track_script", j), f"unknown vrrp_script {s!r}",
+                                   f"define it under vrrp_scripts (known: {sorted(inv.vrrp_scripts) or 'none'})")
+        if vi.owner is not None and vi.owner not in names:
+            yield FieldProblem(loc + ("owner",), f"unknown node {vi.owner!r}",
+                               f"use one of {sorted(names)}")
+        if vi.nopreempt:
+            for k, n in enumerate(inv.nodes):
+                if n.state == "MASTER":
+                    yield FieldProblem(("nodes", k, "state"),
+                                       "nopreempt is silently cleared with state MASTER "
+                                       f"(vrrp_instances[{i}] sets nopreempt)",
+                                       "set state: BACKUP on every node when using nopreempt")
+        for j, vip in enumerate(vi.vips):
+            if not any(ipaddress.IPv4Address(vip) in n.network for n in inv.nodes):
+                yield FieldProblem(loc + ("virtual_ipaddress", j),
+                                   f"VIP {vip} is outside every node's subnet",
+                                   "use an address in the nodes' subnet (or fix nodes[].prefixlen)")
+        if inv.multi_master and len(vi.vips) != len(inv.nodes):
+            yield FieldProblem(loc + ("virtual_ipaddress",),
+                               f"multi_master needs one VIP per node ({len(inv.nodes)}), got {len(vi.vips)}",
+                               "list exactly one VIP per node; VIP i is owned by node i")
+    for i, vs in enumerate(inv.virtual_servers):
+        for j, rs in enumerate(vs.real_servers):
+            if rs.node is not None and rs.node not in names:
+                yield FieldProblem(("virtual_servers", i, "real_servers", j, "node"),
+                                   f"unknown node {rs.node!r}", f"use one of {sorted(names)}")
+        if inv.director_fix_applies(vs):
+            for k, n in enumerate(inv.nodes):
+                if n.mac is None:
+                    yield FieldProblem(("nodes", k, "mac"),
+                                       f"{n.name} is a director and a DR real server of "
+                                       f"virtual_servers[{i}]: the fwmark fix needs its MAC",
+                                       "add mac: (from `ip link show`) or set director_fix: false")
+    if inv.sync_daemon and inv.sync_daemon.vrrp_instance:
+        if inv.sync_daemon.vrrp_instance not in {v.name for v in inv.vrrp_instances}:
+            yield FieldProblem(("sync_daemon", "vrrp_instance"),
+                               f"unknown vrrp_instance {inv.sync_daemon.vrrp_instance!r}",
+                               "name one of vrrp_instances[].name")
+    if inv.sync_daemon and inv.sync_daemon.mode == "notify":
+        name = inv.sync_daemon.vrrp_instance or inv.vrrp_instances[0].name
+        i, vi = next(((i, v) for i, v in enumerate(inv.vrrp_instances) if v.name == name), (None, None))
+        if vi is not None and vi.notify:
+            yield FieldProblem(("vrrp_instances", i, "notify"),
+                               "sync_daemon mode notify uses this instance's notify for lbtk-ipvs-sync",
+                               "call your script from notify_master/notify_backup/notify_fault, "
+                               "or set sync_daemon.mode: keepalived")
+
+    yield from address_problems(inv)
+
+
+def vrid_problems(inv: "Inventory"):
+    """Two instances on the same interface need different virtual_router_ids (on different
+    interfaces the same id is legal: they are different segments)."""
+    seen: dict[tuple[int, str], int] = {}
+    for i, vi in enumerate(inv.vrrp_instances):
+        ifaces = {inv.interface_of(n, vi) for n in inv.nodes}
+        for iface in sorted(ifaces):
+            key = (vi.virtual_router_id, iface)
+            if key in seen and seen[key] != i:
+                yield FieldProblem(("vrrp_instances", i, "virtual_router_id"),
+                                   f"duplicate virtual_router_id {vi.virtual_router_id} on {iface} "
+                                   f"(also vrrp_instances[{seen[key]}])",
+                                   "each VRRP instance on a segment needs its own virtual_router_id")
+                break
+            seen.setdefault(key, i)
+
+
+def address_problems(inv: "Inventory"):
+    """VIPs that keepalived would take but that break the cluster, and addresses that collide."""
+    hosts = {n.host: k for k, n in enumerate(inv.nodes)}
+    vip_at: dict[str, tuple] = {}
+    for i, vi in enumerate(inv.vrrp_instances):
+        for j, spec in enumerate(vi.virtual_ipaddress):
+            loc = ("vrrp_instances", i, "virtual_ipaddress", j)
+            addr, plen, _ = parse_vip(spec)
+            ip = ipaddress.IPv4Address(addr)
+            if addr in hosts:
+                n = inv.nodes[hosts[addr]]
+                yield FieldProblem(loc, f"VIP {addr} is {n.name}'s own address (nodes[{hosts[addr]}].host): "
+                                   f"keepalived would delete it from {n.name} whenever it turns BACKUP",
+                                   "use a free address in the subnet for the VIP")
+            for n in inv.nodes:
+                net = n.network
+                if net.prefixlen <= 30 and ip in (net.network_address, net.broadcast_address):
+                    what = "network" if ip == net.network_address else "broadcast"
+                    yield FieldProblem(loc, f"VIP {addr} is the {what} address of {net} ({n.name}'s subnet)",
+                                       "use a host address inside the subnet")
+                    break
+            if plen is not None and plen < 32:
+                vnet = ipaddress.ip_interface(f"{addr}/{plen}").network
+                if plen <= 30 and ip in (vnet.network_address, vnet.broadcast_address):
+                    yield FieldProblem(loc, f"VIP {addr}/{plen} is the network or broadcast address of {vnet}",
+                                       "use a host address, or /32")
+            if addr in vip_at:
+                yield FieldProblem(loc, f"VIP {addr} is listed twice (also {_dotted(vip_at[addr])})",
+                                   "a VIP belongs to exactly one vrrp_instance, once")
+            else:
+                vip_at[addr] = loc
+    seen_vs: dict[tuple, int] = {}
+    for i, vs in enumerate(inv.virtual_servers):
+        loc = ("virtual_servers", i)
+        key = ("fwmark", vs.fwmark, vs.protocol) if vs.fwmark and not vs.vip else (vs.vip, vs.port, vs.protocol)
+        if key in seen_vs:
+            yield FieldProblem(loc, f"virtual server {vs.vip or 'fwmark ' + str(vs.fwmark)}:{vs.port}/{vs.protocol} "
+                               f"is listed twice (also virtual_servers[{seen_vs[key]}])",
+                               "merge their real_servers into one entry")
+        else:
+            seen_vs[key] = i
+        if vs.vip is not None and vs.vip not in vip_at:
+            yield FieldProblem(loc + ("vip",), f"{vs.vip} is not a VIP of any vrrp_instance: no director "
+                               "would hold it", "add it to a vrrp_instance's virtual_ipaddress, or fix vip")
+        seen_rs: dict[tuple, int] = {}
+        for j, rs in enumerate(vs.real_servers):
+            rloc = loc + ("real_servers", j)
+            addr = inv.real_server_address(rs) if (rs.address or rs.node in {n.name for n in inv.nodes}) else None
+            if addr is None:
+                continue
+            if addr in vip_at:
+                yield FieldProblem(rloc, f"real server {addr} is a VIP ({_dotted(vip_at[addr])}): IPVS would "
+                                   "send the VIP's traffic to itself", "name a node or a real server's own address")
+            rkey = (addr, rs.port or vs.port)
+            if rkey in seen_rs:
+                yield FieldProblem(rloc, f"real server {addr}:{rkey[1]} is listed twice in this virtual server "
+                                   f"(also real_servers[{seen_rs[rkey]}])", "list each real server once")
+            else:
+                seen_rs[rkey] = j
+
+
+def _dotted(loc: tuple) -> str:
+    out = ""
+    for x in loc:
+        out += f"[{x}]" if isinstance(x, int) else (f".{x}" if out else str(x))
+    return out
+
+
+def format_fields(v: str, allowed: tuple[str, ...], what: str) -> str:
+    """A user string filled with str.format: only {NAME} placeholders from `allowed`; a literal
+    brace is written {{ or }}."""
+    import string
+    try:
+        names = [f for _, f, _, _ in string.Formatter().parse(v) if f is not None]
+    except ValueError as e:
+        raise ValueError(f"{what} {v!r}: {e} (write a literal brace as {{{{ or }}}})") from None
+    bad = [n for n in names if n not in allowed]
+    if bad:
+        raise ValueError(f"{what} {v!r}: unknown placeholder {{{bad[0]}}} — use "
+                         f"{', '.join('{' + a + '}' for a in allowed)}, or write a literal brace as {{{{ or }}}}")
+    return v
+
+
+def _unique(items, attr: str, loc: tuple, fix: str | None = None):
     seen: dict = {}
     for i, it in enumerate(items):
         v = getattr(it, attr)
         if v in seen:
-            raise FieldProblem(loc + (i, attr),
+            yield FieldProblem(loc + (i, attr),
                                f"duplicate {attr} {v!r} (also {loc[-1]}[{seen[v]}])",
                                fix or f"give each entry its own {attr}")
-        seen[v] = i
+        else:
+            seen[v] = i

@@ -11,7 +11,8 @@ import difflib
 import re
 from dataclasses import dataclass, field
 
-from .facts import NodeFacts
+from .actions import Action
+from .facts import NodeState
 from .render import NodeFile
 from .render import arp, fwmark, ipvs_sync, keepalived, nginx
 from .secrets import mask
@@ -26,13 +27,6 @@ class FileChange:
     diff: str            # unified diff, secrets masked
 
 
-@dataclass(frozen=True)
-class Action:
-    command: str
-    why: str
-    validate: bool = False   # a check that must pass before anything else runs
-
-
 @dataclass
 class NodePlan:
     node: str
@@ -45,13 +39,13 @@ class NodePlan:
         return not self.changes and not self.actions
 
     def add_actions(self, actions: list[Action]) -> None:
-        """Append, skipping a command already planned (one daemon-reload covers every unit)."""
+        """Append, skipping an action already planned (one daemon-reload covers every unit)."""
         for a in actions:
-            if a.command not in {x.command for x in self.actions}:
+            if a not in self.actions:
                 self.actions.append(a)
 
 
-def file_changes(desired: list[NodeFile], facts: NodeFacts, node: str) -> list[FileChange]:
+def file_changes(desired: list[NodeFile], facts: NodeState, node: str) -> list[FileChange]:
     out = []
     for f in desired:
         live = facts.files.get(f.path)
@@ -74,31 +68,30 @@ def _diff(node: str, f: NodeFile, old: str, new: str) -> str:
     return mask("".join(lines))
 
 
-def service_actions(phase: str, changed: set[str], facts: NodeFacts, desired: list[NodeFile]) -> list[Action]:
+def service_actions(phase: str, changed: set[str], facts: NodeState, desired: list[NodeFile]) -> list[Action]:
     """Actions one phase needs on one node, given the paths it changed."""
     want = {f.path: f for f in desired}
     acts: list[Action] = []
 
     def unit(name: str, path: str, present: bool) -> None:
         if path in changed:
-            acts.append(Action("systemctl daemon-reload", f"{path} changed"))
+            acts.append(Action("daemon-reload", why=f"{path} changed"))
         if not present:
             if facts.active.get(name) == "active":
-                acts.append(Action(f"systemctl disable --now {name}", f"{name} no longer wanted"))
+                acts.append(Action("disable-now", name, why=f"{name} no longer wanted"))
             return
         if path in changed:
-            acts.append(Action(f"systemctl enable {name} && systemctl restart {name}",
-                               f"{name} unit changed (oneshot: restart re-applies it)"))
+            acts.append(Action("enable-restart", name, why=f"{name} unit changed (oneshot: restart re-applies it)"))
         else:
             _ensure(acts, facts, name)
 
     if phase == "arp":
         if arp.SYSCTL in changed and want[arp.SYSCTL].content is not None:
-            acts.append(Action(f"sysctl -q -p {arp.SYSCTL}", "ARP sysctl file changed"))
+            acts.append(Action("sysctl-load", arg=arp.SYSCTL, why="ARP sysctl file changed"))
         unit("lbtk-vip-lo", arp.VIP_UNIT, want[arp.VIP_UNIT].content is not None)
     elif phase == "nginx":
         if changed & {nginx.SITE, nginx.DEBIAN_DEFAULT}:
-            acts.append(Action("nginx -t -q", "validate the new site before reloading", validate=True))
+            acts.append(Action("nginx-test", why="validate the new site before reloading"))
         if changed:
             acts.append(_reload_or_start(facts, "nginx", "site or page changed"))
             _ensure(acts, facts, "nginx", start=False)
@@ -108,14 +101,15 @@ def service_actions(phase: str, changed: set[str], facts: NodeFacts, desired: li
         unit("lbtk-fwmark", fwmark.UNIT, want.get(fwmark.UNIT) is not None
              and want[fwmark.UNIT].content is not None)
         if fwmark.RULES in changed and fwmark.UNIT not in changed and want[fwmark.RULES].content:
-            acts.append(Action("systemctl restart lbtk-fwmark", "fwmark rules changed"))
+            acts.append(Action("restart", "lbtk-fwmark", why="fwmark rules changed"))
         if keepalived.DEFAULTS in changed and facts.active.get("keepalived") == "active":
-            acts.append(Action("systemctl restart keepalived",
-                               "DAEMON_ARGS changed: keepalived reads it only at start (this is a failover if MASTER)"))
+            acts.append(Action("restart", "keepalived",
+                               why="DAEMON_ARGS changed: keepalived reads it only at start (this is a failover if MASTER)"))
     elif phase == "sync-daemon":
         script = want.get(ipvs_sync.SCRIPT)
         if ipvs_sync.SCRIPT in changed and script is not None and script.content is not None:
-            acts.append(Action(ipvs_sync.RECONCILE, "sync script changed: set the daemons for this node's VRRP state now"))
+            acts.append(Action("run", arg=ipvs_sync.RECONCILE,
+                               why="sync script changed: set the daemons for this node's VRRP state now"))
     elif phase == "keepalived":
         if keepalived.CONF in changed:
             acts.append(_reload_or_start(facts, "keepalived", "keepalived.conf changed"))
@@ -125,17 +119,17 @@ def service_actions(phase: str, changed: set[str], facts: NodeFacts, desired: li
     return acts
 
 
-def _reload_or_start(facts: NodeFacts, unit: str, why: str) -> Action:
+def _reload_or_start(facts: NodeState, unit: str, why: str) -> Action:
     if facts.active.get(unit) == "active":
-        return Action(f"systemctl reload {unit}", f"{why}: reload, not restart")
-    return Action(f"systemctl start {unit}", f"{why}; {unit} was {facts.active.get(unit, 'down')}")
+        return Action("reload", unit, why=f"{why}: reload, not restart")
+    return Action("start", unit, why=f"{why}; {unit} was {facts.active.get(unit, 'down')}")
 
 
-def _ensure(acts: list[Action], facts: NodeFacts, unit: str, start: bool = True) -> None:
+def _ensure(acts: list[Action], facts: NodeState, unit: str, start: bool = True) -> None:
     if facts.enabled.get(unit) != "enabled":
-        acts.append(Action(f"systemctl enable {unit}", f"{unit} not enabled at boot"))
+        acts.append(Action("enable", unit, why=f"{unit} not enabled at boot"))
     if start and facts.active.get(unit) != "active":
-        acts.append(Action(f"systemctl start {unit}", f"{unit} is {facts.active.get(unit, 'down')}"))
+        acts.append(Action("start", unit, why=f"{unit} is {facts.active.get(unit, 'down')}"))
 
 
 WIRE = re.compile(r"^\s*(vrrp_instance|virtual_router_id|advert_int|version|auth_type|auth_pass|"
@@ -161,6 +155,8 @@ def changes_wire(changes: list[FileChange], live: dict) -> bool:
     for ch in changes:
         if ch.file.path == CONF and ch.file.content is not None:
             old = live.get(CONF)
-            if old is None or wire_signature(old.content.decode(errors="replace")) != wire_signature(ch.file.content):
+            if old is None:   # a node new to the cluster: nothing of it is on the wire yet
+                continue
+            if wire_signature(old.content.decode(errors="replace")) != wire_signature(ch.file.content):
                 return True
     return False

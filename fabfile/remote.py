@@ -17,10 +17,14 @@ from fabric import Connection, ThreadingGroup
 from fabric.exceptions import GroupException
 from invoke.exceptions import UnexpectedExit
 
+from .errors import LbtkError, quiet_third_party_logging
 from .model import Inventory, Node
+from .parsers.lbtk import last_line
+
+quiet_third_party_logging()
 
 
-class RemoteError(Exception):
+class RemoteError(LbtkError):
     """A node could not be reached or a command failed; str() is one line naming the node."""
 
 
@@ -53,9 +57,9 @@ def run(c: Connection, command: str, check: bool = True, timeout: float | None =
         r = c.run(command, hide=True, warn=not check, in_stream=False, timeout=timeout)
     except UnexpectedExit as e:
         r = e.result
-        detail = (r.stderr.strip() or r.stdout.strip()).splitlines()
+        detail = last_line(r.stderr) or last_line(r.stdout)
         raise RemoteError(f"{c.lbtk_node}: `{_short(command)}` exited {r.exited}"
-                          + (f": {detail[-1]}" if detail else "")) from None
+                          + (f": {detail}" if detail else "")) from None
     except Exception as e:  # noqa: BLE001 - every transport failure becomes one line
         raise RemoteError(describe(c, e)) from None
     return Result(r.stdout, r.stderr, r.exited)

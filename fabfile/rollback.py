@@ -9,42 +9,39 @@ from __future__ import annotations
 
 import shlex
 
-from . import output, remote
-from .apply import BACKUP_DIR, ApplyError, apply_node, restore
-from .phases import gather, rolling_batches, NodeRun, settle
+from . import facts as F
+from . import remote, settle
+from .apply import ApplyError, apply_node, restore
+from .context import Env, select_nodes
+from .errors import LbtkError
+from .facts import BACKUP_DIR
+from .observe import observe_node, observe_reachable
+from .phases import NodeRun, deploy_facts, rolling_batches
 from .plan import NodePlan, service_actions
-from .render import NodeFile, render_node
-from .tasks.common import Env, LbtkError, select_nodes
+from .render import ASSUMED, NodeFile, render_node
 
 
-def newest_backup(c) -> tuple[str, list[str]] | None:
-    r = remote.run(c, f"ls -1 {BACKUP_DIR} 2>/dev/null | sort | tail -n 1", check=False)
-    stamp = r.stdout.strip()
-    if not stamp:
-        return None
-    paths = remote.run(c, f"cat {BACKUP_DIR}/{stamp}/.paths 2>/dev/null", check=False).stdout.split()
-    return stamp, paths
-
-
-def rollback(env: Env, node: str | None = None, fmt=None) -> None:
+def rollback(env: Env, node: str | None = None, say=lambda s: None) -> None:
     nodes = select_nodes(env.inv, node)
     conns = [remote.connect(env.inv, n) for n in nodes]
     try:
-        found = dict(zip([c.lbtk_node for c in conns], remote.parallel(conns, newest_backup)))
-        missing = [n for n, b in found.items() if b is None]
+        names = [c.lbtk_node for c in conns]
+        per_node = deploy_facts(env, names)
+        states = observe_reachable(conns, (*F.DEPLOY, F.LAST_BACKUP), per_node)
+        missing = [n for n, s in states.items() if s.last_backup is None]
         if missing:
             raise LbtkError(f"{', '.join(missing)}: no deploy backup under {BACKUP_DIR} — nothing to roll back to; "
                             "nothing was changed")
-        facts = gather(env, conns)
-        runs = [NodeRun(n, facts[n], NodePlan(n)) for n in found]
+        runs = [NodeRun(n, states[n], NodePlan(n)) for n in names]
         by_name = {c.lbtk_node: c for c in conns}
-        for batch in rolling_batches(env, runs):
+        batches, _ = rolling_batches(env, runs)
+        for batch in batches:
             for name in batch:
-                c, (stamp, paths) = by_name[name], found[name]
-                phase_of = {f.path: f.phase for f in render_node(env.inv, name, env.secrets)}
+                c, (stamp, paths) = by_name[name], states[name].last_backup
+                phase_of = {f.path: f.phase for f in render_node(env.inv, name, env.secrets, ASSUMED)}
                 restore(c, paths, stamp)
-                now = gather(env, [c])[name]
-                restored = [NodeFile(p, (now.files.get(p).content.decode() if now.files.get(p) else None),
+                now = observe_node(c, (*F.DEPLOY, *per_node[name]))
+                restored = [NodeFile(p, (now.files[p].content.decode() if now.files.get(p) else None),
                                      phase_of.get(p, "keepalived")) for p in paths]
                 plan = NodePlan(name)
                 for phase in dict.fromkeys(f.phase for f in restored):
@@ -55,9 +52,9 @@ def rollback(env: Env, node: str | None = None, fmt=None) -> None:
                 except ApplyError as e:
                     raise LbtkError(f"{e} (rollback to {stamp})") from None
                 remote.run(c, f"rm -rf {shlex.quote(BACKUP_DIR + '/' + stamp)}", check=False)
-                output.say(f"{name}: rolled back to the files before deploy {stamp} "
-                           f"({len(paths)} file(s); {', '.join(done) or 'no reload needed'})")
+                say(f"{name}: rolled back to the files before deploy {stamp} "
+                    f"({len(paths)} file(s); {', '.join(a.short() for a in done.actions) or 'no reload needed'})")
             if len(batch) == 1 and len(nodes) > 1:
-                settle(env, conns, None)
+                settle.settle_between(env, conns, None)
     finally:
         remote.close(conns)

@@ -12,7 +12,7 @@ import secrets as _random
 from pathlib import Path
 
 from .inventory import INVENTORY_DIR, InventoryError
-from .model import Authentication, Inventory
+from .model import WORD_BREAKERS, Authentication, Inventory
 
 MASK = "********"
 PASS_MAX_BYTES = 8  # keepalived silently truncates a longer auth_pass with auth_type PASS
@@ -38,14 +38,28 @@ def resolve(auth: Authentication, where: str) -> str:
             with os.fdopen(fd, "w") as f:
                 f.write(_random.token_hex(4) + "\n")  # 8 ASCII bytes: PASS's maximum
         if path.exists():
-            value = path.read_text().strip()
+            if not path.is_file():
+                raise InventoryError(f"{where}: auth_pass_file {path} is not a file — name the file holding the secret")
+            try:
+                value = path.read_bytes().decode("utf-8").strip()
+            except UnicodeDecodeError:
+                raise InventoryError(f"{where}: auth_pass_file {path} is not UTF-8 text — write the secret "
+                                     "as plain ASCII") from None
+            except OSError as e:
+                raise InventoryError(f"{where}: auth_pass_file {path}: cannot read it ({e.strerror})") from None
     if not value:
         sources = " or ".join(x for x in (
             auth.auth_pass_env and f"environment variable {auth.auth_pass_env}",
             path and f"file {path}") if x)
         raise InventoryError(f"{where}: the VRRP secret is missing — set {sources}")
+    bad = sorted({c for c in value if c in WORD_BREAKERS or not (c.isascii() and c.isprintable())})
+    if bad:
+        # keepalived ends a word at whitespace, '#' and '!': `auth_pass ab#cd` is the secret `ab`
+        raise InventoryError(f"{where}: the secret holds {len(bad)} character(s) keepalived would not read as "
+                             "part of one word (whitespace, '#', '!', quotes, braces or non-ASCII; not shown) — "
+                             "use letters, digits and punctuation such as - _ . : @ %")
     if auth.auth_type == "PASS" and len(value.encode()) > PASS_MAX_BYTES:
-        raise InventoryError(f"{where}: the auth_pass secret is {len(value.encode())} bytes; "
+        raise InventoryError(f"{where}: the secret is {len(value.encode())} bytes; "
                              f"keepalived truncates PASS secrets to {PASS_MAX_BYTES} — use at most 8 bytes")
     _known.add(value)
     return value
@@ -63,9 +77,14 @@ def resolve_all(inv: Inventory, source: str) -> dict[str, str]:
 def mask(text: str) -> str:
     """Hide every known secret, and any auth_pass value even if this process never resolved it."""
     text = _AUTH_PASS.sub(lambda m: m.group(1) + MASK, text)
+    text = _AUTH_PASS_WORD.sub(lambda m: m.group(1) + MASK, text)
     for s in sorted(_known, key=len, reverse=True):
         text = re.sub(rf"(?<![\w]){re.escape(s)}(?![\w])", MASK, text)
     return text
 
 
-_AUTH_PASS = re.compile(r"(auth_pass\s+)(?!\*{8})\S+")
+# the whole rest of the line, whatever the value holds: masking never depends on the secret
+# (a config line, or a diff line of one: leading spaces, '+' or '-')
+_AUTH_PASS = re.compile(r"^([ \t+\-]*auth_pass[ \t]+)(?!\*{8}[ \t]*$)[^\n]*", re.M)
+# anywhere else (an error message quoting a config line): the word after it
+_AUTH_PASS_WORD = re.compile(r"(?<![\w./-])(auth_pass[ \t]+)(?!\*{8})\S+")

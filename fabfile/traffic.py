@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import subprocess
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import remote
-from .balance import Traffic, endpoint_names, service_key
+from . import facts as F
+from .balance import Traffic, endpoint_names, service_key, traffic_checks
+from .checks import Check
 from .model import Inventory
-from .parsers import ipvsadm
+from .observe import observe
+from .parsers.lbtk import last_line, parse_client_lines
 
 CLIENT_NETNS = "lbtk-kclient"
-STATS = "ipvsadm -L -n --stats --exact"
 ESTIMATOR_S = 2.2      # IPVS folds per-CPU counters into --stats every 2 s (the rate estimator)
 
 # One fresh TCP connection per request (Connection: close), sequential; prints one line each.
@@ -53,31 +55,21 @@ def client_requests(vip: str, port: int, n: int, names: list[str], timeout: floa
     r = subprocess.run(["ip", "netns", "exec", netns, "python3", "-c", CLIENT, vip, str(port), str(n),
                         str(timeout), *names], capture_output=True, text=True, timeout=n * (timeout + 1) + 30)
     answers, errors, times = [], [], []
-    for line in r.stdout.splitlines():
-        f = line.split()
-        if len(f) != 3:
-            continue
-        answers.append(f[1] if f[0] == "ok" and f[1] != "?" else None)
-        if f[0] != "ok" or f[1] == "?":
-            errors.append(f[1] if f[0] != "ok" else "answer names no node")
-        times.append(float(f[2]))
+    for ok, who, secs in parse_client_lines(r.stdout):
+        answers.append(who if ok and who != "?" else None)
+        if not ok or who == "?":
+            errors.append(who if not ok else "answer names no node")
+        times.append(secs)
     while len(answers) < n:
         answers.append(None)
-        errors.append((r.stderr.strip().splitlines() or ["client died"])[-1][:80])
+        errors.append(last_line(r.stderr, "client died")[:80])
     return answers, errors, times
 
 
 def snapshot(conns) -> dict[str, object]:
-    """{node: IpvsStats or None} from every director, one parallel round trip."""
-    res = remote.group_run(conns, STATS, timeout=30)
-    out = {}
-    for c in conns:
-        r = res.get(c.lbtk_node)
-        try:
-            out[c.lbtk_node] = None if r is None or isinstance(r, Exception) else ipvsadm.parse_stats(r.stdout)
-        except Exception:  # noqa: BLE001 - a node without IPVS: no counters
-            out[c.lbtk_node] = None
-    return out
+    """{node: IpvsStats or None} from every director, one parallel round trip (None: no IPVS or
+    unreachable)."""
+    return {n: s.ipvs_stats for n, s in observe(conns, [F.IPVS_STATS], timeout=30).items()}
 
 
 def run(inv: Inventory, conns, holders: dict[str, list[str]], requests: int = 30, index: int = 0,
@@ -100,3 +92,39 @@ def run(inv: Inventory, conns, holders: dict[str, list[str]], requests: int = 30
     deltas = {n: conns_delta(before.get(n), after.get(n), key) for n in after if after.get(n) is not None}
     return Traffic(vip=vip, port=vs.port, service=key, algo=vs.lb_algo, master=master, answers=answers,
                    errors=errors, deltas=deltas, names=names, weights=weights), after
+
+
+@dataclass
+class Section:
+    """verify's traffic part: per VIP, the client's answers, the master's counters and IPVS table."""
+    runs: list[tuple[Traffic, object, object]] = field(default_factory=list)   # (traffic, stats, table)
+    checks: list[Check] = field(default_factory=list)
+
+    def as_json(self) -> dict:
+        return {"checks": [c.as_dict() for c in self.checks],
+                "runs": [{"vip": t.vip, "port": t.port, "service": t.service, "lb_algo": t.algo,
+                          "master": t.master, "answers": t.answers, "per_real_server": t.rows(),
+                          "new_conns_per_director": t.deltas} for t, _, _ in self.runs]}
+
+
+def traffic_section(inv: Inventory, conns, report, requests: int = 30) -> Section | None:
+    """With a lab client (`lab.client`): real requests through each VIP from the client namespace,
+    the live IPVS table and --stats on the director holding it. None without a client.
+    Adds its checks to report.checks."""
+    if inv.lab is None or inv.lab.client is None or not inv.virtual_servers:
+        return None
+    sec = Section()
+    if not client_available():
+        sec.checks.append(Check("client traffic", "cluster", False,
+                                f"no client namespace {CLIENT_NETNS}: run `inv lab.up` (as root)"))
+    else:
+        for i, vs in enumerate(inv.virtual_servers):
+            if vs.vip is None:
+                continue
+            t, after = run(inv, conns, report.vip_holders, requests=requests, index=i)
+            master_obs = report.observed.get(t.master) if t.master else None
+            sec.runs.append((t, after.get(t.master) if t.master else None,
+                             getattr(master_obs, "ipvs", None)))
+            sec.checks += traffic_checks(t)
+    report.checks += sec.checks
+    return sec

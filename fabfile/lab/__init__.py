@@ -131,8 +131,9 @@ def run(cmd: list[str], *, check: bool = True, input: str | None = None, timeout
 
 
 def last_line(text: str) -> str:
-    lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip()]
-    return lines[-1] if lines else "no output"
+    """The line that says why (the lab's own commands): parsers.lbtk.last_line."""
+    from ..parsers.lbtk import last_line as _last
+    return _last(text or "", "no output")
 
 
 def require_root(what: str) -> None:

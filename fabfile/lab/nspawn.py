@@ -24,6 +24,10 @@ from pathlib import Path
 from . import (LabError, LabNode, LabSpec, NodeStatus, ifname, lab_path, last_line, locked, mounts_under,
                one_line, remove_tree, require_root, run, unmount_under, validate)
 from . import rootfs
+from ..parsers import ParseError
+from ..parsers.ip_addr import holds, link_kind, parse_ip_addr
+from ..parsers.lbtk import first_int
+from ..parsers.systemctl import parse_failed_units, parse_system_state
 
 BOOT_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
@@ -221,8 +225,8 @@ def _link_kind(name: str) -> str | None:
     if r.returncode != 0:
         return None
     try:
-        return json.loads(r.stdout)[0].get("linkinfo", {}).get("info_kind", "")
-    except (ValueError, IndexError):
+        return link_kind(r.stdout)
+    except ParseError:
         return ""
 
 
@@ -260,9 +264,8 @@ def _bridge_ready(spec: LabSpec) -> bool:
     if r.returncode != 0:
         return False
     try:
-        gw_ip = spec.gateway.split("/")[0]
-        return any(a.get("local") == gw_ip for x in json.loads(r.stdout) for a in x.get("addr_info", []))
-    except ValueError:
+        return holds(parse_ip_addr(r.stdout), spec.gateway.split("/")[0])
+    except ParseError:
         return False
 
 
@@ -406,8 +409,8 @@ def _start(nd: _Node) -> int:
     r = subprocess.run(["sh", "-c", _DETACH, _TRAMPOLINE, *cmd], env=env, capture_output=True, text=True,
                        stdin=subprocess.DEVNULL, start_new_session=True, timeout=10)
     try:
-        pid = int(r.stdout.strip())
-    except ValueError:
+        pid = first_int(r.stdout)
+    except ParseError:
         raise LabError(f"{nd.name}: could not start systemd-nspawn: {last_line(r.stderr)}") from None
     st = _proc_stat(pid)
     nd.pidfile.write_text(f"{pid} {st[1] if st else 0}\n")
@@ -426,13 +429,13 @@ def _ssh_banner(host: str, timeout: float = 1.0) -> bool:
 def _systemd_state(init_pid: int, timeout: float | None = None) -> str:
     r = run(["nsenter", "-t", str(init_pid), "-a", "systemctl", "is-system-running"], check=False,
             timeout=timeout or SYSTEMCTL_TIMEOUT)
-    return r.stdout.strip() or "unknown"
+    return parse_system_state(r.stdout)
 
 
 def _failed_units(init_pid: int) -> list[str]:
     r = run(["nsenter", "-t", str(init_pid), "-a", "systemctl", "--failed", "--no-legend", "--plain"],
             check=False, timeout=SYSTEMCTL_TIMEOUT)
-    return [ln.split()[0] for ln in r.stdout.splitlines() if ln.split()]
+    return parse_failed_units(r.stdout)
 
 
 def _log_tail(nd: _Node) -> str:

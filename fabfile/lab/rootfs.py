@@ -14,6 +14,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from ..parsers import ParseError
+from ..parsers.lbtk import first_int
 from . import LabError, LabSpec, lab_path, last_line, locked, mounts_under, one_line, remove_tree, require_root
 
 SUITE = "bookworm"
@@ -215,6 +217,6 @@ def _debootstrap_error(log: Path) -> str:
 def _du_mb(path: Path) -> int:
     r = subprocess.run(["du", "-sxm", str(path)], capture_output=True, text=True)
     try:
-        return int(r.stdout.split()[0])
-    except (IndexError, ValueError):
+        return first_int(r.stdout)
+    except ParseError:
         return 0

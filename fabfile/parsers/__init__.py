@@ -30,7 +30,7 @@ def split_host_port(text: str) -> tuple[str, int]:
         host, sep, port = t[1:].partition("]:")
     else:
         host, sep, port = t.rpartition(":")
-    if not sep or not host or not port.isdigit():
+    if not sep or not host or not (port.isascii() and port.isdigit()):
         raise ParseError(f"not an address:port: {excerpt(text)}")
     return host, int(port)
 

@@ -98,3 +98,12 @@ def interface(ifaces: list[Interface], name: str) -> Interface | None:
 
 
 __all__ = ["Address", "Interface", "parse_ip_addr", "holds", "address_owner", "interface"]
+
+
+def link_kind(text: str) -> str:
+    """`ip -j -d link show dev X` -> its kind: 'bridge', 'veth', ... ('' for a plain device)."""
+    try:
+        data = json.loads(text)
+        return (data[0].get("linkinfo") or {}).get("info_kind", "") if data else ""
+    except (ValueError, AttributeError, IndexError, TypeError):
+        raise ParseError(f"ip -j -d link: not an interface list: {excerpt(text or 'empty output')}") from None

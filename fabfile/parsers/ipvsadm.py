@@ -219,7 +219,7 @@ def _norm(line: str) -> str:
 
 
 def _int(tok: str, what: str, line: str) -> int:
-    if not tok.isdigit():
+    if not (tok.isascii() and tok.isdigit()):
         raise ParseError(f"ipvsadm: {what} is not a number in {excerpt(line)}")
     return int(tok)
 
@@ -481,3 +481,25 @@ __all__ = ["RealServer", "IpvsService", "IpvsTable", "Counters", "Rates", "RealS
            "ServiceStats", "IpvsStats", "Endpoint", "Connection", "SyncDaemon", "service_key", "key",
            "ipvs_unavailable", "parse_list", "parse_save", "parse_stats", "parse_rate",
            "parse_connections", "parse_daemons"]
+
+
+# ---------------------------------------------------------------- guarded forms (fabfile/facts.py)
+# The facts run ipvsadm only where /proc/net/ip_vs exists and print NO-IPVS otherwise, so a
+# kernel without IPVS is an answer, not an error.
+NO_IPVS_MARK = "NO-IPVS"
+
+
+def parse_list_if_ipvs(text: str) -> IpvsTable | None:
+    return None if text.strip() == NO_IPVS_MARK or ipvs_unavailable(text) else parse_list(text)
+
+
+def parse_stats_if_ipvs(text: str) -> IpvsStats | None:
+    return None if text.strip() == NO_IPVS_MARK or ipvs_unavailable(text) else parse_stats(text)
+
+
+def parse_rate_if_ipvs(text: str) -> IpvsStats | None:
+    return None if text.strip() == NO_IPVS_MARK or ipvs_unavailable(text) else parse_rate(text)
+
+
+def parse_daemons_if_ipvs(text: str) -> list[SyncDaemon]:
+    return [] if text.strip() == NO_IPVS_MARK or ipvs_unavailable(text) else parse_daemons(text)

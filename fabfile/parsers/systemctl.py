@@ -93,3 +93,14 @@ def parse_is_enabled(units: list[str], stdout: str, stderr: str = "") -> dict[st
 
 
 __all__ = ["NoSystemd", "parse_is_active", "parse_is_enabled", "unit_name", "ACTIVE_WORDS", "ENABLED_WORDS"]
+
+
+def parse_failed_units(stdout: str) -> list[str]:
+    """`systemctl --failed --no-legend --plain` -> the failed units' names (first word a line)."""
+    return [ln.split()[0] for ln in stdout.splitlines() if ln.split()]
+
+
+def parse_system_state(stdout: str) -> str:
+    """`systemctl is-system-running` -> running | degraded | starting | ... ('unknown' if silent)."""
+    words = stdout.split()
+    return words[0] if words else "unknown"

@@ -5,18 +5,32 @@ the network or the disk except reading the templates.
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
-from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, TemplateError, TemplateSyntaxError
 
 from ..model import Inventory
 from pathlib import Path
 
 
 @dataclass(frozen=True)
-class Facts:
-    """What a node's own state changes about its files (observed by the install phase)."""
-    ipvs: bool = True          # kernel has IPVS; without it keepalived runs VRRP-only
+class RenderFacts:
+    """The node facts rendering depends on, passed in explicitly (fabfile.facts.RENDER reads them
+    from a live node; `inv render` without --live assumes ASSUMED and says so)."""
+    ipvs: bool                 # kernel has IPVS; without it keepalived runs VRRP-only
+
+    def describe(self) -> str:
+        return "ipvs=yes (kernel has IPVS)" if self.ipvs else "ipvs=no (no IPVS: keepalived --vrrp, no net.ipv4.vs.*)"
+
+    @classmethod
+    def of(cls, state) -> "RenderFacts":
+        """From an observed fabfile.facts.NodeState (needs the facts in fabfile.facts.RENDER)."""
+        return cls(ipvs=bool(state.has_ipvs))
+
+
+Facts = RenderFacts            # the short name the renderers use
+ASSUMED = RenderFacts(ipvs=True)   # a production director: the kernel has IPVS
 
 
 @dataclass(frozen=True)
@@ -29,39 +43,66 @@ class NodeFile:
 
 
 HERE = Path(__file__).parent
-_envs: dict[str | None, Environment] = {}
-_override: list[str | None] = [None]   # the inventory's templates_dir while rendering it
+_envs: dict[str | None, Environment] = {}   # a cache of Jinja2 environments, per templates_dir
+_envs_lock = threading.Lock()               # deploy renders from threads
 
 
-def environment(override_dir: str | None) -> Environment:
-    """Templates from the inventory's templates_dir first (site overrides), then ours."""
-    if override_dir not in _envs:
-        dirs = [override_dir, str(HERE)] if override_dir else [str(HERE)]
-        _envs[override_dir] = Environment(loader=ChoiceLoader([FileSystemLoader(d) for d in dirs]),
-                                          undefined=StrictUndefined, trim_blocks=True,
-                                          lstrip_blocks=True, keep_trailing_newline=True)
-    return _envs[override_dir]
+class Templates:
+    """The templates one inventory renders with: its templates_dir first (site overrides), then ours."""
+
+    def __init__(self, override_dir: str | None, source: str = "<inventory>"):
+        self.source = source
+        with _envs_lock:
+            if override_dir not in _envs:
+                dirs = [override_dir, str(HERE)] if override_dir else [str(HERE)]
+                _envs[override_dir] = Environment(loader=ChoiceLoader([FileSystemLoader(d) for d in dirs]),
+                                                  undefined=StrictUndefined, trim_blocks=True,
+                                                  lstrip_blocks=True, keep_trailing_newline=True)
+            self.env = _envs[override_dir]
+
+    def __call__(self, name: str, **values) -> str:
+        try:
+            return self.env.get_template(name).render(**values)
+        except TemplateSyntaxError as e:
+            where = f"{e.filename or e.name or name}" + (f" line {e.lineno}" if e.lineno else "")
+            raise _template_error(self.source, f"{where}: {e.message} — fix the template (templates_dir overrides ours by name)")
+        except TemplateError as e:
+            msg = " ".join(str(e.message if hasattr(e, "message") and e.message else e).split())
+            raise _template_error(self.source, f"{name}: {msg} — a templates_dir template may use only the values "
+                                  "lbtk's own template of that name uses")
 
 
-def template(name: str, **values) -> str:
-    return environment(_override[0]).get_template(name).render(**values)
+def _template_error(source: str, msg: str):
+    from ..inventory import InventoryError
+    return InventoryError(f"{source}: templates_dir: {msg}")
 
 
-def render_node(inv: Inventory, node_name: str, secrets: dict[str, str],
-                facts: Facts = Facts()) -> list[NodeFile]:
-    from . import arp, fwmark, ipvs_sync, keepalived, nginx  # noqa: E402 (modules import template())
+def templates(inv: Inventory) -> Templates:
+    return Templates(inv.templates_path, inv.source)
+
+
+def render_node(inv: Inventory, node_name: str, secrets: dict[str, str], facts: RenderFacts) -> list[NodeFile]:
+    from . import arp, fwmark, ipvs_sync, keepalived, nginx  # noqa: E402 (they import NodeFile from here)
     node = inv.node(node_name)
-    _override[0] = inv.templates_path
+    t = templates(inv)
     files = []
-    files += keepalived.files(inv, node, secrets, facts)
-    files += fwmark.files(inv, node)
-    files += arp.files(inv, node, facts)
-    files += nginx.files(inv, node)
-    files += ipvs_sync.files(inv, node, facts)
+    files += keepalived.files(inv, node, secrets, facts, t)
+    files += fwmark.files(inv, node, t)
+    files += arp.files(inv, node, facts, t)
+    files += nginx.files(inv, node, t)
+    files += ipvs_sync.files(inv, node, facts, t)
     return files
 
 
 def render_all(inv: Inventory, secrets: dict[str, str],
-               facts: dict[str, Facts] | None = None) -> dict[str, list[NodeFile]]:
-    facts = facts or {}
-    return {n.name: render_node(inv, n.name, secrets, facts.get(n.name, Facts())) for n in inv.nodes}
+               facts: dict[str, RenderFacts] | RenderFacts) -> dict[str, list[NodeFile]]:
+    """Every node's files; `facts` is one RenderFacts for all nodes or one per node."""
+    per = facts if isinstance(facts, dict) else {n.name: facts for n in inv.nodes}
+    return {n.name: render_node(inv, n.name, secrets, per[n.name]) for n in inv.nodes}
+
+
+def managed_paths(inv: Inventory, node_name: str, secrets: dict[str, str]) -> list[str]:
+    """Every path the toolkit manages on a node, whatever its facts (deploy reads them all)."""
+    out = [f.path for f in render_node(inv, node_name, secrets, ASSUMED)]
+    out += [f.path for f in render_node(inv, node_name, secrets, RenderFacts(ipvs=False))]
+    return list(dict.fromkeys(out))

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..model import Inventory, Node
-from . import Facts, NodeFile, template
+from . import Facts, NodeFile, Templates, templates
 
 SYSCTL = "/etc/sysctl.d/60-lbtk-lvs.conf"
 VIP_UNIT = "/etc/systemd/system/lbtk-vip-lo.service"
@@ -52,10 +52,11 @@ def devices(inv: Inventory, node: Node) -> list[str]:
     return list(dict.fromkeys(["all", inv.interface_of(node), "lo"]))
 
 
-def files(inv: Inventory, node: Node, facts: Facts = Facts()) -> list[NodeFile]:
+def files(inv: Inventory, node: Node, facts: Facts, t: Templates | None = None) -> list[NodeFile]:
+    t = t or templates(inv)
     vips = dr_vips(inv, node)
     values = wanted_sysctls(inv, node, facts.ipvs)
-    out = [NodeFile(SYSCTL, template("sysctl.conf.j2", path=SYSCTL, values=values) if values else None,
+    out = [NodeFile(SYSCTL, t("sysctl.conf.j2", path=SYSCTL, values=values) if values else None,
                     "arp")]
-    out.append(NodeFile(VIP_UNIT, template("vip-lo.service.j2", vips=vips) if vips else None, "arp"))
+    out.append(NodeFile(VIP_UNIT, t("vip-lo.service.j2", vips=vips) if vips else None, "arp"))
     return out

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..model import Inventory, Node
-from . import NodeFile, template
+from . import NodeFile, Templates, templates
 
 RULES = "/etc/lbtk/fwmark.rules"
 UNIT = "/etc/systemd/system/lbtk-fwmark.service"
@@ -20,10 +20,11 @@ def snats(inv: Inventory) -> list[dict]:
             for vs in inv.virtual_servers if vs.snat and vs.vip]
 
 
-def files(inv: Inventory, node: Node) -> list[NodeFile]:
+def files(inv: Inventory, node: Node, t: Templates | None = None) -> list[NodeFile]:
+    t = t or templates(inv)
     m, sn = marks(inv), snats(inv)
     if not m and not sn:
         return [NodeFile(RULES, None, "lvs"), NodeFile(UNIT, None, "lvs")]
     peers = [n.mac.lower() for n in inv.nodes if n.name != node.name and n.mac]
-    return [NodeFile(RULES, template("fwmark.rules.j2", peer_macs=peers, marks=m, snats=sn), "lvs"),
-            NodeFile(UNIT, template("fwmark.service.j2", rules=RULES, marks=m, snats=sn), "lvs")]
+    return [NodeFile(RULES, t("fwmark.rules.j2", peer_macs=peers, marks=m, snats=sn), "lvs"),
+            NodeFile(UNIT, t("fwmark.service.j2", rules=RULES, marks=m, snats=sn), "lvs")]

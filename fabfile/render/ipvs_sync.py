@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..model import Inventory, Node
 from ..sync import sync_instance
-from . import Facts, NodeFile, template
+from . import Facts, NodeFile, Templates, templates
 
 SCRIPT = "/usr/local/sbin/lbtk-ipvs-sync"
 RECONCILE = SCRIPT          # no arguments: the role from whether this node holds the VIP now
@@ -15,12 +15,13 @@ def wanted(inv: Inventory, facts: Facts) -> bool:
     return bool(inv.sync_daemon and inv.sync_daemon.mode == "notify" and facts.ipvs)
 
 
-def files(inv: Inventory, node: Node, facts: Facts) -> list[NodeFile]:
+def files(inv: Inventory, node: Node, facts: Facts, t: Templates | None = None) -> list[NodeFile]:
+    t = t or templates(inv)
     if not wanted(inv, facts):
         return [NodeFile(SCRIPT, None, "sync-daemon")]
     sd = inv.sync_daemon
     inst = sync_instance(inv)
-    return [NodeFile(SCRIPT, template("ipvs-sync.sh.j2", instance=inst.name, vip=inst.vips[0],
+    return [NodeFile(SCRIPT, t("ipvs-sync.sh.j2", instance=inst.name, vip=inst.vips[0],
                                       vrrp_interface=inv.interface_of(node, inst.source),
                                       interface=sd.interface, syncid=sd.syncid),
                      "sync-daemon", mode=0o755)]

@@ -4,21 +4,24 @@ from __future__ import annotations
 from ..model import Inventory, Node
 from ..sync import sync_instance
 from ..vrrp import plan
-from . import Facts, NodeFile, ipvs_sync, template
+from . import Facts, NodeFile, Templates, ipvs_sync, templates
 
 CONF = "/etc/keepalived/keepalived.conf"
 DEFAULTS = "/etc/default/keepalived"
 
 
-def files(inv: Inventory, node: Node, secrets: dict[str, str], facts: Facts) -> list[NodeFile]:
+def files(inv: Inventory, node: Node, secrets: dict[str, str], facts: Facts,
+          t: Templates | None = None) -> list[NodeFile]:
+    t = t or templates(inv)
     return [
-        NodeFile(CONF, conf(inv, node, secrets, facts), "keepalived", mode=0o600,
+        NodeFile(CONF, conf(inv, node, secrets, facts, t), "keepalived", mode=0o600,
                  secret=any(vi.authentication for vi in inv.vrrp_instances)),
-        NodeFile(DEFAULTS, template("default_keepalived.j2", ipvs=facts.ipvs), "lvs"),
+        NodeFile(DEFAULTS, t("default_keepalived.j2", ipvs=facts.ipvs), "lvs"),
     ]
 
 
-def conf(inv: Inventory, node: Node, secrets: dict[str, str], facts: Facts = Facts()) -> str:
+def conf(inv: Inventory, node: Node, secrets: dict[str, str], facts: Facts, t: Templates | None = None) -> str:
+    t = t or templates(inv)
     planned = plan(inv)
     instances = []
     for p in planned:
@@ -46,7 +49,7 @@ def conf(inv: Inventory, node: Node, secrets: dict[str, str], facts: Facts = Fac
     if sd and sd.mode == "keepalived" and facts.ipvs:
         sync = dict(interface=sd.interface, syncid=sd.syncid,
                     instance=sd.vrrp_instance or planned[0].name)
-    return template(
+    return t(
         "keepalived.conf.j2", cluster=inv.cluster, node=node,
         router_id=inv.global_defs.router_id.format(node=node.name, NODE=node.name.upper()),
         script_security=inv.global_defs.enable_script_security or bool(inv.vrrp_scripts),

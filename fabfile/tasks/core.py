@@ -4,31 +4,38 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from invoke import Exit, task
+from invoke import task
 
-from .. import output
-from ..confcheck import ToolMissing, keepalived_check
-from ..render import render_all
+from .. import facts as F
+from .. import output, remote
+from ..confcheck import field_of, keepalived_check
+from ..inventory import InventoryError
+from ..parsers.keepalived_t import split_location
+from ..observe import observe_reachable
+from ..render import ASSUMED, RenderFacts, render_all, render_node
 from ..render.keepalived import CONF
 from ..secrets import mask
-from .common import DEFAULT_ENV, LbtkError, load_env, one_line_errors
+from .common import DEFAULT_ENV, LbtkError, check_format, load_env, one_line_errors, select_nodes
 
 
 @task(help={"env": "inventory name (inventories/NAME.yaml)", "node": "only this node",
-            "out": "write files under DIR/NODE/<path> instead of printing them"})
+            "out": "write files under DIR/NODE/<path> instead of printing them",
+            "live": "read the facts rendering depends on (IPVS in the kernel) from the nodes, one round "
+                    "trip each: the output is then byte for byte what deploy ships"})
 @one_line_errors
-def render(c, env=DEFAULT_ENV, node=None, out=None):
-    """Print (or write) every file for every node, rendered from the inventory."""
+def render(c, env=DEFAULT_ENV, node=None, out=None, live=False):
+    """Print (or write) every file for every node, rendered from the inventory and the node facts
+    it depends on (assumed unless --live; the first line says which)."""
     e = load_env(env)
-    per_node = render_all(e.inv, e.secrets)
-    if node and node not in per_node:
-        raise LbtkError(f"{e.path.name}: no node {node!r} — choose from {', '.join(per_node)}")
-    for name, files in per_node.items():
-        if node and name != node:
-            continue
-        for f in files:
+    nodes = select_nodes(e.inv, node)
+    facts = live_facts(e, nodes) if live else {n.name: ASSUMED for n in nodes}
+    where = "read from the node" if live else "assumed; --live reads them from the nodes"
+    for n in nodes:
+        output.say(f"# {n.name}: node facts {facts[n.name].describe()} ({where})")
+    for n in nodes:
+        for f in render_node(e.inv, n.name, e.secrets, facts[n.name]):
             if out:
-                target = Path(out) / name / f.path.lstrip("/")
+                target = Path(out) / n.name / f.path.lstrip("/")
                 if f.content is None:
                     continue
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -36,34 +43,50 @@ def render(c, env=DEFAULT_ENV, node=None, out=None):
                 os.chmod(target, f.mode)
                 output.say(f"wrote {target} ({oct(f.mode)[2:]})")
             elif f.content is None:
-                print(f"# ==== {name}:{f.path} (must not exist)\n")
+                print(f"# ==== {n.name}:{f.path} (must not exist)\n")
             else:
-                print(f"# ==== {name}:{f.path} (mode {oct(f.mode)[2:]}, phase {f.phase})")
+                print(f"# ==== {n.name}:{f.path} (mode {oct(f.mode)[2:]}, phase {f.phase})")
                 print(mask(f.content))
+
+
+def live_facts(e, nodes) -> dict[str, RenderFacts]:
+    """The render facts of each node, observed (one round trip per node; all must answer)."""
+    conns = [remote.connect(e.inv, n) for n in nodes]
+    try:
+        states = observe_reachable(conns, F.RENDER, doing="nothing was rendered")
+    finally:
+        remote.close(conns)
+    return {n: RenderFacts.of(s) for n, s in states.items()}
 
 
 @task(help={"env": "inventory name (inventories/NAME.yaml)", "format": "auto|rich|plain|markdown",
             "json": "print one JSON object"})
 @one_line_errors
 def check(c, env=DEFAULT_ENV, format=None, json=False):
-    """Validate the inventory and run the real `keepalived -t` on each node's keepalived.conf."""
+    """Validate the inventory and run the real `keepalived -t` on each node's keepalived.conf;
+    whatever keepalived -t still reports is one error line naming the inventory field behind it."""
+    check_format(format)
     e = load_env(env)
     table = output.Table(f"keepalived -t ({e.path.name})", ["node", "file", "verdict", "keepalived says"])
-    results = []
-    for name, files in render_all(e.inv, e.secrets).items():
+    results, problems = [], {}   # (field, keepalived's words) -> nodes
+    for name, files in render_all(e.inv, e.secrets, ASSUMED).items():
+        node = e.inv.node(name)
         conf = next(f for f in files if f.path == CONF)
-        try:
-            r = keepalived_check(e.inv, e.inv.node(name), conf.content)
-        except ToolMissing as err:
-            raise LbtkError(str(err)) from None
+        r = keepalived_check(e.inv, node, conf.content)
         msg = "; ".join(r.messages) or "configuration is valid"
         table.add(name, CONF, r.verdict, msg, ok=r.verdict == "ok")
+        fields = [field_of(e.inv, node, conf.content, m) for m in r.messages]
         results.append({"node": name, "file": CONF, "verdict": r.verdict, "exit_code": r.exit_code,
-                        "messages": r.messages})
-    ok = all(r["verdict"] == "ok" for r in results)
+                        "messages": r.messages, "fields": fields})
+        for f, m in zip(fields, r.messages):
+            problems.setdefault((f, split_location(m)[2]), []).append(name)
+    ok = not problems and all(r["verdict"] == "ok" for r in results)
     if json:
         output.show_json({"ok": ok, "inventory": str(e.path.name), "results": results})
     else:
         output.show(table, format)
     if not ok:
-        raise Exit(code=1)
+        raise InventoryError([f"{e.inv.source}: {f}: keepalived -t ({', '.join(nodes)}): {words}"
+                              for (f, words), nodes in problems.items()]
+                             or [f"{e.inv.source}: keepalived -t did not accept the config (exit "
+                                 f"{', '.join(str(r['exit_code']) for r in results)})"])

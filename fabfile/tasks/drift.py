@@ -6,7 +6,7 @@ from invoke import Exit, task
 from .. import output, remote
 from ..phases import gather, plan_node
 from ..rollback import rollback as do_rollback
-from .common import DEFAULT_ENV, load_env, one_line_errors, select_nodes
+from .common import DEFAULT_ENV, check_format, load_env, one_line_errors, select_nodes
 
 FILE_PHASES = ["arp", "nginx", "lvs", "keepalived"]
 
@@ -16,6 +16,7 @@ FILE_PHASES = ["arp", "nginx", "lvs", "keepalived"]
 def diff(c, env=DEFAULT_ENV, node=None, format=None):
     """Per node and file: how the live files differ from what the inventory renders (hand edits too).
     Exit 1 when anything drifted, like diff(1)."""
+    check_format(format)
     e = load_env(env)
     nodes = select_nodes(e.inv, node)
     conns = [remote.connect(e.inv, n) for n in nodes]
@@ -45,4 +46,4 @@ def diff(c, env=DEFAULT_ENV, node=None, format=None):
 @one_line_errors
 def rollback(c, env=DEFAULT_ENV, node=None):
     """Return to the files before the last deploy (backups first, VIP holder last), reload, check."""
-    do_rollback(load_env(env), node)
+    do_rollback(load_env(env), node, say=output.say)

@@ -1,29 +1,27 @@
 """On-call tasks the runbooks name: status, drain / undrain, logs."""
 from __future__ import annotations
 
-import re
-
 from invoke import Exit, task
 
+from .. import facts as F
 from .. import output, overrides, remote
-from ..checks import node_checks, vip_checks
-from ..phases import DeployFailed, run_phases
-from ..verify import observe, vip_holders
-from .common import DEFAULT_ENV, LbtkError, load_env, one_line_errors, select_nodes
-
-TRANSITION = re.compile(r"Entering (MASTER|BACKUP|FAULT) STATE|"
-                        r"priority 0|Stopping|Starting|Reloading|removing|Removed|Adding|SECURITY|"
-                        r"Unknown keyword|WARNING|ERROR|error", re.I)
+from ..checks import node_checks, vip_checks, vip_holders
+from ..observe import observe
+from ..parsers import journal
+from ..phases import DeployFailed
+from .common import DEFAULT_ENV, UsageError, check_format, load_env, one_line_errors, select_nodes
+from .deploy import deploy_and_show
 
 
 @task(help={"env": "inventory name", "format": "auto|rich|plain|markdown", "json": "print JSON"})
 @one_line_errors
 def status(c, env=DEFAULT_ENV, format=None, json=False):
     """Short cluster summary: who holds each VIP, daemons up, problems (no HTTP probe)."""
+    check_format(format)
     e = load_env(env)
     conns = [remote.connect(e.inv, n) for n in e.inv.nodes]
     try:
-        obs = observe(e.inv, conns)
+        obs = observe(conns, F.VERIFY)
     finally:
         remote.close(conns)
     holders = vip_holders(e.inv, obs)
@@ -59,7 +57,7 @@ def _drain(env: str, server: str, weight_zero: bool, format=None) -> None:
         addr = server  # removed from the inventory while drained: undrain clears the stale record
     if addr is None:
         known = sorted({e.inv.real_server_address(rs) for vs in e.inv.virtual_servers for rs in vs.real_servers})
-        raise LbtkError(f"--server {server}: not a real server of {e.path.name} — use a node name or one of "
+        raise UsageError(f"--server {server}: not a real server of {e.path.name} — use a node name or one of "
                         f"{', '.join(known) or 'none (no virtual_servers)'}")
     current = overrides.drained(e.path)
     new = sorted(set(current) | {addr}) if weight_zero else [a for a in current if a != addr]
@@ -70,7 +68,7 @@ def _drain(env: str, server: str, weight_zero: bool, format=None) -> None:
     output.say(f"{server} ({addr}): weight {'0 (drained)' if weight_zero else 'back to the inventory value'};"
                f" recorded in {overrides.state_path(e.path).relative_to(overrides.STATE_DIR.parent.parent)}")
     try:
-        run_phases(load_env(env), ["keepalived"], fmt=format)
+        deploy_and_show(load_env(env), ["keepalived"], fmt=format)
     except DeployFailed as err:
         if not err.changed:   # no node took it: the record goes back, nothing half-applied
             overrides.set_drained(e.path, current)
@@ -99,6 +97,7 @@ def undrain(c, server, env=DEFAULT_ENV, format=None):
 @one_line_errors
 def logs(c, env=DEFAULT_ENV, node=None, lines=200, format=None):
     """keepalived's journal on each node: state transitions and warnings first, then the tail."""
+    check_format(format)
     e = load_env(env)
     nodes = select_nodes(e.inv, node)
     conns = [remote.connect(e.inv, n) for n in nodes]
@@ -109,11 +108,9 @@ def logs(c, env=DEFAULT_ENV, node=None, lines=200, format=None):
         remote.close(conns)
     t = output.Table("keepalived: state transitions and warnings", ["node", "time", "message"])
     for n, text in out.items():
-        for ln in text.splitlines():
-            if TRANSITION.search(ln) and not ln.startswith("--"):
-                ts, _, msg = ln.partition(" ")
-                t.add(n, ts, msg.split(": ", 1)[-1], ok=False if re.search(r"FAULT|ERROR|SECURITY", ln) else None)
+        for entry in journal.transitions(text):
+            t.add(n, entry.time, entry.message, ok=False if entry.bad else None)
     output.show(t, format)
     for n, text in out.items():
         output.say(f"\n--- {n}: last {min(int(lines), 20)} journal lines")
-        output.say("\n".join(text.splitlines()[-20:]) or "(empty)")
+        output.say("\n".join(journal.tail(text, 20)) or "(empty)")

@@ -13,9 +13,10 @@ from pathlib import Path
 from invoke import task
 
 from .. import output, secrets
-from ..phases import run_phases
 from ..settle import wait_for_vips
-from .common import DEFAULT_ENV, Env, LbtkError, _rel, load_env, one_line_errors
+from .common import DEFAULT_ENV, Env, LbtkError, check_format, load_env, one_line_errors
+from .common import rel as _rel
+from .deploy import deploy_and_show
 
 PREV = ".prev"
 
@@ -84,6 +85,7 @@ def undo(old: dict[Path, str]) -> None:
 @one_line_errors
 def rotate_vrrp_secret(c, env=DEFAULT_ENV, previous=False, format=None):
     """New random VRRP secret in auth_pass_file, deployed to every node at once (never printed)."""
+    check_format(format)
     paths = secret_files(load_env(env))
     old = swap_in(paths, previous)
     for p in paths:
@@ -91,14 +93,16 @@ def rotate_vrrp_secret(c, env=DEFAULT_ENV, previous=False, format=None):
                    f"the one it replaced is in {p.name}{PREV}")
     try:
         e = load_env(env)
-        run_phases(e, ["keepalived"], fmt=format)
-        if not wait_for_vips(e):
+        deploy_and_show(e, ["keepalived"], fmt=format)
+        settled, line = wait_for_vips(e)
+        output.say(line)
+        if not settled:
             raise LbtkError("VRRP did not settle on the new secret")
     except Exception as err:  # put the old secret back everywhere: file first, then nodes
         undo(old)
         output.say("rotation failed: putting the previous secret back on every node")
         try:
-            run_phases(load_env(env), ["keepalived"], fmt=format)
+            deploy_and_show(load_env(env), ["keepalived"], fmt=format)
         except Exception as again:  # noqa: BLE001 - report both
             raise LbtkError(f"{err}; putting the previous secret back failed too: {again} — "
                             f"run `inv deploy --env {env}`") from None

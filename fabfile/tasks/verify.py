@@ -4,8 +4,10 @@ from __future__ import annotations
 from invoke import Exit, task
 
 from .. import output, remote
+from ..traffic import traffic_section
 from ..verify import verify as run_verify
-from .common import DEFAULT_ENV, load_env, one_line_errors
+from ..views import verify as view
+from .common import DEFAULT_ENV, check_format, load_env, one_line_errors
 
 
 @task(help={"env": "inventory name", "json": "one JSON object: ok, checks, vip_holders",
@@ -15,7 +17,7 @@ from .common import DEFAULT_ENV, load_env, one_line_errors
 def verify(c, env=DEFAULT_ENV, json=False, format=None, no_http=False, requests=30):
     """VIP holders (split brain in red), daemons, ARP sysctls, VIP on lo, IPVS table, sync daemon, HTTP;
     with a lab client: IPVS --stats, scheduler order and counts per real server through the VIP."""
-    from .verify_traffic import traffic_section
+    check_format(format)
     e = load_env(env)
     conns = [remote.connect(e.inv, n) for n in e.inv.nodes]
     try:
@@ -27,23 +29,6 @@ def verify(c, env=DEFAULT_ENV, json=False, format=None, no_http=False, requests=
         output.show_json({**report.as_json(), **({"traffic": extra.as_json()} if extra else {}),
                           "ok": report.ok})
     else:
-        show(report, format, extra)
+        view.show(report, format, extra)
     if not report.ok:
         raise Exit(code=1)
-
-
-def show(report, fmt=None, extra=None) -> None:
-    t = output.Table("VIP holders", ["VIP", "holders", "state"])
-    for vip, holders in report.vip_holders.items():
-        state = "ok" if len(holders) == 1 else ("SPLIT BRAIN" if holders else "DOWN")
-        t.add(vip, ", ".join(holders) or "-", state, ok=len(holders) == 1)
-    output.show(t, fmt)
-    t = output.Table("checks", ["check", "node", "result", "detail"])
-    for ch in report.checks:
-        t.add(ch.name, ch.node, ch.ok, ch.detail, ok=ch.ok)
-    output.show(t, fmt)
-    if extra is not None:
-        extra.show(fmt)
-    bad = sum(not c.ok for c in report.checks)
-    output.say(f"verify: {len(report.checks)} checks, all passed" if not bad
-               else f"verify: {bad} of {len(report.checks)} checks FAILED")

@@ -85,3 +85,26 @@ def test_stop_keepalived_on_node1_moves_vip_to_node2(deployed, nodes):
         time.sleep(0.3)
     rc, report = inv_json("verify", "--env", "lab")
     assert rc == 0 and report["ok"]
+
+
+def test_render_live_is_byte_for_byte_what_deploy_shipped(deployed, nodes, tmp_path):
+    """`inv render --live` reads the facts rendering depends on (no IPVS in the plain lab's
+    kernel: DAEMON_ARGS --vrrp, no net.ipv4.vs.*) and prints exactly what deploy shipped."""
+    r = inv("render", "--env", "lab", "--live", "--out", str(tmp_path), check=True)
+    assert "ipvs=no" in r.stdout and "read from the node" in r.stdout
+    compared = 0
+    for node, conn in nodes.items():
+        for f in sorted((tmp_path / node).rglob("*")):
+            if not f.is_file():
+                continue
+            path = "/" + str(f.relative_to(tmp_path / node))
+            live = sh(conn, f"base64 -w0 < {path}").stdout
+            import base64
+            assert base64.b64decode(live) == f.read_bytes(), f"{node}:{path} differs from render --live"
+            assert oct(f.stat().st_mode & 0o777) == "0o" + sh(conn, f"stat -c %a {path}").stdout.strip(), path
+            compared += 1
+    assert compared >= 3 * 5
+    # without --live the render says what it assumed, and that differs from these nodes
+    r = inv("render", "--env", "lab", "--node", "node1", check=True)
+    assert "ipvs=yes" in r.stdout and "assumed" in r.stdout
+    assert 'DAEMON_ARGS="--vrrp"' not in r.stdout

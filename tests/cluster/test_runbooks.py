@@ -231,11 +231,10 @@ def fault_nginx_down_node3(nodes, tmp):
 
 def fault_rebuild_node3(nodes, tmp):
     """node3 replaced by a fresh machine: same name and address, packages installed, nothing deployed."""
-    from fabfile.inventory import load
-    from fabfile.render import render_node
-    from fabfile.tasks.common import load_env
+    from fabfile.context import load_env
+    from fabfile.render import managed_paths
     e = load_env("lab")
-    paths = [f.path for f in render_node(load("lab")[0], "node3", e.secrets) if f.content is not None]
+    paths = managed_paths(e.inv, "node3", e.secrets)
     c = nodes["node3"]
     sh(c, "systemctl stop keepalived nginx lbtk-vip-lo lbtk-fwmark 2>/dev/null; "
           "systemctl disable keepalived lbtk-vip-lo lbtk-fwmark 2>/dev/null; "
@@ -325,7 +324,7 @@ def test_rotate_refuses_when_the_env_var_wins(monkeypatch):
 def test_rotate_swaps_secret_files_and_back(tmp_path):
     import stat
     from fabfile import secrets
-    from fabfile.tasks.common import LbtkError
+    from fabfile.errors import LbtkError
     from fabfile.tasks.secret import PREV, swap_in, undo
     p = tmp_path / "x.auth_pass"
     p.write_text("oldpass1\n")

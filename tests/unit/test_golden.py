@@ -12,7 +12,7 @@ import pytest
 
 from fabfile.confcheck import keepalived_check
 from fabfile.inventory import load
-from fabfile.render import render_all
+from fabfile.render import ASSUMED, render_all
 from fabfile.render.keepalived import CONF
 from fabfile.secrets import resolve_all
 
@@ -29,7 +29,7 @@ def _secret(monkeypatch):
 
 def rendered(env):
     inv, _ = load(env)
-    return inv, render_all(inv, resolve_all(inv, env))
+    return inv, render_all(inv, resolve_all(inv, env), ASSUMED)
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from fabfile.checks import Observed, sync_check
+from fabfile.checks import sync_check
+from fabfile.facts import NodeState
 from fabfile.inventory import InventoryError, load, parse
 from fabfile.parsers import ipvsadm
 from fabfile.parsers.ipvsadm import parse_list
@@ -15,8 +16,8 @@ FX = Path(__file__).resolve().parents[1] / "fixtures" / "ipvsadm"
 TABLE = parse_list((FX / "L_n.txt").read_text())
 
 
-def _observed(fixture: str) -> Observed:
-    return Observed(ipvs=TABLE, sync_daemons=ipvsadm.parse_daemons((FX / fixture).read_text()))
+def _observed(fixture: str) -> NodeState:
+    return NodeState("node1", ipvs=TABLE, sync_daemons=ipvsadm.parse_daemons((FX / fixture).read_text()))
 
 
 def _syncid5(env: str):

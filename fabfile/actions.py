@@ -1,0 +1,74 @@
+"""Typed service actions: what a deploy does to a node's daemons, and the one place they become shell.
+
+A plan holds `Action(verb, unit, arg)` values; the apply step, the summary, the health check and
+the owed-actions record all read those fields, never command text.
+"""
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+
+# verb -> shell template ({u}: the unit, {a}: the argument), and whether it validates (runs first,
+# failing means "restore the previous files, reload nothing")
+VERBS: dict[str, tuple[str, bool]] = {
+    "daemon-reload": ("systemctl daemon-reload", False),
+    "enable": ("systemctl enable {u}", False),
+    "start": ("systemctl start {u}", False),
+    "reload": ("systemctl reload {u}", False),
+    "restart": ("systemctl restart {u}", False),
+    "enable-restart": ("systemctl enable {u} && systemctl restart {u}", False),
+    "disable-now": ("systemctl disable --now {u}", False),
+    "sysctl-load": ("sysctl -q -p {a}", False),
+    "nginx-test": ("nginx -t -q", True),
+    "apt-install": ("DEBIAN_FRONTEND=noninteractive apt-get install -y -q {a}", False),
+    "run": ("{a}", False),             # a script the toolkit rendered (e.g. lbtk-ipvs-sync), by path
+}
+DAEMON_VERBS = ("start", "reload", "restart", "enable-restart", "enable")
+
+
+@dataclass(frozen=True)
+class Action:
+    verb: str
+    unit: str = ""
+    arg: str = ""
+    why: str = field(default="", compare=False)
+
+    def __post_init__(self):
+        if self.verb not in VERBS:
+            raise ValueError(f"unknown action verb {self.verb!r}")
+
+    @property
+    def validates(self) -> bool:
+        return VERBS[self.verb][1]
+
+    def touches(self, unit: str) -> bool:
+        """Does this action (re)start or reload `unit`, so its health must be checked after?"""
+        return self.unit == unit and self.verb in DAEMON_VERBS
+
+    def shell(self) -> str:
+        """The only place an Action becomes a command line."""
+        args = " ".join(shlex.quote(a) for a in self.arg.split()) if self.arg else ""
+        return VERBS[self.verb][0].format(u=shlex.quote(self.unit), a=args)
+
+    def short(self) -> str:
+        """How the deploy summary names it: `reload keepalived`, `daemon-reload`, `nginx -t`."""
+        if self.verb == "enable-restart":
+            return f"restart {self.unit}"
+        if self.verb == "disable-now":
+            return f"disable {self.unit}"
+        if self.verb == "nginx-test":
+            return "nginx -t"
+        if self.verb in ("sysctl-load", "apt-install", "run"):
+            return {"sysctl-load": "sysctl -p", "apt-install": "apt-get install", "run": self.arg}[self.verb]
+        return f"{self.verb} {self.unit}".strip()
+
+    def record(self) -> str:
+        """One line of the owed-actions file (parsers.lbtk.parse_pending reads it back)."""
+        return f"{self.verb}\t{self.unit}\t{self.arg}"
+
+    @classmethod
+    def from_record(cls, rec: tuple[str, str, str], why: str = "owed by an interrupted deploy") -> "Action":
+        return cls(rec[0], rec[1], rec[2], why)
+
+    def __str__(self) -> str:
+        return self.shell()

@@ -1,0 +1,44 @@
+"""journalctl output (`-o cat`, `-o short-iso`) -> the lines that explain a failure or a transition."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+TRANSITION = re.compile(r"Entering (MASTER|BACKUP|FAULT) STATE|"
+                        r"priority 0|Stopping|Starting|Reloading|removing|Removed|Adding|SECURITY|"
+                        r"Unknown keyword|WARNING|ERROR|error", re.I)
+BAD = re.compile(r"FAULT|ERROR|SECURITY")
+
+
+@dataclass(frozen=True)
+class Entry:
+    time: str
+    message: str
+    bad: bool           # FAULT, ERROR, SECURITY: shown in red
+
+
+def worst_line(text: str) -> str:
+    """The line that explains a failure (nginx's [emerg], keepalived's error), else the last."""
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    for word in ("[emerg]", "[error]", "error", "Error", "failed"):
+        for ln in lines:
+            if word in ln:
+                return ln
+    return lines[-1] if lines else "no output"
+
+
+def transitions(text: str) -> list[Entry]:
+    """`journalctl -u keepalived -o short-iso`: state transitions and warnings, in order."""
+    out = []
+    for ln in text.splitlines():
+        if TRANSITION.search(ln) and not ln.startswith("--"):
+            ts, _, msg = ln.partition(" ")
+            out.append(Entry(ts, msg.split(": ", 1)[-1], bool(BAD.search(ln))))
+    return out
+
+
+def tail(text: str, n: int) -> list[str]:
+    return text.splitlines()[-n:]
+
+
+__all__ = ["Entry", "worst_line", "transitions", "tail"]

@@ -1,0 +1,185 @@
+"""Outputs of the toolkit's own small shell snippets: the one-round-trip framing of many facts,
+managed files, yes/no answers, word lists, the deploy's owed actions, the last backup set, the
+lab client's request lines and the failover sniffer's advert lines.
+
+These formats are ours (fabfile/facts.py writes the commands), so they are documented here,
+beside their parsers. Everything else a node prints goes through the tool's own parser module.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass
+
+from . import ParseError, excerpt
+
+
+@dataclass(frozen=True)
+class Raw:
+    """One command's output as the node printed it."""
+    stdout: str
+    stderr: str = ""
+    exited: int = 0
+
+
+@dataclass(frozen=True)
+class LiveFile:
+    mode: int
+    content: bytes
+
+
+# ---------------------------------------------------------------- framing
+# For each fact the script prints (TOKEN is random per run, so no output can forge a marker):
+#   \n@@TOKEN fact NAME\n<stdout>\n@@TOKEN stderr\n<stderr>\n@@TOKEN rc N\n
+# The newline before each marker is ours: exactly one is removed from each body.
+def parse_sections(text: str, token: str) -> dict[str, Raw]:
+    """The framed output of several facts -> {fact name: Raw}. A truncated frame (no rc line) is an error."""
+    out: dict[str, Raw] = {}
+    marker = f"\n@@{token} "
+    parts = ("\n" + text).split(marker)
+    if len(parts) == 1:
+        raise ParseError(f"no fact frames in the output: {excerpt(text or 'empty output')}")
+    name, stdout, stderr, state = None, "", "", None
+    for part in parts[1:]:
+        head, _, body = part.partition("\n")
+        body = body[:-1] if body.endswith("\n") else body
+        word, _, arg = head.partition(" ")
+        if word == "fact":
+            name, stdout, stderr, state = arg, body, "", "out"
+        elif word == "stderr" and state == "out":
+            stderr, state = body, "err"
+        elif word == "rc" and state == "err" and arg.isascii() and arg.isdigit():
+            out[name] = Raw(stdout, stderr, int(arg))
+            state = None
+        else:
+            raise ParseError(f"broken fact frame {excerpt(head)}")
+    if state is not None:
+        raise ParseError(f"output ends inside fact {name!r} (truncated?)")
+    return out
+
+
+# ---------------------------------------------------------------- small answers
+def first_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    if not lines:
+        raise ParseError("empty output")
+    return lines[0]
+
+
+def last_line(text: str, default: str = "") -> str:
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else default
+
+
+def yes_no(text: str) -> bool:
+    word = text.strip()
+    if word not in ("yes", "no"):
+        raise ParseError(f"expected yes or no, got {excerpt(word or 'empty output')}")
+    return word == "yes"
+
+
+WORD = re.compile(r"^[A-Za-z0-9_.+-]+$")
+
+
+def word_set(text: str) -> set[str]:
+    """One word a line (e.g. the binaries found on PATH)."""
+    words = {ln.strip() for ln in text.splitlines() if ln.strip()}
+    bad = [w for w in words if not WORD.match(w)]
+    if bad:
+        raise ParseError(f"expected one word a line, got {excerpt(bad[0])}")
+    return words
+
+
+# ---------------------------------------------------------------- files
+# Per path: `@@file PATH`, then either `MISSING` or the octal mode and the base64 content on one line.
+def parse_files(text: str, paths: list[str]) -> dict[str, LiveFile | None]:
+    out: dict[str, LiveFile | None] = {}
+    lines = text.split("\n")
+    i = 0
+    while i < len(lines):
+        ln = lines[i]
+        if not ln.strip():
+            i += 1
+            continue
+        if not ln.startswith("@@file "):
+            raise ParseError(f"file listing: unexpected line {excerpt(ln)}")
+        path = ln[len("@@file "):]
+        body = lines[i + 1] if i + 1 < len(lines) else ""
+        if body == "MISSING":
+            out[path], i = None, i + 2
+            continue
+        if not re.fullmatch(r"[0-7]{3,4}", body.strip()) or i + 2 >= len(lines):
+            raise ParseError(f"file listing: {path}: no mode and content (truncated?)")
+        try:
+            content = base64.b64decode(lines[i + 2].strip(), validate=True)
+        except (binascii.Error, ValueError):
+            raise ParseError(f"file listing: {path}: content is not base64") from None
+        out[path], i = LiveFile(int(body.strip(), 8), content), i + 3
+    missing = [p for p in paths if p not in out]
+    if missing:
+        raise ParseError(f"file listing: no entry for {missing[0]} (truncated?)")
+    return out
+
+
+# ---------------------------------------------------------------- owed actions
+# /var/lib/lbtk/pending: one action a line, `VERB<TAB>UNIT<TAB>ARG` (UNIT and ARG may be empty).
+def parse_pending(text: str) -> list[tuple[str, str, str]]:
+    out = []
+    for ln in text.splitlines():
+        if not ln.strip():
+            continue
+        parts = ln.split("\t")
+        if len(parts) != 3 or not WORD.match(parts[0]):
+            raise ParseError(f"pending actions: unrecognised line {excerpt(ln)} (written by an older lbtk? "
+                             "remove /var/lib/lbtk/pending on the node after checking its daemons)")
+        out.append((parts[0], parts[1], parts[2]))
+    return out
+
+
+# ---------------------------------------------------------------- backups
+# The newest deploy backup: its stamp on the first line, then the paths it saved (space separated).
+def parse_last_backup(text: str) -> tuple[str, list[str]] | None:
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    if not lines:
+        return None
+    stamp = lines[0].strip()
+    if not re.fullmatch(r"[0-9T.]+", stamp):
+        raise ParseError(f"backup listing: not a deploy stamp: {excerpt(stamp)}")
+    return stamp, " ".join(lines[1:]).split()
+
+
+# ---------------------------------------------------------------- lab client
+# One line a request: `ok NODE SECONDS` or `err ERRORCLASS SECONDS` (fabfile/traffic.py CLIENT).
+def parse_client_lines(text: str) -> list[tuple[bool, str, float]]:
+    out = []
+    for ln in text.splitlines():
+        f = ln.split()
+        if len(f) != 3 or f[0] not in ("ok", "err"):
+            continue   # a stray line (a warning): the request count tells what is missing
+        try:
+            out.append((f[0] == "ok", f[1], float(f[2])))
+        except ValueError:
+            continue
+    return out
+
+
+# ---------------------------------------------------------------- VRRP sniffer
+# `@@vrrp SOURCE` for every VRRP packet a node receives (fabfile/failover.py SNIFFER).
+def parse_advert(line: str) -> str | None:
+    """The advert's source address, or None for a line that is not an advert."""
+    f = line.strip().split()
+    return f[1] if len(f) == 2 and f[0] == "@@vrrp" else None
+
+
+__all__ = ["Raw", "LiveFile", "parse_sections", "first_line", "last_line", "yes_no", "word_set",
+           "parse_files", "parse_pending", "parse_last_backup", "parse_client_lines", "parse_advert"]
+
+
+# ---------------------------------------------------------------- numbers
+def first_int(text: str) -> int:
+    """The first word of the output as a whole number (a PID, `du -sm`'s megabytes)."""
+    words = text.split()
+    if not words or not (words[0].isascii() and words[0].isdigit()):
+        raise ParseError(f"expected a number, got {excerpt(text or 'empty output')}")
+    return int(words[0])

@@ -1,0 +1,64 @@
+"""Deploy's tables: packages per node (install), the --check diff and plan, the summary."""
+from __future__ import annotations
+
+from .. import output
+from ..phases import REQUIRED, NodeRun, Outcome
+
+
+def show(out: Outcome, fmt=None) -> None:
+    """Everything a deploy (or --check) prints after its progress lines."""
+    if "install" in out.phases:
+        packages(out.runs, fmt)
+    if out.check:
+        check(out.runs, fmt)
+        for m in out.moves:
+            output.say(m)
+    else:
+        summary(out.runs, out.phases, fmt)
+
+
+def packages(runs: list[NodeRun], fmt) -> None:
+    t = output.Table("install: packages on each node", ["node", "kernel", "IPVS", *REQUIRED])
+    for r in runs:
+        f = r.facts
+        vers = []
+        for what, pkg in REQUIRED.items():
+            name = next((p for p in ("nginx-light", "nginx-core", "nginx") if p in f.packages), pkg) \
+                if what == "nginx" else pkg
+            vers.append(f.packages.get(name, "MISSING"))
+        t.add(r.node, f.kernel, "yes" if f.has_ipvs else "no", *vers, ok="MISSING" not in vers or None)
+    output.show(t, fmt)
+
+
+def check(runs: list[NodeRun], fmt) -> None:
+    """--check: per-file diffs and the actions that would run; nothing is touched."""
+    total = 0
+    for r in runs:
+        for ch in r.plan.changes:
+            total += 1
+            output.say(f"--- {r.node}: {ch.kind} {ch.file.path}")
+            if ch.diff:
+                output.say(ch.diff.rstrip("\n"))
+        for n in r.plan.notes:
+            output.say(f"{r.node}: note: {n}")
+    t = output.Table("deploy --check: what would change (nothing was touched)",
+                     ["node", "files", "actions"])
+    for r in runs:
+        t.add(r.node, ", ".join(f"{ch.kind} {ch.file.path}" for ch in r.plan.changes) or "no changes",
+              "; ".join(a.shell() for a in r.plan.actions) or "none", ok=True if r.plan.empty else None)
+    output.show(t, fmt)
+    output.say(f"{total} file change(s) pending" if total else "no changes pending")
+
+
+def summary(runs: list[NodeRun], phases: list[str], fmt) -> None:
+    t = output.Table(f"deploy: {', '.join(phases)}", ["node", "result", "files changed", "actions run"])
+    for r in runs:
+        acts = list(dict.fromkeys(a.short() for a in r.done.actions))
+        result = "FAILED: " + r.error if r.error else ("changed" if r.done else "no changes")
+        t.add(r.node, result, len(r.done.files), ", ".join(acts) or "none", ok=False if r.error else True)
+        for n in r.plan.notes:
+            output.say(f"{r.node}: {n}")
+    output.show(t, fmt)
+    changed = sum(1 for r in runs if r.done)
+    output.say("no changes: nothing written, nothing restarted" if not changed
+               else f"{changed} node(s) changed")

@@ -1,0 +1,186 @@
+"""Shared helpers of the pure-core tests (test_core_plan, test_core_checks, test_core_vrrp).
+
+Every NodeState these tests use is built the way the toolkit builds it on a live node: the
+output of each fact is framed exactly as `fabfile.observe.script` frames it and handed to
+`fabfile.observe.parse_state`, so the real parsers fill every field. The outputs themselves are
+captured from the real tools (tests/fixtures/, and the two captures below); where a test needs
+a node to hold a particular address, a captured `ip -j addr` JSON is edited (json.loads, change
+the addresses, json.dumps) so its structure stays the one iproute2 printed.
+"""
+from __future__ import annotations
+
+import base64
+import copy
+import json
+from pathlib import Path
+
+from fabfile import facts as F
+from fabfile.context import Env
+from fabfile.inventory import load, parse
+from fabfile.observe import parse_state
+from fabfile.parsers.lbtk import LiveFile
+from fabfile.render import RenderFacts, managed_paths, render_node
+from fabfile.secrets import resolve_all
+
+ROOT = Path(__file__).resolve().parents[2]
+FX = ROOT / "tests" / "fixtures"
+TOKEN = "5eed0f1e2a3b"          # observe.script uses a random 12-hex-digit token per run
+
+# `dpkg-query -W -f='${Package}\t${Version}\t${db:Status-Abbrev}\n' <facts.PACKAGES>` and
+# `uname -r`, captured on a Debian 12 host with the packages installed (nginx-core is known to
+# dpkg but not installed: status `un`).
+DPKG_CAPTURE = ("iproute2\t6.1.0-3\tii \n"
+                "iptables\t1.8.9-2\tii \n"
+                "ipvsadm\t1:1.31-1+b1\tii \n"
+                "keepalived\t1:2.2.7-1+b2\tii \n"
+                "nginx\t1.22.1-9+deb12u11\tii \n"
+                "nginx-core\t\tun \n"
+                "nginx-light\t1.22.1-9+deb12u11\tii \n")
+UNAME_CAPTURE = "6.18.44-fc-v669\n"
+# systemctl is-enabled of a unit whose file does not exist (tests/fixtures/systemctl/
+# is_enabled_missing.stderr, captured for lbtk-nope; the unit name is substituted)
+NOT_FOUND_STDERR = (FX / "systemctl" / "is_enabled_missing.stderr").read_text()
+
+
+def read(rel: str) -> str:
+    return (FX / rel).read_text()
+
+
+# ------------------------------------------------------------------ words systemctl printed
+def _words(*names: str) -> set[str]:
+    return {w for n in names for w in read(f"systemctl/{n}.txt").split()}
+
+
+ACTIVE_WORDS = _words("is_active", "is_active_all_active", "is_active_after_stop")
+ENABLED_WORDS = _words("is_enabled", "is_enabled_missing")
+
+
+# ------------------------------------------------------------------ framing
+def frame(outputs: dict[str, tuple[str, str, int]], token: str = TOKEN) -> str:
+    """What observe.script prints for these facts: per fact
+    `\\n@@TOKEN fact NAME\\n<stdout>\\n@@TOKEN stderr\\n<stderr>\\n@@TOKEN rc N\\n`."""
+    return "".join(f"\n@@{token} fact {name}\n{out}\n@@{token} stderr\n{err}\n@@{token} rc {rc}\n"
+                   for name, (out, err, rc) in outputs.items())
+
+
+def file_listing(files: dict[str, LiveFile | None]) -> str:
+    """What facts.files(paths) prints: `@@file PATH`, then `MISSING`, or the octal mode and the
+    base64 content on one line each."""
+    out = []
+    for path, live in files.items():
+        out.append(f"@@file {path}")
+        if live is None:
+            out.append("MISSING")
+        else:
+            out += [f"{live.mode:o}", base64.b64encode(live.content).decode()]
+    return "\n".join(out) + "\n"
+
+
+# ------------------------------------------------------------------ ip -j addr
+def addrs_json(host: str, on_iface: tuple[str, ...] = (), on_lo: tuple[str, ...] = ()) -> str:
+    """tests/fixtures/ip_addr/guest_director.txt (a kernel-tier director: lo, eth0 with its
+    address and the VIP, eth1) with eth0's address set to `host`, its VIP entries to
+    `on_iface`, and lo's extra /32 entries (as tests/fixtures/ip_addr/guest_realserver_lo.txt
+    shows a DR real server's VIP) to `on_lo`."""
+    data = json.loads(read("ip_addr/guest_director.txt"))
+    lo_vip = next(a for a in json.loads(read("ip_addr/guest_realserver_lo.txt"))[0]["addr_info"]
+                  if a["family"] == "inet" and a["label"] == "lo" and a["local"] != "127.0.0.1")
+    by = {d["ifname"]: d for d in data}
+    eth0 = by["eth0"]["addr_info"]
+    primary, vip = [a for a in eth0 if a["family"] == "inet"]          # 10.190.0.2/25, 10.190.0.100/32
+    v6 = [a for a in eth0 if a["family"] != "inet"]
+    by["eth0"]["addr_info"] = ([dict(primary, local=host)] + [dict(vip, local=v) for v in on_iface] + v6)
+    lo = by["lo"]["addr_info"]
+    by["lo"]["addr_info"] = ([a for a in lo if a["family"] == "inet"]
+                             + [dict(copy.deepcopy(lo_vip), local=v) for v in on_lo]
+                             + [a for a in lo if a["family"] != "inet"])
+    return json.dumps(data)
+
+
+# ------------------------------------------------------------------ inventories
+def lab_env(monkeypatch, secret: str = "lab3cr3t", data: dict | None = None, name: str = "lab") -> Env:
+    """An Env over inventories/lab.yaml (or `data`, a changed copy of it); the VRRP secret comes
+    from the environment variable the inventory names, as in production."""
+    inv, path = load("lab")
+    monkeypatch.setenv("LAB_VRRP_PASS", secret)
+    if data is not None:
+        inv = parse(data, "lab.yaml")
+    return Env(inv=inv, path=path, secrets=resolve_all(inv, "lab"), name=name)
+
+
+def env_of(monkeypatch, data: dict, secret: str = "t3stpass") -> Env:
+    monkeypatch.setenv("TEST_VRRP_PASS", secret)
+    inv = parse(data, "test.yaml")
+    return Env(inv=inv, path=Path("test.yaml"), secrets=resolve_all(inv, "test.yaml"), name="test")
+
+
+def lab_data() -> dict:
+    inv, _ = load("lab")
+    return inv.model_dump(exclude_none=True)
+
+
+# ------------------------------------------------------------------ NodeStates via parse_state
+ALL_UNITS_UP = {u: "active" for u in F.UNITS}
+ALL_ENABLED = {u: "enabled" for u in F.UNITS}
+
+
+def live_files(env: Env, node: str, ipvs: bool = True) -> dict[str, LiveFile | None]:
+    """The node's managed files exactly as this inventory renders them (an up-to-date node)."""
+    out: dict[str, LiveFile | None] = {p: None for p in managed_paths(env.inv, node, env.secrets)}
+    for f in render_node(env.inv, node, env.secrets, RenderFacts(ipvs=ipvs)):
+        out[f.path] = None if f.content is None else LiveFile(f.mode, f.content.encode())
+    return out
+
+
+def deploy_state(env: Env, node: str, *, files: dict[str, LiveFile | None] | None = None,
+                 active: dict[str, str] | None = None, enabled: dict[str, str] | None = None,
+                 has_ipvs: bool = True, on_iface: tuple[str, ...] = (), on_lo: tuple[str, ...] = (),
+                 binaries: tuple[str, ...] = F.BINARIES, dpkg: str = DPKG_CAPTURE,
+                 pending: str = ""):
+    """One node's fabfile.facts.DEPLOY (+ files) round trip, parsed by observe.parse_state.
+    Defaults: an up-to-date node (rendered files, every unit active and enabled)."""
+    active = {**ALL_UNITS_UP, **(active or {})}
+    enabled = {**ALL_ENABLED, **(enabled or {})}
+    files = live_files(env, node, has_ipvs) if files is None else files
+    paths = managed_paths(env.inv, node, env.secrets)
+    assert set(paths) <= set(files), "a file listing names every managed path"
+    for w in active.values():
+        assert w in ACTIVE_WORDS, f"{w!r} is not a word systemctl is-active printed in the captures"
+    outputs = {
+        "kernel": (UNAME_CAPTURE, "", 0),
+        "packages": (dpkg, "", 0),
+        "binaries": ("".join(b + "\n" for b in binaries), "", 0),
+        "has_ipvs": ("yes\n" if has_ipvs else "no\n", "", 0),
+        "addrs": (addrs_json(env.inv.node(node).host, on_iface, on_lo) + "\n", "", 0),
+        "pending": (pending, "", 0),
+        "active": ("".join(active[u] + "\n" for u in F.UNITS), "", 0 if "active" in active.values() else 3),
+    }
+    for u in F.UNITS:
+        w = enabled[u]
+        if w == "not-found":
+            outputs[f"enabled_{u}"] = ("", NOT_FOUND_STDERR.replace("lbtk-nope", u), 1)
+        else:
+            assert w in ENABLED_WORDS, f"{w!r} is not a word systemctl is-enabled printed in the captures"
+            outputs[f"enabled_{u}"] = (w + "\n", "", 0 if w == "enabled" else 1)
+    outputs["files"] = (file_listing({p: files[p] for p in paths}), "", 0)
+    facts = [*F.DEPLOY, F.files(paths)]
+    return parse_state(node, facts, frame(outputs), TOKEN)
+
+
+def verify_state(node: str, host: str, *, on_iface: tuple[str, ...] = (), on_lo: tuple[str, ...] = (),
+                 sysctl: str = "", active: dict[str, str] | None = None, ipvs: str | None = None,
+                 daemons: str = ""):
+    """One node's fabfile.facts.VERIFY round trip, parsed by observe.parse_state.
+    `ipvs` is ipvsadm -L -n output, or None for a kernel without IPVS (the fact prints its mark)."""
+    from fabfile.parsers.ipvsadm import NO_IPVS_MARK
+    active = {**ALL_UNITS_UP, **(active or {})}
+    for w in active.values():
+        assert w in ACTIVE_WORDS
+    outputs = {
+        "addrs": (addrs_json(host, on_iface, on_lo) + "\n", "", 0),
+        "sysctl": (sysctl, "", 0),
+        "active": ("".join(active[u] + "\n" for u in F.UNITS), "", 0),
+        "ipvs": (ipvs if ipvs is not None else NO_IPVS_MARK + "\n", "", 0),
+        "sync_daemons": (daemons if ipvs is not None else NO_IPVS_MARK + "\n", "", 0),
+    }
+    return parse_state(node, F.VERIFY, frame(outputs), TOKEN)

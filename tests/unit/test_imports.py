@@ -1,0 +1,130 @@
+"""Every module under fabfile/ imports on its own, in a fresh interpreter.
+
+A module that only works because some other module happened to be imported first (a circular
+import resolved by luck, a missing `import`, a name another module monkey-patches in) breaks the
+first time a task or a test imports it alone. Each module is imported by its own child
+process that has no fabfile module loaded (see FORKER), so the whole check takes a few seconds.
+
+fabfile/lab/guest/ holds what runs INSIDE the kernel tier's VM: guest.sh and init are shell
+scripts (not Python), and nodes.py is a module run there as `python3 -m fabfile.lab.guest.nodes`
+(its work is behind `if __name__ == "__main__"`), with the VM's bare python3 — no virtualenv. So the
+guest's modules are imported too, but with `-S` (no site-packages): they must need the stdlib only.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PKG = ROOT / "fabfile"
+GUEST = PKG / "lab" / "guest"
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def modules(under: Path, skip: Path | None = None) -> list[str]:
+    out = []
+    for p in sorted(under.rglob("*.py")):
+        if "__pycache__" in p.parts or (skip is not None and skip in p.parents):
+            continue
+        out.append(module_name(p))
+    return out
+
+
+MODULES = modules(PKG, skip=GUEST)
+GUEST_MODULES = modules(GUEST)
+
+
+# One fresh interpreter loads the third-party libraries (never a fabfile module), then forks one
+# child per module: each child starts with no fabfile module imported, exactly as
+# `python -c "import X"` would, without paying the interpreter and library start-up 60 times.
+FORKER = r"""
+import os, sys, traceback
+for lib in ("paramiko", "fabric", "invoke", "rich", "rich.console", "rich.table", "rich.progress",
+            "rich.live", "tabulate", "jinja2", "pydantic", "yaml"):
+    try:
+        __import__(lib)
+    except ImportError:
+        pass
+assert not any(m == "fabfile" or m.startswith("fabfile.") for m in sys.modules)
+for mod in sys.argv[1:]:
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        try:
+            __import__(mod)
+            os._exit(0)
+        except BaseException:
+            os.write(w, traceback.format_exc().encode()[-3000:])
+            os._exit(1)
+    os.close(w)
+    err = b""
+    while chunk := os.read(r, 65536):
+        err += chunk
+    os.close(r)
+    _, status = os.waitpid(pid, 0)
+    print(repr((mod, os.waitstatus_to_exitcode(status), err.decode(errors="replace"))), flush=True)
+"""
+
+
+def _import_all(mods: list[str], *flags: str) -> dict[str, subprocess.CompletedProcess]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    r = subprocess.run([sys.executable, *flags, "-c", FORKER, *mods], cwd=ROOT, capture_output=True,
+                       text=True, timeout=300, env=env)
+    out = {}
+    import ast
+    for line in r.stdout.splitlines():
+        mod, code, err = ast.literal_eval(line)
+        out[mod] = subprocess.CompletedProcess([mod], code, "", err)
+    for mod in mods:   # the forker itself died: every module not reported fails with its stderr
+        out.setdefault(mod, subprocess.CompletedProcess([mod], 99, "", r.stderr[-3000:]))
+    return out
+
+
+@pytest.fixture(scope="module")
+def imported():
+    return _import_all(MODULES)
+
+
+def test_the_walk_finds_every_package():
+    """The walk is not silently empty or missing a subpackage."""
+    for pkg in ("fabfile", "fabfile.tasks", "fabfile.views", "fabfile.parsers", "fabfile.render",
+                "fabfile.lab", "fabfile.tasks.common", "fabfile.observe", "fabfile.remote"):
+        assert pkg in MODULES, pkg
+    assert not any(m.startswith("fabfile.lab.guest") for m in MODULES)
+    # every subdirectory holding Python is a package (an __init__.py), or `import` would not find it
+    for d in {p.parent for p in PKG.rglob("*.py") if "__pycache__" not in p.parts}:
+        assert (d / "__init__.py").exists(), f"{d.relative_to(ROOT)} has .py files but no __init__.py"
+
+
+@pytest.mark.parametrize("mod", MODULES)
+def test_module_imports_alone(imported, mod):
+    r = imported[mod]
+    assert r.returncode == 0, f"`python -c 'import {mod}'` exited {r.returncode}:\n{r.stderr[-3000:]}"
+    assert "Traceback" not in r.stderr, r.stderr[-3000:]
+
+
+def test_guest_modules_are_scripts_or_guarded_modules():
+    """What fabfile/lab/guest/ holds: Python modules whose work is behind a __main__ guard, and
+    non-Python scripts. Importing a guest module must not start anything."""
+    assert GUEST_MODULES, "fabfile/lab/guest/ has no .py files any more: update this test"
+    for p in GUEST.glob("*.py"):
+        if p.name != "__init__.py":
+            assert 'if __name__ == "__main__":' in p.read_text(), f"{p.relative_to(ROOT)} runs on import"
+
+
+@pytest.mark.parametrize("mod", GUEST_MODULES)
+def test_guest_module_imports_with_the_stdlib_only(mod):
+    """-S: no site-packages, as in the VM, where the host's python3 runs over 9p without the venv."""
+    r = _import_all([mod], "-S")[mod]
+    assert r.returncode == 0, f"`python -S -c 'import {mod}'` exited {r.returncode}:\n{r.stderr[-3000:]}"
