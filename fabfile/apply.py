@@ -54,8 +54,7 @@ def apply_node(c, plan: NodePlan, stamp: str, say=lambda s: None) -> Applied:
         dirs = sorted({posixpath.dirname(ch.file.path) for ch in writes})
         remote.run(c, "mkdir -p " + " ".join(q(d) for d in dirs))
         try:
-            for ch in writes:
-                remote.put(c, ch.file.content.encode(), ch.file.path + NEW, ch.file.mode)
+            remote.put_many(c, [(ch.file.content.encode(), ch.file.path + NEW, ch.file.mode) for ch in writes])
         except BaseException:
             # disk full, link lost, Ctrl-C: live files are untouched; drop the partial uploads
             # (an `x.lbtk-new` left in sites-enabled/ would be read by nginx's include)

@@ -4,11 +4,11 @@ Where is the VIP check? `vip_checks` below. Each check is one row of `inv verify
 """
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass
 
 from . import sync
 from .facts import NodeState
+from .parsers.lbtk import node_in_page
 from .model import Inventory
 from .render import arp
 from .render.keepalived import virtual_servers
@@ -129,7 +129,6 @@ def http_check(vip: str, port: int, answer: str | None, error: str | None, nodes
     """The GET through a VIP answered, and its page names a node (the whole name: lb1 is not lb10)."""
     if error or answer is None:
         return Check(f"HTTP {vip}:{port}", "cluster", False, error or "no answer")
-    named = [n for n in nodes if re.search(rf"(?<![\w.-]){re.escape(n)}(?![\w.-])", answer)]
-    who = max(named, key=len) if named else None
+    who = node_in_page(answer, nodes)
     return Check(f"HTTP {vip}:{port}", "cluster", who is not None,
                  f"answered by {who}" if who else f"answer names no node: {answer[:60]!r}")

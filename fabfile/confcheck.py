@@ -73,13 +73,13 @@ def _make_netns(ns: str, inv: Inventory, node: Node) -> None:
         subprocess.run(["ip", "-n", ns, "link", "add", "name", name, "type", "veth", "peer", "name", f"lbtkp{i}"],
                        check=True, capture_output=True)
         subprocess.run(["ip", "-n", ns, "link", "set", "dev", name, "up"], check=True, capture_output=True)
-    subprocess.run(["ip", "-n", ns, "addr", "add", f"{node.host}/{node.prefixlen}", "dev",
+    subprocess.run(["ip", "-n", ns, "addr", "add", f"{node.ip}/{node.prefixlen}", "dev",
                     inv.interface_of(node)], check=True, capture_output=True)
 
 
 # ---------------------------------------------------------------- naming the field
 # keywords of a vrrp_instance that come from the node, not the instance
-_NODE_KEYS = {"priority": "priority", "unicast_src_ip": "host", "state": "state"}
+_NODE_KEYS = {"priority": "priority", "unicast_src_ip": "address", "state": "state"}
 _INSTANCE_RE = re.compile(r"^\(([A-Za-z0-9_.-]+)\)")
 _VS_RE = re.compile(r"^Virtual server \[?([0-9.:a-fA-F]+)\]?:(?:tcp|udp|sctp):(\d+)", re.I)
 
@@ -120,7 +120,7 @@ def field_of(inv: Inventory, node: Node, conf_text: str, message: str) -> str:
         if rest and rest[0] in ("virtual_ipaddress", "virtual_ipaddress_excluded"):
             return f"vrrp_instances[{i}].virtual_ipaddress"
         if rest and rest[0] == "unicast_peer":
-            return "nodes[].host"
+            return "nodes[].address"
         return ".".join([f"vrrp_instances[{i}]", *rest]) if rest else f"vrrp_instances[{i}]"
     if head.keyword == "virtual_server":
         idx = [s for s in parse_conf(conf_text).top if s.keyword == "virtual_server"].index(head)

@@ -10,7 +10,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .parsers import dpkg, ip_addr, ipvsadm, lbtk, sysctl, systemctl
+from .parsers import dpkg, ip_addr, ipvsadm, journal, keepalived_json, lbtk, sysctl, systemctl
 from .parsers.ip_addr import Interface
 from .parsers.lbtk import LiveFile, Raw
 
@@ -44,6 +44,9 @@ class NodeState:
     pending: list[tuple[str, str, str]] = field(default_factory=list)   # owed actions (verb, unit, arg)
     files: dict[str, LiveFile | None] = field(default_factory=dict)
     last_backup: tuple[str, list[str]] | None = None             # (stamp, paths) of the newest backup
+    ipvs_rate: ipvsadm.IpvsStats | None = None                   # ipvsadm -L -n --rate
+    vrrp: list[keepalived_json.VrrpView] | None = None           # keepalived's own view; None: not running
+    changes: list[journal.StateChange] = field(default_factory=list)   # VRRP state entries, recent first
 
     # -- derived views, so no caller walks interfaces itself
     @property
@@ -110,6 +113,31 @@ LAST_BACKUP = Fact("last_backup", f"d=$(ls -1 {BACKUP_DIR} 2>/dev/null | sort | 
                    lambda r: lbtk.parse_last_backup(r.stdout), "last_backup")
 
 
+IPVS_RATE = Fact("ipvs_rate", _if_ipvs("ipvsadm -L -n --rate"), lambda r: ipvsadm.parse_rate_if_ipvs(r.stdout),
+                 "ipvs_rate")
+# keepalived writes /tmp/keepalived.json when sent the signal `keepalived --signum=JSON` names; the
+# command waits (at most 0.5 s) for the file to change, so it never reads the previous dump
+KA_JSON_FILE = "/tmp/keepalived.json"
+KEEPALIVED_VIEW = Fact(
+    "vrrp",
+    "p=$(cat /run/keepalived.pid 2>/dev/null); "
+    f"if [ -z \"$p\" ] || ! kill -0 \"$p\" 2>/dev/null; then echo {keepalived_json.NOT_RUNNING}; "
+    # a keepalived younger than 2 s may not have its signal handlers yet: the signal's default
+    # action would end it, so its view is "unavailable" for that moment
+    "elif [ \"$(ps -o etimes= -p \"$p\" | tr -d ' ')\" -lt 2 ] 2>/dev/null; then "
+    f"echo {keepalived_json.NO_JSON}; "
+    f"else s=$(keepalived --signum=JSON 2>/dev/null); if [ -z \"$s\" ]; then echo {keepalived_json.NO_JSON}; "
+    f"else b=$(stat -c %y {KA_JSON_FILE} 2>/dev/null); kill -\"$s\" \"$p\"; i=0; "
+    f"while [ $i -lt 20 ]; do a=$(stat -c %y {KA_JSON_FILE} 2>/dev/null); "
+    "[ -n \"$a\" ] && [ \"$a\" != \"$b\" ] && break; sleep 0.025; i=$((i+1)); done; "
+    f"sleep 0.02; cat {KA_JSON_FILE} 2>/dev/null; fi; fi",
+    lambda r: keepalived_json.parse_keepalived_json(r.stdout), "vrrp")
+RECENT_S = 600    # how far back verify reads VRRP state changes (flapping, last transitions)
+STATE_CHANGES = Fact("changes", f"journalctl -u keepalived --since -{RECENT_S}s -o short-unix --no-pager -q "
+                     "2>/dev/null | grep -E 'Entering (MASTER|BACKUP|FAULT) STATE'; true",
+                     lambda r: journal.state_changes(r.stdout), "changes")
+
+
 def enabled(unit: str) -> Fact:
     """`systemctl is-enabled` stops at the first unit that does not exist: one call per unit."""
     return Fact(f"enabled_{unit}", f"systemctl is-enabled {shlex.quote(unit)}",
@@ -127,7 +155,8 @@ def files(paths: list[str]) -> Fact:
 ENABLED = tuple(enabled(u) for u in UNITS)
 # what deploy planning reads (plus files(paths)); what verify, status and sync read
 DEPLOY = (KERNEL, INSTALLED, ON_PATH, IPVS_AVAILABLE, ADDRS, OWED, ACTIVE, *ENABLED)
-VERIFY = (ADDRS, SYSCTLS, ACTIVE, IPVS_TABLE, SYNC_DAEMONS)
+VERIFY = (ADDRS, SYSCTLS, ACTIVE, IPVS_TABLE, SYNC_DAEMONS, IPVS_RATE, KEEPALIVED_VIEW, STATE_CHANGES)
+WATCH = (ADDRS, ACTIVE, IPVS_TABLE, IPVS_RATE, KEEPALIVED_VIEW)
 RENDER = (IPVS_AVAILABLE,)      # what rendering depends on (fabfile.render.RenderFacts)
 ALL = (KERNEL, INSTALLED, ON_PATH, IPVS_AVAILABLE, ADDRS, SYSCTLS, ACTIVE, *ENABLED, IPVS_TABLE,
-       SYNC_DAEMONS, IPVS_STATS, OWED, LAST_BACKUP)
+       SYNC_DAEMONS, IPVS_STATS, OWED, LAST_BACKUP, IPVS_RATE, KEEPALIVED_VIEW, STATE_CHANGES)

@@ -19,7 +19,7 @@ from . import remote
 from .errors import LbtkError
 from .model import Inventory
 from .parsers import ParseError
-from .parsers.lbtk import Raw, parse_advert
+from .parsers.lbtk import Raw, parse_advert, parse_probe_line
 from .vrrp import master_down_interval, plan, skew_time
 
 MODES = ("graceful", "crash", "link-down")
@@ -75,6 +75,38 @@ class Probe:
         first_bad = failed[0][0]
         good_after = next((r[0] for r in res if r[1] and r[0] > failed[-1][0]), None)
         return (good_after - first_bad if good_after else None), len(failed)
+
+
+# The same probe, run on the SSH gateway (inventory `probe: {via: gateway}`) when this machine cannot
+# reach the VIP; its lines come back over one SSH channel and are timed at receipt here.
+REMOTE_PROBE = ("python3 -u -c 'import http.client,sys,time\n"
+                "vip,port,iv=sys.argv[1],int(sys.argv[2]),float(sys.argv[3]);names=sys.argv[4:];nxt=time.monotonic()\n"
+                "while True:\n"
+                " try:\n"
+                "  c=http.client.HTTPConnection(vip,port,timeout=max(0.2,iv*10));c.request(\"GET\",\"/\",headers={\"Connection\":\"close\"})\n"
+                "  b=c.getresponse().read(2048).decode(errors=\"replace\");c.close();w=next((n for n in names if n in b),\"?\")\n"
+                "  r=\"ok \"+w\n"
+                " except Exception as e:\n"
+                "  r=\"err \"+e.__class__.__name__\n"
+                " print(r,flush=True)\n"
+                " nxt+=iv;time.sleep(max(0,nxt-time.monotonic()));nxt=max(nxt,time.monotonic())' ")
+
+
+@dataclass
+class RemoteProbe(Probe):
+    """Probe run on the gateway: same results, timed when each line arrives."""
+    conn: object = None
+
+    def run(self) -> None:
+        import shlex
+        cmd = REMOTE_PROBE + " ".join(shlex.quote(x) for x in (self.vip, str(self.port), str(self.interval),
+                                                                 *self.nodes))
+
+        def line(ln: str) -> None:
+            got = parse_probe_line(ln)
+            if got is not None:
+                self.results.append((time.monotonic(), got[0], got[1]))
+        remote.stream(self.conn, cmd, line, self.stop)
 
 
 @dataclass
@@ -209,8 +241,10 @@ def drill(inv: Inventory, conns: dict, mode: str, interval: float = 0.02, say=pr
     md = master_down_interval(planned.source.advert_int, min(planned.priorities.values()), planned.source.vrrp_version)
     if mode != "graceful":  # a crash is timed from the last advert: see one from the master first
         backups = [n for n in names if n != old]
-        watch.wait_adverts(backups, old_node.host, 3 * md)
-    probe = Probe(vip, inv.nginx.port, interval, names)
+        watch.wait_adverts(backups, old_node.ip, 3 * md)
+    gateway = remote.connect_gateway(inv) if inv.probe.via == "gateway" else None
+    probe = (RemoteProbe(vip, inv.nginx.port, interval, names, conn=gateway) if gateway is not None
+             else Probe(vip, inv.nginx.port, interval, names))
     pt = threading.Thread(target=probe.run, daemon=True)
     pt.start()
     timeline: list[tuple[float, str]] = []
@@ -238,8 +272,8 @@ def drill(inv: Inventory, conns: dict, mode: str, interval: float = 0.02, say=pr
         result["to"] = new
         if mode == "graceful" and t_left:
             start, since = t_left, "VIP left the master (its priority-0 advert)"
-        elif mode != "graceful" and watch.last_advert(new, old_node.host, t_new):
-            start = watch.last_advert(new, old_node.host, t_new)
+        elif mode != "graceful" and watch.last_advert(new, old_node.ip, t_new):
+            start = watch.last_advert(new, old_node.ip, t_new)
             since = f"{old}'s last advert seen by {new}"
             timeline.append((start, f"last advert from {old} received by {new}"))
         else:
@@ -296,3 +330,5 @@ def drill(inv: Inventory, conns: dict, mode: str, interval: float = 0.02, say=pr
         base = timeline[0][0] if timeline else time.monotonic()
         result["timeline"] = [{"t": round(t - base, 3), "event": e} for t, e in sorted(timeline)]
         result["probes"] = len(probe.results)
+        if gateway is not None:
+            gateway.close()

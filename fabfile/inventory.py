@@ -34,7 +34,7 @@ RENAMED = {"nb_get_retry": "retry (nb_get_retry is deprecated since keepalived 2
            "priority_base": "priority", "vrid": "virtual_router_id", "vip": "vip",
            "virtual_ip": "virtual_ipaddress", "vips": "virtual_ipaddress", "auth_pass": "authentication.auth_pass_env "
            "or auth_pass_file (the secret never lives in the inventory)", "weight_": "weight",
-           "unicast_peer": "unicast: true (peers are the other nodes)", "unicast_src_ip": "nodes[].host",
+           "unicast_peer": "unicast: true (peers are the other nodes)", "unicast_src_ip": "nodes[].address (or host)",
            "version": "vrrp_version", "interval": "advert_int", "algo": "lb_algo", "kind": "lb_kind",
            "lvs_sched": "lb_algo", "lvs_method": "lb_kind", "real_server": "real_servers",
            "virtual_server": "virtual_servers", "vrrp_instance": "vrrp_instances", "vrrp_script": "vrrp_scripts"}

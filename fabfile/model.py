@@ -9,6 +9,7 @@ priorities, DR port remapping, VIP outside every subnet ...) are model validator
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Annotated, Literal
 
 from pydantic import (BaseModel, ConfigDict, Field, PositiveInt, PrivateAttr, field_validator,
@@ -110,17 +111,53 @@ class Strict(BaseModel):
 IPv4 = Annotated[str, Field(pattern=r"^\d{1,3}(\.\d{1,3}){3}$")]
 
 
+def _is_ipv4(v: str) -> bool:
+    try:
+        ipaddress.IPv4Address(v)
+        return True
+    except ValueError:
+        return False
+
+
 def _check_ip(v: str) -> str:
     ipaddress.IPv4Address(v)  # raises ValueError with a readable message
     return v
 
 
-class SSH(Strict):
-    user: str = "root"
-    port: int = Field(22, ge=1, le=65535)
+class Gateway(Strict):
+    """A bastion every connection goes through (Fabric's gateway, ProxyJump's equivalent). Its host
+    key is checked against known_hosts like every node's."""
+    host: str
+    user: str | None = None
+    port: int | None = Field(None, ge=1, le=65535)
     key_filename: str | None = None
     known_hosts: str | None = None
-    connect_timeout: float = Field(5, gt=0)
+
+
+class SSH(Strict):
+    """How to reach a node. Unset fields come from ssh_config (~/.ssh/config, or config_file), then
+    Fabric's defaults: the inventory overrides only what it states. A node's own `ssh:` is merged
+    field by field over defaults.ssh."""
+    user: str | None = None
+    port: int | None = Field(None, ge=1, le=65535)
+    key_filename: str | None = None
+    known_hosts: str | None = None
+    connect_timeout: float | None = Field(None, gt=0)
+    config_file: str | None = None            # an ssh_config to read instead of ~/.ssh/config
+    become: Literal["sudo"] | None = None     # run every command and write every file through sudo
+    become_password_env: str | None = None    # sudo's password from this environment variable, else
+    become_password_file: str | None = None   # ... from this file (relative to inventories/, 0600)
+    gateway: Gateway | None = None            # a bastion
+    retries: int | None = Field(None, ge=0, le=10)   # connection attempts after a transient failure
+
+    def merged(self, over: "SSH | None") -> "SSH":
+        """self with every field `over` states replacing ours."""
+        if over is None:
+            return self
+        return self.model_copy(update={k: getattr(over, k) for k in over.model_fields_set})
+
+
+CONNECT_TIMEOUT, RETRIES = 5.0, 2
 
 
 class Defaults(Strict):
@@ -132,7 +169,8 @@ class Defaults(Strict):
 
 class Node(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    host: str
+    host: str                     # how SSH reaches it: an address, a DNS name or an ssh_config alias
+    address: str | None = None    # its IPv4 address on the VRRP segment (default: host, when an address)
     priority: int = Field(ge=1, le=254)
     state: Literal["MASTER", "BACKUP"] | None = None
     interface: str | None = None
@@ -140,12 +178,33 @@ class Node(Strict):
     mac: str | None = Field(None, pattern=r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
     ssh: SSH | None = None
 
-    _ip = field_validator("host")(_check_ip)
     _if = field_validator("interface")(check_ifname)
+    _addr = field_validator("address")(lambda v: v if v is None else _check_ip(v))
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, v: str) -> str:
+        if not v or any(c.isspace() for c in v) or not v.isascii():
+            raise ValueError(f"{v!r} is not a host: an address, a DNS name or an ssh_config alias")
+        if re.fullmatch(r"[0-9.]+", v):
+            _check_ip(v)          # looks like an address: it must be one
+        return v
+
+    @model_validator(mode="after")
+    def _has_address(self):
+        if self.address is None and not _is_ipv4(self.host):
+            raise FieldProblem(("address",), f"host {self.host!r} is a name: keepalived needs {self.name}'s "
+                               "address (unicast peers, the VIP's subnet)", "add address: A.B.C.D")
+        return self
+
+    @property
+    def ip(self) -> str:
+        """The address keepalived, IPVS and the checks use."""
+        return self.address or self.host
 
     @property
     def network(self) -> ipaddress.IPv4Network:
-        return ipaddress.ip_interface(f"{self.host}/{self.prefixlen}").network
+        return ipaddress.ip_interface(f"{self.ip}/{self.prefixlen}").network
 
 
 class Authentication(Strict):
@@ -377,9 +436,33 @@ class Install(Strict):
     method: Literal["apt", "detect"] = "apt"
 
 
+class LabBastion(Strict):
+    """A production-shaped lab: the directors sit on `inner_bridge`, which the host has no address
+    on (it cannot reach them), and one more node, the bastion, has a leg on both bridges."""
+    name: str = "bastion"
+    host: str                            # on `bridge`, reached from the host
+    inner: str                           # its address/prefix on inner_bridge, e.g. 10.189.0.94/27
+    mac: str | None = None
+    inner_mac: str | None = None
+
+    _ip = field_validator("host")(lambda v: _check_ip(v))
+
+
+class LabUsers(Strict):
+    """Who logs in: root login refused, `name` with sudo (NOPASSWD, except on `sudo_password_nodes`,
+    whose password lab.up writes to `password_file`, relative to inventories/)."""
+    name: str = "ops"
+    sudo_password_nodes: list[str] = []
+    password_file: str | None = None
+
+
 class Lab(Strict):
     bridge: str = "lbtk-br0"
     gateway: str = "10.189.0.1/24"
+    inner_bridge: str | None = None      # with bastion: the directors' own segment
+    bastion: LabBastion | None = None
+    users: LabUsers | None = None        # None: root logs in (the plain lab)
+    ssh_config: str | None = None        # where lab.up writes the ssh_config naming every node
     # true: the kernel tier — the nodes run inside a qemu VM on Debian's kernel (real IPVS),
     # reached through `bridge` (fabfile/lab/kernel.py); false: systemd nodes on this host's kernel
     kernel: bool = False
@@ -388,6 +471,12 @@ class Lab(Strict):
     client: str | None = None
 
     _client_ip = field_validator("client")(lambda v: v if v is None else _check_ip(v))
+
+
+class Probe(Strict):
+    """Where HTTP probes through a VIP start (verify's GET, the failover drill's probe): this
+    machine, or the SSH gateway (a bastion that can reach the VIPs when this machine cannot)."""
+    via: Literal["local", "gateway"] = "local"
 
 
 class Inventory(Strict):
@@ -403,6 +492,7 @@ class Inventory(Strict):
     nginx: Nginx = Nginx()
     install: Install = Install()
     lab: Lab | None = None
+    probe: Probe = Probe()
     # a directory of Jinja2 templates that replace ours by name (keepalived.conf.j2 ...);
     # relative to inventories/. Whatever it renders is still checked by keepalived -t.
     templates_dir: str | None = None
@@ -458,10 +548,11 @@ class Inventory(Strict):
         return (vi and vi.interface) or node.interface or self.defaults.interface
 
     def ssh_of(self, node: Node) -> SSH:
-        return node.ssh or self.defaults.ssh
+        """defaults.ssh with the node's own ssh: fields over it (field by field)."""
+        return self.defaults.ssh.merged(node.ssh)
 
     def real_server_address(self, rs: RealServer) -> str:
-        return self.node(rs.node).host if rs.node else rs.address
+        return self.node(rs.node).ip if rs.node else rs.address
 
     def director_fix_applies(self, vs: VirtualServer) -> bool:
         """DR virtual server whose real servers include the directors themselves."""
@@ -480,6 +571,7 @@ def cross_problems(inv: "Inventory"):
     """Every rule that spans fields, each broken one yielded as a FieldProblem (all are reported)."""
     yield from _unique(inv.nodes, "name", ("nodes",))
     yield from _unique(inv.nodes, "host", ("nodes",))
+    yield from _unique([n for n in inv.nodes if n.address], "address", ("nodes",))
     yield from _unique(inv.nodes, "priority", ("nodes",),
             fix="give every node its own priority so the MASTER is deterministic")
     yield from vrid_problems(inv)
@@ -569,7 +661,7 @@ def vrid_problems(inv: "Inventory"):
 
 def address_problems(inv: "Inventory"):
     """VIPs that keepalived would take but that break the cluster, and addresses that collide."""
-    hosts = {n.host: k for k, n in enumerate(inv.nodes)}
+    hosts = {n.ip: k for k, n in enumerate(inv.nodes)}
     vip_at: dict[str, tuple] = {}
     for i, vi in enumerate(inv.vrrp_instances):
         for j, spec in enumerate(vi.virtual_ipaddress):
@@ -578,7 +670,7 @@ def address_problems(inv: "Inventory"):
             ip = ipaddress.IPv4Address(addr)
             if addr in hosts:
                 n = inv.nodes[hosts[addr]]
-                yield FieldProblem(loc, f"VIP {addr} is {n.name}'s own address (nodes[{hosts[addr]}].host): "
+                yield FieldProblem(loc, f"VIP {addr} is {n.name}'s own address (nodes[{hosts[addr]}]): "
                                    f"keepalived would delete it from {n.name} whenever it turns BACKUP",
                                    "use a free address in the subnet for the VIP")
             for n in inv.nodes:

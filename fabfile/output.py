@@ -31,28 +31,37 @@ class Table:
 def resolve_format(fmt: str | None) -> str:
     fmt = fmt or os.environ.get("LBTK_FORMAT", "auto")
     if fmt not in FORMATS:
-        raise ValueError(f"--format must be one of {', '.join(FORMATS)}")
+        from .errors import UsageError
+        raise UsageError(f"--format {fmt}: choose from {', '.join(FORMATS)}")
     if fmt == "auto":
         return "rich" if sys.stdout.isatty() else "plain"
     return fmt
 
 
-def show(table: Table, fmt: str | None = None) -> None:
+def show(table: Table, fmt: str | None = None, console=None) -> None:
+    """Draw `table` on stdout (`console`: a rich Console to draw the rich form on instead)."""
     fmt = resolve_format(fmt)
     rows = [[mask(_cell(c)) for c in r] for r in table.rows]
     if fmt == "rich":
         from rich.console import Console
-        from rich.table import Table as RichTable
-        t = RichTable(title=table.title, title_justify="left")
-        for c in table.columns:
-            t.add_column(c)
-        for r, ok in zip(rows, table.ok):
-            t.add_row(*r, style={True: "green", False: "bold red", None: None}[ok])
-        Console().print(t)
+        (console or Console()).print(rich_table(table))
         return
     tablefmt = "github" if fmt == "markdown" else "simple"
     print(f"\n{table.title}" if fmt == "plain" else f"\n### {table.title}\n")
     print(tabulate(rows, headers=table.columns, tablefmt=tablefmt, disable_numparse=True))
+
+
+def rich_table(table: Table):
+    """The rich form of a Table (green / red rows), secrets masked. Cells are plain text, never rich
+    markup: `TCP [fd00::1]:80` or nginx's `[emerg]` would otherwise vanish as unknown style tags."""
+    from rich.markup import escape
+    from rich.table import Table as RichTable
+    t = RichTable(title=escape(table.title), title_justify="left")
+    for c in table.columns:
+        t.add_column(escape(c))
+    for r, ok in zip(table.rows, table.ok):
+        t.add_row(*[escape(mask(_cell(c))) for c in r], style={True: "green", False: "bold red", None: None}[ok])
+    return t
 
 
 def show_json(obj) -> None:

@@ -38,7 +38,7 @@ def set_drained(inventory_path: Path, addresses: list[str]) -> None:
 
 def resolve_server(inv: Inventory, server: str) -> str | None:
     """A node name or an address -> the real server address it names (None: not a real server)."""
-    addr = inv.node(server).host if server in {n.name for n in inv.nodes} else server
+    addr = inv.node(server).ip if server in {n.name for n in inv.nodes} else server
     for vs in inv.virtual_servers:
         for rs in vs.real_servers:
             if inv.real_server_address(rs) == addr:
@@ -55,3 +55,27 @@ def apply(inv: Inventory, addresses: list[str]) -> Inventory:
                for rs in vs.real_servers]
         vss.append(vs.model_copy(update={"real_servers": rss}))
     return inv.model_copy(update={"virtual_servers": vss})
+
+
+def owed_path(inventory_path: Path) -> Path:
+    return STATE_DIR / f"{inventory_path.stem}.owed.yaml"
+
+
+def owed(inventory_path: Path) -> dict[str, dict]:
+    """{node: {"since": ISO time, "why": the one line}}: nodes a --skip-unreachable change could
+    not reach; the next deploy that reaches them brings them up to date and clears them."""
+    p = owed_path(inventory_path)
+    if not p.exists():
+        return {}
+    data = yaml.safe_load(p.read_text()) or {}
+    return {str(k): dict(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def set_owed(inventory_path: Path, entries: dict[str, dict]) -> None:
+    p = owed_path(inventory_path)
+    if not entries:
+        p.unlink(missing_ok=True)
+        return
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text("# written by --skip-unreachable: nodes that missed a change (the next deploy reaching them catches up)\n"
+                 + yaml.safe_dump(entries, sort_keys=True))

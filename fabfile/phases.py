@@ -17,7 +17,7 @@ from .apply import Applied, ApplyError, apply_node
 from .context import Env
 from .errors import LbtkError
 from .facts import NodeState
-from .observe import observe_reachable
+from .observe import observe, observe_reachable
 from .plan import PHASES, NodePlan, changes_wire, file_changes, service_actions
 from .render import RenderFacts, managed_paths, render_node
 from .vrrp import expected_holders, plan as vrrp_plan
@@ -53,6 +53,7 @@ class Outcome:
     check: bool                            # --check: nothing was touched
     batches: list[list[str]] = field(default_factory=list)
     error: DeployFailed | None = None
+    skipped: dict[str, str] = field(default_factory=dict)   # --skip-unreachable: node -> why
 
 
 def deploy_facts(env: Env, nodes: list[str]) -> dict[str, list[F.Fact]]:
@@ -111,16 +112,30 @@ def plan_runs(env: Env, states: dict[str, NodeState], phases: list[str]) -> list
 
 
 def run_phases(env: Env, phases: list[str], check: bool = False, say=lambda s: None,
-               progress=None) -> Outcome:
+               progress=None, nodes: list[str] | None = None, skip_unreachable: bool = False) -> Outcome:
     """Facts, plans, then (unless check) the rolling apply. Returns the Outcome; a node that
     refused is in Outcome.error (the caller shows the summary, then raises it).
     `progress(runs)` makes the context manager that shows per-node steps (step / finish)."""
     if [x for x in phases if x not in PHASES]:
         plan_runs(env, {}, phases)   # raises the one-line error
-    conns = [remote.connect(env.inv, n) for n in env.inv.nodes]
+    chosen = [n for n in env.inv.nodes if nodes is None or n.name in nodes]
+    conns = [remote.connect(env.inv, n) for n in chosen]
     try:
-        runs = plan_runs(env, gather(env, conns), phases)
-        out = Outcome(phases, runs, planned_moves(env, runs) if "keepalived" in phases else [], check)
+        states = observe(conns, F.DEPLOY, deploy_facts(env, [c.lbtk_node for c in conns]))
+        down = {n: s.error for n, s in states.items() if not s.reachable}
+        if down and not skip_unreachable:
+            raise remote.RemoteError(next(iter(down.values())) + " — nothing was changed on any node "
+                                     "(--skip-unreachable goes ahead on the nodes that answer)")
+        if len(down) == len(states):
+            raise remote.RemoteError(next(iter(down.values())) + " — no node answered; nothing was changed")
+        live = [c for c in conns if c.lbtk_node not in down]
+        runs = plan_runs(env, {n: s for n, s in states.items() if n not in down}, phases)
+        if len(live) < len(env.inv.nodes):
+            refuse_partial_wire_change(runs, missing=sorted(set(down) | {n.name for n in env.inv.nodes
+                                                                          if n not in chosen}))
+        out = Outcome(phases, runs, planned_moves(env, runs) if "keepalived" in phases else [], check,
+                      skipped=down)
+        conns_all, conns = conns, live
         if check:
             return out
         for m in out.moves:
@@ -128,7 +143,7 @@ def run_phases(env: Env, phases: list[str], check: bool = False, say=lambda s: N
         apply_runs(env, conns, out, say, (progress or NoProgress)(runs))
         return out
     finally:
-        remote.close(conns)
+        remote.close(locals().get("conns_all", conns))
 
 
 class NoProgress:
@@ -195,6 +210,17 @@ def apply_runs(env: Env, conns, out: Outcome, say, progress) -> None:
                                  + ("; later nodes were not touched" if len(batches) > 1 else "")
                                  + (f"; already on the new config: {', '.join(changed)}" if changed else ""),
                                  changed)
+
+
+def refuse_partial_wire_change(runs: list[NodeRun], missing: list[str] | None = None) -> None:
+    """A change every node must see at once (what VRRP adverts carry) cannot go to some nodes only:
+    nodes that disagree ignore each other's adverts (a split brain)."""
+    wire = [r.node for r in runs if changes_wire(r.plan.changes, r.facts.files)]
+    if wire:
+        raise LbtkError(f"{', '.join(wire)}: this change alters what VRRP adverts carry (virtual_router_id, "
+                        "advert_int, auth or first VIP), which every node must take at once, and "
+                        f"{', '.join(missing or []) or 'some nodes'} would miss it — run it on every node "
+                        "(without --node, once all nodes answer); nothing was changed on any node")
 
 
 def sync_note(env: Env, facts: NodeState) -> str:

@@ -1,25 +1,32 @@
 """The only Fabric code: open verified SSH connections, run commands, move bytes.
 
 Host keys are checked against the inventory's known_hosts (RejectPolicy: an unknown or
-changed key is an error, never silently accepted). Everything else in the toolkit works on
+changed key is an error, never silently accepted), the bastion's too. ssh_config (~/.ssh/config
+or ssh.config_file) supplies whatever the inventory does not state. With `become: sudo` every
+command runs through sudo and every file is staged where the user may write, then installed by
+the privileged side with its mode and root ownership. Everything else in the toolkit works on
 the strings these functions return.
 """
 from __future__ import annotations
 
 import io
 import os
+import posixpath
+import secrets as _random
+import shlex
 import socket
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import paramiko
-from fabric import Connection, ThreadingGroup
-from fabric.exceptions import GroupException
+from fabric import Config, Connection
 from invoke.exceptions import UnexpectedExit
 
 from .errors import LbtkError, quiet_third_party_logging
-from .model import Inventory, Node
+from .model import CONNECT_TIMEOUT, RETRIES, Inventory, Node
 from .parsers.lbtk import last_line
+from .parsers.sudo import refusal
 
 quiet_third_party_logging()
 
@@ -35,38 +42,208 @@ class Result:
     exited: int
 
 
+MAX_PARALLEL = 64        # nodes worked on at once; `--parallel N` lowers it (set_parallel)
+
+
+def set_parallel(n: int | None) -> None:
+    global MAX_PARALLEL
+    if n:
+        MAX_PARALLEL = max(1, int(n))
+
+
 def connect(inv: Inventory, node: Node) -> Connection:
     ssh = inv.ssh_of(node)
-    kwargs = {"look_for_keys": ssh.key_filename is None, "allow_agent": ssh.key_filename is None,
-              "banner_timeout": ssh.connect_timeout,
-              "auth_timeout": ssh.connect_timeout, "gss_auth": False, "gss_kex": False}
+    timeout = ssh.connect_timeout or CONNECT_TIMEOUT
+    kwargs = {"banner_timeout": timeout, "auth_timeout": timeout, "gss_auth": False, "gss_kex": False}
     if ssh.key_filename:
-        kwargs["key_filename"] = os.path.expanduser(ssh.key_filename)
-    c = Connection(node.host, user=ssh.user, port=ssh.port, connect_kwargs=kwargs,
-                   connect_timeout=ssh.connect_timeout)
-    known = os.path.expanduser(ssh.known_hosts or "~/.ssh/known_hosts")
+        kwargs.update(key_filename=os.path.expanduser(ssh.key_filename), look_for_keys=False, allow_agent=False)
+    config = Config(runtime_ssh_path=os.path.expanduser(ssh.config_file)) if ssh.config_file else Config()
+    gateway = None
+    if ssh.gateway:
+        g = ssh.gateway
+        gkw = {"banner_timeout": timeout, "auth_timeout": timeout, "gss_auth": False, "gss_kex": False}
+        if g.key_filename:
+            gkw.update(key_filename=os.path.expanduser(g.key_filename), look_for_keys=False, allow_agent=False)
+        gateway = Connection(g.host, user=g.user, port=g.port, config=config, connect_kwargs=gkw,
+                             connect_timeout=timeout)
+        _verify_host_keys(gateway, g.known_hosts or ssh.known_hosts)
+        gateway.lbtk_node = f"bastion {g.host}"
+    c = Connection(node.host, user=ssh.user, port=ssh.port, config=config, connect_kwargs=kwargs,
+                   connect_timeout=timeout, **({"gateway": gateway} if gateway else {}))
+    _verify_host_keys(c, ssh.known_hosts)
+    hop = c.gateway
+    while isinstance(hop, Connection):   # a ProxyJump from ssh_config: its host key is checked too
+        _verify_host_keys(hop, ssh.known_hosts)
+        hop.lbtk_node = getattr(hop, "lbtk_node", None) or f"bastion {hop.host}"
+        hop = hop.gateway
+    c.lbtk_node = node.name
+    c.lbtk_become = ssh.become
+    c.lbtk_password_env = ssh.become_password_env
+    c.lbtk_password_file = ssh.become_password_file
+    c.lbtk_retries = RETRIES if ssh.retries is None else ssh.retries
+    return c
+
+
+def connect_gateway(inv: Inventory) -> Connection | None:
+    """A connection to the bastion itself (defaults.ssh.gateway), for work that runs there
+    (HTTP probes through a VIP this machine cannot reach). None without a gateway."""
+    ssh = inv.defaults.ssh
+    g = ssh.gateway
+    if g is None:
+        return None
+    timeout = ssh.connect_timeout or CONNECT_TIMEOUT
+    kw = {"banner_timeout": timeout, "auth_timeout": timeout, "gss_auth": False, "gss_kex": False}
+    if g.key_filename:
+        kw.update(key_filename=os.path.expanduser(g.key_filename), look_for_keys=False, allow_agent=False)
+    config = Config(runtime_ssh_path=os.path.expanduser(ssh.config_file)) if ssh.config_file else Config()
+    c = Connection(g.host, user=g.user, port=g.port, config=config, connect_kwargs=kw, connect_timeout=timeout)
+    _verify_host_keys(c, g.known_hosts or ssh.known_hosts)
+    c.lbtk_node, c.lbtk_become, c.lbtk_retries = f"bastion {g.host}", None, RETRIES
+    return c
+
+
+def _verify_host_keys(c: Connection, known_hosts: str | None) -> None:
+    known = os.path.expanduser(known_hosts or "~/.ssh/known_hosts")
     if os.path.exists(known):
         c.client.load_system_host_keys(known)  # read-only: never writes the file
     c.client.set_missing_host_key_policy(paramiko.RejectPolicy())
-    c.lbtk_node = node.name
-    return c
+
+
+def _password(c: Connection) -> str | None:
+    """sudo's password: ssh.become_password_env, else ssh.become_password_file (relative to
+    inventories/); None: NOPASSWD."""
+    env, file = getattr(c, "lbtk_password_env", None), getattr(c, "lbtk_password_file", None)
+    if not env and not file:
+        return None
+    value = os.environ.get(env) if env else None
+    if not value and file:
+        from .inventory import INVENTORY_DIR
+        p = os.path.expanduser(file)
+        p = p if os.path.isabs(p) else str(INVENTORY_DIR / p)
+        try:
+            with open(p, encoding="utf-8") as f:
+                value = f.read().strip()
+        except (OSError, UnicodeDecodeError):
+            value = None
+    if not value:
+        raise RemoteError(f"{c.lbtk_node}: sudo needs a password: set "
+                          + " or ".join(x for x in (env and f"the environment variable {env}",
+                                                     file and f"the file {file}") if x)
+                          + " (ssh.become_password_env / become_password_file)")
+    from . import secrets
+    secrets._known.add(value)      # never printed
+    return value
+
+
+def privileged(c: Connection, command: str) -> tuple[str, str | None]:
+    """(the command as it runs on the node, what to feed its stdin): through sudo with become.
+    sudo -S reads the password from stdin (never the command line); -n fails at once instead of
+    prompting when no password is configured and NOPASSWD is not granted."""
+    if getattr(c, "lbtk_become", None) != "sudo":
+        return command, None
+    pw = _password(c)
+    wrapped = f"sh -c {shlex.quote(command)}"
+    if pw is None:
+        return f"sudo -n -H -- {wrapped}", None
+    return f"sudo -S -p '' -H -- {wrapped}", pw + "\n"
+
+
+REFUSED = {
+    "password-required": "a password is required — grant NOPASSWD or set ssh.become_password_env",
+    "wrong-password": "wrong password (from ssh.become_password_env)",
+    "not-allowed": "the SSH user may not run commands as root there — fix sudoers",
+    "needs-tty": "it wants a terminal (requiretty) — allow !requiretty for the SSH user",
+}
+
+
+def _sudo_refused(c: Connection, stderr: str) -> str | None:
+    if getattr(c, "lbtk_become", None) != "sudo":
+        return None
+    why = refusal(stderr)
+    return f"{c.lbtk_node}: sudo refused: {REFUSED[why]}" if why else None
+
+
+def ensure_open(c: Connection) -> None:
+    """Connect now, retrying transient failures (timeout, reset, refused) with backoff; never an
+    authentication or host-key failure."""
+    if c.is_connected:
+        return
+    tries = getattr(c, "lbtk_retries", RETRIES)
+    for attempt in range(tries + 1):
+        try:
+            c.open()
+            return
+        except (paramiko.AuthenticationException, paramiko.BadHostKeyException):
+            raise
+        except paramiko.SSHException as e:
+            if "known_hosts" in str(e) or attempt == tries:
+                raise
+        except (OSError, EOFError):
+            if attempt == tries:
+                raise
+        time.sleep(0.3 * 2 ** attempt)
 
 
 def run(c: Connection, command: str, check: bool = True, timeout: float | None = 60) -> Result:
     try:
-        r = c.run(command, hide=True, warn=not check, in_stream=False, timeout=timeout)
-    except UnexpectedExit as e:
-        r = e.result
-        detail = last_line(r.stderr) or last_line(r.stdout)
-        raise RemoteError(f"{c.lbtk_node}: `{_short(command)}` exited {r.exited}"
-                          + (f": {detail}" if detail else "")) from None
+        ensure_open(c)
+        cmd, stdin = privileged(c, command)
+        r = c.run(cmd, hide=True, warn=True, in_stream=io.StringIO(stdin) if stdin else False, timeout=timeout)
+    except RemoteError:
+        raise
     except Exception as e:  # noqa: BLE001 - every transport failure becomes one line
         raise RemoteError(describe(c, e)) from None
+    refused = _sudo_refused(c, r.stderr) if r.exited != 0 else None
+    if refused:
+        raise RemoteError(refused)
+    if check and r.exited != 0:
+        detail = last_line(r.stderr) or last_line(r.stdout)
+        raise RemoteError(f"{c.lbtk_node}: `{_short(command)}` exited {r.exited}"
+                          + (f": {detail}" if detail else ""))
     return Result(r.stdout, r.stderr, r.exited)
 
 
-def put(c: Connection, content: bytes, path: str, mode: int) -> None:
+def put_many(c: Connection, files: list[tuple[bytes, str, int]]) -> None:
+    """Write each (content, path, mode). As root: SFTP straight to path, mode set before the
+    first byte. With become: SFTP into a private staging directory of the user's (0700), then one
+    privileged `install` per file puts it at path with its mode, owned by root, and the staging
+    directory goes."""
+    if getattr(c, "lbtk_become", None) != "sudo":
+        for content, path, mode in files:
+            put(c, content, path, mode)
+        return
+    stage = f"/tmp/lbtk-stage-{_random.token_hex(6)}"
     try:
+        ensure_open(c)
+        sftp = c.sftp()
+        sftp.mkdir(stage, 0o700)
+        for k, (content, _path, _mode) in enumerate(files):
+            with sftp.file(f"{stage}/{k}", "wb") as f:
+                f.chmod(0o600)
+                f.write(content)
+    except Exception as e:  # noqa: BLE001
+        _drop_stage(c, stage)
+        raise RemoteError(describe(c, e, f"upload to {stage}")) from None
+    q = shlex.quote
+    cmds = [f"install -m {mode:o} -o root -g root {q(f'{stage}/{k}')} {q(path)}"
+            for k, (_c, path, mode) in enumerate(files)]
+    try:
+        run(c, " && ".join(cmds))
+    finally:
+        _drop_stage(c, stage)
+
+
+def _drop_stage(c: Connection, stage: str) -> None:
+    try:
+        c.run(f"rm -rf {shlex.quote(stage)}", hide=True, warn=True, in_stream=False, timeout=30)
+    except Exception:  # noqa: BLE001 - /tmp is cleaned at boot; the content is the user's own copy
+        pass
+
+
+def put(c: Connection, content: bytes, path: str, mode: int) -> None:
+    """One file over SFTP as the SSH user (root): put_many is the way that also works with sudo."""
+    try:
+        ensure_open(c)
         sftp = c.sftp()
         with sftp.file(path, "wb") as f:
             f.chmod(mode)  # before the first byte: a secret is never readable by others
@@ -79,34 +256,18 @@ def parallel(conns: list[Connection], fn, *args):
     """fn(conn, *args) on every connection at once; results in the same order.
 
     Per-node work differs (files, commands), so this is a thread pool rather than a Fabric
-    Group; `group_run` below is the Group for identical commands.
+    Group.
     """
-    with ThreadPoolExecutor(max_workers=max(1, len(conns))) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, min(len(conns), MAX_PARALLEL))) as pool:
         futures = [pool.submit(fn, c, *args) for c in conns]
         return [f.result() for f in futures]
-
-
-def group_run(conns: list[Connection], command: str, timeout: float = 60) -> dict[str, Result | RemoteError]:
-    """One identical command on every node through a Fabric ThreadingGroup (one round trip each)."""
-    group = ThreadingGroup.from_connections(conns)
-    try:
-        results = group.run(command, hide=True, warn=True, in_stream=False, timeout=timeout)
-    except GroupException as e:
-        results = e.result
-    out = {}
-    for c, r in results.items():
-        if isinstance(r, Exception):
-            out[c.lbtk_node] = RemoteError(describe(c, r))
-        else:
-            out[c.lbtk_node] = Result(r.stdout, r.stderr, r.exited)
-    return out
 
 
 def open_all(conns: list[Connection]) -> None:
     """Connect every node now (in parallel), so threads sharing a connection never race to open it."""
     def _open(c):
         try:
-            c.open()
+            ensure_open(c)
         except Exception as e:  # noqa: BLE001
             raise RemoteError(describe(c, e)) from None
     parallel(conns, _open)
@@ -117,10 +278,13 @@ def stream(c: Connection, command: str, on_line, stop) -> None:
     or the command ends. Closing the channel ends the remote command (SIGPIPE on its next write).
     Blocking: run it in a thread."""
     try:
-        c.open()
+        ensure_open(c)
         chan = c.transport.open_session()
         chan.settimeout(0.2)
-        chan.exec_command(command)
+        cmd, stdin = privileged(c, command)
+        chan.exec_command(cmd)
+        if stdin:
+            chan.sendall(stdin.encode())
         buf = b""
         while not stop.is_set():
             try:
@@ -145,9 +309,15 @@ def close(conns: list[Connection]) -> None:
 
 def describe(c: Connection, e: Exception, doing: str = "connect") -> str:
     """One line for a transport failure, naming the node and the likely fix."""
-    where = f"{c.lbtk_node} ({c.host}:{c.port})"
+    gw = c.gateway if isinstance(getattr(c, "gateway", None), Connection) else None
+    where = f"{c.lbtk_node} ({c.host}:{c.port}" + (f" via bastion {gw.host}" if gw else "") + ")"
+    if gw is not None and not gw.is_connected and not isinstance(e, paramiko.AuthenticationException) \
+            and "not found in known_hosts" not in str(e):
+        return f"{where}: the bastion {gw.host}:{gw.port} is unreachable or refused us ({e.__class__.__name__}" \
+               f"{': ' + str(e) if str(e) else ''}) — is the bastion up? (ssh.gateway)"
     if isinstance(e, paramiko.SSHException) and "not found in known_hosts" in str(e):
-        return f"{where}: host key unknown — add it to the known_hosts named by ssh.known_hosts"
+        server = str(e).split("'")[1] if str(e).count("'") >= 2 else c.host
+        return f"{where}: host key of {server} unknown — add it to the known_hosts named by ssh.known_hosts"
     if isinstance(e, paramiko.BadHostKeyException):
         return f"{where}: host key CHANGED — verify the node, then update ssh.known_hosts"
     if isinstance(e, paramiko.AuthenticationException):

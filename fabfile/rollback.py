@@ -15,19 +15,27 @@ from .apply import ApplyError, apply_node, restore
 from .context import Env, select_nodes
 from .errors import LbtkError
 from .facts import BACKUP_DIR
-from .observe import observe_node, observe_reachable
+from .observe import observe, observe_node
 from .phases import NodeRun, deploy_facts, rolling_batches
 from .plan import NodePlan, service_actions
 from .render import ASSUMED, NodeFile, render_node
 
 
-def rollback(env: Env, node: str | None = None, say=lambda s: None) -> None:
+def rollback(env: Env, node: str | None = None, say=lambda s: None, skip_unreachable: bool = False) -> None:
     nodes = select_nodes(env.inv, node)
     conns = [remote.connect(env.inv, n) for n in nodes]
     try:
-        names = [c.lbtk_node for c in conns]
-        per_node = deploy_facts(env, names)
-        states = observe_reachable(conns, (*F.DEPLOY, F.LAST_BACKUP), per_node)
+        per_node = deploy_facts(env, [c.lbtk_node for c in conns])
+        states = observe(conns, (*F.DEPLOY, F.LAST_BACKUP), per_node)
+        down = {n: s.error for n, s in states.items() if not s.reachable}
+        if down and (not skip_unreachable or len(down) == len(states)):
+            raise remote.RemoteError(next(iter(down.values())) + " — nothing was changed on any node"
+                                     + ("" if skip_unreachable else " (--skip-unreachable rolls back the nodes "
+                                                                    "that answer)"))
+        for n, why in down.items():
+            say(f"{n}: UNREACHABLE, skipped (not rolled back): {why}")
+        states = {n: s for n, s in states.items() if n not in down}
+        names = list(states)
         missing = [n for n, s in states.items() if s.last_backup is None]
         if missing:
             raise LbtkError(f"{', '.join(missing)}: no deploy backup under {BACKUP_DIR} — nothing to roll back to; "
@@ -55,6 +63,6 @@ def rollback(env: Env, node: str | None = None, say=lambda s: None) -> None:
                 say(f"{name}: rolled back to the files before deploy {stamp} "
                     f"({len(paths)} file(s); {', '.join(a.short() for a in done.actions) or 'no reload needed'})")
             if len(batch) == 1 and len(nodes) > 1:
-                settle.settle_between(env, conns, None)
+                settle.settle_between(env, [c for c in conns if c.lbtk_node in states], None)
     finally:
         remote.close(conns)

@@ -46,11 +46,12 @@ def expected_now(env: Env) -> dict[str, str]:
     return {v: ("" if v in held else o) for v, o in expected_holders(env.inv).items()}
 
 
-def wait_for_vips(env: Env) -> tuple[bool, str]:
+def wait_for_vips(env: Env, exclude: set[str] | None = None) -> tuple[bool, str]:
     """After a deploy: every VIP on the node the VRRP plan expects (not merely on one node).
-    Returns (settled, one line saying where each VIP is)."""
-    want = expected_now(env)
-    conns = [remote.connect(env.inv, n) for n in env.inv.nodes]
+    Returns (settled, one line saying where each VIP is). `exclude`: nodes known unreachable."""
+    exclude = exclude or set()
+    want = {v: ("" if o in exclude else o) for v, o in expected_now(env).items()}
+    conns = [remote.connect(env.inv, n) for n in env.inv.nodes if n.name not in exclude]
     try:
         h, secs, ok = wait_until(env, conns, lambda h: all(
             (h.get(v) == [o]) if o else len(h.get(v, [])) == 1 for v, o in want.items()),

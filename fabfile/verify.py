@@ -5,14 +5,17 @@ Tables are drawn by fabfile/views/verify.py.
 from __future__ import annotations
 
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from . import facts as F
 from . import sync
 from .checks import Check, http_check, node_checks, vip_checks, vip_holders
+from .diagnose import Finding, flapping, split_brain_cause
 from .facts import NodeState
 from .model import Inventory
 from .observe import observe
+from .render import ASSUMED, render_node
+from .render.keepalived import CONF
 
 
 @dataclass
@@ -20,6 +23,7 @@ class Report:
     checks: list[Check]
     vip_holders: dict[str, list[str]]
     observed: dict[str, NodeState]
+    findings: list[Finding] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -27,7 +31,22 @@ class Report:
 
     def as_json(self) -> dict:
         return {"ok": self.ok, "checks": [c.as_dict() for c in self.checks],
-                "vip_holders": self.vip_holders}
+                "vip_holders": self.vip_holders, "findings": [f.as_dict() for f in self.findings]}
+
+
+def http_get_via(c, vip: str, port: int, timeout: float = 2.0) -> tuple[str | None, str | None]:
+    """The same GET, run with curl on the SSH gateway (inventory `probe: {via: gateway}`)."""
+    from . import remote
+    from .parsers.lbtk import last_line
+    host = f"[{vip}]" if ":" in vip else vip
+    url = f"http://{host}:{port}/"
+    try:
+        r = remote.run(c, f"curl -sS -m {timeout:g} --max-filesize 65536 {url}", check=False, timeout=timeout + 10)
+    except remote.RemoteError as e:
+        return None, f"GET {url} from the gateway failed: {e}"
+    if r.exited != 0:
+        return None, f"GET {url} from the gateway failed: {last_line(r.stderr, 'curl exited ' + str(r.exited))}"
+    return r.stdout[:4096], None
 
 
 def http_get(vip: str, port: int, timeout: float = 2.0) -> tuple[str | None, str | None]:
@@ -40,23 +59,48 @@ def http_get(vip: str, port: int, timeout: float = 2.0) -> tuple[str | None, str
 
 
 def checks_of(inv: Inventory, obs: dict[str, NodeState], holders: dict[str, list[str]]) -> list[Check]:
-    """Pure: the cluster's and every node's checks from the observed states."""
-    out = vip_checks(inv, obs)
+    """Pure: the cluster's and every node's checks from the observed states (the cluster's only when
+    every node was observed: with --node, who holds a VIP is not known)."""
+    whole = all(n.name in obs for n in inv.nodes)
+    out = vip_checks(inv, obs) if whole else []
     inst = sync.sync_instance(inv) if inv.sync_daemon else None
-    for n in inv.nodes:
+    for n in (n for n in inv.nodes if n.name in obs):
         is_master = bool(inst) and any(n.name in holders.get(a, []) for a in inst.addresses)
         out += node_checks(inv, n.name, obs[n.name], is_master=is_master)
     return out
 
 
-def verify(inv: Inventory, conns, http: bool = True) -> Report:
-    obs = observe(conns, F.VERIFY)
-    holders = vip_holders(inv, obs)
-    checks = checks_of(inv, obs, holders)
-    if http:
+def diagnose(inv: Inventory, obs: dict[str, NodeState], holders: dict[str, list[str]], checks: list[Check],
+             secrets: dict[str, str]) -> tuple[list[Check], list[Finding]]:
+    """Pure: a split brain's VIP check names its cause; flapping VIPs become warnings."""
+    desired = {n.name: next(f.content for f in render_node(inv, n.name, secrets, ASSUMED) if f.path == CONF)
+               for n in inv.nodes if n.name in obs}
+    out, findings = [], []
+    for ch in checks:
+        vip = ch.name.removeprefix("VIP ")
+        if ch.name.startswith("VIP ") and len(holders.get(vip, [])) > 1:
+            cause = split_brain_cause(inv, vip, holders[vip], obs, desired)
+            ch = replace(ch, detail=f"{ch.detail} — {cause}")
+            findings.append(Finding(vip, f"split brain: {cause}", "error"))
+        out.append(ch)
+    return out, findings + flapping(inv, obs)
+
+
+def verify(inv: Inventory, conns, http: bool = True, secrets: dict[str, str] | None = None) -> Report:
+    obs = observe(conns, F.VERIFY, {c.lbtk_node: [F.files([CONF])] for c in conns})
+    whole = all(n.name in obs for n in inv.nodes)
+    holders = vip_holders(inv, obs) if whole else {}   # with --node, who holds a VIP is not known
+    checks, findings = diagnose(inv, obs, holders, checks_of(inv, obs, holders), secrets or {})
+    if http and whole:
         port = inv.nginx.port
         names = [n.name for n in inv.nodes]
-        for vip in holders:
-            body, err = http_get(vip, port)
-            checks.append(http_check(vip, port, body, err, names))
-    return Report(checks, holders, obs)
+        from . import remote
+        gw = remote.connect_gateway(inv) if inv.probe.via == "gateway" else None
+        try:
+            for vip in holders:
+                body, err = http_get_via(gw, vip, port) if gw is not None else http_get(vip, port)
+                checks.append(http_check(vip, port, body, err, names))
+        finally:
+            if gw is not None:
+                gw.close()
+    return Report(checks, holders, obs, findings)

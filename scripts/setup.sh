@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 APT_PKGS="keepalived ipvsadm nginx-light iproute2 iptables debootstrap systemd-container
-          openssh-client curl procps python3-venv"
+          openssh-client curl procps python3-venv tmux"
 KERNEL_PKGS="qemu-system-x86 busybox-static kmod"
 want="$APT_PKGS"
 [ "${1:-}" = --kernel ] && want="$want $KERNEL_PKGS"

@@ -42,3 +42,23 @@ def tail(text: str, n: int) -> list[str]:
 
 
 __all__ = ["Entry", "worst_line", "transitions", "tail"]
+
+
+@dataclass(frozen=True)
+class StateChange:
+    at: float            # epoch seconds (journalctl -o short-unix)
+    instance: str
+    state: str           # MASTER | BACKUP | FAULT
+
+
+_STATE_RE = re.compile(r"^(\d+(?:\.\d+)?) .*\(([^)\s]+)\) Entering (MASTER|BACKUP|FAULT) STATE")
+
+
+def state_changes(text: str) -> list[StateChange]:
+    """`journalctl -u keepalived -o short-unix`: every VRRP state entry, oldest first."""
+    out = []
+    for ln in text.splitlines():
+        m = _STATE_RE.match(ln.strip())
+        if m:
+            out.append(StateChange(float(m.group(1)), m.group(2), m.group(3)))
+    return out

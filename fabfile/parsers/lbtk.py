@@ -183,3 +183,20 @@ def first_int(text: str) -> int:
     if not words or not (words[0].isascii() and words[0].isdigit()):
         raise ParseError(f"expected a number, got {excerpt(text or 'empty output')}")
     return int(words[0])
+
+
+# ---------------------------------------------------------------- remote HTTP probe
+# `ok NODE` or `err ERRORCLASS`, one line per probe (fabfile/failover.py REMOTE_PROBE).
+def parse_probe_line(line: str) -> tuple[bool, str] | None:
+    f = line.split()
+    if len(f) != 2 or f[0] not in ("ok", "err"):
+        return None
+    return f[0] == "ok", f[1]
+
+
+# ---------------------------------------------------------------- the node-naming page
+def node_in_page(page: str, names: list[str]) -> str | None:
+    """Which node the page names (nginx.page carries {node}); the whole name: lb1 is not lb10."""
+    import re
+    named = [n for n in names if re.search(rf"(?<![\w.-]){re.escape(n)}(?![\w.-])", page)]
+    return max(named, key=len) if named else None

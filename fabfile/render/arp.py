@@ -14,7 +14,7 @@ def dr_vips(inv: Inventory, node: Node) -> list[str]:
     out = []
     for vs in inv.virtual_servers:
         if vs.lb_kind == "DR" and vs.vip and any(
-                inv.real_server_address(rs) == node.host for rs in vs.real_servers):
+                inv.real_server_address(rs) == node.ip for rs in vs.real_servers):
             out.append(vs.vip)
     return list(dict.fromkeys(out))
 

@@ -12,7 +12,7 @@ PAGE = f"{ROOT}/index.html"
 
 def files(inv: Inventory, node: Node, t: Templates | None = None) -> list[NodeFile]:
     t = t or templates(inv)
-    page = inv.nginx.page.format(node=node.name, host=node.host, cluster=inv.cluster)
+    page = inv.nginx.page.format(node=node.name, host=node.ip, cluster=inv.cluster)
     return [
         NodeFile(DEBIAN_DEFAULT, None, "nginx"),
         NodeFile(SITE, t("nginx-site.conf.j2", node=node, port=inv.nginx.port, root=ROOT), "nginx"),

@@ -37,6 +37,34 @@ def one_line_errors(fn):
     return wrapper
 
 
+def node_env(env: str, node: str | None = None, quiet: bool = False, parallel=None) -> tuple[Env, list]:
+    """Load --env for a task that touches nodes: caps concurrency (--parallel), picks --node, and
+    names the inventory and its nodes on the first line (unless the output is JSON), so the
+    environment is never a surprise."""
+    from .. import output, remote
+    e = load_env(env)
+    nodes = select_nodes(e.inv, node)
+    remote.set_parallel(number(parallel, "parallel", 0, int, 1) or None)
+    if not quiet:
+        output.say(f"{e.name} ({rel(e.path)}): {', '.join(n.name for n in nodes)}"
+                   + (f" (of {len(e.inv.nodes)})" if len(nodes) != len(e.inv.nodes) else ""))
+    return e, nodes
+
+
+def number(value, flag: str, default: float, kind=int, least: float | None = None):
+    """A numeric flag, checked here: Invoke would turn `--requests x` into a traceback, so numeric
+    flags are declared as strings (default None) and converted with this."""
+    if value is None or value == "":
+        return default
+    try:
+        v = kind(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"--{flag} {value}: not a {'whole ' if kind is int else ''}number") from None
+    if least is not None and v < least:
+        raise UsageError(f"--{flag} {value}: must be at least {least:g}")
+    return v
+
+
 def check_format(fmt: str | None) -> str | None:
     """--format is checked before any work, so a typo costs nothing."""
     from ..output import FORMATS

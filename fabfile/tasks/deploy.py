@@ -8,19 +8,25 @@ from ..context import Env
 from ..phases import Outcome, run_phases
 from ..progress import Progress
 from ..views import deploy as view
-from .common import DEFAULT_ENV, check_format, load_env, one_line_errors
+from .common import DEFAULT_ENV, check_format, node_env, one_line_errors
 
 HELP = {"env": "inventory name (inventories/NAME.yaml)",
         "check": "show what would change (a diff per file) and touch nothing",
-        "format": "auto|rich|plain|markdown"}
+        "format": "auto|rich|plain|markdown",
+        "node": "only this node (a change every node must see at once is refused)",
+        "parallel": "at most N nodes at once (default: all)",
+        "skip_unreachable": "go ahead on the nodes that answer (refused for a change every node must see at "
+                            "once); the others are recorded as owed and caught up by the next deploy"}
 DEPLOY_ORDER = ["install", "arp", "nginx", "lvs", "keepalived", "sync-daemon"]
 
 
 def _phase_task(phase: str, doc: str):
     @task(name=phase, help=HELP)
     @one_line_errors
-    def t(c, env=DEFAULT_ENV, check=False, format=None):
-        run_and_settle(load_env(env), [phase], check, check_format(format))
+    def t(c, env=DEFAULT_ENV, check=False, format=None, node=None, parallel=None, skip_unreachable=False):
+        check_format(format)
+        e, nodes = node_env(env, node, parallel=parallel)
+        run_and_settle(e, [phase], check, format, nodes, skip_unreachable)
     t.__doc__ = doc
     t.body.__doc__ = doc
     return t
@@ -35,29 +41,54 @@ keepalived = _phase_task("keepalived", "keepalived.conf: keepalived -t on the no
 
 @task(help=HELP)
 @one_line_errors
-def deploy(c, env=DEFAULT_ENV, check=False, format=None):
+def deploy(c, env=DEFAULT_ENV, check=False, format=None, node=None, parallel=None, skip_unreachable=False):
     """Every phase in order (install, arp, nginx, lvs, keepalived, sync-daemon), then wait for VRRP."""
-    run_and_settle(load_env(env), DEPLOY_ORDER, check, check_format(format))
+    check_format(format)
+    e, nodes = node_env(env, node, parallel=parallel)
+    run_and_settle(e, DEPLOY_ORDER, check, format, nodes, skip_unreachable)
 
 
-def deploy_and_show(e: Env, phases: list[str], check: bool = False, fmt=None) -> Outcome:
+def deploy_and_show(e: Env, phases: list[str], check: bool = False, fmt=None, nodes=None,
+                    skip_unreachable: bool = False) -> Outcome:
     """The phases with progress, then their tables; a node that refused is raised after the summary."""
     steps: dict[str, int] = {}
 
     def progress(runs):
         steps.update({r.node: max(1, (2 if r.plan.changes else 0) + len(r.plan.actions)) for r in runs})
         return Progress([r.node for r in runs], total=lambda n: steps[n])
-    out = run_phases(e, phases, check=check, say=output.say, progress=progress)
+    out = run_phases(e, phases, check=check, say=output.say, progress=progress,
+                     nodes=[n.name for n in nodes] if nodes else None, skip_unreachable=skip_unreachable)
     view.show(out, fmt)
+    if not check:
+        record_owed(e, out)
     if out.error:
         raise out.error
     return out
 
 
-def run_and_settle(e: Env, phases: list[str], check: bool, fmt) -> None:
+def record_owed(e: Env, out: Outcome) -> None:
+    """--skip-unreachable: nodes that missed this change are owed it; a node that took its phases
+    again is caught up."""
+    from datetime import datetime, timezone
+    from .. import overrides
+    owed = overrides.owed(e.path)
+    for n, why in out.skipped.items():
+        entry = owed.setdefault(n, {"since": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                                    "phases": []})
+        entry["phases"] = sorted(set(entry.get("phases", [])) | set(out.phases))
+        entry["why"] = why
+        output.say(f"{n}: UNREACHABLE, skipped — owed {', '.join(entry['phases'])} since {entry['since']} "
+                   f"(the next deploy that reaches it catches up): {why}")
+    for r in out.runs:
+        if r.node in owed and not r.error and set(owed[r.node].get("phases", [])) <= set(out.phases):
+            output.say(f"{r.node}: caught up on what it was owed since {owed.pop(r.node)['since']}")
+    overrides.set_owed(e.path, owed)
+
+
+def run_and_settle(e: Env, phases: list[str], check: bool, fmt, nodes=None, skip_unreachable=False) -> None:
     """The phases, then (when keepalived changed anywhere) return only once VRRP has settled."""
     from ..settle import wait_for_vips
-    out = deploy_and_show(e, phases, check, fmt)
+    out = deploy_and_show(e, phases, check, fmt, nodes, skip_unreachable)
     if {"lvs", "keepalived"} & set(phases) and not check and any(r.done for r in out.runs):
-        _, line = wait_for_vips(e)
+        _, line = wait_for_vips(e, exclude=set(out.skipped))
         output.say(line)

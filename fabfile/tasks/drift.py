@@ -6,7 +6,7 @@ from invoke import Exit, task
 from .. import output, remote
 from ..phases import gather, plan_node
 from ..rollback import rollback as do_rollback
-from .common import DEFAULT_ENV, check_format, load_env, one_line_errors, select_nodes
+from .common import DEFAULT_ENV, check_format, node_env, one_line_errors
 
 FILE_PHASES = ["arp", "nginx", "lvs", "keepalived"]
 
@@ -17,8 +17,7 @@ def diff(c, env=DEFAULT_ENV, node=None, format=None):
     """Per node and file: how the live files differ from what the inventory renders (hand edits too).
     Exit 1 when anything drifted, like diff(1)."""
     check_format(format)
-    e = load_env(env)
-    nodes = select_nodes(e.inv, node)
+    e, nodes = node_env(env, node)
     conns = [remote.connect(e.inv, n) for n in nodes]
     try:
         facts = gather(e, conns)
@@ -42,8 +41,10 @@ def diff(c, env=DEFAULT_ENV, node=None, format=None):
         raise Exit(code=1)
 
 
-@task(name="rollback", help={"env": "inventory name", "node": "only this node"})
+@task(name="rollback", help={"env": "inventory name", "node": "only this node",
+                             "skip_unreachable": "roll back the nodes that answer, skip the others"})
 @one_line_errors
-def rollback(c, env=DEFAULT_ENV, node=None):
+def rollback(c, env=DEFAULT_ENV, node=None, skip_unreachable=False):
     """Return to the files before the last deploy (backups first, VIP holder last), reload, check."""
-    do_rollback(load_env(env), node, say=output.say)
+    e, _ = node_env(env, node)
+    do_rollback(e, node, say=output.say, skip_unreachable=skip_unreachable)

@@ -6,7 +6,7 @@ from invoke import Exit, task
 from .. import output, remote
 from ..failover import MODES, drill
 from ..views import failover as view
-from .common import DEFAULT_ENV, UsageError, check_format, load_env, one_line_errors
+from .common import DEFAULT_ENV, UsageError, check_format, node_env, number, one_line_errors
 
 
 @task(name="failover-test",
@@ -14,15 +14,15 @@ from .common import DEFAULT_ENV, UsageError, check_format, load_env, one_line_er
             "json": "one JSON object", "interval_ms": "HTTP probe interval (default 20)",
             "format": "auto|rich|plain|markdown"})
 @one_line_errors
-def failover_test(c, env=DEFAULT_ENV, mode="graceful", json=False, interval_ms=20, format=None):
+def failover_test(c, env=DEFAULT_ENV, mode="graceful", json=False, interval_ms=None, format=None):
     """Fail the current MASTER, time the VIP move and the client outage, restore, time the preempt back."""
     if mode not in MODES:
         raise UsageError(f"--mode must be one of {', '.join(MODES)}")
     check_format(format)
-    e = load_env(env)
+    e, _ = node_env(env, quiet=json)
     conns = {n.name: remote.connect(e.inv, n) for n in e.inv.nodes}
     try:
-        r = drill(e.inv, conns, mode, interval=int(interval_ms) / 1000,
+        r = drill(e.inv, conns, mode, interval=number(interval_ms, "interval-ms", 20, int, 5) / 1000,
                   say=(lambda s: None) if json else output.say)
     finally:
         remote.close(list(conns.values()))

@@ -9,7 +9,7 @@ from ..checks import node_checks, vip_checks, vip_holders
 from ..observe import observe
 from ..parsers import journal
 from ..phases import DeployFailed
-from .common import DEFAULT_ENV, UsageError, check_format, load_env, one_line_errors, select_nodes
+from .common import DEFAULT_ENV, UsageError, check_format, load_env, node_env, number, one_line_errors
 from .deploy import deploy_and_show
 
 
@@ -18,7 +18,7 @@ from .deploy import deploy_and_show
 def status(c, env=DEFAULT_ENV, format=None, json=False):
     """Short cluster summary: who holds each VIP, daemons up, problems (no HTTP probe)."""
     check_format(format)
-    e = load_env(env)
+    e, _ = node_env(env, quiet=json)
     conns = [remote.connect(e.inv, n) for n in e.inv.nodes]
     try:
         obs = observe(conns, F.VERIFY)
@@ -50,8 +50,8 @@ def status(c, env=DEFAULT_ENV, format=None, json=False):
         raise Exit(code=1)
 
 
-def _drain(env: str, server: str, weight_zero: bool, format=None) -> None:
-    e = load_env(env)
+def _drain(env: str, server: str, weight_zero: bool, format=None, skip_unreachable=False) -> None:
+    e, _ = node_env(env)
     addr = overrides.resolve_server(e.inv, server)
     if addr is None and not weight_zero and server in overrides.drained(e.path):
         addr = server  # removed from the inventory while drained: undrain clears the stale record
@@ -68,7 +68,7 @@ def _drain(env: str, server: str, weight_zero: bool, format=None) -> None:
     output.say(f"{server} ({addr}): weight {'0 (drained)' if weight_zero else 'back to the inventory value'};"
                f" recorded in {overrides.state_path(e.path).relative_to(overrides.STATE_DIR.parent.parent)}")
     try:
-        deploy_and_show(load_env(env), ["keepalived"], fmt=format)
+        deploy_and_show(load_env(env), ["keepalived"], fmt=format, skip_unreachable=skip_unreachable)
     except DeployFailed as err:
         if not err.changed:   # no node took it: the record goes back, nothing half-applied
             overrides.set_drained(e.path, current)
@@ -78,28 +78,33 @@ def _drain(env: str, server: str, weight_zero: bool, format=None) -> None:
         raise
 
 
-@task(help={"env": "inventory name", "server": "real server: node name or address", "format": "table format"})
+SKIP = "go ahead on the directors that answer; the others are owed the change (next deploy catches up)"
+
+
+@task(help={"env": "inventory name", "server": "real server: node name or address", "format": "table format",
+            "skip_unreachable": SKIP})
 @one_line_errors
-def drain(c, server, env=DEFAULT_ENV, format=None):
+def drain(c, server, env=DEFAULT_ENV, format=None, skip_unreachable=False):
     """Take a real server out of rotation: weight 0 (existing connections finish), keepalived reload."""
-    _drain(env, server, True, format)
+    _drain(env, server, True, format, skip_unreachable)
 
 
-@task(help={"env": "inventory name", "server": "real server: node name or address", "format": "table format"})
+@task(help={"env": "inventory name", "server": "real server: node name or address", "format": "table format",
+            "skip_unreachable": SKIP})
 @one_line_errors
-def undrain(c, server, env=DEFAULT_ENV, format=None):
+def undrain(c, server, env=DEFAULT_ENV, format=None, skip_unreachable=False):
     """Put a drained real server back at its inventory weight (keepalived reload)."""
-    _drain(env, server, False, format)
+    _drain(env, server, False, format, skip_unreachable)
 
 
 @task(help={"env": "inventory name", "node": "only this node", "lines": "journal lines per node (default 200)",
             "format": "auto|rich|plain|markdown"})
 @one_line_errors
-def logs(c, env=DEFAULT_ENV, node=None, lines=200, format=None):
+def logs(c, env=DEFAULT_ENV, node=None, lines=None, format=None):
     """keepalived's journal on each node: state transitions and warnings first, then the tail."""
     check_format(format)
-    e = load_env(env)
-    nodes = select_nodes(e.inv, node)
+    lines = number(lines, "lines", 200, int, 1)
+    e, nodes = node_env(env, node)
     conns = [remote.connect(e.inv, n) for n in nodes]
     try:
         cmd = f"journalctl -u keepalived --no-pager -o short-iso -n {int(lines)}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 from invoke import Exit, task
 
 from .. import output, remote, sync, sync_daemons
-from .common import DEFAULT_ENV, check_format, load_env, one_line_errors
+from .common import DEFAULT_ENV, check_format, node_env, one_line_errors
 
 HELP = {"env": "inventory name", "format": "auto|rich|plain|markdown", "json": "print JSON"}
 
@@ -14,7 +14,7 @@ HELP = {"env": "inventory name", "format": "auto|rich|plain|markdown", "json": "
 def sync_status(c, env=DEFAULT_ENV, format=None, json=False):
     """A table from `ipvsadm -L --daemon` on every node, against the role VRRP gives it."""
     check_format(format)
-    e = load_env(env)
+    e, _ = node_env(env, quiet=json)
     conns = [remote.connect(e.inv, n) for n in e.inv.nodes]
     try:
         obs, holds = sync_daemons.observed(e, conns)
@@ -38,7 +38,7 @@ def sync_status(c, env=DEFAULT_ENV, format=None, json=False):
 def sync_start(c, env=DEFAULT_ENV, format=None, json=False):
     """Start the sync daemons: master on the VRRP MASTER, backup elsewhere (keepalived mode: check only)."""
     check_format(format)
-    sync_daemons.apply(load_env(env), start=True, say=output.say)
+    sync_daemons.apply(node_env(env, quiet=json)[0], start=True, say=output.say)
     sync_status(c, env=env, format=format, json=json)
 
 
@@ -46,7 +46,7 @@ def sync_start(c, env=DEFAULT_ENV, format=None, json=False):
 @one_line_errors
 def sync_stop(c, env=DEFAULT_ENV, format=None, json=False):
     """Stop every sync daemon (keepalived mode restarts them at its next VRRP transition or reload)."""
-    e = load_env(env)
+    e, _ = node_env(env, quiet=json)
     sync_daemons.apply(e, start=False, say=output.say)
     mode = e.inv.sync_daemon.mode
     output.say("sync daemons stopped" + (" (keepalived starts them again at its next transition or reload;"

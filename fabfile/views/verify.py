@@ -2,25 +2,33 @@
 from __future__ import annotations
 
 from .. import output
+from . import cluster
 from ..balance import Traffic
 from ..traffic import CLIENT_NETNS, Section
 from ..verify import Report
 
 
-def show(report: Report, fmt=None, extra: Section | None = None) -> None:
-    t = output.Table("VIP holders", ["VIP", "holders", "state"])
-    for vip, holders in report.vip_holders.items():
-        state = "ok" if len(holders) == 1 else ("SPLIT BRAIN" if holders else "DOWN")
-        t.add(vip, ", ".join(holders) or "-", state, ok=len(holders) == 1)
-    output.show(t, fmt)
+def show(report: Report, fmt=None, extra: Section | None = None, tables: dict | None = None) -> None:
+    if report.vip_holders:
+        t = output.Table("VIP holders", ["VIP", "holders", "state"])
+        for vip, holders in report.vip_holders.items():
+            state = "ok" if len(holders) == 1 else ("SPLIT BRAIN" if holders else "DOWN")
+            t.add(vip, ", ".join(holders) or "-", state, ok=len(holders) == 1)
+        output.show(t, fmt)
     t = output.Table("checks", ["check", "node", "result", "detail"])
     for ch in report.checks:
         t.add(ch.name, ch.node, ch.ok, ch.detail, ok=ch.ok)
     output.show(t, fmt)
+    if tables:
+        cluster.show_ipvs(tables["ipvs"], fmt)
+        cluster.show_addrs(tables["addresses"], fmt)
+        cluster.show_vrrp(tables["vrrp"], fmt)
     if extra is not None:
         for tr, stats, table in extra.runs:
             live_ipvs(tr, stats, table, fmt)
             counts(tr, fmt)
+    for f in report.findings:
+        output.say(f"{f.severity}: {f.subject}: {f.text}")
     bad = sum(not c.ok for c in report.checks)
     output.say(f"verify: {len(report.checks)} checks, all passed" if not bad
                else f"verify: {bad} of {len(report.checks)} checks FAILED")

@@ -2,7 +2,8 @@
 the flags given, and runs on the lab as written, in order.
 
 Conventions the runbooks follow (runbooks/README.md explains them to readers):
-- a ```sh block holds commands only, one `inv TASK --env lab ...` a line (no pipes, no chains);
+- a ```sh block holds commands only, one `inv TASK --env prod ...` a line (no pipes, no chains),
+  rehearsed on the lab with `--env lab`;
 - `# expect-exit: N` on the line before a command: the exit code it has during the drill
   (e.g. `inv verify` exits 1 while the fault is present, `inv diff` exits 1 on drift);
 - `# expect-output: TEXT` on a line before a command: TEXT must be in what it prints (the
@@ -53,6 +54,12 @@ class Step:
     @property
     def argv(self) -> list[str]:
         return shlex.split(self.command)[1:]
+
+    @property
+    def rehearsal(self) -> list[str]:
+        """The command as the lab rehearsal runs it: --env prod becomes --env lab."""
+        argv = self.argv
+        return [("lab" if a == "prod" and k and argv[k - 1] in ("--env", "-e") else a) for k, a in enumerate(argv)]
 
 
 @dataclass
@@ -136,9 +143,9 @@ def command_problem(cmd: str, prod_only: bool, strict_env: bool = True) -> str |
         return f"one task a line, not {len(ctxs)} ({', '.join(c.name for c in ctxs)})"
     env = ctxs[0].args["env"].value if "env" in ctxs[0].args else None
     if strict_env and env is not None and "--env" not in cmd and "-e" not in argv:
-        return "name the inventory: add `--env lab` (prod: `--env prod` with `# prod-only`)"
-    if strict_env and env not in (None, "prod" if prod_only else "lab"):
-        return f"--env {env}: runbooks name `--env lab` (or `--env prod` on a `# prod-only` line)"
+        return "name the inventory: add `--env prod` (the lab rehearsal swaps in `--env lab`)"
+    if strict_env and env not in (None, "prod"):
+        return f"--env {env}: runbooks are written for production: `--env prod`"
     return None
 
 
@@ -175,14 +182,14 @@ def test_runbook_commands_exist_with_their_flags(path):
 
 
 def test_parser_catches_what_it_must():
-    assert command_problem("inv status --env lab", False) is None
-    assert "No idea" in command_problem("inv stauts --env lab", False)
-    assert "No idea" in command_problem("inv verify --env lab --bogus", False)
-    assert "positional" in command_problem("inv drain --env lab", False)
-    assert "one task a line" in command_problem("inv status --env lab verify", False)
+    assert command_problem("inv status --env prod", False) is None
+    assert "No idea" in command_problem("inv stauts --env prod", False)
+    assert "No idea" in command_problem("inv verify --env prod --bogus", False)
+    assert "positional" in command_problem("inv drain --env prod", False)
+    assert "one task a line" in command_problem("inv status --env prod verify", False)
     assert "--env" in command_problem("inv status", False)
     assert command_problem("inv status --env prod", True) is None
-    assert "prod-only" in command_problem("inv status --env prod", False)
+    assert "written for production" in command_problem("inv status --env lab", False)
 
 
 # ---------------------------------------------------------------- faults the drills inject
@@ -282,7 +289,7 @@ def test_runbook_runs_on_the_lab(deployed, nodes, tmp_path, name):
                 continue
             if s.prod_only or s.argv[0] in ("lab.up", "lab.down"):
                 continue
-            r = inv(*s.argv, timeout=300)
+            r = inv(*s.rehearsal, timeout=300)
             ran += 1
             if out_dir:
                 (out_dir / f"{k:02d}.txt").write_text(f"$ {s.command}\n# exit {r.returncode}\n{r.stdout}"

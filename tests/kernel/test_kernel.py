@@ -48,6 +48,32 @@ def test_verify_rr_alternates_across_the_three_nodes(deployed):
     assert ipvs == per, ("IPVS counted other connections than the client saw", ipvs, per)
 
 
+def test_verify_tables_show_the_client_runs_connections(deployed):
+    """verify's IPVS table (every inventory, not only the lab's traffic part) shows the master's live
+    table after the client run: its real servers with the connections the run left (TIME_WAIT:
+    InActConn), the table and --json carrying the same numbers; the address table and keepalived's
+    own view are there too."""
+    deployed.ensure(ENV)
+    rc, out = inv_json("verify", "--env", ENV, "--requests", "30")
+    assert rc == 0, [c for c in out["checks"] if not c["ok"]]
+    master = out["traffic"]["runs"][0]["master"]
+    rows = [r for r in out["ipvs"] if r["node"] == master and r["real_server"]]
+    assert len(rows) == 3 and all(r["ok"] and r["forward"] == "Route" for r in rows), rows
+    assert sum(r["inact_conn"] + r["active_conn"] for r in rows) >= 30, rows
+    held = [r for r in out["addresses"] if r["vips"]]
+    assert [(r["node"], r["interface"]) for r in held] == [(master, "eth0")], held
+    assert all(VIP in r["vips_on_lo"] for r in out["addresses"] if r["interface"] == "lo")
+    states = {r["node"]: r["state"] for r in out["vrrp"]}
+    assert states[master] == "MASTER" and sorted(states.values()) == ["BACKUP", "BACKUP", "MASTER"], states
+    r = inv("verify", "--env", ENV, "--requests", "30")
+    text = r.stdout
+    assert f"IPVS on {master} (ipvsadm -L -n, --rate)" in text and "addresses (ip -j addr)" in text
+    assert "keepalived's view" in text
+    table = text.split(f"IPVS on {master} (ipvsadm -L -n, --rate)")[1].split("\n\n")[0]
+    for row in rows:
+        assert row["real_server"] in table
+
+
 def test_no_request_loops_between_directors(deployed):
     """Every request answered once within the client's timeout; backups schedule nothing."""
     deployed.ensure(ENV)

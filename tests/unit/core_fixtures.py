@@ -169,7 +169,7 @@ def deploy_state(env: Env, node: str, *, files: dict[str, LiveFile | None] | Non
 
 def verify_state(node: str, host: str, *, on_iface: tuple[str, ...] = (), on_lo: tuple[str, ...] = (),
                  sysctl: str = "", active: dict[str, str] | None = None, ipvs: str | None = None,
-                 daemons: str = ""):
+                 daemons: str = "", rate: str | None = None, vrrp: str = "NOT-RUNNING\n", changes: str = ""):
     """One node's fabfile.facts.VERIFY round trip, parsed by observe.parse_state.
     `ipvs` is ipvsadm -L -n output, or None for a kernel without IPVS (the fact prints its mark)."""
     from fabfile.parsers.ipvsadm import NO_IPVS_MARK
@@ -182,5 +182,8 @@ def verify_state(node: str, host: str, *, on_iface: tuple[str, ...] = (), on_lo:
         "active": ("".join(active[u] + "\n" for u in F.UNITS), "", 0),
         "ipvs": (ipvs if ipvs is not None else NO_IPVS_MARK + "\n", "", 0),
         "sync_daemons": (daemons if ipvs is not None else NO_IPVS_MARK + "\n", "", 0),
+        "ipvs_rate": (rate if ipvs is not None and rate is not None else NO_IPVS_MARK + "\n", "", 0),
+        "vrrp": (vrrp, "", 0),
+        "changes": (changes, "", 0),
     }
     return parse_state(node, F.VERIFY, frame(outputs), TOKEN)

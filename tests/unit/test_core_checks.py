@@ -155,6 +155,9 @@ def test_parse_state_fills_every_node_state_field():
         "pending": ("reload\tkeepalived\t\n", "", 0),
         "last_backup": ("20240501T101500.123\n/etc/keepalived/keepalived.conf /etc/default/keepalived\n", "", 0),
         "files": (file_listing({paths[0]: LiveFile(0o600, b"global_defs {}\n"), paths[1]: None}), "", 0),
+        "ipvs_rate": (read("ipvsadm/L_n_rate.txt"), "", 0),
+        "vrrp": (read("keepalived_json/healthy_node2.json"), "", 0),
+        "changes": (read("keepalived_json/journal_split_node2.txt"), "", 0),
     })
     s = parse_state("node2", [*F.ALL, F.files(paths)], text, TOKEN)
     assert (s.name, s.reachable, s.error) == ("node2", True, "")

@@ -201,6 +201,9 @@ GOOD = {  # a plausible answer for every fact, so a whole round trip parses
     "pending": "",
     "last_backup": "20240101T120000.5\n/etc/keepalived/keepalived.conf /etc/nginx/sites-enabled/lbtk\n",
     "files": "@@file /etc/keepalived/keepalived.conf\n644\naGVsbG8K\n@@file /etc/nginx/sites-enabled/lbtk\nMISSING\n",
+    "ipvs_rate": (FX / "ipvsadm/L_n_rate.txt").read_text(),
+    "vrrp": (FX / "keepalived_json/healthy_node1.json").read_text(),
+    "changes": (FX / "keepalived_json/journal_split_node2.txt").read_text(),
 }
 ROUND_TRIP = [*F.ALL, FILES]
 
@@ -271,7 +274,8 @@ def test_every_cut_of_a_round_trip():
 
 
 TOOL_OF = {"addrs": "ip_addr", "sysctl": "sysctl", "active": "systemctl", "ipvs": "ipvsadm",
-           "sync_daemons": "ipvsadm", "ipvs_stats": "ipvsadm"}
+           "sync_daemons": "ipvsadm", "ipvs_stats": "ipvsadm", "ipvs_rate": "ipvsadm",
+           "vrrp": "keepalived_json", "changes": "keepalived_json"}
 MUTANTS = ["", "-1", "9" * 30, "nan", "1e5", "0x10", "٣", "\t", " ", ":", "[", "]", "(", ")", "=", ",",
            "@@file", "->", "{", "}", '"', "null", "true", "0", "ii", "\x00", "\ufffd", "é", "\r"]
 

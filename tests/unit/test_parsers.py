@@ -55,10 +55,43 @@ def test_every_fixture_is_covered():
     claimed |= {f"ip_addr/{n}.txt" for n in IP_ADDR}
     claimed |= {f"sysctl/{n}.txt" for n in SYSCTL}
     claimed |= {f"systemctl/{n}.txt" for n in SYSTEMCTL}
-    present = {str(p.relative_to(FX)) for p in FX.glob("*/*.txt")}
+    claimed |= {f"keepalived_json/{n}" for n in KEEPALIVED_JSON}
+    present = {str(p.relative_to(FX)) for p in FX.glob("*/*.txt")} | \
+        {str(p.relative_to(FX)) for p in FX.glob("keepalived_json/*.json")}
     assert present - claimed == set(), "fixtures no test claims"
     assert claimed - present == set(), "claimed fixtures that were not captured"
     assert len(present) >= 60
+
+
+# keepalived's JSON dump and journal lines, captured from the lab (scripts/capture-fixtures/keepalived_json.sh)
+KEEPALIVED_JSON = {
+    "healthy_node1.json": ("MASTER", 0), "healthy_node2.json": ("BACKUP", 0),
+    "split_auth_node1.json": ("MASTER", None), "split_auth_node2.json": ("MASTER", None),
+    "split_auth_node3.json": ("BACKUP", None), "not_running_node3.txt": (None, None),
+    "journal_node1.txt": (None, None), "journal_split_node2.txt": (None, None),
+}
+
+
+@pytest.mark.parametrize("name", sorted(KEEPALIVED_JSON))
+def test_keepalived_json_fixture_parses(name):
+    from fabfile.parsers import journal, keepalived_json
+    text = read(f"keepalived_json/{name}")
+    state, auth = KEEPALIVED_JSON[name]
+    if name.startswith("journal"):
+        changes = journal.state_changes(text)
+        assert changes and all(c.instance == "VI_1" and c.state in ("MASTER", "BACKUP") for c in changes)
+        assert [c.at for c in changes] == sorted(c.at for c in changes)
+        return
+    views = keepalived_json.parse_keepalived_json(text)
+    if state is None:
+        assert views is None
+        return
+    assert [v.instance for v in views] == ["VI_1"] and views[0].state == state and views[0].vrid == 51
+    if auth == 0:   # captured right after keepalived restarted: its counters start at zero
+        assert views[0].auth_errors == 0
+    if name.startswith("split_auth"):
+        assert views[0].auth_errors > 0
+    assert keepalived_json.parse_keepalived_json(text[: len(text) // 2]) is None   # cut short: unavailable
 
 
 @pytest.mark.parametrize("name", sorted(IPVSADM))

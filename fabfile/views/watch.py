@@ -1,0 +1,75 @@
+"""`inv watch`'s screen: VIP holders and VRRP states, real servers with connections, rates and
+health, the last transitions. The same tables drawn as rich renderables (live, full screen) or
+as plain text (one snapshot, no tty)."""
+from __future__ import annotations
+
+import time
+
+from .. import output
+from ..model import Inventory
+from ..watch import Frame
+from . import cluster
+
+
+def header(inv: Inventory, frame: Frame) -> str:
+    """The line above the tables: which cluster, when, how long the round trips took. (Not a table
+    title: rich wraps a title to its table's width, and the VIP table is narrow.)"""
+    stamp = time.strftime("%H:%M:%S", time.localtime(frame.at))
+    return f"{inv.cluster} at {stamp} (round trips {frame.took_s * 1000:.0f} ms)"
+
+
+def tables(inv: Inventory, frame: Frame) -> list[output.Table]:
+    """The frame as output Tables (one list, whichever way they are drawn)."""
+    out = []
+    t = output.Table("VIP holders", ["VIP", "held by", "state"])
+    for vip, on in frame.holders.items():
+        t.add(vip, ", ".join(on) or "-", "ok" if len(on) == 1 else ("SPLIT BRAIN" if on else "DOWN"),
+              ok=len(on) == 1)
+    out.append(t)
+    t = output.Table("VRRP (keepalived's view)", ["node", "instance", "state", "priority", "adverts in/out",
+                                                  "auth errors", "keepalived"])
+    for r in cluster.vrrp_rows(inv, frame.states, now=frame.at):
+        s = frame.states[r["node"]]
+        t.add(r["node"], r["instance"] or "-", r["state"] or ("UNREACHABLE" if not s.reachable else "-"),
+              "-" if r["priority"] is None else r["priority"],
+              "-" if r["advert_rcvd"] is None else f"{r['advert_rcvd']}/{r['advert_sent']}",
+              "-" if r["auth_errors"] is None else r["auth_errors"], s.active.get("keepalived", "?"),
+              ok=False if not r["ok"] else (True if r["state"] == "MASTER" else None))
+    out.append(t)
+    t = output.Table("real servers (IPVS on the VIP holders)", ["director", "service", "real server", "health",
+                                                                 "weight", "ActiveConn", "InActConn", "CPS",
+                                                                 "InPPS", "OutPPS"])
+    holders = {n for on in frame.holders.values() for n in on}
+    rows = [r for r in cluster.ipvs_rows(inv, frame.states) if r["node"] in holders or not holders]
+    for r in rows:
+        health = ("in pool" if r["real_server"] and r["ok"] else
+                  "OUT (check failing)" if "missing from the pool" in (r["problem"] or "") else r["problem"] or "-")
+        t.add(r["node"], r["service"] or "-", r["real_server"] or "-", health,
+              "-" if r["weight"] is None else r["weight"], "-" if r["active_conn"] is None else r["active_conn"],
+              "-" if r["inact_conn"] is None else r["inact_conn"], *("-" if r[f] is None else r[f]
+                                                                     for f in ("cps", "inpps", "outpps")),
+              # a missing service, an empty pool, an unreachable director: red; no IPVS: neutral
+              ok=r["ok"] if r["real_server"] or not r["ok"] else None)
+    out.append(t)
+    t = output.Table("last transitions", ["time", "what"])
+    for at, what in reversed(frame.transitions):
+        t.add(time.strftime("%H:%M:%S", time.localtime(at)), what)
+    if not frame.transitions:
+        t.add("-", "none seen yet")
+    out.append(t)
+    return out
+
+
+def renderable(inv: Inventory, frame: Frame, interval: float):
+    """A rich Group of the frame's tables, for rich.live.Live."""
+    from rich.console import Group
+    from rich.text import Text
+    parts = [Text(header(inv, frame), style="bold")] + [output.rich_table(t) for t in tables(inv, frame)]
+    parts.append(Text(f"refreshing every {interval:g}s — Ctrl-C to quit", style="dim"))
+    return Group(*parts)
+
+
+def show_once(inv: Inventory, frame: Frame, fmt=None) -> None:
+    output.say(header(inv, frame))
+    for t in tables(inv, frame):
+        output.show(t, fmt)

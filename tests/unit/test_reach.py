@@ -1,0 +1,125 @@
+"""Reaching real estates (no network needed): ssh_config honoured and overridden only where the
+inventory says so, per-node ssh merged field by field, host names with addresses, bastions whose
+host keys are checked, sudo wrapping and its refusals, the --parallel cap."""
+from __future__ import annotations
+
+import copy
+
+import paramiko
+import pytest
+import yaml
+
+from fabfile import remote
+from fabfile.inventory import INVENTORY_DIR, InventoryError, parse
+from fabfile.parsers.sudo import refusal
+
+BASE = yaml.safe_load((INVENTORY_DIR / "lab.yaml").read_text())
+
+
+def inv_with(ssh: dict | None = None, node_ssh: dict | None = None, hosts=None):
+    d = copy.deepcopy(BASE)
+    d["defaults"]["ssh"] = ssh or {}
+    if node_ssh is not None:
+        d["nodes"][1]["ssh"] = node_ssh
+    for k, h in enumerate(hosts or []):
+        d["nodes"][k]["host"] = h
+        d["nodes"][k]["address"] = BASE["nodes"][k]["host"]
+    return parse(d, "t.yaml")
+
+
+@pytest.fixture
+def ssh_config(tmp_path):
+    p = tmp_path / "ssh_config"
+    p.write_text("Host lb1\n  HostName 127.0.0.1\n  Port 2222\n  User deploy\n"
+                 "Host lb2\n  HostName 127.0.0.2\n  ProxyJump ops@jump:2200\n")
+    return p
+
+
+def test_ssh_config_supplies_what_the_inventory_does_not_state(ssh_config):
+    inv = inv_with({"config_file": str(ssh_config)}, hosts=["lb1"])
+    c = remote.connect(inv, inv.nodes[0])
+    assert (c.host, c.port, c.user) == ("127.0.0.1", 2222, "deploy")
+
+
+def test_the_inventory_overrides_only_what_it_states(ssh_config):
+    inv = inv_with({"config_file": str(ssh_config), "port": 2200}, hosts=["lb1"])
+    c = remote.connect(inv, inv.nodes[0])
+    assert (c.host, c.port, c.user) == ("127.0.0.1", 2200, "deploy")
+
+
+def test_node_ssh_merges_field_by_field():
+    inv = inv_with({"user": "ops", "key_filename": "/k", "known_hosts": "/kh", "become": "sudo"},
+                   node_ssh={"port": 2222})
+    merged = inv.ssh_of(inv.nodes[1])
+    assert (merged.user, merged.port, merged.key_filename, merged.known_hosts, merged.become) == \
+        ("ops", 2222, "/k", "/kh", "sudo")
+    assert inv.ssh_of(inv.nodes[0]).port is None
+
+
+def test_a_host_name_needs_an_address_for_keepalived():
+    d = copy.deepcopy(BASE)
+    d["nodes"][0]["host"] = "lb1.example.net"
+    with pytest.raises(InventoryError, match=r"nodes\[0\]\.address: host 'lb1.example.net' is a name"):
+        parse(d, "t.yaml")
+    inv = inv_with(hosts=["lb1.example.net"])
+    assert inv.nodes[0].ip == "10.189.0.11" and inv.nodes[0].host == "lb1.example.net"
+
+
+def test_a_proxyjump_bastion_host_key_is_checked(ssh_config):
+    inv = inv_with({"config_file": str(ssh_config)}, hosts=["lb1", "lb2"])
+    c = remote.connect(inv, inv.nodes[1])
+    assert c.gateway is not None and c.gateway.host == "jump"
+    assert isinstance(c.gateway.client._policy, paramiko.RejectPolicy)
+    assert isinstance(c.client._policy, paramiko.RejectPolicy)
+
+
+def test_an_inventory_gateway_is_checked_too():
+    inv = inv_with({"user": "ops", "gateway": {"host": "127.0.0.9", "user": "ops", "known_hosts": "/nonexistent"}})
+    c = remote.connect(inv, inv.nodes[0])
+    assert c.gateway.host == "127.0.0.9" and isinstance(c.gateway.client._policy, paramiko.RejectPolicy)
+
+
+def test_sudo_wraps_every_command_and_feeds_the_password_on_stdin(monkeypatch):
+    inv = inv_with({"user": "ops", "become": "sudo"}, node_ssh={"become_password_env": "T_SUDO_PW"})
+    c0, c1 = remote.connect(inv, inv.nodes[0]), remote.connect(inv, inv.nodes[1])
+    cmd, stdin = remote.privileged(c0, "systemctl reload keepalived")
+    assert cmd == "sudo -n -H -- sh -c 'systemctl reload keepalived'" and stdin is None
+    monkeypatch.setenv("T_SUDO_PW", "s3cret")
+    cmd, stdin = remote.privileged(c1, "cat /etc/shadow")
+    assert cmd.startswith("sudo -S -p '' -H -- sh -c ") and "s3cret" not in cmd and stdin == "s3cret\n"
+    monkeypatch.delenv("T_SUDO_PW")
+    with pytest.raises(remote.RemoteError, match="sudo needs a password: set the environment variable T_SUDO_PW"):
+        remote.privileged(c1, "true")
+    plain = remote.connect(inv_with({"user": "root"}), inv.nodes[0])
+    assert remote.privileged(plain, "true") == ("true", None)
+
+
+@pytest.mark.parametrize("stderr, why", [
+    ("sudo: a password is required\n", "password-required"),
+    ("Sorry, try again.\nsudo: 1 incorrect password attempt\n", "wrong-password"),
+    ("ops is not in the sudoers file.  This incident will be reported.\n", "not-allowed"),
+    ("sudo: sorry, you must have a tty to run sudo\n", "needs-tty"),
+    ("Job for keepalived.service failed.\n", None),
+])
+def test_sudo_refusals_are_recognised(stderr, why):
+    assert refusal(stderr) == why
+
+
+def test_parallel_caps_the_threads():
+    import threading
+    import time
+    remote.set_parallel(2)
+    try:
+        live, peak, lock = [0], [0], threading.Lock()
+
+        def work(_):
+            with lock:
+                live[0] += 1
+                peak[0] = max(peak[0], live[0])
+            time.sleep(0.05)
+            with lock:
+                live[0] -= 1
+        remote.parallel(list(range(6)), work)
+        assert peak[0] == 2
+    finally:
+        remote.MAX_PARALLEL = 64
