@@ -71,7 +71,7 @@ def connect(inv: Inventory, node: Node) -> Connection:
     c = Connection(node.host, user=ssh.user, port=ssh.port, config=config, connect_kwargs=kwargs,
                    connect_timeout=timeout, **({"gateway": gateway} if gateway else {}))
     _verify_host_keys(c, ssh.known_hosts)
-    hop = c.gateway
+    hop = c.gateway if gateway is None else gateway.gateway
     while isinstance(hop, Connection):   # a ProxyJump from ssh_config: its host key is checked too
         _verify_host_keys(hop, ssh.known_hosts)
         hop.lbtk_node = getattr(hop, "lbtk_node", None) or f"bastion {hop.host}"

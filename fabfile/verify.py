@@ -88,6 +88,9 @@ def diagnose(inv: Inventory, obs: dict[str, NodeState], holders: dict[str, list[
 
 def verify(inv: Inventory, conns, http: bool = True, secrets: dict[str, str] | None = None) -> Report:
     obs = observe(conns, F.VERIFY, {c.lbtk_node: [F.files([CONF])] for c in conns})
+    if obs and not any(s.reachable for s in obs.values()):   # one cause (a bastion, the network): one line
+        from .remote import RemoteError
+        raise RemoteError(next(iter(obs.values())).error + " — no node answered")
     whole = all(n.name in obs for n in inv.nodes)
     holders = vip_holders(inv, obs) if whole else {}   # with --node, who holds a VIP is not known
     checks, findings = diagnose(inv, obs, holders, checks_of(inv, obs, holders), secrets or {})

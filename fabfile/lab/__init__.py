@@ -3,10 +3,21 @@
 Host-side subprocess work only (no Fabric). Layout under `LabSpec.lab_dir`:
 
     base/ + base.stamp         debootstrap'd Debian rootfs, shared read-only (rootfs.py)
-    id_ed25519{,.pub}          the lab's SSH client key (root's authorized_keys on every node)
+    base.old-N/                a base replaced while nodes still ran on it; removed once none does
+    id_ed25519{,.pub}          the lab's SSH client key (root's authorized_keys on every node, or
+                               the login user's with `users`)
     hostkeys/NAME/             each node's SSH host keys, made once by its own ssh-keygen -A
-    known_hosts                node IPs and their real host keys, rewritten at every `up`
+    known_hosts                node IPs and their real host keys, of every running node of every
+                               lab in this dir, rewritten at every `up` and `down`
     nodes/NAME/                per node: overlay upper/work/root, nspawn.pid, nspawn.log, node.json
+                               (node.json names the lab the node belongs to: `down` takes only its own)
+
+Several labs (inventories) may share the lab dir, the bridge and its address at once (node names
+differ): `down` stops only its own nodes and deletes a bridge only once no port is left on it.
+
+A production-shaped lab (`bastion` + `inner_bridge`): the nodes sit on `inner_bridge`, which the
+host has no address on, and the bastion node has one leg on each bridge and forwards nothing;
+`users`: root login refused, a login user with the lab key and sudo (NOPASSWD, or a password).
 
 Network rule: the nodes reach only loopback and the lab subnet behind the lab's own bridge
 (no default route, no NAT, no DNS).
@@ -43,11 +54,37 @@ def _default_lab_dir() -> Path:
 
 
 @dataclass(frozen=True)
+class LabBastion:
+    """The node on both bridges: `host` on `bridge` (the host reaches it), `inner` (address/prefix)
+    on `inner_bridge`, whose network holds every other node."""
+    name: str
+    host: str
+    inner: str
+    mac: str | None = None
+    inner_mac: str | None = None
+
+
+@dataclass(frozen=True)
+class LabUsers:
+    """Root login refused; `name` logs in with the lab key and has sudo on the nodes (not on the
+    bastion): NOPASSWD, except on `sudo_password_nodes`, where sudo asks the password kept in
+    `password_file` (made once, random, mode 0600)."""
+    name: str = "ops"
+    sudo_password_nodes: tuple[str, ...] = ()
+    password_file: Path | None = None
+
+
+@dataclass(frozen=True)
 class LabSpec:
     nodes: tuple[LabNode, ...]
     bridge: str = "lbtk-br0"
     gateway: str = "10.189.0.1/24"
     lab_dir: Path = field(default_factory=_default_lab_dir)
+    name: str = "lab"                       # whose nodes these are (node.json): `down` takes only its own
+    inner_bridge: str | None = None         # with bastion: the nodes' own segment, no host address
+    bastion: LabBastion | None = None
+    users: LabUsers | None = None           # None: root logs in with the lab key (the plain lab)
+    ssh_config: Path | None = None          # an ssh_config naming every node, written by `up`
 
 
 @dataclass(frozen=True)
@@ -76,6 +113,52 @@ def ifname(prefix: str, name: str) -> str:
     return f"{prefix}{name[:IFNAMSIZ - len(prefix) - 5]}-{digest}"
 
 
+_USER_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,30}$")    # a portable login name (useradd's rule)
+INNER_PREFIX = "lbtk-i"                                 # host side of the bastion's inner leg
+
+
+def _check_bridge_name(what: str, name: str) -> None:
+    if not (0 < len(name) <= IFNAMSIZ) or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+        raise LabError(f"{what} name {name!r} must be 1-{IFNAMSIZ} chars of [A-Za-z0-9_.-]")
+
+
+def _check_mac(who: str, mac: str | None, macs: set[str], key: str = "mac") -> None:
+    if mac is None:
+        return
+    if not _MAC_RE.match(mac) or int(mac[:2], 16) & 1:
+        raise LabError(f"{who}: {key} {mac!r} is not a unicast MAC like 02:bd:00:00:01:11")
+    if mac.lower() in macs:
+        raise LabError(f"{who}: {key} {mac} is already used by another node")
+    macs.add(mac.lower())
+
+
+def _check_host(who: str, host: str, net: ipaddress.IPv4Network, hosts: set[str], what: str = "host") -> None:
+    try:
+        ip = ipaddress.IPv4Address(host)
+    except ValueError:
+        raise LabError(f"{who}: {what} {host!r} is not an IPv4 address") from None
+    if ip not in net or ip in (net.network_address, net.broadcast_address):
+        raise LabError(f"{who}: {what} {host} is not a usable address of the lab subnet {net}")
+    if str(ip) in hosts:
+        raise LabError(f"{who}: {what} {host} is already used (gateway, bastion or another node)")
+    hosts.add(str(ip))
+
+
+def inner_network(spec: LabSpec) -> ipaddress.IPv4Interface | None:
+    """The bastion's address on the inner bridge (its network holds the nodes); None without one."""
+    if spec.bastion is None:
+        return None
+    try:
+        inner = ipaddress.IPv4Interface(spec.bastion.inner)
+    except ValueError:
+        raise LabError(f"bastion {spec.bastion.name}: inner {spec.bastion.inner!r} is not an IPv4 "
+                       "address/prefix like 10.189.0.94/27") from None
+    if "/" not in spec.bastion.inner or inner.network.prefixlen >= 31:
+        raise LabError(f"bastion {spec.bastion.name}: inner {spec.bastion.inner!r} needs a prefix length "
+                       "with room for the nodes, e.g. /27")
+    return inner
+
+
 def validate(spec: LabSpec) -> ipaddress.IPv4Interface:
     """Check a spec before touching the host; returns the gateway interface."""
     if not spec.nodes:
@@ -86,32 +169,50 @@ def validate(spec: LabSpec) -> ipaddress.IPv4Interface:
         raise LabError(f"lab gateway {spec.gateway!r} is not an IPv4 address/prefix like 10.189.0.1/24") from None
     if gw.network.prefixlen == 32:
         raise LabError(f"lab gateway {spec.gateway!r} needs a prefix length, e.g. /24")
-    if not (0 < len(spec.bridge) <= IFNAMSIZ) or not re.fullmatch(r"[A-Za-z0-9_.-]+", spec.bridge):
-        raise LabError(f"lab bridge name {spec.bridge!r} must be 1-{IFNAMSIZ} chars of [A-Za-z0-9_.-]")
+    _check_bridge_name("lab bridge", spec.bridge)
+    if not _NAME_RE.match(spec.name):
+        raise LabError(f"lab name {spec.name!r} must be a hostname label (letters, digits, '-')")
+    if (spec.bastion is None) != (spec.inner_bridge is None):
+        raise LabError("lab: a bastion and an inner bridge go together (the bastion is the only way to "
+                       "the inner bridge); set both or neither")
+    inner = inner_network(spec)
     names, hosts, macs = set(), {str(gw.ip)}, set()
+    if spec.bastion is not None:
+        b = spec.bastion
+        _check_bridge_name("lab inner bridge", spec.inner_bridge)
+        if spec.inner_bridge == spec.bridge:
+            raise LabError(f"lab inner bridge {spec.inner_bridge!r} is the lab bridge; name another one")
+        if not _NAME_RE.match(b.name):
+            raise LabError(f"bastion name {b.name!r} must be a hostname label (letters, digits, '-')")
+        names.add(b.name)
+        _check_host(f"bastion {b.name}", b.host, gw.network, hosts)
+        _check_host(f"bastion {b.name}", str(inner.ip), inner.network, hosts, "inner")
+        _check_mac(f"bastion {b.name}", b.mac, macs)
+        _check_mac(f"bastion {b.name}", b.inner_mac, macs, "inner_mac")
+    net = inner.network if inner is not None else gw.network
     for n in spec.nodes:
         if not _NAME_RE.match(n.name):
             raise LabError(f"lab node name {n.name!r} must be a hostname label (letters, digits, '-')")
         if n.name in names:
-            raise LabError(f"lab node name {n.name!r} appears twice")
+            raise LabError(f"lab node name {n.name!r} appears twice (or is the bastion's)")
         names.add(n.name)
-        try:
-            ip = ipaddress.IPv4Address(n.host)
-        except ValueError:
-            raise LabError(f"{n.name}: host {n.host!r} is not an IPv4 address") from None
-        if ip not in gw.network or ip in (gw.network.network_address, gw.network.broadcast_address):
-            raise LabError(f"{n.name}: host {n.host} is not a usable address of the lab subnet {gw.network}")
-        if str(ip) in hosts:
-            raise LabError(f"{n.name}: host {n.host} is already used (gateway or another node)")
-        hosts.add(str(ip))
-        if n.mac is not None:
-            if not _MAC_RE.match(n.mac) or int(n.mac[:2], 16) & 1:
-                raise LabError(f"{n.name}: mac {n.mac!r} is not a unicast MAC like 02:bd:00:00:01:11")
-            if n.mac.lower() in macs:
-                raise LabError(f"{n.name}: mac {n.mac} is already used by another node")
-            macs.add(n.mac.lower())
-    if len({ifname("lbtk-", n.name) for n in spec.nodes}) != len(spec.nodes):
+        _check_host(n.name, n.host, net, hosts)
+        _check_mac(n.name, n.mac, macs)
+    ifnames = [ifname("lbtk-", n) for n in names]
+    if spec.bastion is not None:
+        ifnames.append(ifname(INNER_PREFIX, spec.bastion.name))
+    if len(set(ifnames)) != len(ifnames):
         raise LabError("lab node names collide once shortened to interface names; rename a node")
+    if spec.users is not None:
+        u = spec.users
+        if not _USER_RE.match(u.name) or u.name == "root":
+            raise LabError(f"lab user {u.name!r} must be a login name other than root "
+                           "(lowercase letters, digits, '_', '-')")
+        unknown = sorted(set(u.sudo_password_nodes) - {n.name for n in spec.nodes})
+        if unknown:
+            raise LabError(f"lab users.sudo_password_nodes names {', '.join(unknown)}, not a node of the lab")
+        if u.sudo_password_nodes and u.password_file is None:
+            raise LabError("lab users.sudo_password_nodes needs users.password_file (where the password is kept)")
     return gw
 
 
@@ -227,5 +328,5 @@ def remove_tree(path: Path) -> None:
 from .rootfs import build_rootfs  # noqa: E402
 from .nspawn import down, ssh_config, status, up  # noqa: E402
 
-__all__ = ["LabError", "LabNode", "LabSpec", "NodeStatus", "build_rootfs", "up", "down", "status",
-           "ssh_config"]
+__all__ = ["LabError", "LabNode", "LabSpec", "LabBastion", "LabUsers", "NodeStatus", "build_rootfs", "up",
+           "down", "status", "ssh_config"]

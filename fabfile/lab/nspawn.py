@@ -6,14 +6,23 @@ its own cgroup (hybrid hosts: in the `systemd` and `unified` hierarchies), and n
 detached with its pid (plus start time, against pid reuse) in `nodes/<name>/nspawn.pid`.
 Only those recorded processes, and the processes inside the cgroups the lab made, are ever
 signalled, always by PID.
+
+With a bastion (LabSpec.bastion + inner_bridge) the nodes' eth0 hangs on the inner bridge, which
+has no host address; the bastion's eth0 is on the lab bridge and its eth1 (host side
+`lbtk-i<name>`) on the inner one, with forwarding off. The host never connects to a node there:
+sshd is probed from a socket made inside the bastion's network namespace.
+With `users`, each node gets the login user (the lab key), sshd refuses root, and the nodes'
+sudoers grant the user sudo (NOPASSWD, or with the lab's password on sudo_password_nodes).
 """
 from __future__ import annotations
 
+import ctypes
 import glob
 import hashlib
 import ipaddress
 import json
 import os
+import secrets as _random
 import signal
 import socket
 import subprocess
@@ -21,8 +30,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import (LabError, LabNode, LabSpec, NodeStatus, ifname, lab_path, last_line, locked, mounts_under,
-               one_line, remove_tree, require_root, run, unmount_under, validate)
+from . import (INNER_PREFIX, LabError, LabNode, LabSpec, NodeStatus, ifname, inner_network, lab_path, last_line,
+               locked, mounts_under, one_line, remove_tree, require_root, run, unmount_under, validate)
 from . import rootfs
 from ..parsers import ParseError
 from ..parsers.ip_addr import holds, link_kind, parse_ip_addr
@@ -47,6 +56,14 @@ class _Node:
     host: str
     mac: str | None
     dir: Path
+    lab: str = "lab"                  # the lab (LabSpec.name) it belongs to
+    bridge: str = "lbtk-br0"          # where its eth0 hangs
+    prefix: int = 24
+    role: str = "node"                # "node", or "bastion" (eth1 on inner_bridge, forwards nothing)
+    inner: str | None = None          # bastion: eth1's address/prefix
+    inner_mac: str | None = None
+    inner_bridge: str | None = None
+    via: str | None = None            # the netns its sshd is probed from (the bastion's); None: the host
 
     @property
     def netns(self) -> str:
@@ -55,6 +72,10 @@ class _Node:
     @property
     def veth(self) -> str:
         return ifname("lbtk-", self.name)
+
+    @property
+    def inner_veth(self) -> str:
+        return ifname(INNER_PREFIX, self.name)
 
     @property
     def root(self) -> Path:
@@ -78,23 +99,58 @@ def _nodes_dir(spec: LabSpec) -> Path:
 
 
 def _node(spec: LabSpec, n: LabNode) -> _Node:
-    return _Node(n.name, n.host, n.mac, _nodes_dir(spec) / n.name)
+    inner = inner_network(spec)
+    if inner is None:
+        bridge, prefix, via = spec.bridge, ipaddress.IPv4Interface(spec.gateway).network.prefixlen, None
+    else:
+        bridge, prefix, via = spec.inner_bridge, inner.network.prefixlen, f"lbtk-{spec.bastion.name}"
+    return _Node(n.name, n.host, n.mac, _nodes_dir(spec) / n.name, spec.name, bridge, prefix, via=via)
+
+
+def _bastion(spec: LabSpec) -> _Node | None:
+    b = spec.bastion
+    if b is None:
+        return None
+    return _Node(b.name, b.host, b.mac, _nodes_dir(spec) / b.name, spec.name, spec.bridge,
+                 ipaddress.IPv4Interface(spec.gateway).network.prefixlen, "bastion", b.inner, b.inner_mac,
+                 spec.inner_bridge)
+
+
+def _lab_nodes(spec: LabSpec) -> list[_Node]:
+    """The spec's nodes, then its bastion."""
+    b = _bastion(spec)
+    return [_node(spec, n) for n in spec.nodes] + ([b] if b else [])
+
+
+def _recorded(d: Path) -> _Node | None:
+    """The node a lab made in `d`, from its node.json; None when that cannot be read."""
+    try:
+        m = json.loads((d / "node.json").read_text())
+        return _Node(m["name"], m["host"], m.get("mac"), d, m.get("lab", "lab"), m.get("bridge", ""),
+                     int(m.get("prefix", 24)), m.get("role", "node"), m.get("inner"))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _owner(nd: _Node) -> str | None:
+    """The lab the node's directory was made by (node.json), None when there is none."""
+    rec = _recorded(nd.dir)
+    return rec.lab if rec else None
 
 
 def _all_nodes(spec: LabSpec) -> list[_Node]:
-    """The spec's nodes plus any node the lab made earlier (a changed inventory, a crash)."""
-    nodes = {n.name: _node(spec, n) for n in spec.nodes}
-    for meta in sorted(_nodes_dir(spec).glob("*/node.json")):
-        try:
-            m = json.loads(meta.read_text())
-            nodes.setdefault(m["name"], _Node(m["name"], m["host"], m.get("mac"), meta.parent))
-        except (OSError, ValueError, KeyError):
-            name = meta.parent.name
-            nodes.setdefault(name, _Node(name, "", None, meta.parent))
+    """The spec's nodes plus any node this lab made earlier (a changed inventory, a crash).
+    A node directory another lab made (node.json names it) is never this lab's."""
+    nodes = {nd.name: nd for nd in _lab_nodes(spec)}
     for d in sorted(_nodes_dir(spec).glob("*")) if _nodes_dir(spec).is_dir() else []:
-        if d.is_dir():
-            nodes.setdefault(d.name, _Node(d.name, "", None, d))
-    return list(nodes.values())
+        if not d.is_dir() or d.name in nodes:
+            continue
+        rec = _recorded(d)
+        if rec is None:
+            nodes[d.name] = _Node(d.name, "", None, d)      # never started (node.json comes first)
+        elif rec.lab == spec.name:
+            nodes[d.name] = rec
+    return [nd for nd in nodes.values() if _owner(nd) in (None, spec.name)]
 
 
 def _cgroup_hierarchies() -> list[Path]:
@@ -257,6 +313,41 @@ def _bridge_up(spec: LabSpec, gw: ipaddress.IPv4Interface) -> None:
     run(["ip", "link", "set", spec.bridge, "up"], what=f"bringing up {spec.bridge}")
 
 
+def _inner_bridge_up(name: str) -> None:
+    """A bridge the host has no address on (nothing routes there from the host)."""
+    kind = _link_kind(name)
+    if kind is None:
+        run(["ip", "link", "add", name, "address", _mac("02:bd:fe", name), "type", "bridge"],
+            what=f"creating bridge {name}")
+        _no_ipv6(name)
+    elif kind != "bridge":
+        raise LabError(f"{name} exists and is not a bridge ({kind or 'unknown kind'}); "
+                       "pick another inner bridge name")
+    run(["ip", "addr", "flush", "dev", name], what=f"clearing addresses of {name}")
+    run(["ip", "link", "set", name, "up"], what=f"bringing up {name}")
+
+
+def _bridge_ports(name: str) -> list[str]:
+    """Interfaces still enslaved to a bridge (another lab's nodes, a kernel tier's tap)."""
+    try:
+        return sorted(os.listdir(f"/sys/class/net/{name}/brif"))
+    except OSError:
+        return []
+
+
+def _bridge_down(name: str, progress) -> None:
+    """Delete a lab bridge, unless something still hangs on it (another lab sharing it)."""
+    if _link_kind(name) != "bridge":
+        return
+    ports = _bridge_ports(name)
+    if ports:
+        if progress is not None:
+            progress(f"lab: bridge {name} kept: still used by {', '.join(ports[:4])}"
+                     + (" ..." if len(ports) > 4 else ""))
+        return
+    run(["ip", "link", "del", name], what=f"deleting bridge {name}")
+
+
 def _bridge_ready(spec: LabSpec) -> bool:
     """The bridge exists and holds the gateway: only then may the host connect to node addresses
     (otherwise 10.189.0.x would follow the host's default route out of the machine)."""
@@ -273,27 +364,44 @@ def _netns_exists(name: str) -> bool:
     return Path("/run/netns", name).exists()
 
 
-def _net_up(spec: LabSpec, nd: _Node, prefix: int) -> None:
+# the bastion routes nothing between its legs, and answers ARP on each leg only for that leg's
+# address (the host never learns a way to the inner segment)
+BASTION_SYSCTLS = {"net.ipv4.ip_forward": "0", "net.ipv4.conf.all.forwarding": "0",
+                   "net.ipv4.conf.all.arp_ignore": "1", "net.ipv4.conf.all.arp_announce": "2"}
+
+
+def _veth(nd: _Node, host_side: str, node_side: str, mac: str | None, bridge: str, mac_seed: str) -> None:
+    cmd = ["ip", "link", "add", host_side, "address", _mac("02:bd:fd", mac_seed), "type", "veth",
+           "peer", "name", node_side]
+    if mac:
+        cmd += ["address", mac]
+    run(cmd + ["netns", nd.netns], what=f"{nd.name}: creating veth {host_side}")
+    _no_ipv6(host_side)
+    run(["ip", "link", "set", host_side, "master", bridge, "up"], what=f"{nd.name}: attaching {host_side}")
+
+
+def _net_up(nd: _Node) -> None:
     run(["ip", "netns", "add", nd.netns], what=f"{nd.name}: ip netns add")
     # the node side is created inside the namespace: its default conf applies to it
     _no_ipv6("default", nd.netns)
-    cmd = ["ip", "link", "add", nd.veth, "address", _mac("02:bd:fd", nd.name), "type", "veth",
-           "peer", "name", "eth0"]
-    if nd.mac:
-        cmd += ["address", nd.mac]
-    run(cmd + ["netns", nd.netns], what=f"{nd.name}: creating veth {nd.veth}")
-    _no_ipv6(nd.veth)
-    run(["ip", "link", "set", nd.veth, "master", spec.bridge, "up"], what=f"{nd.name}: attaching {nd.veth}")
+    if nd.role == "bastion":
+        run(["ip", "netns", "exec", nd.netns, "sysctl", "-qw",
+             *(f"{k}={v}" for k, v in BASTION_SYSCTLS.items())], what=f"{nd.name}: forwarding off")
+    _veth(nd, nd.veth, "eth0", nd.mac, nd.bridge, nd.name)
     # node side: loopback and eth0 on the lab subnet; no default route (no way out of the lab)
-    run(["ip", "-n", nd.netns, "-batch", "-"], what=f"{nd.name}: addressing eth0",
-        input=f"link set lo up\naddr add {nd.host}/{prefix} dev eth0\nlink set eth0 up\n")
+    batch = f"link set lo up\naddr add {nd.host}/{nd.prefix} dev eth0\nlink set eth0 up\n"
+    if nd.inner:
+        _veth(nd, nd.inner_veth, "eth1", nd.inner_mac, nd.inner_bridge, f"{nd.name}/inner")
+        batch += f"addr add {nd.inner} dev eth1\nlink set eth1 up\n"
+    run(["ip", "-n", nd.netns, "-batch", "-"], what=f"{nd.name}: addressing eth0", input=batch)
 
 
 def _net_down(nd: _Node) -> None:
     if _netns_exists(nd.netns):
         run(["ip", "netns", "del", nd.netns], what=f"{nd.name}: ip netns del")
-    if _link_kind(nd.veth) == "veth":
-        run(["ip", "link", "del", nd.veth], check=False)
+    for veth in (nd.veth, nd.inner_veth) if nd.role == "bastion" else (nd.veth,):
+        if _link_kind(veth) == "veth":
+            run(["ip", "link", "del", veth], check=False)
 
 
 # ---------------------------------------------------------------- node files
@@ -311,6 +419,9 @@ def _write(path: Path, text: str, mode: int = 0o644) -> None:
 def _hosts(spec: LabSpec) -> str:
     lines = ["127.0.0.1\tlocalhost", "::1\t\tlocalhost ip6-localhost ip6-loopback", ""]
     lines += [f"{n.host}\t{n.name}" for n in spec.nodes]
+    inner = inner_network(spec)
+    if inner is not None:                       # the bastion, at the address the nodes reach it on
+        lines.append(f"{inner.ip}\t{spec.bastion.name}")
     return "\n".join(lines) + "\n"
 
 
@@ -335,8 +446,101 @@ def _authorize(nd: _Node, pub: str) -> None:
         _write(ak, pub, 0o600)
 
 
-def _prepare_tree(spec: LabSpec, nd: _Node, base: Path, pub: str) -> subprocess.Popen:
-    """Overlay over the base plus the node's own files; returns the running host-key generation."""
+# ---- users (LabSpec.users): root login refused, the login user with the lab key and sudo
+
+SSHD_USERS_CONF = """\
+# lbtk lab node (production-shaped): no root login; {user} logs in by key only (the lab's id_ed25519).
+PermitRootLogin no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+GSSAPIAuthentication no
+UseDNS no
+"""
+SUDOERS = """\
+# lbtk lab: {user} runs anything as root{how}
+Defaults:{user} lecture=never
+{user} ALL=(ALL:ALL) {tag}ALL
+"""
+BASTION_SYSCTL_CONF = "# lbtk lab bastion: it routes nothing between its legs\n" + "".join(
+    f"{k} = {v}\n" for k, v in BASTION_SYSCTLS.items())
+# Run by chroot in the node's tree (sh -c SCRIPT sh USER PUBKEY SETPW), at every `up` (idempotent):
+# the node's host keys, the user (no password: key login only) and its authorized_keys, root's
+# authorized_keys gone; with SETPW=1, chpasswd reads "user:password" on stdin (never argv).
+_USERS_SCRIPT = r"""set -e
+u=$1 pub=$2 setpw=$3
+ssh-keygen -A >/dev/null </dev/null
+id -u "$u" >/dev/null 2>&1 || useradd --create-home --home-dir "/home/$u" --shell /bin/bash --password '*' "$u"
+install -d -m 700 -o "$u" -g "$u" "/home/$u/.ssh"
+printf '%s' "$pub" > "/home/$u/.ssh/authorized_keys.lbtk-tmp"
+chown "$u:$u" "/home/$u/.ssh/authorized_keys.lbtk-tmp"
+chmod 600 "/home/$u/.ssh/authorized_keys.lbtk-tmp"
+mv -f "/home/$u/.ssh/authorized_keys.lbtk-tmp" "/home/$u/.ssh/authorized_keys"
+rm -f /root/.ssh/authorized_keys
+if [ "$setpw" = 1 ]; then chpasswd; fi
+"""
+
+
+def _needs_password(spec: LabSpec, nd: _Node) -> bool:
+    return spec.users is not None and nd.role == "node" and nd.name in spec.users.sudo_password_nodes
+
+
+def _sudo_password(spec: LabSpec) -> str | None:
+    """The lab's sudo password (users.password_file): made once, random, mode 0600, then reused.
+    None when no node asks one. Never printed."""
+    u = spec.users
+    if u is None or not u.sudo_password_nodes:
+        return None
+    path = Path(u.password_file)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            fd = None                               # made by a concurrent caller meanwhile
+        if fd is not None:
+            with os.fdopen(fd, "w") as f:
+                f.write(_random.token_urlsafe(18) + "\n")
+    if not path.is_file():
+        raise LabError(f"lab users.password_file {path} is not a file")
+    try:
+        value = path.read_bytes().decode("utf-8").strip()
+    except (OSError, UnicodeDecodeError) as e:
+        raise LabError(f"lab users.password_file {path}: cannot read it ({getattr(e, 'strerror', None) or e})"
+                       ) from None
+    if not value or any(c in ":\n\r" or not c.isprintable() for c in value):
+        raise LabError(f"lab users.password_file {path}: the password must be one line of printable "
+                       "characters without ':' (remove the file: `inv lab.up` makes a new one)")
+    return value
+
+
+def _user_files(spec: LabSpec, nd: _Node) -> None:
+    """sshd without root login, the user's sudoers (nodes only), the bastion's sysctls."""
+    etc, user = nd.root / "etc", spec.users.name
+    _write(etc / "ssh/sshd_config.d/lbtk-lab.conf", SSHD_USERS_CONF.format(user=user))
+    sudoers = etc / "sudoers.d/lbtk-lab"
+    if nd.role == "node":
+        pw = _needs_password(spec, nd)
+        _write(sudoers, SUDOERS.format(user=user, tag="" if pw else "NOPASSWD: ",
+                                       how=", with its password" if pw else ", no password asked"), 0o440)
+    elif sudoers.exists() or sudoers.is_symlink():
+        sudoers.unlink()
+    if nd.role == "bastion":
+        _write(etc / "sysctl.d/90-lbtk-bastion.conf", BASTION_SYSCTL_CONF)
+
+
+def _users_run(spec: LabSpec, nd: _Node, pub: str, password: str | None) -> tuple[subprocess.Popen, str | None]:
+    """Start _USERS_SCRIPT in the node's tree; (the process, what to write to its stdin)."""
+    setpw = _needs_password(spec, nd)
+    p = subprocess.Popen(["chroot", str(nd.root), "sh", "-c", _USERS_SCRIPT, "sh", spec.users.name, pub,
+                          "1" if setpw else "0"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True)
+    return p, f"{spec.users.name}:{password}\n" if setpw else ""
+
+
+def _prepare_tree(spec: LabSpec, nd: _Node, base: Path, pub: str,
+                  password: str | None = None) -> tuple[subprocess.Popen, str | None]:
+    """Overlay over the base plus the node's own files; returns the running host-key generation
+    (with `users`: the user's setup too) and what to feed its stdin."""
     for sub in ("upper", "work", "root"):
         (nd.dir / sub).mkdir(parents=True, exist_ok=True)
     run(["mount", "-t", "overlay", "overlay", "-o",
@@ -346,13 +550,17 @@ def _prepare_tree(spec: LabSpec, nd: _Node, base: Path, pub: str) -> subprocess.
     _write(etc / "hostname", nd.name + "\n")
     _write(etc / "hosts", _hosts(spec))
     _write(etc / "machine-id", hashlib.md5(f"lbtk-lab:{nd.name}".encode()).hexdigest() + "\n", 0o444)
-    _authorize(nd, pub)
+    if spec.users is None:
+        _authorize(nd, pub)
     # host keys: the node's own, made once by its ssh-keygen and kept across lab re-creations
     cache = _hostkey_cache(spec, nd)
     for f in sorted(cache.glob("ssh_host_*")) if cache.is_dir() else []:
         _write(etc / "ssh" / f.name, f.read_text(), 0o600 if not f.name.endswith(".pub") else 0o644)
+    if spec.users is not None:
+        _user_files(spec, nd)
+        return _users_run(spec, nd, pub, password)
     return subprocess.Popen(["chroot", str(nd.root), "ssh-keygen", "-A"], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True), None
 
 
 def _hostkey_cache(spec: LabSpec, nd: _Node) -> Path:
@@ -380,14 +588,43 @@ def _host_keys(nd: _Node) -> list[str]:
     return keys
 
 
-def _write_known_hosts(spec: LabSpec) -> None:
-    """known_hosts = every running node's real host keys (so clients verify them)."""
+def _write_known_hosts(spec: LabSpec, drop_if_empty: bool = False) -> None:
+    """known_hosts = the real host keys of every node mounted in the lab dir (so clients verify
+    them), whichever lab it belongs to: labs sharing the dir share the file."""
     lines = []
-    for n in spec.nodes:
-        nd = _node(spec, n)
-        if nd.root.is_dir() and mounts_under(nd.root):
+    d = _nodes_dir(spec)
+    for sub in sorted(d.glob("*")) if d.is_dir() else []:
+        nd = _recorded(sub)
+        if nd is not None and nd.host and nd.root.is_dir() and mounts_under(nd.root):
             lines += _host_keys(nd)
-    _write(lab_path(spec.lab_dir) / "known_hosts", "".join(ln + "\n" for ln in lines))
+    path = lab_path(spec.lab_dir) / "known_hosts"
+    if not lines and drop_if_empty:
+        path.unlink(missing_ok=True)
+        return
+    _write(path, "".join(ln + "\n" for ln in lines))
+
+
+def _ssh_config_text(spec: LabSpec) -> str:
+    """Every node of the lab by name (the bastion too): HostName, User, the lab key and known_hosts."""
+    d = lab_path(spec.lab_dir)
+    user = spec.users.name if spec.users else "root"
+    out = [f"# written by `inv lab.up` for lab {spec.name}; rewritten at every up, removed by lab.down",
+           f"# through the bastion: ssh -F THIS_FILE -J {user}@{spec.bastion.name} {user}@NODE"
+           if spec.bastion else "# ssh -F THIS_FILE NODE", ""]
+    nodes = _lab_nodes(spec)
+    for nd in nodes[-1:] + nodes[:-1] if spec.bastion else nodes:     # the bastion first
+        out += [f"Host {nd.name}", f"  HostName {nd.host}", f"  User {user}", f"  IdentityFile {d / 'id_ed25519'}",
+                "  IdentitiesOnly yes", f"  UserKnownHostsFile {d / 'known_hosts'}", "  StrictHostKeyChecking yes",
+                "  GSSAPIAuthentication no", ""]
+    return "\n".join(out)
+
+
+def _write_ssh_config(spec: LabSpec) -> None:
+    if spec.ssh_config is None:
+        return
+    path = lab_path(spec.ssh_config)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write(path, _ssh_config_text(spec))
 
 
 # ---------------------------------------------------------------- start / wait / stop
@@ -417,9 +654,38 @@ def _start(nd: _Node) -> int:
     return pid
 
 
-def _ssh_banner(host: str, timeout: float = 1.0) -> bool:
+_CLONE_NEWNET = 0x40000000
+
+
+def _socket_in(netns: str) -> socket.socket:
+    """A TCP socket that lives in network namespace `netns` (it routes there, whatever thread
+    uses it): this thread enters the namespace just to create it, then comes back."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    with open("/proc/thread-self/ns/net") as home, open(f"/run/netns/{netns}") as there:
+        if libc.setns(there.fileno(), _CLONE_NEWNET) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"setns into {netns}: {os.strerror(err)}")
+        try:
+            return socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        finally:
+            if libc.setns(home.fileno(), _CLONE_NEWNET) != 0:
+                raise LabError(f"could not come back from network namespace {netns}")
+
+
+def _ssh_banner(host: str, timeout: float = 1.0, netns: str | None = None) -> bool:
+    """sshd greets on host:22, seen from this machine, or from inside `netns` (the bastion's)."""
     try:
-        with socket.create_connection((host, 22), timeout=timeout) as s:
+        if netns is None:
+            s = socket.create_connection((host, 22), timeout=timeout)
+        else:
+            s = _socket_in(netns)
+            s.settimeout(timeout)
+            try:
+                s.connect((host, 22))
+            except OSError:
+                s.close()
+                raise
+        with s:
             s.settimeout(timeout)
             return s.recv(64).startswith(b"SSH-")
     except OSError:
@@ -459,7 +725,7 @@ def _wait_booted(pending: dict[str, tuple[_Node, int, float]], progress, timeout
                 continue
             if state[name] not in ("running", "degraded"):
                 state[name] = _systemd_state(init)
-            if state[name] in ("running", "degraded") and _ssh_banner(nd.host, BANNER_TIMEOUT):
+            if state[name] in ("running", "degraded") and _ssh_banner(nd.host, BANNER_TIMEOUT, nd.via):
                 del pending[name]
                 progress(f"{name}: booted in {time.monotonic() - t0:.1f}s (systemd {state[name]}, sshd up)")
                 if state[name] == "degraded":
@@ -497,32 +763,51 @@ def up(spec: LabSpec, progress=print, timeout: float = BOOT_TIMEOUT) -> None:
         raise LabError("no usable cgroup hierarchy under /sys/fs/cgroup (systemd-nspawn needs one)")
     base = rootfs.build_rootfs(spec, progress)
     t_all = time.monotonic()
+    nodes = _lab_nodes(spec)
     with locked(spec.lab_dir):
+        for nd in nodes:
+            owner = _owner(nd)
+            if owner not in (None, spec.name):
+                raise LabError(f"{nd.name}: node of the lab {owner!r} (same name, same lab dir); "
+                               f"take that lab down or rename the node")
         key = _client_key(spec)
         pub = key.with_suffix(".pub").read_text()
+        password = _sudo_password(spec)
         _bridge_up(spec, gw)
+        if spec.inner_bridge:
+            _inner_bridge_up(spec.inner_bridge)
         to_start, keygens = [], []
-        for n in spec.nodes:
-            nd = _node(spec, n)
+        for nd in nodes:
             pid = _recorded_pid(nd)
             if pid is not None:
-                _authorize(nd, pub)
-                progress(f"{n.name}: already running (pid {pid})")
+                if spec.users is None:
+                    _authorize(nd, pub)
+                else:                                   # key, sudoers, password: as the spec says now
+                    _user_files(spec, nd)
+                    keygens.append((nd, *_users_run(spec, nd, pub, password)))
+                progress(f"{nd.name}: already running (pid {pid})")
                 continue
-            if nd.dir.exists() or _netns_exists(nd.netns) or _link_kind(nd.veth) is not None:
+            if nd.dir.exists() or _netns_exists(nd.netns) or _link_kind(nd.veth) is not None \
+                    or (nd.inner and _link_kind(nd.inner_veth) is not None):
                 _cleanup_node(nd)                       # left-overs of a crash or an unclean stop
             nd.dir.mkdir(parents=True)
-            (nd.dir / "node.json").write_text(json.dumps(
-                {"name": nd.name, "host": nd.host, "mac": nd.mac, "netns": nd.netns, "veth": nd.veth}) + "\n")
-            _net_up(spec, nd, gw.network.prefixlen)
-            keygens.append((nd, _prepare_tree(spec, nd, base, pub)))
+            meta = {"name": nd.name, "host": nd.host, "mac": nd.mac, "netns": nd.netns, "veth": nd.veth,
+                    "lab": nd.lab, "role": nd.role, "bridge": nd.bridge, "prefix": nd.prefix}
+            if nd.inner:
+                meta.update(inner=nd.inner, inner_veth=nd.inner_veth, inner_bridge=nd.inner_bridge)
+            (nd.dir / "node.json").write_text(json.dumps(meta) + "\n")
+            _net_up(nd)
+            keygens.append((nd, *_prepare_tree(spec, nd, base, pub, password)))
             to_start.append(nd)
-        for nd, p in keygens:
-            _, err = p.communicate(timeout=60)
+        for nd, p, stdin in keygens:
+            _, err = p.communicate(input=stdin, timeout=60)
             if p.returncode != 0:
-                raise LabError(f"{nd.name}: ssh-keygen -A failed: {last_line(err)}")
-            _save_host_keys(spec, nd)
+                what = "ssh-keygen -A" if spec.users is None else f"setting up user {spec.users.name}"
+                raise LabError(f"{nd.name}: {what} failed: {last_line(err)}")
+            if nd in to_start:
+                _save_host_keys(spec, nd)
         _write_known_hosts(spec)
+        _write_ssh_config(spec)
         pending = {}
         for nd in to_start:
             t0 = time.monotonic()
@@ -530,7 +815,7 @@ def up(spec: LabSpec, progress=print, timeout: float = BOOT_TIMEOUT) -> None:
         _wait_booted(pending, progress, timeout)
     if to_start:
         progress(f"lab: {len(to_start)} node(s) up in {time.monotonic() - t_all:.1f}s "
-                 f"({len(spec.nodes) - len(to_start)} already running)")
+                 f"({len(nodes) - len(to_start)} already running)")
 
 
 @one_line
@@ -562,13 +847,17 @@ def down(spec: LabSpec, progress=print) -> None:
                 or _link_kind(nd.veth) is not None or any(cg.exists() for cg in nd.cgroups)]
         for nd in made:
             _cleanup_node(nd)
-        if _link_kind(spec.bridge) == "bridge":
-            run(["ip", "link", "del", spec.bridge], what=f"deleting bridge {spec.bridge}")
-        (lab_dir / "known_hosts").unlink(missing_ok=True)
+        for bridge in (spec.inner_bridge, spec.bridge):
+            if bridge:
+                _bridge_down(bridge, progress if made else None)
+        _write_known_hosts(spec, drop_if_empty=True)      # another lab's running nodes stay in it
+        if spec.ssh_config is not None:
+            lab_path(spec.ssh_config).unlink(missing_ok=True)
         try:
             _nodes_dir(spec).rmdir()
         except OSError:
             pass
+        rootfs.gc_old_bases(lab_dir, progress)
     if made:
         progress(f"lab: {len(made)} node(s) down in {time.monotonic() - t0:.1f}s")
     else:
@@ -577,22 +866,31 @@ def down(spec: LabSpec, progress=print) -> None:
 
 @one_line
 def status(spec: LabSpec) -> list[NodeStatus]:
-    """Per node: nspawn running (recorded pid), systemd state (nsenter), sshd answering."""
+    """Per node (the bastion last): nspawn running (recorded pid), systemd state (nsenter), sshd
+    answering: from this machine, or, for the nodes behind a bastion, from the bastion's netns."""
     validate(spec)
     bridge_ok = _bridge_ready(spec)
     out = []
-    for n in spec.nodes:
-        nd = _node(spec, n)
+    for nd in _lab_nodes(spec):
         pid = _recorded_pid(nd)
         state, ssh = "offline", False
         if pid is not None:
             init = _container_init(pid)
             state = _systemd_state(init) if init is not None and os.geteuid() == 0 else "unknown"
-            ssh = bridge_ok and _ssh_banner(n.host)
-        out.append(NodeStatus(n.name, n.host, pid is not None, pid, state, ssh))
+            if nd.via is not None:
+                ssh = _netns_exists(nd.via) and _ssh_banner(nd.host, netns=nd.via)
+            else:
+                ssh = bridge_ok and _ssh_banner(nd.host)
+        out.append(NodeStatus(nd.name, nd.host, pid is not None, pid, state, ssh))
     return out
 
 
 def ssh_config(spec: LabSpec) -> dict:
     d = lab_path(spec.lab_dir)
-    return {"user": "root", "key_filename": str(d / "id_ed25519"), "known_hosts": str(d / "known_hosts")}
+    out = {"user": spec.users.name if spec.users else "root", "key_filename": str(d / "id_ed25519"),
+           "known_hosts": str(d / "known_hosts")}
+    if spec.ssh_config is not None:
+        out["config_file"] = str(lab_path(spec.ssh_config))
+    if spec.bastion is not None:
+        out["gateway"] = spec.bastion.name
+    return out

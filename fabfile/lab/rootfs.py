@@ -3,6 +3,10 @@
 `LAB_DIR/base.stamp` records what the base was built from (suite, variant, package list,
 recipe version); a different wanted stamp rebuilds it. The mirror is the one this machine's
 apt sources already use (`LBTK_LAB_MIRROR` overrides); no host name is written here.
+
+A rebuild while nodes still run on the old base (another lab sharing the lab dir) does not touch
+them: the old base is renamed `base.old-N` (their overlays keep it as their lower layer) and is
+removed by the first build or `down` that finds no running node on it.
 """
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ from . import LabError, LabSpec, lab_path, last_line, locked, mounts_under, one_
 SUITE = "bookworm"
 VARIANT = "minbase"
 PACKAGES = ("systemd", "systemd-sysv", "dbus", "iproute2", "procps", "openssh-server", "keepalived",
-            "ipvsadm", "nginx-light", "curl", "python3", "iptables", "kmod")
+            "ipvsadm", "nginx-light", "curl", "python3", "iptables", "kmod", "sudo")
 RECIPE = 2          # bump when customize() changes, so existing bases get rebuilt
 
 # Units that would start badly or uselessly in a lab node (no network out, no ttys, no disks).
@@ -74,8 +78,6 @@ def build_rootfs(spec: LabSpec, progress=print) -> Path:
     with locked(lab_dir):
         if is_current(spec):                  # built by a concurrent caller meanwhile
             return base_dir(spec)
-        if mounts_under(lab_dir / "nodes"):
-            raise LabError("the lab is up on an outdated rootfs: run `inv lab.down` first, then `inv lab.up`")
         if shutil.which("debootstrap") is None:
             raise LabError("debootstrap: command not found (run scripts/setup.sh)")
         mirror, keyring = apt_mirror()
@@ -99,12 +101,66 @@ def build_rootfs(spec: LabSpec, progress=print) -> Path:
             remove_tree(new)
             raise LabError(f"debootstrap failed ({rc}): {_debootstrap_error(log)} (full log: {log})")
         customize(new)
-        remove_tree(base)
+        if base.exists():
+            if in_use(lab_dir, base):
+                # running nodes keep it as their overlay's lower layer: set it aside, never delete it
+                old = _old_base_name(lab_dir)
+                base.rename(old)
+                progress(f"rootfs: nodes still run on the previous base: kept as {old.name} until they stop")
+            else:
+                remove_tree(base)
         new.rename(base)
         (lab_dir / "base.stamp").write_text(json.dumps(stamp()) + "\n")
+        gc_old_bases(lab_dir, progress)
         mb = _du_mb(base)
         progress(f"rootfs: built in {time.monotonic() - t0:.0f}s ({mb} MB) at {base}")
         return base
+
+
+# A file of the base that no node ever changes: in a running node's overlay (all layers on one
+# file system) it has the inode of the base it comes from, which tells which base a node runs on.
+MARKER = "usr/lib/os-release"
+
+
+def _ino(path: Path) -> int | None:
+    try:
+        return os.stat(path).st_ino
+    except OSError:
+        return None
+
+
+def _running_roots(lab_dir: Path) -> list[Path]:
+    """Root mounts of the nodes currently mounted under LAB_DIR/nodes (any lab sharing the dir)."""
+    return [Path(mp) for mp in mounts_under(lab_dir / "nodes") if Path(mp).name == "root"]
+
+
+def in_use(lab_dir: Path, base: Path) -> bool:
+    """True when a mounted node may run on `base`; when that cannot be told, also True."""
+    roots = _running_roots(lab_dir)
+    if not roots:
+        return False
+    mark = _ino(base / MARKER)
+    known = {_ino(b / MARKER) for b in [lab_dir / "base", *lab_dir.glob("base.old-*")]} - {None}
+    for r in roots:
+        ino = _ino(r / MARKER)
+        if ino is None or ino not in known or mark is None or ino == mark:
+            return True          # on this base, or on one that cannot be told
+    return False
+
+
+def _old_base_name(lab_dir: Path) -> Path:
+    n = 1
+    while (lab_dir / f"base.old-{n}").exists():
+        n += 1
+    return lab_dir / f"base.old-{n}"
+
+
+def gc_old_bases(lab_dir: Path, progress=print) -> None:
+    """Remove each set-aside base no running node uses any more (the caller holds the lab lock)."""
+    for old in sorted(lab_path(lab_dir).glob("base.old-*")):
+        if old.is_dir() and not old.is_symlink() and not in_use(lab_path(lab_dir), old):
+            remove_tree(old)
+            progress(f"rootfs: removed {old.name} (no node runs on it any more)")
 
 
 def customize(root: Path) -> None:

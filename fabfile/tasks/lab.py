@@ -5,6 +5,9 @@ a qemu VM on Debian's kernel, which has IPVS (fabfile/lab/kernel.py); `--kernel`
 """
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from invoke import Collection, task
 
 from .. import output
@@ -16,15 +19,39 @@ HELP = {"env": "inventory whose nodes the lab creates (default: lab; kernel tier
 
 
 def spec_for(env: str):
-    """The lab spec of an inventory: a LabSpec, or a kernel.KernelSpec when `lab.kernel` is true."""
-    from ..lab import LabNode, LabSpec, kernel
+    """The lab spec of an inventory: a LabSpec, or a kernel.KernelSpec when `lab.kernel` is true.
+    With `lab.bastion` (+ inner_bridge, users, ssh_config): the production-shaped lab, whose nodes
+    only the bastion reaches (inventories/lab-bastion.yaml)."""
+    from ..lab import LabBastion, LabNode, LabSpec, LabUsers, kernel
     e = load_env(env)
-    if e.inv.lab is None:
+    lab = e.inv.lab
+    if lab is None:
         raise LbtkError(f"{e.path.name}: no `lab:` section — the lab only builds inventories made for it (--env lab)")
-    nodes = tuple(LabNode(n.name, n.host, n.mac) for n in e.inv.nodes)
-    if e.inv.lab.kernel:
-        return _lab_call(kernel.spec, nodes, e.inv.lab.bridge, e.inv.lab.gateway, e.inv.lab.client)
-    return LabSpec(nodes=nodes, bridge=e.inv.lab.bridge, gateway=e.inv.lab.gateway)
+    nodes = tuple(LabNode(n.name, n.ip, n.mac) for n in e.inv.nodes)
+    if lab.kernel:
+        if lab.bastion or lab.inner_bridge or lab.users or lab.ssh_config:
+            raise LbtkError(f"{e.path.name}: the kernel tier has no bastion, inner bridge, users or ssh_config "
+                            "(lab.kernel: true takes none of them)")
+        return _lab_call(kernel.spec, nodes, lab.bridge, lab.gateway, lab.client)
+    bastion = users = None
+    if lab.bastion is not None:
+        b = lab.bastion
+        bastion = LabBastion(b.name, b.host, b.inner, b.mac, b.inner_mac)
+    if lab.users is not None:
+        u = lab.users
+        users = LabUsers(u.name, tuple(u.sudo_password_nodes), _inventory_path(u.password_file))
+    return LabSpec(nodes=nodes, bridge=lab.bridge, gateway=lab.gateway, name=e.inv.cluster,
+                   inner_bridge=lab.inner_bridge, bastion=bastion, users=users,
+                   ssh_config=Path(os.path.expanduser(lab.ssh_config)) if lab.ssh_config else None)
+
+
+def _inventory_path(p: str | None) -> Path | None:
+    """A file an inventory names: relative paths are relative to inventories/ (like auth_pass_file)."""
+    if p is None:
+        return None
+    from ..inventory import INVENTORY_DIR
+    path = Path(os.path.expanduser(p))
+    return path if path.is_absolute() else INVENTORY_DIR / path
 
 
 def _env(env: str, kernel: bool) -> str:
