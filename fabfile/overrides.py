@@ -27,13 +27,17 @@ def drained(inventory_path: Path) -> list[str]:
 
 
 def set_drained(inventory_path: Path, addresses: list[str]) -> None:
-    p = state_path(inventory_path)
-    if not addresses:
+    _write(state_path(inventory_path), "inv drain / inv undrain: real servers held at weight 0",
+           {"drained": sorted(set(addresses))} if addresses else None)
+
+
+def _write(p: Path, why: str, data) -> None:
+    """A state file with a comment saying who wrote it and why; no data: no file."""
+    if not data:
         p.unlink(missing_ok=True)
         return
     p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text("# written by inv drain / inv undrain: real servers held at weight 0\n"
-                 + yaml.safe_dump({"drained": sorted(set(addresses))}))
+    p.write_text(f"# written by {why}\n" + yaml.safe_dump(data, sort_keys=True))
 
 
 def resolve_server(inv: Inventory, server: str) -> str | None:
@@ -72,10 +76,5 @@ def owed(inventory_path: Path) -> dict[str, dict]:
 
 
 def set_owed(inventory_path: Path, entries: dict[str, dict]) -> None:
-    p = owed_path(inventory_path)
-    if not entries:
-        p.unlink(missing_ok=True)
-        return
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text("# written by --skip-unreachable: nodes that missed a change (the next deploy reaching them catches up)\n"
-                 + yaml.safe_dump(entries, sort_keys=True))
+    _write(owed_path(inventory_path),
+           "--skip-unreachable: nodes that missed a change (the next deploy reaching them catches up)", entries)

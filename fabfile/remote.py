@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import os
-import posixpath
 import secrets as _random
 import shlex
 import socket
@@ -21,7 +20,6 @@ from dataclasses import dataclass
 
 import paramiko
 from fabric import Config, Connection
-from invoke.exceptions import UnexpectedExit
 
 from .errors import LbtkError, quiet_third_party_logging
 from .model import CONNECT_TIMEOUT, RETRIES, Inventory, Node

@@ -13,7 +13,7 @@ from invoke import Exit
 
 from .. import secrets
 from ..context import DEFAULT_ENV, Env, load_env, rel, select_nodes  # noqa: F401 (the tasks' imports)
-from ..errors import LbtkError, UsageError, debug_enabled, one_line, quiet_third_party_logging  # noqa: F401
+from ..errors import LbtkError, UsageError, debug_enabled, one_line, quiet_third_party_logging  # noqa: F401 (re-exported for tasks)
 
 
 def one_line_errors(fn):

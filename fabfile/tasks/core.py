@@ -15,7 +15,7 @@ from ..observe import observe_reachable
 from ..render import ASSUMED, RenderFacts, render_all, render_node
 from ..render.keepalived import CONF
 from ..secrets import mask
-from .common import DEFAULT_ENV, LbtkError, check_format, load_env, one_line_errors, select_nodes
+from .common import DEFAULT_ENV, check_format, load_env, one_line_errors, select_nodes
 
 
 @task(help={"env": "inventory name (inventories/NAME.yaml)", "node": "only this node",

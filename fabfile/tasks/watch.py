@@ -12,7 +12,7 @@ from invoke import task
 from .. import output, remote
 from ..views import watch as view
 from ..watch import Watcher
-from .common import DEFAULT_ENV, UsageError, check_format, load_env, number, one_line_errors
+from .common import DEFAULT_ENV, check_format, load_env, number, one_line_errors
 
 
 @task(help={"env": "inventory name", "interval": "seconds between refreshes (default 1)",

@@ -3,7 +3,6 @@ with sudo (a password on lb3), root login refused, the directors reachable only 
 names from an ssh_config file. Every task runs through it as on a real estate."""
 from __future__ import annotations
 
-import copy
 import os
 import time
 

@@ -10,7 +10,7 @@ import yaml
 
 from fabfile.inventory import INVENTORY_DIR
 
-from .conftest import ROOT, inv, inv_json
+from .conftest import inv, inv_json
 
 VIP = "10.189.0.100"
 

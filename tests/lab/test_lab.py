@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -17,6 +16,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from .requirements import missing_for_lab
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
@@ -119,12 +120,8 @@ def test_status_of_a_lab_never_started(tmp_path):
 # ---------------------------------------------------------------- the real lab
 
 def _skip_reason() -> str | None:
-    if os.geteuid() != 0:
-        return "lab tests need root (network namespaces, mounts, systemd-nspawn)"
-    missing = [t for t in ("systemd-nspawn", "debootstrap", "ip", "nsenter", "ssh", "ssh-keygen")
-               if shutil.which(t) is None]
-    if missing:
-        return f"lab tests need {', '.join(missing)} (run scripts/setup.sh)"
+    if (why := missing_for_lab()) is not None:
+        return why
     if any(s.running for s in lab.status(SPEC)) or Path("/sys/class/net", SPEC.bridge).exists():
         return f"the lab is already up (bridge {SPEC.bridge}); `inv lab.down` first"
     return None

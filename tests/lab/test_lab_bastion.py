@@ -30,6 +30,8 @@ from pathlib import Path
 
 import pytest
 
+from .requirements import missing_for_lab
+
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -192,13 +194,7 @@ def _lab_lock():
 
 
 def _skip_reason() -> str | None:
-    if os.geteuid() != 0:
-        return "lab tests need root (network namespaces, mounts, systemd-nspawn)"
-    missing = [t for t in ("systemd-nspawn", "debootstrap", "ip", "nsenter", "ssh", "ssh-keygen")
-               if shutil.which(t) is None]
-    if missing:
-        return f"lab tests need {', '.join(missing)} (run scripts/setup.sh)"
-    return None
+    return missing_for_lab()
 
 
 @pytest.fixture(scope="module")

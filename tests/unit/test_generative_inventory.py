@@ -16,7 +16,6 @@ import ipaddress
 import os
 import re
 
-import pytest
 from hypothesis import HealthCheck, event, given, seed, settings
 from hypothesis import strategies as st
 
