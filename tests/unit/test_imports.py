@@ -56,23 +56,28 @@ for lib in ("paramiko", "fabric", "invoke", "rich", "rich.console", "rich.table"
     except ImportError:
         pass
 assert not any(m == "fabfile" or m.startswith("fabfile.") for m in sys.modules)
-for mod in sys.argv[1:]:
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(r)
-        try:
-            __import__(mod)
-            os._exit(0)
-        except BaseException:
-            os.write(w, traceback.format_exc().encode()[-3000:])
-            os._exit(1)
-    os.close(w)
+todo, running, width = list(sys.argv[1:]), {}, 4      # children at once (each < 3000 bytes of output)
+while todo or running:
+    while todo and len(running) < width:
+        mod = todo.pop(0)
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(r)
+            try:
+                __import__(mod)
+                os._exit(0)
+            except BaseException:
+                os.write(w, traceback.format_exc().encode()[-3000:])
+                os._exit(1)
+        os.close(w)
+        running[pid] = (mod, r)
+    pid, status = os.wait()
+    mod, r = running.pop(pid)
     err = b""
     while chunk := os.read(r, 65536):
         err += chunk
     os.close(r)
-    _, status = os.waitpid(pid, 0)
     print(repr((mod, os.waitstatus_to_exitcode(status), err.decode(errors="replace"))), flush=True)
 """
 
