@@ -123,3 +123,39 @@ def test_parallel_caps_the_threads():
         assert peak[0] == 2
     finally:
         remote.MAX_PARALLEL = 64
+
+
+class FakeConn:
+    """Stands in for a Fabric Connection in ensure_open: fails `fails` times with `exc`."""
+    def __init__(self, exc, fails, retries=2):
+        self.exc, self.fails, self.calls, self.is_connected, self.lbtk_retries = exc, fails, 0, False, retries
+
+    def open(self):
+        self.calls += 1
+        if self.calls <= self.fails:
+            raise self.exc
+        self.is_connected = True
+
+
+def test_transient_failures_are_retried_with_backoff(monkeypatch):
+    slept = []
+    monkeypatch.setattr(remote.time, "sleep", slept.append)
+    c = FakeConn(ConnectionResetError(104, "reset"), fails=2)
+    remote.ensure_open(c)
+    assert c.calls == 3 and slept == [0.3, 0.6]
+    c = FakeConn(TimeoutError("timed out"), fails=5)
+    with pytest.raises(TimeoutError):
+        remote.ensure_open(c)
+    assert c.calls == 3
+
+
+def test_authentication_and_host_key_failures_are_not_retried(monkeypatch):
+    monkeypatch.setattr(remote.time, "sleep", lambda s: None)
+    c = FakeConn(paramiko.AuthenticationException("denied"), fails=5)
+    with pytest.raises(paramiko.AuthenticationException):
+        remote.ensure_open(c)
+    assert c.calls == 1
+    c = FakeConn(paramiko.SSHException("Server '10.0.0.1' not found in known_hosts"), fails=5)
+    with pytest.raises(paramiko.SSHException):
+        remote.ensure_open(c)
+    assert c.calls == 1
