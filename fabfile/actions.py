@@ -72,3 +72,17 @@ class Action:
 
     def __str__(self) -> str:
         return self.shell()
+
+
+def script(actions: list[Action]) -> str:
+    """Every action in ONE round trip, in order, stopping at the first that fails: after each, a
+    marker line (`@@act I ok`, or `@@act I fail RC` followed by what the command printed on stderr).
+    parsers.lbtk.parse_action_run reads it back."""
+    lines = ['__e=$(mktemp 2>/dev/null) || __e=/dev/null']
+    for i, a in enumerate(actions):
+        lines.append(f"{{ {a.shell()}\n}} >/dev/null 2>\"$__e\" </dev/null; __rc=$?; "
+                     f"if [ $__rc -ne 0 ]; then echo '@@act {i} fail' $__rc; cat \"$__e\"; "
+                     "[ \"$__e\" = /dev/null ] || rm -f \"$__e\"; exit 0; fi; "
+                     f"echo '@@act {i} ok'")
+    lines.append('[ "$__e" = /dev/null ] || rm -f "$__e"; true')
+    return "\n".join(lines) + "\n"

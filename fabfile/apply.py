@@ -17,9 +17,12 @@ from dataclasses import dataclass, field
 
 from . import facts, remote
 from .actions import Action
+from .actions import script as actions_script
 from .facts import BACKUP_DIR, PENDING
 from .observe import observe_node
+from .parsers import ParseError
 from .parsers.journal import worst_line
+from .parsers.lbtk import parse_action_run
 from .parsers.keepalived_t import parse_keepalived_check
 from .plan import FileChange, NodePlan
 from .render import keepalived
@@ -71,17 +74,30 @@ def apply_node(c, plan: NodePlan, stamp: str, say=lambda s: None) -> Applied:
         remote.run(c, _backup_and_swap(writes, deletes, stamp, plan.actions))
         done.files += plan.changes
         remote.run(c, _prune(), check=False)
-    # validations first (nginx -t on the swapped tree), then the service actions
-    for act in sorted(plan.actions, key=lambda a: not a.validates):
+    # validations first, one by one (nginx -t on the swapped tree: a failure restores the files)
+    for act in [a for a in plan.actions if a.validates]:
         r = remote.run(c, act.shell(), check=False, timeout=120)
         if r.exited != 0:
-            why = worst_line(r.stderr or r.stdout)
-            if act.validates:
-                restore(c, paths, stamp)
-                raise ApplyError(f"{plan.node}: `{act.shell()}` failed: {why} — previous files restored, nothing reloaded")
-            raise ApplyError(f"{plan.node}: `{act.shell()}` exited {r.exited}: {why}")
+            restore(c, paths, stamp)
+            raise ApplyError(f"{plan.node}: `{act.shell()}` failed: {worst_line(r.stderr or r.stdout)} — "
+                             "previous files restored, nothing reloaded")
         done.actions.append(act)
         say(act.short())
+    # then every service action in one round trip, stopping at the first that fails
+    rest = [a for a in plan.actions if not a.validates]
+    if rest:
+        r = remote.run(c, actions_script(rest), check=False, timeout=120 + 30 * len(rest))
+        try:
+            ran, failed = parse_action_run(r.stdout, len(rest))
+        except ParseError as e:
+            raise ApplyError(f"{plan.node}: the service actions did not all report ({e}); "
+                             f"exit {r.exited}: {worst_line(r.stderr)}") from None
+        for i in ran:
+            done.actions.append(rest[i])
+            say(rest[i].short())
+        if failed is not None:
+            i, rc, detail = failed
+            raise ApplyError(f"{plan.node}: `{rest[i].shell()}` exited {rc}: {worst_line(detail)}")
     _healthy_or_restore(c, plan, paths, stamp)
     remote.run(c, f"rm -f {PENDING}", check=False)
     return done

@@ -6,6 +6,7 @@ The tasks print it and exit non-zero; nobody sees a traceback for bad input.
 from __future__ import annotations
 
 import difflib
+import re
 import typing
 from pathlib import Path
 
@@ -47,7 +48,35 @@ def path_for(env: str) -> Path:
     return INVENTORY_DIR / f"{env}.yaml"
 
 
+GENERATED = re.compile(r"^lab-(\d+)$")
+GENERATED_MAX = 50          # nodes 10.189.0.11 .. .60 on the lab bridge
+
+
+def generated(env: str) -> dict | None:
+    """`--env lab-N` with no such file: the lab inventory with N nodes (node1..nodeN, 10.189.0.11..,
+    priorities 200, 199, ..., every node a real server), so scale is one command (inv lab.up --env lab-30)."""
+    m = GENERATED.match(env)
+    if not m or (INVENTORY_DIR / f"{env}.yaml").exists():
+        return None
+    n = int(m.group(1))
+    if not 1 <= n <= GENERATED_MAX:
+        raise InventoryError(f"--env {env}: a generated lab has 1 to {GENERATED_MAX} nodes")
+    data = yaml.safe_load((INVENTORY_DIR / "lab.yaml").read_text())
+    data["cluster"] = env
+    data["nodes"] = [{"name": f"node{k}", "host": f"10.189.0.{10 + k}", "priority": 201 - k,
+                      **({"state": "MASTER"} if k == 1 else {}), "mac": f"02:bd:00:00:01:{10 + k:02x}"}
+                     for k in range(1, n + 1)]
+    for vs in data.get("virtual_servers", []):
+        check = vs["real_servers"][0].get("TCP_CHECK")
+        vs["real_servers"] = [{"node": f"node{k}", "weight": 1, **({"TCP_CHECK": check} if check else {})}
+                              for k in range(1, n + 1)]
+    return data
+
+
 def load(env: str) -> tuple[Inventory, Path]:
+    if (data := generated(env)) is not None:
+        path = INVENTORY_DIR / f"{env}.yaml"
+        return parse(data, f"inventories/{env}.yaml (generated from lab.yaml)"), path
     path = path_for(env)
     if not path.exists():
         known = sorted(p.stem for p in INVENTORY_DIR.glob("*.yaml"))

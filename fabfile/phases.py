@@ -112,7 +112,8 @@ def plan_runs(env: Env, states: dict[str, NodeState], phases: list[str]) -> list
 
 
 def run_phases(env: Env, phases: list[str], check: bool = False, say=lambda s: None,
-               progress=None, nodes: list[str] | None = None, skip_unreachable: bool = False) -> Outcome:
+               progress=None, nodes: list[str] | None = None, skip_unreachable: bool = False,
+               batch: int = 1) -> Outcome:
     """Facts, plans, then (unless check) the rolling apply. Returns the Outcome; a node that
     refused is in Outcome.error (the caller shows the summary, then raises it).
     `progress(runs)` makes the context manager that shows per-node steps (step / finish)."""
@@ -140,7 +141,7 @@ def run_phases(env: Env, phases: list[str], check: bool = False, say=lambda s: N
             return out
         for m in out.moves:
             say(m)
-        apply_runs(env, conns, out, say, (progress or NoProgress)(runs))
+        apply_runs(env, conns, out, say, (progress or NoProgress)(runs), batch)
         return out
     finally:
         remote.close(locals().get("conns_all", conns))
@@ -163,10 +164,10 @@ class NoProgress:
         pass
 
 
-def apply_runs(env: Env, conns, out: Outcome, say, progress) -> None:
+def apply_runs(env: Env, conns, out: Outcome, say, progress, batch: int = 1) -> None:
     runs = out.runs
     stamp = time.strftime("%Y%m%dT%H%M%S") + f"{time.time() % 1:.3f}"[1:]  # sortable, unique per deploy
-    batches, why = rolling_batches(env, runs)
+    batches, why = rolling_batches(env, runs, batch)
     if why:
         say(why)
     out.batches = batches
@@ -198,7 +199,10 @@ def apply_runs(env: Env, conns, out: Outcome, say, progress) -> None:
             batch_runs = [by_run[n] for n in batch]
             remote.parallel([by_name[n] for n in batch], work)
             failed = failed or any(r.error for r in batch_runs)
-            if not failed and len(batches) > 1 and any(r.done.touches("keepalived") for r in batch_runs):
+            # VRRP can only move where a VIP holder took a change: backups roll on without waiting
+            holder_touched = any(r.done.touches("keepalived") and any(r.facts.holds(v) for v in held_before)
+                                 for r in batch_runs)
+            if not failed and len(batches) > 1 and holder_touched:
                 settle.settle_between(env, conns, held_before)
     if any("will move" in m for m in out.moves) and not failed:
         for line in settle.finish_moves(env, conns, done_at):
@@ -231,10 +235,11 @@ def sync_note(env: Env, facts: NodeState) -> str:
     return sync.describe(env.inv)
 
 
-def rolling_batches(env: Env, runs: list[NodeRun]) -> tuple[list[list[str]], str | None]:
-    """Pure. Backups first (lowest priority first), the current VIP holders last, one node at a
-    time. A cluster where no keepalived runs yet (first deploy), or an advert-visible change, goes
-    in one parallel batch. Returns (batches, why they are not rolling, or None)."""
+def rolling_batches(env: Env, runs: list[NodeRun], batch: int = 1) -> tuple[list[list[str]], str | None]:
+    """Pure. Backups first (lowest priority first, `batch` at a time: Ansible's serial), the current
+    VIP holders last, one at a time. A cluster where no keepalived runs yet (first deploy), or an
+    advert-visible change, goes in one parallel batch. Returns (batches, why they are not rolling,
+    or None). Only a batch holding a VIP holder is followed by a wait for VRRP (apply_runs)."""
     if not any(r.facts.active.get("keepalived") == "active" for r in runs):
         return [[r.node for r in runs]], None
     if any(changes_wire(r.plan.changes, r.facts.files) for r in runs):
@@ -245,7 +250,9 @@ def rolling_batches(env: Env, runs: list[NodeRun]) -> tuple[list[list[str]], str
     prio = {n.name: n.priority for n in env.inv.nodes}
     holders = [r.node for r in runs if any(r.facts.holds(v) for v in vips)]
     backups = sorted((r.node for r in runs if r.node not in holders), key=lambda n: prio[n])
-    return [[n] for n in backups + sorted(holders, key=lambda n: prio[n])], None
+    size = max(1, batch)
+    return ([backups[k:k + size] for k in range(0, len(backups), size)]
+            + [[n] for n in sorted(holders, key=lambda n: prio[n])]), None
 
 
 def nopreempt_vips(env: Env) -> set[str]:

@@ -35,7 +35,7 @@ from . import (INNER_PREFIX, LabError, LabNode, LabSpec, NodeStatus, ifname, inn
 from . import rootfs
 from ..parsers import ParseError
 from ..parsers.ip_addr import holds, link_kind, parse_ip_addr
-from ..parsers.lbtk import first_int
+from ..parsers.lbtk import first_cause, first_int
 from ..parsers.systemctl import parse_failed_units, parse_system_state
 
 BOOT_TIMEOUT = 60.0
@@ -705,10 +705,28 @@ def _failed_units(init_pid: int) -> list[str]:
 
 
 def _log_tail(nd: _Node) -> str:
+    """The line of the node's nspawn log that says why it died: the first cause, not the last line."""
     try:
-        return last_line(nd.log.read_text(errors="replace"))[:200]
+        return first_cause(nd.log.read_text(errors="replace"))[:200]
     except OSError:
         return "no log"
+
+
+INOTIFY_INSTANCES = "/proc/sys/fs/inotify/max_user_instances"
+INOTIFY_PER_NODE = 8      # systemd, journald, logind, sshd ... in one node (30 nodes died at the default 128)
+
+
+def _enough_inotify(n_nodes: int, progress) -> None:
+    """Each systemd node takes inotify instances from the host's per-user limit (root's, shared by all
+    nodes): raise it for big labs and say so, instead of a node dying with "Too many open files"."""
+    try:
+        have = first_int(Path(INOTIFY_INSTANCES).read_text())
+    except (OSError, ParseError):
+        return
+    want = max(1024, n_nodes * INOTIFY_PER_NODE + 256)
+    if n_nodes * INOTIFY_PER_NODE + 32 > have:
+        Path(INOTIFY_INSTANCES).write_text(f"{want}\n")
+        progress(f"fs.inotify.max_user_instances raised from {have} to {want} for {n_nodes} nodes")
 
 
 def _wait_booted(pending: dict[str, tuple[_Node, int, float]], progress, timeout: float) -> None:
@@ -764,6 +782,7 @@ def up(spec: LabSpec, progress=print, timeout: float = BOOT_TIMEOUT) -> None:
     base = rootfs.build_rootfs(spec, progress)
     t_all = time.monotonic()
     nodes = _lab_nodes(spec)
+    _enough_inotify(len(nodes) + 6, progress)    # + room for another small lab beside this one
     with locked(spec.lab_dir):
         for nd in nodes:
             owner = _owner(nd)

@@ -200,3 +200,40 @@ def node_in_page(page: str, names: list[str]) -> str | None:
     import re
     named = [n for n in names if re.search(rf"(?<![\w.-]){re.escape(n)}(?![\w.-])", page)]
     return max(named, key=len) if named else None
+
+
+# ---------------------------------------------------------------- a failing boot's log
+_CAUSES = ("Too many open files", "No space left", "Permission denied", "Operation not permitted",
+           "Failed to", "failed", "error", "Error", "Cannot", "cannot")
+
+
+def first_cause(log: str, default: str = "no log") -> str:
+    """The first line of a log that says why (systemd-nspawn's last line, "Attempted to remove disk
+    file system ...", hides the cause that came first, e.g. "Too many open files")."""
+    lines = [ln.strip() for ln in log.splitlines() if ln.strip()]
+    for word in _CAUSES:
+        for ln in lines:
+            if word in ln:
+                return ln
+    return lines[-1] if lines else default
+
+
+# ---------------------------------------------------------------- actions run in one round trip
+def parse_action_run(text: str, count: int) -> tuple[list[int], tuple[int, int, str] | None]:
+    """fabfile.actions.script's output -> (indices that succeeded, (index, exit code, stderr) of the
+    one that failed, or None). Output that ends before every action reported is an error."""
+    ok: list[int] = []
+    lines = text.split("\n")
+    for k, ln in enumerate(lines):
+        f = ln.split()
+        if len(f) >= 3 and f[0] == "@@act" and f[1].isascii() and f[1].isdigit():
+            i = int(f[1])
+            if f[2] == "ok" and len(f) == 3:
+                ok.append(i)
+            elif f[2] == "fail" and len(f) == 4 and f[3].isascii() and f[3].isdigit():
+                return ok, (i, int(f[3]), "\n".join(lines[k + 1:]).strip())
+            else:
+                raise ParseError(f"action run: unrecognised marker {excerpt(ln)}")
+    if ok != list(range(count)):
+        raise ParseError(f"action run: {len(ok)} of {count} actions reported (cut short?)")
+    return ok, None

@@ -8,13 +8,14 @@ from ..context import Env
 from ..phases import Outcome, run_phases
 from ..progress import Progress
 from ..views import deploy as view
-from .common import DEFAULT_ENV, check_format, node_env, one_line_errors
+from .common import DEFAULT_ENV, check_format, node_env, number, one_line_errors
 
 HELP = {"env": "inventory name (inventories/NAME.yaml)",
         "check": "show what would change (a diff per file) and touch nothing",
         "format": "auto|rich|plain|markdown",
         "node": "only this node (a change every node must see at once is refused)",
         "parallel": "at most N nodes at once (default: all)",
+        "batch": "backups changed N at a time (default 1; Ansible's serial); VIP holders always one by one",
         "skip_unreachable": "go ahead on the nodes that answer (refused for a change every node must see at "
                             "once); the others are recorded as owed and caught up by the next deploy"}
 DEPLOY_ORDER = ["install", "arp", "nginx", "lvs", "keepalived", "sync-daemon"]
@@ -23,10 +24,11 @@ DEPLOY_ORDER = ["install", "arp", "nginx", "lvs", "keepalived", "sync-daemon"]
 def _phase_task(phase: str, doc: str):
     @task(name=phase, help=HELP)
     @one_line_errors
-    def t(c, env=DEFAULT_ENV, check=False, format=None, node=None, parallel=None, skip_unreachable=False):
+    def t(c, env=DEFAULT_ENV, check=False, format=None, node=None, parallel=None, skip_unreachable=False,
+          batch=None):
         check_format(format)
         e, nodes = node_env(env, node, parallel=parallel)
-        run_and_settle(e, [phase], check, format, nodes, skip_unreachable)
+        run_and_settle(e, [phase], check, format, nodes, skip_unreachable, number(batch, "batch", 1, int, 1))
     t.__doc__ = doc
     t.body.__doc__ = doc
     return t
@@ -41,15 +43,16 @@ keepalived = _phase_task("keepalived", "keepalived.conf: keepalived -t on the no
 
 @task(help=HELP)
 @one_line_errors
-def deploy(c, env=DEFAULT_ENV, check=False, format=None, node=None, parallel=None, skip_unreachable=False):
+def deploy(c, env=DEFAULT_ENV, check=False, format=None, node=None, parallel=None, skip_unreachable=False,
+           batch=None):
     """Every phase in order (install, arp, nginx, lvs, keepalived, sync-daemon), then wait for VRRP."""
     check_format(format)
     e, nodes = node_env(env, node, parallel=parallel)
-    run_and_settle(e, DEPLOY_ORDER, check, format, nodes, skip_unreachable)
+    run_and_settle(e, DEPLOY_ORDER, check, format, nodes, skip_unreachable, number(batch, "batch", 1, int, 1))
 
 
 def deploy_and_show(e: Env, phases: list[str], check: bool = False, fmt=None, nodes=None,
-                    skip_unreachable: bool = False) -> Outcome:
+                    skip_unreachable: bool = False, batch: int = 1) -> Outcome:
     """The phases with progress, then their tables; a node that refused is raised after the summary."""
     steps: dict[str, int] = {}
 
@@ -57,7 +60,8 @@ def deploy_and_show(e: Env, phases: list[str], check: bool = False, fmt=None, no
         steps.update({r.node: max(1, (2 if r.plan.changes else 0) + len(r.plan.actions)) for r in runs})
         return Progress([r.node for r in runs], total=lambda n: steps[n])
     out = run_phases(e, phases, check=check, say=output.say, progress=progress,
-                     nodes=[n.name for n in nodes] if nodes else None, skip_unreachable=skip_unreachable)
+                     nodes=[n.name for n in nodes] if nodes else None, skip_unreachable=skip_unreachable,
+                     batch=batch)
     view.show(out, fmt)
     if not check:
         record_owed(e, out)
@@ -85,10 +89,11 @@ def record_owed(e: Env, out: Outcome) -> None:
     overrides.set_owed(e.path, owed)
 
 
-def run_and_settle(e: Env, phases: list[str], check: bool, fmt, nodes=None, skip_unreachable=False) -> None:
+def run_and_settle(e: Env, phases: list[str], check: bool, fmt, nodes=None, skip_unreachable=False,
+                   batch: int = 1) -> None:
     """The phases, then (when keepalived changed anywhere) return only once VRRP has settled."""
     from ..settle import wait_for_vips
-    out = deploy_and_show(e, phases, check, fmt, nodes, skip_unreachable)
+    out = deploy_and_show(e, phases, check, fmt, nodes, skip_unreachable, batch)
     if {"lvs", "keepalived"} & set(phases) and not check and any(r.done for r in out.runs):
         _, line = wait_for_vips(e, exclude=set(out.skipped))
         output.say(line)

@@ -588,3 +588,30 @@ def test_adding_a_node_to_a_running_cluster_rolls(monkeypatch):
     batches, why = rolling_batches(new, runs)
     assert why is None
     assert batches[-1] == ["node1"]                    # the VIP holder last, as on any rolling deploy
+
+
+def test_batch_groups_backups_and_keeps_holders_one_by_one(monkeypatch):
+    """--batch N (Ansible's serial): backups N at a time, lowest priority first; VIP holders alone."""
+    old = lab_env(monkeypatch)
+    new = _changed(monkeypatch, lambda d: d["virtual_servers"][0].update(delay_loop=5))
+    runs = running(old, new, holder="node1")
+    assert rolling_batches(new, runs, batch=2) == ([["node3", "node2"], ["node1"]], None)
+    assert rolling_batches(new, runs, batch=5) == ([["node3", "node2"], ["node1"]], None)
+
+
+def test_service_actions_run_in_one_round_trip_and_stop_at_the_first_failure():
+    """fabfile.actions.script, run by a real sh, read back by parsers.lbtk.parse_action_run."""
+    import subprocess
+    from fabfile.actions import script
+    from fabfile.parsers import ParseError
+    from fabfile.parsers.lbtk import parse_action_run
+    acts = [Action("run", arg="/bin/true"), Action("run", arg="/bin/sh -c 'echo boom >&2; exit 3'"),
+            Action("run", arg="/bin/true")]
+    acts[1] = Action("run", arg="/bin/false")
+    out = subprocess.run(["sh", "-c", script(acts)], capture_output=True, text=True).stdout
+    assert parse_action_run(out, 3) == ([0], (1, 1, ""))
+    ok = [Action("run", arg="/bin/true")] * 4
+    out = subprocess.run(["sh", "-c", script(ok)], capture_output=True, text=True).stdout
+    assert parse_action_run(out, 4) == ([0, 1, 2, 3], None)
+    with pytest.raises(ParseError, match="2 of 4 actions reported"):
+        parse_action_run("@@act 0 ok\n@@act 1 ok\n", 4)
