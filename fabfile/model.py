@@ -70,9 +70,9 @@ def check_ifname(v: str | None) -> str | None:
     if v is None:
         return v
     if not v or len(v.encode()) >= IFNAMSIZ or v in (".", "..") or any(c in "/: \t\n" for c in v) \
-            or not v.isascii() or not v.isprintable():
-        raise ValueError(f"{v!r} is not a valid interface name (1 to {IFNAMSIZ - 1} characters, "
-                         "no '/', ':' or spaces)")
+            or not v.isascii() or not v.isprintable() or any(c in WORD_BREAKERS for c in v):
+        raise ValueError(f"{v!r} is not a valid interface name (1 to {IFNAMSIZ - 1} characters, no '/', ':', "
+                         "spaces, or '#', '!', quotes and braces, which keepalived would cut)")
     return v
 
 
@@ -574,6 +574,8 @@ def cross_problems(inv: "Inventory"):
     yield from _unique([n for n in inv.nodes if n.address], "address", ("nodes",))
     yield from _unique(inv.nodes, "priority", ("nodes",),
             fix="give every node its own priority so the MASTER is deterministic")
+    yield from _unique(inv.vrrp_instances, "name", ("vrrp_instances",),
+                       fix="give each vrrp_instance its own name (keepalived: \"already defined\")")
     yield from vrid_problems(inv)
     if inv.multi_master:  # instance i of N uses virtual_router_id .. + N-1
         used: dict[int, int] = {}

@@ -140,7 +140,18 @@ def test_watch_follows_a_real_failover_and_quits_clean_on_ctrl_c(watch_pane):
     shown: list[tuple[float, str | None]] = []       # (time, holders on the pane) at each change
     trips: list[int] = []                             # the round trips each frame says it took (ms)
     last = object()
-    while drill.is_alive() or time.monotonic() < (shown[-1][0] if shown else 0) + 3 * INTERVAL:
+    t_drill_end = None
+
+    def back_on_node1() -> bool:
+        seen2 = next((k for k, (_, h) in enumerate(shown) if h == "node2"), None)
+        return seen2 is not None and any(h == "node1" for _, h in shown[seen2:])
+    # the drill returns ~0.5 s after node1 took the VIP back: keep reading the pane for two
+    # refreshes (and slack) after that, so the last transition is not cut off
+    while True:
+        if not drill.is_alive():
+            t_drill_end = t_drill_end or time.monotonic()
+            if back_on_node1() or time.monotonic() > t_drill_end + 2 * INTERVAL + 1.5:
+                break
         t = time.monotonic()
         text = pane()
         h = pane_holders(text)

@@ -107,7 +107,7 @@ def mutations(draw, inv):
         inv.setdefault("global_defs", {})["router_id"] = draw(st.sampled_from(
             ["{node}", "lb-{NODE}", "lb {node}", "{nod}", "x{", "r#1", "plain"]))
     elif which == 7:
-        vi["virtual_router_idd"] = vi.pop("virtual_router_id")
+        vi["virtual_router_idd"] = vi.pop("virtual_router_id", vi.pop("virtual_router_idd", 51))
     elif which == 8:
         vs["vip"] = draw(st.sampled_from(["10.77.0.200", vi["virtual_ipaddress"][0]]))
     elif which == 9:
