@@ -18,17 +18,21 @@ from .observe import observe
 from .parsers.lbtk import last_line, parse_client_lines
 
 CLIENT_NETNS = "lbtk-kclient"
-ESTIMATOR_S = 2.2      # IPVS folds per-CPU counters into --stats every 2 s (the rate estimator)
+ESTIMATOR_S = 4.5      # IPVS folds per-CPU counters into --stats every 2 s (the rate estimator): wait two ticks, a
+                       # slow (TCG) kernel may run one late
 
 # One fresh TCP connection per request (Connection: close), sequential; prints one line each.
+# Source ports are consecutive from a random base: a port the kernel handed out again within IPVS's
+# TIME_WAIT (2 min) would match an old IPVS connection, which IPVS then does not count as new.
 CLIENT = r"""
-import http.client, sys, time
+import http.client, random, sys, time
 vip, port, n, timeout = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
 names = sys.argv[5:]
+base = random.randrange(20000, 60000 - 2 * n)
 for i in range(n):
     t = time.monotonic()
     try:
-        c = http.client.HTTPConnection(vip, port, timeout=timeout)
+        c = http.client.HTTPConnection(vip, port, timeout=timeout, source_address=("", base + i))
         c.request("GET", "/", headers={"Connection": "close"})
         body = c.getresponse().read(4096).decode(errors="replace")
         c.close()
