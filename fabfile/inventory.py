@@ -6,6 +6,7 @@ The tasks print it and exit non-zero; nobody sees a traceback for bad input.
 from __future__ import annotations
 
 import difflib
+import os
 import re
 import typing
 from pathlib import Path
@@ -14,7 +15,7 @@ import yaml
 from pydantic import ValidationError
 
 from .errors import LbtkError
-from .model import FieldProblem, FieldProblems, Inventory
+from .model import FieldProblem, FieldProblems, Inventory, dotted
 
 ROOT = Path(__file__).resolve().parent.parent
 INVENTORY_DIR = ROOT / "inventories"
@@ -39,6 +40,13 @@ RENAMED = {"nb_get_retry": "retry (nb_get_retry is deprecated since keepalived 2
            "version": "vrrp_version", "interval": "advert_int", "algo": "lb_algo", "kind": "lb_kind",
            "lvs_sched": "lb_algo", "lvs_method": "lb_kind", "real_server": "real_servers",
            "virtual_server": "virtual_servers", "vrrp_instance": "vrrp_instances", "vrrp_script": "vrrp_scripts"}
+
+
+def inventory_file(p: str) -> Path:
+    """A file an inventory names (auth_pass_file, become_password_file, lab.users.password_file):
+    `~` expanded, relative paths relative to inventories/."""
+    path = Path(os.path.expanduser(p))
+    return path if path.is_absolute() else INVENTORY_DIR / path
 
 
 def path_for(env: str) -> Path:
@@ -244,20 +252,6 @@ def _bounds(loc: tuple) -> str:
 def _inner_types(t) -> list:
     args = typing.get_args(t)
     return [x for a in args for x in _inner_types(a)] if args else [t]
-
-
-def dotted(loc: tuple) -> str:
-    """('vrrp_instances', 0, 'advert_int') -> 'vrrp_instances[0].advert_int'; a free key that is no
-    plain name (a vrrp_script called 'chk nginx') is quoted: vrrp_scripts['chk nginx']."""
-    out = ""
-    for x in loc:
-        if isinstance(x, int):
-            out += f"[{x}]"
-        elif not str(x).replace("_", "a").replace("-", "a").isalnum() or not str(x).isascii():
-            out += f"[{str(x)!r}]"
-        else:
-            out += f".{x}" if out else str(x)
-    return out or "(top level)"
 
 
 def _show(path: Path) -> str:

@@ -688,7 +688,7 @@ def address_problems(inv: "Inventory"):
                     yield FieldProblem(loc, f"VIP {addr}/{plen} is the network or broadcast address of {vnet}",
                                        "use a host address, or /32")
             if addr in vip_at:
-                yield FieldProblem(loc, f"VIP {addr} is listed twice (also {_dotted(vip_at[addr])})",
+                yield FieldProblem(loc, f"VIP {addr} is listed twice (also {dotted(vip_at[addr])})",
                                    "a VIP belongs to exactly one vrrp_instance, once")
             else:
                 vip_at[addr] = loc
@@ -712,7 +712,7 @@ def address_problems(inv: "Inventory"):
             if addr is None:
                 continue
             if addr in vip_at:
-                yield FieldProblem(rloc, f"real server {addr} is a VIP ({_dotted(vip_at[addr])}): IPVS would "
+                yield FieldProblem(rloc, f"real server {addr} is a VIP ({dotted(vip_at[addr])}): IPVS would "
                                    "send the VIP's traffic to itself", "name a node or a real server's own address")
             rkey = (addr, rs.port or vs.port)
             if rkey in seen_rs:
@@ -722,11 +722,18 @@ def address_problems(inv: "Inventory"):
                 seen_rs[rkey] = j
 
 
-def _dotted(loc: tuple) -> str:
+def dotted(loc: tuple) -> str:
+    """('vrrp_instances', 0, 'advert_int') -> 'vrrp_instances[0].advert_int'; a free key that is no
+    plain name (a vrrp_script called 'chk nginx') is quoted: vrrp_scripts['chk nginx']."""
     out = ""
     for x in loc:
-        out += f"[{x}]" if isinstance(x, int) else (f".{x}" if out else str(x))
-    return out
+        if isinstance(x, int):
+            out += f"[{x}]"
+        elif not str(x).replace("_", "a").replace("-", "a").isalnum() or not str(x).isascii():
+            out += f"[{str(x)!r}]"
+        else:
+            out += f".{x}" if out else str(x)
+    return out or "(top level)"
 
 
 def format_fields(v: str, allowed: tuple[str, ...], what: str) -> str:

@@ -20,7 +20,7 @@ from .facts import NodeState
 from .observe import observe, observe_reachable
 from .plan import PHASES, NodePlan, changes_wire, file_changes, service_actions
 from .render import RenderFacts, managed_paths, render_node
-from .vrrp import expected_holders, plan as vrrp_plan
+from .vrrp import expected_holders, nopreempt_vips
 
 # what the install phase needs on every node, and the package that brings it
 REQUIRED = {"keepalived": "keepalived", "ipvsadm": "ipvsadm", "nginx": "nginx-light", "iptables": "iptables"}
@@ -255,14 +255,10 @@ def rolling_batches(env: Env, runs: list[NodeRun], batch: int = 1) -> tuple[list
             + [[n] for n in sorted(holders, key=lambda n: prio[n])]), None
 
 
-def nopreempt_vips(env: Env) -> set[str]:
-    return {a for p in vrrp_plan(env.inv) if p.source.nopreempt for a in p.addresses}
-
-
 def planned_moves(env: Env, runs: list[NodeRun]) -> list[str]:
     """Pure. VIPs whose holder the new inventory changes: each is one planned failover."""
     out = []
-    held = nopreempt_vips(env)
+    held = nopreempt_vips(env.inv)
     for vip, owner in expected_holders(env.inv).items():
         now = [r.node for r in runs if r.facts.holds(vip)]
         if now and owner not in now:

@@ -115,12 +115,9 @@ def _password(c: Connection) -> str | None:
         return None
     value = os.environ.get(env) if env else None
     if not value and file:
-        from .inventory import INVENTORY_DIR
-        p = os.path.expanduser(file)
-        p = p if os.path.isabs(p) else str(INVENTORY_DIR / p)
+        from .inventory import inventory_file
         try:
-            with open(p, encoding="utf-8") as f:
-                value = f.read().strip()
+            value = inventory_file(file).read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError):
             value = None
     if not value:

@@ -11,7 +11,7 @@ import re
 import secrets as _random
 from pathlib import Path
 
-from .inventory import INVENTORY_DIR, InventoryError
+from .inventory import InventoryError, inventory_file
 from .model import WORD_BREAKERS, Authentication, Inventory
 
 MASK = "********"
@@ -21,10 +21,7 @@ _known: set[str] = set()  # every secret resolved in this process, for mask()
 
 
 def secret_path(auth: Authentication) -> Path | None:
-    if not auth.auth_pass_file:
-        return None
-    p = Path(os.path.expanduser(auth.auth_pass_file))
-    return p if p.is_absolute() else INVENTORY_DIR / p
+    return inventory_file(auth.auth_pass_file) if auth.auth_pass_file else None
 
 
 def resolve(auth: Authentication, where: str) -> str:

@@ -12,7 +12,7 @@ from .checks import vip_holders
 from .context import Env
 from .errors import LbtkError
 from .observe import observe
-from .vrrp import expected_holders, master_down_interval, plan
+from .vrrp import expected_holders, master_down_interval, nopreempt_vips, plan
 
 
 def settle_timeout(env: Env) -> float:
@@ -42,7 +42,7 @@ def wait_until(env: Env, conns, predicate, timeout: float, interval: float = 0.2
 def expected_now(env: Env) -> dict[str, str]:
     """{VIP: the node VRRP should give it} once settled: the plan's owner, except that a nopreempt
     VIP may stay wherever it is (any single holder will do: "")."""
-    held = {a for p in plan(env.inv) if p.source.nopreempt for a in p.addresses}
+    held = nopreempt_vips(env.inv)
     return {v: ("" if v in held else o) for v, o in expected_holders(env.inv).items()}
 
 

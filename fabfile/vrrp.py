@@ -65,6 +65,11 @@ def _initial_master(inv: Inventory) -> str:
     return max(inv.nodes, key=lambda n: n.priority).name
 
 
+def nopreempt_vips(inv: Inventory) -> set[str]:
+    """VIPs of nopreempt instances: they stay where they are, whatever the priorities say."""
+    return {a for p in plan(inv) if p.source.nopreempt for a in p.addresses}
+
+
 def expected_holders(inv: Inventory) -> dict[str, str]:
     """{VIP address: node that should hold it} when every node is healthy."""
     return {a: p.owner for p in plan(inv) for a in p.addresses}

@@ -11,6 +11,7 @@ from pathlib import Path
 from invoke import Collection, task
 
 from .. import output
+from ..inventory import inventory_file
 from .common import DEFAULT_ENV, LbtkError, load_env, one_line_errors
 
 KERNEL_ENV = "kernel"
@@ -39,19 +40,13 @@ def spec_for(env: str):
         bastion = LabBastion(b.name, b.host, b.inner, b.mac, b.inner_mac)
     if lab.users is not None:
         u = lab.users
-        users = LabUsers(u.name, tuple(u.sudo_password_nodes), _inventory_path(u.password_file))
+        users = LabUsers(u.name, tuple(u.sudo_password_nodes),
+                         inventory_file(u.password_file) if u.password_file else None)
     return LabSpec(nodes=nodes, bridge=lab.bridge, gateway=lab.gateway, name=e.inv.cluster,
                    inner_bridge=lab.inner_bridge, bastion=bastion, users=users,
                    ssh_config=Path(os.path.expanduser(lab.ssh_config)) if lab.ssh_config else None)
 
 
-def _inventory_path(p: str | None) -> Path | None:
-    """A file an inventory names: relative paths are relative to inventories/ (like auth_pass_file)."""
-    if p is None:
-        return None
-    from ..inventory import INVENTORY_DIR
-    path = Path(os.path.expanduser(p))
-    return path if path.is_absolute() else INVENTORY_DIR / path
 
 
 def _env(env: str, kernel: bool) -> str:
