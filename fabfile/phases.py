@@ -104,10 +104,14 @@ def plan_node(env: Env, node: str, facts: NodeState, phases: list[str]) -> NodeP
     return p
 
 
-def plan_runs(env: Env, states: dict[str, NodeState], phases: list[str]) -> list[NodeRun]:
+def check_phases(phases: list[str]) -> None:
     bad = [x for x in phases if x not in PHASES]
     if bad:
         raise LbtkError(f"unknown phase {bad[0]!r} — phases are {', '.join(PHASES)}")
+
+
+def plan_runs(env: Env, states: dict[str, NodeState], phases: list[str]) -> list[NodeRun]:
+    check_phases(phases)
     return [NodeRun(n, s, plan_node(env, n, s, phases)) for n, s in states.items()]
 
 
@@ -117,8 +121,7 @@ def run_phases(env: Env, phases: list[str], check: bool = False, say=lambda s: N
     """Facts, plans, then (unless check) the rolling apply. Returns the Outcome; a node that
     refused is in Outcome.error (the caller shows the summary, then raises it).
     `progress(runs)` makes the context manager that shows per-node steps (step / finish)."""
-    if [x for x in phases if x not in PHASES]:
-        plan_runs(env, {}, phases)   # raises the one-line error
+    check_phases(phases)
     chosen = [n for n in env.inv.nodes if nodes is None or n.name in nodes]
     conns = [remote.connect(env.inv, n) for n in chosen]
     try:
@@ -136,15 +139,14 @@ def run_phases(env: Env, phases: list[str], check: bool = False, say=lambda s: N
                                                                           if n not in chosen}))
         out = Outcome(phases, runs, planned_moves(env, runs) if "keepalived" in phases else [], check,
                       skipped=down)
-        conns_all, conns = conns, live
         if check:
             return out
         for m in out.moves:
             say(m)
-        apply_runs(env, conns, out, say, (progress or NoProgress)(runs), batch)
+        apply_runs(env, live, out, say, (progress or NoProgress)(runs), batch)
         return out
     finally:
-        remote.close(locals().get("conns_all", conns))
+        remote.close(conns)
 
 
 class NoProgress:

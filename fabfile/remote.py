@@ -22,7 +22,7 @@ import paramiko
 from fabric import Config, Connection
 
 from .errors import LbtkError, quiet_third_party_logging
-from .model import CONNECT_TIMEOUT, RETRIES, Inventory, Node
+from .model import CONNECT_TIMEOUT, RETRIES, SSH, Inventory, Node
 from .parsers.lbtk import last_line
 from .parsers.sudo import refusal
 
@@ -49,26 +49,34 @@ def set_parallel(n: int | None) -> None:
         MAX_PARALLEL = max(1, int(n))
 
 
-def connect(inv: Inventory, node: Node) -> Connection:
-    ssh = inv.ssh_of(node)
+def _connection(host: str, user, port, key_filename, known_hosts, ssh: SSH, **kw) -> Connection:
+    """A Connection as every hop gets it: ssh_config (ssh.config_file or ~/.ssh/config) for what is
+    not stated, timeouts, no GSSAPI, the given key only, host keys checked against known_hosts."""
     timeout = ssh.connect_timeout or CONNECT_TIMEOUT
     kwargs = {"banner_timeout": timeout, "auth_timeout": timeout, "gss_auth": False, "gss_kex": False}
-    if ssh.key_filename:
-        kwargs.update(key_filename=os.path.expanduser(ssh.key_filename), look_for_keys=False, allow_agent=False)
+    if key_filename:
+        kwargs.update(key_filename=os.path.expanduser(key_filename), look_for_keys=False, allow_agent=False)
     config = Config(runtime_ssh_path=os.path.expanduser(ssh.config_file)) if ssh.config_file else Config()
-    gateway = None
-    if ssh.gateway:
-        g = ssh.gateway
-        gkw = {"banner_timeout": timeout, "auth_timeout": timeout, "gss_auth": False, "gss_kex": False}
-        if g.key_filename:
-            gkw.update(key_filename=os.path.expanduser(g.key_filename), look_for_keys=False, allow_agent=False)
-        gateway = Connection(g.host, user=g.user, port=g.port, config=config, connect_kwargs=gkw,
-                             connect_timeout=timeout)
-        _verify_host_keys(gateway, g.known_hosts or ssh.known_hosts)
-        gateway.lbtk_node = f"bastion {g.host}"
-    c = Connection(node.host, user=ssh.user, port=ssh.port, config=config, connect_kwargs=kwargs,
-                   connect_timeout=timeout, **({"gateway": gateway} if gateway else {}))
-    _verify_host_keys(c, ssh.known_hosts)
+    c = Connection(host, user=user, port=port, config=config, connect_kwargs=kwargs, connect_timeout=timeout, **kw)
+    _verify_host_keys(c, known_hosts)
+    return c
+
+
+def _bastion(ssh: SSH) -> Connection | None:
+    """The connection to ssh.gateway (its own key and known_hosts, else the node's)."""
+    g = ssh.gateway
+    if g is None:
+        return None
+    c = _connection(g.host, g.user, g.port, g.key_filename, g.known_hosts or ssh.known_hosts, ssh)
+    c.lbtk_node, c.lbtk_become, c.lbtk_retries = f"bastion {g.host}", None, RETRIES
+    return c
+
+
+def connect(inv: Inventory, node: Node) -> Connection:
+    ssh = inv.ssh_of(node)
+    gateway = _bastion(ssh)
+    c = _connection(node.host, ssh.user, ssh.port, ssh.key_filename, ssh.known_hosts, ssh,
+                    **({"gateway": gateway} if gateway else {}))
     hop = c.gateway if gateway is None else gateway.gateway
     while isinstance(hop, Connection):   # a ProxyJump from ssh_config: its host key is checked too
         _verify_host_keys(hop, ssh.known_hosts)
@@ -85,19 +93,7 @@ def connect(inv: Inventory, node: Node) -> Connection:
 def connect_gateway(inv: Inventory) -> Connection | None:
     """A connection to the bastion itself (defaults.ssh.gateway), for work that runs there
     (HTTP probes through a VIP this machine cannot reach). None without a gateway."""
-    ssh = inv.defaults.ssh
-    g = ssh.gateway
-    if g is None:
-        return None
-    timeout = ssh.connect_timeout or CONNECT_TIMEOUT
-    kw = {"banner_timeout": timeout, "auth_timeout": timeout, "gss_auth": False, "gss_kex": False}
-    if g.key_filename:
-        kw.update(key_filename=os.path.expanduser(g.key_filename), look_for_keys=False, allow_agent=False)
-    config = Config(runtime_ssh_path=os.path.expanduser(ssh.config_file)) if ssh.config_file else Config()
-    c = Connection(g.host, user=g.user, port=g.port, config=config, connect_kwargs=kw, connect_timeout=timeout)
-    _verify_host_keys(c, g.known_hosts or ssh.known_hosts)
-    c.lbtk_node, c.lbtk_become, c.lbtk_retries = f"bastion {g.host}", None, RETRIES
-    return c
+    return _bastion(inv.defaults.ssh)
 
 
 def _verify_host_keys(c: Connection, known_hosts: str | None) -> None:

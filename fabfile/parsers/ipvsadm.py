@@ -489,17 +489,21 @@ __all__ = ["RealServer", "IpvsService", "IpvsTable", "Counters", "Rates", "RealS
 NO_IPVS_MARK = "NO-IPVS"
 
 
+def _unless_no_ipvs(text: str, parse, none):
+    return none if text.strip() == NO_IPVS_MARK or ipvs_unavailable(text) else parse(text)
+
+
 def parse_list_if_ipvs(text: str) -> IpvsTable | None:
-    return None if text.strip() == NO_IPVS_MARK or ipvs_unavailable(text) else parse_list(text)
+    return _unless_no_ipvs(text, parse_list, None)
 
 
 def parse_stats_if_ipvs(text: str) -> IpvsStats | None:
-    return None if text.strip() == NO_IPVS_MARK or ipvs_unavailable(text) else parse_stats(text)
+    return _unless_no_ipvs(text, parse_stats, None)
 
 
 def parse_rate_if_ipvs(text: str) -> IpvsStats | None:
-    return None if text.strip() == NO_IPVS_MARK or ipvs_unavailable(text) else parse_rate(text)
+    return _unless_no_ipvs(text, parse_rate, None)
 
 
 def parse_daemons_if_ipvs(text: str) -> list[SyncDaemon]:
-    return [] if text.strip() == NO_IPVS_MARK or ipvs_unavailable(text) else parse_daemons(text)
+    return _unless_no_ipvs(text, parse_daemons, [])
