@@ -12,18 +12,22 @@ from dataclasses import dataclass, field
 # failing means "restore the previous files, reload nothing")
 VERBS: dict[str, tuple[str, bool]] = {
     "daemon-reload": ("systemctl daemon-reload", False),
-    "enable": ("systemctl enable {u}", False),
+    # --no-reload: enable's implicit daemon-reload costs ~100 ms of systemd CPU per call (measured
+    # on the lab; 30 nodes share 2 cores). The plan runs daemon-reload itself whenever a unit file
+    # changed, and enabling only adds the symlinks the next boot reads.
+    "enable": ("systemctl enable --no-reload {u}", False),
     "start": ("systemctl start {u}", False),
+    "enable-now": ("systemctl enable --no-reload --now {u}", False),   # enable + start: one call
     "reload": ("systemctl reload {u}", False),
     "restart": ("systemctl restart {u}", False),
-    "enable-restart": ("systemctl enable {u} && systemctl restart {u}", False),
+    "enable-restart": ("systemctl enable --no-reload {u} && systemctl restart {u}", False),
     "disable-now": ("systemctl disable --now {u}", False),
     "sysctl-load": ("sysctl -q -p {a}", False),
     "nginx-test": ("nginx -t -q", True),
     "apt-install": ("DEBIAN_FRONTEND=noninteractive apt-get install -y -q {a}", False),
     "run": ("{a}", False),             # a script the toolkit rendered (e.g. lbtk-ipvs-sync), by path
 }
-DAEMON_VERBS = ("start", "reload", "restart", "enable-restart", "enable")
+DAEMON_VERBS = ("start", "reload", "restart", "enable-restart", "enable", "enable-now")
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,8 @@ class Action:
         """How the deploy summary names it: `reload keepalived`, `daemon-reload`, `nginx -t`."""
         if self.verb == "enable-restart":
             return f"restart {self.unit}"
+        if self.verb == "enable-now":
+            return f"start {self.unit}"
         if self.verb == "disable-now":
             return f"disable {self.unit}"
         if self.verb == "nginx-test":

@@ -116,7 +116,21 @@ def service_actions(phase: str, changed: set[str], facts: NodeState, desired: li
             _ensure(acts, facts, "keepalived", start=False)
         else:
             _ensure(acts, facts, "keepalived")
-    return acts
+    return _enable_now(acts)
+
+
+def _enable_now(acts: list[Action]) -> list[Action]:
+    """`enable u` and `start u` in one plan become one `enable --now u` where the first stood: one
+    systemctl call instead of two (a first deploy did two per daemon on every node)."""
+    both = {a.unit for a in acts if a.verb == "start"} & {a.unit for a in acts if a.verb == "enable"}
+    out: list[Action] = []
+    for a in acts:
+        if a.unit not in both or a.verb not in ("start", "enable"):
+            out.append(a)
+        elif not any(b.verb == "enable-now" and b.unit == a.unit for b in out):
+            whys = [b.why for b in acts if b.unit == a.unit and b.verb in ("start", "enable")]
+            out.append(Action("enable-now", a.unit, why="; ".join(whys)))
+    return out
 
 
 def _reload_or_start(facts: NodeState, unit: str, why: str) -> Action:

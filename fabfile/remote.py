@@ -49,6 +49,28 @@ def set_parallel(n: int | None) -> None:
         MAX_PARALLEL = max(1, int(n))
 
 
+class _Connection(Connection):
+    """A Connection whose TCP socket has TCP_NODELAY. Paramiko leaves Nagle on, so every small
+    request (a channel open, an exec, an exit status) waits for the peer's delayed ACK: measured on
+    the lab, a `true` round trip took 48 ms with Nagle and 4 ms without, and a handshake is several
+    such exchanges. Through a gateway the outer hop's socket is the one that matters (it is a
+    _Connection too)."""
+
+    def open(self):
+        if self.is_connected or self.gateway or "sock" in self.connect_kwargs:
+            return super().open()
+        sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.connect_kwargs["sock"] = sock
+            return super().open()
+        except BaseException:
+            sock.close()
+            raise
+        finally:
+            self.connect_kwargs.pop("sock", None)
+
+
 def _connection(host: str, user, port, key_filename, known_hosts, ssh: SSH, **kw) -> Connection:
     """A Connection as every hop gets it: ssh_config (ssh.config_file or ~/.ssh/config) for what is
     not stated, timeouts, no GSSAPI, the given key only, host keys checked against known_hosts."""
@@ -57,7 +79,7 @@ def _connection(host: str, user, port, key_filename, known_hosts, ssh: SSH, **kw
     if key_filename:
         kwargs.update(key_filename=os.path.expanduser(key_filename), look_for_keys=False, allow_agent=False)
     config = Config(runtime_ssh_path=os.path.expanduser(ssh.config_file)) if ssh.config_file else Config()
-    c = Connection(host, user=user, port=port, config=config, connect_kwargs=kwargs, connect_timeout=timeout, **kw)
+    c = _Connection(host, user=user, port=port, config=config, connect_kwargs=kwargs, connect_timeout=timeout, **kw)
     _verify_host_keys(c, known_hosts)
     return c
 

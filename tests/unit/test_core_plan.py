@@ -60,9 +60,9 @@ def after(env, node, state, plan, has_ipvs=True):
     for a in plan.actions:
         if a.verb == "reload":
             assert active[a.unit] == "active", f"{a.short()} planned for a unit that is not running"
-        if a.verb in ("start", "restart", "enable-restart"):
+        if a.verb in ("start", "restart", "enable-restart", "enable-now"):
             active[a.unit] = "active"
-        if a.verb in ("enable", "enable-restart"):
+        if a.verb in ("enable", "enable-restart", "enable-now"):
             enabled[a.unit] = "enabled"
         if a.verb == "disable-now":
             active[a.unit], enabled[a.unit] = "inactive", "not-found"
@@ -76,11 +76,12 @@ def verbs(actions) -> list[tuple[str, str]]:
 # ================================================================== Action
 SHELL_CASES = [
     (Action("daemon-reload"), "systemctl daemon-reload"),
-    (Action("enable", "keepalived"), "systemctl enable keepalived"),
+    (Action("enable", "keepalived"), "systemctl enable --no-reload keepalived"),
+    (Action("enable-now", "nginx"), "systemctl enable --no-reload --now nginx"),
     (Action("start", "nginx"), "systemctl start nginx"),
     (Action("reload", "keepalived"), "systemctl reload keepalived"),
     (Action("restart", "lbtk-fwmark"), "systemctl restart lbtk-fwmark"),
-    (Action("enable-restart", "lbtk-vip-lo"), "systemctl enable lbtk-vip-lo && systemctl restart lbtk-vip-lo"),
+    (Action("enable-restart", "lbtk-vip-lo"), "systemctl enable --no-reload lbtk-vip-lo && systemctl restart lbtk-vip-lo"),
     (Action("disable-now", "lbtk-fwmark"), "systemctl disable --now lbtk-fwmark"),
     (Action("sysctl-load", arg=arp.SYSCTL), "sysctl -q -p /etc/sysctl.d/60-lbtk-lvs.conf"),
     (Action("nginx-test"), "nginx -t -q"),
@@ -118,6 +119,7 @@ def test_action_shell_quotes_units_and_arguments():
     (Action("daemon-reload"), "daemon-reload"),
     (Action("reload", "keepalived"), "reload keepalived"),
     (Action("start", "nginx"), "start nginx"),
+    (Action("enable-now", "nginx"), "start nginx"),
 ])
 def test_action_short(action, short):
     assert action.short() == short
@@ -137,7 +139,7 @@ def test_action_record_round_trip_through_the_pending_file():
             Action("enable-restart", "lbtk-vip-lo"), Action("nginx-test"), Action("reload", "nginx"),
             Action("restart", "keepalived"), Action("disable-now", "lbtk-fwmark"),
             Action("apt-install", arg="keepalived nginx-light"), Action("run", arg=ipvs_sync.RECONCILE),
-            Action("enable", "keepalived"), Action("start", "keepalived")]
+            Action("enable", "keepalived"), Action("start", "keepalived"), Action("enable-now", "nginx")]
     assert {a.verb for a in owed} == set(VERBS)
     text = "".join(a.record() + "\n" for a in owed)       # what `printf '%s\n' RECORD...` writes
     back = [Action.from_record(r) for r in parse_pending(text)]
@@ -229,14 +231,15 @@ def test_keepalived_conf_change_reloads_a_running_keepalived(env):
 def test_keepalived_conf_change_starts_and_enables_a_stopped_keepalived(env):
     state = deploy_state(env, "node1", active={"keepalived": "failed"}, enabled={"keepalived": "disabled"})
     acts = service_actions("keepalived", {keepalived.CONF}, state, desired(env, phase="keepalived"))
-    assert verbs(acts) == [("start", "keepalived"), ("enable", "keepalived")]
-    assert acts[0].why == "keepalived.conf changed; keepalived was failed"
+    # enable + start: one `systemctl enable --now` (issue 14: one systemctl call, not two)
+    assert verbs(acts) == [("enable-now", "keepalived")]
+    assert acts[0].why == "keepalived.conf changed; keepalived was failed; keepalived not enabled at boot"
 
 
 def test_nothing_changed_still_brings_the_daemon_up(env):
     state = deploy_state(env, "node1", active={"keepalived": "inactive"}, enabled={"keepalived": "disabled"})
     acts = service_actions("keepalived", set(), state, desired(env, phase="keepalived"))
-    assert verbs(acts) == [("enable", "keepalived"), ("start", "keepalived")]
+    assert verbs(acts) == [("enable-now", "keepalived")]
     up = deploy_state(env, "node1")
     assert service_actions("keepalived", set(), up, desired(env, phase="keepalived")) == []
 
@@ -341,7 +344,7 @@ def test_first_deploy_plan_converges_in_one_pass(env):
         assert verbs(p0.actions) == [
             ("sysctl-load", arp.SYSCTL), ("daemon-reload", ""), ("enable-restart", "lbtk-vip-lo"),
             ("nginx-test", ""), ("start", "nginx"), ("enable-restart", "lbtk-fwmark"),
-            ("start", "keepalived"), ("enable", "keepalived")]
+            ("enable-now", "keepalived")]
         p1 = plan_node(env, node, after(env, node, s0, p0), ALL)
         assert p1.empty, p1
 
