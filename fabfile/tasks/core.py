@@ -8,7 +8,6 @@ from invoke import task
 
 from .. import facts as F
 from .. import output, remote
-from ..confcheck import field_of, keepalived_check
 from ..inventory import InventoryError
 from ..parsers.keepalived_t import split_location
 from ..observe import observe_reachable
@@ -65,6 +64,7 @@ def live_facts(e, nodes) -> dict[str, RenderFacts]:
 def check(c, env=DEFAULT_ENV, format=None, json=False):
     """Validate the inventory and run the real `keepalived -t` on each node's keepalived.conf;
     whatever keepalived -t still reports is one error line naming the inventory field behind it."""
+    from ..confcheck import field_of, keepalived_check   # (netns + keepalived -t: only this task)
     check_format(format)
     e = load_env(env)
     table = output.Table(f"keepalived -t ({e.path.name})", ["node", "file", "verdict", "keepalived says"])

@@ -1,13 +1,12 @@
 """Deploy phases as tasks: each runnable alone, all chained by `inv deploy`."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from invoke import task
 
 from .. import output
 from ..context import Env
-from ..phases import Outcome, run_phases
-from ..progress import Progress
-from ..views import deploy as view
 from .common import DEFAULT_ENV, check_format, node_env, number, one_line_errors
 
 HELP = {"env": "inventory name (inventories/NAME.yaml)",
@@ -18,6 +17,9 @@ HELP = {"env": "inventory name (inventories/NAME.yaml)",
         "batch": "backups changed N at a time (default 1; Ansible's serial); VIP holders always one by one",
         "skip_unreachable": "go ahead on the nodes that answer (refused for a change every node must see at "
                             "once); the others are recorded as owed and caught up by the next deploy"}
+if TYPE_CHECKING:
+    from ..phases import Outcome
+
 DEPLOY_ORDER = ["install", "arp", "nginx", "lvs", "keepalived", "sync-daemon"]
 
 
@@ -54,6 +56,9 @@ def deploy(c, env=DEFAULT_ENV, check=False, format=None, node=None, parallel=Non
 def deploy_and_show(e: Env, phases: list[str], check: bool = False, fmt=None, nodes=None,
                     skip_unreachable: bool = False, batch: int = 1) -> Outcome:
     """The phases with progress, then their tables; a node that refused is raised after the summary."""
+    from ..phases import run_phases
+    from ..progress import Progress
+    from ..views import deploy as view
     steps: dict[str, int] = {}
 
     def progress(runs):

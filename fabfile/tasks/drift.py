@@ -4,8 +4,6 @@ from __future__ import annotations
 from invoke import Exit, task
 
 from .. import output, remote
-from ..phases import gather, plan_node
-from ..rollback import rollback as do_rollback
 from .common import DEFAULT_ENV, check_format, node_env, one_line_errors
 
 FILE_PHASES = ["arp", "nginx", "lvs", "keepalived"]
@@ -16,6 +14,7 @@ FILE_PHASES = ["arp", "nginx", "lvs", "keepalived"]
 def diff(c, env=DEFAULT_ENV, node=None, format=None):
     """Per node and file: how the live files differ from what the inventory renders (hand edits too).
     Exit 1 when anything drifted, like diff(1)."""
+    from ..phases import gather, plan_node
     check_format(format)
     e, nodes = node_env(env, node)
     conns = [remote.connect(e.inv, n) for n in nodes]
@@ -46,5 +45,6 @@ def diff(c, env=DEFAULT_ENV, node=None, format=None):
 @one_line_errors
 def rollback(c, env=DEFAULT_ENV, node=None, skip_unreachable=False):
     """Return to the files before the last deploy (backups first, VIP holder last), reload, check."""
+    from ..rollback import rollback as do_rollback
     e, _ = node_env(env, node)
     do_rollback(e, node, say=output.say, skip_unreachable=skip_unreachable)

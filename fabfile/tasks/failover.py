@@ -4,8 +4,6 @@ from __future__ import annotations
 from invoke import Exit, task
 
 from .. import output, remote
-from ..failover import MODES, drill
-from ..views import failover as view
 from .common import DEFAULT_ENV, UsageError, check_format, node_env, number, one_line_errors
 
 
@@ -16,6 +14,8 @@ from .common import DEFAULT_ENV, UsageError, check_format, node_env, number, one
 @one_line_errors
 def failover_test(c, env=DEFAULT_ENV, mode="graceful", json=False, interval_ms=None, format=None):
     """Fail the current MASTER, time the VIP move and the client outage, restore, time the preempt back."""
+    from ..failover import MODES, drill
+    from ..views import failover as view
     if mode not in MODES:
         raise UsageError(f"--mode must be one of {', '.join(MODES)}")
     check_format(format)

@@ -8,7 +8,6 @@ from .. import output, overrides, remote
 from ..checks import node_checks, vip_checks, vip_holders
 from ..observe import observe
 from ..parsers import journal
-from ..phases import DeployFailed
 from .common import DEFAULT_ENV, UsageError, check_format, load_env, node_env, number, one_line_errors
 from .deploy import deploy_and_show
 
@@ -67,6 +66,7 @@ def _drain(env: str, server: str, weight_zero: bool, format=None, skip_unreachab
     overrides.set_drained(e.path, new)
     output.say(f"{server} ({addr}): weight {'0 (drained)' if weight_zero else 'back to the inventory value'};"
                f" recorded in {overrides.state_path(e.path).relative_to(overrides.STATE_DIR.parent.parent)}")
+    from ..phases import DeployFailed
     try:
         deploy_and_show(load_env(env), ["keepalived"], fmt=format, skip_unreachable=skip_unreachable)
     except DeployFailed as err:

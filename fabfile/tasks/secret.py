@@ -13,7 +13,6 @@ from pathlib import Path
 from invoke import task
 
 from .. import output, secrets
-from ..settle import wait_for_vips
 from .common import DEFAULT_ENV, Env, LbtkError, check_format, load_env, one_line_errors
 from .common import rel as _rel
 from .deploy import deploy_and_show
@@ -85,6 +84,7 @@ def undo(old: dict[Path, str]) -> None:
 @one_line_errors
 def rotate_vrrp_secret(c, env=DEFAULT_ENV, previous=False, format=None):
     """New random VRRP secret in auth_pass_file, deployed to every node at once (never printed)."""
+    from ..settle import wait_for_vips
     check_format(format)
     paths = secret_files(load_env(env))
     old = swap_in(paths, previous)

@@ -133,3 +133,19 @@ def test_guest_module_imports_with_the_stdlib_only(mod):
     """-S: no site-packages, as in the VM, where the host's python3 runs over 9p without the venv."""
     r = _import_all([mod], "-S")[mod]
     assert r.returncode == 0, f"`python -S -c 'import {mod}'` exited {r.returncode}:\n{r.stderr[-3000:]}"
+
+
+# Issue 14: start-up imports only what the task needs. Loading the task tree (what every `inv ...`
+# does before running anything) must not import the deploy engine, the drills, the lab or the
+# config checker: those load inside the tasks that use them.
+NOT_AT_STARTUP = ("fabfile.phases", "fabfile.apply", "fabfile.settle", "fabfile.failover", "fabfile.watch",
+                  "fabfile.rollback", "fabfile.confcheck", "fabfile.lab", "fabfile.progress",
+                  "fabfile.views.deploy", "fabfile.views.failover", "fabfile.views.watch")
+
+
+def test_the_task_tree_loads_without_the_engines_it_does_not_run():
+    code = ("import sys, tasks; print(' '.join(m for m in sys.modules if m.startswith('fabfile')))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    loaded = set(out.stdout.split())
+    assert "fabfile.tasks.deploy" in loaded and "fabfile.tasks.watch" in loaded
+    assert not loaded & set(NOT_AT_STARTUP), sorted(loaded & set(NOT_AT_STARTUP))
