@@ -15,7 +15,7 @@ import shlex
 import time
 from dataclasses import dataclass, field
 
-from . import facts, remote
+from . import facts, history, remote
 from .actions import Action
 from .actions import script as actions_script
 from .facts import BACKUP_DIR, PENDING
@@ -26,6 +26,7 @@ from .parsers.lbtk import parse_action_run
 from .parsers.keepalived_t import parse_keepalived_check
 from .plan import FileChange, NodePlan
 from .render import keepalived
+from .runinfo import RunInfo
 
 NEW = ".lbtk-new"
 KEEP_BACKUPS = 10   # deploys whose previous files are kept (inv rollback uses the newest)
@@ -48,7 +49,8 @@ class Applied:
         return any(a.touches(unit) for a in self.actions)
 
 
-def apply_node(c, plan: NodePlan, stamp: str, say=lambda s: None) -> Applied:
+def apply_node(c, plan: NodePlan, stamp: str, say=lambda s: None, info: RunInfo | None = None) -> Applied:
+    """`info`: the run to record in the node's history (fabfile/history.py) once the change is in."""
     done = Applied()
     writes = [ch for ch in plan.changes if ch.kind in ("create", "update", "mode")]
     deletes = [ch for ch in plan.changes if ch.kind == "delete"]
@@ -99,7 +101,8 @@ def apply_node(c, plan: NodePlan, stamp: str, say=lambda s: None) -> Applied:
             i, rc, detail = failed
             raise ApplyError(f"{plan.node}: `{rest[i].shell()}` exited {rc}: {worst_line(detail)}")
     _healthy_or_restore(c, plan, paths, stamp)
-    remote.run(c, f"rm -f {PENDING}", check=False)
+    record = ("; " + history.append_command(info.entry(paths, [a.short() for a in done.actions]))) if info else ""
+    remote.run(c, f"rm -f {PENDING}" + record, check=False)
     return done
 
 

@@ -7,11 +7,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import secrets
 from .errors import LbtkError, UsageError
 from .inventory import load
 from .model import Inventory, Node
+
+if TYPE_CHECKING:
+    from .parsers.lbtk_state import RuntimeRecord
 
 DEFAULT_ENV = "lab"
 
@@ -22,13 +26,14 @@ class Env:
     path: Path
     secrets: dict[str, str]
     name: str
+    # the nodes' runtime record (drains) once a run has read it (fabfile/runtime.py); None before
+    runtime: "RuntimeRecord | None" = None
 
 
 def load_env(env: str) -> Env:
-    """inventories/NAME.yaml, validated, with the runtime overrides (drains) and the secrets."""
-    from . import overrides
+    """inventories/NAME.yaml, validated, with its secrets. Runtime overrides (drains) live on the
+    nodes: a run applies them once it has read them (fabfile/runtime.py)."""
     inv, path = load(env)
-    inv = overrides.apply(inv, overrides.drained(path))
     return Env(inv=inv, path=path, secrets=secrets.resolve_all(inv, str(path.name and rel(path))), name=env)
 
 

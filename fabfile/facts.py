@@ -10,7 +10,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .parsers import dpkg, ip_addr, ipvsadm, journal, keepalived_json, lbtk, sysctl, systemctl
+from .parsers import dpkg, ip_addr, ipvsadm, journal, keepalived_json, lbtk, lbtk_state, sysctl, systemctl
 from .parsers.ip_addr import Interface
 from .parsers.lbtk import LiveFile, Raw
 
@@ -19,6 +19,10 @@ UNITS = ("keepalived", "nginx", "lbtk-vip-lo", "lbtk-fwmark")
 BINARIES = ("keepalived", "nginx", "ipvsadm", "iptables")
 PENDING = "/var/lib/lbtk/pending"   # actions of a swap whose reloads have not all run yet
 BACKUP_DIR = "/var/lib/lbtk/backup"
+# the toolkit's own records on each node (formats: fabfile/parsers/lbtk_state.py)
+RUNTIME_PATH = "/var/lib/lbtk/runtime.json"   # drains and other runtime overrides, kept by every deploy
+LOCK_PATH = "/var/lib/lbtk/lock"              # who holds the deploy lock (fabfile/runlock.py)
+HISTORY_PATH = "/var/lib/lbtk/history"        # one line per change (fabfile/history.py)
 # Named, not `sysctl -a -r REGEX`: walking every key cost a node 55 ms of CPU per observation, these
 # 3 ms (the globs expand under /proc/sys; -e skips the IPVS keys of a kernel without IPVS). Output is
 # sysctl's own `key = value`, interface dots shown as '/' exactly as `sysctl -a` shows them.
@@ -47,10 +51,13 @@ class NodeState:
     ipvs_stats: ipvsadm.IpvsStats | None = None                  # ipvsadm -L -n --stats --exact
     pending: list[tuple[str, str, str]] = field(default_factory=list)   # owed actions (verb, unit, arg)
     files: dict[str, LiveFile | None] = field(default_factory=dict)
-    last_backup: tuple[str, list[str]] | None = None             # (stamp, paths) of the newest backup
+    backups: list[tuple[str, list[str]]] = field(default_factory=list)   # (stamp, paths), newest first
     ipvs_rate: ipvsadm.IpvsStats | None = None                   # ipvsadm -L -n --rate
     vrrp: list[keepalived_json.VrrpView] | None = None           # keepalived's own view; None: not running
     changes: list[journal.StateChange] = field(default_factory=list)   # VRRP state entries, recent first
+    runtime: lbtk_state.RuntimeRecord | None = None              # runtime.json; None: none on the node
+    lock: lbtk_state.LockHolder | None = None                    # the deploy lock's holder; None: free
+    history: list[lbtk_state.HistoryEntry] = field(default_factory=list)   # oldest first
 
     # -- derived views, so no caller walks interfaces itself
     @property
@@ -65,6 +72,11 @@ class NodeState:
     def holds(self, vip: str) -> bool:
         """Does this node hold `vip` as a VRRP master does (on an interface, not lo)?"""
         return any(i.has(vip) for i in self.interfaces or [] if i.name != "lo")
+
+    @property
+    def last_backup(self) -> tuple[str, list[str]] | None:
+        """(stamp, paths) of the newest deploy backup set."""
+        return self.backups[0] if self.backups else None
 
     def has(self, pkg: str) -> bool:
         return pkg in self.packages
@@ -112,9 +124,9 @@ SYNC_DAEMONS = Fact("sync_daemons", _if_ipvs("ipvsadm -L --daemon"),
 IPVS_STATS = Fact("ipvs_stats", _if_ipvs("ipvsadm -L -n --stats --exact"),
                   lambda r: ipvsadm.parse_stats_if_ipvs(r.stdout), "ipvs_stats")
 OWED = Fact("pending", f"cat {PENDING} 2>/dev/null; true", lambda r: lbtk.parse_pending(r.stdout), "pending")
-LAST_BACKUP = Fact("last_backup", f"d=$(ls -1 {BACKUP_DIR} 2>/dev/null | sort | tail -n 1); "
-                   f"if [ -n \"$d\" ]; then echo \"$d\"; cat {BACKUP_DIR}/\"$d\"/.paths 2>/dev/null; fi; true",
-                   lambda r: lbtk.parse_last_backup(r.stdout), "last_backup")
+BACKUPS = Fact("backups", f"ls -1 {BACKUP_DIR} 2>/dev/null | sort -r | while read -r d; do echo \"@@backup $d\"; "
+               f"cat {BACKUP_DIR}/\"$d\"/.paths 2>/dev/null; echo; done; true",
+               lambda r: lbtk.parse_backups(r.stdout), "backups")
 
 
 IPVS_RATE = Fact("ipvs_rate", _if_ipvs("ipvsadm -L -n --rate"), lambda r: ipvsadm.parse_rate_if_ipvs(r.stdout),
@@ -146,6 +158,14 @@ STATE_CHANGES = Fact("changes", f"journalctl -u keepalived --since -{RECENT_S}s 
                      lambda r: journal.state_changes(r.stdout), "changes")
 
 
+RUNTIME = Fact("runtime", f"cat {RUNTIME_PATH} 2>/dev/null; true",
+               lambda r: lbtk_state.parse_runtime(r.stdout), "runtime")
+LOCK = Fact("lock", f"cat {LOCK_PATH} 2>/dev/null; true", lambda r: lbtk_state.parse_holder_file(r.stdout), "lock")
+HISTORY_LINES = 500     # per node, newest kept (the file is trimmed to twice this)
+HISTORY = Fact("history", f"tail -n {HISTORY_LINES} {HISTORY_PATH} 2>/dev/null; true",
+               lambda r: lbtk_state.parse_history(r.stdout), "history")
+
+
 def enabled(unit: str) -> Fact:
     """`systemctl is-enabled` stops at the first unit that does not exist: one call per unit."""
     return Fact(f"enabled_{unit}", f"systemctl is-enabled {shlex.quote(unit)}",
@@ -162,9 +182,10 @@ def files(paths: list[str]) -> Fact:
 
 ENABLED = tuple(enabled(u) for u in UNITS)
 # what deploy planning reads (plus files(paths)); what verify, status and sync read
-DEPLOY = (KERNEL, INSTALLED, ON_PATH, IPVS_AVAILABLE, ADDRS, OWED, ACTIVE, *ENABLED)
-VERIFY = (ADDRS, SYSCTLS, ACTIVE, IPVS_TABLE, SYNC_DAEMONS, IPVS_RATE, KEEPALIVED_VIEW, STATE_CHANGES)
-WATCH = (ADDRS, ACTIVE, IPVS_TABLE, IPVS_RATE, KEEPALIVED_VIEW)
+DEPLOY = (KERNEL, INSTALLED, ON_PATH, IPVS_AVAILABLE, ADDRS, OWED, ACTIVE, *ENABLED, RUNTIME)
+VERIFY = (ADDRS, SYSCTLS, ACTIVE, IPVS_TABLE, SYNC_DAEMONS, IPVS_RATE, KEEPALIVED_VIEW, STATE_CHANGES, RUNTIME)
+WATCH = (ADDRS, ACTIVE, IPVS_TABLE, IPVS_RATE, KEEPALIVED_VIEW, RUNTIME)
 RENDER = (IPVS_AVAILABLE,)      # what rendering depends on (fabfile.render.RenderFacts)
 ALL = (KERNEL, INSTALLED, ON_PATH, IPVS_AVAILABLE, ADDRS, SYSCTLS, ACTIVE, *ENABLED, IPVS_TABLE,
-       SYNC_DAEMONS, IPVS_STATS, OWED, LAST_BACKUP, IPVS_RATE, KEEPALIVED_VIEW, STATE_CHANGES)
+       SYNC_DAEMONS, IPVS_STATS, OWED, BACKUPS, IPVS_RATE, KEEPALIVED_VIEW, STATE_CHANGES, RUNTIME, LOCK,
+       HISTORY)

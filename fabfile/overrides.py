@@ -1,7 +1,7 @@
-"""Runtime overrides kept beside the inventory, never inside it: drained real servers.
+"""What this clone keeps beside the inventory: the nodes a --skip-unreachable change could not
+reach (inventories/.state/NAME.owed.yaml), and how a --server argument names a real server.
 
-`inv drain` writes inventories/.state/NAME.yaml; every task that loads --env NAME applies it,
-so render, deploy, verify and diff all agree that a drained server has weight 0.
+Drains are NOT kept here: they live on the nodes, where every clone sees them (fabfile/runtime.py).
 """
 from __future__ import annotations
 
@@ -15,31 +15,6 @@ from .model import Inventory
 STATE_DIR = INVENTORY_DIR / ".state"
 
 
-def state_path(inventory_path: Path) -> Path:
-    return STATE_DIR / f"{inventory_path.stem}.yaml"
-
-
-def drained(inventory_path: Path) -> list[str]:
-    p = state_path(inventory_path)
-    if not p.exists():
-        return []
-    return list((yaml.safe_load(p.read_text()) or {}).get("drained", []))
-
-
-def set_drained(inventory_path: Path, addresses: list[str]) -> None:
-    _write(state_path(inventory_path), "inv drain / inv undrain: real servers held at weight 0",
-           {"drained": sorted(set(addresses))} if addresses else None)
-
-
-def _write(p: Path, why: str, data) -> None:
-    """A state file with a comment saying who wrote it and why; no data: no file."""
-    if not data:
-        p.unlink(missing_ok=True)
-        return
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(f"# written by {why}\n" + yaml.safe_dump(data, sort_keys=True))
-
-
 def resolve_server(inv: Inventory, server: str) -> str | None:
     """A node name or an address -> the real server address it names (None: not a real server)."""
     addr = inv.node(server).ip if server in {n.name for n in inv.nodes} else server
@@ -48,17 +23,6 @@ def resolve_server(inv: Inventory, server: str) -> str | None:
             if inv.real_server_address(rs) == addr:
                 return addr
     return None
-
-
-def apply(inv: Inventory, addresses: list[str]) -> Inventory:
-    if not addresses:
-        return inv
-    vss = []
-    for vs in inv.virtual_servers:
-        rss = [rs.model_copy(update={"weight": 0}) if inv.real_server_address(rs) in addresses else rs
-               for rs in vs.real_servers]
-        vss.append(vs.model_copy(update={"real_servers": rss}))
-    return inv.model_copy(update={"virtual_servers": vss})
 
 
 def owed_path(inventory_path: Path) -> Path:
@@ -78,3 +42,12 @@ def owed(inventory_path: Path) -> dict[str, dict]:
 def set_owed(inventory_path: Path, entries: dict[str, dict]) -> None:
     _write(owed_path(inventory_path),
            "--skip-unreachable: nodes that missed a change (the next deploy reaching them catches up)", entries)
+
+
+def _write(p: Path, why: str, data) -> None:
+    """A state file with a comment saying who wrote it and why; no data: no file."""
+    if not data:
+        p.unlink(missing_ok=True)
+        return
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(f"# written by {why}\n" + yaml.safe_dump(data, sort_keys=True))

@@ -8,18 +8,21 @@ passes, and the result (`Outcome`) is drawn by fabfile/views/deploy.py.
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 from . import facts as F
-from . import remote, settle, sync
+from . import remote, runinfo, runlock, runtime, settle, sync
 from .actions import Action
 from .apply import Applied, ApplyError, apply_node
 from .context import Env
 from .errors import LbtkError
 from .facts import NodeState
 from .observe import observe, observe_reachable
+from .parsers.lbtk_state import RuntimeRecord
 from .plan import PHASES, NodePlan, changes_wire, file_changes, service_actions
-from .render import RenderFacts, managed_paths, render_node
+from .render import NodeFile, RenderFacts, managed_paths, render_node
+from .runinfo import RunInfo
 from .vrrp import expected_holders, nopreempt_vips
 
 # what the install phase needs on every node, and the package that brings it
@@ -54,11 +57,13 @@ class Outcome:
     batches: list[list[str]] = field(default_factory=list)
     error: DeployFailed | None = None
     skipped: dict[str, str] = field(default_factory=dict)   # --skip-unreachable: node -> why
+    runtime_before: RuntimeRecord | None = None             # the cluster's runtime record as found
+    runtime: RuntimeRecord | None = None                    # ... and as this run wrote it
 
 
 def deploy_facts(env: Env, nodes: list[str]) -> dict[str, list[F.Fact]]:
     """Per node: the managed files to read besides fabfile.facts.DEPLOY."""
-    return {n: [F.files(managed_paths(env.inv, n, env.secrets))] for n in nodes}
+    return {n: [F.files([*managed_paths(env.inv, n, env.secrets), F.RUNTIME_PATH])] for n in nodes}
 
 
 def gather(env: Env, conns) -> dict[str, NodeState]:
@@ -96,6 +101,9 @@ def plan_node(env: Env, node: str, facts: NodeState, phases: list[str]) -> NodeP
         p.notes.append("kernel has no IPVS: keepalived runs VRRP-only (--vrrp); virtual_server blocks are inert")
     if "sync-daemon" in phases and env.inv.sync_daemon:
         p.notes.append("sync daemon: " + sync_note(env, facts))
+    if "keepalived" in phases and env.runtime is not None:
+        # the cluster's runtime record (drains) rides with keepalived.conf, whose weights it sets
+        desired.append(NodeFile(F.RUNTIME_PATH, runtime.content(env.runtime), "keepalived"))
     for phase in phases:
         mine = [f for f in desired if f.phase == phase]
         changes = file_changes(mine, facts, node)
@@ -117,36 +125,55 @@ def plan_runs(env: Env, states: dict[str, NodeState], phases: list[str]) -> list
 
 def run_phases(env: Env, phases: list[str], check: bool = False, say=lambda s: None,
                progress=None, nodes: list[str] | None = None, skip_unreachable: bool = False,
-               batch: int = 1) -> Outcome:
-    """Facts, plans, then (unless check) the rolling apply. Returns the Outcome; a node that
-    refused is in Outcome.error (the caller shows the summary, then raises it).
-    `progress(runs)` makes the context manager that shows per-node steps (step / finish)."""
+               batch: int = 1, change=None, info: RunInfo | None = None, break_lock: bool = False) -> Outcome:
+    """Under the deploy lock (fabfile/runlock.py; --check takes none): facts, plans, then (unless
+    check) the rolling apply. Returns the Outcome; a node that refused is in Outcome.error (the
+    caller shows the summary, then raises it). `progress(runs)` makes the context manager that
+    shows per-node steps (step / finish). `change(record) -> record` changes the cluster's runtime
+    record (drain, undrain) before planning; `info` is who runs it (default: this process)."""
     check_phases(phases)
     chosen = [n for n in env.inv.nodes if nodes is None or n.name in nodes]
     conns = [remote.connect(env.inv, n) for n in chosen]
+    info = info or runinfo.current(env.name, env.path)
     try:
-        states = observe(conns, F.DEPLOY, deploy_facts(env, [c.lbtk_node for c in conns]))
-        down = {n: s.error for n, s in states.items() if not s.reachable}
-        if down and not skip_unreachable:
-            raise remote.RemoteError(next(iter(down.values())) + " — nothing was changed on any node "
-                                     "(--skip-unreachable goes ahead on the nodes that answer)")
-        if len(down) == len(states):
-            raise remote.RemoteError(next(iter(down.values())) + " — no node answered; nothing was changed")
-        live = [c for c in conns if c.lbtk_node not in down]
-        runs = plan_runs(env, {n: s for n, s in states.items() if n not in down}, phases)
-        if len(live) < len(env.inv.nodes):
-            refuse_partial_wire_change(runs, missing=sorted(set(down) | {n.name for n in env.inv.nodes
-                                                                          if n not in chosen}))
-        out = Outcome(phases, runs, planned_moves(env, runs) if "keepalived" in phases else [], check,
-                      skipped=down)
-        if check:
-            return out
-        for m in out.moves:
-            say(m)
-        apply_runs(env, live, out, say, (progress or NoProgress)(runs), batch)
-        return out
+        with (nullcontext() if check else runlock.Lock(conns, info, break_lock)) as lock:
+            for node, holder in (lock.broken if lock else []):
+                say(f"{node}: broke the stale deploy lock left by {runlock.who(holder)}")
+            return _locked(env, phases, conns, check, say, progress, skip_unreachable, batch, change, info,
+                           lock.down if lock else {})
     finally:
         remote.close(conns)
+
+
+def _locked(env: Env, phases: list[str], conns, check: bool, say, progress, skip_unreachable: bool, batch: int,
+            change, info: RunInfo, lock_down: dict[str, str]) -> Outcome:
+    """run_phases' work once the lock is held (lock_down: nodes the lock could not reach)."""
+    ask = [c for c in conns if c.lbtk_node not in lock_down]
+    seen = observe(ask, F.DEPLOY, deploy_facts(env, [c.lbtk_node for c in ask]))
+    states = {c.lbtk_node: seen.get(c.lbtk_node) or NodeState(c.lbtk_node, reachable=False,
+                                                                error=lock_down.get(c.lbtk_node, ""))
+              for c in conns}
+    down = {n: s.error for n, s in states.items() if not s.reachable}
+    if down and not skip_unreachable:
+        raise remote.RemoteError(next(iter(down.values())) + " — nothing was changed on any node "
+                                 "(--skip-unreachable goes ahead on the nodes that answer)")
+    if len(down) == len(states):
+        raise remote.RemoteError(next(iter(down.values())) + " — no node answered; nothing was changed")
+    live = [c for c in conns if c.lbtk_node not in down]
+    current = runtime.newest(states)
+    env = runtime.effective(env, change(current) if change else current)
+    runs = plan_runs(env, {n: s for n, s in states.items() if n not in down}, phases)
+    if len(live) < len(env.inv.nodes):
+        refuse_partial_wire_change(runs, missing=sorted(set(down) | {n.name for n in env.inv.nodes
+                                                                      if n.name not in {c.lbtk_node for c in conns}}))
+    out = Outcome(phases, runs, planned_moves(env, runs) if "keepalived" in phases else [], check,
+                  skipped=down, runtime_before=current, runtime=env.runtime)
+    if check:
+        return out
+    for m in out.moves:
+        say(m)
+    apply_runs(env, live, out, say, (progress or NoProgress)(runs), batch, info)
+    return out
 
 
 class NoProgress:
@@ -166,9 +193,9 @@ class NoProgress:
         pass
 
 
-def apply_runs(env: Env, conns, out: Outcome, say, progress, batch: int = 1) -> None:
+def apply_runs(env: Env, conns, out: Outcome, say, progress, batch: int = 1, info: RunInfo | None = None) -> None:
     runs = out.runs
-    stamp = time.strftime("%Y%m%dT%H%M%S") + f"{time.time() % 1:.3f}"[1:]  # sortable, unique per deploy
+    stamp = info.run if info else runinfo.stamp()   # the backup set's name; the history entry's id
     batches, why = rolling_batches(env, runs, batch)
     if why:
         say(why)
@@ -188,7 +215,7 @@ def apply_runs(env: Env, conns, out: Outcome, say, progress, batch: int = 1) -> 
             progress.finish(run.node, "no changes")
             return
         try:
-            run.done = apply_node(c, run.plan, stamp, say=lambda s: progress.step(run.node, s))
+            run.done = apply_node(c, run.plan, stamp, say=lambda s: progress.step(run.node, s), info=info)
             done_at[run.node] = time.monotonic()
             progress.finish(run.node, f"{len(run.done.files) + len(run.done.actions)} change(s)")
         except (ApplyError, remote.RemoteError) as e:

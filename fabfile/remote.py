@@ -315,6 +315,62 @@ def stream(c: Connection, command: str, on_line, stop) -> None:
         on_line(f"@@error {describe(c, e, 'stream')}")
 
 
+class Held:
+    """A command that goes on running on a node while the caller holds something there (the
+    deploy lock: fabfile/runlock.py). Its stdin stays open; closing the channel, or losing the
+    connection, ends it."""
+
+    def __init__(self, c: Connection, chan):
+        self.c, self.chan, self._buf = c, chan, b""
+
+    def read_until(self, line: str, timeout: float) -> str:
+        """stdout up to and including `line` (or to the end of the command), at most `timeout` s."""
+        want = line.encode() + b"\n"
+        deadline = time.monotonic() + timeout
+        while want not in self._buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise RemoteError(f"{self.c.lbtk_node}: no answer within {timeout:g}s")
+            self.chan.settimeout(min(left, 1.0))
+            try:
+                data = self.chan.recv(65536)
+            except socket.timeout:
+                continue
+            if not data:
+                break
+            self._buf += data
+        text, sep, rest = self._buf.partition(want)
+        self._buf = rest
+        return (text + sep).decode(errors="replace")
+
+    def send(self, text: str) -> None:
+        self.chan.sendall(text.encode())
+
+    def close(self) -> None:
+        try:
+            self.chan.close()
+        except Exception:  # noqa: BLE001 - already gone with its connection
+            pass
+
+
+def hold(c: Connection, command: str, until: str, timeout: float = 30) -> tuple[Held, str]:
+    """Start `command` and read its stdout up to the line `until` (or its end): (the running
+    command, what it printed). A transport failure is a RemoteError naming the node."""
+    try:
+        ensure_open(c)
+        chan = c.transport.open_session()
+        cmd, stdin = privileged(c, command)
+        chan.exec_command(cmd)
+        if stdin:
+            chan.sendall(stdin.encode())
+        held = Held(c, chan)
+        return held, held.read_until(until, timeout)
+    except RemoteError:
+        raise
+    except Exception as e:  # noqa: BLE001
+        raise RemoteError(describe(c, e, "lock")) from None
+
+
 def close(conns: list[Connection]) -> None:
     for c in conns:
         c.close()

@@ -16,6 +16,7 @@ from .model import Inventory
 from .observe import observe
 from .render import ASSUMED, render_node
 from .render.keepalived import CONF
+from .runtime import as_run
 
 
 @dataclass
@@ -24,6 +25,7 @@ class Report:
     vip_holders: dict[str, list[str]]
     observed: dict[str, NodeState]
     findings: list[Finding] = field(default_factory=list)
+    inv: Inventory | None = None           # the inventory as the cluster runs it (drains applied)
 
     @property
     def ok(self) -> bool:
@@ -91,6 +93,7 @@ def verify(inv: Inventory, conns, http: bool = True, secrets: dict[str, str] | N
     if obs and not any(s.reachable for s in obs.values()):   # one cause (a bastion, the network): one line
         from .remote import RemoteError
         raise RemoteError(next(iter(obs.values())).error + " — no node answered")
+    inv = as_run(inv, obs)   # drains recorded on the nodes (fabfile/runtime.py) are what is wanted
     whole = all(n.name in obs for n in inv.nodes)
     holders = vip_holders(inv, obs) if whole else {}   # with --node, who holds a VIP is not known
     checks, findings = diagnose(inv, obs, holders, checks_of(inv, obs, holders), secrets or {})
@@ -106,4 +109,4 @@ def verify(inv: Inventory, conns, http: bool = True, secrets: dict[str, str] | N
         finally:
             if gw is not None:
                 gw.close()
-    return Report(checks, holders, obs, findings)
+    return Report(checks, holders, obs, findings, inv)

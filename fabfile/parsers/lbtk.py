@@ -138,15 +138,20 @@ def parse_pending(text: str) -> list[tuple[str, str, str]]:
 
 
 # ---------------------------------------------------------------- backups
-# The newest deploy backup: its stamp on the first line, then the paths it saved (space separated).
-def parse_last_backup(text: str) -> tuple[str, list[str]] | None:
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    if not lines:
-        return None
-    stamp = lines[0].strip()
-    if not re.fullmatch(r"[0-9T.]+", stamp):
-        raise ParseError(f"backup listing: not a deploy stamp: {excerpt(stamp)}")
-    return stamp, " ".join(lines[1:]).split()
+# Every deploy backup set, newest first: `@@backup STAMP` then the paths it saved (space separated).
+def parse_backups(text: str) -> list[tuple[str, list[str]]]:
+    out: list[tuple[str, list[str]]] = []
+    for line in text.splitlines():
+        if line.startswith("@@backup "):
+            stamp = line.removeprefix("@@backup ").strip()
+            if not re.fullmatch(r"[0-9T.]+", stamp):
+                raise ParseError(f"backup listing: not a deploy stamp: {excerpt(stamp)}")
+            out.append((stamp, []))
+        elif line.strip():
+            if not out:
+                raise ParseError(f"backup listing: paths before any stamp: {excerpt(line)}")
+            out[-1][1].extend(line.split())
+    return out
 
 
 # ---------------------------------------------------------------- lab client
@@ -173,7 +178,7 @@ def parse_advert(line: str) -> str | None:
 
 
 __all__ = ["Raw", "LiveFile", "parse_sections", "first_line", "last_line", "yes_no", "word_set",
-           "parse_files", "parse_pending", "parse_last_backup", "parse_client_lines", "parse_advert"]
+           "parse_files", "parse_pending", "parse_backups", "parse_client_lines", "parse_advert"]
 
 
 # ---------------------------------------------------------------- numbers

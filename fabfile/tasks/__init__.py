@@ -1,13 +1,13 @@
 """The Invoke task tree. `tasks.py` at the repository root exposes `namespace`."""
 from invoke import Collection
 
-from . import core, deploy, drift, failover, lab, oncall, secret, sync, tables, verify, watch
+from . import core, deploy, drift, failover, history, lab, oncall, secret, sync, tables, verify, watch
 
 namespace = Collection()
 for t in (core.render, core.check, deploy.install, deploy.arp, deploy.nginx, deploy.lvs,
           deploy.keepalived, deploy.deploy, verify.verify,
           failover.failover_test, sync.sync_start, sync.sync_stop, sync.sync_status,
-          oncall.status, oncall.drain, oncall.undrain, oncall.logs, drift.diff, drift.rollback,
+          oncall.status, oncall.drain, oncall.undrain, oncall.logs, drift.diff, drift.rollback, history.history,
           secret.rotate_vrrp_secret, tables.ipvs, tables.addrs, tables.vrrp,
           watch.watch):
     namespace.add_task(t)

@@ -27,8 +27,13 @@ def render(c, env=DEFAULT_ENV, node=None, out=None, live=False):
     it depends on (assumed unless --live; the first line says which)."""
     e = load_env(env)
     nodes = select_nodes(e.inv, node)
-    facts = live_facts(e, nodes) if live else {n.name: ASSUMED for n in nodes}
+    if live:
+        facts, e = live_facts(e, nodes)
+    else:
+        facts = {n.name: ASSUMED for n in nodes}
     where = "read from the node" if live else "assumed; --live reads them from the nodes"
+    if e.runtime is not None and e.runtime.drained:
+        output.say(f"# drained on the nodes (weight 0): {', '.join(e.runtime.drained)}")
     for n in nodes:
         output.say(f"# {n.name}: node facts {facts[n.name].describe()} ({where})")
     for n in nodes:
@@ -48,14 +53,16 @@ def render(c, env=DEFAULT_ENV, node=None, out=None, live=False):
                 print(mask(f.content))
 
 
-def live_facts(e, nodes) -> dict[str, RenderFacts]:
-    """The render facts of each node, observed (one round trip per node; all must answer)."""
+def live_facts(e, nodes):
+    """The render facts of each node, observed (one round trip per node; all must answer), and the
+    env with the runtime record (drains) the nodes hold."""
+    from .. import runtime
     conns = [remote.connect(e.inv, n) for n in nodes]
     try:
-        states = observe_reachable(conns, F.RENDER, doing="nothing was rendered")
+        states = observe_reachable(conns, (*F.RENDER, F.RUNTIME), doing="nothing was rendered")
     finally:
         remote.close(conns)
-    return {n: RenderFacts.of(s) for n, s in states.items()}
+    return {n: RenderFacts.of(s) for n, s in states.items()}, runtime.of(e, states)
 
 
 @task(help={"env": "inventory name (inventories/NAME.yaml)", "format": "auto|rich|plain|markdown",

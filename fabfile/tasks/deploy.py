@@ -16,7 +16,8 @@ HELP = {"env": "inventory name (inventories/NAME.yaml)",
         "parallel": "at most N nodes at once (default: all)",
         "batch": "backups changed N at a time (default 1; Ansible's serial); VIP holders always one by one",
         "skip_unreachable": "go ahead on the nodes that answer (refused for a change every node must see at "
-                            "once); the others are recorded as owed and caught up by the next deploy"}
+                            "once); the others are recorded as owed and caught up by the next deploy",
+        "break_lock": "take over a deploy lock left by a run that died (a live run's lock is never broken)"}
 if TYPE_CHECKING:
     from ..phases import Outcome
 
@@ -27,10 +28,11 @@ def _phase_task(phase: str, doc: str):
     @task(name=phase, help=HELP)
     @one_line_errors
     def t(c, env=DEFAULT_ENV, check=False, format=None, node=None, parallel=None, skip_unreachable=False,
-          batch=None):
+          batch=None, break_lock=False):
         check_format(format)
         e, nodes = node_env(env, node, parallel=parallel)
-        run_and_settle(e, [phase], check, format, nodes, skip_unreachable, number(batch, "batch", 1, int, 1))
+        run_and_settle(e, [phase], check, format, nodes, skip_unreachable, number(batch, "batch", 1, int, 1),
+                       break_lock)
     t.__doc__ = doc
     t.body.__doc__ = doc
     return t
@@ -46,15 +48,17 @@ keepalived = _phase_task("keepalived", "keepalived.conf: keepalived -t on the no
 @task(help=HELP)
 @one_line_errors
 def deploy(c, env=DEFAULT_ENV, check=False, format=None, node=None, parallel=None, skip_unreachable=False,
-           batch=None):
+           batch=None, break_lock=False):
     """Every phase in order (install, arp, nginx, lvs, keepalived, sync-daemon), then wait for VRRP."""
     check_format(format)
     e, nodes = node_env(env, node, parallel=parallel)
-    run_and_settle(e, DEPLOY_ORDER, check, format, nodes, skip_unreachable, number(batch, "batch", 1, int, 1))
+    run_and_settle(e, DEPLOY_ORDER, check, format, nodes, skip_unreachable, number(batch, "batch", 1, int, 1),
+                   break_lock)
 
 
 def deploy_and_show(e: Env, phases: list[str], check: bool = False, fmt=None, nodes=None,
-                    skip_unreachable: bool = False, batch: int = 1) -> Outcome:
+                    skip_unreachable: bool = False, batch: int = 1, break_lock: bool = False,
+                    change=None) -> Outcome:
     """The phases with progress, then their tables; a node that refused is raised after the summary."""
     from ..phases import run_phases
     from ..progress import Progress
@@ -66,7 +70,7 @@ def deploy_and_show(e: Env, phases: list[str], check: bool = False, fmt=None, no
         return Progress([r.node for r in runs], total=lambda n: steps[n])
     out = run_phases(e, phases, check=check, say=output.say, progress=progress,
                      nodes=[n.name for n in nodes] if nodes else None, skip_unreachable=skip_unreachable,
-                     batch=batch)
+                     batch=batch, break_lock=break_lock, change=change)
     view.show(out, fmt)
     if not check:
         record_owed(e, out)
@@ -95,10 +99,10 @@ def record_owed(e: Env, out: Outcome) -> None:
 
 
 def run_and_settle(e: Env, phases: list[str], check: bool, fmt, nodes=None, skip_unreachable=False,
-                   batch: int = 1) -> None:
+                   batch: int = 1, break_lock: bool = False) -> None:
     """The phases, then (when keepalived changed anywhere) return only once VRRP has settled."""
     from ..settle import wait_for_vips
-    out = deploy_and_show(e, phases, check, fmt, nodes, skip_unreachable, batch)
+    out = deploy_and_show(e, phases, check, fmt, nodes, skip_unreachable, batch, break_lock)
     if {"lvs", "keepalived"} & set(phases) and not check and any(r.done for r in out.runs):
         _, line = wait_for_vips(e, exclude=set(out.skipped))
         output.say(line)

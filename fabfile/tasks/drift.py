@@ -22,6 +22,8 @@ def diff(c, env=DEFAULT_ENV, node=None, format=None):
         facts = gather(e, conns)
     finally:
         remote.close(conns)
+    from .. import runtime
+    e = runtime.of(e, facts)     # drains recorded on the nodes are part of what is wanted
     t = output.Table(f"drift ({e.path.name})", ["node", "file", "state"])
     drifted = 0
     for n, f in facts.items():
@@ -41,10 +43,14 @@ def diff(c, env=DEFAULT_ENV, node=None, format=None):
 
 
 @task(name="rollback", help={"env": "inventory name", "node": "only this node",
-                             "skip_unreachable": "roll back the nodes that answer, skip the others"})
+                             "skip_unreachable": "roll back the nodes that answer, skip the others",
+                             "to": "a run's id from `inv history`: back to the files before that run "
+                                   "(every later deploy undone too)",
+                             "break_lock": "take over a deploy lock left by a run that died"})
 @one_line_errors
-def rollback(c, env=DEFAULT_ENV, node=None, skip_unreachable=False):
-    """Return to the files before the last deploy (backups first, VIP holder last), reload, check."""
+def rollback(c, env=DEFAULT_ENV, node=None, skip_unreachable=False, to=None, break_lock=False):
+    """Return to the files before the last deploy, or before run --to ID (backups first, VIP holder
+    last), reload, check."""
     from ..rollback import rollback as do_rollback
     e, _ = node_env(env, node)
-    do_rollback(e, node, say=output.say, skip_unreachable=skip_unreachable)
+    do_rollback(e, node, say=output.say, skip_unreachable=skip_unreachable, to=to, break_lock=break_lock)

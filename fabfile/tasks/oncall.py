@@ -8,7 +8,7 @@ from .. import output, overrides, remote
 from ..checks import node_checks, vip_checks, vip_holders
 from ..observe import observe
 from ..parsers import journal
-from .common import DEFAULT_ENV, UsageError, check_format, load_env, node_env, number, one_line_errors
+from .common import DEFAULT_ENV, UsageError, check_format, node_env, number, one_line_errors
 from .deploy import deploy_and_show
 
 
@@ -20,9 +20,13 @@ def status(c, env=DEFAULT_ENV, format=None, json=False):
     e, _ = node_env(env, quiet=json)
     conns = [remote.connect(e.inv, n) for n in e.inv.nodes]
     try:
-        obs = observe(conns, F.VERIFY)
+        obs = observe(conns, (*F.VERIFY, F.LOCK))
     finally:
         remote.close(conns)
+    from .. import runtime
+    rec = runtime.newest(obs)
+    e = runtime.effective(e, rec)
+    locks = {n: s.lock for n, s in obs.items() if s.reachable and s.lock is not None}
     holders = vip_holders(e.inv, obs)
     checks = vip_checks(e.inv, obs) + [ch for n in obs for ch in node_checks(e.inv, n, obs[n])
                                        if ch.name != "sync daemon"]
@@ -35,66 +39,78 @@ def status(c, env=DEFAULT_ENV, format=None, json=False):
         rows.append(dict(node=n, role=role if o.reachable else "UNREACHABLE",
                          keepalived=o.active.get("keepalived", "?"), nginx=o.active.get("nginx", "?"), ipvs=ipvs,
                          problems=sum(1 for ch in bad if ch.node == n)))
+    runtime_json = {"serial": rec.serial, "drained": list(rec.drained), "by": rec.by, "at": rec.at}
+    lock_json = {n: {"operator": h.operator, "task": h.task, "pid": h.pid, "cwd": h.cwd, "since": h.since}
+                 for n, h in locks.items()}
     if json:
         output.show_json({"ok": not bad, "vip_holders": holders, "nodes": rows,
-                          "problems": [ch.as_dict() for ch in bad]})
+                          "problems": [ch.as_dict() for ch in bad], "runtime": runtime_json, "locks": lock_json})
     else:
         t = output.Table(f"cluster {e.inv.cluster}", ["node", "role", "keepalived", "nginx", "IPVS", "problems"])
         for r in rows:
             t.add(*r.values(), ok=r["problems"] == 0)
         output.show(t, format)
+        output.say(f"drained: {', '.join(rec.drained)} (by {rec.by} at {rec.at}; runtime serial {rec.serial})"
+                   if rec.drained else "drained: none")
+        from ..runlock import who
+        for n, h in locks.items():
+            output.say(f"{n}: deploy lock held by {who(h)} (a dead run's lock stays until --break-lock)")
         output.say("status: OK" if not bad else "status: DEGRADED — " + "; ".join(
             f"{ch.node}: {ch.name}: {ch.detail}" for ch in bad))
     if bad:
         raise Exit(code=1)
 
 
-def _drain(env: str, server: str, weight_zero: bool, format=None, skip_unreachable=False) -> None:
+def _drain(env: str, server: str, weight_zero: bool, format=None, skip_unreachable=False,
+           break_lock=False) -> None:
+    """The drain is a new runtime record (fabfile/runtime.py) written to every director with its
+    keepalived.conf, under the deploy lock: a deploy from any clone keeps it until undrain."""
+    from .. import runinfo, runtime
     e, _ = node_env(env)
     addr = overrides.resolve_server(e.inv, server)
-    if addr is None and not weight_zero and server in overrides.drained(e.path):
-        addr = server  # removed from the inventory while drained: undrain clears the stale record
+    if addr is None and not weight_zero:
+        addr = server  # removed from the inventory while drained: undrain clears the stale record (if any)
     if addr is None:
         known = sorted({e.inv.real_server_address(rs) for vs in e.inv.virtual_servers for rs in vs.real_servers})
         raise UsageError(f"--server {server}: not a real server of {e.path.name} — use a node name or one of "
                         f"{', '.join(known) or 'none (no virtual_servers)'}")
-    current = overrides.drained(e.path)
-    new = sorted(set(current) | {addr}) if weight_zero else [a for a in current if a != addr]
-    if new == current:
-        output.say(f"{server} ({addr}) is already {'drained' if weight_zero else 'in service'}: nothing to do")
-        return
-    overrides.set_drained(e.path, new)
-    output.say(f"{server} ({addr}): weight {'0 (drained)' if weight_zero else 'back to the inventory value'};"
-               f" recorded in {overrides.state_path(e.path).relative_to(overrides.STATE_DIR.parent.parent)}")
-    from ..phases import DeployFailed
-    try:
-        deploy_and_show(load_env(env), ["keepalived"], fmt=format, skip_unreachable=skip_unreachable)
-    except DeployFailed as err:
-        if not err.changed:   # no node took it: the record goes back, nothing half-applied
-            overrides.set_drained(e.path, current)
-        raise   # some nodes took it: the record stays, so `inv diff` / a rerun finish the job
-    except BaseException:
-        overrides.set_drained(e.path, current)
-        raise
+    who = runinfo.operator()
+
+    def change(rec):
+        if not weight_zero and addr == server and overrides.resolve_server(e.inv, server) is None \
+                and addr not in rec.drained:
+            raise UsageError(f"--server {server}: neither a real server of {e.path.name} nor drained "
+                             f"(drained: {', '.join(rec.drained) or 'none'})")
+        return runtime.drained(rec, addr, weight_zero, who)
+    out = deploy_and_show(e, ["keepalived"], fmt=format, skip_unreachable=skip_unreachable, break_lock=break_lock,
+                          change=change)
+    if out.runtime == out.runtime_before:
+        output.say(f"{server} ({addr}) was already {'drained' if weight_zero else 'in service'}: "
+                   "nothing to change (the keepalived phase still checked every node)")
+    else:
+        output.say(f"{server} ({addr}): weight {'0 (drained)' if weight_zero else 'back to the inventory value'}; "
+                   f"recorded on the directors ({F.RUNTIME_PATH}, serial {out.runtime.serial}): "
+                   "every deploy, from any clone, keeps it until undrain")
 
 
+BREAK_LOCK = "take over a deploy lock left by a run that died (a live run's lock is never broken)"
 SKIP = "go ahead on the directors that answer; the others are owed the change (next deploy catches up)"
 
 
 @task(help={"env": "inventory name", "server": "real server: node name or address", "format": "table format",
-            "skip_unreachable": SKIP})
+            "skip_unreachable": SKIP, "break_lock": BREAK_LOCK})
 @one_line_errors
-def drain(c, server, env=DEFAULT_ENV, format=None, skip_unreachable=False):
+def drain(c, server, env=DEFAULT_ENV, format=None, skip_unreachable=False, break_lock=False):
     """Take a real server out of rotation: weight 0 (existing connections finish), keepalived reload."""
-    _drain(env, server, True, format, skip_unreachable)
+    _drain(env, server, True, format, skip_unreachable, break_lock)
 
 
 @task(help={"env": "inventory name", "server": "real server: node name or address", "format": "table format",
-            "skip_unreachable": SKIP})
+            "skip_unreachable": SKIP, "break_lock": BREAK_LOCK})
 @one_line_errors
-def undrain(c, server, env=DEFAULT_ENV, format=None, skip_unreachable=False):
+def undrain(c, server, env=DEFAULT_ENV, format=None, skip_unreachable=False, break_lock=False):
     """Put a drained real server back at its inventory weight (keepalived reload)."""
-    _drain(env, server, False, format, skip_unreachable)
+    _drain(env, server, False, format, skip_unreachable, break_lock)
 
 
 @task(help={"env": "inventory name", "node": "only this node", "lines": "journal lines per node (default 200)",

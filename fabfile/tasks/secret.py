@@ -84,6 +84,7 @@ def undo(old: dict[Path, str]) -> None:
 @one_line_errors
 def rotate_vrrp_secret(c, env=DEFAULT_ENV, previous=False, format=None):
     """New random VRRP secret in auth_pass_file, deployed to every node at once (never printed)."""
+    from ..runlock import LockError
     from ..settle import wait_for_vips
     check_format(format)
     paths = secret_files(load_env(env))
@@ -98,6 +99,9 @@ def rotate_vrrp_secret(c, env=DEFAULT_ENV, previous=False, format=None):
         output.say(line)
         if not settled:
             raise LbtkError("VRRP did not settle on the new secret")
+    except LockError:   # another run holds the cluster: no node was touched, only the file goes back
+        undo(old)
+        raise
     except Exception as err:  # put the old secret back everywhere: file first, then nodes
         undo(old)
         output.say("rotation failed: putting the previous secret back on every node")

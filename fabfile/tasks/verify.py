@@ -33,9 +33,10 @@ def verify(c, env=DEFAULT_ENV, json=False, format=None, no_http=False, requests=
             refresh_ipvs(report, observe(conns, (F.IPVS_TABLE, F.IPVS_RATE)))
     finally:
         remote.close(conns)
-    tables = {"ipvs": cluster.ipvs_rows(e.inv, report.observed),
-              "addresses": cluster.addr_rows(e.inv, report.observed),
-              "vrrp": cluster.vrrp_rows(e.inv, report.observed)}
+    inv = report.inv or e.inv
+    tables = {"ipvs": cluster.ipvs_rows(inv, report.observed),
+              "addresses": cluster.addr_rows(inv, report.observed),
+              "vrrp": cluster.vrrp_rows(inv, report.observed)}
     if json:
         output.show_json({**report.as_json(), **tables, **({"traffic": extra.as_json()} if extra else {}),
                           "ok": report.ok})

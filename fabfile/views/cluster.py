@@ -11,6 +11,7 @@ import time
 
 from .. import output
 from ..checks import wanted_ipvs
+from ..runtime import as_run
 from ..facts import NodeState
 from ..model import Inventory
 from ..parsers.ipvsadm import service_key
@@ -23,8 +24,9 @@ RATE_FIELDS = ("cps", "inpps", "outpps", "inbps", "outbps")
 # ---------------------------------------------------------------- IPVS
 def ipvs_rows(inv: Inventory, states: dict[str, NodeState]) -> list[dict]:
     """One row per (director, service, real server), from `ipvsadm -L -n` and `--rate`, against the
-    inventory: `ok` false and `problem` saying what was wanted when they differ."""
-    want = wanted_ipvs(inv)
+    inventory as the cluster runs it (drains applied): `ok` false and `problem` saying what was
+    wanted when they differ."""
+    want = wanted_ipvs(as_run(inv, states))
     rows: list[dict] = []
     for node, s in states.items():
         base = {"node": node}

@@ -136,7 +136,7 @@ def deploy_state(env: Env, node: str, *, files: dict[str, LiveFile | None] | Non
                  active: dict[str, str] | None = None, enabled: dict[str, str] | None = None,
                  has_ipvs: bool = True, on_iface: tuple[str, ...] = (), on_lo: tuple[str, ...] = (),
                  binaries: tuple[str, ...] = F.BINARIES, dpkg: str = DPKG_CAPTURE,
-                 pending: str = ""):
+                 pending: str = "", runtime: str = ""):
     """One node's fabfile.facts.DEPLOY (+ files) round trip, parsed by observe.parse_state.
     Defaults: an up-to-date node (rendered files, every unit active and enabled)."""
     active = {**ALL_UNITS_UP, **(active or {})}
@@ -154,6 +154,7 @@ def deploy_state(env: Env, node: str, *, files: dict[str, LiveFile | None] | Non
         "addrs": (addrs_json(env.inv.node(node).host, on_iface, on_lo) + "\n", "", 0),
         "pending": (pending, "", 0),
         "active": ("".join(active[u] + "\n" for u in F.UNITS), "", 0 if "active" in active.values() else 3),
+        "runtime": (runtime, "", 0),
     }
     for u in F.UNITS:
         w = enabled[u]
@@ -169,7 +170,8 @@ def deploy_state(env: Env, node: str, *, files: dict[str, LiveFile | None] | Non
 
 def verify_state(node: str, host: str, *, on_iface: tuple[str, ...] = (), on_lo: tuple[str, ...] = (),
                  sysctl: str = "", active: dict[str, str] | None = None, ipvs: str | None = None,
-                 daemons: str = "", rate: str | None = None, vrrp: str = "NOT-RUNNING\n", changes: str = ""):
+                 daemons: str = "", rate: str | None = None, vrrp: str = "NOT-RUNNING\n", changes: str = "",
+                 runtime: str = ""):
     """One node's fabfile.facts.VERIFY round trip, parsed by observe.parse_state.
     `ipvs` is ipvsadm -L -n output, or None for a kernel without IPVS (the fact prints its mark)."""
     from fabfile.parsers.ipvsadm import NO_IPVS_MARK
@@ -185,5 +187,6 @@ def verify_state(node: str, host: str, *, on_iface: tuple[str, ...] = (), on_lo:
         "ipvs_rate": (rate if ipvs is not None and rate is not None else NO_IPVS_MARK + "\n", "", 0),
         "vrrp": (vrrp, "", 0),
         "changes": (changes, "", 0),
+        "runtime": (runtime, "", 0),
     }
     return parse_state(node, F.VERIFY, frame(outputs), TOKEN)

@@ -153,11 +153,15 @@ def test_parse_state_fills_every_node_state_field():
         "sync_daemons": (read("ipvsadm/ka_L_daemon.txt"), "", 0),
         "ipvs_stats": (read("ipvsadm/L_n_stats_exact.txt"), "", 0),
         "pending": ("reload\tkeepalived\t\n", "", 0),
-        "last_backup": ("20240501T101500.123\n/etc/keepalived/keepalived.conf /etc/default/keepalived\n", "", 0),
+        "backups": ("@@backup 20240501T101500.123\n/etc/keepalived/keepalived.conf /etc/default/keepalived\n\n",
+                    "", 0),
         "files": (file_listing({paths[0]: LiveFile(0o600, b"global_defs {}\n"), paths[1]: None}), "", 0),
         "ipvs_rate": (read("ipvsadm/L_n_rate.txt"), "", 0),
         "vrrp": (read("keepalived_json/healthy_node2.json"), "", 0),
         "changes": (read("keepalived_json/journal_split_node2.txt"), "", 0),
+        "runtime": (read("lbtk_state/runtime.json"), "", 0),
+        "lock": (read("lbtk_state/lock"), "", 0),
+        "history": (read("lbtk_state/history"), "", 0),
     })
     s = parse_state("node2", [*F.ALL, F.files(paths)], text, TOKEN)
     assert (s.name, s.reachable, s.error) == ("node2", True, "")

@@ -199,11 +199,15 @@ GOOD = {  # a plausible answer for every fact, so a whole round trip parses
     "sync_daemons": (FX / "ipvsadm/L_daemon_master.txt").read_text(),
     "ipvs_stats": (FX / "ipvsadm/L_n_stats_exact.txt").read_text(),
     "pending": "",
-    "last_backup": "20240101T120000.5\n/etc/keepalived/keepalived.conf /etc/nginx/sites-enabled/lbtk\n",
+    "backups": ("@@backup 20240101T120000.5\n/etc/keepalived/keepalived.conf /etc/nginx/sites-enabled/lbtk\n\n"
+                "@@backup 20231231T090000.25\n/etc/keepalived/keepalived.conf\n\n"),
     "files": "@@file /etc/keepalived/keepalived.conf\n644\naGVsbG8K\n@@file /etc/nginx/sites-enabled/lbtk\nMISSING\n",
     "ipvs_rate": (FX / "ipvsadm/L_n_rate.txt").read_text(),
     "vrrp": (FX / "keepalived_json/healthy_node1.json").read_text(),
     "changes": (FX / "keepalived_json/journal_split_node2.txt").read_text(),
+    "runtime": (FX / "lbtk_state/runtime.json").read_text(),
+    "lock": (FX / "lbtk_state/lock").read_text(),
+    "history": (FX / "lbtk_state/history").read_text(),
 }
 ROUND_TRIP = [*F.ALL, FILES]
 

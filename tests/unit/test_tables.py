@@ -134,6 +134,7 @@ assert {"active", "inactive"} <= set(read("systemctl/is_active_after_stop.txt").
 def observed(node: str, facts, outputs: dict[str, str], rc: dict[str, int] | None = None) -> NodeState:
     """One node's round trip of `facts` (each fact's stdout given), parsed by observe.parse_state."""
     rc = rc or {}
+    outputs = {"runtime": "", **outputs}    # no runtime record: the node never had a drain
     return parse_state(node, facts, frame({f.name: (outputs[f.name], "", rc.get(f.name, 0)) for f in facts}), TOKEN)
 
 

@@ -1,0 +1,150 @@
+"""The toolkit's own records on each node, under /var/lib/lbtk/ (formats documented here, beside
+their parsers; fabfile/runtime.py, fabfile/runlock.py and fabfile/history.py write them):
+
+- runtime.json: runtime overrides every deploy keeps until they are undone (drained real servers),
+  one JSON object `{"serial": N, "drained": [address, ...], "by": "user@host", "at": ISO time}`.
+  The highest serial seen on any node is the cluster's current record.
+- lock: who holds the deploy lock, one JSON object `{"run", "operator", "pid", "cwd", "task",
+  "since"}`; the lock command answers `LOCK HELD`, `LOCK BUSY` or `LOCK STALE` on its first line,
+  followed by the holder's record for the last two.
+- history: one JSON object per line and change (`{"id", "at", "operator", "commit", "dirty",
+  "task", "env", "files", "actions", "result"}`), oldest first.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from . import ParseError, excerpt
+
+
+@dataclass(frozen=True)
+class RuntimeRecord:
+    serial: int = 0
+    drained: tuple[str, ...] = ()
+    by: str = ""
+    at: str = ""
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    run: str
+    operator: str
+    pid: int
+    cwd: str
+    task: str
+    since: str
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    id: str                      # the deploy's stamp: its backup set is /var/lib/lbtk/backup/ID
+    at: str
+    operator: str
+    commit: str
+    dirty: bool
+    task: str
+    env: str
+    files: tuple[str, ...] = ()
+    actions: tuple[str, ...] = ()
+    result: str = "ok"
+
+
+def _object(text: str, what: str) -> dict:
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        raise ParseError(f"{what}: not JSON: {excerpt(text)}") from None
+    if not isinstance(data, dict):
+        raise ParseError(f"{what}: not a JSON object: {excerpt(text)}")
+    return data
+
+
+def _str(data: dict, key: str, what: str, default: str | None = None) -> str:
+    v = data.get(key, default)
+    if not isinstance(v, str):
+        raise ParseError(f"{what}: {key!r} is not a string")
+    return v
+
+
+def _int(data: dict, key: str, what: str) -> int:
+    v = data.get(key)
+    if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+        raise ParseError(f"{what}: {key!r} is not a count")
+    return v
+
+
+def _strings(data: dict, key: str, what: str) -> tuple[str, ...]:
+    v = data.get(key, [])
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        raise ParseError(f"{what}: {key!r} is not a list of strings")
+    return tuple(v)
+
+
+def parse_runtime(text: str) -> RuntimeRecord | None:
+    """runtime.json's content; None when the node has none (never drained anything)."""
+    if not text.strip():
+        return None
+    d = _object(text.strip(), "runtime.json")
+    return RuntimeRecord(_int(d, "serial", "runtime.json"), _strings(d, "drained", "runtime.json"),
+                         _str(d, "by", "runtime.json", ""), _str(d, "at", "runtime.json", ""))
+
+
+def parse_holder(text: str) -> LockHolder:
+    d = _object(text.strip(), "lock")
+    w = "lock"
+    return LockHolder(_str(d, "run", w), _str(d, "operator", w), _int(d, "pid", w), _str(d, "cwd", w, ""),
+                      _str(d, "task", w, ""), _str(d, "since", w))
+
+
+LOCK_WORDS = ("HELD", "BUSY", "STALE", "BROKEN")
+
+
+def parse_lock_answer(text: str) -> tuple[str, LockHolder | None]:
+    """The lock command's answer: ("HELD", None), or ("BUSY"|"STALE", the holder's record), or
+    ("BROKEN", the dead run's record whose stale lock was just broken; `LOCK HELD` follows it).
+    The record is None when unreadable — a lock file cut short still counts as a lock."""
+    first, _, rest = text.lstrip("\n").partition("\n")
+    word = first.strip().removeprefix("LOCK ").strip()
+    if not first.startswith("LOCK ") or word not in LOCK_WORDS:
+        raise ParseError(f"lock: unexpected answer {excerpt(first)}")
+    if word == "HELD":
+        return word, None
+    if word == "BROKEN":
+        body, sep, _ = rest.rpartition("LOCK HELD")
+        if not sep:
+            raise ParseError("lock: broken but not held")
+        rest = body
+    try:
+        return word, parse_holder(rest)
+    except ParseError:
+        return word, None
+
+
+def parse_holder_file(text: str) -> LockHolder | None:
+    """The lock file as a fact reads it: None when there is none (or it is unreadable)."""
+    if not text.strip():
+        return None
+    try:
+        return parse_holder(text)
+    except ParseError:
+        return None
+
+
+def parse_history(text: str) -> list[HistoryEntry]:
+    """history's lines, oldest first. A line cut short (a run killed mid-write) is skipped: the
+    history is a record for people, never an input to a change."""
+    out = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            d = _object(line, "history")
+            w = "history"
+            out.append(HistoryEntry(_str(d, "id", w), _str(d, "at", w), _str(d, "operator", w),
+                                    _str(d, "commit", w, ""), bool(d.get("dirty", False)), _str(d, "task", w, ""),
+                                    _str(d, "env", w, ""), _strings(d, "files", w), _strings(d, "actions", w),
+                                    _str(d, "result", w, "ok")))
+        except ParseError:
+            continue
+    return out

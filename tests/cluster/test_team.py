@@ -1,0 +1,171 @@
+"""Two operators, two clones, one cluster (issue 15): drains live on the nodes, a deploy lock on the
+nodes refuses a second run and names the first, a killed run's lock stays until --break-lock, and
+every change leaves a history row with operator and commit.
+
+Clone A is a copy of this project (its own git commit, its own inventories/), run as operator
+alice; this checkout is clone B, run as bob. Both drive the same real lab nodes.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import ROOT, sh
+
+CONF = "/etc/keepalived/keepalived.conf"
+NODE3_WEIGHT = f"grep -A1 'real_server 10.189.0.13' {CONF}"
+
+
+def run(where: Path, operator: str, *args, timeout=180) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=where, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "LBTK_FORMAT": "plain", "LBTK_OPERATOR": operator})
+
+
+def start(where: Path, operator: str, *args) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "invoke", *args], cwd=where, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "LBTK_FORMAT": "plain", "LBTK_OPERATOR": operator})
+
+
+def ok(r: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    assert r.returncode == 0, f"exit {r.returncode}\n{r.stdout[-3000:]}\n{r.stderr[-2000:]}"
+    return r
+
+
+def b(*args, **kw):
+    return run(ROOT, "bob@ops-b", *args, **kw)
+
+
+@pytest.fixture(scope="module")
+def clone_a(tmp_path_factory, deployed):
+    """Another operator's clone: the project's files (inventories and the lab's secrets included),
+    committed in its own git repository."""
+    a = tmp_path_factory.mktemp("team") / "clone-a"
+    shutil.copytree(ROOT, a, ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__", ".pytest_cache",
+                                                           ".venv-ansible", ".hypothesis"))
+    git = ["git", "-c", "user.name=alice", "-c", "user.email=alice@example.invalid"]
+    subprocess.run(git + ["init", "-q"], cwd=a, check=True)
+    subprocess.run(git + ["add", "-A"], cwd=a, check=True)
+    subprocess.run(git + ["commit", "-q", "-m", "clone A"], cwd=a, check=True)
+    yield a
+    ok(b("deploy", "--env", "lab", "--break-lock"))   # whatever a test left: the inventory's state
+
+
+def commit_of(where: Path) -> str:
+    return subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=where, capture_output=True,
+                          text=True).stdout.strip()
+
+
+def lock_record(nodes) -> str:
+    return sh(nodes["node1"], "cat /var/lib/lbtk/lock 2>/dev/null").stdout
+
+
+def test_a_drain_from_clone_a_survives_a_deploy_from_clone_b(clone_a, nodes):
+    try:
+        ok(run(clone_a, "alice@ops-a", "drain", "--env", "lab", "--server", "node3"))
+        assert all("weight 0" in sh(nodes[n], NODE3_WEIGHT).stdout for n in nodes)
+        # B has no local record of it; its deploy reads the drain from the nodes and keeps it
+        again = ok(b("deploy", "--env", "lab"))
+        assert "no changes" in again.stdout, again.stdout
+        assert all("weight 0" in sh(nodes[n], NODE3_WEIGHT).stdout for n in nodes)
+        st = json.loads(ok(b("status", "--env", "lab", "--json")).stdout)
+        assert st["runtime"]["drained"] == ["10.189.0.13"] and st["runtime"]["by"] == "alice@ops-a"
+        assert ok(b("verify", "--env", "lab", "--no-http")).returncode == 0   # the drain is what is wanted
+        # B undrains what A drained; A's next deploy keeps that too
+        ok(b("undrain", "--env", "lab", "--server", "node3"))
+        assert "no changes" in ok(run(clone_a, "alice@ops-a", "deploy", "--env", "lab")).stdout
+    finally:
+        b("undrain", "--env", "lab", "--server", "node3")
+    assert all("weight 1" in sh(nodes[n], NODE3_WEIGHT).stdout for n in nodes)
+
+
+def test_a_deploy_from_b_while_a_deploys_fails_in_one_line_naming_a(clone_a, nodes):
+    """A's deploy makes node2 the MASTER (a planned failover: it waits for the VIP to move, under
+    the lock); B's deploy, drain and rollback meanwhile are refused, naming A's run."""
+    inv_a = clone_a / "inventories" / "lab.yaml"
+    original = inv_a.read_text()
+    inv_a.write_text(original.replace("priority: 90,", "priority: 110,"))
+    try:
+        p = start(clone_a, "alice@ops-a", "deploy", "--env", "lab")
+        deadline = time.monotonic() + 30
+        while "alice@ops-a" not in lock_record(nodes) and time.monotonic() < deadline and p.poll() is None:
+            time.sleep(0.05)
+        assert "alice@ops-a" in lock_record(nodes), "A's deploy never held the lock"
+        refused = [b("deploy", "--env", "lab"), b("drain", "--env", "lab", "--server", "node3"),
+                   b("rollback", "--env", "lab")]
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, out + err
+    finally:
+        inv_a.write_text(original)
+    for r in refused:
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 2 and len(lines) == 1, r.stderr
+        assert "deploy lock is held by alice@ops-a (`inv deploy --env lab`" in lines[0]
+        assert str(clone_a) in lines[0] and "nothing was changed" in lines[0]
+        assert "Traceback" not in r.stderr + r.stdout
+    assert lock_record(nodes) == ""                       # released when A ended
+    assert "weight 1" in sh(nodes["node1"], NODE3_WEIGHT).stdout   # B's drain did not happen
+    ok(b("deploy", "--env", "lab"))                       # node1 MASTER again (the inventory's)
+
+
+def test_a_killed_runs_lock_is_reported_stale_and_broken_only_on_request(clone_a, nodes):
+    inv_a = clone_a / "inventories" / "lab.yaml"
+    original = inv_a.read_text()
+    inv_a.write_text(original.replace("priority: 90,", "priority: 110,"))
+    try:
+        p = start(clone_a, "alice@ops-a", "deploy", "--env", "lab")
+        deadline = time.monotonic() + 30
+        while "alice@ops-a" not in lock_record(nodes) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        os.kill(p.pid, signal.SIGKILL)
+        p.communicate(timeout=30)
+    finally:
+        inv_a.write_text(original)
+    time.sleep(0.5)
+    assert "alice@ops-a" in lock_record(nodes)            # the dead run's record stays
+    r = b("deploy", "--env", "lab")
+    line = r.stderr.strip()
+    assert r.returncode == 2 and "\n" not in line, r.stderr
+    assert "left by alice@ops-a" in line and "--break-lock" in line and "gone" in line
+    st = ok(b("status", "--env", "lab"))
+    assert "deploy lock held by alice@ops-a" in st.stdout
+    fixed = ok(b("deploy", "--env", "lab", "--break-lock"))
+    assert "broke the stale deploy lock left by alice@ops-a" in fixed.stdout
+    assert lock_record(nodes) == ""
+    assert ok(b("verify", "--env", "lab", "--no-http")).returncode == 0
+
+
+def test_history_shows_each_change_with_operator_and_commit_and_rollback_names_a_row(clone_a, nodes):
+    ok(run(clone_a, "alice@ops-a", "drain", "--env", "lab", "--server", "node3"))
+    ok(b("undrain", "--env", "lab", "--server", "node3"))
+    ok(run(clone_a, "alice@ops-a", "drain", "--env", "lab", "--server", "node2"))
+    rows = json.loads(ok(b("history", "--env", "lab", "--json")).stdout)["changes"]
+    top = rows[:3]
+    assert [(r["operator"], r["task"]) for r in top] == [
+        ("alice@ops-a", "inv drain --env lab --server node2"), ("bob@ops-b", "inv undrain --env lab --server node3"),
+        ("alice@ops-a", "inv drain --env lab --server node3")]
+    assert top[0]["commit"] == commit_of(clone_a) and top[0]["dirty"] is False
+    assert top[1]["commit"] == commit_of(ROOT)
+    assert all(r["nodes"] == ["node1", "node2", "node3"] for r in top)
+    assert all(CONF in r["files"] and "/var/lib/lbtk/runtime.json" in r["files"] for r in top)
+    table = ok(b("history", "--env", "lab")).stdout
+    assert top[0]["id"] in table and "alice@ops-a" in table
+    # back to the files before the undrain: node3 drained again (and node2 not yet), the record with them
+    ok(b("rollback", "--env", "lab", "--to", top[1]["id"]))
+    assert all("weight 0" in sh(nodes[n], NODE3_WEIGHT).stdout for n in nodes)
+    st = json.loads(ok(b("status", "--env", "lab", "--json")).stdout)
+    assert st["runtime"]["drained"] == ["10.189.0.13"]
+    newest = json.loads(ok(b("history", "--env", "lab", "--json")).stdout)["changes"][0]
+    assert newest["task"].startswith("inv rollback --env lab --to") and newest["operator"] == "bob@ops-b"
+    missing = b("rollback", "--env", "lab", "--to", "20000101T000000.000")
+    assert missing.returncode == 2 and "no node keeps that run's backup" in missing.stderr
+    ok(b("undrain", "--env", "lab", "--server", "node3"))
+    assert all("weight 1" in sh(nodes[n], NODE3_WEIGHT).stdout for n in nodes)
