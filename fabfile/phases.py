@@ -136,6 +136,14 @@ def run_phases(env: Env, phases: list[str], check: bool = False, say=lambda s: N
     conns = [remote.connect(env.inv, n) for n in chosen]
     info = info or runinfo.current(env.name, env.path)
     try:
+        if not check and change is None and not break_lock:
+            # the everyday case, a deploy that finds nothing to do, takes no lock: one round trip.
+            # A lock record on any node (a run going on, or a dead one), a node down or any planned
+            # change: take the lock and look again under it (the nodes may change meanwhile).
+            out = _locked(env, phases, conns, False, say, progress, skip_unreachable, batch, None, info, {},
+                          quick=True)
+            if out is not None:
+                return out
         with (nullcontext() if check else runlock.Lock(conns, info, break_lock)) as lock:
             for node, holder in (lock.broken if lock else []):
                 say(f"{node}: broke the stale deploy lock left by {runlock.who(holder)}")
@@ -146,10 +154,14 @@ def run_phases(env: Env, phases: list[str], check: bool = False, say=lambda s: N
 
 
 def _locked(env: Env, phases: list[str], conns, check: bool, say, progress, skip_unreachable: bool, batch: int,
-            change, info: RunInfo, lock_down: dict[str, str]) -> Outcome:
-    """run_phases' work once the lock is held (lock_down: nodes the lock could not reach)."""
+            change, info: RunInfo, lock_down: dict[str, str], quick: bool = False) -> Outcome | None:
+    """run_phases' work once the lock is held (lock_down: nodes the lock could not reach). `quick`:
+    no lock is held yet — None unless every node answered, none has a lock record and none has
+    anything to do (then the Outcome of a deploy that changed nothing)."""
     ask = [c for c in conns if c.lbtk_node not in lock_down]
-    seen = observe(ask, F.DEPLOY, deploy_facts(env, [c.lbtk_node for c in ask]))
+    seen = observe(ask, (*F.DEPLOY, F.LOCK) if quick else F.DEPLOY, deploy_facts(env, [c.lbtk_node for c in ask]))
+    if quick and any(not s.reachable or s.lock is not None for s in seen.values()):
+        return None
     states = {c.lbtk_node: seen.get(c.lbtk_node) or NodeState(c.lbtk_node, reachable=False,
                                                                 error=lock_down.get(c.lbtk_node, ""))
               for c in conns}
@@ -168,6 +180,13 @@ def _locked(env: Env, phases: list[str], conns, check: bool, say, progress, skip
                                                                       if n.name not in {c.lbtk_node for c in conns}}))
     out = Outcome(phases, runs, planned_moves(env, runs) if "keepalived" in phases else [], check,
                   skipped=down, runtime_before=current, runtime=env.runtime)
+    if quick:
+        if any(not r.plan.empty for r in runs):
+            return None
+        with (progress or NoProgress)(runs) as p:     # the summary says "no changes" per node
+            for r in runs:
+                p.finish(r.node, "no changes")
+        return out
     if check:
         return out
     for m in out.moves:
