@@ -301,8 +301,11 @@ class TcpCheck(Strict):
     connect_port: int | None = Field(None, ge=1, le=65535)
 
 
+HTTP_PATH = r"^/[^\s#!{}\"'\\]*$"   # an HTTP_GET path: keepalived reads it as one word
+
+
 class HttpGet(Strict):
-    path: str = Field("/", pattern=r"^/[^\s#!{}\"'\\]*$")
+    path: str = Field("/", pattern=HTTP_PATH)
     digest: str | None = Field(None, pattern=r"^[0-9a-f]{32}$")
     status_code: int | None = Field(None, ge=100, le=599)
     connect_timeout: PositiveInt = 3
