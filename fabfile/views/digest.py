@@ -20,5 +20,6 @@ def show(rows: list[dict], fmt=None) -> None:
         if r["status"] is not None and not r["ok"] and r["matches"] is not False:
             output.say(f"warning: {r['server']}:{r['port']}{r['path']} answers HTTP {r['status']}: keepalived's "
                        "HTTP_GET fails it whatever the digest (it wants status_code, else any 2xx)")
+            continue      # no digest worth putting in an inventory
         output.say(f"inventory: HTTP_GET: {{path: {r['path']}, digest: {r['digest']}}}   "
                    f"# real server {r['node'] or r['server']}")
