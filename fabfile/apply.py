@@ -24,8 +24,9 @@ from .parsers import ParseError
 from .parsers.journal import worst_line
 from .parsers.lbtk import parse_action_run
 from .parsers.keepalived_t import parse_keepalived_check
+from .parsers.nginx_t import DefaultListen, DuplicateDefault, endpoint, parse_duplicate_default
 from .plan import FileChange, NodePlan
-from .render import keepalived
+from .render import keepalived, nginx
 from .runinfo import RunInfo
 
 NEW = ".lbtk-new"
@@ -80,8 +81,9 @@ def apply_node(c, plan: NodePlan, stamp: str, say=lambda s: None, info: RunInfo 
     for act in [a for a in plan.actions if a.validates]:
         r = remote.run(c, act.shell(), check=False, timeout=120)
         if r.exited != 0:
+            conflict = _nginx_conflict(c, plan.node, r.stderr) if act.verb == "nginx-test" else None
             restore(c, paths, stamp)
-            raise ApplyError(f"{plan.node}: `{act.shell()}` failed: {worst_line(r.stderr or r.stdout)} — "
+            raise ApplyError(conflict or f"{plan.node}: `{act.shell()}` failed: {worst_line(r.stderr or r.stdout)} — "
                              "previous files restored, nothing reloaded")
         done.actions.append(act)
         say(act.short())
@@ -104,6 +106,42 @@ def apply_node(c, plan: NodePlan, stamp: str, say=lambda s: None, info: RunInfo 
     record = ("; " + history.append_command(info.entry(paths, [a.short() for a in done.actions]))) if info else ""
     remote.run(c, f"rm -f {PENDING}" + record, check=False)
     return done
+
+
+def _nginx_conflict(c, node: str, stderr: str) -> str | None:
+    """nginx -t refused a second default server: the one line that names the other file and the
+    inventory key, read while the refused tree is still in place (None: refused for another reason)."""
+    dup = parse_duplicate_default(stderr)
+    if dup is None:
+        return None
+    try:
+        listens = observe_node(c, [facts.NGINX_DEFAULTS]).nginx_defaults
+    except Exception:  # noqa: BLE001 - the hint is a courtesy: the refusal itself is still reported
+        listens = []
+    return default_server_conflict(node, dup, listens)
+
+
+def default_server_conflict(node: str, dup: DuplicateDefault, listens: list[DefaultListen]) -> str:
+    """Pure: which file besides lbtk.conf claims the default server nginx -t refused, and what to do.
+    nginx names the SECOND claim in include order: lbtk.conf when the other file sorts before it
+    (Debian's `default`), else the other file itself."""
+    want = endpoint(dup.listen)
+    if dup.file != nginx.SITE:
+        other, line = dup.file, dup.line
+    else:
+        hit = next((x for x in listens if x.file != nginx.SITE and x.endpoint == want), None)
+        other, line = (hit.file, hit.line) if hit else (None, None)
+    head = f"{node}: nginx -t refused {nginx.SITE}: "
+    tail = " — previous files restored, nothing reloaded"
+    if other is None:
+        return (head + f"another file nginx reads also claims default_server on {dup.listen}{tail}; find it with "
+                f"`grep -rn default_server /etc/nginx/` and name it in nginx.remove_sites (files in {nginx.SITES}/) "
+                "or drop default_server from it")
+    what = f"{other} (line {line}) also claims default_server on {dup.listen}{tail}; "
+    if posixpath.dirname(other) == nginx.SITES:
+        return (head + what + f"to have the toolkit remove it, set nginx.remove_sites: [{posixpath.basename(other)}] "
+                "in the inventory, or drop default_server from it")
+    return head + what + f"drop default_server from it (nginx.remove_sites removes only files in {nginx.SITES}/)"
 
 
 def _healthy_or_restore(c, plan: NodePlan, paths: list[str], stamp: str) -> None:

@@ -132,3 +132,91 @@ def http_check(vip: str, port: int, answer: str | None, error: str | None, nodes
     who = node_in_page(answer, nodes)
     return Check(f"HTTP {vip}:{port}", "cluster", who is not None,
                  f"answered by {who}" if who else f"answer names no node: {answer[:60]!r}")
+
+
+# ---------------------------------------------------------------- HTTP_GET digests
+@dataclass(frozen=True)
+class DigestTarget:
+    """One URL keepalived's HTTP_GET fetches from a real server, and what the inventory expects of it."""
+    address: str
+    port: int
+    path: str
+    timeout: int                   # HTTP_GET.connect_timeout: genhash -t
+    digest: str | None             # HTTP_GET.digest (None: --path given, or no digest in the inventory)
+    status_code: int | None        # HTTP_GET.status_code (None: keepalived accepts any 2xx)
+    node: str | None               # the inventory node that is this real server, if any
+
+    @property
+    def key(self) -> tuple[str, int, str]:
+        return self.address, self.port, self.path
+
+    @property
+    def genhash(self) -> tuple[str, int, str, int]:
+        return self.address, self.port, self.path, self.timeout
+
+    @property
+    def name(self) -> str:
+        return f"HTTP_GET digest {self.address}:{self.port}{self.path}"
+
+    def accepts(self, status: int | None) -> bool:
+        """keepalived's HTTP_GET: the status_code it names, else any 2xx (genhash without -v: unknown)."""
+        if status is None:
+            return True
+        return status == self.status_code if self.status_code else 200 <= status <= 299
+
+
+def digest_targets(inv: Inventory, address: str | None = None, path: str | None = None) -> list[DigestTarget]:
+    """Every real server's HTTP_GET URL that carries a digest (verify checks them); with `address`,
+    that real server's URL(s) whatever its check (inv digest), at `path` if given. Ports are what
+    keepalived connects to: connect_port, else the real server's port, else the virtual server's."""
+    out: dict[tuple[str, int, str], DigestTarget] = {}
+    for vs in inv.virtual_servers:
+        for rs in vs.real_servers:
+            addr, http = inv.real_server_address(rs), rs.HTTP_GET
+            if (address is None and (http is None or http.digest is None)) or (address is not None and addr != address):
+                continue
+            check = rs.HTTP_GET or rs.TCP_CHECK
+            port = (check.connect_port if check and check.connect_port else None) or rs.port or vs.port
+            p = path or (http.path if http else "/")
+            same = http is not None and http.path == p
+            t = DigestTarget(addr, port, p, http.connect_timeout if http else 3, http.digest if same else None,
+                             http.status_code if same else None, rs.node)
+            out.setdefault(t.key, t)
+    return list(out.values())
+
+
+def digest_checks(targets: list[DigestTarget], obs: dict[str, NodeState]) -> list[Check]:
+    """Pure: each real server's live page digest (keepalived's genhash, run on every director
+    observed) against the inventory's HTTP_GET.digest. A differing digest is red and names both:
+    keepalived's HTTP_GET would take that real server out of the pool."""
+    out = []
+    for t in targets:
+        seen = {n: s.digests[t.key] for n, s in obs.items() if s.reachable and t.key in s.digests}
+        if not seen:
+            continue
+        where = t.node or t.address
+        got = {n: g for n, g in seen.items() if g.ok}
+        failed = {n: g.error for n, g in seen.items() if not g.ok}
+        if not got:
+            first = next(iter(failed.items()))
+            out.append(Check(t.name, where, False, f"genhash from {', '.join(failed)} got no page: {first[1]} "
+                             f"— is the web server on {where} up?"))
+            continue
+        digests = {g.digest for g in got.values()}
+        bad_status = {n: g for n, g in got.items() if not t.accepts(g.status)}
+        problems = []
+        if digests != {t.digest}:
+            live = "; ".join(f"{d} (genhash from {', '.join(n for n, g in got.items() if g.digest == d)})"
+                             for d in sorted(digests))
+            problems.append(f"live digest {live} differs from the inventory's HTTP_GET.digest {t.digest} — the page "
+                            f"changed: restore it, or put the new digest in the inventory "
+                            f"(`inv digest --server {where}`)")
+        if bad_status:
+            n, g = next(iter(bad_status.items()))
+            want = t.status_code or "2xx"
+            problems.append(f"HTTP {g.status} {g.reason} from {n} (HTTP_GET wants {want})".replace("  ", " "))
+        if failed:
+            problems.append(f"genhash from {', '.join(failed)}: {next(iter(failed.values()))}")
+        out.append(Check(t.name, where, not problems, "; ".join(problems)
+                         or f"digest {t.digest} as the inventory says (genhash from {', '.join(got)})"))
+    return out

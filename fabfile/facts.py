@@ -10,7 +10,8 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .parsers import dpkg, ip_addr, ipvsadm, journal, keepalived_json, lbtk, lbtk_state, sysctl, systemctl
+from .parsers import (dpkg, genhash as genhash_parser, ip_addr, ipvsadm, journal, keepalived_json, lbtk, lbtk_state,
+                      nginx_t, sysctl, systemctl)
 from .parsers.ip_addr import Interface
 from .parsers.lbtk import LiveFile, Raw
 
@@ -58,6 +59,9 @@ class NodeState:
     runtime: lbtk_state.RuntimeRecord | None = None              # runtime.json; None: none on the node
     lock: lbtk_state.LockHolder | None = None                    # the deploy lock's holder; None: free
     history: list[lbtk_state.HistoryEntry] = field(default_factory=list)   # oldest first
+    # genhash from this node: (address, port, path) -> the page's digest as keepalived's HTTP_GET sees it
+    digests: dict[tuple[str, int, str], genhash_parser.GenHash] = field(default_factory=dict)
+    nginx_defaults: list[nginx_t.DefaultListen] = field(default_factory=list)   # listen ... default_server
 
     # -- derived views, so no caller walks interfaces itself
     @property
@@ -180,6 +184,27 @@ def files(paths: list[str]) -> Fact:
     return Fact("files", cmd, lambda r: lbtk.parse_files(r.stdout, list(paths)), "files")
 
 
+def genhash(targets: list[tuple[str, int, str, int]]) -> Fact:
+    """keepalived's own `genhash` of each (address, port, path, timeout s), run on this node: the
+    digest keepalived's HTTP_GET computes, from where its checker runs (a director reaches the real
+    servers; this machine may not). Verbose (-v), for the status line the plain form leaves out (it
+    prints the digest of a 404 page just the same); the body's hex dump is dropped on the node, so a
+    large page costs no transfer. genhash exits 0 even when it cannot connect: the parser tells."""
+    q = shlex.quote
+    cmds = [f"printf '{genhash_parser.MARK} %s %s %s\\n' {q(a)} {p} {q(path)}; "
+            f"genhash -v -t {t} -s {q(a)} -p {p} -u {q(path)} 2>&1 | awk {q(genhash_parser.DROP_BODY)}"
+            for a, p, path, t in targets]
+    return Fact("digests", "; ".join(cmds) + "; true", lambda r: genhash_parser.parse_genhash(r.stdout), "digests")
+
+
+# every `listen ... default_server` nginx reads besides the packaged nginx.conf (Debian includes
+# conf.d/*.conf and sites-enabled/*): read when nginx -t refuses a duplicate default server, to
+# name the other file that claims it
+NGINX_DEFAULTS = Fact("nginx_defaults", "grep -HnE '^[[:space:]]*listen[[:space:]][^;#]*[[:space:]]"
+                      "default(_server)?([[:space:];]|$)' /etc/nginx/conf.d/*.conf /etc/nginx/sites-enabled/* "
+                      "2>/dev/null; true", lambda r: nginx_t.parse_default_listens(r.stdout), "nginx_defaults")
+
+
 ENABLED = tuple(enabled(u) for u in UNITS)
 # what deploy planning reads (plus files(paths)); what verify, status and sync read
 DEPLOY = (KERNEL, INSTALLED, ON_PATH, IPVS_AVAILABLE, ADDRS, OWED, ACTIVE, *ENABLED, RUNTIME)
@@ -188,4 +213,4 @@ WATCH = (ADDRS, ACTIVE, IPVS_TABLE, IPVS_RATE, KEEPALIVED_VIEW, RUNTIME)
 RENDER = (IPVS_AVAILABLE,)      # what rendering depends on (fabfile.render.RenderFacts)
 ALL = (KERNEL, INSTALLED, ON_PATH, IPVS_AVAILABLE, ADDRS, SYSCTLS, ACTIVE, *ENABLED, IPVS_TABLE,
        SYNC_DAEMONS, IPVS_STATS, OWED, BACKUPS, IPVS_RATE, KEEPALIVED_VIEW, STATE_CHANGES, RUNTIME, LOCK,
-       HISTORY)
+       HISTORY, NGINX_DEFAULTS)

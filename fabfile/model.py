@@ -12,7 +12,7 @@ import ipaddress
 import re
 from typing import Annotated, Literal
 
-from pydantic import (BaseModel, ConfigDict, Field, PositiveInt, PrivateAttr, field_validator,
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PositiveInt, PrivateAttr, field_validator,
                       model_validator)
 
 # every scheduler keepalived 2.2.7 accepts (checked with keepalived -t; IPVS modules ip_vs_NAME)
@@ -301,8 +301,11 @@ class TcpCheck(Strict):
     connect_port: int | None = Field(None, ge=1, le=65535)
 
 
+HTTP_PATH = r"^/[^\s#!{}\"'\\]*$"   # an HTTP_GET path: keepalived reads it as one word
+
+
 class HttpGet(Strict):
-    path: str = Field("/", pattern=r"^/[^\s#!{}\"'\\]*$")
+    path: str = Field("/", pattern=HTTP_PATH)
     digest: str | None = Field(None, pattern=r"^[0-9a-f]{32}$")
     status_code: int | None = Field(None, ge=100, le=599)
     connect_timeout: PositiveInt = 3
@@ -408,11 +411,41 @@ class SyncDaemon(Strict):
     _if = field_validator("interface")(check_ifname)
 
 
+NGINX_SITES = "/etc/nginx/sites-enabled"   # nginx.conf includes every file here (Debian)
+NGINX_SITE = "lbtk.conf"                    # the toolkit's own site in it (fabfile/render/nginx.py)
+
+
+def site_name(v: str) -> str:
+    """A file name in /etc/nginx/sites-enabled/ the toolkit may remove: a plain name, never a path,
+    never the toolkit's own site."""
+    if not v or v in (".", "..") or "/" in v or not v.isascii() or not v.isprintable() \
+            or any(c.isspace() for c in v):
+        raise FieldProblem((), f"{v!r} is not a plain file name in {NGINX_SITES}/ (no '/', no spaces)",
+                           f"name the file as `ls {NGINX_SITES}` shows it, e.g. default")
+    if v == NGINX_SITE:
+        raise FieldProblem((), f"{v!r} is the toolkit's own site: the nginx phase writes it",
+                           "take it out of remove_sites")
+    return v
+
+
 class Nginx(Strict):
     port: int = Field(80, ge=1, le=65535)
     page: str = "<h1>{node}</h1>\n<p>served by {node} ({host})</p>\n"
+    # Files in /etc/nginx/sites-enabled/ the nginx phase removes (and keeps removed). The phase owns
+    # only what it renders: any other site is the operator's and is left alone unless named here
+    # (e.g. [default]: Debian's default site claims default_server on :80 as lbtk.conf does, and
+    # nginx -t refuses two).
+    remove_sites: list[Annotated[str, AfterValidator(site_name)]] = []
 
     _page = field_validator("page")(lambda v: format_fields(v, ("node", "host", "cluster"), "page"))
+
+    @field_validator("remove_sites")
+    @classmethod
+    def _once(cls, v: list[str]) -> list[str]:
+        twice = sorted({x for x in v if v.count(x) > 1})
+        if twice:
+            raise FieldProblem((), f"{', '.join(twice)} listed more than once", "name each site once")
+        return v
 
 
 class GlobalDefs(Strict):

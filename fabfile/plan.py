@@ -90,7 +90,8 @@ def service_actions(phase: str, changed: set[str], facts: NodeState, desired: li
             acts.append(Action("sysctl-load", arg=arp.SYSCTL, why="ARP sysctl file changed"))
         unit("lbtk-vip-lo", arp.VIP_UNIT, want[arp.VIP_UNIT].content is not None)
     elif phase == "nginx":
-        if changed & {nginx.SITE, nginx.DEBIAN_DEFAULT}:
+        # a site written or removed changes what nginx reads from sites-enabled/: test before reloading
+        if any(p.startswith(nginx.SITES + "/") for p in changed):
             acts.append(Action("nginx-test", why="validate the new site before reloading"))
         if changed:
             acts.append(_reload_or_start(facts, "nginx", "site or page changed"))

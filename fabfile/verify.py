@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 
 from . import facts as F
 from . import sync
-from .checks import Check, http_check, node_checks, vip_checks, vip_holders
+from .checks import Check, digest_checks, digest_targets, http_check, node_checks, vip_checks, vip_holders
 from .diagnose import Finding, flapping, split_brain_cause
 from .facts import NodeState
 from .model import Inventory
@@ -69,7 +69,7 @@ def checks_of(inv: Inventory, obs: dict[str, NodeState], holders: dict[str, list
     for n in (n for n in inv.nodes if n.name in obs):
         is_master = bool(inst) and any(n.name in holders.get(a, []) for a in inst.addresses)
         out += node_checks(inv, n.name, obs[n.name], is_master=is_master)
-    return out
+    return out + digest_checks(digest_targets(inv), obs)
 
 
 def diagnose(inv: Inventory, obs: dict[str, NodeState], holders: dict[str, list[str]], checks: list[Check],
@@ -89,7 +89,10 @@ def diagnose(inv: Inventory, obs: dict[str, NodeState], holders: dict[str, list[
 
 
 def verify(inv: Inventory, conns, http: bool = True, secrets: dict[str, str] | None = None) -> Report:
-    obs = observe(conns, F.VERIFY, {c.lbtk_node: [F.files([CONF])] for c in conns})
+    # the live HTTP_GET digests ride in the same round trip: genhash on each director, as keepalived sees them
+    targets = digest_targets(inv)
+    extra = [F.files([CONF])] + ([F.genhash([t.genhash for t in targets])] if targets else [])
+    obs = observe(conns, F.VERIFY, {c.lbtk_node: extra for c in conns})
     if obs and not any(s.reachable for s in obs.values()):   # one cause (a bastion, the network): one line
         from .remote import RemoteError
         raise RemoteError(next(iter(obs.values())).error + " — no node answered")

@@ -135,3 +135,48 @@ def logs(c, env=DEFAULT_ENV, node=None, lines=None, format=None):
     for n, text in out.items():
         output.say(f"\n--- {n}: last {min(int(lines), 20)} journal lines")
         output.say("\n".join(journal.tail(text, 20)) or "(empty)")
+
+
+@task(help={"env": "inventory name", "server": "real server: node name or address",
+            "path": "the page to hash (default: the real server's HTTP_GET path, else /)",
+            "node": "the director to run genhash on (default: the first that answers)",
+            "format": "auto|rich|plain|markdown", "json": "the rows as JSON"})
+@one_line_errors
+def digest(c, server, env=DEFAULT_ENV, path=None, node=None, format=None, json=False):
+    """The digest keepalived's HTTP_GET computes for a real server's page (keepalived's genhash, run on
+    a director), against the inventory's HTTP_GET.digest: what to put in `digest:`."""
+    from .. import digest as core
+    from ..checks import digest_targets
+    from ..views import digest as view
+    check_format(format)
+    e, directors = node_env(env, node, quiet=json)
+    addr = overrides.resolve_server(e.inv, server)
+    if addr is None:
+        known = sorted({e.inv.real_server_address(rs) for vs in e.inv.virtual_servers for rs in vs.real_servers})
+        raise UsageError(f"--server {server}: not a real server of {e.path.name} — use a node name or one of "
+                         f"{', '.join(known) or 'none (no virtual_servers)'}")
+    if path is not None:
+        _check_path(path)
+    targets = digest_targets(e.inv, addr, path)
+    via, got = core.measure(e.inv, directors, targets)
+    rows = core.rows(targets, via, got)
+    failed = [r for r in rows if r["digest"] is None]
+    if json:
+        output.show_json(rows)
+    else:
+        view.show(rows, format)
+    if failed:
+        r = failed[0]
+        raise remote.RemoteError(f"genhash on {via} got no page from http://{r['server']}:{r['port']}{r['path']}: "
+                          f"{r['error']} — is the web server on {r['node'] or r['server']} up?")
+    if not all(r["ok"] for r in rows):
+        raise Exit(code=1)
+
+
+def _check_path(path: str) -> None:
+    """--path as HTTP_GET.path takes it (keepalived reads it as one word)."""
+    import re
+    from ..model import HTTP_PATH
+    if not re.fullmatch(HTTP_PATH, path):
+        raise UsageError(f"--path {path}: an HTTP_GET path starts with / and has no spaces, quotes, braces, "
+                         "'#' or '!' (keepalived would cut it)")

@@ -162,8 +162,11 @@ def test_parse_state_fills_every_node_state_field():
         "runtime": (read("lbtk_state/runtime.json"), "", 0),
         "lock": (read("lbtk_state/lock"), "", 0),
         "history": (read("lbtk_state/history"), "", 0),
+        "nginx_defaults": (read("nginx_t/defaults_ok.txt"), "", 0),
+        "digests": (read("genhash/healthz_all.txt"), "", 0),
     })
-    s = parse_state("node2", [*F.ALL, F.files(paths)], text, TOKEN)
+    targets = [(f"10.189.0.1{k}", 80, "/healthz", 3) for k in (1, 2, 3)]
+    s = parse_state("node2", [*F.ALL, F.files(paths), F.genhash(targets)], text, TOKEN)
     assert (s.name, s.reachable, s.error) == ("node2", True, "")
     for f in dataclasses.fields(NodeState):
         if f.name not in ("name", "reachable", "error"):

@@ -16,13 +16,14 @@ from fabfile.errors import LbtkError
 from fabfile.parsers.lbtk import LiveFile, parse_pending
 from fabfile.phases import plan_node, plan_runs, planned_moves, rolling_batches
 from fabfile.plan import PHASES, NodePlan, changes_wire, file_changes, service_actions, wire_signature
-from fabfile.render import ASSUMED, RenderFacts, arp, fwmark, ipvs_sync, keepalived, nginx, render_node
+from fabfile.render import ASSUMED, RenderFacts, arp, fwmark, ipvs_sync, keepalived, managed_paths, nginx, render_node
 from fabfile.secrets import MASK
 
 from .core_fixtures import DPKG_CAPTURE, deploy_state, env_of, lab_data, lab_env, live_files
 
 VIP = "10.189.0.100"
 ALL = list(PHASES)
+DEFAULT = "/etc/nginx/sites-enabled/default"   # Debian's own site (lab.yaml: nginx.remove_sites: [default])
 DEBIAN_DEFAULT_SITE = (  # the head of Debian 12's /etc/nginx/sites-enabled/default
     "server {\n\tlisten 80 default_server;\n\tlisten [::]:80 default_server;\n"
     "\troot /var/www/html;\n\tindex index.html index.htm index.nginx-debian.html;\n\tserver_name _;\n}\n")
@@ -176,21 +177,44 @@ def test_file_changes_create_update_delete_and_mode(env):
     live = live_files(env, "node1")
     live[keepalived.CONF] = None                                              # missing: create
     live[nginx.SITE] = LiveFile(0o644, b"server { listen 8080; }\n")           # edited: update
-    live[nginx.DEBIAN_DEFAULT] = LiveFile(0o644, DEBIAN_DEFAULT_SITE.encode())  # Debian's: delete
+    live[DEFAULT] = LiveFile(0o644, DEBIAN_DEFAULT_SITE.encode())    # named in remove_sites: delete
     page = live[nginx.PAGE]
     live[nginx.PAGE] = LiveFile(0o600, page.content)                           # same bytes, mode 600
     state = deploy_state(env, "node1", files=live)
     changes = {ch.file.path: ch for ch in file_changes(want, state, "node1")}
     assert {p: ch.kind for p, ch in changes.items()} == {
-        keepalived.CONF: "create", nginx.SITE: "update", nginx.DEBIAN_DEFAULT: "delete", nginx.PAGE: "mode"}
+        keepalived.CONF: "create", nginx.SITE: "update", DEFAULT: "delete", nginx.PAGE: "mode"}
     site = changes[nginx.SITE].diff
     assert "--- node1:/etc/nginx/sites-enabled/lbtk.conf (live)" in site
     assert "+++ node1:/etc/nginx/sites-enabled/lbtk.conf (inventory)" in site
     assert "-server { listen 8080; }" in site and "+    listen 80 default_server;" in site
-    assert "-\tlisten 80 default_server;" in changes[nginx.DEBIAN_DEFAULT].diff
-    assert changes[nginx.DEBIAN_DEFAULT].file.content is None
+    assert "-\tlisten 80 default_server;" in changes[DEFAULT].diff
+    assert changes[DEFAULT].file.content is None
     assert changes[nginx.PAGE].diff == "node1:/var/www/lbtk/index.html: mode 600 -> 644\n"
     assert changes[keepalived.CONF].diff.count("\n+") > 20 and "\n-" not in changes[keepalived.CONF].diff
+
+
+def test_the_nginx_phase_owns_only_what_it_renders(monkeypatch):
+    """Without nginx.remove_sites, an operator's site (Debian's default or any other) is not
+    rendered, not read and never deleted; with it, exactly the named files are removed."""
+    data = lab_data()
+    data["nginx"].pop("remove_sites")
+    mine = lab_env(monkeypatch, data=data)
+    assert [f.path for f in desired(mine, phase="nginx")] == [nginx.SITE, nginx.PAGE]
+    assert DEFAULT not in managed_paths(mine.inv, "node1", mine.secrets)
+    live = live_files(mine, "node1")
+    live[DEFAULT] = LiveFile(0o644, DEBIAN_DEFAULT_SITE.encode())
+    assert file_changes(desired(mine), deploy_state(mine, "node1", files=live), "node1") == []
+    data["nginx"]["remove_sites"] = ["default", "old-shop"]
+    two = lab_env(monkeypatch, data=data)
+    gone = [f for f in desired(two, phase="nginx") if f.content is None]
+    assert [f.path for f in gone] == [DEFAULT, "/etc/nginx/sites-enabled/old-shop"]
+    live = live_files(two, "node1")
+    live[DEFAULT] = LiveFile(0o644, DEBIAN_DEFAULT_SITE.encode())
+    changes = file_changes(desired(two), deploy_state(two, "node1", files=live), "node1")
+    assert [(ch.file.path, ch.kind) for ch in changes] == [(DEFAULT, "delete")]   # old-shop is already gone
+    acts = service_actions("nginx", {DEFAULT}, deploy_state(two, "node1"), desired(two, phase="nginx"))
+    assert verbs(acts) == [("nginx-test", ""), ("reload", "nginx")]
 
 
 def test_files_equal_to_the_rendered_ones_are_no_change(env):
@@ -249,7 +273,7 @@ def test_nginx_site_change_validates_first_then_reloads(env):
     acts = service_actions("nginx", {nginx.SITE}, state, desired(env, phase="nginx"))
     assert verbs(acts) == [("nginx-test", ""), ("reload", "nginx")]
     assert acts[0].validates and not acts[1].validates
-    removed_default = service_actions("nginx", {nginx.DEBIAN_DEFAULT}, state, desired(env, phase="nginx"))
+    removed_default = service_actions("nginx", {DEFAULT}, state, desired(env, phase="nginx"))
     assert verbs(removed_default)[0] == ("nginx-test", "")
     page_only = service_actions("nginx", {nginx.PAGE}, state, desired(env, phase="nginx"))
     assert verbs(page_only) == [("reload", "nginx")]       # a page is no config: nothing to validate
@@ -618,3 +642,34 @@ def test_service_actions_run_in_one_round_trip_and_stop_at_the_first_failure():
     assert parse_action_run(out, 4) == ([0, 1, 2, 3], None)
     with pytest.raises(ParseError, match="2 of 4 actions reported"):
         parse_action_run("@@act 0 ok\n@@act 1 ok\n", 4)
+
+
+# ================================================================== nginx -t refuses a second default server
+def _nginx_fixture(name: str) -> str:
+    from .core_fixtures import FX
+    return (FX / "nginx_t" / name).read_text()
+
+
+@pytest.mark.parametrize("site", ["default", "zz-shop"])
+def test_a_conflicting_site_is_one_line_naming_it_and_the_key(site):
+    """nginx names the second default server in include order: lbtk.conf when the operator's site
+    sorts before it (Debian's default), the operator's site when it sorts after: both are named."""
+    from fabfile.apply import default_server_conflict
+    from fabfile.parsers.nginx_t import parse_default_listens, parse_duplicate_default
+    dup = parse_duplicate_default(_nginx_fixture(f"test_duplicate_{site}.stderr"))
+    msg = default_server_conflict("node3", dup, parse_default_listens(_nginx_fixture(f"defaults_duplicate_{site}.txt")))
+    assert "\n" not in msg and msg.startswith("node3: nginx -t refused /etc/nginx/sites-enabled/lbtk.conf: ")
+    assert f"/etc/nginx/sites-enabled/{site} (line 22) also claims default_server on 0.0.0.0:80" in msg
+    assert f"nginx.remove_sites: [{site}]" in msg and "previous files restored, nothing reloaded" in msg
+
+
+def test_a_conflict_outside_sites_enabled_or_not_found():
+    from fabfile.apply import default_server_conflict
+    from fabfile.parsers.nginx_t import DefaultListen, DuplicateDefault
+    dup = DuplicateDefault("0.0.0.0:80", nginx.SITE, 3)
+    conf_d = default_server_conflict("n", dup, [DefaultListen("/etc/nginx/conf.d/shop.conf", 2, "80"),
+                                                DefaultListen(nginx.SITE, 3, "80")])
+    assert "/etc/nginx/conf.d/shop.conf (line 2)" in conf_d and "removes only files in /etc/nginx/sites-enabled/" in conf_d
+    other_port = default_server_conflict("n", dup, [DefaultListen("/etc/nginx/sites-enabled/x", 1, "[::]:80")])
+    assert "another file nginx reads also claims default_server on 0.0.0.0:80" in other_port
+    assert "nginx.remove_sites" in other_port

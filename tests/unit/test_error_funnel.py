@@ -46,7 +46,8 @@ TOKEN = "0123456789ab"
 NODE = "node-x7"
 
 FILES = F.files(["/etc/keepalived/keepalived.conf", "/etc/nginx/sites-enabled/lbtk"])
-FACTS = [*F.ALL, FILES, F.enabled("keepalived")]
+GENHASH = F.genhash([(f"10.189.0.1{k}", 80, "/healthz", 3) for k in (1, 2, 3)])
+FACTS = [*F.ALL, FILES, F.enabled("keepalived"), GENHASH]
 FACT_IDS = [f"{i}-{f.name}" for i, f in enumerate(FACTS)]
 
 
@@ -99,7 +100,7 @@ GARBAGE = [
 def _fixtures() -> list[tuple[str, str, str, int]]:
     """(name, stdout, stderr, rc) of every captured output of the tools the facts read."""
     out = []
-    for tool in ("ip_addr", "ipvsadm", "sysctl", "systemctl"):
+    for tool in ("ip_addr", "ipvsadm", "sysctl", "systemctl", "genhash", "nginx_t"):
         for p in sorted((FX / tool).glob("*.txt")):
             err = p.with_suffix(".stderr")
             rc = p.with_suffix(".rc")
@@ -208,8 +209,10 @@ GOOD = {  # a plausible answer for every fact, so a whole round trip parses
     "runtime": (FX / "lbtk_state/runtime.json").read_text(),
     "lock": (FX / "lbtk_state/lock").read_text(),
     "history": (FX / "lbtk_state/history").read_text(),
+    "nginx_defaults": (FX / "nginx_t/defaults_duplicate_default.txt").read_text(),
+    "digests": (FX / "genhash/healthz_all.txt").read_text(),
 }
-ROUND_TRIP = [*F.ALL, FILES]
+ROUND_TRIP = [*F.ALL, FILES, GENHASH]
 
 
 def good_output(fs=ROUND_TRIP) -> str:
@@ -279,7 +282,8 @@ def test_every_cut_of_a_round_trip():
 
 TOOL_OF = {"addrs": "ip_addr", "sysctl": "sysctl", "active": "systemctl", "ipvs": "ipvsadm",
            "sync_daemons": "ipvsadm", "ipvs_stats": "ipvsadm", "ipvs_rate": "ipvsadm",
-           "vrrp": "keepalived_json", "changes": "keepalived_json"}
+           "vrrp": "keepalived_json", "changes": "keepalived_json", "digests": "genhash",
+           "nginx_defaults": "nginx_t"}
 MUTANTS = ["", "-1", "9" * 30, "nan", "1e5", "0x10", "٣", "\t", " ", ":", "[", "]", "(", ")", "=", ",",
            "@@file", "->", "{", "}", '"', "null", "true", "0", "ii", "\x00", "\ufffd", "é", "\r"]
 

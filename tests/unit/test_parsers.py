@@ -56,6 +56,8 @@ def test_every_fixture_is_covered():
     claimed |= {f"sysctl/{n}.txt" for n in SYSCTL}
     claimed |= {f"systemctl/{n}.txt" for n in SYSTEMCTL}
     claimed |= {f"keepalived_json/{n}" for n in KEEPALIVED_JSON}
+    claimed |= {f"genhash/{n}.txt" for n in GENHASH}
+    claimed |= {f"nginx_t/{n}.txt" for n in NGINX_T}
     present = {str(p.relative_to(FX)) for p in FX.glob("*/*.txt")} | \
         {str(p.relative_to(FX)) for p in FX.glob("keepalived_json/*.json")}
     assert present - claimed == set(), "fixtures no test claims"
@@ -631,3 +633,92 @@ def test_split_host_port_on_captured_endpoints():
     assert ("10.190.0.130", 8080) in seen and ("fd00:190::13", 0) in seen and len(seen) == 23
     with pytest.raises(ParseError, match="not an address:port"):
         split_host_port(read("ipvsadm/L_n.txt").splitlines()[0])
+
+
+# ------------------------------------------------------------------ genhash (keepalived's HTTP_GET digest)
+# captured from the lab by scripts/capture-fixtures/genhash.sh: fixture -> {(address, port, path): what}
+HEALTHZ = "eff5bc1ef8ec9d03e640fc4370f5eacd"        # md5 of the lab's /healthz body "ok\n"
+GENHASH = {
+    "healthz_all": {(f"10.189.0.1{k}", 80, "/healthz"): (HEALTHZ, 200, "") for k in (1, 2, 3)},
+    "page_node2": {("10.189.0.12", 80, "/"): ("ebe6e7d93bc0fd340b50af2b6223ad65", 200, "")},
+    "not_found": {("10.189.0.12", 80, "/no-such-page"): ("998368d7c95ea4293237f2320546e440", 404, "")},
+    "refused": {("10.189.0.12", 81, "/healthz"): (None, None, "Connection failed")},
+    "timeout": {("10.189.0.99", 80, "/healthz"): (None, None, "Timeout connecting")},
+    "bad_address": {("lb9", 80, "/healthz"): (None, None, "server should be an IP, not lb9")},
+    "plain": {("10.189.0.12", 80, "/healthz"): (HEALTHZ, None, ""),
+              ("10.189.0.12", 81, "/healthz"): (None, None, "Connection failed")},
+}
+
+
+@pytest.mark.parametrize("name", sorted(GENHASH))
+def test_genhash(name):
+    from fabfile.parsers import genhash
+    got = genhash.parse_genhash(read(f"genhash/{name}.txt"))
+    assert {k: (g.digest, g.status, g.error) for k, g in got.items()} == GENHASH[name]
+    for (a, p, path), g in got.items():
+        assert (g.address, g.port, g.path, g.url) == (a, p, path, f"http://{a}:{p}{path}")
+        assert g.ok == (g.digest is not None)
+
+
+def test_genhash_verbose_details():
+    from fabfile.parsers import genhash
+    (g,) = genhash.parse_genhash(read("genhash/not_found.txt")).values()
+    assert (g.status, g.reason) == (404, "Not Found") and g.usecs and g.usecs > 0
+    assert "HTML Buffer" not in read("genhash/page_node2.txt")    # the body's dump stays on the node
+    (ok,) = genhash.parse_genhash(read("genhash/page_node2.txt")).values()
+    assert ok.reason == "OK"
+
+
+@pytest.mark.parametrize("text, words", [
+    ("garbage\n", "text before the first @@genhash frame"),
+    ("@@genhash 10.0.0.1 eighty /\neff5bc1ef8ec9d03e640fc4370f5eacd\n", "not a frame header"),
+    ("@@genhash 10.0.0.1 80 /\n", "printed nothing"),
+    ("@@genhash 10.0.0.1 80 /\nsomething eff5bc1ef8ec9d03e640fc4370f5eacd\neff5bc1ef8ec9d03e640fc4370f5eacd\n",
+     "a digest among other text"),
+])
+def test_genhash_garbage_is_one_parse_error(text, words):
+    from fabfile.parsers import genhash
+    with pytest.raises(ParseError, match=words) as e:
+        genhash.parse_genhash(text)
+    assert "\n" not in str(e.value)
+
+
+def test_genhash_truncated_verbose_output_is_refused():
+    from fabfile.parsers import genhash
+    text = read("genhash/healthz_all.txt")
+    cut = text[:text.index("HTML hash final resulting")]       # the first frame cut before its digest
+    with pytest.raises(ParseError, match="without its 'HTML hash final resulting' section"):
+        genhash.parse_genhash(cut)
+    no_status = text.replace("\nHTTP/1.1 200 OK\n", "\ngarbage\n", 1)     # the header, not its hex dump
+    with pytest.raises(ParseError, match="no HTTP status line"):
+        genhash.parse_genhash(no_status)
+
+
+# ------------------------------------------------------------------ nginx -t and its default servers
+# captured from the lab by scripts/capture-fixtures/nginx_t.sh
+NGINX_T = ["test_ok", "defaults_ok", "test_duplicate_default", "defaults_duplicate_default",
+           "test_duplicate_zz-shop", "defaults_duplicate_zz-shop"]
+
+
+def test_nginx_t_duplicate_default_server():
+    from fabfile.parsers import nginx_t
+    assert read("nginx_t/test_ok.txt") == "" and not (FX / "nginx_t/test_ok.stderr").exists()
+    for site, named in (("default", "/etc/nginx/sites-enabled/lbtk.conf"), ("zz-shop", "/etc/nginx/sites-enabled/zz-shop")):
+        assert read(f"nginx_t/test_duplicate_{site}.txt") == "" and rc(f"nginx_t/test_duplicate_{site}.rc") == 1
+        d = nginx_t.parse_duplicate_default(read(f"nginx_t/test_duplicate_{site}.stderr"))
+        assert (d.listen, d.file) == ("0.0.0.0:80", named)
+    assert nginx_t.parse_duplicate_default("nginx: [emerg] unknown directive \"lisen\" in /x:1\n") is None
+
+
+def test_nginx_t_default_listens():
+    from fabfile.parsers import nginx_t
+    ok = nginx_t.parse_default_listens(read("nginx_t/defaults_ok.txt"))
+    assert [(x.file, x.line, x.listen, x.endpoint) for x in ok] == [
+        ("/etc/nginx/sites-enabled/lbtk.conf", 3, "80", ("0.0.0.0", 80))]
+    dup = nginx_t.parse_default_listens(read("nginx_t/defaults_duplicate_default.txt"))
+    assert [(x.file.rsplit("/", 1)[1], x.endpoint) for x in dup] == [
+        ("default", ("0.0.0.0", 80)), ("default", ("[::]", 80)), ("lbtk.conf", ("0.0.0.0", 80))]
+    assert [nginx_t.endpoint(w) for w in ("10.0.0.1", "10.0.0.1:8080", "*:81", "[::]", "unix:/run/x.sock")] == [
+        ("10.0.0.1", 80), ("10.0.0.1", 8080), ("0.0.0.0", 81), ("[::]", 80), None]
+    with pytest.raises(ParseError, match="not a `FILE:LINE:listen"):
+        nginx_t.parse_default_listens("grep: /etc/nginx/conf.d: No such file or directory\n")
