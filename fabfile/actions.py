@@ -24,6 +24,7 @@ VERBS: dict[str, tuple[str, bool]] = {
     "disable-now": ("systemctl disable --now {u}", False),
     "sysctl-load": ("sysctl -q -p {a}", False),
     "nginx-test": ("nginx -t -q", True),
+    "rsyslog-test": ("rsyslogd -N1", True),   # rsyslog's config check (all of it, our rule included)
     "apt-install": ("DEBIAN_FRONTEND=noninteractive apt-get install -y -q {a}", False),
     "run": ("{a}", False),             # a script the toolkit rendered (e.g. lbtk-ipvs-sync), by path
 }
@@ -64,6 +65,8 @@ class Action:
             return f"disable {self.unit}"
         if self.verb == "nginx-test":
             return "nginx -t"
+        if self.verb == "rsyslog-test":
+            return "rsyslogd -N1"
         if self.verb in ("sysctl-load", "apt-install", "run"):
             return {"sysctl-load": "sysctl -p", "apt-install": "apt-get install", "run": self.arg}[self.verb]
         return f"{self.verb} {self.unit}".strip()

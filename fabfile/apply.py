@@ -147,7 +147,7 @@ def default_server_conflict(node: str, dup: DuplicateDefault, listens: list[Defa
 def _healthy_or_restore(c, plan: NodePlan, paths: list[str], stamp: str) -> None:
     """After reloads: every daemon the plan touched must be running. If one is not, put the
     previous files back, start it again on them, and report keepalived's or nginx's words."""
-    units = [u for u in ("keepalived", "nginx") if any(a.touches(u) for a in plan.actions)]
+    units = [u for u in ("keepalived", "nginx", "rsyslog") if any(a.touches(u) for a in plan.actions)]
     if not units:
         return
     time.sleep(0.3)

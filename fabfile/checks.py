@@ -53,7 +53,8 @@ def node_checks(inv: Inventory, name: str, o: NodeState, is_master: bool = False
         return [Check("reachable", name, False, o.error)]
     node = inv.node(name)
     out = []
-    for unit in ("keepalived", "nginx"):
+    # rsyslog only where keepalived's log file is wanted: elsewhere it may well be absent
+    for unit in ("keepalived", "nginx") + (("rsyslog",) if inv.logging else ()):
         state = o.active.get(unit, "unknown")
         out.append(Check(f"{unit} running", name, state == "active", state))
     want = arp.wanted_sysctls(inv, node, ipvs=o.ipvs is not None)

@@ -15,8 +15,8 @@ from .parsers import (dpkg, genhash as genhash_parser, ip_addr, ipvsadm, journal
 from .parsers.ip_addr import Interface
 from .parsers.lbtk import LiveFile, Raw
 
-PACKAGES = ("keepalived", "ipvsadm", "nginx", "nginx-light", "nginx-core", "iptables", "iproute2")
-UNITS = ("keepalived", "nginx", "lbtk-vip-lo", "lbtk-fwmark")
+PACKAGES = ("keepalived", "ipvsadm", "nginx", "nginx-light", "nginx-core", "iptables", "iproute2", "rsyslog")
+UNITS = ("keepalived", "nginx", "lbtk-vip-lo", "lbtk-fwmark", "rsyslog")
 BINARIES = ("keepalived", "nginx", "ipvsadm", "iptables")
 PENDING = "/var/lib/lbtk/pending"   # actions of a swap whose reloads have not all run yet
 BACKUP_DIR = "/var/lib/lbtk/backup"

@@ -22,9 +22,9 @@ from .parsers import ParseError
 from .parsers.lbtk import Raw, parse_advert, parse_probe_line
 from .vrrp import master_down_interval, plan, skew_time
 
-MODES = ("graceful", "crash", "link-down")
+MODES = ("graceful", "crash", "link-down", "all-but-one")
 FAIL_LABEL = {"graceful": "systemctl stop keepalived", "crash": "systemctl kill --signal=SIGKILL keepalived",
-              "link-down": "ip link set IFACE down"}
+              "link-down": "ip link set IFACE down", "all-but-one": "systemctl stop keepalived"}
 POLL_S = 0.05
 LINK_DOWN_DELAY = 0.5   # link-down fires this long after the command returns
 POLLER = "while " + F.ADDRS.command + "; do sleep {poll}; done"   # ends once the channel closes (ip dies of SIGPIPE)
@@ -66,9 +66,10 @@ class Probe:
             time.sleep(max(0.0, nxt - time.monotonic()))
             nxt = max(nxt, time.monotonic())
 
-    def outage(self, after: float) -> tuple[float | None, int]:
-        """(first failed -> first good after it, in s; failed count) for probes after `after`."""
-        res = [r for r in self.results if r[0] >= after]
+    def outage(self, after: float, before: float | None = None) -> tuple[float | None, int]:
+        """(first failed -> first good after it, in s; failed count) for probes sent from `after`
+        (up to `before`: one step of a drill of several failovers)."""
+        res = [r for r in self.results if r[0] >= after and (before is None or r[0] < before)]
         failed = [r for r in res if not r[1]]
         if not failed:
             return 0.0, 0
@@ -209,18 +210,14 @@ def restore_command(mode: str, iface: str) -> str:
     return "systemctl reset-failed keepalived 2>/dev/null; systemctl start keepalived"
 
 
-def drill(inv: Inventory, conns: dict, mode: str, interval: float = 0.02, say=print) -> dict:
-    if mode not in MODES:
-        raise DrillError(f"--mode must be one of {', '.join(MODES)}")
-    planned = plan(inv)[0]
-    vip = planned.addresses[0]
-    names = [n.name for n in inv.nodes]
-    watch, stop = Watch(vip), threading.Event()
-    remote.open_all(list(conns.values()))
+def _watch_healthy(conns: dict, names: list[str], watch: Watch, stop: threading.Event, sniff: bool) -> str:
+    """Start every node's address poller (and VRRP sniffer) feeding `watch`; return the one VIP
+    holder, or stop them and refuse a cluster that is not healthy to begin with."""
+    remote.open_all([conns[n] for n in names])
     threads = [threading.Thread(target=remote.stream, daemon=True,
                                 args=(conns[n], POLLER.format(poll=POLL_S), lambda ln, n=n: watch.feed(n, ln), stop))
                for n in names]
-    if mode != "graceful":
+    if sniff:
         threads += [threading.Thread(target=remote.stream, daemon=True,
                                      args=(conns[n], SNIFFER, lambda ln, n=n: watch.feed(n, ln), stop))
                     for n in names]
@@ -232,9 +229,169 @@ def drill(inv: Inventory, conns: dict, mode: str, interval: float = 0.02, say=pr
     holders = watch.holders()
     if len(holders) != 1:
         stop.set()
-        raise DrillError(f"the cluster is not healthy before the drill: {vip} held by "
+        raise DrillError(f"the cluster is not healthy before the drill: {watch.vip} held by "
                          f"{', '.join(holders) or 'no node'} — run `inv verify` and fix that first")
-    old = holders[0]
+    return holders[0]
+
+
+def _start_probe(inv: Inventory, vip: str, interval: float, names: list[str]):
+    """(gateway connection or None, probe, its thread), the probe already running."""
+    gateway = remote.connect_gateway(inv) if inv.probe.via == "gateway" else None
+    probe = (RemoteProbe(vip, inv.nginx.port, interval, names, conn=gateway) if gateway is not None
+             else Probe(vip, inv.nginx.port, interval, names))
+    pt = threading.Thread(target=probe.run, daemon=True)
+    pt.start()
+    return gateway, probe, pt
+
+
+STOP = "systemctl stop keepalived"
+FINAL_PROBES = 10      # the last probes of the one director left: all must have answered
+
+
+def drill_all_but_one(inv: Inventory, conns: dict, interval: float = 0.02, say=print) -> dict:
+    """The seed's last test ("stop two of three machines and it still serves"): under the probe,
+    stop keepalived gracefully on the VIP holder, again and again, until one director is left;
+    each step's VIP move is timed against VRRP theory (the priority-0 advert: the next backup
+    waits its skew), each step's client outage counted. Then HTTP must still answer through the
+    VIP, and the cluster is restored: the inventory's MASTER started first (one VIP move back, by
+    preemption), then the others. Whatever happens, every stopped node is started again."""
+    planned = plan(inv)[0]
+    vi = planned.source
+    vip = planned.addresses[0]
+    names = [n.name for n in inv.nodes]
+    if len(names) < 2:
+        raise DrillError("all-but-one needs at least two directors (this inventory has one)")
+    owner = planned.owner
+    watch, stop = Watch(vip), threading.Event()
+    first = _watch_healthy(conns, names, watch, stop, sniff=False)
+    md = master_down_interval(vi.advert_int, min(planned.priorities.values()), vi.vrrp_version)
+    gateway, probe, pt = _start_probe(inv, vip, interval, names)
+    timeline: list[tuple[float, str]] = []
+    stopped: list[str] = []
+    steps: list[dict] = []
+    result: dict = {"ok": False, "mode": "all-but-one", "vip": vip, "from": first, "to": None, "steps": steps}
+    try:
+        time.sleep(0.5)  # a baseline of good probes
+        holder = first
+        while len(stopped) < len(names) - 1:
+            t0 = time.monotonic()
+            n = len(stopped) + 1
+            timeline.append((t0, f"step {n}: stopping {holder} (`{STOP}`)"))
+            say(f"step {n}: stopping keepalived on {holder}, the VIP holder")
+            remote.run(conns[holder], STOP, check=True, timeout=30)
+            stopped.append(holder)
+            t_new = watch.wait(lambda h: any(x not in stopped for x in h), 3 * md + 5)
+            new = next((x for x in watch.holders() if x not in stopped), None)
+            t_left = watch.first(holder, False, t0)
+            if t_left:
+                timeline.append((t_left, f"VIP left {holder}"))
+            step = {"step": n, "stopped": holder, "from": holder, "to": new}
+            steps.append(step)
+            if t_new is None or new is None:
+                result["error"] = f"step {n}: VIP did not move off {holder} within {3 * md + 5:.1f}s"
+                return result
+            timeline.append((t_new, f"VIP on {new}"))
+            start, since = (t_left, "VIP left the holder (its priority-0 advert)") if t_left else (t0, "stop issued")
+            step.update(failover_s=round(t_new - start, 3), theory_s=round(theory(inv, new, "graceful"), 3),
+                        measured_from=since, t0=t0)
+            time.sleep(1.0)  # let the probe see the new holder answer
+            holder = new
+        t_end = time.monotonic()
+        starts = [st.pop("t0") for st in steps] + [t_end]
+        for step, (t_from, until) in zip(steps, zip(starts, starts[1:])):
+            outage, failed = probe.outage(t_from, until)
+            step.update(outage_s=round(outage, 3) if outage is not None else None, failed_probes=failed,
+                        probes=sum(1 for r in probe.results if t_from <= r[0] < until))
+        result["to"] = holder
+        result["last_node"] = holder
+        last = _next_probes(probe, t_end, FINAL_PROBES, timeout=max(5.0, 20 * interval * FINAL_PROBES))
+        result["http_ok"] = len(last) == FINAL_PROBES and all(r[1] for r in last)
+        result["http_answered_by"] = sorted({r[2] for r in last if r[1]})
+        timeline.append((t_end, f"HTTP through {vip} with {holder} alone: "
+                         + ("answers" if result["http_ok"] else "FAILS")))
+        _restore_all(inv, conns, stopped, owner, watch, md, timeline, result, say)
+        stopped = []
+        time.sleep(0.5)
+        final = watch.holders()
+        result["final_holders"] = final
+        back = result.get("preempt_back_s") is not None or result.get("nopreempt_held", False)
+        result["ok"] = bool(result["http_ok"] and len(final) == 1 and back)
+        if not result["http_ok"]:
+            result["error"] = f"HTTP through {vip} did not answer with {holder} alone"
+        elif len(final) != 1:
+            result["error"] = f"VIP ended on {', '.join(final) or 'no node'}"
+        elif not back:
+            result["error"] = f"VIP did not come back to {owner}"
+        return result
+    finally:
+        probe.stop.set()
+        for st in steps:           # a step that failed kept its start time
+            st.pop("t0", None)
+        for n in stopped:          # a step failed or Ctrl-C: start whatever this drill stopped
+            try:
+                remote.run(conns[n], restore_command("graceful", ""), check=False, timeout=30)
+            except remote.RemoteError:
+                pass
+        if stopped:
+            watch.wait(lambda h: len(h) == 1, 3 * md + 10)
+        stop.set()
+        pt.join(timeout=2)
+        base = timeline[0][0] if timeline else time.monotonic()
+        result["timeline"] = [{"t": round(t - base, 3), "event": e} for t, e in sorted(timeline)]
+        result["probes"] = len(probe.results)
+        result["errors"] = sorted({r[2] for r in probe.results if not r[1]})
+        if gateway is not None:
+            gateway.close()
+
+
+def _next_probes(probe: Probe, after: float, n: int, timeout: float) -> list:
+    """The first `n` probes sent from `after` on (fewer if they do not come within `timeout`)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        got = [r for r in list(probe.results) if r[0] >= after]
+        if len(got) >= n:
+            return got[:n]
+        time.sleep(0.02)
+    return [r for r in list(probe.results) if r[0] >= after][:n]
+
+
+def _restore_all(inv: Inventory, conns: dict, stopped: list[str], owner: str, watch: Watch, md: float,
+                 timeline: list, result: dict, say) -> None:
+    """Start every stopped director: the inventory's MASTER first and alone until it holds the VIP
+    again (started together, the backups race it and the VIP may stop on one of them on its way),
+    then the rest. With nopreempt the VIP stays where it is."""
+    nopreempt = plan(inv)[0].source.nopreempt
+    order = sorted(stopped, key=lambda n: n != owner)
+    t_r = time.monotonic()
+    say(f"restoring {', '.join(order)}")
+    remote.run(conns[order[0]], restore_command("graceful", ""), check=True, timeout=30)
+    timeline.append((t_r, f"{order[0]} restored"))
+    if nopreempt:
+        result["preempt_back_s"] = None
+        result["nopreempt_held"] = watch.wait(lambda h: owner in h and len(h) == 1, 3 * md) is None
+    elif owner in stopped:
+        back = watch.wait(lambda h: h == [owner], 3 * md + 10)
+        result["preempt_back_s"] = round(back - t_r, 3) if back else None
+        if back:
+            timeline.append((back, f"VIP back on {owner} (preempt)"))
+    else:   # the inventory's MASTER was never stopped (it did not hold the VIP at the start)
+        result["preempt_back_s"] = 0.0
+    for n in order[1:]:
+        t = time.monotonic()
+        remote.run(conns[n], restore_command("graceful", ""), check=True, timeout=30)
+        timeline.append((t, f"{n} restored"))
+
+
+def drill(inv: Inventory, conns: dict, mode: str, interval: float = 0.02, say=print) -> dict:
+    if mode not in MODES:
+        raise DrillError(f"--mode must be one of {', '.join(MODES)}")
+    if mode == "all-but-one":
+        return drill_all_but_one(inv, conns, interval, say)
+    planned = plan(inv)[0]
+    vip = planned.addresses[0]
+    names = [n.name for n in inv.nodes]
+    watch, stop = Watch(vip), threading.Event()
+    old = _watch_healthy(conns, names, watch, stop, sniff=mode != "graceful")
     old_node = inv.node(old)
     iface = inv.interface_of(old_node, planned.source)
     nopreempt = planned.source.nopreempt
@@ -242,11 +399,7 @@ def drill(inv: Inventory, conns: dict, mode: str, interval: float = 0.02, say=pr
     if mode != "graceful":  # a crash is timed from the last advert: see one from the master first
         backups = [n for n in names if n != old]
         watch.wait_adverts(backups, old_node.ip, 3 * md)
-    gateway = remote.connect_gateway(inv) if inv.probe.via == "gateway" else None
-    probe = (RemoteProbe(vip, inv.nginx.port, interval, names, conn=gateway) if gateway is not None
-             else Probe(vip, inv.nginx.port, interval, names))
-    pt = threading.Thread(target=probe.run, daemon=True)
-    pt.start()
+    gateway, probe, pt = _start_probe(inv, vip, interval, names)
     timeline: list[tuple[float, str]] = []
     restored = False
     result: dict = {"ok": False, "mode": mode, "vip": vip, "from": old, "to": None}

@@ -463,6 +463,41 @@ class GlobalDefs(Strict):
     _user = field_validator("script_user")(lambda v: v if v is None else keepalived_word(v, "script_user"))
 
 
+FACILITIES = tuple(f"local{i}" for i in range(8))
+
+
+class Logging(Strict):
+    """keepalived's own log file, as the seed sets it up: keepalived logs to syslog `facility`
+    (`--log-facility`, `--log-detail` with detail, in /etc/default/keepalived) and an rsyslog rule
+    writes that facility to `file` only (not also to /var/log/syslog). The journal keeps it too."""
+    facility: str = "local0"
+    file: str = "/var/log/keepalived.log"
+    detail: bool = False       # keepalived --log-detail: more lines per event (the seed turns it on)
+
+    @field_validator("facility")
+    @classmethod
+    def _facility(cls, v: str) -> str:
+        if v not in FACILITIES:
+            # keepalived also takes daemon and user, but every other daemon logs there too: an rsyslog
+            # rule for them would take (and `& stop` would hide from /var/log/syslog) foreign lines
+            raise FieldProblem((), f"{v!r} is not a syslog facility keepalived can have to itself",
+                               "use one of local0 .. local7 that nothing else on the nodes logs to")
+        return v
+
+    @field_validator("file")
+    @classmethod
+    def _file(cls, v: str) -> str:
+        # rsyslog reads the path inside double quotes, logrotate as one word: neither may be cut
+        bad = sorted({c for c in v if c.isspace() or c in "\"'\\{}#;" or not (c.isascii() and c.isprintable())})
+        if bad:
+            raise FieldProblem((), f"{v!r} contains {' '.join(repr(c) for c in bad)}: rsyslog and logrotate "
+                               "would read another path", "use a path without whitespace, quotes, braces, '#' or ';'")
+        if not v.startswith("/") or v.endswith("/") or any(p in (".", "..") for p in v.split("/")[1:]):
+            raise FieldProblem((), f"{v!r} is not an absolute path to a file",
+                               "write the full path, e.g. /var/log/keepalived.log")
+        return v
+
+
 class Install(Strict):
     # apt: the install phase apt-installs what is missing; detect: only report (the lab's
     # nodes have no route out, so they must already carry the packages)
@@ -526,6 +561,7 @@ class Inventory(Strict):
     install: Install = Install()
     lab: Lab | None = None
     probe: Probe = Probe()
+    logging: Logging | None = None      # keepalived's own log file (rsyslog); None: the journal only
     # a directory of Jinja2 templates that replace ours by name (keepalived.conf.j2 ...);
     # relative to inventories/. Whatever it renders is still checked by keepalived -t.
     templates_dir: str | None = None

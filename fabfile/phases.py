@@ -28,6 +28,13 @@ from .vrrp import expected_holders, nopreempt_vips
 # what the install phase needs on every node, and the package that brings it
 REQUIRED = {"keepalived": "keepalived", "ipvsadm": "ipvsadm", "nginx": "nginx-light", "iptables": "iptables"}
 NEEDS = {"keepalived": "keepalived", "nginx": "nginx", "lvs": "keepalived"}   # phase -> binary it drives
+LOGGING_NEEDS = "rsyslog"   # the package `logging:` needs (its rule writes keepalived's log file)
+
+
+def required(inv) -> dict[str, str]:
+    """REQUIRED, plus rsyslog where the inventory asks for keepalived's own log file (never else:
+    a node without rsyslog is fine when keepalived logs to the journal only)."""
+    return {**REQUIRED, **({LOGGING_NEEDS: LOGGING_NEEDS} if inv.logging else {})}
 
 
 class DeployFailed(LbtkError):
@@ -76,13 +83,19 @@ def plan_node(env: Env, node: str, facts: NodeState, phases: list[str]) -> NodeP
     p = NodePlan(node)
     desired = render_node(env.inv, node, env.secrets, RenderFacts.of(facts))
     if "install" in phases:
-        missing = [pkg for what, pkg in REQUIRED.items()
+        missing = [pkg for what, pkg in required(env.inv).items()
                    if not (facts.nginx_installed if what == "nginx" else facts.has(pkg))]
         if missing and env.inv.install.method == "apt":
             p.actions.append(Action("apt-install", arg=" ".join(missing), why="packages missing"))
         elif missing:
             raise LbtkError(f"{node}: {', '.join(missing)} not installed and install.method is "
-                            "'detect' — install them on the node (or set install.method: apt)")
+                            "'detect' — install them on the node (or set install.method: apt)"
+                            + (f"; {LOGGING_NEEDS} is there for logging: (or drop logging: from the inventory)"
+                               if LOGGING_NEEDS in missing else ""))
+    elif "lvs" in phases and env.inv.logging and not facts.has(LOGGING_NEEDS):
+        raise LbtkError(f"{node}: logging: needs {LOGGING_NEEDS} (its rule writes {env.inv.logging.file}) and it "
+                        "is not installed — run `inv install` (or drop logging: from the inventory); "
+                        "nothing was changed on any node")
     for phase in phases:
         if phase in NEEDS and NEEDS[phase] not in facts.binaries:
             raise LbtkError(f"{node}: {NEEDS[phase]} is not installed (no {NEEDS[phase]} on PATH) — "

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from .actions import Action
 from .facts import NodeState
 from .render import NodeFile
-from .render import arp, fwmark, ipvs_sync, keepalived, nginx
+from .render import arp, fwmark, ipvs_sync, keepalived, nginx, rsyslog
 from .secrets import mask
 
 PHASES = ("install", "arp", "nginx", "lvs", "keepalived", "sync-daemon", "verify")
@@ -103,6 +103,8 @@ def service_actions(phase: str, changed: set[str], facts: NodeState, desired: li
              and want[fwmark.UNIT].content is not None)
         if fwmark.RULES in changed and fwmark.UNIT not in changed and want[fwmark.RULES].content:
             acts.append(Action("restart", "lbtk-fwmark", why="fwmark rules changed"))
+        # rsyslog before keepalived: keepalived's first lines on the new facility find the rule
+        acts += _rsyslog(changed, facts, want)
         if keepalived.DEFAULTS in changed and facts.active.get("keepalived") == "active":
             acts.append(Action("restart", "keepalived",
                                why="DAEMON_ARGS changed: keepalived reads it only at start (this is a failover if MASTER)"))
@@ -118,6 +120,27 @@ def service_actions(phase: str, changed: set[str], facts: NodeState, desired: li
         else:
             _ensure(acts, facts, "keepalived")
     return _enable_now(acts)
+
+
+def _rsyslog(changed: set[str], facts: NodeState, want: dict[str, NodeFile]) -> list[Action]:
+    """keepalived's log file rule (inventory `logging:`): rsyslog reads its rules only at start
+    (its reload, HUP, only reopens files), so a changed rule is checked, then rsyslog restarted.
+    A removed rule restarts a running rsyslog too, which then stops writing the file."""
+    rule = want.get(rsyslog.RULE)
+    if rule is None:
+        return []
+    acts: list[Action] = []
+    if rule.content is None:
+        if rsyslog.RULE in changed and facts.active.get(rsyslog.UNIT) == "active":
+            acts.append(Action("restart", rsyslog.UNIT, why=f"{rsyslog.RULE} removed: rsyslog stops writing it"))
+        return acts
+    if rsyslog.RULE in changed:
+        acts.append(Action("rsyslog-test", why="validate the rule before rsyslog reads it"))
+        if facts.active.get(rsyslog.UNIT) == "active":
+            acts.append(Action("restart", rsyslog.UNIT, why="keepalived's log rule changed: rsyslog reads "
+                               "rules only at start"))
+    _ensure(acts, facts, rsyslog.UNIT)      # enabled at boot and running (started if it was not)
+    return acts
 
 
 def _enable_now(acts: list[Action]) -> list[Action]:

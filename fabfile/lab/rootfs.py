@@ -25,8 +25,8 @@ from . import LabError, LabSpec, lab_path, last_line, locked, mounts_under, one_
 SUITE = "bookworm"
 VARIANT = "minbase"
 PACKAGES = ("systemd", "systemd-sysv", "dbus", "iproute2", "procps", "openssh-server", "keepalived",
-            "ipvsadm", "nginx-light", "curl", "python3", "iptables", "kmod", "sudo")
-RECIPE = 2          # bump when customize() changes, so existing bases get rebuilt
+            "ipvsadm", "nginx-light", "curl", "python3", "iptables", "kmod", "sudo", "rsyslog")
+RECIPE = 3          # bump when customize() changes, so existing bases get rebuilt
 
 # Units that would start badly or uselessly in a lab node (no network out, no ttys, no disks).
 MASK = ("apt-daily.timer", "apt-daily.service", "apt-daily-upgrade.timer", "apt-daily-upgrade.service",
@@ -34,10 +34,13 @@ MASK = ("apt-daily.timer", "apt-daily.service", "apt-daily-upgrade.timer", "apt-
         "fstrim.timer", "man-db.timer", "logrotate.timer", "systemd-timesyncd.service",
         "console-getty.service", "getty@tty1.service", "serial-getty@.service", "getty-static.service",
         "systemd-networkd-wait-online.service", "ifupdown-pre.service", "networking.service")
-# Installed and ready, but started only by the toolkit's deploy (which enables them).
-NOT_AT_BOOT = ("keepalived.service", "nginx.service")
+# Installed and ready, but started only by the toolkit's deploy (which enables them). rsyslog too:
+# only an inventory with `logging:` wants it (keepalived's own log file), and a node otherwise
+# logs to the journal alone, as a minimal server does.
+NOT_AT_BOOT = ("keepalived.service", "nginx.service", "rsyslog.service")
 REQUIRED_FILES = ("usr/sbin/sshd", "usr/sbin/keepalived", "usr/sbin/nginx", "usr/sbin/ipvsadm",
-                  "usr/bin/curl", "usr/bin/python3", "usr/sbin/iptables", "lib/systemd/systemd")
+                  "usr/bin/curl", "usr/bin/python3", "usr/sbin/iptables", "lib/systemd/systemd",
+                  "usr/sbin/rsyslogd")
 
 SSHD_CONF = """\
 # lbtk lab node: root logs in by key only (the lab's id_ed25519), quickly.

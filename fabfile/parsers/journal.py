@@ -1,4 +1,5 @@
-"""journalctl output (`-o cat`, `-o short-iso`) -> the lines that explain a failure or a transition."""
+"""journalctl output (`-o cat`, `-o short-iso`) and keepalived's own log file (rsyslog's
+RSYSLOG_FileFormat, inventory `logging:`) -> the lines that explain a failure or a transition."""
 from __future__ import annotations
 
 import re
@@ -28,20 +29,36 @@ def worst_line(text: str) -> str:
 
 
 def transitions(text: str) -> list[Entry]:
-    """`journalctl -u keepalived -o short-iso`: state transitions and warnings, in order."""
+    """State transitions and warnings, in order, from `journalctl -u keepalived -o short-iso`
+    (`2026-11-25T08:16:29+0000 node2 Keepalived_vrrp[211]: MSG`) or from the log file rsyslog
+    writes (`2026-11-25T08:16:29.123456+00:00 node2 Keepalived_vrrp[211]: MSG`): the same shape,
+    the time shown to the second either way."""
     out = []
     for ln in text.splitlines():
         if TRANSITION.search(ln) and not ln.startswith("--"):
             ts, _, msg = ln.partition(" ")
-            out.append(Entry(ts, msg.split(": ", 1)[-1], bool(BAD.search(ln))))
+            out.append(Entry(_FRACTION.sub("", ts), msg.split(": ", 1)[-1], bool(BAD.search(ln))))
     return out
+
+
+_FRACTION = re.compile(r"(?<=T\d\d:\d\d:\d\d)\.\d+")
+SOURCE_MARK = "@@source "     # first line of `inv logs`' command: where the lines below come from
+
+
+def split_source(text: str) -> tuple[str, str]:
+    """`@@source /var/log/keepalived.log` (or `@@source journal`) then the lines -> (source, lines).
+    No mark: the journal."""
+    first, _, rest = text.partition("\n")
+    if first.startswith(SOURCE_MARK):
+        return first[len(SOURCE_MARK):].strip() or "journal", rest
+    return "journal", text
 
 
 def tail(text: str, n: int) -> list[str]:
     return text.splitlines()[-n:]
 
 
-__all__ = ["Entry", "worst_line", "transitions", "tail"]
+__all__ = ["Entry", "worst_line", "transitions", "tail", "split_source", "SOURCE_MARK"]
 
 
 @dataclass(frozen=True)

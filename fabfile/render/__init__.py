@@ -82,7 +82,7 @@ def templates(inv: Inventory) -> Templates:
 
 
 def render_node(inv: Inventory, node_name: str, secrets: dict[str, str], facts: RenderFacts) -> list[NodeFile]:
-    from . import arp, fwmark, ipvs_sync, keepalived, nginx  # noqa: E402 (they import NodeFile from here)
+    from . import arp, fwmark, ipvs_sync, keepalived, nginx, rsyslog  # noqa: E402 (they import NodeFile from here)
     node = inv.node(node_name)
     t = templates(inv)
     files = []
@@ -91,6 +91,7 @@ def render_node(inv: Inventory, node_name: str, secrets: dict[str, str], facts: 
     files += arp.files(inv, node, facts, t)
     files += nginx.files(inv, node, t)
     files += ipvs_sync.files(inv, node, facts, t)
+    files += rsyslog.files(inv, t)
     return files
 
 

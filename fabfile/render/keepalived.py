@@ -4,7 +4,7 @@ from __future__ import annotations
 from ..model import Inventory, Node
 from ..sync import sync_instance
 from ..vrrp import plan
-from . import Facts, NodeFile, Templates, ipvs_sync, templates
+from . import Facts, NodeFile, Templates, ipvs_sync, rsyslog, templates
 
 CONF = "/etc/keepalived/keepalived.conf"
 DEFAULTS = "/etc/default/keepalived"
@@ -16,8 +16,20 @@ def files(inv: Inventory, node: Node, secrets: dict[str, str], facts: Facts,
     return [
         NodeFile(CONF, conf(inv, node, secrets, facts, t), "keepalived", mode=0o600,
                  secret=any(vi.authentication for vi in inv.vrrp_instances)),
-        NodeFile(DEFAULTS, t("default_keepalived.j2", ipvs=facts.ipvs), "lvs"),
+        NodeFile(DEFAULTS, t("default_keepalived.j2", ipvs=facts.ipvs, args=daemon_args(inv, facts),
+                             logging=inv.logging, rule=rsyslog.RULE), "lvs"),
     ]
+
+
+def daemon_args(inv: Inventory, facts: Facts) -> list[str]:
+    """keepalived's start options (DAEMON_ARGS)."""
+    args = [] if facts.ipvs else ["--vrrp"]
+    if inv.logging:
+        # keepalived 2.2.7 takes the facility by name (-S local0) as well as by number
+        args.append(f"--log-facility={inv.logging.facility}")
+        if inv.logging.detail:
+            args.append("--log-detail")
+    return args
 
 
 def conf(inv: Inventory, node: Node, secrets: dict[str, str], facts: Facts, t: Templates | None = None) -> str:

@@ -8,12 +8,14 @@ from .common import DEFAULT_ENV, UsageError, check_format, node_env, number, one
 
 
 @task(name="failover-test",
-      help={"env": "inventory name", "mode": "graceful (systemctl stop) | crash (SIGKILL) | link-down",
+      help={"env": "inventory name", "mode": "graceful (systemctl stop) | crash (SIGKILL) | link-down | "
+                                             "all-but-one (stop the VIP holder until one director is left)",
             "json": "one JSON object", "interval_ms": "HTTP probe interval (default 20)",
             "format": "auto|rich|plain|markdown"})
 @one_line_errors
 def failover_test(c, env=DEFAULT_ENV, mode="graceful", json=False, interval_ms=None, format=None):
-    """Fail the current MASTER, time the VIP move and the client outage, restore, time the preempt back."""
+    """Fail the current MASTER (all-but-one: each holder in turn until one is left), time the VIP
+    move and the client outage, restore, time the preempt back."""
     from ..failover import MODES, drill
     from ..views import failover as view
     if mode not in MODES:

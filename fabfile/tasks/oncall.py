@@ -1,6 +1,8 @@
 """On-call tasks the runbooks name: status, drain / undrain, logs."""
 from __future__ import annotations
 
+import shlex
+
 from invoke import Exit, task
 
 from .. import facts as F
@@ -113,27 +115,31 @@ def undrain(c, server, env=DEFAULT_ENV, format=None, skip_unreachable=False, bre
     _drain(env, server, False, format, skip_unreachable, break_lock)
 
 
-@task(help={"env": "inventory name", "node": "only this node", "lines": "journal lines per node (default 200)",
+@task(help={"env": "inventory name", "node": "only this node", "lines": "log lines per node (default 200)",
             "format": "auto|rich|plain|markdown"})
 @one_line_errors
 def logs(c, env=DEFAULT_ENV, node=None, lines=None, format=None):
-    """keepalived's journal on each node: state transitions and warnings first, then the tail."""
+    """keepalived's log on each node (its own file with `logging:`, else the journal): state
+    transitions and warnings first, then the tail."""
     check_format(format)
     lines = number(lines, "lines", 200, int, 1)
     e, nodes = node_env(env, node)
+    cmd = log_command(e.inv.logging.file if e.inv.logging else None, int(lines))
     conns = [remote.connect(e.inv, n) for n in nodes]
     try:
-        cmd = f"journalctl -u keepalived --no-pager -o short-iso -n {int(lines)}"
-        out = dict(zip([c.lbtk_node for c in conns], remote.parallel(conns, lambda c: remote.run(c, cmd).stdout)))
+        raw = dict(zip([c.lbtk_node for c in conns], remote.parallel(conns, lambda c: remote.run(c, cmd).stdout)))
     finally:
         remote.close(conns)
-    t = output.Table("keepalived: state transitions and warnings", ["node", "time", "message"])
-    for n, text in out.items():
+    out = {n: journal.split_source(text) for n, text in raw.items()}
+    sources = sorted({src for src, _ in out.values()})
+    t = output.Table(f"keepalived: state transitions and warnings ({', '.join(sources)})", ["node", "time", "message"])
+    for n, (_, text) in out.items():
         for entry in journal.transitions(text):
             t.add(n, entry.time, entry.message, ok=False if entry.bad else None)
     output.show(t, format)
-    for n, text in out.items():
-        output.say(f"\n--- {n}: last {min(int(lines), 20)} journal lines")
+    for n, (src, text) in out.items():
+        where = "journal lines" if src == "journal" else f"lines of {src}"
+        output.say(f"\n--- {n}: last {min(int(lines), 20)} {where}")
         output.say("\n".join(journal.tail(text, 20)) or "(empty)")
 
 
@@ -180,3 +186,15 @@ def _check_path(path: str) -> None:
     if not re.fullmatch(HTTP_PATH, path):
         raise UsageError(f"--path {path}: an HTTP_GET path starts with / and has no spaces, quotes, braces, "
                          "'#' or '!' (keepalived would cut it)")
+
+
+def log_command(file: str | None, lines: int) -> str:
+    """keepalived's own log file where `logging:` names one and rsyslog has written it; the journal
+    otherwise (logging not deployed yet, or not configured). The first line says which."""
+    journal_cmd = (f"echo '{journal.SOURCE_MARK}journal'; "
+                   f"journalctl -u keepalived --no-pager -o short-iso -n {int(lines)}")
+    if file is None:
+        return journal_cmd
+    f = shlex.quote(file)
+    return (f"if [ -s {f} ]; then echo '{journal.SOURCE_MARK}'{f}; tail -n {int(lines)} {f}; "
+            f"else {journal_cmd}; fi")

@@ -5,6 +5,8 @@ from .. import output
 
 
 def show(r: dict, fmt=None) -> None:
+    if r["mode"] == "all-but-one":
+        return show_all_but_one(r, fmt)
     t = output.Table(f"failover timeline ({r['mode']})", ["t (s)", "event"])
     for ev in r.get("timeline", []):
         t.add(f"{ev['t']:+.3f}", ev["event"])
@@ -30,5 +32,50 @@ def show(r: dict, fmt=None) -> None:
             pb = r["preempt_back_s"]
             s.add("preempt back", f"{pb:.3f} s" if pb is not None else "never", f"to {r['from']}",
                   ok=pb is not None)
+    s.add("final holders", ", ".join(r.get("final_holders", [])) or "-", "", ok=r["ok"])
+    output.show(s, fmt)
+
+
+def _timeline(r: dict, fmt) -> None:
+    t = output.Table(f"failover timeline ({r['mode']})", ["t (s)", "event"])
+    for ev in r.get("timeline", []):
+        t.add(f"{ev['t']:+.3f}", ev["event"])
+    output.show(t, fmt)
+
+
+def _outage(step: dict) -> str:
+    if not step.get("failed_probes"):
+        return "none"
+    return f"{step['outage_s']:.3f} s" if step.get("outage_s") is not None else "did not recover"
+
+
+def show_all_but_one(r: dict, fmt=None) -> None:
+    """One row per step (each a graceful failover), then what is left and the way back."""
+    _timeline(r, fmt)
+    t = output.Table("all-but-one: one director stopped per step", ["step", "stopped", "VIP moved", "failover",
+                                                                    "VRRP theory", "client outage", "probes failed"])
+    for st in r.get("steps", []):
+        f, th = st.get("failover_s"), st.get("theory_s")
+        t.add(st["step"], st["stopped"], f"{st['from']} -> {st.get('to') or 'nowhere'}",
+              f"{f:.3f} s" if f is not None else "-",
+              f"{th:.3f} s (skew)" if th is not None else "-", _outage(st),
+              f"{st.get('failed_probes', '-')} of {st.get('probes', '-')}",
+              ok=f is not None and abs(f - th) <= 0.5)
+    output.show(t, fmt)
+    s = output.Table("all-but-one summary", ["measure", "value", "note"])
+    if r.get("last_node"):
+        s.add("last director", r["last_node"], "the others' keepalived stopped, one after the other")
+        s.add("HTTP through the VIP", "answers" if r.get("http_ok") else "FAILS",
+              f"last probes answered by {', '.join(r.get('http_answered_by') or []) or 'nobody'}",
+              ok=bool(r.get("http_ok")))
+    if "preempt_back_s" in r:
+        if r.get("nopreempt_held") is not None:
+            s.add("restore", "held (nopreempt)" if r["nopreempt_held"] else "moved back",
+                  "nopreempt keeps the VIP where it is", ok=r["nopreempt_held"])
+        else:
+            pb = r["preempt_back_s"]
+            s.add("restore: preempt back", f"{pb:.3f} s" if pb is not None else "never",
+                  f"to {r['from']}, started first; then the others", ok=pb is not None)
+    s.add("client probes", f"{r.get('probes', 0)}", ", ".join(r.get("errors") or []) or "no error")
     s.add("final holders", ", ".join(r.get("final_holders", [])) or "-", "", ok=r["ok"])
     output.show(s, fmt)

@@ -31,7 +31,7 @@ def test_failover_drill_table_output(deployed):
 
 def test_failover_refuses_unknown_mode(lab):
     r = inv("failover-test", "--env", "lab", "--mode", "meteor")
-    assert r.returncode == 2 and r.stderr.strip() == "error: --mode must be one of graceful, crash, link-down"
+    assert r.returncode == 2 and r.stderr.strip() == "error: --mode must be one of graceful, crash, link-down, all-but-one"
 
 
 def test_sync_status_table_for_three_nodes(deployed):
@@ -68,3 +68,28 @@ def test_logs_show_state_transitions(deployed):
     r = inv("logs", "--env", "lab", "--node", "node1", check=True)
     assert "Entering MASTER STATE" in r.stdout
     assert "--- node1: last" in r.stdout
+
+
+def test_all_but_one_drill_serves_from_the_last_director_and_restores(deployed):
+    """The seed's final test: stop two of three directors (the VIP holder each time) and it still
+    serves; each VIP move within 0.5 s of VRRP theory (the priority-0 advert: the skew)."""
+    rc, r = inv_json("failover-test", "--env", "lab", "--mode", "all-but-one")
+    assert rc == 0, r
+    assert r["ok"] is True and r["mode"] == "all-but-one"
+    assert [(s["stopped"], s["to"]) for s in r["steps"]] == [("node1", "node2"), ("node2", "node3")]
+    assert [s["theory_s"] for s in r["steps"]] == pytest.approx([0.648, 0.688], abs=0.001)
+    for s in r["steps"]:
+        assert abs(s["failover_s"] - s["theory_s"]) <= 0.5, s
+        assert s["probes"] > 30 and (s["outage_s"] is not None or s["failed_probes"] == 0), s
+    assert (r["last_node"], r["http_ok"], r["http_answered_by"]) == ("node3", True, ["node3"])
+    assert r["preempt_back_s"] is not None and r["final_holders"] == ["node1"]
+    rc, report = inv_json("verify", "--env", "lab")
+    assert rc == 0 and report["vip_holders"] == {VIP: ["node1"]}
+
+
+def test_all_but_one_drill_table_output(deployed):
+    r = inv("failover-test", "--env", "lab", "--mode", "all-but-one", check=True)
+    for text in ("failover timeline (all-but-one)", "step 1: stopping node1", "step 2: stopping node2",
+                 "all-but-one: one director stopped per step", "node1 -> node2", "node2 -> node3",
+                 "HTTP through the VIP", "answers", "VIP back on node1 (preempt)"):
+        assert text in r.stdout, text

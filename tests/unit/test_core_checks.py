@@ -146,9 +146,10 @@ def test_parse_state_fills_every_node_state_field():
         "has_ipvs": ("yes\n", "", 0),
         "addrs": (read("ip_addr/netns_all.txt"), "", 0),
         "sysctl": (read("sysctl/arp_set.txt") + read("sysctl/guest_director_vs.txt"), "", 0),
-        "active": ("active\nactive\nactive\nfailed\n", "", 0),
+        "active": ("active\nactive\nactive\nfailed\ninactive\n", "", 0),
         **{f"enabled_{u}": ("enabled\n", "", 0) for u in ("keepalived", "nginx", "lbtk-vip-lo")},
         "enabled_lbtk-fwmark": ("", NOT_FOUND_STDERR.replace("lbtk-nope", "lbtk-fwmark"), 1),
+        "enabled_rsyslog": ("", NOT_FOUND_STDERR.replace("lbtk-nope", "rsyslog"), 1),
         "ipvs": (read("ipvsadm/ka_L_n.txt"), "", 0),
         "sync_daemons": (read("ipvsadm/ka_L_daemon.txt"), "", 0),
         "ipvs_stats": (read("ipvsadm/L_n_stats_exact.txt"), "", 0),
@@ -176,9 +177,10 @@ def test_parse_state_fills_every_node_state_field():
     assert s.binaries == {"keepalived", "nginx", "ipvsadm", "iptables"} and s.has_ipvs is True
     assert s.holds("10.190.0.101") and "10.190.0.100" in s.vips_on_lo and s.holds("10.190.0.100")
     assert s.sysctl["net.ipv4.vs.sync_threshold"] == "3\t50"
-    assert s.active == {"keepalived": "active", "nginx": "active", "lbtk-vip-lo": "active", "lbtk-fwmark": "failed"}
+    assert s.active == {"keepalived": "active", "nginx": "active", "lbtk-vip-lo": "active", "lbtk-fwmark": "failed",
+                        "rsyslog": "inactive"}
     assert s.enabled == {"keepalived": "enabled", "nginx": "enabled", "lbtk-vip-lo": "enabled",
-                         "lbtk-fwmark": "not-found"}
+                         "lbtk-fwmark": "not-found", "rsyslog": "not-found"}
     assert s.ipvs.keys() == ["TCP 10.190.0.101:80", "FWM 7"]
     assert s.sync_daemons[0].syncid == 9 and s.sync_daemons[0].role == "backup"
     assert s.pending == [("reload", "keepalived", "")]
@@ -198,7 +200,7 @@ def test_parse_state_without_ipvs():
 
 
 def test_parse_state_refuses_truncated_missing_and_foreign_output():
-    good = frame({"addrs": (read("ip_addr/netns_lo.txt"), "", 0), "active": ("active\n" * 4, "", 0)})
+    good = frame({"addrs": (read("ip_addr/netns_lo.txt"), "", 0), "active": ("active\n" * len(F.UNITS), "", 0)})
     assert parse_state("n", [F.ADDRS, F.ACTIVE], good, TOKEN).vips_on_lo == {"127.0.0.1", VIP, "::1"}
     cut = good[: good.index(f"@@{TOKEN} rc", good.index("fact active"))]
     with pytest.raises(FactError, match=r"^n: cannot read its facts: output ends inside fact 'active' \(truncated\?\)"):

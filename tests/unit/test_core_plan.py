@@ -86,6 +86,7 @@ SHELL_CASES = [
     (Action("disable-now", "lbtk-fwmark"), "systemctl disable --now lbtk-fwmark"),
     (Action("sysctl-load", arg=arp.SYSCTL), "sysctl -q -p /etc/sysctl.d/60-lbtk-lvs.conf"),
     (Action("nginx-test"), "nginx -t -q"),
+    (Action("rsyslog-test"), "rsyslogd -N1"),
     (Action("apt-install", arg="keepalived nginx-light"),
      "DEBIAN_FRONTEND=noninteractive apt-get install -y -q keepalived nginx-light"),
     (Action("run", arg=ipvs_sync.RECONCILE), "/usr/local/sbin/lbtk-ipvs-sync"),
@@ -114,6 +115,7 @@ def test_action_shell_quotes_units_and_arguments():
     (Action("enable-restart", "lbtk-vip-lo"), "restart lbtk-vip-lo"),
     (Action("disable-now", "lbtk-fwmark"), "disable lbtk-fwmark"),
     (Action("nginx-test"), "nginx -t"),
+    (Action("rsyslog-test"), "rsyslogd -N1"),
     (Action("sysctl-load", arg=arp.SYSCTL), "sysctl -p"),
     (Action("apt-install", arg="keepalived"), "apt-get install"),
     (Action("run", arg=ipvs_sync.RECONCILE), ipvs_sync.RECONCILE),
@@ -137,7 +139,8 @@ def test_action_record_round_trip_through_the_pending_file():
     """apply writes record() lines to /var/lib/lbtk/pending; facts.OWED reads them back with
     parse_pending; from_record rebuilds equal actions (why does not take part in equality)."""
     owed = [Action("daemon-reload", why="x"), Action("sysctl-load", arg=arp.SYSCTL),
-            Action("enable-restart", "lbtk-vip-lo"), Action("nginx-test"), Action("reload", "nginx"),
+            Action("enable-restart", "lbtk-vip-lo"), Action("nginx-test"), Action("rsyslog-test"),
+            Action("reload", "nginx"),
             Action("restart", "keepalived"), Action("disable-now", "lbtk-fwmark"),
             Action("apt-install", arg="keepalived nginx-light"), Action("run", arg=ipvs_sync.RECONCILE),
             Action("enable", "keepalived"), Action("start", "keepalived"), Action("enable-now", "nginx")]

@@ -195,7 +195,7 @@ GOOD = {  # a plausible answer for every fact, so a whole round trip parses
     "has_ipvs": "yes\n",
     "addrs": (FX / "ip_addr/netns_all.txt").read_text(),
     "sysctl": (FX / "sysctl/arp_set.txt").read_text(),
-    "active": "active\nactive\ninactive\nactive\n",
+    "active": "active\nactive\ninactive\nactive\nactive\n",
     "ipvs": (FX / "ipvsadm/L_n.txt").read_text(),
     "sync_daemons": (FX / "ipvsadm/L_daemon_master.txt").read_text(),
     "ipvs_stats": (FX / "ipvsadm/L_n_stats_exact.txt").read_text(),
