@@ -18,9 +18,10 @@ from . import facts as F
 from . import remote
 from .errors import LbtkError
 from .model import Inventory
+from .observe import observe
 from .parsers import ParseError
 from .parsers.lbtk import Raw, parse_advert, parse_probe_line
-from .vrrp import master_down_interval, plan, skew_time
+from .vrrp import PlannedInstance, master_down_interval, plan, skew_time
 
 MODES = ("graceful", "crash", "link-down", "all-but-one")
 FAIL_LABEL = {"graceful": "systemctl stop keepalived", "crash": "systemctl kill --signal=SIGKILL keepalived",
@@ -181,8 +182,20 @@ class Watch:
             return next((t for t, n, h in self.events if n == node and h == holds and t >= after), None)
 
 
-def theory(inv: Inventory, new: str, mode: str) -> float:
-    p = plan(inv)[0]
+def instance_of(inv: Inventory, vip: str | None) -> PlannedInstance:
+    """The VRRP instance a drill fails over: the one holding `vip` (--vip), else the first."""
+    instances = plan(inv)
+    if vip is None:
+        return instances[0]
+    for p in instances:
+        if vip in p.addresses:
+            return p
+    raise DrillError(f"--vip {vip}: not a VIP of this inventory — choose from "
+                     + ", ".join(a for p in instances for a in p.addresses))
+
+
+def theory(inv: Inventory, new: str, mode: str, vip: str | None = None) -> float:
+    p = instance_of(inv, vip)
     vi = p.source
     if mode == "graceful":  # the master's priority-0 advert: the backup waits only its skew
         return skew_time(vi.advert_int, p.priorities[new], vi.vrrp_version)
@@ -382,13 +395,25 @@ def _restore_all(inv: Inventory, conns: dict, stopped: list[str], owner: str, wa
         timeline.append((t, f"{n} restored"))
 
 
-def drill(inv: Inventory, conns: dict, mode: str, interval: float = 0.02, say=print) -> dict:
+def other_holders(inv: Inventory, conns: dict, vip: str) -> dict[str, list[str]]:
+    """Who holds every VIP but the drilled one (one observation): a drill of one instance must not
+    move another's VIP (multi-master: each node holds its own)."""
+    others = [a for p in plan(inv) for a in p.addresses if a != vip]
+    if not others:
+        return {}
+    states = observe(list(conns.values()), (F.ADDRS,))
+    return {v: sorted(n for n, s in states.items() if s.reachable and s.holds(v)) for v in others}
+
+
+def drill(inv: Inventory, conns: dict, mode: str, interval: float = 0.02, say=print, vip: str | None = None) -> dict:
     if mode not in MODES:
         raise DrillError(f"--mode must be one of {', '.join(MODES)}")
     if mode == "all-but-one":
+        if vip is not None:
+            raise DrillError("--vip: all-but-one takes down directors, whatever they hold — drop --vip")
         return drill_all_but_one(inv, conns, interval, say)
-    planned = plan(inv)[0]
-    vip = planned.addresses[0]
+    planned = instance_of(inv, vip)
+    vip = planned.addresses[0] if vip is None else vip
     names = [n.name for n in inv.nodes]
     watch, stop = Watch(vip), threading.Event()
     old = _watch_healthy(conns, names, watch, stop, sniff=mode != "graceful")
@@ -403,6 +428,9 @@ def drill(inv: Inventory, conns: dict, mode: str, interval: float = 0.02, say=pr
     timeline: list[tuple[float, str]] = []
     restored = False
     result: dict = {"ok": False, "mode": mode, "vip": vip, "from": old, "to": None}
+    before = other_holders(inv, conns, vip)
+    result["others"] = sorted(before)
+    moved: set[str] = set()
     try:
         time.sleep(0.5)  # a baseline of good probes
         t0 = time.monotonic()
@@ -432,7 +460,8 @@ def drill(inv: Inventory, conns: dict, mode: str, interval: float = 0.02, say=pr
         else:
             start, since = t0, f"{mode} issued (adverts not observable)"
         result["failover_s"] = round(t_new - start, 3)
-        result["theory_s"] = round(theory(inv, new, mode), 3)
+        result["theory_s"] = round(theory(inv, new, mode, vip), 3)
+        moved |= {v for v, h in other_holders(inv, conns, vip).items() if h != before[v]}
         result["measured_from"] = since
         time.sleep(1.0)  # let the probe see the new master answer
         outage, failed = probe.outage(t0)
@@ -463,10 +492,15 @@ def drill(inv: Inventory, conns: dict, mode: str, interval: float = 0.02, say=pr
         time.sleep(0.5)
         final = watch.holders()
         result["final_holders"] = final
-        result["ok"] = len(final) == 1 and (result["preempt_back_s"] is not None or
-                                            result.get("nopreempt_held", False))
+        moved |= {v for v, h in other_holders(inv, conns, vip).items() if h != before[v]}
+        result["others_moved"] = sorted(moved)
+        result["ok"] = len(final) == 1 and not moved and (result["preempt_back_s"] is not None or
+                                                          result.get("nopreempt_held", False))
         if len(final) != 1:
             result["error"] = f"VIP ended on {', '.join(final) or 'no node'}"
+        elif moved:
+            result["error"] = (f"failing {old} for {vip} also moved {', '.join(sorted(moved))} "
+                               f"(held before by {'; '.join(f'{v}: {before[v]}' for v in sorted(moved))})")
         elif not result["ok"]:
             result["error"] = f"VIP did not come back to {old}"
         return result

@@ -11,9 +11,10 @@ from .common import DEFAULT_ENV, UsageError, check_format, node_env, number, one
       help={"env": "inventory name", "mode": "graceful (systemctl stop) | crash (SIGKILL) | link-down | "
                                              "all-but-one (stop the VIP holder until one director is left)",
             "json": "one JSON object", "interval_ms": "HTTP probe interval (default 20)",
-            "format": "auto|rich|plain|markdown"})
+            "format": "auto|rich|plain|markdown",
+            "vip": "drill the VRRP instance holding this VIP (multi-master: one per node); only it may move"})
 @one_line_errors
-def failover_test(c, env=DEFAULT_ENV, mode="graceful", json=False, interval_ms=None, format=None):
+def failover_test(c, env=DEFAULT_ENV, mode="graceful", json=False, interval_ms=None, format=None, vip=None):
     """Fail the current MASTER (all-but-one: each holder in turn until one is left), time the VIP
     move and the client outage, restore, time the preempt back."""
     from ..failover import MODES, drill
@@ -25,7 +26,7 @@ def failover_test(c, env=DEFAULT_ENV, mode="graceful", json=False, interval_ms=N
     conns = {n.name: remote.connect(e.inv, n) for n in e.inv.nodes}
     try:
         r = drill(e.inv, conns, mode, interval=number(interval_ms, "interval-ms", 20, int, 5) / 1000,
-                  say=(lambda s: None) if json else output.say)
+                  say=(lambda s: None) if json else output.say, vip=vip)
     finally:
         remote.close(list(conns.values()))
     if json:

@@ -33,6 +33,10 @@ def show(r: dict, fmt=None) -> None:
             s.add("preempt back", f"{pb:.3f} s" if pb is not None else "never", f"to {r['from']}",
                   ok=pb is not None)
     s.add("final holders", ", ".join(r.get("final_holders", [])) or "-", "", ok=r["ok"])
+    if "others_moved" in r and r.get("others"):
+        moved = r["others_moved"]
+        s.add("other VIPs", "moved: " + ", ".join(moved) if moved else "stayed on their holders",
+              ", ".join(r["others"]), ok=not moved)
     output.show(s, fmt)
 
 
