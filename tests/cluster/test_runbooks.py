@@ -11,7 +11,10 @@ Conventions the runbooks follow (runbooks/README.md explains them to readers):
 - `# prod-only` on the line before a command: checked here (task and flags) but not run on the lab;
 - `<!-- lab-fault: NAME -->` between blocks: this test injects fault NAME at that point (a
   stand-in for the incident; see FAULTS), so the fix steps after it have something to fix;
-- `inv ...` in inline code in the prose is checked too (task and flags), not run.
+- `inv ...` in inline code in the prose is checked too (task and flags), not run;
+- `<!-- lab-env: NAME -->` anywhere: the runbook is rehearsed on inventories/NAME.yaml instead of
+  lab.yaml (a shape the plain lab does not have, e.g. lab-multi); the test deploys NAME first and
+  the plain lab again after.
 
 Part (a) needs no lab. Part (b) runs each runbook on the lab, then `inv verify --env lab` must
 be green; a drain left behind is undone, and a runbook that did not end clean is followed by
@@ -38,8 +41,10 @@ PROD_ONLY = re.compile(r"^#\s*prod-only\b")
 EXPECT_OUT = re.compile(r"^#\s*expect-output:\s*(.+?)\s*$")
 FAULT = re.compile(r"^<!--\s*lab-fault:\s*([\w-]+)\s*-->$")
 INLINE = re.compile(r"`(inv [^`]+)`")
+LAB_ENV = re.compile(r"^<!--\s*lab-env:\s*([\w-]+)\s*-->$")
 SCENARIOS = ["failover-drill", "vip-not-answering", "split-brain", "real-server-out-of-pool",
-             "add-drain-remove-real-server", "replace-node", "rotate-vrrp-secret", "sync-daemon-down"]
+             "add-drain-remove-real-server", "replace-node", "rotate-vrrp-secret", "sync-daemon-down",
+             "multi-master"]
 
 
 @dataclass
@@ -55,11 +60,10 @@ class Step:
     def argv(self) -> list[str]:
         return shlex.split(self.command)[1:]
 
-    @property
-    def rehearsal(self) -> list[str]:
-        """The command as the lab rehearsal runs it: --env prod becomes --env lab."""
+    def rehearsal(self, lab_env: str = "lab") -> list[str]:
+        """The command as the lab rehearsal runs it: --env prod becomes --env lab (or the runbook's lab-env)."""
         argv = self.argv
-        return [("lab" if a == "prod" and k and argv[k - 1] in ("--env", "-e") else a) for k, a in enumerate(argv)]
+        return [(lab_env if a == "prod" and k and argv[k - 1] in ("--env", "-e") else a) for k, a in enumerate(argv)]
 
 
 @dataclass
@@ -68,6 +72,7 @@ class Runbook:
     steps: list[Step] = field(default_factory=list)
     inline: list[tuple[int, str]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    lab_env: str = "lab"
 
 
 def parse(path: Path) -> Runbook:
@@ -94,6 +99,8 @@ def parse(path: Path) -> Runbook:
         if in_other:
             continue
         if not in_sh:
+            if m := LAB_ENV.match(line):
+                rb.lab_env = m.group(1)
             if m := FAULT.match(line):
                 rb.steps.append(Step(no, fault=m.group(1)))
             rb.inline += [(no, m.group(1)) for m in INLINE.finditer(line)]
@@ -286,13 +293,16 @@ def test_runbook_runs_on_the_lab(deployed, nodes, tmp_path, name):
     wrong, ran, clean = [], 0, False
     t0 = time.monotonic()
     try:
+        if rb.lab_env != "lab":
+            r = inv("deploy", "--env", rb.lab_env)
+            assert r.returncode == 0, f"{name}.md: deploying its lab shape {rb.lab_env}: {r.stderr[-2000:]}"
         for k, s in enumerate(rb.steps):
             if s.fault:
                 FAULTS[s.fault](nodes, tmp_path)
                 continue
             if s.prod_only or s.argv[0] in ("lab.up", "lab.down"):
                 continue
-            r = inv(*s.rehearsal, timeout=300)
+            r = inv(*s.rehearsal(rb.lab_env), timeout=300)
             ran += 1
             if out_dir:
                 (out_dir / f"{k:02d}.txt").write_text(f"$ {s.command}\n# exit {r.returncode}\n{r.stdout}"
@@ -307,15 +317,15 @@ def test_runbook_runs_on_the_lab(deployed, nodes, tmp_path, name):
                              + f"\n{r.stdout[-3000:]}\n{r.stderr[-2000:]}")
                 if len(wrong) >= 3:
                     break
-        final = inv("verify", "--env", "lab")
-        clean = not wrong and final.returncode == 0
+        final = inv("verify", "--env", rb.lab_env)
+        clean = not wrong and final.returncode == 0 and rb.lab_env == "lab"
     finally:
         if out_dir:
             (out_dir / "runtime.txt").write_text(f"{time.monotonic() - t0:.1f}s {ran} commands\n")
         _put_lab_back(clean)
     assert ran, f"{name}.md: nothing ran"
     assert not wrong, "\n\n".join(wrong)
-    assert final.returncode == 0, f"after {name}.md, `inv verify --env lab` is not green:\n{final.stdout}"
+    assert final.returncode == 0, f"after {name}.md, `inv verify --env {rb.lab_env}` is not green:\n{final.stdout}"
 
 
 # ---------------------------------------------------------------- inv rotate-vrrp-secret, no lab
