@@ -63,11 +63,12 @@ def test_trixie_and_mixed_labs_stay_clear_of_the_other_labs():
 
 
 def test_bookworm_stamp_and_base_are_unchanged():
-    """The stamp older clones wrote: any difference would rebuild the shared bookworm base."""
+    """The stamp clones without releases write (same keys, same formula): any difference would
+    rebuild the shared bookworm base each time a clone of the other kind brings a lab up."""
     assert rootfs.stamp() == rootfs.stamp("bookworm") == {
-        "suite": "bookworm", "variant": "minbase", "recipe": 2,
-        "packages": ["curl", "dbus", "iproute2", "iptables", "ipvsadm", "keepalived", "kmod", "nginx-light",
-                     "openssh-server", "procps", "python3", "sudo", "systemd", "systemd-sysv"]}
+        "suite": "bookworm", "variant": "minbase", "packages": sorted(rootfs.PACKAGES), "recipe": rootfs.RECIPE}
+    assert list(rootfs.stamp()) == ["suite", "variant", "packages", "recipe"]
+    assert "nginx-light" in rootfs.stamp()["packages"]
     spec = LabSpec(nodes=(LabNode("n1", "10.189.0.11"),), lab_dir=Path("/x"))
     assert rootfs.base_dir(spec) == Path("/x/base") and rootfs.stamp_path(spec) == Path("/x/base.stamp")
     assert rootfs.base_dir(spec, "trixie") == Path("/x/base-trixie")
