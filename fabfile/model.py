@@ -159,6 +159,17 @@ class SSH(Strict):
 
 CONNECT_TIMEOUT, RETRIES = 5.0, 2
 
+# The Debian releases the lab builds nodes of (fabfile/lab/rootfs.py builds each; a unit test keeps
+# the two lists equal). Only the lab reads it: deploy and verify take what differs between
+# releases from each node's own facts (dpkg versions), never from here.
+Release = Literal["bookworm", "trixie"]
+DEFAULT_RELEASE = "bookworm"
+
+
+class NodeLab(Strict):
+    """A node's own lab settings, over the inventory's `lab:` section (a mixed cluster)."""
+    release: Release | None = None
+
 
 class Defaults(Strict):
     interface: str = "eth0"
@@ -177,6 +188,7 @@ class Node(Strict):
     prefixlen: int = Field(24, ge=8, le=32)   # the node's subnet, for the VIP-in-subnet rule
     mac: str | None = Field(None, pattern=r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
     ssh: SSH | None = None
+    lab: NodeLab | None = None    # lab inventories only: e.g. {release: trixie} for this node
 
     _if = field_validator("interface")(check_ifname)
     _addr = field_validator("address")(lambda v: v if v is None else _check_ip(v))
@@ -531,6 +543,7 @@ class Lab(Strict):
     bastion: LabBastion | None = None
     users: LabUsers | None = None        # None: root logs in (the plain lab)
     ssh_config: str | None = None        # where lab.up writes the ssh_config naming every node
+    release: Release = DEFAULT_RELEASE   # the nodes' Debian release; a node's own lab.release overrides
     # true: the kernel tier — the nodes run inside a qemu VM on Debian's kernel (real IPVS),
     # reached through `bridge` (fabfile/lab/kernel.py); false: systemd nodes on this host's kernel
     kernel: bool = False
@@ -613,6 +626,12 @@ class Inventory(Strict):
                 return n
         raise KeyError(name)
 
+    def lab_release_of(self, node: Node) -> str:
+        """The Debian release the lab builds `node` of: its own lab.release, else lab.release."""
+        if node.lab is not None and node.lab.release is not None:
+            return node.lab.release
+        return self.lab.release if self.lab is not None else DEFAULT_RELEASE
+
     def interface_of(self, node: Node, vi: VrrpInstance | None = None) -> str:
         return (vi and vi.interface) or node.interface or self.defaults.interface
 
@@ -634,6 +653,23 @@ class Inventory(Strict):
         if vs.fwmark is not None:
             return vs.fwmark
         return index + 1 if self.director_fix_applies(vs) else None
+
+
+def lab_problems(inv: "Inventory"):
+    """A node's lab settings need a lab inventory; the kernel tier boots bookworm nodes only."""
+    for k, n in enumerate(inv.nodes):
+        if n.lab is None:
+            continue
+        if inv.lab is None:
+            yield FieldProblem(("nodes", k, "lab"), f"{n.name} has lab settings but the inventory has no "
+                               "`lab:` section (only lab inventories build nodes)",
+                               "remove the node's lab:, or add a lab: section")
+        elif inv.lab.kernel and inv.lab_release_of(n) != DEFAULT_RELEASE:
+            yield FieldProblem(("nodes", k, "lab", "release"), f"the kernel tier boots {DEFAULT_RELEASE} "
+                               f"nodes only, not {inv.lab_release_of(n)}", "remove the node's lab.release")
+    if inv.lab is not None and inv.lab.kernel and inv.lab.release != DEFAULT_RELEASE:
+        yield FieldProblem(("lab", "release"), f"the kernel tier boots {DEFAULT_RELEASE} nodes only, "
+                           f"not {inv.lab.release}", f"remove lab.release (or set it to {DEFAULT_RELEASE})")
 
 
 def cross_problems(inv: "Inventory"):
@@ -658,6 +694,7 @@ def cross_problems(inv: "Inventory"):
                                        + ("past 255" if vrid > 255 else f"{vrid} is taken by vrrp_instances[{used[vrid]}]"),
                                        "leave a gap of one id per node between instances")
                 used[vrid] = i
+    yield from lab_problems(inv)
     names = {n.name for n in inv.nodes}
     for i, vi in enumerate(inv.vrrp_instances):
         loc = ("vrrp_instances", i)

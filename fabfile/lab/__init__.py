@@ -2,8 +2,9 @@
 
 Host-side subprocess work only (no Fabric). Layout under `LabSpec.lab_dir`:
 
-    base/ + base.stamp         debootstrap'd Debian rootfs, shared read-only (rootfs.py)
-    base.old-N/                a base replaced while nodes still ran on it; removed once none does
+    base/ + base.stamp         debootstrap'd Debian bookworm rootfs, shared read-only (rootfs.py)
+    base-R/ + base-R.stamp     the same for another release R (base-trixie), for the nodes that run it
+    base.old-N/, base-R.old-N/ a base replaced while nodes still ran on it; removed once none does
     id_ed25519{,.pub}          the lab's SSH client key (root's authorized_keys on every node, or
                                the login user's with `users`)
     hostkeys/NAME/             each node's SSH host keys, made once by its own ssh-keygen -A
@@ -42,11 +43,15 @@ class LabError(Exception):
     """A lab failure the user can act on; str() is the whole one-line message."""
 
 
+DEFAULT_RELEASE = "bookworm"
+
+
 @dataclass(frozen=True)
 class LabNode:
     name: str
     host: str
     mac: str | None = None
+    release: str = DEFAULT_RELEASE         # the Debian release its rootfs is (rootfs.RELEASES)
 
 
 def _default_lab_dir() -> Path:
@@ -62,6 +67,7 @@ class LabBastion:
     inner: str
     mac: str | None = None
     inner_mac: str | None = None
+    release: str = DEFAULT_RELEASE
 
 
 @dataclass(frozen=True)
@@ -278,12 +284,13 @@ def check_lab_dir(lab_dir: Path) -> None:
 
 
 @contextlib.contextmanager
-def locked(lab_dir: Path):
-    """One lab operation at a time per lab dir (build/up/down); a second one waits."""
+def locked(lab_dir: Path, name: str = ".lock"):
+    """One lab operation at a time per lab dir (up/down, a base's swap); a second one waits.
+    `name`: another lock in the dir (a release's debootstrap, rootfs.py)."""
     lab_dir = lab_path(lab_dir)
     lab_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
     check_lab_dir(lab_dir)
-    with open(lab_dir / ".lock", "w") as f:
+    with open(lab_dir / name, "w") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield

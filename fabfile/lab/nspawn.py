@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import (INNER_PREFIX, LabError, LabNode, LabSpec, NodeStatus, ifname, inner_network, lab_path, last_line,
+from . import (DEFAULT_RELEASE, INNER_PREFIX, LabError, LabNode, LabSpec, NodeStatus, ifname, inner_network, lab_path, last_line,
                locked, mounts_under, one_line, remove_tree, require_root, run, unmount_under, validate)
 from . import rootfs
 from ..parsers import ParseError
@@ -64,6 +64,7 @@ class _Node:
     inner_mac: str | None = None
     inner_bridge: str | None = None
     via: str | None = None            # the netns its sshd is probed from (the bastion's); None: the host
+    release: str = DEFAULT_RELEASE    # the base its overlay sits on (rootfs.py)
 
     @property
     def netns(self) -> str:
@@ -104,7 +105,8 @@ def _node(spec: LabSpec, n: LabNode) -> _Node:
         bridge, prefix, via = spec.bridge, ipaddress.IPv4Interface(spec.gateway).network.prefixlen, None
     else:
         bridge, prefix, via = spec.inner_bridge, inner.network.prefixlen, f"lbtk-{spec.bastion.name}"
-    return _Node(n.name, n.host, n.mac, _nodes_dir(spec) / n.name, spec.name, bridge, prefix, via=via)
+    return _Node(n.name, n.host, n.mac, _nodes_dir(spec) / n.name, spec.name, bridge, prefix, via=via,
+                 release=n.release)
 
 
 def _bastion(spec: LabSpec) -> _Node | None:
@@ -113,7 +115,7 @@ def _bastion(spec: LabSpec) -> _Node | None:
         return None
     return _Node(b.name, b.host, b.mac, _nodes_dir(spec) / b.name, spec.name, spec.bridge,
                  ipaddress.IPv4Interface(spec.gateway).network.prefixlen, "bastion", b.inner, b.inner_mac,
-                 spec.inner_bridge)
+                 spec.inner_bridge, release=b.release)
 
 
 def _lab_nodes(spec: LabSpec) -> list[_Node]:
@@ -127,7 +129,8 @@ def _recorded(d: Path) -> _Node | None:
     try:
         m = json.loads((d / "node.json").read_text())
         return _Node(m["name"], m["host"], m.get("mac"), d, m.get("lab", "lab"), m.get("bridge", ""),
-                     int(m.get("prefix", 24)), m.get("role", "node"), m.get("inner"))
+                     int(m.get("prefix", 24)), m.get("role", "node"), m.get("inner"),
+                     release=m.get("release", DEFAULT_RELEASE))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -779,7 +782,7 @@ def up(spec: LabSpec, progress=print, timeout: float = BOOT_TIMEOUT) -> None:
             raise LabError(f"{tool}: command not found (run scripts/setup.sh)")
     if not _cgroup_hierarchies():
         raise LabError("no usable cgroup hierarchy under /sys/fs/cgroup (systemd-nspawn needs one)")
-    base = rootfs.build_rootfs(spec, progress)
+    bases = rootfs.build_rootfs(spec, progress)
     t_all = time.monotonic()
     nodes = _lab_nodes(spec)
     _enough_inotify(len(nodes) + 6, progress)    # + room for another small lab beside this one
@@ -799,6 +802,11 @@ def up(spec: LabSpec, progress=print, timeout: float = BOOT_TIMEOUT) -> None:
         for nd in nodes:
             pid = _recorded_pid(nd)
             if pid is not None:
+                rec = _recorded(nd.dir)
+                if rec is not None and rec.release != nd.release:
+                    # its overlay sits on the other release's base: only a new node changes that
+                    raise LabError(f"{nd.name}: running on {rec.release}, the inventory now says {nd.release}; "
+                                   f"`inv lab.down` it first (a node's release is set when it is made)")
                 if spec.users is None:
                     _authorize(nd, pub)
                 else:                                   # key, sudoers, password: as the spec says now
@@ -811,12 +819,13 @@ def up(spec: LabSpec, progress=print, timeout: float = BOOT_TIMEOUT) -> None:
                 _cleanup_node(nd)                       # left-overs of a crash or an unclean stop
             nd.dir.mkdir(parents=True)
             meta = {"name": nd.name, "host": nd.host, "mac": nd.mac, "netns": nd.netns, "veth": nd.veth,
-                    "lab": nd.lab, "role": nd.role, "bridge": nd.bridge, "prefix": nd.prefix}
+                    "lab": nd.lab, "role": nd.role, "bridge": nd.bridge, "prefix": nd.prefix,
+                    "release": nd.release}
             if nd.inner:
                 meta.update(inner=nd.inner, inner_veth=nd.inner_veth, inner_bridge=nd.inner_bridge)
             (nd.dir / "node.json").write_text(json.dumps(meta) + "\n")
             _net_up(nd)
-            keygens.append((nd, *_prepare_tree(spec, nd, base, pub, password)))
+            keygens.append((nd, *_prepare_tree(spec, nd, bases[nd.release], pub, password)))
             to_start.append(nd)
         for nd, p, stdin in keygens:
             _, err = p.communicate(input=stdin, timeout=60)

@@ -1,12 +1,18 @@
-"""The lab's base rootfs: Debian bookworm, debootstrap'd once into LAB_DIR/base and reused.
+"""The lab's base rootfs per Debian release, debootstrap'd once and reused: bookworm (the default)
+in LAB_DIR/base, any other release R in LAB_DIR/base-R (base-trixie); a node's overlay sits on
+its own release's base.
 
-`LAB_DIR/base.stamp` records what the base was built from (suite, variant, package list,
-recipe version); a different wanted stamp rebuilds it. The mirror is the one this machine's
-apt sources already use (`LBTK_LAB_MIRROR` overrides); no host name is written here.
+`LAB_DIR/base.stamp` (base-R.stamp) records what a base was built from (suite, variant, package
+list, recipe version); a different wanted stamp rebuilds it. bookworm's stamp is what it was
+before releases existed, so a lab dir shared with older clones keeps its base. The mirror is the
+one this machine's apt sources already use, for every release (`LBTK_LAB_MIRROR` overrides); no
+host name is written here.
 
 A rebuild while nodes still run on the old base (another lab sharing the lab dir) does not touch
-them: the old base is renamed `base.old-N` (their overlays keep it as their lower layer) and is
-removed by the first build or `down` that finds no running node on it.
+them: the old base is renamed `base.old-N` (`base-R.old-N`; their overlays keep it as their lower
+layer) and is removed by the first build or `down` that finds no running node on it.
+debootstrap runs under a lock of its release only (`.lock-R`), so a build never holds up another
+lab's `up` or `down`; the lab lock is taken just for the swap.
 """
 from __future__ import annotations
 
@@ -16,17 +22,46 @@ import re
 import shutil
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..parsers import ParseError
 from ..parsers.lbtk import first_int
-from . import LabError, LabSpec, lab_path, last_line, locked, mounts_under, one_line, remove_tree, require_root
+from . import DEFAULT_RELEASE, LabError, LabSpec, lab_path, last_line, locked, mounts_under, one_line, remove_tree, require_root
 
-SUITE = "bookworm"
 VARIANT = "minbase"
 PACKAGES = ("systemd", "systemd-sysv", "dbus", "iproute2", "procps", "openssh-server", "keepalived",
             "ipvsadm", "nginx-light", "curl", "python3", "iptables", "kmod", "sudo", "rsyslog")
 RECIPE = 3          # bump when customize() changes, so existing bases get rebuilt
+
+
+@dataclass(frozen=True)
+class Release:
+    """What debootstrap --include takes for one Debian release, and its recipe version."""
+    suite: str
+    packages: tuple[str, ...]
+    recipe: int
+
+
+def releases() -> dict[str, Release]:
+    """Every release the lab builds (read at call time: tests change PACKAGES and RECIPE)."""
+    return {
+        "bookworm": Release("bookworm", PACKAGES, RECIPE),
+        # trixie has no nginx-light any more (nginx is the one server package, modules apart)
+        "trixie": Release("trixie", tuple("nginx" if p == "nginx-light" else p for p in PACKAGES), RECIPE),
+    }
+
+
+RELEASES = tuple(releases())
+
+
+def release(name: str) -> Release:
+    try:
+        return releases()[name]
+    except KeyError:
+        raise LabError(f"lab release {name!r} is not one the lab builds; use one of {', '.join(RELEASES)}"
+                       ) from None
+
 
 # Units that would start badly or uselessly in a lab node (no network out, no ttys, no disks).
 MASK = ("apt-daily.timer", "apt-daily.service", "apt-daily-upgrade.timer", "apt-daily-upgrade.service",
@@ -54,45 +89,70 @@ JOURNALD_CONF = "[Journal]\nStorage=volatile\nRuntimeMaxUse=16M\n"
 RESOLV_CONF = "# lbtk lab node: no DNS, no route out; names come from /etc/hosts\n"
 
 
-def stamp() -> dict:
-    """What the base is built from; any change means a rebuild."""
-    return {"suite": SUITE, "variant": VARIANT, "packages": sorted(PACKAGES), "recipe": RECIPE}
+def stamp(name: str = DEFAULT_RELEASE) -> dict:
+    """What a release's base is built from; any change means a rebuild."""
+    r = release(name)
+    return {"suite": r.suite, "variant": VARIANT, "packages": sorted(r.packages), "recipe": r.recipe}
 
 
-def base_dir(spec: LabSpec) -> Path:
-    return lab_path(spec.lab_dir) / "base"
+def _base_name(name: str) -> str:
+    return "base" if name == DEFAULT_RELEASE else f"base-{name}"
 
 
-def is_current(spec: LabSpec) -> bool:
-    base, st = base_dir(spec), lab_path(spec.lab_dir) / "base.stamp"
+def base_dir(spec: LabSpec, name: str = DEFAULT_RELEASE) -> Path:
+    return lab_path(spec.lab_dir) / _base_name(release(name).suite)
+
+
+def stamp_path(spec: LabSpec, name: str = DEFAULT_RELEASE) -> Path:
+    return lab_path(spec.lab_dir) / f"{_base_name(release(name).suite)}.stamp"
+
+
+def is_current(spec: LabSpec, name: str = DEFAULT_RELEASE) -> bool:
+    base, st = base_dir(spec, name), stamp_path(spec, name)
     try:
-        return base.is_dir() and json.loads(st.read_text()) == stamp()
+        return base.is_dir() and json.loads(st.read_text()) == stamp(name)
     except (OSError, ValueError):
         return False
 
 
+def spec_releases(spec: LabSpec) -> list[str]:
+    """The releases a spec's nodes (and bastion) run, the default first when used."""
+    used = {n.release for n in spec.nodes} | ({spec.bastion.release} if spec.bastion else set())
+    return [r for r in RELEASES if r in used] + sorted(used - set(RELEASES))
+
+
 @one_line
-def build_rootfs(spec: LabSpec, progress=print) -> Path:
-    """Return LAB_DIR/base, debootstrapping it first if it is missing or outdated (idempotent)."""
+def build_rootfs(spec: LabSpec, progress=print) -> dict[str, Path]:
+    """The base of every release the spec's nodes run, {release: path}, each built first if it is
+    missing or outdated (idempotent)."""
+    return {name: build_release(spec, name, progress) for name in spec_releases(spec)}
+
+
+@one_line
+def build_release(spec: LabSpec, name: str = DEFAULT_RELEASE, progress=print) -> Path:
+    """Return the base of release `name`, debootstrapping it first if it is missing or outdated."""
+    rel = release(name)
     lab_dir = lab_path(spec.lab_dir)
-    if is_current(spec):
-        return base_dir(spec)
+    if is_current(spec, name):
+        return base_dir(spec, name)
     require_root("building the lab rootfs")
-    with locked(lab_dir):
-        if is_current(spec):                  # built by a concurrent caller meanwhile
-            return base_dir(spec)
+    with locked(lab_dir, f".lock-{rel.suite}"):
+        if is_current(spec, name):            # built by a concurrent caller meanwhile
+            return base_dir(spec, name)
         if shutil.which("debootstrap") is None:
             raise LabError("debootstrap: command not found (run scripts/setup.sh)")
         mirror, keyring = apt_mirror()
-        new, base = lab_dir / "base.new", base_dir(spec)
+        base = base_dir(spec, name)
+        new = base.with_name(base.name + ".new")
         remove_tree(new)                      # a build that died half-way
-        progress(f"rootfs: debootstrap {SUITE} ({VARIANT}, {len(PACKAGES)} packages) from {mirror}, once (~1 min)")
+        progress(f"rootfs: debootstrap {rel.suite} ({VARIANT}, {len(rel.packages)} packages) from {mirror}, "
+                 "once (~1 min)")
         t0 = time.monotonic()
-        log = lab_dir / "debootstrap.log"
-        cmd = ["debootstrap", f"--variant={VARIANT}", f"--include={','.join(PACKAGES)}"]
+        log = lab_dir / ("debootstrap.log" if name == DEFAULT_RELEASE else f"debootstrap-{rel.suite}.log")
+        cmd = ["debootstrap", f"--variant={VARIANT}", f"--include={','.join(rel.packages)}"]
         if keyring:
             cmd.append(f"--keyring={keyring}")
-        cmd += [SUITE, str(new), mirror]
+        cmd += [rel.suite, str(new), mirror]
         with open(log, "w") as out:
             try:
                 rc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
@@ -102,21 +162,23 @@ def build_rootfs(spec: LabSpec, progress=print) -> Path:
                 rc = "timeout"
         if rc != 0:
             remove_tree(new)
-            raise LabError(f"debootstrap failed ({rc}): {_debootstrap_error(log)} (full log: {log})")
+            raise LabError(f"debootstrap {rel.suite} failed ({rc}): {_debootstrap_error(log)} (full log: {log})")
         customize(new)
-        if base.exists():
-            if in_use(lab_dir, base):
-                # running nodes keep it as their overlay's lower layer: set it aside, never delete it
-                old = _old_base_name(lab_dir)
-                base.rename(old)
-                progress(f"rootfs: nodes still run on the previous base: kept as {old.name} until they stop")
-            else:
-                remove_tree(base)
-        new.rename(base)
-        (lab_dir / "base.stamp").write_text(json.dumps(stamp()) + "\n")
-        gc_old_bases(lab_dir, progress)
+        with locked(lab_dir):                 # the swap only: in_use() must not race a node's up/down
+            if base.exists():
+                if in_use(lab_dir, base):
+                    # running nodes keep it as their overlay's lower layer: set it aside, never delete it
+                    old = _old_base_name(lab_dir, base.name)
+                    base.rename(old)
+                    progress(f"rootfs: nodes still run on the previous {rel.suite} base: kept as {old.name} "
+                             "until they stop")
+                else:
+                    remove_tree(base)
+            new.rename(base)
+            stamp_path(spec, name).write_text(json.dumps(stamp(name)) + "\n")
+            gc_old_bases(lab_dir, progress)
         mb = _du_mb(base)
-        progress(f"rootfs: built in {time.monotonic() - t0:.0f}s ({mb} MB) at {base}")
+        progress(f"rootfs: {rel.suite} built in {time.monotonic() - t0:.0f}s ({mb} MB) at {base}")
         return base
 
 
@@ -143,7 +205,7 @@ def in_use(lab_dir: Path, base: Path) -> bool:
     if not roots:
         return False
     mark = _ino(base / MARKER)
-    known = {_ino(b / MARKER) for b in [lab_dir / "base", *lab_dir.glob("base.old-*")]} - {None}
+    known = {_ino(b / MARKER) for b in _bases(lab_dir)} - {None}
     for r in roots:
         ino = _ino(r / MARKER)
         if ino is None or ino not in known or mark is None or ino == mark:
@@ -151,16 +213,22 @@ def in_use(lab_dir: Path, base: Path) -> bool:
     return False
 
 
-def _old_base_name(lab_dir: Path) -> Path:
+def _bases(lab_dir: Path) -> list[Path]:
+    """Every base in the lab dir, of every release, current or set aside (not a half-built .new)."""
+    return [p for p in sorted(lab_dir.glob("base*")) if p.is_dir() and not p.is_symlink()
+            and re.fullmatch(r"base(-[a-z]+)?(\.old-\d+)?", p.name)]
+
+
+def _old_base_name(lab_dir: Path, current: str = "base") -> Path:
     n = 1
-    while (lab_dir / f"base.old-{n}").exists():
+    while (lab_dir / f"{current}.old-{n}").exists():
         n += 1
-    return lab_dir / f"base.old-{n}"
+    return lab_dir / f"{current}.old-{n}"
 
 
 def gc_old_bases(lab_dir: Path, progress=print) -> None:
     """Remove each set-aside base no running node uses any more (the caller holds the lab lock)."""
-    for old in sorted(lab_path(lab_dir).glob("base.old-*")):
+    for old in sorted(lab_path(lab_dir).glob("base*.old-*")):
         if old.is_dir() and not old.is_symlink() and not in_use(lab_path(lab_dir), old):
             remove_tree(old)
             progress(f"rootfs: removed {old.name} (no node runs on it any more)")
@@ -224,10 +292,13 @@ def apt_mirror(sources_d: Path = Path("/etc/apt/sources.list.d"),
     for sub in sorted(sources_d.glob("*.list")) if sources_d.is_dir() else []:
         candidates += parse_sources_list(sub.read_text(errors="replace"))
     for uri, keyring, suites in candidates:
-        # the main archive: a plain release suite (not -security/-updates), not the security archive
-        if any(s == SUITE for s in suites) and not uri.rstrip("/").endswith("-security"):
+        # the main archive: a plain release suite (not -security/-updates), not the security archive;
+        # it serves every release (the host may be bookworm and the node trixie), and Debian's
+        # archive keyring signs them all
+        if any(s in RELEASES for s in suites) and not uri.rstrip("/").endswith("-security"):
             return uri, keyring if keyring and Path(keyring).is_file() else None
-    raise LabError(f"no Debian {SUITE} mirror in /etc/apt/sources.list(.d); set LBTK_LAB_MIRROR=<URI>")
+    raise LabError(f"no Debian mirror ({' or '.join(RELEASES)}) in /etc/apt/sources.list(.d); "
+                   "set LBTK_LAB_MIRROR=<URI>")
 
 
 def parse_deb822(text: str) -> list[tuple[str, str | None, list[str]]]:

@@ -28,7 +28,7 @@ def spec_for(env: str):
     lab = e.inv.lab
     if lab is None:
         raise LbtkError(f"{e.path.name}: no `lab:` section — the lab only builds inventories made for it (--env lab)")
-    nodes = tuple(LabNode(n.name, n.ip, n.mac) for n in e.inv.nodes)
+    nodes = tuple(LabNode(n.name, n.ip, n.mac, e.inv.lab_release_of(n)) for n in e.inv.nodes)
     if lab.kernel:
         if lab.bastion or lab.inner_bridge or lab.users or lab.ssh_config:
             raise LbtkError(f"{e.path.name}: the kernel tier has no bastion, inner bridge, users or ssh_config "
@@ -37,7 +37,7 @@ def spec_for(env: str):
     bastion = users = None
     if lab.bastion is not None:
         b = lab.bastion
-        bastion = LabBastion(b.name, b.host, b.inner, b.mac, b.inner_mac)
+        bastion = LabBastion(b.name, b.host, b.inner, b.mac, b.inner_mac, lab.release)
     if lab.users is not None:
         u = lab.users
         users = LabUsers(u.name, tuple(u.sudo_password_nodes),

@@ -8,16 +8,48 @@
 # a veth: this host's kernel has no dummy driver). keepalived -t only parses: no packet is sent.
 # The command runs with the fixture dir as cwd and a relative file name, so messages read
 # "(NAME.conf: Line N) ..." whatever the checkout path.
+#
+# `keepalived_t.sh trixie` runs the same cases with Debian 13's keepalived (2.3.3) instead of this
+# host's: chrooted into a throwaway overlay of the lab's trixie base ($LBTK_LAB_DIR/base-trixie,
+# built by `inv lab.up --env lab-trixie`; only read), in the same namespace, into
+# tests/fixtures/keepalived_t/trixie/.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-OUT=tests/fixtures/keepalived_t
+RELEASE=${1:-}
+OUT=tests/fixtures/keepalived_t${RELEASE:+/$RELEASE}
 NS=lbtk-fx-kt
+W=/var/tmp/lbtk-fx-kt
 mkdir -p "$OUT"
 [ "$(id -u)" = 0 ] || { echo "run as root (network namespace)"; exit 1; }
-command -v keepalived >/dev/null || { echo "keepalived not installed"; exit 1; }
+cleanup() {
+  ip netns del $NS 2>/dev/null || true
+  if [ -n "$RELEASE" ]; then
+    mountpoint -q $W/root/proc && umount $W/root/proc || true
+    mountpoint -q $W/root && umount $W/root || true
+    rm -rf $W
+  fi
+}
+if [ -n "$RELEASE" ]; then
+  BASE=${LBTK_LAB_DIR:-/var/tmp/lbtk-lab}/base-$RELEASE
+  [ -x $BASE/usr/sbin/keepalived ] || { echo "no lab $RELEASE base at $BASE: inv lab.up --env lab-$RELEASE"; exit 1; }
+  keepalived_t() {   # keepalived_t DIR FILE: keepalived -t -f FILE with DIR as cwd, in the chroot
+    cp "$1"/*.conf $W/root/fx/ 2>/dev/null || true
+    ip netns exec $NS chroot $W/root sh -c 'cd /fx && exec keepalived -t -f "$0"' "$2"
+  }
+else
+  command -v keepalived >/dev/null || { echo "keepalived not installed"; exit 1; }
+  keepalived_t() { (cd "$1" && ip netns exec $NS keepalived -t -f "$2"); }
+fi
 
-ip netns del $NS 2>/dev/null || true
-trap 'ip netns del $NS 2>/dev/null || true' EXIT
+cleanup
+trap cleanup EXIT
+if [ -n "$RELEASE" ]; then
+  mkdir -p $W/upper $W/work $W/root
+  mount -t overlay overlay -o lowerdir=$BASE,upperdir=$W/upper,workdir=$W/work $W/root
+  mount -t proc proc $W/root/proc
+  mkdir -p $W/root/fx
+  echo "keepalived: $(chroot $W/root keepalived -v 2>&1 | head -1)"
+fi
 ip netns add $NS
 ip -n $NS link set lo up
 ip -n $NS link add eth0 type veth peer name fxpeer0
@@ -71,7 +103,7 @@ case_() {
 run() {
   local name=$1 conffile=${2:-$1.conf}
   set +e
-  (cd "$OUT" && ip netns exec $NS keepalived -t -f "$conffile" >"$name.stdout" 2>"$name.txt")
+  keepalived_t "$OUT" "$conffile" >"$OUT/$name.stdout" 2>"$OUT/$name.txt"
   echo $? > "$OUT/$name.rc"
   set -e
   printf '%-28s rc=%s  %s\n' "$name" "$(cat "$OUT/$name.rc")" "$(head -1 "$OUT/$name.txt")"
