@@ -177,10 +177,11 @@ def enabled(unit: str) -> Fact:
 
 
 def files(paths: list[str]) -> Fact:
-    """The managed files' modes and bytes."""
+    """The managed files' modes and bytes: ONE tar of them all (symlinks followed, missing ones
+    skipped), base64 on one line. Two forks a node instead of two per file (stat + base64): 30 lab
+    nodes share 2 cores, and a no-op deploy of 30 nodes spent 0.4 s in those forks."""
     q = " ".join(shlex.quote(p) for p in paths)
-    cmd = (f"for p in {q}; do echo \"@@file $p\"; if [ -f \"$p\" ]; then stat -c '%a' \"$p\"; "
-           "base64 -w0 < \"$p\"; echo; else echo MISSING; fi; done; true")
+    cmd = f"tar -chf - -b 1 --no-recursion --ignore-failed-read -- {q} 2>/dev/null | base64 -w0; echo"
     return Fact("files", cmd, lambda r: lbtk.parse_files(r.stdout, list(paths)), "files")
 
 

@@ -17,11 +17,13 @@ from .parsers.lbtk import parse_sections
 
 
 def script(facts: Iterable[Fact], token: str) -> str:
-    """The shell that runs every fact once and frames each output (see parsers.lbtk.parse_sections)."""
+    """The shell that runs every fact once and frames each output (see parsers.lbtk.parse_sections).
+    Forks are what a node pays for (30 lab nodes share 2 cores): printf and [ are shell builtins, and
+    a fact's stderr file is read (cat) only when the fact wrote something there."""
     parts = ['__e=$(mktemp 2>/dev/null) || __e=/dev/null']
     for f in facts:
         parts.append(f"printf '\\n@@{token} fact %s\\n' {f.name}; {{ {f.command}\n}} 2>\"$__e\" </dev/null; __rc=$?; "
-                     f"printf '\\n@@{token} stderr\\n'; [ \"$__e\" = /dev/null ] || cat \"$__e\"; "
+                     f"printf '\\n@@{token} stderr\\n'; [ -s \"$__e\" ] && cat \"$__e\"; "
                      f"printf '\\n@@{token} rc %s\\n' \"$__rc\"")
     parts.append('[ "$__e" = /dev/null ] || rm -f "$__e"; true')
     return "\n".join(parts) + "\n"

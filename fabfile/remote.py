@@ -118,10 +118,25 @@ def connect_gateway(inv: Inventory) -> Connection | None:
     return _bastion(inv.defaults.ssh)
 
 
+_known_hosts: dict[tuple[str, int, int], paramiko.HostKeys] = {}
+
+
+def _host_keys(path: str) -> paramiko.HostKeys:
+    """known_hosts parsed once per run and file version: parsing it cost 18 ms a connection
+    (serial, in the GIL) — 0.5 s of a 30-node deploy. Shared read-only: RejectPolicy never adds."""
+    st = os.stat(path)
+    key = (path, st.st_mtime_ns, st.st_size)
+    if key not in _known_hosts:
+        _known_hosts[key] = paramiko.HostKeys(path)
+    return _known_hosts[key]
+
+
 def _verify_host_keys(c: Connection, known_hosts: str | None) -> None:
     known = os.path.expanduser(known_hosts or "~/.ssh/known_hosts")
     if os.path.exists(known):
-        c.client.load_system_host_keys(known)  # read-only: never writes the file
+        # what load_system_host_keys(known) does, without parsing the file again (read-only:
+        # the file is never written)
+        c.client._system_host_keys = _host_keys(known)
     c.client.set_missing_host_key_policy(paramiko.RejectPolicy())
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import io
 import re
+import tarfile
 from dataclasses import dataclass
 
 from . import ParseError, excerpt
@@ -94,31 +96,27 @@ def word_set(text: str) -> set[str]:
 # ---------------------------------------------------------------- files
 # Per path: `@@file PATH`, then either `MISSING` or the octal mode and the base64 content on one line.
 def parse_files(text: str, paths: list[str]) -> dict[str, LiveFile | None]:
-    out: dict[str, LiveFile | None] = {}
-    lines = text.split("\n")
-    i = 0
-    while i < len(lines):
-        ln = lines[i]
-        if not ln.strip():
-            i += 1
-            continue
-        if not ln.startswith("@@file "):
-            raise ParseError(f"file listing: unexpected line {excerpt(ln)}")
-        path = ln[len("@@file "):]
-        body = lines[i + 1] if i + 1 < len(lines) else ""
-        if body == "MISSING":
-            out[path], i = None, i + 2
-            continue
-        if not re.fullmatch(r"[0-7]{3,4}", body.strip()) or i + 2 >= len(lines):
-            raise ParseError(f"file listing: {path}: no mode and content (truncated?)")
-        try:
-            content = base64.b64decode(lines[i + 2].strip(), validate=True)
-        except (binascii.Error, ValueError):
-            raise ParseError(f"file listing: {path}: content is not base64") from None
-        out[path], i = LiveFile(int(body.strip(), 8), content), i + 3
-    missing = [p for p in paths if p not in out]
-    if missing:
-        raise ParseError(f"file listing: no entry for {missing[0]} (truncated?)")
+    """facts.files(paths): GNU tar's archive of the files that exist (leading / stripped), base64 on
+    one line -> {path: LiveFile, or None when it does not exist}."""
+    try:
+        raw = base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise ParseError(f"file listing: not base64: {excerpt(text)}") from None
+    if not raw:
+        raise ParseError("file listing: empty (no tar archive, not even an empty one)")
+    out: dict[str, LiveFile | None] = {p: None for p in paths}
+    try:
+        with tarfile.open(fileobj=io.BytesIO(raw), mode="r:") as tar:
+            for m in tar:
+                path = "/" + m.name.lstrip("/")
+                if path not in out:
+                    raise ParseError(f"file listing: a file nobody asked for: {excerpt(m.name)}")
+                if not m.isfile():
+                    continue          # a directory where a file should be: as good as missing
+                f = tar.extractfile(m)
+                out[path] = LiveFile(m.mode & 0o7777, f.read() if f else b"")
+    except (tarfile.TarError, EOFError, OSError) as e:
+        raise ParseError(f"file listing: not a complete tar archive ({e})") from None
     return out
 
 

@@ -10,6 +10,8 @@ the addresses, json.dumps) so its structure stays the one iproute2 printed.
 from __future__ import annotations
 
 import base64
+import io
+import tarfile
 import copy
 import json
 from pathlib import Path
@@ -64,16 +66,17 @@ def frame(outputs: dict[str, tuple[str, str, int]], token: str = TOKEN) -> str:
 
 
 def file_listing(files: dict[str, LiveFile | None]) -> str:
-    """What facts.files(paths) prints: `@@file PATH`, then `MISSING`, or the octal mode and the
-    base64 content on one line each."""
-    out = []
-    for path, live in files.items():
-        out.append(f"@@file {path}")
-        if live is None:
-            out.append("MISSING")
-        else:
-            out += [f"{live.mode:o}", base64.b64encode(live.content).decode()]
-    return "\n".join(out) + "\n"
+    """What facts.files(paths) prints: a tar of the files that exist, base64 on one line (the
+    same layout GNU tar writes on the nodes: tests/fixtures/lbtk/files_tar.txt is one)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for path, live in files.items():
+            if live is None:
+                continue
+            info = tarfile.TarInfo(path.lstrip("/"))
+            info.size, info.mode = len(live.content), live.mode
+            tar.addfile(info, io.BytesIO(live.content))
+    return base64.b64encode(buf.getvalue()).decode() + "\n"
 
 
 # ------------------------------------------------------------------ ip -j addr

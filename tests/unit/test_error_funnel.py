@@ -35,10 +35,11 @@ from fabfile.facts import NodeState
 from fabfile.inventory import InventoryError
 from fabfile.observe import parse_state, script
 from fabfile.parsers import ParseError
-from fabfile.parsers.lbtk import Raw
+from fabfile.parsers.lbtk import LiveFile, Raw
 from fabfile.remote import RemoteError
 from fabfile.tasks.common import one_line_errors
 from tests.cli import inv
+from tests.unit.core_fixtures import file_listing
 
 ROOT = Path(__file__).resolve().parents[2]
 FX = ROOT / "tests" / "fixtures"
@@ -83,8 +84,7 @@ GARBAGE = [
     "yes\nno\n", "maybe", "active\nbogus-state\n", "enabled\nenabled\nenabled\nenabled\nenabled\n",
     "keepalived\t1:2.2.7\n", "a\tb\tc\td\n", "\t\t\n",
     "@@file /etc/keepalived/keepalived.conf\n644\n!!!not base64\n",
-    "@@file /etc/keepalived/keepalived.conf\n999\naGk=\n",
-    "@@file /etc/keepalived/keepalived.conf\nMISSING\n",
+    "aGk=\n", (FX / "lbtk/files_tar.txt").read_text()[:400] + "\n",       # not tar; a tar cut short
     "@@vrrp 10.0.0.1\n", "ok node1 0.1\n", "2024-13-45T99\n/etc/x\n",
     "IP Virtual Server version 1.2.1 (size=4096)\nProt LocalAddress:Port Scheduler Flags\n"
     "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\nTCP  nonsense\n",
@@ -202,7 +202,8 @@ GOOD = {  # a plausible answer for every fact, so a whole round trip parses
     "pending": "",
     "backups": ("@@backup 20240101T120000.5\n/etc/keepalived/keepalived.conf /etc/nginx/sites-enabled/lbtk\n\n"
                 "@@backup 20231231T090000.25\n/etc/keepalived/keepalived.conf\n\n"),
-    "files": "@@file /etc/keepalived/keepalived.conf\n644\naGVsbG8K\n@@file /etc/nginx/sites-enabled/lbtk\nMISSING\n",
+    "files": file_listing({"/etc/keepalived/keepalived.conf": LiveFile(0o644, b"hello\n"),
+                           "/etc/nginx/sites-enabled/lbtk": None}),
     "ipvs_rate": (FX / "ipvsadm/L_n_rate.txt").read_text(),
     "vrrp": (FX / "keepalived_json/healthy_node1.json").read_text(),
     "changes": (FX / "keepalived_json/journal_split_node2.txt").read_text(),

@@ -58,6 +58,7 @@ def test_every_fixture_is_covered():
     claimed |= {f"keepalived_json/{n}" for n in KEEPALIVED_JSON}
     claimed |= {f"genhash/{n}.txt" for n in GENHASH}
     claimed |= {f"nginx_t/{n}.txt" for n in NGINX_T}
+    claimed |= {"lbtk/files_tar.txt"}                 # test_files_fact_as_a_lab_node_printed_it
     present = {str(p.relative_to(FX)) for p in FX.glob("*/*.txt")} | \
         {str(p.relative_to(FX)) for p in FX.glob("keepalived_json/*.json")}
     assert present - claimed == set(), "fixtures no test claims"
@@ -722,3 +723,23 @@ def test_nginx_t_default_listens():
         ("10.0.0.1", 80), ("10.0.0.1", 8080), ("0.0.0.0", 81), ("[::]", 80), None]
     with pytest.raises(ParseError, match="not a `FILE:LINE:listen"):
         nginx_t.parse_default_listens("grep: /etc/nginx/conf.d: No such file or directory\n")
+
+
+# ---------------------------------------------------------------- files fact (GNU tar, base64)
+def test_files_fact_as_a_lab_node_printed_it():
+    """tests/fixtures/lbtk/files_tar.txt: scripts/capture-fixtures/files_tar.sh on node1 (keepalived.conf
+    left out: it holds the secret); a path that does not exist is absent from the archive."""
+    from fabfile.parsers.lbtk import parse_files
+    fx = Path(__file__).resolve().parents[1] / "fixtures" / "lbtk"
+    paths = (fx / "files_tar.paths").read_text().split()
+    got = parse_files((fx / "files_tar.txt").read_text(), paths)
+    assert set(got) == set(paths)
+    assert got["/etc/lbtk-not-there"] is None and got["/etc/nginx/sites-enabled/default"] is None
+    assert got["/etc/nginx/sites-enabled/lbtk.conf"].mode == 0o644
+    assert b"server" in got["/etc/nginx/sites-enabled/lbtk.conf"].content
+    assert got["/var/www/lbtk/index.html"].content.startswith(b"<h1>node1</h1>")
+    for bad in ("", "!!!", (fx / "files_tar.txt").read_text()[:1000]):
+        with pytest.raises(ParseError):
+            parse_files(bad, paths)
+    with pytest.raises(ParseError, match="nobody asked for"):
+        parse_files((fx / "files_tar.txt").read_text(), ["/etc/default/keepalived"])
