@@ -15,6 +15,10 @@ from .. import secrets
 from ..context import DEFAULT_ENV, Env, load_env, rel, select_nodes  # noqa: F401 (the tasks' imports)
 from ..errors import LbtkError, UsageError, debug_enabled, one_line, quiet_third_party_logging  # noqa: F401 (re-exported for tasks)
 
+# what the task modules import from here (some only pass through)
+__all__ = ["DEFAULT_ENV", "Env", "LbtkError", "UsageError", "load_env", "rel", "select_nodes", "one_line_errors",
+           "node_env", "number", "check_format"]
+
 
 def one_line_errors(fn):
     """Whatever the core raises ends as one line and a documented exit code (fabfile/errors.py),

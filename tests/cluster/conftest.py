@@ -12,6 +12,8 @@ import pytest
 
 from ..cli import inv, inv_json  # noqa: F401 - the tests import them from here
 
+__all__ = ["inv", "inv_json", "ROOT", "sh"]
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

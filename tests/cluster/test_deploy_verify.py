@@ -44,7 +44,7 @@ def test_check_shows_diff_and_touches_nothing(deployed, nodes):
     try:
         before = sh(nodes["node2"], f"md5sum {conf}").stdout
         r = inv("nginx", "--env", "lab", "--check", check=True)
-        assert f"-    index index.htm;" in r.stdout and f"+    index index.html;" in r.stdout
+        assert "-    index index.htm;" in r.stdout and "+    index index.html;" in r.stdout
         assert f"node2:{conf} (live)" in r.stdout
         assert sh(nodes["node2"], f"md5sum {conf}").stdout == before
     finally:

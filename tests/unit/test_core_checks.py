@@ -29,7 +29,7 @@ from fabfile.sync_daemons import NO_IPVS as SYNC_NO_IPVS
 from fabfile.sync_daemons import Row, status
 from fabfile.verify import Report, checks_of
 
-from .core_fixtures import (DPKG_CAPTURE, FX, NOT_FOUND_STDERR, TOKEN, UNAME_CAPTURE, addrs_json, file_listing,
+from .core_fixtures import (DPKG_CAPTURE, FX, NOT_FOUND_STDERR, TOKEN, UNAME_CAPTURE, file_listing,
                             frame, read, verify_state)
 
 VIP = "10.190.0.100"
