@@ -149,11 +149,12 @@ def run_phases(env: Env, phases: list[str], check: bool = False, say=lambda s: N
     conns = [remote.connect(env.inv, n) for n in chosen]
     info = info or runinfo.current(env.name, env.path)
     try:
-        if not check and change is None and not break_lock:
-            # the everyday case, a deploy that finds nothing to do, takes no lock: one round trip.
-            # A lock record on any node (a run going on, or a dead one), a node down or any planned
-            # change: take the lock and look again under it (the nodes may change meanwhile).
-            out = _locked(env, phases, conns, False, say, progress, skip_unreachable, batch, None, info, {},
+        if not check:
+            # Look before locking. The everyday case, a deploy that finds nothing to do, takes no
+            # lock: one round trip. A node that cannot be reached (or whose sudo refuses) fails here,
+            # before any lock is taken. A lock record on any node (a run going on, or a dead one), a
+            # node skipped or any planned change: take the lock and look again under it.
+            out = _locked(env, phases, conns, False, say, progress, skip_unreachable, batch, change, info, {},
                           quick=True)
             if out is not None:
                 return out
@@ -173,8 +174,6 @@ def _locked(env: Env, phases: list[str], conns, check: bool, say, progress, skip
     anything to do (then the Outcome of a deploy that changed nothing)."""
     ask = [c for c in conns if c.lbtk_node not in lock_down]
     seen = observe(ask, (*F.DEPLOY, F.LOCK) if quick else F.DEPLOY, deploy_facts(env, [c.lbtk_node for c in ask]))
-    if quick and any(not s.reachable or s.lock is not None for s in seen.values()):
-        return None
     states = {c.lbtk_node: seen.get(c.lbtk_node) or NodeState(c.lbtk_node, reachable=False,
                                                                 error=lock_down.get(c.lbtk_node, ""))
               for c in conns}
@@ -182,6 +181,8 @@ def _locked(env: Env, phases: list[str], conns, check: bool, say, progress, skip
     if down and not skip_unreachable:
         raise remote.RemoteError(next(iter(down.values())) + " — nothing was changed on any node "
                                  "(--skip-unreachable goes ahead on the nodes that answer)")
+    if quick and (down or any(s.lock is not None for s in seen.values())):
+        return None
     if len(down) == len(states):
         raise remote.RemoteError(next(iter(down.values())) + " — no node answered; nothing was changed")
     live = [c for c in conns if c.lbtk_node not in down]

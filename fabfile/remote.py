@@ -337,6 +337,7 @@ class Held:
 
     def __init__(self, c: Connection, chan):
         self.c, self.chan, self._buf = c, chan, b""
+        self.stderr = ""            # what it printed there, when it ended before holding
 
     def read_until(self, line: str, timeout: float) -> str:
         """stdout up to and including `line` (or to the end of the command), at most `timeout` s."""
@@ -379,7 +380,15 @@ def hold(c: Connection, command: str, until: str, timeout: float = 30) -> tuple[
         if stdin:
             chan.sendall(stdin.encode())
         held = Held(c, chan)
-        return held, held.read_until(until, timeout)
+        text = held.read_until(until, timeout)
+        if not text.endswith(until + "\n"):   # it ended without holding: say why (sudo refusing...)
+            err = chan.makefile_stderr("rb").read().decode(errors="replace")
+            held.close()
+            refused = _sudo_refused(c, err)
+            if refused:
+                raise RemoteError(refused)
+            held.stderr = err
+        return held, text
     except RemoteError:
         raise
     except Exception as e:  # noqa: BLE001

@@ -15,6 +15,8 @@ import shlex
 from . import remote
 from .errors import LbtkError
 from .facts import LOCK_PATH
+from .parsers import ParseError
+from .parsers.lbtk import last_line
 from .parsers.lbtk_state import LockHolder, parse_lock_answer
 from .runinfo import RunInfo
 
@@ -82,7 +84,13 @@ class Lock:
             if h is None:
                 self.down[node] = text
                 continue
-            word, holder = parse_lock_answer(text)
+            try:
+                word, holder = parse_lock_answer(text)
+            except ParseError:
+                h.close()
+                self.down[node] = (f"{node}: the deploy lock could not be taken: "
+                                   f"{last_line(h.stderr) or last_line(text) or 'no answer'}")
+                continue
             if word in ("HELD", "BROKEN"):
                 self.held[node] = h
                 if word == "BROKEN":

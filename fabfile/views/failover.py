@@ -25,13 +25,7 @@ def show(r: dict, fmt=None) -> None:
               f"{r['failed_probes']} of {r['probes']} probes failed" +
               (f" ({', '.join(r['errors'])})" if r.get("errors") else ""))
     if "preempt_back_s" in r:
-        if r.get("nopreempt_held") is not None:
-            s.add("preempt back", "held (nopreempt)" if r["nopreempt_held"] else "moved back",
-                  "nopreempt keeps the VIP where it is", ok=r["nopreempt_held"])
-        else:
-            pb = r["preempt_back_s"]
-            s.add("preempt back", f"{pb:.3f} s" if pb is not None else "never", f"to {r['from']}",
-                  ok=pb is not None)
+        _preempt_row(s, r, "preempt back", "preempt back", f"to {r['from']}")
     s.add("final holders", ", ".join(r.get("final_holders", [])) or "-", "", ok=r["ok"])
     if "others_moved" in r and r.get("others"):
         moved = r["others_moved"]
@@ -73,13 +67,17 @@ def show_all_but_one(r: dict, fmt=None) -> None:
               f"last probes answered by {', '.join(r.get('http_answered_by') or []) or 'nobody'}",
               ok=bool(r.get("http_ok")))
     if "preempt_back_s" in r:
-        if r.get("nopreempt_held") is not None:
-            s.add("restore", "held (nopreempt)" if r["nopreempt_held"] else "moved back",
-                  "nopreempt keeps the VIP where it is", ok=r["nopreempt_held"])
-        else:
-            pb = r["preempt_back_s"]
-            s.add("restore: preempt back", f"{pb:.3f} s" if pb is not None else "never",
-                  f"to {r['from']}, started first; then the others", ok=pb is not None)
+        _preempt_row(s, r, "restore", "restore: preempt back", f"to {r['from']}, started first; then the others")
     s.add("client probes", f"{r.get('probes', 0)}", ", ".join(r.get("errors") or []) or "no error")
     s.add("final holders", ", ".join(r.get("final_holders", [])) or "-", "", ok=r["ok"])
     output.show(s, fmt)
+
+
+def _preempt_row(s, r: dict, held_label: str, back_label: str, note: str) -> None:
+    """How the VIP came back after a drill: held where it was (nopreempt), or the preempt's time."""
+    if r.get("nopreempt_held") is not None:
+        s.add(held_label, "held (nopreempt)" if r["nopreempt_held"] else "moved back",
+              "nopreempt keeps the VIP where it is", ok=r["nopreempt_held"])
+    else:
+        pb = r["preempt_back_s"]
+        s.add(back_label, f"{pb:.3f} s" if pb is not None else "never", note, ok=pb is not None)

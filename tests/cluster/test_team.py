@@ -7,6 +7,7 @@ alice; this checkout is clone B, run as bob. Both drive the same real lab nodes.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -87,9 +88,10 @@ def test_a_drain_from_clone_a_survives_a_deploy_from_clone_b(clone_a, nodes):
     assert all("weight 1" in sh(nodes[n], NODE3_WEIGHT).stdout for n in nodes)
 
 
-def test_a_deploy_from_b_while_a_deploys_fails_in_one_line_naming_a(clone_a, nodes):
+@contextlib.contextmanager
+def a_deploys_a_failover(clone_a: Path, nodes):
     """A's deploy makes node2 the MASTER (a planned failover: it waits for the VIP to move, under
-    the lock); B's deploy, drain and rollback meanwhile are refused, naming A's run."""
+    the lock). Yields A's running deploy once it holds the lock; A's inventory is put back after."""
     inv_a = clone_a / "inventories" / "lab.yaml"
     original = inv_a.read_text()
     inv_a.write_text(original.replace("priority: 90,", "priority: 110,"))
@@ -97,14 +99,20 @@ def test_a_deploy_from_b_while_a_deploys_fails_in_one_line_naming_a(clone_a, nod
         p = start(clone_a, "alice@ops-a", "deploy", "--env", "lab")
         deadline = time.monotonic() + 30
         while "alice@ops-a" not in lock_record(nodes) and time.monotonic() < deadline and p.poll() is None:
-            time.sleep(0.05)
+            time.sleep(0.02)
         assert "alice@ops-a" in lock_record(nodes), "A's deploy never held the lock"
+        yield p
+    finally:
+        inv_a.write_text(original)
+
+
+def test_a_deploy_from_b_while_a_deploys_fails_in_one_line_naming_a(clone_a, nodes):
+    """B's deploy, drain and rollback while A deploys are refused, naming A's run."""
+    with a_deploys_a_failover(clone_a, nodes) as p:
         refused = [b("deploy", "--env", "lab"), b("drain", "--env", "lab", "--server", "node3"),
                    b("rollback", "--env", "lab")]
         out, err = p.communicate(timeout=120)
         assert p.returncode == 0, out + err
-    finally:
-        inv_a.write_text(original)
     for r in refused:
         lines = r.stderr.strip().splitlines()
         assert r.returncode == 2 and len(lines) == 1, r.stderr
@@ -117,18 +125,9 @@ def test_a_deploy_from_b_while_a_deploys_fails_in_one_line_naming_a(clone_a, nod
 
 
 def test_a_killed_runs_lock_is_reported_stale_and_broken_only_on_request(clone_a, nodes):
-    inv_a = clone_a / "inventories" / "lab.yaml"
-    original = inv_a.read_text()
-    inv_a.write_text(original.replace("priority: 90,", "priority: 110,"))
-    try:
-        p = start(clone_a, "alice@ops-a", "deploy", "--env", "lab")
-        deadline = time.monotonic() + 30
-        while "alice@ops-a" not in lock_record(nodes) and time.monotonic() < deadline:
-            time.sleep(0.02)
+    with a_deploys_a_failover(clone_a, nodes) as p:
         os.kill(p.pid, signal.SIGKILL)
         p.communicate(timeout=30)
-    finally:
-        inv_a.write_text(original)
     time.sleep(0.5)
     assert "alice@ops-a" in lock_record(nodes)            # the dead run's record stays
     r = b("deploy", "--env", "lab")
