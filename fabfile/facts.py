@@ -138,15 +138,21 @@ IPVS_RATE = Fact("ipvs_rate", _if_ipvs("ipvsadm -L -n --rate"), lambda r: ipvsad
 # keepalived writes /tmp/keepalived.json when sent the signal `keepalived --signum=JSON` names; the
 # command waits (at most 0.5 s) for the new dump, so it never reads the previous dump
 KA_JSON_FILE = "/tmp/keepalived.json"
+KA_SIGNUM = "/run/lbtk/keepalived.signum"
 KEEPALIVED_VIEW = Fact(
     "vrrp",
-    "p=$(cat /run/keepalived.pid 2>/dev/null); "
+    "p=; { read -r p < /run/keepalived.pid; } 2>/dev/null; "
     f"if [ -z \"$p\" ] || ! kill -0 \"$p\" 2>/dev/null; then echo {keepalived_json.NOT_RUNNING}; "
     # a keepalived younger than 2 s may not have its signal handlers yet: the signal's default
     # action would end it, so its view is "unavailable" for that moment
     "elif [ \"$(ps -o etimes= -p \"$p\" | tr -d ' ')\" -lt 2 ] 2>/dev/null; then "
     f"echo {keepalived_json.NO_JSON}; "
-    f"else s=$(keepalived --signum=JSON 2>/dev/null); if [ -z \"$s\" ]; then echo {keepalived_json.NO_JSON}; "
+    # the signal's number depends only on the keepalived binary: kept in /run until the binary
+    # changes (an exec of keepalived a node and verify saved; [ -nt ] is a shell builtin)
+    f"else s=; if [ {KA_SIGNUM} -nt /usr/sbin/keepalived ]; then read -r s < {KA_SIGNUM}; "
+    "else s=$(keepalived --signum=JSON 2>/dev/null); "
+    f"[ -n \"$s\" ] && [ -x /usr/sbin/keepalived ] && mkdir -p /run/lbtk && echo \"$s\" > {KA_SIGNUM}; fi; "
+    f"if [ -z \"$s\" ]; then echo {keepalived_json.NO_JSON}; "
     f"else b=$(stat -c %y {KA_JSON_FILE} 2>/dev/null); kill -\"$s\" \"$p\"; i=0; "
     # done when the file changed and ends with the array's closing "]" (it is truncated, then
     # written: a changed mtime alone can be an empty or half-written file); polled every 5 ms, since
