@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from . import facts as F
 from . import remote
+from .checks import vip_holders
 from .errors import LbtkError
 from .model import Inventory
 from .observe import observe
@@ -398,11 +399,10 @@ def _restore_all(inv: Inventory, conns: dict, stopped: list[str], owner: str, wa
 def other_holders(inv: Inventory, conns: dict, vip: str) -> dict[str, list[str]]:
     """Who holds every VIP but the drilled one (one observation): a drill of one instance must not
     move another's VIP (multi-master: each node holds its own)."""
-    others = [a for p in plan(inv) for a in p.addresses if a != vip]
-    if not others:
+    if all(a == vip for p in plan(inv) for a in p.addresses):
         return {}
-    states = observe(list(conns.values()), (F.ADDRS,))
-    return {v: sorted(n for n, s in states.items() if s.reachable and s.holds(v)) for v in others}
+    holders = vip_holders(inv, observe(list(conns.values()), (F.ADDRS,)))
+    return {v: h for v, h in holders.items() if v != vip}
 
 
 def drill(inv: Inventory, conns: dict, mode: str, interval: float = 0.02, say=print, vip: str | None = None) -> dict:

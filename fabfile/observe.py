@@ -67,6 +67,16 @@ def observe(conns, facts: Iterable[Fact], per_node: dict[str, list[Fact]] | None
     return dict(zip([c.lbtk_node for c in conns], remote.parallel(conns, one)))
 
 
+def observe_except(conns, facts: Iterable[Fact], per_node: dict[str, list[Fact]] | None,
+                   known_down: dict[str, str]) -> dict[str, NodeState]:
+    """observe() on every connection but those whose node is in `known_down` (node -> why it cannot
+    be reached: the deploy lock could not reach it); those come back unreachable with that reason.
+    One NodeState per connection, in the connections' order."""
+    seen = observe([c for c in conns if c.lbtk_node not in known_down], facts, per_node)
+    return {c.lbtk_node: seen[c.lbtk_node] if c.lbtk_node in seen
+            else NodeState(c.lbtk_node, reachable=False, error=known_down[c.lbtk_node]) for c in conns}
+
+
 def observe_reachable(conns, facts: Iterable[Fact], per_node: dict[str, list[Fact]] | None = None,
                       doing: str = "nothing was changed on any node") -> dict[str, NodeState]:
     """observe(), but every node must answer: the first unreachable one is a RemoteError."""

@@ -18,7 +18,7 @@ from .apply import Applied, ApplyError, apply_node
 from .context import Env
 from .errors import LbtkError
 from .facts import NodeState
-from .observe import observe, observe_reachable
+from .observe import observe_except, observe_reachable
 from .parsers.lbtk_state import RuntimeRecord
 from .plan import PHASES, NodePlan, changes_wire, file_changes, service_actions
 from .render import NodeFile, RenderFacts, managed_paths, render_node
@@ -147,7 +147,6 @@ def run_phases(env: Env, phases: list[str], check: bool = False, say=lambda s: N
     check_phases(phases)
     chosen = [n for n in env.inv.nodes if nodes is None or n.name in nodes]
     conns = [remote.connect(env.inv, n) for n in chosen]
-    info = info or runinfo.current(env.name, env.path)
     try:
         if not check:
             # Look before locking. The everyday case, a deploy that finds nothing to do, takes no
@@ -158,6 +157,9 @@ def run_phases(env: Env, phases: list[str], check: bool = False, say=lambda s: N
                           quick=True)
             if out is not None:
                 return out
+        # who runs it (git's commit and status, for the lock record and the history): only now, when a
+        # change may follow — a deploy that found nothing to do never pays for it
+        info = info or runinfo.current(env.name, env.path)
         with (nullcontext() if check else runlock.Lock(conns, info, break_lock)) as lock:
             for node, holder in (lock.broken if lock else []):
                 say(f"{node}: broke the stale deploy lock left by {runlock.who(holder)}")
@@ -172,16 +174,13 @@ def _locked(env: Env, phases: list[str], conns, check: bool, say, progress, skip
     """run_phases' work once the lock is held (lock_down: nodes the lock could not reach). `quick`:
     no lock is held yet — None unless every node answered, none has a lock record and none has
     anything to do (then the Outcome of a deploy that changed nothing)."""
-    ask = [c for c in conns if c.lbtk_node not in lock_down]
-    seen = observe(ask, (*F.DEPLOY, F.LOCK) if quick else F.DEPLOY, deploy_facts(env, [c.lbtk_node for c in ask]))
-    states = {c.lbtk_node: seen.get(c.lbtk_node) or NodeState(c.lbtk_node, reachable=False,
-                                                                error=lock_down.get(c.lbtk_node, ""))
-              for c in conns}
+    states = observe_except(conns, (*F.DEPLOY, F.LOCK) if quick else F.DEPLOY,
+                            deploy_facts(env, [c.lbtk_node for c in conns]), lock_down)
     down = {n: s.error for n, s in states.items() if not s.reachable}
     if down and not skip_unreachable:
         raise remote.RemoteError(next(iter(down.values())) + " — nothing was changed on any node "
                                  "(--skip-unreachable goes ahead on the nodes that answer)")
-    if quick and (down or any(s.lock is not None for s in seen.values())):
+    if quick and (down or any(s.lock is not None for s in states.values())):
         return None
     if len(down) == len(states):
         raise remote.RemoteError(next(iter(down.values())) + " — no node answered; nothing was changed")
@@ -190,8 +189,7 @@ def _locked(env: Env, phases: list[str], conns, check: bool, say, progress, skip
     env = runtime.effective(env, change(current) if change else current)
     runs = plan_runs(env, {n: s for n, s in states.items() if n not in down}, phases)
     if len(live) < len(env.inv.nodes):
-        refuse_partial_wire_change(runs, missing=sorted(set(down) | {n.name for n in env.inv.nodes
-                                                                      if n.name not in {c.lbtk_node for c in conns}}))
+        refuse_partial_wire_change(runs, missing=sorted(set(down) | {n.name for n in env.inv.nodes} - set(states)))
     out = Outcome(phases, runs, planned_moves(env, runs) if "keepalived" in phases else [], check,
                   skipped=down, runtime_before=current, runtime=env.runtime)
     if quick:

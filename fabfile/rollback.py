@@ -17,8 +17,8 @@ from . import history, remote, runinfo, runlock, settle
 from .apply import KEEP_BACKUPS, ApplyError, apply_node, restore
 from .context import Env, select_nodes
 from .errors import LbtkError
-from .facts import BACKUP_DIR, NodeState
-from .observe import observe, observe_node
+from .facts import BACKUP_DIR
+from .observe import observe_except, observe_node
 from .phases import NodeRun, deploy_facts, rolling_batches
 from .plan import NodePlan, service_actions
 from .render import ASSUMED, NodeFile, render_node
@@ -49,12 +49,8 @@ def rollback(env: Env, node: str | None = None, say=lambda s: None, skip_unreach
 
 def _rollback(env: Env, conns, lock_down: dict[str, str], say, skip_unreachable: bool, to: str | None,
               info: runinfo.RunInfo, several: bool) -> None:
-    ask = [c for c in conns if c.lbtk_node not in lock_down]
     per_node = deploy_facts(env, [c.lbtk_node for c in conns])
-    seen = observe(ask, (*F.DEPLOY, F.BACKUPS), {n: f for n, f in per_node.items() if n in {c.lbtk_node for c in ask}})
-    states = {c.lbtk_node: seen.get(c.lbtk_node) or NodeState(c.lbtk_node, reachable=False,
-                                                                error=lock_down.get(c.lbtk_node, ""))
-              for c in conns}
+    states = observe_except(conns, (*F.DEPLOY, F.BACKUPS), per_node, lock_down)
     down = {n: s.error for n, s in states.items() if not s.reachable}
     if down and (not skip_unreachable or len(down) == len(states)):
         raise remote.RemoteError(next(iter(down.values())) + " — nothing was changed on any node"
