@@ -35,9 +35,8 @@ def script(info: RunInfo, break_stale: bool) -> str:
     the record: that is what makes a killed run's lock visible."""
     q, lock = shlex.quote, shlex.quote(LOCK_PATH)
     mine = q(info.holder())
-    stale_check = (f"if [ -s {lock} ] && ! grep -qF {q(info.run)} {lock}; then "
-                   + ("echo 'LOCK BROKEN'; cat {lock}; fi; " if break_stale else
-                      "echo 'LOCK STALE'; cat {lock}; exit 0; fi; ")).replace("{lock}", lock)
+    stale = f"echo 'LOCK BROKEN'; cat {lock}; " if break_stale else f"echo 'LOCK STALE'; cat {lock}; exit 0; "
+    stale_check = f"if [ -s {lock} ] && ! grep -qF {q(info.run)} {lock}; then {stale}fi; "
     return (f"mkdir -p {q(LOCK_PATH.rsplit('/', 1)[0])} && exec 9>>{q(FLOCK_PATH)} || exit 1; "
             f"if ! flock -n 9; then echo 'LOCK BUSY'; cat {lock} 2>/dev/null; exit 0; fi; "
             + stale_check +

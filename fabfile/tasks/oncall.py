@@ -70,27 +70,25 @@ def _drain(env: str, server: str, weight_zero: bool, format=None, skip_unreachab
     from .. import runinfo, runtime
     e, _ = node_env(env)
     addr = overrides.resolve_server(e.inv, server)
-    if addr is None and not weight_zero:
-        addr = server  # removed from the inventory while drained: undrain clears the stale record (if any)
-    if addr is None:
+    if addr is None and weight_zero:
         known = sorted({e.inv.real_server_address(rs) for vs in e.inv.virtual_servers for rs in vs.real_servers})
         raise UsageError(f"--server {server}: not a real server of {e.path.name} — use a node name or one of "
                         f"{', '.join(known) or 'none (no virtual_servers)'}")
     who = runinfo.operator()
 
     def change(rec):
-        if not weight_zero and addr == server and overrides.resolve_server(e.inv, server) is None \
-                and addr not in rec.drained:
+        # undrain of an address no longer in the inventory: clears its stale record, if there is one
+        if addr is None and server not in rec.drained:
             raise UsageError(f"--server {server}: neither a real server of {e.path.name} nor drained "
                              f"(drained: {', '.join(rec.drained) or 'none'})")
-        return runtime.drained(rec, addr, weight_zero, who)
+        return runtime.drained(rec, addr or server, weight_zero, who)
     out = deploy_and_show(e, ["keepalived"], fmt=format, skip_unreachable=skip_unreachable, break_lock=break_lock,
                           change=change)
     if out.runtime == out.runtime_before:
-        output.say(f"{server} ({addr}) was already {'drained' if weight_zero else 'in service'}: "
+        output.say(f"{server} ({addr or server}) was already {'drained' if weight_zero else 'in service'}: "
                    "nothing to change (the keepalived phase still checked every node)")
     else:
-        output.say(f"{server} ({addr}): weight {'0 (drained)' if weight_zero else 'back to the inventory value'}; "
+        output.say(f"{server} ({addr or server}): weight {'0 (drained)' if weight_zero else 'back to the inventory value'}; "
                    f"recorded on the directors ({F.RUNTIME_PATH}, serial {out.runtime.serial}): "
                    "every deploy, from any clone, keeps it until undrain")
 
