@@ -77,18 +77,22 @@ def check_ifname(v: str | None) -> str | None:
 
 
 def parse_vip(spec: str) -> tuple[str, int | None, dict[str, str]]:
-    """'10.0.0.100/24 dev eth0 label eth0:vip' -> ('10.0.0.100', 24, {'dev': 'eth0', ...}).
+    """'10.0.0.100/24 dev eth0 label eth0:vip' -> ('10.0.0.100', 24, {'dev': 'eth0', ...});
+    an IPv6 VIP ('fd00::100/64 dev eth0') comes back in its canonical form (fd00::100).
     Raises ValueError with one readable sentence."""
     words = spec.split()
     if not words:
         raise ValueError("empty VIP")
     addr, _, prefix = words[0].partition("/")
-    _check_ip(addr)
+    addr = _check_any_ip(addr)
     plen = None
     if prefix:
-        if not (prefix.isascii() and prefix.isdigit()) or not 0 <= int(prefix) <= 32:
-            raise ValueError(f"prefix /{prefix} is impossible for IPv4 (0 to 32)")
+        top, name = (128, "IPv6") if family_of(addr) == 6 else (32, "IPv4")
+        if not (prefix.isascii() and prefix.isdigit()) or not 0 <= int(prefix) <= top:
+            raise ValueError(f"prefix /{prefix} is impossible for {name} (0 to {top})")
         plen = int(prefix)
+    if family_of(addr) == 6:
+        _check_vip6(addr)
     opts: dict[str, str] = {}
     rest = words[1:]
     if len(rest) % 2:
@@ -111,17 +115,53 @@ class Strict(BaseModel):
 IPv4 = Annotated[str, Field(pattern=r"^\d{1,3}(\.\d{1,3}){3}$")]
 
 
-def _is_ipv4(v: str) -> bool:
-    try:
-        ipaddress.IPv4Address(v)
-        return True
-    except ValueError:
-        return False
-
-
 def _check_ip(v: str) -> str:
     ipaddress.IPv4Address(v)  # raises ValueError with a readable message
     return v
+
+
+def family_of(addr: str) -> int:
+    """4 or 6: the family of an address literal (already checked)."""
+    return 6 if ":" in addr else 4
+
+
+def _check_any_ip(v: str) -> str:
+    """An IPv4 or IPv6 literal; IPv6 comes back canonical (lower case, compressed: as `ip addr`
+    and ipvsadm print it, so the checks compare strings). IPv4 keeps its own messages."""
+    if ":" not in v:
+        return _check_ip(v)
+    if "%" in v:
+        raise ValueError(f"{v!r} carries a zone (%...): keepalived and IPVS take plain addresses")
+    a = ipaddress.IPv6Address(v)   # raises ValueError with a readable message
+    if a.ipv4_mapped is not None:
+        raise ValueError(f"{v!r} is an IPv4-mapped IPv6 address: write it as IPv4 ({a.ipv4_mapped})")
+    return str(a)
+
+
+def _check_vip6(addr: str) -> None:
+    """IPv6 addresses a VIP can never be (the subnet rules come later, in address_problems)."""
+    a = ipaddress.IPv6Address(addr)
+    if a.is_link_local:
+        raise ValueError(f"{addr} is link-local (fe80::/10): no client off the link can reach it "
+                         "(keepalived adds its own link-local source for VRRPv3)")
+    for bad, what in ((a.is_multicast, "multicast"), (a.is_unspecified, "the unspecified address"),
+                      (a.is_loopback, "the loopback address")):
+        if bad:
+            raise ValueError(f"{addr} is {what}, never a host's address")
+
+
+def _ip_field(v: str | None) -> str | None:
+    return v if v is None else _check_any_ip(v)
+
+
+def _canonical_vip(spec: str) -> str:
+    """The VIP spec with an IPv6 address written canonically (an IPv4 spec is kept as written)."""
+    first = spec.split()[0]
+    addr, slash, prefix = first.partition("/")
+    if ":" not in addr:
+        return spec
+    canon = _check_any_ip(addr)
+    return spec.replace(first, canon + slash + prefix, 1) if canon != addr else spec
 
 
 class Gateway(Strict):
@@ -178,20 +218,42 @@ class Defaults(Strict):
     _if = field_validator("interface")(check_ifname)
 
 
+def _is_ip(v: str) -> bool:
+    try:
+        ipaddress.ip_address(v)
+        return "%" not in v
+    except ValueError:
+        return False
+
+
+FAMILY_NAME = {4: "IPv4", 6: "IPv6"}
+
+
 class Node(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    host: str                     # how SSH reaches it: an address, a DNS name or an ssh_config alias
-    address: str | None = None    # its IPv4 address on the VRRP segment (default: host, when an address)
+    host: str                     # how SSH reaches it: an address (IPv4 or IPv6), a DNS name or an ssh_config alias
+    address: str | None = None    # its address on the VRRP segment, IPv4 or IPv6 (default: host, when an address)
+    # a dual-stack node's IPv6 address on the VRRP segment (when address/host is IPv4)
+    address6: str | None = None
     priority: int = Field(ge=1, le=254)
     state: Literal["MASTER", "BACKUP"] | None = None
     interface: str | None = None
-    prefixlen: int = Field(24, ge=8, le=32)   # the node's subnet, for the VIP-in-subnet rule
+    prefixlen: int = Field(24, ge=8, le=32)   # the node's IPv4 subnet, for the VIP-in-subnet rule
+    prefixlen6: int = Field(64, ge=8, le=128)  # the node's IPv6 subnet, likewise
     mac: str | None = Field(None, pattern=r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
     ssh: SSH | None = None
     lab: NodeLab | None = None    # lab inventories only: e.g. {release: trixie} for this node
 
     _if = field_validator("interface")(check_ifname)
-    _addr = field_validator("address")(lambda v: v if v is None else _check_ip(v))
+    _addr = field_validator("address")(_ip_field)
+
+    @field_validator("address6")
+    @classmethod
+    def _addr6(cls, v: str | None) -> str | None:
+        if v is not None and ":" not in v:
+            raise ValueError("not an IPv6 address: address6 holds the node's IPv6 address "
+                             "(its IPv4 one goes in address)")
+        return _ip_field(v)
 
     @field_validator("host")
     @classmethod
@@ -200,23 +262,47 @@ class Node(Strict):
             raise ValueError(f"{v!r} is not a host: an address, a DNS name or an ssh_config alias")
         if re.fullmatch(r"[0-9.]+", v):
             _check_ip(v)          # looks like an address: it must be one
+        elif re.fullmatch(r"[0-9A-Fa-f:.%]+", v) and v.count(":") >= 2:
+            _check_any_ip(v)      # looks like an IPv6 address: it must be one
         return v
 
     @model_validator(mode="after")
     def _has_address(self):
-        if self.address is None and not _is_ipv4(self.host):
+        if self.address is None and not _is_ip(self.host):
             raise FieldProblem(("address",), f"host {self.host!r} is a name: keepalived needs {self.name}'s "
                                "address (unicast peers, the VIP's subnet)", "add address: A.B.C.D")
+        if self.address6 is not None and family_of(self.ip) == 6:
+            raise FieldProblem(("address6",), f"{self.name} already has its IPv6 address {self.ip} "
+                               "(a node has one address per family)",
+                               "drop address6, or give address (or host) the node's IPv4 address")
         return self
 
     @property
     def ip(self) -> str:
-        """The address keepalived, IPVS and the checks use."""
-        return self.address or self.host
+        """The node's primary address (address, else host): SSH's, the page's {host}."""
+        return self.address or (str(ipaddress.ip_address(self.host)) if ":" in self.host else self.host)
 
     @property
-    def network(self) -> ipaddress.IPv4Network:
-        return ipaddress.ip_interface(f"{self.ip}/{self.prefixlen}").network
+    def ips(self) -> dict[int, str]:
+        """{family: address} on the VRRP segment: THE place that answers "this node's address of
+        family F" (unicast_src_ip and peers, real servers, the VIP-in-subnet rule)."""
+        out = {family_of(self.ip): self.ip}
+        if self.address6 is not None:
+            out[6] = self.address6
+        return out
+
+    def ip_of(self, family: int) -> str | None:
+        return self.ips.get(family)
+
+    def network_of(self, family: int) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+        ip = self.ip_of(family)
+        if ip is None:
+            return None
+        return ipaddress.ip_interface(f"{ip}/{self.prefixlen6 if family == 6 else self.prefixlen}").network
+
+    @property
+    def network(self) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+        return self.network_of(family_of(self.ip))
 
 
 class Authentication(Strict):
@@ -277,11 +363,30 @@ class VrrpInstance(Strict):
             try:
                 parse_vip(a)
             except ValueError as e:
-                raise FieldProblem((k,), f"{a!r}: {e}", "write A.B.C.D, A.B.C.D/N or A.B.C.D/N dev IFACE") from None
-        return v
+                six = ":" in (a.split() or [""])[0]
+                fix = ("write an IPv6 address such as fd00::100, fd00::100/64 or fd00::100/64 dev IFACE"
+                       if six else "write A.B.C.D, A.B.C.D/N or A.B.C.D/N dev IFACE")
+                raise FieldProblem((k,), f"{a!r}: {e}", fix) from None
+        families = [family_of(parse_vip(a)[0]) for a in v]
+        for k, f in enumerate(families):
+            if f != families[0]:
+                first = parse_vip(v[0])[0]
+                raise FieldProblem((k,), f"an instance holds one family (keepalived's rule): VIP "
+                                   f"{parse_vip(v[k])[0]} is {FAMILY_NAME[f]}, {first} {FAMILY_NAME[families[0]]}",
+                                   "put the IPv6 VIPs in their own vrrp_instance (a vrrp_sync_group moves "
+                                   "both together)")
+        return [_canonical_vip(a) for a in v]
 
     @model_validator(mode="after")
     def _rules(self):
+        if self.family == 6:
+            if "vrrp_version" not in self.model_fields_set:
+                # keepalived: an IPv6 instance without `version` runs VRRPv3 (RFC 5798)
+                self = self.model_copy(update={"vrrp_version": 3})
+            elif self.vrrp_version == 2:
+                raise FieldProblem(("vrrp_version",), "VRRPv2 is IPv4 only (RFC 3768): keepalived would send "
+                                   "non-standard v2 adverts over IPv6", "drop vrrp_version (an IPv6 instance "
+                                   "runs VRRPv3) or set vrrp_version: 3")
         if self.nopreempt and self.preempt_delay is not None:
             raise FieldProblem(("preempt_delay",), "nopreempt cannot be combined with preempt_delay",
                                "keep one of them (keepalived ignores preempt_delay under nopreempt)")
@@ -297,6 +402,9 @@ class VrrpInstance(Strict):
                 raise FieldProblem(("advert_int",), f"advert_int {self.advert_int} is finer than VRRPv3's "
                                    "centiseconds", "use at most two decimals")
             if self.authentication is not None:
+                if self.family == 6:
+                    raise FieldProblem(("authentication",), "an IPv6 instance runs VRRPv3, which has no "
+                                       "authentication (keepalived ignores it)", "drop authentication")
                 raise FieldProblem(("authentication",), "VRRPv3 has no authentication (keepalived ignores it)",
                                    "drop authentication, or use vrrp_version: 2")
         return self
@@ -304,6 +412,18 @@ class VrrpInstance(Strict):
     @property
     def vips(self) -> list[str]:
         return [a.split()[0].split("/")[0] for a in self.virtual_ipaddress]
+
+    @property
+    def family(self) -> int:
+        """4 or 6: keepalived's instance family, its VIPs' (one family an instance)."""
+        return family_of(self.vips[0])
+
+
+class VrrpSyncGroup(Strict):
+    """keepalived's vrrp_sync_group: its instances change state together (a dual-stack service is
+    an IPv4 and an IPv6 instance in one group)."""
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    group: list[str] = Field(min_length=1)
 
 
 class TcpCheck(Strict):
@@ -334,19 +454,19 @@ class HttpGet(Strict):
 
 class RealServer(Strict):
     node: str | None = None
-    address: str | None = None
+    address: str | None = None     # IPv4 or IPv6, of the virtual server's family
     port: int | None = Field(None, ge=1, le=65535)
     weight: int = Field(1, ge=0, le=65535)
     TCP_CHECK: TcpCheck | None = None
     HTTP_GET: HttpGet | None = None
+
+    _addr = field_validator("address")(_ip_field)
 
     @model_validator(mode="after")
     def _one_target(self):
         if (self.node is None) == (self.address is None):
             raise FieldProblem(("node",), "a real server needs exactly one of node or address",
                                "name an inventory node (node: node1) or give address: A.B.C.D")
-        if self.address is not None:
-            _check_ip(self.address)
         if self.TCP_CHECK and self.HTTP_GET:
             raise FieldProblem(("HTTP_GET",), "a real server takes one health check",
                                "keep TCP_CHECK or HTTP_GET, not both")
@@ -354,8 +474,10 @@ class RealServer(Strict):
 
 
 class VirtualServer(Strict):
-    vip: str | None = None
+    vip: str | None = None         # IPv4 or IPv6
     fwmark: int | None = Field(None, ge=1, le=2**32 - 1)
+    # keepalived's ip_family, for a fwmark service without vip (else the vip's family)
+    ip_family: Literal["inet", "inet6"] | None = None
     port: int = Field(ge=1, le=65535)
     protocol: Literal["TCP", "UDP"] = "TCP"
     lb_algo: Literal["rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh",
@@ -373,20 +495,47 @@ class VirtualServer(Strict):
     snat: bool = False
     real_servers: list[RealServer] = Field(min_length=1)
 
+    _vip = field_validator("vip")(_ip_field)
+
+    @property
+    def family(self) -> int:
+        """4 or 6: the vip's family, else ip_family, else the literal real servers', else 4."""
+        if self.vip is not None:
+            return family_of(self.vip)
+        if self.ip_family is not None:
+            return 6 if self.ip_family == "inet6" else 4
+        lits = [rs.address for rs in self.real_servers if rs.address]
+        return family_of(lits[0]) if lits else 4
+
     @model_validator(mode="after")
     def _rules(self):
         if self.vip is None and self.fwmark is None:
             raise FieldProblem(("vip",), "a virtual server needs vip (or fwmark)",
                                "add vip: A.B.C.D")
-        if self.vip is not None:
-            _check_ip(self.vip)
+        if self.vip is not None and self.ip_family is not None \
+                and self.ip_family != ("inet6" if family_of(self.vip) == 6 else "inet"):
+            raise FieldProblem(("ip_family",), f"ip_family {self.ip_family} contradicts vip {self.vip}",
+                               "drop ip_family (the vip sets the family)")
+        for j, rs in enumerate(self.real_servers):
+            if rs.address is not None and family_of(rs.address) != self.family:
+                raise FieldProblem(("real_servers", j, "address"),
+                                   f"real server {rs.address} is {FAMILY_NAME[family_of(rs.address)]}, the "
+                                   f"virtual server {FAMILY_NAME[self.family]} (keepalived skips it)",
+                                   f"give an {FAMILY_NAME[self.family]} address (one family a virtual server)")
         if self.persistence_granularity is not None:
-            try:
-                ipaddress.IPv4Network(f"0.0.0.0/{self.persistence_granularity}")
-            except ValueError:
-                raise FieldProblem(("persistence_granularity",),
-                                   f"{self.persistence_granularity!r} is not a netmask",
-                                   "use a dotted netmask such as 255.255.255.0") from None
+            if self.family == 6:
+                g = self.persistence_granularity
+                if not (g.isascii() and g.isdigit() and 1 <= int(g) <= 128):
+                    raise FieldProblem(("persistence_granularity",),
+                                       f"{g!r} is not an IPv6 prefix length (keepalived: 1 to 128)",
+                                       "use a prefix length such as 64")
+            else:
+                try:
+                    ipaddress.IPv4Network(f"0.0.0.0/{self.persistence_granularity}")
+                except ValueError:
+                    raise FieldProblem(("persistence_granularity",),
+                                       f"{self.persistence_granularity!r} is not a netmask",
+                                       "use a dotted netmask such as 255.255.255.0") from None
         if all(rs.weight == 0 for rs in self.real_servers):
             raise FieldProblem(("real_servers",), "every real server has weight 0: the service would take no "
                                "traffic (keepalived warns its quorum exceeds the total weight)",
@@ -543,6 +692,7 @@ class Lab(Strict):
     bastion: LabBastion | None = None
     users: LabUsers | None = None        # None: root logs in (the plain lab)
     ssh_config: str | None = None        # where lab.up writes the ssh_config naming every node
+    gateway6: str | None = None          # the host's IPv6 address/prefix on `bridge` (dual-stack labs)
     release: Release = DEFAULT_RELEASE   # the nodes' Debian release; a node's own lab.release overrides
     # true: the kernel tier — the nodes run inside a qemu VM on Debian's kernel (real IPVS),
     # reached through `bridge` (fabfile/lab/kernel.py); false: systemd nodes on this host's kernel
@@ -552,6 +702,19 @@ class Lab(Strict):
     client: str | None = None
 
     _client_ip = field_validator("client")(lambda v: v if v is None else _check_ip(v))
+
+    @field_validator("gateway6")
+    @classmethod
+    def _gateway6(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        addr, slash, plen = v.partition("/")
+        if ":" not in addr or not slash:
+            raise ValueError(f"{v!r} is not an IPv6 address/prefix such as fd00:189::1/64")
+        _check_any_ip(addr)
+        if not (plen.isascii() and plen.isdigit() and 8 <= int(plen) <= 128):
+            raise ValueError(f"prefix /{plen} is impossible here (8 to 128)")
+        return v
 
 
 class Probe(Strict):
@@ -568,6 +731,7 @@ class Inventory(Strict):
     multi_master: bool = False
     vrrp_scripts: dict[str, VrrpScript] = {}
     vrrp_instances: list[VrrpInstance] = Field(min_length=1)
+    vrrp_sync_groups: list[VrrpSyncGroup] = []   # instances that change state together (dual-stack)
     virtual_servers: list[VirtualServer] = []
     sync_daemon: SyncDaemon | None = None
     nginx: Nginx = Nginx()
@@ -639,8 +803,13 @@ class Inventory(Strict):
         """defaults.ssh with the node's own ssh: fields over it (field by field)."""
         return self.defaults.ssh.merged(node.ssh)
 
-    def real_server_address(self, rs: RealServer) -> str:
-        return self.node(rs.node).ip if rs.node else rs.address
+    def real_server_address(self, rs: RealServer, vs: VirtualServer | None = None) -> str:
+        """The real server's address; a node's is its address of `vs`'s family (its primary one
+        when no vs is named, or when it has none of that family: validation refused that)."""
+        if not rs.node:
+            return rs.address
+        n = self.node(rs.node)
+        return (n.ip_of(vs.family) if vs is not None else None) or n.ip
 
     def director_fix_applies(self, vs: VirtualServer) -> bool:
         """DR virtual server whose real servers include the directors themselves."""
@@ -677,6 +846,7 @@ def cross_problems(inv: "Inventory"):
     yield from _unique(inv.nodes, "name", ("nodes",))
     yield from _unique(inv.nodes, "host", ("nodes",))
     yield from _unique([n for n in inv.nodes if n.address], "address", ("nodes",))
+    yield from _unique(inv.nodes, "address6", ("nodes",), skip_none=True)
     yield from _unique(inv.nodes, "priority", ("nodes",),
             fix="give every node its own priority so the MASTER is deterministic")
     yield from _unique(inv.vrrp_instances, "name", ("vrrp_instances",),
@@ -712,20 +882,39 @@ def cross_problems(inv: "Inventory"):
                                        "nopreempt is silently cleared with state MASTER "
                                        f"(vrrp_instances[{i}] sets nopreempt)",
                                        "set state: BACKUP on every node when using nopreempt")
+        lacking = [k for k, n in enumerate(inv.nodes) if n.ip_of(vi.family) is None]
+        for k in lacking:
+            n = inv.nodes[k]
+            yield FieldProblem(("nodes", k, "address6" if vi.family == 6 else "address"),
+                               f"{n.name} has no {FAMILY_NAME[vi.family]} address, and vrrp_instances[{i}] "
+                               f"({vi.name}) is {FAMILY_NAME[vi.family]} (unicast_src_ip, peers, its subnet)",
+                               "add address6: the node's IPv6 address on the VRRP segment" if vi.family == 6
+                               else "give address (or host) the node's IPv4 address")
         for j, vip in enumerate(vi.vips):
-            if not any(ipaddress.IPv4Address(vip) in n.network for n in inv.nodes):
+            if lacking:
+                break
+            if not any(ipaddress.ip_address(vip) in n.network_of(vi.family) for n in inv.nodes):
                 yield FieldProblem(loc + ("virtual_ipaddress", j),
                                    f"VIP {vip} is outside every node's subnet",
-                                   "use an address in the nodes' subnet (or fix nodes[].prefixlen)")
+                                   "use an address in the nodes' subnet (or fix nodes[].prefixlen"
+                                   + ("6)" if vi.family == 6 else ")"))
         if inv.multi_master and len(vi.vips) != len(inv.nodes):
             yield FieldProblem(loc + ("virtual_ipaddress",),
                                f"multi_master needs one VIP per node ({len(inv.nodes)}), got {len(vi.vips)}",
                                "list exactly one VIP per node; VIP i is owned by node i")
+    yield from sync_group_problems(inv)
     for i, vs in enumerate(inv.virtual_servers):
         for j, rs in enumerate(vs.real_servers):
             if rs.node is not None and rs.node not in names:
                 yield FieldProblem(("virtual_servers", i, "real_servers", j, "node"),
                                    f"unknown node {rs.node!r}", f"use one of {sorted(names)}")
+            elif rs.node is not None and inv.node(rs.node).ip_of(vs.family) is None:
+                k = next(k for k, n in enumerate(inv.nodes) if n.name == rs.node)
+                yield FieldProblem(("nodes", k, "address6" if vs.family == 6 else "address"),
+                                   f"{rs.node} is a real server of virtual_servers[{i}] "
+                                   f"({FAMILY_NAME[vs.family]}) but has no {FAMILY_NAME[vs.family]} address",
+                                   "add address6: the node's IPv6 address" if vs.family == 6
+                                   else "give address (or host) the node's IPv4 address")
         if inv.director_fix_applies(vs):
             for k, n in enumerate(inv.nodes):
                 if n.mac is None:
@@ -733,6 +922,12 @@ def cross_problems(inv: "Inventory"):
                                        f"{n.name} is a director and a DR real server of "
                                        f"virtual_servers[{i}]: the fwmark fix needs its MAC",
                                        "add mac: (from `ip link show`) or set director_fix: false")
+    if inv.sync_daemon and any(4 not in n.ips for n in inv.nodes):
+        bare = [n.name for n in inv.nodes if 4 not in n.ips]
+        yield FieldProblem(("sync_daemon",), f"the IPVS sync daemon sends on IPv4 multicast (224.0.0.81) from "
+                           f"its interface's IPv4 address; {', '.join(bare)} have none",
+                           "give every node an IPv4 address (address or host; IPv6 connections sync over it), "
+                           "or drop sync_daemon")
     if inv.sync_daemon and inv.sync_daemon.vrrp_instance:
         if inv.sync_daemon.vrrp_instance not in {v.name for v in inv.vrrp_instances}:
             yield FieldProblem(("sync_daemon", "vrrp_instance"),
@@ -750,14 +945,44 @@ def cross_problems(inv: "Inventory"):
     yield from address_problems(inv)
 
 
+def sync_group_problems(inv: "Inventory"):
+    """keepalived's vrrp_sync_group rules (keepalived -t): known instances, each in one group at
+    most, two or more a group; ours: one owner a group (the group moves as one)."""
+    yield from _unique(inv.vrrp_sync_groups, "name", ("vrrp_sync_groups",))
+    known = {vi.name: vi for vi in inv.vrrp_instances}
+    member_of: dict[str, int] = {}
+    for g, grp in enumerate(inv.vrrp_sync_groups):
+        loc = ("vrrp_sync_groups", g, "group")
+        if len(grp.group) < 2:
+            yield FieldProblem(loc, f"sync group {grp.name} has one instance (keepalived: \"this probably "
+                               "isn't what you want\")", "list two or more instances, or drop the group")
+        for j, name in enumerate(grp.group):
+            if name not in known:
+                yield FieldProblem(loc + (j,), f"unknown vrrp_instance {name!r}",
+                                   f"name one of {sorted(known)}")
+            elif name in member_of:
+                yield FieldProblem(loc + (j,), f"{name} is already in vrrp_sync_groups[{member_of[name]}] "
+                                   "(keepalived: an instance is in one sync group at most)",
+                                   "keep it in one group")
+            else:
+                member_of[name] = g
+        owners = {known[n].owner for n in grp.group if n in known}
+        if len(owners) > 1:
+            yield FieldProblem(loc, f"sync group {grp.name} moves as one, but its instances name different "
+                               f"owners ({', '.join(sorted(str(o) for o in owners))})",
+                               "give the group's instances one owner (or none)")
+
+
 def vrid_problems(inv: "Inventory"):
     """Two instances on the same interface need different virtual_router_ids (on different
-    interfaces the same id is legal: they are different segments)."""
-    seen: dict[tuple[int, str], int] = {}
+    interfaces the same id is legal: they are different segments; so are an IPv4 and an IPv6
+    instance: VRRP over IPv4 and over IPv6 are separate spaces, virtual MACs 00:00:5e:00:01:ID
+    and 00:00:5e:00:02:ID)."""
+    seen: dict[tuple[int, str, int], int] = {}
     for i, vi in enumerate(inv.vrrp_instances):
         ifaces = {inv.interface_of(n, vi) for n in inv.nodes}
         for iface in sorted(ifaces):
-            key = (vi.virtual_router_id, iface)
+            key = (vi.virtual_router_id, iface, vi.family)
             if key in seen and seen[key] != i:
                 yield FieldProblem(("vrrp_instances", i, "virtual_router_id"),
                                    f"duplicate virtual_router_id {vi.virtual_router_id} on {iface} "
@@ -769,26 +994,33 @@ def vrid_problems(inv: "Inventory"):
 
 def address_problems(inv: "Inventory"):
     """VIPs that keepalived would take but that break the cluster, and addresses that collide."""
-    hosts = {n.ip: k for k, n in enumerate(inv.nodes)}
+    hosts = {a: k for k, n in enumerate(inv.nodes) for a in n.ips.values()}
     vip_at: dict[str, tuple] = {}
     for i, vi in enumerate(inv.vrrp_instances):
         for j, spec in enumerate(vi.virtual_ipaddress):
             loc = ("vrrp_instances", i, "virtual_ipaddress", j)
             addr, plen, _ = parse_vip(spec)
-            ip = ipaddress.IPv4Address(addr)
+            ip = ipaddress.ip_address(addr)
             if addr in hosts:
                 n = inv.nodes[hosts[addr]]
                 yield FieldProblem(loc, f"VIP {addr} is {n.name}'s own address (nodes[{hosts[addr]}]): "
                                    f"keepalived would delete it from {n.name} whenever it turns BACKUP",
                                    "use a free address in the subnet for the VIP")
             for n in inv.nodes:
-                net = n.network
-                if net.prefixlen <= 30 and ip in (net.network_address, net.broadcast_address):
+                net = n.network_of(ip.version)
+                if net is None:
+                    continue
+                if ip.version == 6:
+                    if net.prefixlen <= 126 and ip == net.network_address:
+                        yield FieldProblem(loc, f"VIP {addr} is the subnet-router anycast address of {net} "
+                                           f"({n.name}'s subnet)", "use a host address inside the subnet")
+                        break
+                elif net.prefixlen <= 30 and ip in (net.network_address, net.broadcast_address):
                     what = "network" if ip == net.network_address else "broadcast"
                     yield FieldProblem(loc, f"VIP {addr} is the {what} address of {net} ({n.name}'s subnet)",
                                        "use a host address inside the subnet")
                     break
-            if plen is not None and plen < 32:
+            if ip.version == 4 and plen is not None and plen < 32:
                 vnet = ipaddress.ip_interface(f"{addr}/{plen}").network
                 if plen <= 30 and ip in (vnet.network_address, vnet.broadcast_address):
                     yield FieldProblem(loc, f"VIP {addr}/{plen} is the network or broadcast address of {vnet}",
@@ -814,7 +1046,8 @@ def address_problems(inv: "Inventory"):
         seen_rs: dict[tuple, int] = {}
         for j, rs in enumerate(vs.real_servers):
             rloc = loc + ("real_servers", j)
-            addr = inv.real_server_address(rs) if (rs.address or rs.node in {n.name for n in inv.nodes}) else None
+            addr = inv.real_server_address(rs, vs) if (rs.address or rs.node in {n.name for n in inv.nodes}) \
+                else None
             if addr is None:
                 continue
             if addr in vip_at:
@@ -857,10 +1090,12 @@ def format_fields(v: str, allowed: tuple[str, ...], what: str) -> str:
     return v
 
 
-def _unique(items, attr: str, loc: tuple, fix: str | None = None):
+def _unique(items, attr: str, loc: tuple, fix: str | None = None, skip_none: bool = False):
     seen: dict = {}
     for i, it in enumerate(items):
         v = getattr(it, attr)
+        if skip_none and v is None:
+            continue
         if v in seen:
             yield FieldProblem(loc + (i, attr),
                                f"duplicate {attr} {v!r} (also {loc[-1]}[{seen[v]}])",
