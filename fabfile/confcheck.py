@@ -73,8 +73,10 @@ def _make_netns(ns: str, inv: Inventory, node: Node) -> None:
         subprocess.run(["ip", "-n", ns, "link", "add", "name", name, "type", "veth", "peer", "name", f"lbtkp{i}"],
                        check=True, capture_output=True)
         subprocess.run(["ip", "-n", ns, "link", "set", "dev", name, "up"], check=True, capture_output=True)
-    subprocess.run(["ip", "-n", ns, "addr", "add", f"{node.ip}/{node.prefixlen}", "dev",
-                    inv.interface_of(node)], check=True, capture_output=True)
+    for family, ip in sorted(node.ips.items()):     # a dual-stack node's IPv6 address too
+        net = node.network_of(family)
+        subprocess.run(["ip", "-n", ns, "addr", "add", f"{ip}/{net.prefixlen}", "dev", inv.interface_of(node)]
+                       + (["nodad"] if family == 6 else []), check=True, capture_output=True)
 
 
 # ---------------------------------------------------------------- naming the field

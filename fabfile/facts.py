@@ -29,7 +29,7 @@ HISTORY_PATH = "/var/lib/lbtk/history"        # one line per change (fabfile/his
 # sysctl's own `key = value`, interface dots shown as '/' exactly as `sysctl -a` shows them.
 SYSCTL_PATHS = ("net/ipv4/conf/*/arp_ignore", "net/ipv4/conf/*/arp_announce", "net/ipv4/conf/*/rp_filter",
                 "net/ipv4/ip_forward", "net/ipv4/vs/conntrack", "net/ipv4/vs/backup_only",
-                "net/ipv4/vs/expire_nodest_conn")
+                "net/ipv4/vs/expire_nodest_conn", "net/ipv6/conf/all/forwarding")
 NGINX_PACKAGES = ("nginx", "nginx-light", "nginx-core")
 
 

@@ -125,6 +125,11 @@ def family_of(addr: str) -> int:
     return 6 if ":" in addr else 4
 
 
+def hostport(addr: str, port: int) -> str:
+    """'10.0.0.1:80', '[fd00::1]:80': an address and port as ipvsadm, curl and URLs write them."""
+    return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
+
+
 def _check_any_ip(v: str) -> str:
     """An IPv4 or IPv6 literal; IPv6 comes back canonical (lower case, compressed: as `ip addr`
     and ipvsadm print it, so the checks compare strings). IPv4 keeps its own messages."""
@@ -496,6 +501,12 @@ class VirtualServer(Strict):
     real_servers: list[RealServer] = Field(min_length=1)
 
     _vip = field_validator("vip")(_ip_field)
+
+    @field_validator("persistence_granularity", mode="before")
+    @classmethod
+    def _granularity(cls, v):
+        # IPv6's granularity is a prefix length: `persistence_granularity: 64` reads as an int
+        return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
 
     @property
     def family(self) -> int:

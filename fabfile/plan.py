@@ -101,7 +101,8 @@ def service_actions(phase: str, changed: set[str], facts: NodeState, desired: li
     elif phase == "lvs":
         unit("lbtk-fwmark", fwmark.UNIT, want.get(fwmark.UNIT) is not None
              and want[fwmark.UNIT].content is not None)
-        if fwmark.RULES in changed and fwmark.UNIT not in changed and want[fwmark.RULES].content:
+        rules = [p for p in (fwmark.RULES, fwmark.RULES6) if p in changed and want.get(p) and want[p].content]
+        if rules and fwmark.UNIT not in changed:
             acts.append(Action("restart", "lbtk-fwmark", why="fwmark rules changed"))
         # rsyslog before keepalived: keepalived's first lines on the new facility find the rule
         acts += _rsyslog(changed, facts, want)

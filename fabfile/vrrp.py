@@ -52,6 +52,15 @@ def plan(inv: Inventory) -> list[PlannedInstance]:
     return out
 
 
+def sync_groups(inv: Inventory) -> list[tuple[str, list[str]]]:
+    """keepalived's vrrp_sync_groups as (name, [planned instance names]); multi_master expands a
+    group into one per owner (VG_1_node1: VI_1_node1, VI_6_node1), as it expands instances."""
+    if not inv.multi_master:
+        return [(g.name, list(g.group)) for g in inv.vrrp_sync_groups]
+    return [(f"{g.name}_{n.name}", [f"{m}_{n.name}" for m in g.group])
+            for g in inv.vrrp_sync_groups for n in inv.nodes]
+
+
 def _states(inv: Inventory, vi: VrrpInstance, owner: str, declared: bool) -> dict[str, str]:
     """nopreempt needs BACKUP everywhere; otherwise a node's declared state, else owner = MASTER."""
     if vi.nopreempt:

@@ -1,7 +1,15 @@
-"""ARP sysctls and the VIP-on-lo unit: what makes a node a correct LVS-DR real server."""
+"""ARP sysctls and the VIP-on-lo unit: what makes a node a correct LVS-DR real server.
+
+IPv6 needs no sysctl for this: Linux answers a neighbour solicitation only for an address on
+the interface the solicitation came in on (net/ipv6/ndisc.c, ndisc_recv_ns: ipv6_get_ifaddr(...,
+dev, strict=1), then anycast and proxy_ndp only), so a VIP/128 on lo is never announced on eth0,
+and only the director, which holds the VIP on eth0, answers for it. There is no IPv6 rp_filter
+sysctl either. So an IPv6 DR VIP adds its address on lo and nothing else; the IPv4 ARP sysctls are
+written only for IPv4 DR VIPs.
+"""
 from __future__ import annotations
 
-from ..model import Inventory, Node
+from ..model import Inventory, Node, family_of
 from . import Facts, NodeFile, Templates, templates
 
 SYSCTL = "/etc/sysctl.d/60-lbtk-lvs.conf"
@@ -14,7 +22,7 @@ def dr_vips(inv: Inventory, node: Node) -> list[str]:
     out = []
     for vs in inv.virtual_servers:
         if vs.lb_kind == "DR" and vs.vip and any(
-                inv.real_server_address(rs) == node.ip for rs in vs.real_servers):
+                inv.real_server_address(rs, vs) in node.ips.values() for rs in vs.real_servers):
             out.append(vs.vip)
     return list(dict.fromkeys(out))
 
@@ -23,14 +31,16 @@ def wanted_sysctls(inv: Inventory, node: Node, ipvs: bool = True) -> dict[str, s
     """The values the sysctl file sets: the verify phase checks exactly these. net.ipv4.vs.*
     exist only where the kernel has IPVS (`ipvs`)."""
     out = {}
-    if dr_vips(inv, node):
+    if any(family_of(v) == 4 for v in dr_vips(inv, node)):
         for dev in devices(inv, node):
             out[f"net.ipv4.conf.{dev}.arp_ignore"] = "1"
             out[f"net.ipv4.conf.{dev}.arp_announce"] = "2"
         for dev in devices(inv, node):
             out[f"net.ipv4.conf.{dev}.rp_filter"] = "0"
-    if any(vs.lb_kind == "NAT" for vs in inv.virtual_servers):
+    if any(vs.lb_kind == "NAT" and vs.family == 4 for vs in inv.virtual_servers):
         out["net.ipv4.ip_forward"] = "1"
+    if any(vs.lb_kind == "NAT" and vs.family == 6 for vs in inv.virtual_servers):
+        out["net.ipv6.conf.all.forwarding"] = "1"   # an IPv6 NAT director routes the replies
     if ipvs and any(vs.snat for vs in inv.virtual_servers):
         out["net.ipv4.vs.conntrack"] = "1"       # netfilter NAT sees IPVS connections (one-arm NAT)
     if ipvs and inv.virtual_servers:
@@ -60,3 +70,4 @@ def files(inv: Inventory, node: Node, facts: Facts, t: Templates | None = None) 
                     "arp")]
     out.append(NodeFile(VIP_UNIT, t("vip-lo.service.j2", vips=vips) if vips else None, "arp"))
     return out
+

@@ -1,9 +1,9 @@
 """keepalived.conf and /etc/default/keepalived for one node."""
 from __future__ import annotations
 
-from ..model import Inventory, Node
+from ..model import Inventory, Node, hostport
 from ..sync import sync_instance
-from ..vrrp import plan
+from ..vrrp import plan, sync_groups
 from . import Facts, NodeFile, Templates, ipvs_sync, rsyslog, templates
 
 CONF = "/etc/keepalived/keepalived.conf"
@@ -44,8 +44,8 @@ def conf(inv: Inventory, node: Node, secrets: dict[str, str], facts: Facts, t: T
             virtual_router_id=p.virtual_router_id, priority=p.priorities[node.name],
             advert_int=_num(vi.advert_int), vrrp_version=vi.vrrp_version, nopreempt=vi.nopreempt,
             preempt_delay=vi.preempt_delay, garp_master_delay=vi.garp_master_delay,
-            unicast=vi.unicast, src=node.ip,
-            peers=[n.ip for n in inv.nodes if n.name != node.name],
+            unicast=vi.unicast, src=node.ip_of(vi.family),
+            peers=[n.ip_of(vi.family) for n in inv.nodes if n.name != node.name],
             auth_type=auth.auth_type if auth else None,
             auth_pass=secrets.get(vi.name) if auth else None,
             vips=p.vips, track_script=vi.track_script,
@@ -68,7 +68,7 @@ def conf(inv: Inventory, node: Node, secrets: dict[str, str], facts: Facts, t: T
         script_user=inv.global_defs.script_user if (inv.vrrp_scripts or _has_notify(inv)
                                                     or (sd and sd.mode == "notify")) else None,
         sync=sync, scripts={k: v.model_dump() for k, v in inv.vrrp_scripts.items()},
-        instances=instances, virtual_servers=virtual_servers(inv))
+        sync_groups=sync_groups(inv), instances=instances, virtual_servers=virtual_servers(inv))
 
 
 def virtual_servers(inv: Inventory) -> list[dict]:
@@ -82,9 +82,10 @@ def virtual_servers(inv: Inventory) -> list[dict]:
             # fwmark services carry no port, so a health check must name the one to probe
             check_port = (check.connect_port if check and check.connect_port else
                           (port if fwmark and check else None))
-            rss.append(dict(address=inv.real_server_address(rs), port=port, weight=rs.weight,
+            rss.append(dict(address=inv.real_server_address(rs, vs), port=port, weight=rs.weight,
                             tcp=rs.TCP_CHECK, http=rs.HTTP_GET, check_port=check_port))
-        out.append(dict(vip=vs.vip, port=vs.port, fwmark=fwmark, protocol=vs.protocol,
+        out.append(dict(vip=vs.vip, port=vs.port, fwmark=fwmark, protocol=vs.protocol, family=vs.family,
+                        where=hostport(vs.vip, vs.port) if vs.vip else f"fwmark {fwmark}",
                         director_fix=inv.director_fix_applies(vs), delay_loop=vs.delay_loop,
                         lb_algo=vs.lb_algo, lb_kind=vs.lb_kind,
                         persistence_timeout=vs.persistence_timeout,

@@ -25,6 +25,12 @@ def files(inv: Inventory, node: Node, t: Templates | None = None) -> list[NodeFi
     page = inv.nginx.page.format(node=node.name, host=node.ip, cluster=inv.cluster)
     return [
         *(NodeFile(p, None, "nginx") for p in removed(inv)),
-        NodeFile(SITE, t("nginx-site.conf.j2", node=node, port=inv.nginx.port, root=ROOT), "nginx"),
+        NodeFile(SITE, t("nginx-site.conf.j2", node=node, port=inv.nginx.port, root=ROOT, ipv6=serves_ipv6(inv)),
+                 "nginx"),
         NodeFile(PAGE, page if page.endswith("\n") else page + "\n", "nginx"),
     ]
+
+
+def serves_ipv6(inv: Inventory) -> bool:
+    """Any IPv6 VIP or virtual server: nginx listens on [::] too (`listen PORT` is IPv4 only)."""
+    return any(vi.family == 6 for vi in inv.vrrp_instances) or any(vs.family == 6 for vs in inv.virtual_servers)
