@@ -10,6 +10,7 @@ from . import sync
 from .facts import NodeState
 from .parsers.lbtk import node_in_page
 from .model import Inventory
+from .parsers import join_host_port
 from .render import arp
 from .render.keepalived import virtual_servers
 from .vrrp import expected_holders
@@ -79,16 +80,17 @@ def wanted_ipvs(inv: Inventory) -> dict[str, dict[str, int]]:
     """{service key: {"addr:port": weight}} as keepalived will load it, keys as ipvsadm -L -n shows."""
     out = {}
     for vs in virtual_servers(inv):
-        key = f"FWM {vs['fwmark']}" if vs["fwmark"] else f"{vs['protocol']} {vs['vip']}:{vs['port']}"
+        key = (f"FWM {vs['fwmark']}" + (" IPv6" if vs["family"] == 6 else "") if vs["fwmark"]
+               else f"{vs['protocol']} {join_host_port(vs['vip'], vs['port'])}")
         # ipvsadm shows fwmark real servers with port 0
-        out[key] = {f"{rs['address']}:{0 if vs['fwmark'] else rs['port']}": rs["weight"]
+        out[key] = {join_host_port(rs['address'], 0 if vs['fwmark'] else rs['port']): rs["weight"]
                     for rs in vs["real_servers"]}
     return out
 
 
 def observed_ipvs(table) -> dict[str, dict[str, int]]:
     from .parsers.ipvsadm import service_key
-    return {service_key(s): {f"{r.address}:{r.port}": r.weight for r in s.real_servers}
+    return {service_key(s): {join_host_port(r.address, r.port): r.weight for r in s.real_servers}
             for s in table.services}
 
 

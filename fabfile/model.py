@@ -125,11 +125,6 @@ def family_of(addr: str) -> int:
     return 6 if ":" in addr else 4
 
 
-def hostport(addr: str, port: int) -> str:
-    """'10.0.0.1:80', '[fd00::1]:80': an address and port as ipvsadm, curl and URLs write them."""
-    return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
-
-
 def _check_any_ip(v: str) -> str:
     """An IPv4 or IPv6 literal; IPv6 comes back canonical (lower case, compressed: as `ip addr`
     and ipvsadm print it, so the checks compare strings). IPv4 keeps its own messages."""

@@ -1,7 +1,8 @@
 """keepalived.conf and /etc/default/keepalived for one node."""
 from __future__ import annotations
 
-from ..model import Inventory, Node, hostport
+from ..model import Inventory, Node
+from ..parsers import join_host_port
 from ..sync import sync_instance
 from ..vrrp import plan, sync_groups
 from . import Facts, NodeFile, Templates, ipvs_sync, rsyslog, templates
@@ -85,7 +86,7 @@ def virtual_servers(inv: Inventory) -> list[dict]:
             rss.append(dict(address=inv.real_server_address(rs, vs), port=port, weight=rs.weight,
                             tcp=rs.TCP_CHECK, http=rs.HTTP_GET, check_port=check_port))
         out.append(dict(vip=vs.vip, port=vs.port, fwmark=fwmark, protocol=vs.protocol, family=vs.family,
-                        where=hostport(vs.vip, vs.port) if vs.vip else f"fwmark {fwmark}",
+                        where=join_host_port(vs.vip, vs.port) if vs.vip else f"fwmark {fwmark}",
                         director_fix=inv.director_fix_applies(vs), delay_loop=vs.delay_loop,
                         lb_algo=vs.lb_algo, lb_kind=vs.lb_kind,
                         persistence_timeout=vs.persistence_timeout,

@@ -26,7 +26,7 @@ from fabfile.render import ASSUMED, render_all
 from fabfile.render.keepalived import CONF
 from fabfile import secrets as secrets_mod
 from fabfile.secrets import resolve_all
-from fabfile.vrrp import plan
+from fabfile.vrrp import plan, sync_groups
 
 EXAMPLES = int(os.environ.get("LBTK_HYPOTHESIS_EXAMPLES", "30"))
 SOURCE = "gen.yaml"
@@ -34,6 +34,7 @@ SECRET_ENV = "LBTK_GEN_SECRET"
 # `SOURCE: field.path[0].x: what — how`: a field path, a message, a fix
 LINE = re.compile(r"^gen\.yaml: (?:[A-Za-z_][\w]*|\(top level\))(?:\[\d+\]|\['[^']*'\]|\.[\w-]+)*: .+ — .+$")
 NET = ipaddress.ip_network("10.77.0.0/24")
+NET6 = ipaddress.ip_network("fd00:77::/64")
 
 # -- near-valid: keepalived.conf's own words with small mistakes an operator makes
 WORDS = st.sampled_from(["a", "eth0", "VI 1", "x#y", "ok!", "{x}", "", "é", "lb-1", "a" * 20, "eth0.100", "tab\there"])
@@ -46,15 +47,23 @@ SECRETS = st.one_of(st.text(alphabet="abcdefghijklmnop0123456789-_.:", min_size=
 @st.composite
 def inventories(draw):
     n = draw(st.integers(2, 3))
-    hosts = [str(NET.network_address + 11 + k) for k in range(n)]
+    # the service's family: IPv4, IPv6 on dual-stack nodes (address6), or IPv6-only nodes (IPv6 hosts)
+    stack = draw(st.sampled_from(["v4", "v4", "dual", "v6"]))
+    net = NET6 if stack != "v4" else NET
+    hosts = [str((NET6 if stack == "v6" else NET).network_address + 11 + k) for k in range(n)]
     prios = draw(st.lists(st.integers(1, 254), min_size=n, max_size=n, unique=True))
     nodes = [{"name": f"node{k + 1}", "host": hosts[k], "priority": prios[k],
               "mac": f"02:bd:00:00:77:{k + 11:02x}"} for k in range(n)]
-    version = draw(st.sampled_from([2, 2, 3]))
+    if stack == "dual":
+        for k, node in enumerate(nodes):
+            node["address6"] = str(NET6.network_address + 11 + k)
+    version = draw(st.sampled_from([2, 2, 3]) if stack == "v4" else st.sampled_from([None, 3]))
     advert = draw(st.sampled_from([1, 2, 3]) if version == 2 else st.sampled_from([0.05, 0.5, 1, 1.25, 40.95]))
-    vips = [str(NET.network_address + 100 + k) for k in range(draw(st.integers(1, 3)))]
+    vips = [str(net.network_address + 100 + k) for k in range(draw(st.integers(1, 3)))]
     vi = {"name": "VI_1", "virtual_router_id": draw(st.integers(1, 255)), "advert_int": advert,
-          "vrrp_version": version, "unicast": draw(st.booleans()), "virtual_ipaddress": list(vips)}
+          "unicast": draw(st.booleans()), "virtual_ipaddress": list(vips)}
+    if version is not None:
+        vi["vrrp_version"] = version
     if version == 2 and draw(st.booleans()):
         vi["authentication"] = {"auth_type": "PASS", "auth_pass_env": SECRET_ENV}
     if draw(st.booleans()):
@@ -76,8 +85,16 @@ def inventories(draw):
           "real_servers": real, "director_fix": draw(st.booleans())}
     if draw(st.booleans()):
         vs["persistence_timeout"] = draw(st.integers(1, 3600))
+        if draw(st.booleans()):
+            vs["persistence_granularity"] = draw(st.sampled_from([48, 64, 128]) if stack != "v4"
+                                                 else st.sampled_from(["255.255.255.0", "255.255.0.0"]))
     inv = {"cluster": "gen", "defaults": {"interface": "eth0"}, "nodes": nodes,
            "vrrp_instances": [vi], "virtual_servers": [vs], "install": {"method": "detect"}}
+    if stack == "dual" and draw(st.integers(0, 2)) > 0:
+        # dual-stack: an IPv4 instance beside the IPv6 one (the same vrid, another VRRP space), one sync group
+        inv["vrrp_instances"].append({"name": "VI_4", "virtual_router_id": vi["virtual_router_id"],
+                                      "virtual_ipaddress": [str(NET.network_address + 100)]})
+        inv["vrrp_sync_groups"] = [{"name": "VG_1", "group": ["VI_1", "VI_4"]}]
     # 0 to 2 near-valid mutations
     for _ in range(draw(st.integers(0, 2))):
         inv = draw(mutations(inv))
@@ -88,7 +105,7 @@ def inventories(draw):
 def mutations(draw, inv):
     inv = copy.deepcopy(inv)
     vi, vs = inv["vrrp_instances"][0], inv["virtual_servers"][0]
-    which = draw(st.integers(0, 15))
+    which = draw(st.integers(0, 16))
     if which == 0:
         vi["virtual_ipaddress"].append(draw(st.sampled_from(
             [inv["nodes"][0]["host"], "10.77.0.0", "10.77.0.255", "10.77.0.150/33", "10.77.0.151/24",
@@ -129,6 +146,19 @@ def mutations(draw, inv):
         inv["vrrp_scripts"] = {draw(st.sampled_from(["chk", "chk nginx", "c#k"])): {
             "script": draw(st.sampled_from(["/usr/bin/true", "/bin/echo a#b", 'say "hi"']))}}
         vi["track_script"] = list(inv["vrrp_scripts"])
+    elif which == 16:   # IPv6 mistakes: a VIP of the other family, link-local, /129, multicast, v2
+        what = draw(st.sampled_from(["vip", "vip", "v2", "granularity", "no_address6"]))
+        if what == "vip":
+            vi["virtual_ipaddress"].append(draw(st.sampled_from(
+                ["fd00:77::150", "fe80::150", "fd00:77::151/129", "ff02::1", "fd00:78::1", "::1", "fd00:77::",
+                 "10.77.0.150", "fd00:77::152%eth0"])))
+        elif what == "v2":
+            vi["vrrp_version"] = 2
+        elif what == "granularity":
+            vs["persistence_timeout"] = 60
+            vs["persistence_granularity"] = draw(st.sampled_from([0, 129, "255.255.255.0", 64]))
+        else:
+            inv["nodes"][-1].pop("address6", None)
     else:
         vs["lb_kind"] = draw(st.sampled_from(["TUN", "DSR"]))
     return inv
@@ -137,6 +167,7 @@ def mutations(draw, inv):
 def read_back(conf: str, inv, node, planned) -> None:
     """keepalived.conf, read as keepalived reads it, says what the inventory says."""
     c = parse_conf(conf)
+    assert [(g.args[0], g.first("group").words()) for g in c.find("vrrp_sync_group")] == sync_groups(inv)
     blocks = {b.args[0]: b for b in c.find("vrrp_instance")}
     assert set(blocks) == {p.name for p in planned}
     for p in planned:
@@ -146,9 +177,11 @@ def read_back(conf: str, inv, node, planned) -> None:
         vips = b.first("virtual_ipaddress").words()
         excluded = b.first("virtual_ipaddress_excluded")
         assert vips + (excluded.words() if excluded else []) == [v.split()[0] for v in p.vips]
+        family = p.source.family
+        assert b.value("version") == ("3" if p.source.vrrp_version == 3 else None)
         if p.source.unicast:
-            assert b.first("unicast_peer").words() == [n.host for n in inv.nodes if n.name != node.name]
-            assert b.value("unicast_src_ip") == node.host
+            assert b.first("unicast_peer").words() == [n.ip_of(family) for n in inv.nodes if n.name != node.name]
+            assert b.value("unicast_src_ip") == node.ip_of(family)
         else:
             assert b.first("unicast_peer") is None
     vss = c.find("virtual_server")
@@ -160,7 +193,7 @@ def read_back(conf: str, inv, node, planned) -> None:
         rss = blk.find("real_server")
         assert len(rss) == len(vs.real_servers)
         for r, rs in zip(rss, vs.real_servers):
-            assert r.args[0] == inv.real_server_address(rs)
+            assert r.args[0] == inv.real_server_address(rs, vs)
             if not fw:
                 assert r.args[1] == str(rs.port or vs.port)
             assert r.value("weight") == str(rs.weight)
@@ -200,6 +233,7 @@ def check_example(data) -> None:
             assert "\n" not in line and LINE.match(line), line
         return
     event("accepted: keepalived -t and read back")
+    event("accepted, families " + "+".join(f"IPv{f}" for f in sorted({vi.family for vi in inv.vrrp_instances})))
     files = render_all(inv, secrets, ASSUMED)
     planned = plan(inv)
     for node in inv.nodes:
