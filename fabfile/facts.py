@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .parsers import (dpkg, genhash as genhash_parser, ip_addr, ipvsadm, journal, keepalived_json, lbtk, lbtk_state,
-                      nginx_t, sysctl, systemctl)
+                      nginx_t, os_release, sysctl, systemctl)
 from .parsers.ip_addr import Interface
 from .parsers.lbtk import LiveFile, Raw
 
@@ -40,6 +40,7 @@ class NodeState:
     reachable: bool = True
     error: str = ""
     kernel: str | None = None
+    release: str | None = None                                   # Debian codename (/etc/os-release)
     packages: dict[str, str] = field(default_factory=dict)       # installed only: name -> version
     binaries: set[str] = field(default_factory=set)              # on PATH: keepalived, nginx, ...
     has_ipvs: bool | None = None                                 # the kernel has IPVS (ip_vs loads)
@@ -110,6 +111,7 @@ def _if_ipvs(cmd: str) -> str:
 
 
 KERNEL = Fact("kernel", "uname -r", lambda r: lbtk.first_line(r.stdout), "kernel")
+OS_RELEASE = Fact("release", "cat /etc/os-release", lambda r: os_release.parse_codename(r.stdout), "release")
 INSTALLED = Fact("packages", "dpkg-query -W -f='${Package}\\t${Version}\\t${db:Status-Abbrev}\\n' "
                  + " ".join(PACKAGES), lambda r: dpkg.parse_installed(r.stdout), "packages")
 ON_PATH = Fact("binaries", f"for b in {' '.join(BINARIES)}; do command -v $b >/dev/null 2>&1 && echo $b; done; true",
@@ -218,6 +220,6 @@ DEPLOY = (KERNEL, INSTALLED, ON_PATH, IPVS_AVAILABLE, ADDRS, OWED, ACTIVE, *ENAB
 VERIFY = (ADDRS, SYSCTLS, ACTIVE, IPVS_TABLE, SYNC_DAEMONS, IPVS_RATE, KEEPALIVED_VIEW, STATE_CHANGES, RUNTIME)
 WATCH = (ADDRS, ACTIVE, IPVS_TABLE, IPVS_RATE, KEEPALIVED_VIEW, RUNTIME)
 RENDER = (IPVS_AVAILABLE,)      # what rendering depends on (fabfile.render.RenderFacts)
-ALL = (KERNEL, INSTALLED, ON_PATH, IPVS_AVAILABLE, ADDRS, SYSCTLS, ACTIVE, *ENABLED, IPVS_TABLE,
+ALL = (KERNEL, OS_RELEASE, INSTALLED, ON_PATH, IPVS_AVAILABLE, ADDRS, SYSCTLS, ACTIVE, *ENABLED, IPVS_TABLE,
        SYNC_DAEMONS, IPVS_STATS, OWED, BACKUPS, IPVS_RATE, KEEPALIVED_VIEW, STATE_CHANGES, RUNTIME, LOCK,
        HISTORY, NGINX_DEFAULTS)

@@ -333,7 +333,7 @@ def remove_tree(path: Path) -> None:
 
 # The public interface (imported last: the submodules use the types above).
 from .rootfs import build_rootfs  # noqa: E402
-from .nspawn import down, ssh_config, status, up  # noqa: E402
+from .nspawn import down, reimage, ssh_config, status, up  # noqa: E402
 
 __all__ = ["LabError", "LabNode", "LabSpec", "LabBastion", "LabUsers", "NodeStatus", "build_rootfs", "up",
-           "down", "status", "ssh_config"]
+           "down", "reimage", "status", "ssh_config"]

@@ -135,6 +135,15 @@ def _recorded(d: Path) -> _Node | None:
         return None
 
 
+def _meta(d: Path) -> dict:
+    """The node.json a lab wrote in `d` ({} when there is none or it cannot be read)."""
+    try:
+        m = json.loads((d / "node.json").read_text())
+        return m if isinstance(m, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
 def _owner(nd: _Node) -> str | None:
     """The lab the node's directory was made by (node.json), None when there is none."""
     rec = _recorded(nd.dir)
@@ -761,6 +770,15 @@ def _wait_booted(pending: dict[str, tuple[_Node, int, float]], progress, timeout
         time.sleep(0.05)
 
 
+def _write_meta(nd: _Node, **extra) -> None:
+    meta = {"name": nd.name, "host": nd.host, "mac": nd.mac, "netns": nd.netns, "veth": nd.veth,
+            "lab": nd.lab, "role": nd.role, "bridge": nd.bridge, "prefix": nd.prefix,
+            "release": nd.release, **extra}
+    if nd.inner:
+        meta.update(inner=nd.inner, inner_veth=nd.inner_veth, inner_bridge=nd.inner_bridge)
+    (nd.dir / "node.json").write_text(json.dumps(meta) + "\n")
+
+
 def _cleanup_node(nd: _Node) -> None:
     """Remove whatever a node left behind (its nspawn is already gone or never ran)."""
     _kill_cgroup(nd)
@@ -803,8 +821,8 @@ def up(spec: LabSpec, progress=print, timeout: float = BOOT_TIMEOUT) -> None:
             pid = _recorded_pid(nd)
             if pid is not None:
                 rec = _recorded(nd.dir)
-                if rec is not None and rec.release != nd.release:
-                    # its overlay sits on the other release's base: only a new node changes that
+                if rec is not None and rec.release != nd.release and not _meta(nd.dir).get("reimaged_from"):
+                    # its overlay sits on the other release's base: only a new node (or lab.reimage) changes that
                     raise LabError(f"{nd.name}: running on {rec.release}, the inventory now says {nd.release}; "
                                    f"`inv lab.down` it first (a node's release is set when it is made)")
                 if spec.users is None:
@@ -812,18 +830,15 @@ def up(spec: LabSpec, progress=print, timeout: float = BOOT_TIMEOUT) -> None:
                 else:                                   # key, sudoers, password: as the spec says now
                     _user_files(spec, nd)
                     keygens.append((nd, *_users_run(spec, nd, pub, password)))
-                progress(f"{nd.name}: already running (pid {pid})")
+                progress(f"{nd.name}: already running (pid {pid})" + (
+                    f", re-imaged to {rec.release} (the inventory's {nd.release} applies when it is made again)"
+                    if rec is not None and rec.release != nd.release else ""))
                 continue
             if nd.dir.exists() or _netns_exists(nd.netns) or _link_kind(nd.veth) is not None \
                     or (nd.inner and _link_kind(nd.inner_veth) is not None):
                 _cleanup_node(nd)                       # left-overs of a crash or an unclean stop
             nd.dir.mkdir(parents=True)
-            meta = {"name": nd.name, "host": nd.host, "mac": nd.mac, "netns": nd.netns, "veth": nd.veth,
-                    "lab": nd.lab, "role": nd.role, "bridge": nd.bridge, "prefix": nd.prefix,
-                    "release": nd.release}
-            if nd.inner:
-                meta.update(inner=nd.inner, inner_veth=nd.inner_veth, inner_bridge=nd.inner_bridge)
-            (nd.dir / "node.json").write_text(json.dumps(meta) + "\n")
+            _write_meta(nd)
             _net_up(nd)
             keygens.append((nd, *_prepare_tree(spec, nd, bases[nd.release], pub, password)))
             to_start.append(nd)
@@ -844,6 +859,58 @@ def up(spec: LabSpec, progress=print, timeout: float = BOOT_TIMEOUT) -> None:
     if to_start:
         progress(f"lab: {len(to_start)} node(s) up in {time.monotonic() - t_all:.1f}s "
                  f"({len(nodes) - len(to_start)} already running)")
+
+
+@one_line
+def reimage(spec: LabSpec, name: str, release: str, progress=print, timeout: float = BOOT_TIMEOUT) -> float:
+    """Install `release` on a running node of the lab, the lab's way: the node powered off, its
+    overlay thrown away, a fresh one on `release`'s base, booted again. Kept: its name, addresses,
+    MAC, network namespace name, SSH host keys (so known_hosts still holds) and the lab key; gone,
+    like on a reinstalled machine: everything the node wrote (/etc changes, /var/lib/lbtk).
+    node.json records the new release and the one it was made of (`reimaged_from`): lab.up leaves
+    the running node as it is, and lab.down + lab.up make it of the inventory's release again.
+    Returns the seconds from power-off to sshd answering."""
+    validate(spec)
+    require_root("the lab")
+    ln = next((n for n in spec.nodes if n.name == name), None)
+    if ln is None:
+        raise LabError(f"{name}: not a node of lab {spec.name} (nodes: {', '.join(n.name for n in spec.nodes)})")
+    base = rootfs.build_release(spec, release, progress)
+    nd = _node(spec, LabNode(ln.name, ln.host, ln.mac, release))
+    with locked(spec.lab_dir):
+        if _owner(nd) != spec.name:
+            raise LabError(f"{name}: not a node of lab {spec.name} here (`inv lab.up --env ...` first)")
+        pid = _recorded_pid(nd)
+        if pid is None:
+            raise LabError(f"{name}: not running; `inv lab.up` brings it up first")
+        was = _meta(nd.dir)
+        made_of = was.get("reimaged_from") or was.get("release", DEFAULT_RELEASE)
+        t0 = time.monotonic()
+        try:
+            os.kill(pid, signal.SIGTERM)              # nspawn: orderly poweroff of the node
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        _cleanup_node(nd)                             # overlay, netns, veth, cgroups: all of it goes
+        progress(f"{name}: powered off in {time.monotonic() - t0:.1f}s, its disk wiped")
+        nd.dir.mkdir(parents=True)
+        _write_meta(nd, reimaged_from=made_of)
+        _net_up(nd)
+        pub = _client_key(spec).with_suffix(".pub").read_text()
+        p, stdin = _prepare_tree(spec, nd, base, pub, _sudo_password(spec))
+        _, err = p.communicate(input=stdin, timeout=60)
+        if p.returncode != 0:
+            raise LabError(f"{name}: setting up the new image failed: {last_line(err)}")
+        _save_host_keys(spec, nd)
+        _write_known_hosts(spec)
+        _wait_booted({name: (nd, _start(nd), time.monotonic())}, progress, timeout)
+        secs = time.monotonic() - t0
+        rootfs.gc_old_bases(lab_path(spec.lab_dir), lambda s: None)
+    progress(f"{name}: re-imaged {was.get('release', DEFAULT_RELEASE)} -> {release} in {secs:.1f}s "
+             "(name, addresses, MAC, SSH host keys kept)")
+    return secs
 
 
 @one_line

@@ -1,7 +1,7 @@
 """The Invoke task tree. `tasks.py` at the repository root exposes `namespace`."""
 from invoke import Collection
 
-from . import core, deploy, drift, failover, history, lab, oncall, secret, sync, tables, verify, watch
+from . import core, deploy, drift, failover, history, lab, oncall, secret, sync, tables, upgrade, verify, watch
 
 namespace = Collection()
 for t in (core.render, core.check, deploy.install, deploy.arp, deploy.nginx, deploy.lvs,
@@ -9,6 +9,6 @@ for t in (core.render, core.check, deploy.install, deploy.arp, deploy.nginx, dep
           failover.failover_test, sync.sync_start, sync.sync_stop, sync.sync_status,
           oncall.status, oncall.drain, oncall.undrain, oncall.logs, oncall.digest, drift.diff, drift.rollback, history.history,
           secret.rotate_vrrp_secret, tables.ipvs, tables.addrs, tables.vrrp,
-          watch.watch):
+          watch.watch, upgrade.os_upgrade):
     namespace.add_task(t)
 namespace.add_collection(lab.collection)

@@ -131,4 +131,21 @@ def demo(c, env=DEFAULT_ENV, kernel=False, requests=30):
         output.say(f"demo: lab.up {t1 - t0:.0f}s, deploy {t2 - t1:.0f}s, verify {time.monotonic() - t2:.0f}s")
 
 
-collection = Collection("lab", up, down, status, demo)
+@task(help={"env": "inventory whose lab node it is", "node": "the node to re-image",
+            "release": "the Debian release of its new image (default: the inventory's for that node)"})
+@one_line_errors
+def reimage(c, node, env=DEFAULT_ENV, release=None):
+    """Re-install one running lab node on a release's base: name, addresses, MAC and SSH host keys kept,
+    everything it wrote gone (what `inv os-upgrade` does to a lab node; then `inv deploy --node`)."""
+    from .. import lab
+    from ..lab import kernel
+    e = load_env(env)
+    spec = spec_for(env)
+    if isinstance(spec, kernel.KernelSpec):
+        raise LbtkError(f"{e.path.name}: the kernel tier has no lab.reimage (it builds bookworm nodes only)")
+    if node not in {n.name for n in e.inv.nodes}:
+        raise LbtkError(f"--node {node}: not a node of {e.path.name}")
+    _lab_call(lab.reimage, spec, node, release or e.inv.lab_release_of(e.inv.node(node)), progress=output.say)
+
+
+collection = Collection("lab", up, down, status, demo, reimage)

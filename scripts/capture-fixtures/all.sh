@@ -4,10 +4,11 @@
 #   ip_addr_sysctl.sh ip -j addr and sysctl, in a network namespace
 #   systemctl.sh      systemctl is-active/is-enabled, in a booted systemd-nspawn container
 #                     (needs the lab's base rootfs: inv lab.up builds it)
+#   os_release.sh     /etc/os-release of each release's base rootfs (needs the bases)
 #   ipvsadm.sh        ipvsadm (+ a director's ip/sysctl) in the kernel-tier VM (qemu TCG)
 # Then run: .venv/bin/python -m pytest tests/unit/test_parsers.py
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-for s in keepalived_t ip_addr_sysctl systemctl ipvsadm; do
+for s in keepalived_t ip_addr_sysctl systemctl os_release ipvsadm; do
   echo "== $s"; bash "$HERE/$s.sh"
 done

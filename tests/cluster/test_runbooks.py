@@ -364,3 +364,110 @@ def test_rotate_swaps_secret_files_and_back(tmp_path):
     with pytest.raises(LbtkError, match="no earlier rotation"):
         swap_in([q], previous=True)
     assert q.read_text() == "abc\n"
+
+
+# ---------------------------------------------------------------- the 12 -> 13 upgrade, on its own lab
+
+UPGRADE = "upgrade-debian-12-to-13"
+PROBE_INTERVAL = 0.020
+
+
+@pytest.fixture
+def upgrade_lab():
+    """lab-upgrade made fresh (three bookworm nodes: a node re-imaged by an earlier run would not
+    be), and taken down after: its nodes end on trixie."""
+    if os.geteuid() != 0:
+        pytest.skip("the lab needs root (network namespaces, systemd-nspawn)")
+    from fabfile import lab as labmod
+    from fabfile.tasks.lab import spec_for
+    rb = parse(RUNBOOKS / f"{UPGRADE}.md")
+    spec = spec_for(rb.lab_env)
+    labmod.down(spec, progress=lambda s: None)
+    labmod.build_rootfs(spec, progress=lambda s: None)
+    labmod.up(spec, progress=lambda s: None)
+    try:
+        yield rb
+    finally:
+        labmod.down(spec, progress=lambda s: None)
+
+
+def _swaps(rb: Runbook) -> list[tuple[str, int, int, bool]]:
+    """(node, first step, last step, VIP holder) of each node swap in the runbook: from its
+    `os-upgrade` (not --check, not a refusal) to its `undrain`."""
+    out, start = [], {}
+    for k, s in enumerate(rb.steps):
+        a = s.argv
+        if not a:
+            continue
+        node = a[a.index("--node") + 1] if "--node" in a else a[a.index("--server") + 1] if "--server" in a else None
+        if a[0] == "os-upgrade" and "--check" not in a and s.expect == 0 and node not in start:
+            start[node] = (k, "--force" in a)
+        elif a[0] == "undrain" and node in start:
+            k0, holder = start.pop(node)
+            out.append((node, k0, k, holder))
+    return out
+
+
+def test_upgrade_runbook_runs_on_the_lab(upgrade_lab, tmp_path):
+    """runbooks/upgrade-debian-12-to-13.md verbatim on lab-upgrade (bookworm u1..u3) under an HTTP
+    probe through the VIP every 20 ms: every exit code and output as written, all three nodes on
+    trixie at the end, and no failed probe while a backup (a node not holding the VIP) is swapped."""
+    import json
+    import threading
+    from fabfile import upgrade
+    from fabfile.failover import Probe
+    from fabfile.inventory import load
+    rb = upgrade_lab
+    env = rb.lab_env
+    invy, _ = load(env)
+    r = inv("deploy", "--env", env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert {s.release for s in upgrade.observe_all(invy).values()} == {"bookworm"}
+    vip = invy.vrrp_instances[0].vips[0]
+    probe = Probe(vip, invy.nginx.port, PROBE_INTERVAL, [n.name for n in invy.nodes])
+    th = threading.Thread(target=probe.run, daemon=True)
+    th.start()
+    time.sleep(1.0)
+    capture = os.environ.get("LBTK_RUNBOOK_CAPTURE")
+    out_dir = Path(capture) / UPGRADE if capture else tmp_path
+    out_dir.mkdir(parents=True, exist_ok=True)
+    times, wrong = [], []
+    try:
+        for k, s in enumerate(rb.steps):
+            t0 = time.monotonic()
+            if s.prod_only or s.fault:
+                times.append((t0, t0))
+                continue
+            r = inv(*s.rehearsal(env), timeout=600)
+            times.append((t0, time.monotonic()))
+            (out_dir / f"{k:02d}.txt").write_text(f"$ {s.command}\n# exit {r.returncode}  "
+                                                  f"{times[-1][1] - t0:.1f}s\n{r.stdout}"
+                                                  + (f"\n# stderr\n{r.stderr}" if r.stderr else ""))
+            missing = [t for t in s.output if t not in r.stdout + r.stderr]
+            if r.returncode != s.expect or missing:
+                wrong.append(f"{UPGRADE}.md:{s.line}: `{s.command}` exited {r.returncode}, the runbook says "
+                             f"{s.expect}" + "".join(f"; it does not print {t!r}" for t in missing)
+                             + f"\n{r.stdout[-3000:]}\n{r.stderr[-2000:]}")
+                break
+        time.sleep(0.5)
+    finally:
+        probe.stop.set()
+        th.join()
+    assert not wrong, "\n\n".join(wrong)
+    releases = {n: s.release for n, s in upgrade.observe_all(invy).items()}
+    assert releases == {n.name: "trixie" for n in invy.nodes}, releases
+    figures = {"probe_interval_s": PROBE_INTERVAL, "probes": len(probe.results),
+               "failed": sum(1 for x in probe.results if not x[1]), "swaps": []}
+    for node, k0, k1, holder in _swaps(rb):
+        a, b = times[k0][0], times[k1][1]
+        res = [x for x in probe.results if a <= x[0] < b]
+        figures["swaps"].append({"node": node, "vip_holder": holder, "os_upgrade_s": round(times[k0][1] - a, 1),
+                                 "swap_s": round(b - a, 1), "probes": len(res),
+                                 "failed": sum(1 for x in res if not x[1])})
+    (out_dir / "figures.json").write_text(json.dumps(figures, indent=1) + "\n")
+    print(f"\n{UPGRADE}: {json.dumps(figures)}")
+    swaps = figures["swaps"]
+    assert [s["node"] for s in swaps] == ["u3", "u2", "u1"] and [s["vip_holder"] for s in swaps] == [False, False, True]
+    kept = [s for s in swaps if not s["vip_holder"]]
+    assert all(s["probes"] > 100 for s in kept), swaps
+    assert sum(s["failed"] for s in kept) == 0, f"failed probes while a backup was swapped: {swaps}"

@@ -144,6 +144,7 @@ def test_parse_state_fills_every_node_state_field():
     paths = ["/etc/keepalived/keepalived.conf", "/etc/nginx/sites-enabled/default"]
     text = frame({
         "kernel": (UNAME_CAPTURE, "", 0),
+        "release": (read("os_release/trixie.txt"), "", 0),
         "packages": (DPKG_CAPTURE, "", 0),
         "binaries": ("keepalived\nnginx\nipvsadm\niptables\n", "", 0),
         "has_ipvs": ("yes\n", "", 0),

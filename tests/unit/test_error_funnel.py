@@ -190,6 +190,7 @@ def test_binary_junk(fact):
 # ---------------------------------------------------------------- broken framing
 GOOD = {  # a plausible answer for every fact, so a whole round trip parses
     "kernel": "6.1.0-18-amd64\n",
+    "release": (FX / "os_release/bookworm.txt").read_text(),
     "packages": "keepalived\t1:2.2.7-1+b2\tii \nipvsadm\t1:1.31-1+b3\tii \nnginx\t1.22.1-9\tii \n",
     "binaries": "keepalived\nnginx\nipvsadm\niptables\n",
     "has_ipvs": "yes\n",

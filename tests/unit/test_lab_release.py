@@ -54,12 +54,17 @@ def test_trixie_and_mixed_labs_stay_clear_of_the_other_labs():
     others = set()
     for name in ("lab", "lab-50", "lab-bastion", "lab-multi", "kernel"):
         others |= keys(_inv(name))
-    mine = [keys(_inv(name)) for name in ("lab-trixie", "lab-mixed")]
-    assert not (mine[0] & others) and not (mine[1] & others) and not (mine[0] & mine[1])
+    mine = [keys(_inv(name)) for name in ("lab-trixie", "lab-mixed", "lab-upgrade")]
+    for k, m in enumerate(mine):
+        assert not (m & others), f"clashes with the other labs: {m & others}"
+        assert not any(m & o for o in mine[k + 1:])
     for name in ("lab-trixie", "lab-mixed"):
         inv = _inv(name)
         assert all(int(a.rsplit(".", 1)[1]) >= 200 for a in [n.ip for n in inv.nodes]
                    + [v for vi in inv.vrrp_instances for v in vi.vips])
+    up = _inv("lab-upgrade")      # .181-.199: below the trixie labs, clear of the .241+ others use
+    assert all(181 <= int(a.rsplit(".", 1)[1]) <= 199 for a in [n.ip for n in up.nodes]
+               + [v for vi in up.vrrp_instances for v in vi.vips])
 
 
 def test_bookworm_stamp_and_base_are_unchanged():

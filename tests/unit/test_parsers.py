@@ -58,6 +58,7 @@ def test_every_fixture_is_covered():
     claimed |= {f"keepalived_json/{n}" for n in KEEPALIVED_JSON}
     claimed |= {f"genhash/{n}.txt" for n in GENHASH}
     claimed |= {f"nginx_t/{n}.txt" for n in NGINX_T}
+    claimed |= {f"os_release/{r}.txt" for r in ("bookworm", "trixie")}   # tests/unit/test_upgrade.py
     claimed |= {"lbtk/files_tar.txt"}                 # test_files_fact_as_a_lab_node_printed_it
     present = {str(p.relative_to(FX)) for p in FX.glob("*/*.txt")} | \
         {str(p.relative_to(FX)) for p in FX.glob("keepalived_json/*.json")}
