@@ -34,7 +34,7 @@ from . import (DEFAULT_RELEASE, INNER_PREFIX, LabError, LabNode, LabSpec, NodeSt
                locked, mounts_under, one_line, remove_tree, require_root, run, unmount_under, validate)
 from . import rootfs
 from ..parsers import ParseError
-from ..parsers.ip_addr import holds, link_kind, parse_ip_addr
+from ..parsers.ip_addr import link_kind
 from ..parsers.lbtk import first_cause, first_int
 from ..parsers.systemctl import parse_failed_units, parse_system_state
 
@@ -377,17 +377,10 @@ def _bridge_down(name: str, progress) -> None:
 
 
 def _bridge_ready(spec: LabSpec) -> bool:
-    """The bridge exists and holds the gateway: only then may the host connect to node addresses
+    """The bridge exists and holds the gateway(s): only then may the host connect to node addresses
     (otherwise 10.189.0.x would follow the host's default route out of the machine)."""
-    r = run(["ip", "-j", "addr", "show", "dev", spec.bridge], check=False)
-    if r.returncode != 0:
-        return False
-    try:
-        addrs = parse_ip_addr(r.stdout)
-    except ParseError:
-        return False
-    gateways = [spec.gateway] + ([spec.gateway6] if spec.gateway6 else [])
-    return all(holds(addrs, g.split("/")[0]) for g in gateways)
+    from ..labguard import segment_up
+    return segment_up(spec.bridge, [spec.gateway] + ([spec.gateway6] if spec.gateway6 else []))
 
 
 def _netns_exists(name: str) -> bool:
