@@ -19,7 +19,9 @@ from collections import Counter
 from dataclasses import dataclass
 from math import gcd
 
-from .checks import Check
+from .checks import Check, ipvs_service_key
+from .parsers import join_host_port
+from .render.keepalived import virtual_servers
 from .model import Inventory, VirtualServer
 
 ORDERED_ALGOS = ("rr", "wrr")
@@ -83,18 +85,16 @@ def conns_delta(before, after, key: str) -> dict[str, int]:
 
 def service_key(inv: Inventory, index: int) -> str:
     """How ipvsadm -L -n names virtual_servers[index] once keepalived loaded it."""
-    vs = inv.virtual_servers[index]
-    mark = inv.fwmark_of(index)
-    return f"FWM {mark}" if mark else f"{vs.protocol} {vs.vip}:{vs.port}"
+    return ipvs_service_key(virtual_servers(inv)[index])
 
 
 def endpoint_names(inv: Inventory, vs: VirtualServer, fwmark: bool) -> dict[str, str]:
     """{'10.189.0.131:0': 'node1'}: a real server's endpoint as ipvsadm prints it -> its name."""
     out = {}
     for rs in vs.real_servers:
-        addr = inv.real_server_address(rs)
+        addr = inv.real_server_address(rs, vs)
         port = 0 if fwmark else (rs.port or vs.port)
-        out[f"{addr}:{port}"] = rs.node or addr
+        out[join_host_port(addr, port)] = rs.node or addr
     return out
 
 

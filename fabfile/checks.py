@@ -76,12 +76,19 @@ def node_checks(inv: Inventory, name: str, o: NodeState, is_master: bool = False
     return out
 
 
+def ipvs_service_key(vs: dict) -> str:
+    """How ipvsadm -L -n names a rendered virtual server (render.keepalived.virtual_servers) once
+    keepalived loaded it: 'TCP 10.0.0.1:80', 'TCP [fd00::1]:80', 'FWM 2', 'FWM 2 IPv6'."""
+    if vs["fwmark"]:
+        return f"FWM {vs['fwmark']}" + (" IPv6" if vs["family"] == 6 else "")
+    return f"{vs['protocol']} {join_host_port(vs['vip'], vs['port'])}"
+
+
 def wanted_ipvs(inv: Inventory) -> dict[str, dict[str, int]]:
     """{service key: {"addr:port": weight}} as keepalived will load it, keys as ipvsadm -L -n shows."""
     out = {}
     for vs in virtual_servers(inv):
-        key = (f"FWM {vs['fwmark']}" + (" IPv6" if vs["family"] == 6 else "") if vs["fwmark"]
-               else f"{vs['protocol']} {join_host_port(vs['vip'], vs['port'])}")
+        key = ipvs_service_key(vs)
         # ipvsadm shows fwmark real servers with port 0
         out[key] = {join_host_port(rs['address'], 0 if vs['fwmark'] else rs['port']): rs["weight"]
                     for rs in vs["real_servers"]}
@@ -130,10 +137,11 @@ def sync_check(inv: Inventory, name: str, o: NodeState, is_master: bool) -> Chec
 
 def http_check(vip: str, port: int, answer: str | None, error: str | None, nodes: list[str]) -> Check:
     """The GET through a VIP answered, and its page names a node (the whole name: lb1 is not lb10)."""
+    label = f"HTTP {join_host_port(vip, port)}"
     if error or answer is None:
-        return Check(f"HTTP {vip}:{port}", "cluster", False, error or "no answer")
+        return Check(label, "cluster", False, error or "no answer")
     who = node_in_page(answer, nodes)
-    return Check(f"HTTP {vip}:{port}", "cluster", who is not None,
+    return Check(label, "cluster", who is not None,
                  f"answered by {who}" if who else f"answer names no node: {answer[:60]!r}")
 
 
@@ -175,8 +183,10 @@ def digest_targets(inv: Inventory, address: str | None = None, path: str | None 
     out: dict[tuple[str, int, str], DigestTarget] = {}
     for vs in inv.virtual_servers:
         for rs in vs.real_servers:
-            addr, http = inv.real_server_address(rs), rs.HTTP_GET
-            if (address is None and (http is None or http.digest is None)) or (address is not None and addr != address):
+            # a node's address of the service's family; `address` may name the node by its primary one
+            addr, http = inv.real_server_address(rs, vs), rs.HTTP_GET
+            named = address in (addr, inv.real_server_address(rs))
+            if (address is None and (http is None or http.digest is None)) or (address is not None and not named):
                 continue
             check = rs.HTTP_GET or rs.TCP_CHECK
             port = (check.connect_port if check and check.connect_port else None) or rs.port or vs.port

@@ -22,7 +22,7 @@ from .model import Inventory
 from .observe import observe
 from .parsers import ParseError
 from .parsers.lbtk import Raw, parse_advert, parse_probe_line
-from .vrrp import PlannedInstance, master_down_interval, plan, skew_time
+from .vrrp import PlannedInstance, companions, master_down_interval, plan, skew_time
 
 MODES = ("graceful", "crash", "link-down", "all-but-one")
 FAIL_LABEL = {"graceful": "systemctl stop keepalived", "crash": "systemctl kill --signal=SIGKILL keepalived",
@@ -114,9 +114,13 @@ class RemoteProbe(Probe):
 
 @dataclass
 class Watch:
-    """VIP holders over time, from each node's streamed `ip -j -4 addr` snapshots."""
+    """VIP holders over time, from each node's streamed `ip -j addr` snapshots: the drilled VIP,
+    and the `companions` that move with it (its sync group's other VIPs, e.g. the IPv6 one)."""
     vip: str
+    companions: tuple[str, ...] = ()
     held: dict[str, bool] = field(default_factory=dict)
+    companion_held: dict[tuple[str, str], bool] = field(default_factory=dict)     # (vip, node) -> holds
+    companion_events: list[tuple[float, str, str, bool]] = field(default_factory=list)   # (t, vip, node, holds)
     events: list[tuple[float, str, bool]] = field(default_factory=list)   # (t, node, holds)
     adverts: list[tuple[float, str, str]] = field(default_factory=list)   # (t, receiver, source)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -140,7 +144,13 @@ class Watch:
         except ParseError:   # a torn line; the next snapshot is 50 ms away
             return
         holds = state.holds(self.vip)
+        now = time.monotonic()
         with self.changed:
+            for v in self.companions:
+                h = state.holds(v)
+                if self.companion_held.get((v, node)) != h:
+                    self.companion_held[(v, node)] = h
+                    self.companion_events.append((now, v, node, h))
             if self.held.get(node) != holds:
                 self.held[node] = holds
                 self.events.append((time.monotonic(), node, holds))
@@ -181,6 +191,25 @@ class Watch:
     def first(self, node: str, holds: bool, after: float) -> float | None:
         with self.lock:
             return next((t for t, n, h in self.events if n == node and h == holds and t >= after), None)
+
+    def companion_holders(self, vip: str) -> list[str]:
+        with self.lock:
+            return sorted(n for (v, n), h in self.companion_held.items() if v == vip and h)
+
+    def companion_arrived(self, vip: str, node: str, after: float) -> float | None:
+        """When `node` first held companion `vip` at or after `after`."""
+        with self.lock:
+            return next((t for t, v, n, h in self.companion_events if v == vip and n == node and h and t >= after),
+                        None)
+
+    def wait_companions(self, node: str, timeout: float) -> bool:
+        """Every companion VIP on `node` alone (within timeout)."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if all(self.companion_holders(v) == [node] for v in self.companions):
+                return True
+            time.sleep(0.05)
+        return all(self.companion_holders(v) == [node] for v in self.companions)
 
 
 def instance_of(inv: Inventory, vip: str | None) -> PlannedInstance:
@@ -396,13 +425,31 @@ def _restore_all(inv: Inventory, conns: dict, stopped: list[str], owner: str, wa
         timeline.append((t, f"{n} restored"))
 
 
-def other_holders(inv: Inventory, conns: dict, vip: str) -> dict[str, list[str]]:
-    """Who holds every VIP but the drilled one (one observation): a drill of one instance must not
-    move another's VIP (multi-master: each node holds its own)."""
-    if all(a == vip for p in plan(inv) for a in p.addresses):
+def other_holders(inv: Inventory, conns: dict, vip: str, moving: tuple[str, ...] = ()) -> dict[str, list[str]]:
+    """Who holds every VIP but the drilled one and those that move with it (one observation): a
+    drill of one instance must not move another's VIP (multi-master: each node holds its own)."""
+    skip = {vip, *moving}
+    if all(a in skip for p in plan(inv) for a in p.addresses):
         return {}
     holders = vip_holders(inv, observe(list(conns.values()), (F.ADDRS,)))
-    return {v: h for v, h in holders.items() if v != vip}
+    return {v: h for v, h in holders.items() if v not in skip}
+
+
+def family_moves(watch: Watch, old: str, new: str, start: float, t_new: float, back_from: float | None,
+                 back: float | None) -> list[dict]:
+    """Each family's move, the drilled VIP first: where it went, how long after `start`, and when
+    it came back to `old` (a dual-stack service: the IPv4 and the IPv6 VIP of one sync group)."""
+    def family(v: str) -> int:
+        return 6 if ":" in v else 4
+    rows = [{"vip": watch.vip, "family": family(watch.vip), "to": new, "moved_s": round(t_new - start, 3),
+             "back_s": round(back - back_from, 3) if back and back_from else None}]
+    for v in watch.companions:
+        t = watch.companion_arrived(v, new, start)
+        b = watch.companion_arrived(v, old, back_from) if back_from else None
+        rows.append({"vip": v, "family": family(v), "to": new if t else None,
+                     "moved_s": round(t - start, 3) if t else None,
+                     "back_s": round(b - back_from, 3) if b else None})
+    return rows
 
 
 def drill(inv: Inventory, conns: dict, mode: str, interval: float = 0.02, say=print, vip: str | None = None) -> dict:
@@ -414,8 +461,9 @@ def drill(inv: Inventory, conns: dict, mode: str, interval: float = 0.02, say=pr
         return drill_all_but_one(inv, conns, interval, say)
     planned = instance_of(inv, vip)
     vip = planned.addresses[0] if vip is None else vip
+    moving = tuple(a for a in planned.addresses if a != vip) + companions(inv, planned)
     names = [n.name for n in inv.nodes]
-    watch, stop = Watch(vip), threading.Event()
+    watch, stop = Watch(vip, moving), threading.Event()
     old = _watch_healthy(conns, names, watch, stop, sniff=mode != "graceful")
     old_node = inv.node(old)
     iface = inv.interface_of(old_node, planned.source)
@@ -428,7 +476,7 @@ def drill(inv: Inventory, conns: dict, mode: str, interval: float = 0.02, say=pr
     timeline: list[tuple[float, str]] = []
     restored = False
     result: dict = {"ok": False, "mode": mode, "vip": vip, "from": old, "to": None}
-    before = other_holders(inv, conns, vip)
+    before = other_holders(inv, conns, vip, moving)
     result["others"] = sorted(before)
     moved: set[str] = set()
     try:
@@ -461,7 +509,7 @@ def drill(inv: Inventory, conns: dict, mode: str, interval: float = 0.02, say=pr
             start, since = t0, f"{mode} issued (adverts not observable)"
         result["failover_s"] = round(t_new - start, 3)
         result["theory_s"] = round(theory(inv, new, mode, vip), 3)
-        moved |= {v for v, h in other_holders(inv, conns, vip).items() if h != before[v]}
+        moved |= {v for v, h in other_holders(inv, conns, vip, moving).items() if h != before[v]}
         result["measured_from"] = since
         time.sleep(1.0)  # let the probe see the new master answer
         outage, failed = probe.outage(t0)
@@ -489,18 +537,26 @@ def drill(inv: Inventory, conns: dict, mode: str, interval: float = 0.02, say=pr
             result["preempt_back_s"] = round(back - t_r, 3) if back else None
             if back:
                 timeline.append((back, f"VIP back on {old} (preempt)"))
+        if moving:   # the sync group's other VIPs: to the new master, and back with the drilled one
+            watch.wait_companions(new if nopreempt else old, 3 * md)
+            result["families"] = family_moves(watch, old, new, start, t_new, t_r, None if nopreempt else back)
         time.sleep(0.5)
         final = watch.holders()
         result["final_holders"] = final
-        moved |= {v for v, h in other_holders(inv, conns, vip).items() if h != before[v]}
+        moved |= {v for v, h in other_holders(inv, conns, vip, moving).items() if h != before[v]}
         result["others_moved"] = sorted(moved)
-        result["ok"] = len(final) == 1 and not moved and (result["preempt_back_s"] is not None or
-                                                          result.get("nopreempt_held", False))
+        lagged = [f["vip"] for f in result.get("families", [])[1:]
+                  if f["to"] is None or (not nopreempt and f["back_s"] is None)]
+        result["ok"] = len(final) == 1 and not moved and not lagged and (
+            result["preempt_back_s"] is not None or result.get("nopreempt_held", False))
         if len(final) != 1:
             result["error"] = f"VIP ended on {', '.join(final) or 'no node'}"
         elif moved:
             result["error"] = (f"failing {old} for {vip} also moved {', '.join(sorted(moved))} "
                                f"(held before by {'; '.join(f'{v}: {before[v]}' for v in sorted(moved))})")
+        elif lagged:
+            result["error"] = (f"{', '.join(lagged)} did not follow {vip} (same vrrp_sync_group) "
+                               f"to {new} and back")
         elif not result["ok"]:
             result["error"] = f"VIP did not come back to {old}"
         return result

@@ -95,6 +95,8 @@ def _bastion(ssh: SSH) -> Connection | None:
 
 
 def connect(inv: Inventory, node: Node) -> Connection:
+    from .labguard import require_lab_segment
+    require_lab_segment(inv)      # a lab's addresses only through its own bridge (network rule)
     ssh = inv.ssh_of(node)
     gateway = _bastion(ssh)
     c = _connection(node.host, ssh.user, ssh.port, ssh.key_filename, ssh.known_hosts, ssh,

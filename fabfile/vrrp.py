@@ -61,6 +61,14 @@ def sync_groups(inv: Inventory) -> list[tuple[str, list[str]]]:
             for g in inv.vrrp_sync_groups for n in inv.nodes]
 
 
+def companions(inv: Inventory, p: PlannedInstance) -> tuple[str, ...]:
+    """The VIPs that move with p's: those of the other instances in p's vrrp_sync_group (a
+    dual-stack service is an IPv4 and an IPv6 instance in one group, keepalived's rule being one
+    family an instance)."""
+    group = next((members for _, members in sync_groups(inv) if p.name in members), [])
+    return tuple(a for q in plan(inv) if q.name in group and q.name != p.name for a in q.addresses)
+
+
 def _states(inv: Inventory, vi: VrrpInstance, owner: str, declared: bool) -> dict[str, str]:
     """nopreempt needs BACKUP everywhere; otherwise a node's declared state, else owner = MASTER."""
     if vi.nopreempt:

@@ -52,6 +52,7 @@ class LabNode:
     host: str
     mac: str | None = None
     release: str = DEFAULT_RELEASE         # the Debian release its rootfs is (rootfs.RELEASES)
+    host6: str | None = None               # its IPv6 address/prefix on eth0 (a dual-stack lab)
 
 
 def _default_lab_dir() -> Path:
@@ -85,6 +86,7 @@ class LabSpec:
     nodes: tuple[LabNode, ...]
     bridge: str = "lbtk-br0"
     gateway: str = "10.189.0.1/24"
+    gateway6: str | None = None             # the bridge's IPv6 address/prefix: IPv6 on the lab segment
     lab_dir: Path = field(default_factory=_default_lab_dir)
     name: str = "lab"                       # whose nodes these are (node.json): `down` takes only its own
     inner_bridge: str | None = None         # with bastion: the nodes' own segment, no host address
@@ -138,11 +140,14 @@ def _check_mac(who: str, mac: str | None, macs: set[str], key: str = "mac") -> N
     macs.add(mac.lower())
 
 
-def _check_host(who: str, host: str, net: ipaddress.IPv4Network, hosts: set[str], what: str = "host") -> None:
+def _check_host(who: str, host: str, net: ipaddress.IPv4Network | ipaddress.IPv6Network, hosts: set[str],
+                what: str = "host") -> None:
     try:
-        ip = ipaddress.IPv4Address(host)
+        ip = ipaddress.ip_address(host)
+        if ip.version != net.version:
+            raise ValueError
     except ValueError:
-        raise LabError(f"{who}: {what} {host!r} is not an IPv4 address") from None
+        raise LabError(f"{who}: {what} {host!r} is not an IPv{net.version} address") from None
     if ip not in net or ip in (net.network_address, net.broadcast_address):
         raise LabError(f"{who}: {what} {host} is not a usable address of the lab subnet {net}")
     if str(ip) in hosts:
@@ -183,6 +188,16 @@ def validate(spec: LabSpec) -> ipaddress.IPv4Interface:
                        "the inner bridge); set both or neither")
     inner = inner_network(spec)
     names, hosts, macs = set(), {str(gw.ip)}, set()
+    gw6 = None
+    if spec.gateway6 is not None:
+        try:
+            gw6 = ipaddress.IPv6Interface(spec.gateway6)
+        except ValueError:
+            raise LabError(f"lab gateway6 {spec.gateway6!r} is not an IPv6 address/prefix like fd00:189::1/64") from None
+        if gw6.network.prefixlen > 126 or gw6.is_link_local or gw6.ip.is_multicast:
+            raise LabError(f"lab gateway6 {spec.gateway6!r} must be a routable-scope address with a "
+                           "prefix length up to /126, e.g. fd00:189::1/64")
+        hosts.add(str(gw6.ip))
     if spec.bastion is not None:
         b = spec.bastion
         _check_bridge_name("lab inner bridge", spec.inner_bridge)
@@ -204,6 +219,17 @@ def validate(spec: LabSpec) -> ipaddress.IPv4Interface:
         names.add(n.name)
         _check_host(n.name, n.host, net, hosts)
         _check_mac(n.name, n.mac, macs)
+        if n.host6 is not None:
+            if gw6 is None:
+                raise LabError(f"lab node {n.name} has an IPv6 address but the lab has no gateway6 "
+                               "(the bridge's IPv6 address/prefix, e.g. fd00:189::1/64)")
+            if spec.bastion is not None:
+                raise LabError("a lab with a bastion is IPv4 only (no gateway6 behind a bastion)")
+            addr = n.host6.split("/")[0]
+            _check_host(n.name, addr, gw6.network, hosts, "IPv6 address")
+            if n.host6 != f"{addr}/{gw6.network.prefixlen}":
+                raise LabError(f"lab node {n.name}: IPv6 address {n.host6} must carry the lab's prefix "
+                               f"/{gw6.network.prefixlen} (gateway6 {spec.gateway6})")
     ifnames = [ifname("lbtk-", n) for n in names]
     if spec.bastion is not None:
         ifnames.append(ifname(INNER_PREFIX, spec.bastion.name))

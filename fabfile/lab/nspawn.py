@@ -34,7 +34,7 @@ from . import (DEFAULT_RELEASE, INNER_PREFIX, LabError, LabNode, LabSpec, NodeSt
                locked, mounts_under, one_line, remove_tree, require_root, run, unmount_under, validate)
 from . import rootfs
 from ..parsers import ParseError
-from ..parsers.ip_addr import holds, link_kind, parse_ip_addr
+from ..parsers.ip_addr import link_kind
 from ..parsers.lbtk import first_cause, first_int
 from ..parsers.systemctl import parse_failed_units, parse_system_state
 
@@ -65,6 +65,7 @@ class _Node:
     inner_bridge: str | None = None
     via: str | None = None            # the netns its sshd is probed from (the bastion's); None: the host
     release: str = DEFAULT_RELEASE    # the base its overlay sits on (rootfs.py)
+    host6: str | None = None          # eth0's IPv6 address/prefix; None: IPv6 off in the node
 
     @property
     def netns(self) -> str:
@@ -106,7 +107,7 @@ def _node(spec: LabSpec, n: LabNode) -> _Node:
     else:
         bridge, prefix, via = spec.inner_bridge, inner.network.prefixlen, f"lbtk-{spec.bastion.name}"
     return _Node(n.name, n.host, n.mac, _nodes_dir(spec) / n.name, spec.name, bridge, prefix, via=via,
-                 release=n.release)
+                 release=n.release, host6=n.host6)
 
 
 def _bastion(spec: LabSpec) -> _Node | None:
@@ -130,7 +131,7 @@ def _recorded(d: Path) -> _Node | None:
         m = json.loads((d / "node.json").read_text())
         return _Node(m["name"], m["host"], m.get("mac"), d, m.get("lab", "lab"), m.get("bridge", ""),
                      int(m.get("prefix", 24)), m.get("role", "node"), m.get("inner"),
-                     release=m.get("release", DEFAULT_RELEASE))
+                     release=m.get("release", DEFAULT_RELEASE), host6=m.get("host6"))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -312,6 +313,15 @@ def _no_ipv6(ifname_: str, netns: str | None = None) -> None:
             pass
 
 
+def _ipv6_on(ifname_: str, netns: str | None = None) -> None:
+    """IPv6 on a lab interface, taking no router advertisements (nothing routes out of the lab)."""
+    if not Path("/proc/sys/net/ipv6").exists():
+        raise LabError("IPv6 is disabled in this kernel (no /proc/sys/net/ipv6): a dual-stack lab needs it")
+    keys = [f"net.ipv6.conf.{ifname_}.accept_ra=0", f"net.ipv6.conf.{ifname_}.disable_ipv6=0"]
+    run((["ip", "netns", "exec", netns] if netns else []) + ["sysctl", "-qw", *keys],
+        what=f"IPv6 on {ifname_}" + (f" in {netns}" if netns else ""))
+
+
 def _bridge_up(spec: LabSpec, gw: ipaddress.IPv4Interface) -> None:
     kind = _link_kind(spec.bridge)
     if kind is None:
@@ -322,6 +332,12 @@ def _bridge_up(spec: LabSpec, gw: ipaddress.IPv4Interface) -> None:
         raise LabError(f"{spec.bridge} exists and is not a bridge ({kind or 'unknown kind'}); "
                        "pick another lab bridge name")
     run(["ip", "addr", "replace", str(gw), "dev", spec.bridge], what=f"addressing bridge {spec.bridge}")
+    if spec.gateway6:
+        # a dual-stack lab: IPv6 on the bridge (another lab may have made it with IPv6 off), no
+        # router advertisements taken, the gateway address without waiting for DAD
+        _ipv6_on(spec.bridge)
+        run(["ip", "-6", "addr", "replace", spec.gateway6, "dev", spec.bridge, "nodad"],
+            what=f"addressing bridge {spec.bridge} (IPv6)")
     run(["ip", "link", "set", spec.bridge, "up"], what=f"bringing up {spec.bridge}")
 
 
@@ -361,15 +377,10 @@ def _bridge_down(name: str, progress) -> None:
 
 
 def _bridge_ready(spec: LabSpec) -> bool:
-    """The bridge exists and holds the gateway: only then may the host connect to node addresses
+    """The bridge exists and holds the gateway(s): only then may the host connect to node addresses
     (otherwise 10.189.0.x would follow the host's default route out of the machine)."""
-    r = run(["ip", "-j", "-4", "addr", "show", "dev", spec.bridge], check=False)
-    if r.returncode != 0:
-        return False
-    try:
-        return holds(parse_ip_addr(r.stdout), spec.gateway.split("/")[0])
-    except ParseError:
-        return False
+    from ..labguard import segment_up
+    return segment_up(spec.bridge, [spec.gateway] + ([spec.gateway6] if spec.gateway6 else []))
 
 
 def _netns_exists(name: str) -> bool:
@@ -395,13 +406,18 @@ def _veth(nd: _Node, host_side: str, node_side: str, mac: str | None, bridge: st
 def _net_up(nd: _Node) -> None:
     run(["ip", "netns", "add", nd.netns], what=f"{nd.name}: ip netns add")
     # the node side is created inside the namespace: its default conf applies to it
-    _no_ipv6("default", nd.netns)
+    if nd.host6:
+        _ipv6_on("default", nd.netns)
+    else:
+        _no_ipv6("default", nd.netns)
     if nd.role == "bastion":
         run(["ip", "netns", "exec", nd.netns, "sysctl", "-qw",
              *(f"{k}={v}" for k, v in BASTION_SYSCTLS.items())], what=f"{nd.name}: forwarding off")
     _veth(nd, nd.veth, "eth0", nd.mac, nd.bridge, nd.name)
     # node side: loopback and eth0 on the lab subnet; no default route (no way out of the lab)
     batch = f"link set lo up\naddr add {nd.host}/{nd.prefix} dev eth0\nlink set eth0 up\n"
+    if nd.host6:
+        batch += f"addr add {nd.host6} dev eth0 nodad\n"
     if nd.inner:
         _veth(nd, nd.inner_veth, "eth1", nd.inner_mac, nd.inner_bridge, f"{nd.name}/inner")
         batch += f"addr add {nd.inner} dev eth1\nlink set eth1 up\n"
@@ -773,7 +789,7 @@ def _wait_booted(pending: dict[str, tuple[_Node, int, float]], progress, timeout
 def _write_meta(nd: _Node, **extra) -> None:
     meta = {"name": nd.name, "host": nd.host, "mac": nd.mac, "netns": nd.netns, "veth": nd.veth,
             "lab": nd.lab, "role": nd.role, "bridge": nd.bridge, "prefix": nd.prefix,
-            "release": nd.release, **extra}
+            "release": nd.release, "host6": nd.host6, **extra}
     if nd.inner:
         meta.update(inner=nd.inner, inner_veth=nd.inner_veth, inner_bridge=nd.inner_bridge)
     (nd.dir / "node.json").write_text(json.dumps(meta) + "\n")

@@ -46,8 +46,10 @@ def node_env(env: str, node: str | None = None, quiet: bool = False, parallel=No
     names the inventory and its nodes on the first line (unless the output is JSON), so the
     environment is never a surprise."""
     from .. import output, remote
+    from ..labguard import require_lab_segment
     e = load_env(env)
     nodes = select_nodes(e.inv, node)
+    require_lab_segment(e.inv, e.name)
     remote.set_parallel(number(parallel, "parallel", 0, int, 1) or None)
     if not quiet:
         output.say(f"{e.name} ({rel(e.path)}): {', '.join(n.name for n in nodes)}"

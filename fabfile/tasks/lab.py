@@ -28,7 +28,8 @@ def spec_for(env: str):
     lab = e.inv.lab
     if lab is None:
         raise LbtkError(f"{e.path.name}: no `lab:` section — the lab only builds inventories made for it (--env lab)")
-    nodes = tuple(LabNode(n.name, n.ip, n.mac, e.inv.lab_release_of(n)) for n in e.inv.nodes)
+    nodes = tuple(LabNode(n.name, n.ip, n.mac, e.inv.lab_release_of(n),
+                          f"{n.address6}/{n.prefixlen6}" if n.address6 else None) for n in e.inv.nodes)
     if lab.kernel:
         if lab.bastion or lab.inner_bridge or lab.users or lab.ssh_config:
             raise LbtkError(f"{e.path.name}: the kernel tier has no bastion, inner bridge, users or ssh_config "
@@ -42,7 +43,7 @@ def spec_for(env: str):
         u = lab.users
         users = LabUsers(u.name, tuple(u.sudo_password_nodes),
                          inventory_file(u.password_file) if u.password_file else None)
-    return LabSpec(nodes=nodes, bridge=lab.bridge, gateway=lab.gateway, name=e.inv.cluster,
+    return LabSpec(nodes=nodes, bridge=lab.bridge, gateway=lab.gateway, gateway6=lab.gateway6, name=e.inv.cluster,
                    inner_bridge=lab.inner_bridge, bastion=bastion, users=users,
                    ssh_config=Path(os.path.expanduser(lab.ssh_config)) if lab.ssh_config else None)
 

@@ -26,6 +26,10 @@ def show(r: dict, fmt=None) -> None:
               (f" ({', '.join(r['errors'])})" if r.get("errors") else ""))
     if "preempt_back_s" in r:
         _preempt_row(s, r, "preempt back", "preempt back", f"to {r['from']}")
+    for f in r.get("families", []):   # a sync group: each family's VIP, the drilled one first
+        moved = f"{r['from']} -> {f['to']} in {f['moved_s']:.3f} s" if f["to"] else "did not move"
+        back = f"back in {f['back_s']:.3f} s" if f.get("back_s") is not None else "not back"
+        s.add(f"IPv{f['family']} VIP {f['vip']}", moved, back, ok=bool(f["to"]))
     s.add("final holders", ", ".join(r.get("final_holders", [])) or "-", "", ok=r["ok"])
     if "others_moved" in r and r.get("others"):
         moved = r["others_moved"]

@@ -58,6 +58,35 @@ def test_bad_spec_is_one_line_lab_error(nodes, gateway, bridge, expect):
     assert "\n" not in str(e.value)
 
 
+V6 = "fd00:189::1/64"
+
+
+@pytest.mark.parametrize("nodes,gateway6,expect", [
+    ((LabNode("n1", "10.189.0.11", host6="fd00:189::11/64"),), None, "no gateway6"),
+    ((LabNode("n1", "10.189.0.11"),), "fd00:189::1", "prefix length up to"),
+    ((LabNode("n1", "10.189.0.11"),), "fe80::1/64", "routable-scope"),
+    ((LabNode("n1", "10.189.0.11"),), "10.189.0.1/24", "not an IPv6 address"),
+    ((LabNode("n1", "10.189.0.11", host6="fd00:189::1/64"),), V6, "already used"),
+    ((LabNode("n1", "10.189.0.11", host6="fd00:189::11/64"),
+      LabNode("n2", "10.189.0.12", host6="fd00:189::11/64")), V6, "already used"),
+    ((LabNode("n1", "10.189.0.11", host6="fd00:9::11/64"),), V6, "not a usable address"),
+    ((LabNode("n1", "10.189.0.11", host6="10.189.0.99/24"),), V6, "not an IPv6 address"),
+    ((LabNode("n1", "10.189.0.11", host6="fd00:189::11/80"),), V6, "must carry the lab's prefix /64"),
+])
+def test_bad_ipv6_spec_is_one_line_lab_error(nodes, gateway6, expect):
+    spec = LabSpec(nodes=nodes, gateway6=gateway6, lab_dir=Path("/nonexistent"))
+    with pytest.raises(LabError, match=expect) as e:
+        lab.up(spec, progress=lambda s: None)
+    assert "\n" not in str(e.value)
+
+
+def test_dual_stack_spec_passes_validation():
+    from fabfile.lab import validate
+    spec = LabSpec(nodes=(LabNode("n1", "10.189.0.11", host6="fd00:189::11/64"), LabNode("n2", "10.189.0.12")),
+                   gateway6=V6, lab_dir=Path("/nonexistent"))
+    assert str(validate(spec)) == "10.189.0.1/24"
+
+
 def test_mirror_comes_from_apt_sources(tmp_path):
     d = tmp_path / "sources.list.d"
     d.mkdir()

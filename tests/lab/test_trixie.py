@@ -13,7 +13,6 @@ labs' nodes (their nspawn pids) are the same right before and right after each l
 """
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from .requirements import missing_for_lab
+from .side_labs import bring_up as _bring_up, take_down as _take_down
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
@@ -33,51 +32,6 @@ from tests.cli import inv, inv_json  # noqa: E402
 
 pytestmark = pytest.mark.lab
 TRIXIE_VIP, MIXED_VIP = "10.189.0.210", "10.189.0.230"
-
-
-def _spec(env):
-    from fabfile.tasks.lab import spec_for
-    return spec_for(env)
-
-
-def _others_running(mine: set[str]) -> dict[str, int]:
-    """Every running lab node in the lab dir that is not ours: name -> nspawn pid."""
-    d = lab.LabSpec(nodes=()).lab_dir / "nodes"
-    out = {}
-    for sub in sorted(d.glob("*")) if d.is_dir() else []:
-        try:
-            pid = int((sub / "nspawn.pid").read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            continue
-        if sub.name not in mine and Path(f"/proc/{pid}").exists():
-            out[sub.name] = pid
-    return out
-
-
-def _bring_up(env):
-    reason = missing_for_lab()
-    if reason:
-        pytest.skip(reason)
-    spec = _spec(env)
-    mine = {n.name for n in spec.nodes}
-    was_up = all(s.running for s in lab.status(spec))
-    t0 = time.monotonic()
-    lab.build_rootfs(spec, progress=print)
-    lab.up(spec, progress=print)
-    print(f"lab.up --env {env}: {time.monotonic() - t0:.1f}s ({'was up' if was_up else 'booted'})")
-    return spec, mine, was_up
-
-
-def _take_down(spec, mine, was_up):
-    if was_up or os.environ.get("LBTK_KEEP_LAB") == "1":
-        return
-    others = _others_running(mine)       # right before: their owners may restart them meanwhile
-    lab.down(spec, progress=print)
-    assert not any(s.running for s in lab.status(spec))
-    after = _others_running(mine)      # (a lab that waited for our lab lock may start meanwhile)
-    assert {n: after.get(n) for n in others} == others             # the same processes, untouched
-    if others:
-        assert Path("/sys/class/net", spec.bridge).exists()        # other labs keep their bridge
 
 
 @pytest.fixture(scope="module")

@@ -159,3 +159,23 @@ def test_authentication_and_host_key_failures_are_not_retried(monkeypatch):
     with pytest.raises(paramiko.SSHException):
         remote.ensure_open(c)
     assert c.calls == 1
+
+
+def test_a_lab_inventory_whose_bridge_is_missing_is_refused_before_any_connection(monkeypatch):
+    """Network rule: without the lab's bridge, 10.189.0.x would follow the default route out of the
+    machine; nothing connects, one line names the fix."""
+    import pytest as _pytest
+    from fabfile import labguard
+    from fabfile.errors import LbtkError
+    from fabfile.inventory import load
+    inv, _ = load("lab-dual")
+    inv = inv.model_copy(update={"lab": inv.lab.model_copy(update={"bridge": "lbtk-nonexist"})})
+    assert labguard.segment_up("lbtk-nonexist", ["10.189.0.1/24"]) is False
+    with _pytest.raises(LbtkError) as e:
+        labguard.require_lab_segment(inv, "lab-dual")
+    msg = str(e.value)
+    assert "\n" not in msg and "lbtk-nonexist" in msg and "10.189.0.1/24 and fd00:189::1/64" in msg
+    assert "inv lab.up --env lab-dual" in msg
+    from fabfile import remote
+    with _pytest.raises(LbtkError):       # the connection layer refuses too (tasks that load the env themselves)
+        remote.connect(inv, inv.nodes[0])
