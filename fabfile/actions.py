@@ -8,6 +8,14 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass, field
 
+# Where a round trip keeps what a command wrote on stderr: /run/lbtk/e.PID, PID being the shell's
+# own ($$: unique among the node's live processes, so a lock-free read can run beside another
+# operator's deploy), created by a builtin (`true >`; not `:`, a special builtin whose failed
+# redirection ends a POSIX shell) — mktemp was a fork per round trip. mkdir only when /run/lbtk is
+# missing (a tmpfs: after a boot); /dev/null when it cannot be made.
+STDERR_FILE = ('__e=/run/lbtk/e.$$; { true > "$__e"; } 2>/dev/null || { mkdir -p /run/lbtk && true > "$__e"; } '
+               '2>/dev/null || __e=/dev/null')
+
 # verb -> shell template ({u}: the unit, {a}: the argument), and whether it validates (runs first,
 # failing means "restore the previous files, reload nothing")
 VERBS: dict[str, tuple[str, bool]] = {
@@ -87,7 +95,7 @@ def script(actions: list[Action]) -> str:
     """Every action in ONE round trip, in order, stopping at the first that fails: after each, a
     marker line (`@@act I ok`, or `@@act I fail RC` followed by what the command printed on stderr).
     parsers.lbtk.parse_action_run reads it back."""
-    lines = ['__e=$(mktemp 2>/dev/null) || __e=/dev/null']
+    lines = [STDERR_FILE]
     for i, a in enumerate(actions):
         lines.append(f"{{ {a.shell()}\n}} >/dev/null 2>\"$__e\" </dev/null; __rc=$?; "
                      f"if [ $__rc -ne 0 ]; then echo '@@act {i} fail' $__rc; cat \"$__e\"; "

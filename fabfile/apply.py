@@ -151,7 +151,7 @@ def _healthy_or_restore(c, plan: NodePlan, paths: list[str], stamp: str) -> None
     if not units:
         return
     time.sleep(0.3)
-    active = observe_node(c, [facts.ACTIVE]).active
+    active = observe_node(c, [facts.SERVICES]).active
     down = [u for u in units if active.get(u) != "active"]
     if not down:
         return

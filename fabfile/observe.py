@@ -10,6 +10,7 @@ import secrets as _random
 from typing import Iterable
 
 from . import remote
+from .actions import STDERR_FILE
 from .errors import FactError
 from .facts import Fact, NodeState
 from .parsers import ParseError
@@ -20,7 +21,7 @@ def script(facts: Iterable[Fact], token: str) -> str:
     """The shell that runs every fact once and frames each output (see parsers.lbtk.parse_sections).
     Forks are what a node pays for (30 lab nodes share 2 cores): printf and [ are shell builtins, and
     a fact's stderr file is read (cat) only when the fact wrote something there."""
-    parts = ['__e=$(mktemp 2>/dev/null) || __e=/dev/null']
+    parts = [STDERR_FILE]
     for f in facts:
         parts.append(f"printf '\\n@@{token} fact %s\\n' {f.name}; {{ {f.command}\n}} 2>\"$__e\" </dev/null; __rc=$?; "
                      f"printf '\\n@@{token} stderr\\n'; [ -s \"$__e\" ] && cat \"$__e\"; "

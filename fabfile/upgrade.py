@@ -159,7 +159,7 @@ def plan(d: Decision, packages: dict[str, str], lab: bool, base: str = "") -> li
 def observe_all(inv: Inventory) -> dict[str, NodeState]:
     conns = [remote.connect(inv, n) for n in inv.nodes]
     try:
-        return observe(conns, (F.OS_RELEASE, F.INSTALLED, F.ADDRS, F.ACTIVE, F.RUNTIME))
+        return observe(conns, (F.OS_RELEASE, F.INSTALLED, F.ADDRS, F.SERVICES, F.RUNTIME))
     finally:
         remote.close(conns)
 

@@ -15,7 +15,7 @@ HELP = {"env": "inventory name", "node": "only this node", "format": "auto|rich|
 TABLES = {  # name -> (facts, rows, draw)
     "ipvs": ((F.IPVS_TABLE, F.IPVS_RATE), cluster.ipvs_rows, cluster.show_ipvs),
     "addrs": ((F.ADDRS,), cluster.addr_rows, cluster.show_addrs),
-    "vrrp": ((F.ACTIVE, F.KEEPALIVED_VIEW), cluster.vrrp_rows, cluster.show_vrrp),
+    "vrrp": ((F.SERVICES, F.KEEPALIVED_VIEW), cluster.vrrp_rows, cluster.show_vrrp),
 }
 
 

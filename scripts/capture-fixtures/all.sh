@@ -3,6 +3,7 @@
 #   keepalived_t.sh   keepalived -t on small configs, in a network namespace
 #   ip_addr_sysctl.sh ip -j addr and sysctl, in a network namespace
 #   systemctl.sh      systemctl is-active/is-enabled, in a booted systemd-nspawn container
+#   (systemctl_show.sh, the units fact on bookworm and trixie, needs the mixed lab: run it apart)
 #                     (needs the lab's base rootfs: inv lab.up builds it)
 #   os_release.sh     /etc/os-release of each release's base rootfs (needs the bases)
 #   ipvsadm.sh        ipvsadm (+ a director's ip/sysctl) in the kernel-tier VM (qemu TCG)

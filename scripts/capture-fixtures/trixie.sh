@@ -3,7 +3,7 @@
 # each by the fact's own command (fabfile/facts.py) as observe runs it, into
 # tests/fixtures/<parser>/trixie/: keepalived's JSON dump (healthy, a split brain by a wrong
 # secret on t2, keepalived stopped), its journal's state changes, ip -j addr, the sysctls,
-# systemctl is-active / is-enabled (a unit that does not exist too), dpkg-query.
+# dpkg-query (systemctl: systemctl_show.sh).
 # Needs the deployed trixie lab: inv lab.up --env lab-trixie && inv deploy --env lab-trixie.
 # The lab is redeployed at the end. keepalived -t's cases: keepalived_t.sh trixie.
 set -euo pipefail
@@ -49,10 +49,8 @@ fact t1 changes $J/journal_t1.txt
 fact t1 addrs tests/fixtures/ip_addr/trixie/master_t1.txt
 fact t2 addrs tests/fixtures/ip_addr/trixie/backup_t2.txt
 fact t1 sysctl tests/fixtures/sysctl/trixie/director_t1.txt
-fact t1 active tests/fixtures/systemctl/trixie/is_active_t1.txt
-for u in keepalived nginx lbtk-vip-lo lbtk-fwmark; do
-  fact t1 enabled_$u tests/fixtures/systemctl/trixie/is_enabled_$u.txt
-done
+# systemctl is-active / is-enabled (tests/fixtures/systemctl/trixie/is_*): the units fact that replaced
+# them (one `systemctl show`) is captured on both releases by systemctl_show.sh
 fact t1 packages tests/fixtures/dpkg/trixie/installed_t1.txt
 # a split brain: t2's secret changed by hand
 on t2 "sed -i 's/auth_pass .*/auth_pass wrong123/' /etc/keepalived/keepalived.conf && systemctl reload keepalived"
@@ -63,10 +61,7 @@ inv deploy --env $ENV >/dev/null
 sleep 2
 on t3 "systemctl stop keepalived && systemctl disable --now lbtk-fwmark"
 fact t3 vrrp $J/not_running_t3.txt
-fact t3 active tests/fixtures/systemctl/trixie/is_active_stopped_t3.txt
-fact t3 enabled_lbtk-fwmark tests/fixtures/systemctl/trixie/is_enabled_disabled_t3.txt
 on t3 "rm -f /etc/systemd/system/lbtk-fwmark.service && systemctl daemon-reload"
-fact t3 enabled_lbtk-fwmark tests/fixtures/systemctl/trixie/is_enabled_not_found_t3.txt
 inv deploy --env $ENV >/dev/null
 echo "lab redeployed"
 # keepalived's dump carries the VRRP secret (auth_data): never in a fixture

@@ -39,9 +39,6 @@ DPKG_CAPTURE = ("iproute2\t6.1.0-3\tii \n"
                 "nginx-core\t\tun \n"
                 "nginx-light\t1.22.1-9+deb12u11\tii \n")
 UNAME_CAPTURE = "6.18.44-fc-v669\n"
-# systemctl is-enabled of a unit whose file does not exist (tests/fixtures/systemctl/
-# is_enabled_missing.stderr, captured for lbtk-nope; the unit name is substituted)
-NOT_FOUND_STDERR = (FX / "systemctl" / "is_enabled_missing.stderr").read_text()
 
 
 def read(rel: str) -> str:
@@ -54,7 +51,46 @@ def _words(*names: str) -> set[str]:
 
 
 ACTIVE_WORDS = _words("is_active", "is_active_all_active", "is_active_after_stop")
-ENABLED_WORDS = _words("is_enabled", "is_enabled_missing")
+
+
+# ------------------------------------------------------------------ systemctl show (the units fact)
+def _show_blocks() -> list[list[tuple[str, str]]]:
+    """Every unit block of every captured `systemctl show` (Debian 12 and 13), keys in systemd's order."""
+    blocks = []
+    for path in sorted((FX / "systemctl").glob("**/show_*.txt")):
+        for chunk in path.read_text().split("\n\n"):
+            pairs = [tuple(ln.split("=", 1)) for ln in chunk.splitlines() if "=" in ln]
+            if pairs:
+                blocks.append(pairs)
+    return blocks
+
+
+SHOW_BLOCKS = _show_blocks()
+
+
+def units_output(active: dict[str, str], enabled: dict[str, str], units=F.UNITS) -> str:
+    """What the units fact prints (`systemctl show -p Id,LoadState,ActiveState,SubState,UnitFileState
+    UNITS`) for units in these states: per unit a captured block in that state (a not-found one for
+    "not-found"), its Id set to the unit; where no capture has that very pair, a captured loaded
+    block with its UnitFileState set to a word systemctl printed there in a capture, and its
+    ActiveState to one is-active printed (ActiveState is is-active's word: `activating` was
+    captured by is-active only)."""
+    from fabfile.parsers.systemctl import unit_name
+    out = []
+    for u in units:
+        a, e = active[u], enabled[u]
+        d = [dict(b) for b in SHOW_BLOCKS]
+        same = [b for b, m in zip(SHOW_BLOCKS, d) if m["ActiveState"] == a and (
+            m["LoadState"] == "not-found" if e == "not-found" else (m["LoadState"] != "not-found" and m["UnitFileState"] == e))]
+        if same:
+            block = same[0]
+        else:
+            assert e != "not-found" and e in {m["UnitFileState"] for m in d}, f"{e!r}: no capture shows it"
+            assert a in ACTIVE_WORDS | {m["ActiveState"] for m in d}, f"{a!r}: no capture shows it"
+            base = next(b for b, m in zip(SHOW_BLOCKS, d) if m["LoadState"] == "loaded")
+            block = [(k, e if k == "UnitFileState" else a if k == "ActiveState" else v) for k, v in base]
+        out.append("".join(f"{k}={unit_name(u) if k == 'Id' else v}\n" for k, v in block))
+    return "\n".join(out)
 
 
 # ------------------------------------------------------------------ framing
@@ -156,16 +192,9 @@ def deploy_state(env: Env, node: str, *, files: dict[str, LiveFile | None] | Non
         "has_ipvs": ("yes\n" if has_ipvs else "no\n", "", 0),
         "addrs": (addrs_json(env.inv.node(node).host, on_iface, on_lo) + "\n", "", 0),
         "pending": (pending, "", 0),
-        "active": ("".join(active[u] + "\n" for u in F.UNITS), "", 0 if "active" in active.values() else 3),
+        "units": (units_output(active, enabled), "", 0),
         "runtime": (runtime, "", 0),
     }
-    for u in F.UNITS:
-        w = enabled[u]
-        if w == "not-found":
-            outputs[f"enabled_{u}"] = ("", NOT_FOUND_STDERR.replace("lbtk-nope", u), 1)
-        else:
-            assert w in ENABLED_WORDS, f"{w!r} is not a word systemctl is-enabled printed in the captures"
-            outputs[f"enabled_{u}"] = (w + "\n", "", 0 if w == "enabled" else 1)
     outputs["files"] = (file_listing({p: files[p] for p in paths}), "", 0)
     facts = [*F.DEPLOY, F.files(paths)]
     return parse_state(node, facts, frame(outputs), TOKEN)
@@ -184,7 +213,7 @@ def verify_state(node: str, host: str, *, on_iface: tuple[str, ...] = (), on_lo:
     outputs = {
         "addrs": (addrs_json(host, on_iface, on_lo) + "\n", "", 0),
         "sysctl": (sysctl, "", 0),
-        "active": ("".join(active[u] + "\n" for u in F.UNITS), "", 0),
+        "units": (units_output(active, ALL_ENABLED), "", 0),
         "ipvs": (ipvs if ipvs is not None else NO_IPVS_MARK + "\n", "", 0),
         "sync_daemons": (daemons if ipvs is not None else NO_IPVS_MARK + "\n", "", 0),
         "ipvs_rate": (rate if ipvs is not None and rate is not None else NO_IPVS_MARK + "\n", "", 0),

@@ -29,8 +29,8 @@ from fabfile.sync_daemons import NO_IPVS as SYNC_NO_IPVS
 from fabfile.sync_daemons import Row, status
 from fabfile.verify import Report, checks_of
 
-from .core_fixtures import (DPKG_CAPTURE, FX, NOT_FOUND_STDERR, TOKEN, UNAME_CAPTURE, file_listing,
-                            frame, read, verify_state)
+from .core_fixtures import (DPKG_CAPTURE, FX, TOKEN, UNAME_CAPTURE, file_listing,
+                            frame, read, units_output, verify_state)
 
 VIP = "10.190.0.100"
 HOSTS = {"node1": "10.190.0.11", "node2": "10.190.0.12", "node3": "10.190.0.13"}
@@ -112,7 +112,7 @@ def test_observe_script_framing_round_trips_real_output(tmp_path):
              cat(F.IPVS_TABLE, "ipvsadm/L_n.txt"),
              cat(F.SYNC_DAEMONS, "ipvsadm/L_daemon_master_backup.txt"),
              cat(F.IPVS_STATS, "ipvsadm/L_n_stats_exact.txt"),
-             cat(F.enabled("nginx"), "systemctl/is_enabled_missing.txt", "systemctl/is_enabled_missing.stderr", 1),
+             cat(F.SERVICES, "systemctl/show_deployed.txt"),
              F.files(paths)]
     out = subprocess.run(["sh", "-c", script(facts, TOKEN)], capture_output=True, text=True, timeout=20).stdout
     files = {paths[0]: LiveFile(0o600, b"vrrp_instance VI_1 {\n    auth_pass s3cret\n}\n"), paths[1]: None,
@@ -126,7 +126,7 @@ def test_observe_script_framing_round_trips_real_output(tmp_path):
         "ipvs": (read("ipvsadm/L_n.txt"), "", 0),
         "sync_daemons": (read("ipvsadm/L_daemon_master_backup.txt"), "", 0),
         "ipvs_stats": (read("ipvsadm/L_n_stats_exact.txt"), "", 0),
-        "enabled_nginx": (read("systemctl/is_enabled_missing.txt"), NOT_FOUND_STDERR, 1),
+        "units": (read("systemctl/show_deployed.txt"), "", 0),
         "files": (file_listing(files), "", 0),
     })
     s = parse_state("node1", facts, out, TOKEN)
@@ -136,7 +136,7 @@ def test_observe_script_framing_round_trips_real_output(tmp_path):
     assert len(s.ipvs.services) == 14 and s.ipvs.version == "1.2.1"
     assert [d.role for d in s.sync_daemons] == ["master", "backup"]
     assert s.ipvs_stats.exact and s.ipvs_stats.service("TCP 10.190.0.100:80").stats.conns == 301
-    assert s.enabled == {"nginx": "disabled"}
+    assert s.enabled == {u: "enabled" for u in F.UNITS} and s.active["rsyslog"] == "inactive"
     assert s.files == files
 
 
@@ -150,10 +150,10 @@ def test_parse_state_fills_every_node_state_field():
         "has_ipvs": ("yes\n", "", 0),
         "addrs": (read("ip_addr/netns_all.txt"), "", 0),
         "sysctl": (read("sysctl/arp_set.txt") + read("sysctl/guest_director_vs.txt"), "", 0),
-        "active": ("active\nactive\nactive\nfailed\ninactive\n", "", 0),
-        **{f"enabled_{u}": ("enabled\n", "", 0) for u in ("keepalived", "nginx", "lbtk-vip-lo")},
-        "enabled_lbtk-fwmark": ("", NOT_FOUND_STDERR.replace("lbtk-nope", "lbtk-fwmark"), 1),
-        "enabled_rsyslog": ("", NOT_FOUND_STDERR.replace("lbtk-nope", "rsyslog"), 1),
+        "units": (units_output({"keepalived": "active", "nginx": "active", "lbtk-vip-lo": "active",
+                                "lbtk-fwmark": "failed", "rsyslog": "inactive"},
+                               {"keepalived": "enabled", "nginx": "enabled", "lbtk-vip-lo": "enabled",
+                                "lbtk-fwmark": "static", "rsyslog": "not-found"}), "", 0),
         "ipvs": (read("ipvsadm/ka_L_n.txt"), "", 0),
         "sync_daemons": (read("ipvsadm/ka_L_daemon.txt"), "", 0),
         "ipvs_stats": (read("ipvsadm/L_n_stats_exact.txt"), "", 0),
@@ -184,7 +184,7 @@ def test_parse_state_fills_every_node_state_field():
     assert s.active == {"keepalived": "active", "nginx": "active", "lbtk-vip-lo": "active", "lbtk-fwmark": "failed",
                         "rsyslog": "inactive"}
     assert s.enabled == {"keepalived": "enabled", "nginx": "enabled", "lbtk-vip-lo": "enabled",
-                         "lbtk-fwmark": "not-found", "rsyslog": "not-found"}
+                         "lbtk-fwmark": "static", "rsyslog": "not-found"}
     assert s.ipvs.keys() == ["TCP 10.190.0.101:80", "FWM 7"]
     assert s.sync_daemons[0].syncid == 9 and s.sync_daemons[0].role == "backup"
     assert s.pending == [("reload", "keepalived", "")]
@@ -204,11 +204,12 @@ def test_parse_state_without_ipvs():
 
 
 def test_parse_state_refuses_truncated_missing_and_foreign_output():
-    good = frame({"addrs": (read("ip_addr/netns_lo.txt"), "", 0), "active": ("active\n" * len(F.UNITS), "", 0)})
-    assert parse_state("n", [F.ADDRS, F.ACTIVE], good, TOKEN).vips_on_lo == {"127.0.0.1", VIP, "::1"}
-    cut = good[: good.index(f"@@{TOKEN} rc", good.index("fact active"))]
-    with pytest.raises(FactError, match=r"^n: cannot read its facts: output ends inside fact 'active' \(truncated\?\)"):
-        parse_state("n", [F.ADDRS, F.ACTIVE], cut, TOKEN)
+    up = units_output({u: "active" for u in F.UNITS}, {u: "enabled" for u in F.UNITS})
+    good = frame({"addrs": (read("ip_addr/netns_lo.txt"), "", 0), "units": (up, "", 0)})
+    assert parse_state("n", [F.ADDRS, F.SERVICES], good, TOKEN).vips_on_lo == {"127.0.0.1", VIP, "::1"}
+    cut = good[: good.index(f"@@{TOKEN} rc", good.index("fact units"))]
+    with pytest.raises(FactError, match=r"^n: cannot read its facts: output ends inside fact 'units' \(truncated\?\)"):
+        parse_state("n", [F.ADDRS, F.SERVICES], cut, TOKEN)
     with pytest.raises(FactError, match=r"^n: cannot read sysctl: no output for it \(truncated\?\)"):
         parse_state("n", [F.ADDRS, F.SYSCTLS], good, TOKEN)
     with pytest.raises(FactError, match="no fact frames in the output"):
@@ -216,10 +217,10 @@ def test_parse_state_refuses_truncated_missing_and_foreign_output():
     with pytest.raises(FactError, match="no fact frames"):
         parse_state("n", [F.ADDRS], good, "0123456789ab")      # another run's token: not ours
     # a host without systemd (captured): the parser refuses, the error names the fact, one line
-    no_systemd = frame({"active": ("", read("systemctl/host_no_systemd_is_active.stderr"), 1)})
+    no_systemd = frame({"units": ("", read("systemctl/show_host_no_systemd.stderr"), 1)})
     with pytest.raises(FactError) as e:
-        parse_state("n", [F.ACTIVE], no_systemd, TOKEN)
-    assert e.value.fact.startswith("active (`systemctl is-active keepalived nginx")
+        parse_state("n", [F.SERVICES], no_systemd, TOKEN)
+    assert e.value.fact.startswith("units (`systemctl show -p Id,LoadState,ActiveState,")
     assert "systemd not reachable: System has not been booted with systemd" in str(e.value)
     assert "\n" not in str(e.value)
     # ip's output for a missing device (captured: empty stdout) is refused, not read as "no VIPs"

@@ -6,6 +6,7 @@ tests/unit/core_fixtures.py); desired files come from the real renderer.
 """
 from __future__ import annotations
 
+import copy
 import shlex
 
 import pytest
@@ -18,6 +19,7 @@ from fabfile.phases import plan_node, plan_runs, planned_moves, rolling_batches
 from fabfile.plan import PHASES, NodePlan, changes_wire, file_changes, service_actions, wire_signature
 from fabfile.render import ASSUMED, RenderFacts, arp, fwmark, ipvs_sync, keepalived, managed_paths, nginx, render_node
 from fabfile.secrets import MASK
+from fabfile.vrrp import expected_holders
 
 from .core_fixtures import DPKG_CAPTURE, deploy_state, env_of, lab_data, lab_env, live_files
 
@@ -514,10 +516,42 @@ def _changed(monkeypatch, edit):
     return lab_env(monkeypatch, data=data)
 
 
-def test_first_deploy_is_one_parallel_batch(env):
-    runs = plan_runs(env, {n: fresh(env, n) for n in ("node1", "node2", "node3")}, ALL)
+def test_first_deploy_takes_the_planned_master_first_then_the_rest_in_parallel(env):
+    """No keepalived anywhere: the VRRP plan's MASTER alone, then every other node at once (its
+    master-down wait overlaps their deploy)."""
+    runs = plan_runs(env, {n: fresh(env, n) for n in ("node3", "node2", "node1")}, ALL)
     assert all(not r.plan.empty for r in runs)
-    assert rolling_batches(env, runs) == ([["node1", "node2", "node3"]], None)
+    assert expected_holders(env.inv) == {VIP: "node1"}
+    assert rolling_batches(env, runs) == ([["node1"], ["node3", "node2"]], None)
+
+
+def test_first_deploy_takes_every_planned_owner_first(monkeypatch):
+    """A second instance owned by node3: both owners (node1, node3) in the first batch."""
+    def second(d):
+        vi = copy.deepcopy(d["vrrp_instances"][0])
+        vi.update(name="VI_2", virtual_router_id=52, owner="node3", virtual_ipaddress=["10.189.0.105"])
+        d["vrrp_instances"].append(vi)
+    env = _changed(monkeypatch, second)
+    assert set(expected_holders(env.inv).values()) == {"node1", "node3"}
+    runs = plan_runs(env, {n: fresh(env, n) for n in ("node1", "node2", "node3")}, ALL)
+    assert rolling_batches(env, runs) == ([["node1", "node3"], ["node2"]], None)
+
+
+def test_first_deploy_without_the_master_among_the_nodes_is_one_batch(env):
+    """--node node2 --node node3 on fresh nodes: no planned owner among them, one parallel batch;
+    a single node is one batch too."""
+    runs = plan_runs(env, {n: fresh(env, n) for n in ("node2", "node3")}, ALL)
+    assert rolling_batches(env, runs) == ([["node2", "node3"]], None)
+    assert rolling_batches(env, plan_runs(env, {"node1": fresh(env, "node1")}, ALL)) == ([["node1"]], None)
+
+
+def test_master_first_only_while_no_keepalived_runs(env):
+    """One node already runs keepalived (not a first deploy): the rolling order of backups by
+    ascending priority (nothing holds the VIP yet), as before."""
+    states = {n: fresh(env, n) for n in ("node1", "node2", "node3")}
+    states["node3"] = deploy_state(env, "node3", files={p: None for p in live_files(env, "node3")},
+                                   active={u: "inactive" for u in F.UNITS} | {"keepalived": "active"})
+    assert rolling_batches(env, plan_runs(env, states, ALL)) == ([["node3"], ["node2"], ["node1"]], None)
 
 
 def test_backups_first_by_ascending_priority_vip_holder_last(monkeypatch):

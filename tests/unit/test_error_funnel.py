@@ -39,7 +39,7 @@ from fabfile.parsers.lbtk import LiveFile, Raw
 from fabfile.remote import RemoteError
 from fabfile.tasks.common import one_line_errors
 from tests.cli import inv
-from tests.unit.core_fixtures import file_listing
+from tests.unit.core_fixtures import file_listing, units_output
 
 ROOT = Path(__file__).resolve().parents[2]
 FX = ROOT / "tests" / "fixtures"
@@ -48,7 +48,7 @@ NODE = "node-x7"
 
 FILES = F.files(["/etc/keepalived/keepalived.conf", "/etc/nginx/sites-enabled/lbtk"])
 GENHASH = F.genhash([(f"10.189.0.1{k}", 80, "/healthz", 3) for k in (1, 2, 3)])
-FACTS = [*F.ALL, FILES, F.enabled("keepalived"), GENHASH]
+FACTS = [*F.ALL, FILES, GENHASH]
 FACT_IDS = [f"{i}-{f.name}" for i, f in enumerate(FACTS)]
 
 
@@ -196,7 +196,8 @@ GOOD = {  # a plausible answer for every fact, so a whole round trip parses
     "has_ipvs": "yes\n",
     "addrs": (FX / "ip_addr/netns_all.txt").read_text(),
     "sysctl": (FX / "sysctl/arp_set.txt").read_text(),
-    "active": "active\nactive\ninactive\nactive\nactive\n",
+    "units": units_output({u: "inactive" if u == "lbtk-vip-lo" else "active" for u in F.UNITS},
+                          {u: "enabled" for u in F.UNITS}),
     "ipvs": (FX / "ipvsadm/L_n.txt").read_text(),
     "sync_daemons": (FX / "ipvsadm/L_daemon_master.txt").read_text(),
     "ipvs_stats": (FX / "ipvsadm/L_n_stats_exact.txt").read_text(),
@@ -218,7 +219,7 @@ ROUND_TRIP = [*F.ALL, FILES, GENHASH]
 
 
 def good_output(fs=ROUND_TRIP) -> str:
-    return "".join(frame(f.name, "enabled\n" if f.name.startswith("enabled_") else GOOD[f.name]) for f in fs)
+    return "".join(frame(f.name, GOOD[f.name]) for f in fs)
 
 
 def expect_fact_error(text: str, why: str, fs=ROUND_TRIP) -> FactError:
@@ -282,7 +283,7 @@ def test_every_cut_of_a_round_trip():
     assert isinstance(parse_state(NODE, ROUND_TRIP, text, TOKEN), NodeState)
 
 
-TOOL_OF = {"addrs": "ip_addr", "sysctl": "sysctl", "active": "systemctl", "ipvs": "ipvsadm",
+TOOL_OF = {"addrs": "ip_addr", "sysctl": "sysctl", "units": "systemctl", "ipvs": "ipvsadm",
            "sync_daemons": "ipvsadm", "ipvs_stats": "ipvsadm", "ipvs_rate": "ipvsadm",
            "vrrp": "keepalived_json", "changes": "keepalived_json", "digests": "genhash",
            "nginx_defaults": "nginx_t"}
@@ -293,8 +294,8 @@ MUTANTS = ["", "-1", "9" * 30, "nan", "1e5", "0x10", "٣", "\t", " ", ":", "[", 
 @pytest.mark.parametrize("fact", FACTS, ids=FACT_IDS)
 def test_mutated_real_output(fact):
     """A plausible output with a token or two replaced or spliced: the parsers' edge cases."""
-    tool = "systemctl" if fact.name.startswith("enabled_") else TOOL_OF.get(fact.name)
-    bases = [GOOD.get(fact.name, "enabled\n")] + [t for n, t, _, _ in FIXTURES if tool and n.startswith(tool + "/")]
+    tool = TOOL_OF.get(fact.name)
+    bases = [GOOD[fact.name]] + [t for n, t, _, _ in FIXTURES if tool and n.startswith(tool + "/")]
     rnd = random.Random(fact.name)
     for b, base in enumerate(bases):
         toks = base.replace("\n", " \n ").split(" ")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from fabfile.parsers import ParseError, split_host_port
-from fabfile.parsers import ip_addr, ipvsadm, keepalived_t, sysctl, systemctl
+from fabfile.parsers import ip_addr, ipvsadm, keepalived_t, sysctl, systemctl, systemctl_show
 
 FX = Path(__file__).resolve().parents[1] / "fixtures"
 VIP = "10.190.0.100"
@@ -54,7 +54,7 @@ def test_every_fixture_is_covered():
     claimed |= {f"keepalived_t/{p.stem}.txt" for p in (FX / "keepalived_t").glob("*.rc")}
     claimed |= {f"ip_addr/{n}.txt" for n in IP_ADDR}
     claimed |= {f"sysctl/{n}.txt" for n in SYSCTL}
-    claimed |= {f"systemctl/{n}.txt" for n in SYSTEMCTL}
+    claimed |= {f"systemctl/{n}.txt" for n in SYSTEMCTL + SHOW}
     claimed |= {f"keepalived_json/{n}" for n in KEEPALIVED_JSON}
     claimed |= {f"genhash/{n}.txt" for n in GENHASH}
     claimed |= {f"nginx_t/{n}.txt" for n in NGINX_T}
@@ -744,3 +744,62 @@ def test_files_fact_as_a_lab_node_printed_it():
             parse_files(bad, paths)
     with pytest.raises(ParseError, match="nobody asked for"):
         parse_files((fx / "files_tar.txt").read_text(), ["/etc/default/keepalived"])
+
+
+# ------------------------------------------------------------------ systemctl show (the units fact)
+# captured from Debian 12 lab nodes (systemd 252) by scripts/capture-fixtures/systemctl_show.sh;
+# Debian 13's (systemd 257) in tests/unit/test_parsers_trixie.py
+SHOW = ["show_fresh", "show_deployed", "show_disabled_no_reload", "show_enabled_no_reload", "show_stopped",
+        "show_failed_missing", "show_hand_removed", "show_host_no_systemd"]
+
+
+def test_systemctl_show_a_node_before_and_after_a_deploy():
+    from fabfile import facts
+    units = list(facts.UNITS)
+    fresh = systemctl_show.parse_show(units, *sc("show_fresh"))
+    assert fresh["keepalived"] == ("inactive", "disabled") and fresh["nginx"] == ("inactive", "disabled")
+    assert fresh["lbtk-vip-lo"] == ("inactive", "not-found")          # no unit file yet: exit 0 all the same
+    assert rc("systemctl/show_fresh.rc") == 0
+    deployed = systemctl_show.parse_show(units, *sc("show_deployed"))
+    assert all(deployed[u] == ("active", "enabled") for u in ("keepalived", "nginx", "lbtk-vip-lo"))
+    # the same words is-active / is-enabled print, split into NodeState's two fields
+    active, enabled = systemctl_show.split(deployed)
+    assert active["keepalived"] == "active" and enabled["keepalived"] == "enabled" and list(active) == units
+
+
+def test_systemctl_show_follows_enable_and_disable_without_a_daemon_reload():
+    units = ["keepalived", "nginx", "lbtk-vip-lo", "lbtk-fwmark", "rsyslog"]
+    assert systemctl_show.parse_show(units, *sc("show_disabled_no_reload"))["keepalived"] == ("active", "disabled")
+    assert systemctl_show.parse_show(units, *sc("show_enabled_no_reload"))["keepalived"] == ("active", "enabled")
+    assert systemctl_show.parse_show(units, *sc("show_stopped"))["keepalived"] == ("inactive", "enabled")
+
+
+def test_systemctl_show_failed_and_missing_units():
+    got = systemctl_show.parse_show(["keepalived", "lbtk-fail", "lbtk-nope", "nginx"], *sc("show_failed_missing"))
+    assert got == {"keepalived": ("active", "enabled"), "lbtk-fail": ("failed", "static"),
+                   "lbtk-nope": ("inactive", "not-found"), "nginx": ("active", "enabled")}
+
+
+def test_systemctl_show_refuses_other_output():
+    out, _ = sc("show_deployed")
+    units = ["keepalived", "nginx", "lbtk-vip-lo", "lbtk-fwmark", "rsyslog"]
+    with pytest.raises(ParseError, match="5 unit block"):
+        systemctl_show.parse_show(units[:4], out)
+    with pytest.raises(ParseError, match="block for .nginx.service. where lbtk-vip-lo.service was asked"):
+        systemctl_show.parse_show(["keepalived", "lbtk-vip-lo", "nginx", "lbtk-fwmark", "rsyslog"], out)
+    with pytest.raises(ParseError, match="twice"):
+        systemctl_show.parse_show(units[:1], out.replace("\n\n", "\n", 1).split("\n\n")[0])
+    with pytest.raises(ParseError, match="unexpected line"):
+        systemctl_show.parse_show(units, read("systemctl/is_active.txt"))
+    with pytest.raises(ParseError, match="0 unit block"):
+        systemctl_show.parse_show(units, "")
+    cut = out[: out.index("UnitFileState=")]
+    with pytest.raises(ParseError, match="no UnitFileState for keepalived"):
+        systemctl_show.parse_show(units[:1], cut)
+
+
+def test_systemctl_show_without_systemd():
+    out, err = sc("show_host_no_systemd")
+    assert out == "" and rc("systemctl/show_host_no_systemd.rc") == 1
+    with pytest.raises(systemctl.NoSystemd, match="System has not been booted with systemd"):
+        systemctl_show.parse_show(["keepalived", "nginx"], out, err)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from fabfile.parsers import dpkg, ip_addr, journal, keepalived_json, keepalived_t, sysctl, systemctl
+from fabfile.parsers import dpkg, ip_addr, journal, keepalived_json, keepalived_t, sysctl, systemctl, systemctl_show
 
 from .test_parsers import KT
 
@@ -49,7 +49,7 @@ SYSTEMCTL = ["is_active_t1", "is_active_stopped_t3", "is_enabled_keepalived", "i
 def test_every_trixie_fixture_is_covered():
     claimed = {f"keepalived_t/trixie/{p.stem}.txt" for p in (FX / "keepalived_t/trixie").glob("*.rc")}
     claimed |= {f"keepalived_json/trixie/{n}" for n in [*KEEPALIVED_JSON, *JOURNALS]}
-    claimed |= {f"systemctl/trixie/{n}.txt" for n in SYSTEMCTL}
+    claimed |= {f"systemctl/trixie/{n}.txt" for n in SYSTEMCTL + SHOW}
     claimed |= {"ip_addr/trixie/master_t1.txt", "ip_addr/trixie/backup_t2.txt",
                 "sysctl/trixie/director_t1.txt", "dpkg/trixie/installed_t1.txt"}
     present = {str(p.relative_to(FX)) for p in FX.glob("*/trixie/*") if p.suffix in (".txt", ".json")}
@@ -210,3 +210,24 @@ def test_deploy_refuses_every_message_of_either_release(release, name):
         assert why is None
     else:
         assert why.startswith(f"keepalived -t rejected the new keepalived.conf ({KT[name][1]}): ") and "\n" not in why
+
+
+# ------------------------------------------------------------------ systemctl show (257)
+SHOW = ["show_fresh", "show_deployed", "show_disabled_no_reload", "show_enabled_no_reload", "show_stopped",
+        "show_failed_missing", "show_hand_removed"]
+
+
+def test_systemctl_257_show_as_252():
+    """The units fact reads the same on systemd 257: blocks in the order asked, a missing unit
+    LoadState=not-found with exit 0, UnitFileState following enable/disable --no-reload at once."""
+    fresh = systemctl_show.parse_show(UNITS, *sc("show_fresh"))
+    assert fresh["keepalived"] == ("inactive", "disabled") and fresh["lbtk-vip-lo"] == ("inactive", "not-found")
+    assert rc("systemctl/trixie/show_fresh.rc") == 0
+    deployed = systemctl_show.parse_show(UNITS, *sc("show_deployed"))
+    assert all(deployed[u] == ("active", "enabled") for u in ("keepalived", "nginx", "lbtk-vip-lo"))
+    assert systemctl_show.parse_show(UNITS, *sc("show_disabled_no_reload"))["keepalived"] == ("active", "disabled")
+    assert systemctl_show.parse_show(UNITS, *sc("show_enabled_no_reload"))["keepalived"] == ("active", "enabled")
+    assert systemctl_show.parse_show(UNITS, *sc("show_stopped"))["keepalived"] == ("inactive", "enabled")
+    assert systemctl_show.parse_show(["keepalived", "lbtk-fail", "lbtk-nope", "nginx"], *sc("show_failed_missing")) == {
+        "keepalived": ("active", "enabled"), "lbtk-fail": ("failed", "static"),
+        "lbtk-nope": ("inactive", "not-found"), "nginx": ("active", "enabled")}

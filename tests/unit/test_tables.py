@@ -47,7 +47,7 @@ from fabfile.views import cluster
 from fabfile.views import watch as watch_view
 from fabfile.watch import KEEP_TRANSITIONS, Watcher
 
-from .core_fixtures import ROOT, TOKEN, addrs_json, file_listing, frame, read
+from .core_fixtures import ROOT, TOKEN, addrs_json, file_listing, frame, read, units_output
 
 GOLDEN = ROOT / "tests" / "golden" / "tables"
 UPDATE = os.environ.get("LBTK_UPDATE_GOLDEN") == "1"
@@ -123,12 +123,11 @@ def lab():
 
 
 # ================================================================== NodeStates from captures
-ACTIVE_ALL = "".join("active\n" for _ in F.UNITS)
-# keepalived stopped, the rest running: the word `systemctl is-active` printed after a stop
-# (tests/fixtures/systemctl/is_active_after_stop.txt), exit 3 as it exited there
-ACTIVE_KA_STOPPED = "".join(("inactive" if u == "keepalived" else "active") + "\n" for u in F.UNITS)
-assert {"active", "inactive"} <= set(read("systemctl/is_active_after_stop.txt").split()
-                                     + read("systemctl/is_active_all_active.txt").split())
+# the units fact (`systemctl show`) from captured blocks: every unit running and enabled, or
+# keepalived stopped and the rest running (tests/unit/core_fixtures.units_output)
+ACTIVE_ALL = units_output({u: "active" for u in F.UNITS}, {u: "enabled" for u in F.UNITS})
+ACTIVE_KA_STOPPED = units_output({u: "inactive" if u == "keepalived" else "active" for u in F.UNITS},
+                                 {u: "enabled" for u in F.UNITS})
 
 
 def observed(node: str, facts, outputs: dict[str, str], rc: dict[str, int] | None = None) -> NodeState:
@@ -169,8 +168,7 @@ def addrs_fx() -> dict[str, NodeState]:
 
 
 def vrrp_state(node: str, dump: str, active: str = ACTIVE_ALL) -> NodeState:
-    return observed(node, TABLES["vrrp"][0], {"active": active, "vrrp": read(f"keepalived_json/{dump}")},
-                    rc={"active": 0 if active == ACTIVE_ALL else 3})
+    return observed(node, TABLES["vrrp"][0], {"units": active, "vrrp": read(f"keepalived_json/{dump}")})
 
 
 def vrrp_healthy() -> dict[str, NodeState]:
@@ -576,9 +574,9 @@ def watch_state(node: str, *, holds: bool, dump: str, keepalived_stopped: bool =
     host = {"node1": "10.189.0.11", "node2": "10.189.0.12", "node3": "10.189.0.13"}[node]
     return observed(node, F.WATCH, {
         "addrs": addrs_json(host, on_iface=(LAB_VIP,) if holds else (), on_lo=(LAB_VIP,)) + "\n",
-        "active": ACTIVE_KA_STOPPED if keepalived_stopped else ACTIVE_ALL,
+        "units": ACTIVE_KA_STOPPED if keepalived_stopped else ACTIVE_ALL,
         "ipvs": NO_IPVS_MARK + "\n", "ipvs_rate": NO_IPVS_MARK + "\n",
-        "vrrp": read(f"keepalived_json/{dump}")}, rc={"active": 3 if keepalived_stopped else 0})
+        "vrrp": read(f"keepalived_json/{dump}")})
 
 
 def before_failover() -> dict[str, NodeState]:
@@ -630,7 +628,7 @@ def test_watcher_an_unavailable_view_is_not_a_transition(lab):
     assert keepalived_json.parse_keepalived_json(cut) is None
     mid_write = before_failover()
     mid_write["node2"] = observed("node2", F.WATCH, {
-        "addrs": addrs_json("10.189.0.12", on_lo=(LAB_VIP,)) + "\n", "active": ACTIVE_ALL,
+        "addrs": addrs_json("10.189.0.12", on_lo=(LAB_VIP,)) + "\n", "units": ACTIVE_ALL,
         "ipvs": NO_IPVS_MARK + "\n", "ipvs_rate": NO_IPVS_MARK + "\n", "vrrp": cut})
     assert mid_write["node2"].vrrp is None
     n = len(w.fold(mid_write, 1.0).transitions)
@@ -643,7 +641,7 @@ def test_watch_real_servers_table_on_the_fx_director(fx):
     weight red (the fx captures: the director holds 10.190.0.100 on eth0)."""
     facts = F.WATCH
     states = {"dir": observed("dir", facts, {
-        "addrs": read("ip_addr/guest_director.txt"), "active": ACTIVE_ALL, "ipvs": read("ipvsadm/L_n.txt"),
+        "addrs": read("ip_addr/guest_director.txt"), "units": ACTIVE_ALL, "ipvs": read("ipvsadm/L_n.txt"),
         "ipvs_rate": read("ipvsadm/L_n_rate.txt"), "vrrp": read("keepalived_json/not_running_node3.txt")})}
     frame_ = Watcher(fx, conns=[]).fold(states, 0.0)
     assert frame_.holders == {FX_VIP: ["dir"]}
