@@ -56,7 +56,12 @@ class _Connection(Connection):
     such exchanges. Through a gateway the outer hop's socket is the one that matters (it is a
     _Connection too)."""
 
+    lbtk_lab = None      # a lab inventory's Inventory: its bridge must be up before any socket opens
+
     def open(self):
+        if self.lbtk_lab is not None and not self.is_connected:
+            from .labguard import require_lab_segment
+            require_lab_segment(self.lbtk_lab)      # network rule: a lab's addresses only via its bridge
         if self.is_connected or self.gateway or "sock" in self.connect_kwargs:
             return super().open()
         sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
@@ -95,8 +100,6 @@ def _bastion(ssh: SSH) -> Connection | None:
 
 
 def connect(inv: Inventory, node: Node) -> Connection:
-    from .labguard import require_lab_segment
-    require_lab_segment(inv)      # a lab's addresses only through its own bridge (network rule)
     ssh = inv.ssh_of(node)
     gateway = _bastion(ssh)
     c = _connection(node.host, ssh.user, ssh.port, ssh.key_filename, ssh.known_hosts, ssh,
@@ -107,6 +110,8 @@ def connect(inv: Inventory, node: Node) -> Connection:
         hop.lbtk_node = getattr(hop, "lbtk_node", None) or f"bastion {hop.host}"
         hop = hop.gateway
     c.lbtk_node = node.name
+    if inv.lab is not None:       # checked when (and only if) a socket is about to open
+        c.lbtk_lab = inv
     c.lbtk_become = ssh.become
     c.lbtk_password_env = ssh.become_password_env
     c.lbtk_password_file = ssh.become_password_file

@@ -79,13 +79,13 @@ def verbs(actions) -> list[tuple[str, str]]:
 # ================================================================== Action
 SHELL_CASES = [
     (Action("daemon-reload"), "systemctl daemon-reload"),
-    (Action("enable", "keepalived"), "systemctl enable --no-reload keepalived"),
-    (Action("enable-now", "nginx"), "systemctl enable --no-reload --now nginx"),
+    (Action("enable", "keepalived"), "SYSTEMCTL_SKIP_SYSV=1 systemctl enable --no-reload keepalived"),
+    (Action("enable-now", "nginx"), "SYSTEMCTL_SKIP_SYSV=1 systemctl enable --no-reload --now nginx"),
     (Action("start", "nginx"), "systemctl start nginx"),
     (Action("reload", "keepalived"), "systemctl reload keepalived"),
     (Action("restart", "lbtk-fwmark"), "systemctl restart lbtk-fwmark"),
-    (Action("enable-restart", "lbtk-vip-lo"), "systemctl enable --no-reload lbtk-vip-lo && systemctl restart lbtk-vip-lo"),
-    (Action("disable-now", "lbtk-fwmark"), "systemctl disable --now lbtk-fwmark"),
+    (Action("enable-restart", "lbtk-vip-lo"), "SYSTEMCTL_SKIP_SYSV=1 systemctl enable --no-reload lbtk-vip-lo && systemctl restart lbtk-vip-lo"),
+    (Action("disable-now", "lbtk-fwmark"), "SYSTEMCTL_SKIP_SYSV=1 systemctl disable --now lbtk-fwmark"),
     (Action("sysctl-load", arg=arp.SYSCTL), "sysctl -q -p /etc/sysctl.d/60-lbtk-lvs.conf"),
     (Action("nginx-test"), "nginx -t -q"),
     (Action("rsyslog-test"), "rsyslogd -N1"),
