@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import ansible_side
+from cost import settle_nodes
 
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = ["first deploy", "no-op deploy", "one change", "verify"]
@@ -37,6 +38,7 @@ def fresh_nodes(env: str) -> None:
     """Back to a first deploy: the lab comes down and up again (nothing deployed on its nodes)."""
     inv("lab.down", "--env", env, check=False)
     inv("lab.up", "--env", env)
+    settle_nodes()       # booted and idle, as nodes in an estate are (the boot's tail is not the deploy's)
 
 
 def toolkit_cycle(n: int) -> dict[str, float]:
