@@ -1,8 +1,9 @@
 """The kernel tier (real IPVS): the seed's topology load-balanced for real, from a client namespace.
 
 Order matters little: every test leaves the cluster as its kernel's inventory wants it. Every test
-runs on Debian 12's kernel; those marked both_kernels (DR rr balancing, director failover, the sync
-daemon's connections on a backup, wrr, NAT) on Debian 13's as well (conftest.py).
+runs on Debian 12's kernel; those marked both_kernels, the IPVS essentials (DR rr balancing, the sync
+daemon's connections on a backup, wrr, NAT), on Debian 13's as well (conftest.py): the rest tests
+keepalived and the toolkit more than the kernel, and CI's budget has no room for all of it twice.
 """
 from __future__ import annotations
 
@@ -149,7 +150,6 @@ def test_traffic_avoids_a_removed_real_server(deployed, nodes):
         _wait_pool(nodes[master], addr, True, 15)
 
 
-@pytest.mark.both_kernels
 def test_director_failover_keeps_the_vip_answering(deployed):
     deployed.ensure()
     # 100 ms probes (1 s timeout each): the 20 ms default times out on a TCG VM when the host is busy
