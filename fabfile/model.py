@@ -672,23 +672,12 @@ class Inventory(Strict):
 
 
 def lab_problems(inv: "Inventory"):
-    """A node's lab settings need a lab inventory; the kernel tier boots bookworm nodes only (on the
-    kernel of lab.kernel's release)."""
+    """A node's lab settings need a lab inventory."""
     for k, n in enumerate(inv.nodes):
-        if n.lab is None:
-            continue
-        if inv.lab is None:
+        if n.lab is not None and inv.lab is None:
             yield FieldProblem(("nodes", k, "lab"), f"{n.name} has lab settings but the inventory has no "
                                "`lab:` section (only lab inventories build nodes)",
                                "remove the node's lab:, or add a lab: section")
-        elif inv.lab.kernel and inv.lab_release_of(n) != DEFAULT_RELEASE:
-            yield FieldProblem(("nodes", k, "lab", "release"), f"the kernel tier boots {DEFAULT_RELEASE} "
-                               f"nodes only, not {inv.lab_release_of(n)}",
-                               "remove the node's lab.release (the VM's kernel is lab.kernel's: `kernel: trixie`)")
-    if inv.lab is not None and inv.lab.kernel and inv.lab.release != DEFAULT_RELEASE:
-        yield FieldProblem(("lab", "release"), f"the kernel tier boots {DEFAULT_RELEASE} nodes only, "
-                           f"not {inv.lab.release}", "remove lab.release; for Debian 13's kernel under the "
-                           "nodes write `kernel: trixie`")
 
 
 def cross_problems(inv: "Inventory"):

@@ -307,12 +307,17 @@ def _start_vm(ks: KernelSpec, cmd: list[str], kver: str) -> int:
         p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                              start_new_session=True)
     st = _proc_stat(p.pid)
-    ks.pidfile.write_text(json.dumps({"pid": p.pid, "start": st[1] if st else 0, "kver": kver}) + "\n")
+    ks.pidfile.write_text(json.dumps({"pid": p.pid, "start": st[1] if st else 0, "kver": kver,
+                                      "releases": _node_releases(ks)}) + "\n")
     _PROCS[p.pid] = p          # ours while this process lives: polled (reaped) in _stop_vm
     return p.pid
 
 
 _PROCS: dict[int, subprocess.Popen] = {}
+
+
+def _node_releases(ks: KernelSpec) -> dict[str, str]:
+    return {n.name: n.release for n in ks.lab.nodes}
 
 
 def _recorded_kver(ks: KernelSpec) -> str | None:
@@ -321,6 +326,25 @@ def _recorded_kver(ks: KernelSpec) -> str | None:
         return json.loads(ks.pidfile.read_text()).get("kver")
     except (OSError, ValueError, AttributeError):
         return None
+
+
+def other_boot(ks: KernelSpec, kver: str) -> str | None:
+    """Why the recorded VM is not the one `ks` wants (another kernel, nodes of another release), or
+    None. A record from before kernels were recorded counts as bookworm's with bookworm nodes."""
+    try:
+        rec = json.loads(ks.pidfile.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(rec, dict):
+        return None
+    if rec.get("kver", kver) != kver:
+        return f"boots {rec['kver']}, not {kver}"
+    want = _node_releases(ks)
+    had = rec.get("releases", {n: DEFAULT_RELEASE for n in want})
+    if had != want:
+        diff = sorted(n for n in set(had) | set(want) if had.get(n) != want.get(n))
+        return f"runs other nodes or releases ({', '.join(f'{n}: {had.get(n)} -> {want.get(n)}' for n in diff)})"
+    return None
 
 
 def booted(ks: KernelSpec) -> str | None:
@@ -407,9 +431,10 @@ def _write_share(ks: KernelSpec, base_lab: LabSpec, key: Path) -> None:
         (sh / f).unlink(missing_ok=True)
     gw = ipaddress.IPv4Interface(ks.lab.gateway)
     (sh / "spec.json").write_text(json.dumps({
-        "nodes": [{"name": n.name, "host": n.host, "mac": n.mac} for n in ks.lab.nodes],
+        "nodes": [{"name": n.name, "host": n.host, "mac": n.mac, "release": n.release} for n in ks.lab.nodes],
         "guest_bridge": GUEST_BRIDGE, "guest_addr": ks.guest_addr, "host_gateway": str(gw.ip),
-        "base": str(rootfs.base_dir(base_lab)), "base_stamp": str(lab_path(base_lab.lab_dir) / "base.stamp"),
+        "bases": {r: {"base": str(rootfs.base_dir(base_lab, r)), "stamp": str(rootfs.stamp_path(base_lab, r))}
+                  for r in rootfs.spec_releases(base_lab)},
         "client_key": str(key), "boot_timeout": BOOT_TIMEOUT}, indent=1) + "\n")
     (sh / "guest.env").write_text(
         f"GUEST_BRIDGE={shlex.quote(GUEST_BRIDGE)}\nGUEST_ADDR={shlex.quote(ks.guest_addr)}\n"
@@ -451,8 +476,8 @@ def up(ks: KernelSpec, progress=print, timeout: float = BOOT_TIMEOUT) -> dict:
     initrd = build_initrd(progress, ks.release)
     times: dict[str, float] = {}
     with locked(ks.kernel_dir):
-        if _recorded(ks) is not None and _recorded_kver(ks) not in (None, kver):
-            progress(f"kernel: the running VM boots {_recorded_kver(ks)}, not {kver}: restarting it")
+        if _recorded(ks) is not None and other_boot(ks, kver):
+            progress(f"kernel: the running VM {other_boot(ks, kver)}: restarting it")
         elif _recorded(ks) is not None and _bridge_ready(ks.lab) and \
                 any(ln.endswith(" READY") for ln in _stages(ks)):
             # up already: SSH may answer slowly on a loaded machine, which is no reason to reboot

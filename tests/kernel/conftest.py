@@ -90,8 +90,8 @@ def klab(request):
     from fabfile.tasks.lab import spec_for
     env = KERNEL_ENVS[release]
     spec = spec_for(env)
-    was_up = all(s.running for s in kernel.status(spec)) and kernel.booted(spec) == kernel.installed_kernel(
-        release=release)[0]                                  # up, on this very kernel
+    was_up = all(s.running for s in kernel.status(spec)) and kernel.other_boot(
+        spec, kernel.installed_kernel(release=release)[0]) is None     # up, on this kernel with these nodes
     try:
         with timed(f"lab.up --env {env}" + (" (was up)" if was_up else "")):
             times = kernel.up(spec, progress=lambda s: None)      # idempotent: waits for SSH if up

@@ -24,15 +24,19 @@ def test_lab_kernel_picks_the_release():
 
 
 def test_kernel_trixie_is_the_kernel_inventory_on_another_kernel(monkeypatch):
-    """Same VM, nodes, VIP and secret: only the kernel differs (the tests deploy either onto it)."""
+    """Same VM, nodes, VIP and secret: Debian 13 throughout (its kernel, its nodes) is the only difference,
+    so the tests deploy kernel-wrr / kernel-nat onto either."""
     from fabfile.tasks.lab import spec_for
     monkeypatch.chdir(ROOT)
     b, t = spec_for("kernel"), spec_for("kernel-trixie")
     assert (b.release, t.release) == ("bookworm", "trixie")
-    assert b.lab == t.lab and b.client == t.client and b.kernel_dir == t.kernel_dir
+    assert b.client == t.client and b.kernel_dir == t.kernel_dir
+    assert {n.release for n in b.lab.nodes} == {"bookworm"} and {n.release for n in t.lab.nodes} == {"trixie"}
+    assert [(n.name, n.host, n.mac) for n in b.lab.nodes] == [(n.name, n.host, n.mac) for n in t.lab.nodes]
+    assert (b.lab.bridge, b.lab.gateway) == (t.lab.bridge, t.lab.gateway)
     ib, it = load("kernel")[0], load("kernel-trixie")[0]
     assert ib.model_dump(exclude={"lab"}) == it.model_dump(exclude={"lab"})
-    assert ib.lab.model_dump(exclude={"kernel"}) == it.lab.model_dump(exclude={"kernel"})
+    assert ib.lab.model_dump(exclude={"kernel", "release"}) == it.lab.model_dump(exclude={"kernel", "release"})
 
 
 def test_each_release_has_its_own_tree_and_initramfs():
@@ -137,3 +141,38 @@ def test_tested_kernels(monkeypatch):
     monkeypatch.setenv("LBTK_KERNEL_RELEASES", "bookworm")
     assert tested_kernels(True) == ["bookworm"]
 
+
+
+def test_share_tells_the_guest_each_node_release_and_base(tmp_path):
+    """The host's spec.json and the guest's reading of it (fabfile/lab/guest/nodes.py) agree: each
+    node keeps its release, and the guest gets the host's base and stamp of every release in use."""
+    from fabfile.lab import LabNode, LabSpec, rootfs
+    from fabfile.lab.guest import nodes as guest
+    lab_nodes = (LabNode("node1", "10.189.0.131", "02:bd:00:00:01:31", "trixie"),
+                 LabNode("node2", "10.189.0.132", "02:bd:00:00:01:32"))
+    ks = kernel.KernelSpec(LabSpec(nodes=lab_nodes, bridge="lbtk-kbr0", gateway="10.189.0.129/25"),
+                           tmp_path / "k", "10.189.0.140", "trixie")
+    base_lab = LabSpec(nodes=lab_nodes, lab_dir=tmp_path / "lab")
+    kernel._write_share(ks, base_lab, tmp_path / "k/id_ed25519")
+    s, spec = guest._spec(ks.share)
+    assert spec.nodes == lab_nodes and spec.lab_dir == guest.GUEST_LAB_DIR
+    assert s["bases"] == {"bookworm": {"base": str(tmp_path / "lab/base"), "stamp": str(tmp_path / "lab/base.stamp")},
+                          "trixie": {"base": str(tmp_path / "lab/base-trixie"),
+                                     "stamp": str(tmp_path / "lab/base-trixie.stamp")}}
+    assert [rootfs.base_dir(spec, r).name for r in s["bases"]] == ["base", "base-trixie"]
+
+
+def test_a_vm_booted_otherwise_is_restarted(tmp_path):
+    """up() keeps a running VM only if it booted the same kernel with nodes of the same releases."""
+    from fabfile.lab import LabNode, LabSpec
+    nodes = (LabNode("node1", "10.189.0.131"), LabNode("node2", "10.189.0.132"))
+    ks = kernel.KernelSpec(LabSpec(nodes=nodes, bridge="lbtk-kbr0", gateway="10.189.0.129/25"), tmp_path)
+    ks.pidfile.write_text('{"pid": 1, "start": 2}\n')                 # a record from before kernels
+    assert kernel.other_boot(ks, "6.1.0-9-amd64") is None
+    ks.pidfile.write_text('{"pid": 1, "start": 2, "kver": "6.1.0-9-amd64", '
+                          '"releases": {"node1": "bookworm", "node2": "bookworm"}}\n')
+    assert kernel.other_boot(ks, "6.1.0-9-amd64") is None
+    assert kernel.other_boot(ks, "6.12.9+deb13-amd64") == "boots 6.1.0-9-amd64, not 6.12.9+deb13-amd64"
+    tks = kernel.KernelSpec(LabSpec(nodes=(nodes[0], LabNode("node2", "10.189.0.132", release="trixie")),
+                                    bridge="lbtk-kbr0", gateway="10.189.0.129/25"), tmp_path)
+    assert kernel.other_boot(tks, "6.1.0-9-amd64") == "runs other nodes or releases (node2: bookworm -> trixie)"
