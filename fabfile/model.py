@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PositiveInt, PrivateAttr, field_validator,
                       model_validator)
@@ -700,9 +700,10 @@ class Lab(Strict):
     ssh_config: str | None = None        # where lab.up writes the ssh_config naming every node
     gateway6: str | None = None          # the host's IPv6 address/prefix on `bridge` (dual-stack labs)
     release: Release = DEFAULT_RELEASE   # the nodes' Debian release; a node's own lab.release overrides
-    # true: the kernel tier — the nodes run inside a qemu VM on Debian's kernel (real IPVS),
-    # reached through `bridge` (fabfile/lab/kernel.py); false: systemd nodes on this host's kernel
-    kernel: bool = False
+    # the kernel tier: the nodes run inside a qemu VM on Debian's kernel (real IPVS), reached
+    # through `bridge` (fabfile/lab/kernel.py): true boots Debian 12's (bookworm's) kernel, a release
+    # name that release's (`kernel: trixie`: Debian 13's); false: systemd nodes on this host's kernel
+    kernel: bool | Release = False
     # a client network namespace on the lab bridge (lbtk-kclient) that `inv verify` sends real
     # requests from, through each VIP: order, counts per real server, IPVS counters
     client: str | None = None
@@ -721,6 +722,21 @@ class Lab(Strict):
         if not (plen.isascii() and plen.isdigit() and 8 <= int(plen) <= 128):
             raise ValueError(f"prefix /{plen} is impossible here (8 to 128)")
         return v
+
+    @field_validator("kernel", mode="before")
+    @classmethod
+    def _kernel(cls, v):
+        if isinstance(v, bool) or v in get_args(Release):
+            return v
+        raise ValueError("neither true/false nor a Debian release the kernel tier boots "
+                         f"({', '.join(get_args(Release))})")
+
+    @property
+    def kernel_release(self) -> str | None:
+        """The Debian release whose kernel the kernel tier boots; None: not the kernel tier."""
+        if self.kernel is False:
+            return None
+        return DEFAULT_RELEASE if self.kernel is True else self.kernel
 
 
 class Probe(Strict):
@@ -831,20 +847,12 @@ class Inventory(Strict):
 
 
 def lab_problems(inv: "Inventory"):
-    """A node's lab settings need a lab inventory; the kernel tier boots bookworm nodes only."""
+    """A node's lab settings need a lab inventory."""
     for k, n in enumerate(inv.nodes):
-        if n.lab is None:
-            continue
-        if inv.lab is None:
+        if n.lab is not None and inv.lab is None:
             yield FieldProblem(("nodes", k, "lab"), f"{n.name} has lab settings but the inventory has no "
                                "`lab:` section (only lab inventories build nodes)",
                                "remove the node's lab:, or add a lab: section")
-        elif inv.lab.kernel and inv.lab_release_of(n) != DEFAULT_RELEASE:
-            yield FieldProblem(("nodes", k, "lab", "release"), f"the kernel tier boots {DEFAULT_RELEASE} "
-                               f"nodes only, not {inv.lab_release_of(n)}", "remove the node's lab.release")
-    if inv.lab is not None and inv.lab.kernel and inv.lab.release != DEFAULT_RELEASE:
-        yield FieldProblem(("lab", "release"), f"the kernel tier boots {DEFAULT_RELEASE} nodes only, "
-                           f"not {inv.lab.release}", f"remove lab.release (or set it to {DEFAULT_RELEASE})")
 
 
 def cross_problems(inv: "Inventory"):

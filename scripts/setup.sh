@@ -2,9 +2,11 @@
 # Install everything the toolkit and its tests need on a Debian 12 machine (run as root).
 # Idempotent: a second run installs nothing new and takes about a second.
 #   scripts/setup.sh           host packages + .venv with the pinned Python requirements
-#   scripts/setup.sh --kernel  also qemu and Debian's kernel for the real-IPVS tier: the package
+#   scripts/setup.sh --kernel  also qemu and Debian's kernels for the real-IPVS tier: the package
 #                              linux-image-amd64 depends on is apt-get download'ed and dpkg -x'd into
-#                              $LBTK_KERNEL_DIR/kernel (default /var/tmp/lbtk-kernel), never into /boot
+#                              $LBTK_KERNEL_DIR/kernel (Debian 12's; default /var/tmp/lbtk-kernel) and
+#                              kernel-trixie (Debian 13's), never into /boot; LBTK_KERNEL_RELEASES
+#                              (default "bookworm trixie") names the releases whose kernels it fetches
 set -euo pipefail
 cd "$(dirname "$0")/.."
 APT_PKGS="keepalived ipvsadm nginx-light iproute2 iptables debootstrap systemd-container
@@ -26,28 +28,51 @@ if [ -n "$missing" ]; then
   [ -n "$own_policy" ] && rm -f /usr/sbin/policy-rc.d
 fi
 if [ "${1:-}" = --kernel ]; then
-  # Debian's kernel, unpacked (not installed): the version linux-image-amd64 depends on.
+  # Debian's kernels, unpacked (not installed): the version linux-image-amd64 depends on, of each
+  # release in LBTK_KERNEL_RELEASES. bookworm's (the host's own apt) in $KDIR/kernel as always; another
+  # release's through an apt state of its own ($KDIR/apt-R: the host's mirror, that suite, the host's
+  # sources and lists untouched) into $KDIR/kernel-R. The inventory's lab.kernel picks one.
   KDIR=${LBTK_KERNEL_DIR:-/var/tmp/lbtk-kernel}
-  kpkg() { apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}'; }
-  pkg=$(kpkg)
-  if [ -z "$pkg" ]; then apt-get update -qq; pkg=$(kpkg); fi
-  [ -n "$pkg" ] || { echo "setup: apt knows no linux-image-amd64 (check /etc/apt/sources.list)" >&2; exit 1; }
-  kver=${pkg#linux-image-}
-  if [ ! -f "$KDIR/kernel/boot/vmlinuz-$kver" ] || [ ! -f "$KDIR/kernel/lib/modules/$kver/modules.dep" ]; then
-    echo "setup: fetching $pkg (apt-get download, unpacked into $KDIR/kernel)"
-    mkdir -p "$KDIR"; chmod 755 "$KDIR"
-    dl=$(mktemp -d "$KDIR/dl.XXXXXX"); chmod 755 "$dl"
-    id _apt >/dev/null 2>&1 && chown _apt "$dl"
-    (cd "$dl" && apt-get download -q "$pkg" >/dev/null) || { apt-get update -qq; (cd "$dl" && apt-get download -q "$pkg" >/dev/null); }
-    rm -rf "$KDIR/kernel.new"
-    dpkg -x "$dl"/*.deb "$KDIR/kernel.new"
-    depmod -b "$KDIR/kernel.new" "$kver"
-    rm -rf "$KDIR/kernel" "$dl"
-    mv "$KDIR/kernel.new" "$KDIR/kernel"
-  fi
+  mkdir -p "$KDIR"; chmod 755 "$KDIR"
+  kernels=
+  for rel in ${LBTK_KERNEL_RELEASES:-bookworm trixie}; do
+    if [ "$rel" = bookworm ]; then
+      apt_opts=(); tree="$KDIR/kernel"
+    else
+      state="$KDIR/apt-$rel"; tree="$KDIR/kernel-$rel"
+      read -r mirror keyring < <(python3 -c 'import sys; sys.path.insert(0, "."); from fabfile.lab.rootfs import apt_mirror; m, k = apt_mirror(); print(m, k or "/usr/share/keyrings/debian-archive-keyring.gpg")') || true
+      [ -n "${mirror:-}" ] || { echo "setup: no Debian mirror in /etc/apt/sources.list(.d) for $rel's kernel" >&2; exit 1; }
+      mkdir -p "$state/lists/partial" "$state/cache/archives/partial"
+      echo "deb [signed-by=$keyring] $mirror $rel main" > "$state/sources.list"
+      id _apt >/dev/null 2>&1 && chown -R _apt "$state/lists" "$state/cache"
+      apt_opts=(-o "Dir::Etc::SourceList=$state/sources.list" -o Dir::Etc::SourceParts=/dev/null
+                -o "Dir::State::Lists=$state/lists" -o "Dir::Cache=$state/cache" -o APT::Architectures::=amd64)
+    fi
+    kpkg() { apt-cache "${apt_opts[@]}" depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}'; }
+    pkg=$(kpkg || true)
+    if [ -z "$pkg" ]; then apt-get "${apt_opts[@]}" update -qq; pkg=$(kpkg || true); fi
+    [ -n "$pkg" ] || { echo "setup: apt knows no linux-image-amd64 for $rel (check /etc/apt/sources.list)" >&2; exit 1; }
+    kver=${pkg#linux-image-}
+    mods=
+    for d in "$tree/lib/modules/$kver" "$tree/usr/lib/modules/$kver"; do [ -f "$d/modules.dep" ] && mods=$d; done
+    if [ ! -f "$tree/boot/vmlinuz-$kver" ] || [ -z "$mods" ]; then
+      echo "setup: fetching $pkg ($rel; apt-get download, unpacked into $tree)"
+      dl=$(mktemp -d "$KDIR/dl.XXXXXX"); chmod 755 "$dl"
+      id _apt >/dev/null 2>&1 && chown _apt "$dl"
+      (cd "$dl" && apt-get "${apt_opts[@]}" download -q "$pkg" >/dev/null) \
+        || { apt-get "${apt_opts[@]}" update -qq; (cd "$dl" && apt-get "${apt_opts[@]}" download -q "$pkg" >/dev/null); }
+      rm -rf "$tree.new"
+      dpkg -x "$dl"/*.deb "$tree.new"
+      # the package has no modules.dep (its postinst makes one): depmod where the modules are (/usr on trixie)
+      if [ -d "$tree.new/lib/modules/$kver" ]; then depmod -b "$tree.new" "$kver"; else depmod -b "$tree.new/usr" "$kver"; fi
+      rm -rf "$tree" "$dl"
+      mv "$tree.new" "$tree"
+    fi
+    kernels="$kernels $kver"
+  done
 fi
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt
-echo "setup: ok ($(.venv/bin/python --version), $(keepalived -v 2>&1 | head -1)$([ "${1:-}" = --kernel ] && echo ", kernel $kver under $KDIR"))"
+echo "setup: ok ($(.venv/bin/python --version), $(keepalived -v 2>&1 | head -1)$([ "${1:-}" = --kernel ] && echo ", kernels${kernels} under $KDIR"))"

@@ -3,9 +3,12 @@
 Host side only (the guest side is fabfile/lab/guest/). Layout under KERNEL_DIR
 (/var/tmp/lbtk-kernel, override LBTK_KERNEL_DIR):
 
-    kernel/                    Debian's linux-image package, dpkg -x'd by `scripts/setup.sh --kernel`
+    kernel/                    Debian 12's linux-image package, dpkg -x'd by `scripts/setup.sh --kernel`
                                (boot/vmlinuz-KVER, lib/modules/KVER with modules.dep); never in /boot
-    initrd.gz + initrd.stamp   busybox + the 9p/overlay modules + guest/init (rebuilt when they change)
+    kernel-trixie/             Debian 13's, the same way (usr/lib/modules/KVER, modules .ko.xz); the
+                               inventory's `lab.kernel` picks one (true: bookworm's, or a release name)
+    initrd.gz + initrd.stamp   busybox + the 9p/overlay modules + guest/init (rebuilt when they change);
+                               initrd-trixie.gz + initrd-trixie.stamp for Debian 13's kernel
     id_ed25519{,.pub}          the tier's SSH client key; known_hosts: the nodes' real host keys
     share/                     the guest's writable 9p share: spec.json, guest.env, run.sh (host ->
                                guest); stages, guest.log, known_hosts, hostkeys/ (guest -> host)
@@ -31,8 +34,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import (LabError, LabNode, LabSpec, NodeStatus, lab_path, last_line, locked, one_line, require_root,
-               run, validate)
+from . import (DEFAULT_RELEASE, LabError, LabNode, LabSpec, NodeStatus, lab_path, last_line, locked, one_line,
+               require_root, run, validate)
 from . import rootfs
 from .nspawn import _alive, _bridge_ready, _link_kind, _proc_stat, _ssh_banner
 
@@ -55,7 +58,10 @@ GUEST_MODULES = ("virtio_net", "bridge", "veth", "overlay", "nf_conntrack", "ip_
                  "nf_nat", "iptable_nat", "nft_chain_nat", "xt_MASQUERADE", "xt_ipvs")
 # In the initramfs: what mounting the host root over 9p and the overlays needs (deps resolved).
 INITRD_MODULES = ("virtio_pci", "9pnet_virtio", "9p", "overlay")
-INITRD_RECIPE = 1
+INITRD_RECIPE = 2
+# how a module file may be compressed (Debian 13's are .ko.xz): the initramfs gets the plain .ko
+# (busybox's insmod takes no compressed module); the guest's own modprobe (kmod) reads them as they are
+COMPRESSED = {".ko.xz": "xz", ".ko.gz": "gz", ".ko.zst": "zst"}
 
 
 def kernel_dir() -> Path:
@@ -69,6 +75,7 @@ class KernelSpec:
     lab: LabSpec
     kernel_dir: Path
     client: str | None = None
+    release: str = DEFAULT_RELEASE     # whose kernel the VM boots (lab.kernel: true / a release name)
 
     @property
     def share(self) -> Path:
@@ -89,8 +96,9 @@ class KernelSpec:
         return f"{gw.ip + 1}/{gw.network.prefixlen}"
 
 
-def spec(nodes: tuple[LabNode, ...], bridge: str, gateway: str, client: str | None = None) -> KernelSpec:
-    ks = KernelSpec(LabSpec(nodes=nodes, bridge=bridge, gateway=gateway), lab_path(kernel_dir()), client)
+def spec(nodes: tuple[LabNode, ...], bridge: str, gateway: str, client: str | None = None,
+         release: str = DEFAULT_RELEASE) -> KernelSpec:
+    ks = KernelSpec(LabSpec(nodes=nodes, bridge=bridge, gateway=gateway), lab_path(kernel_dir()), client, release)
     gw = ipaddress.IPv4Interface(gateway)
     taken = {n.host for n in nodes} | {str(gw.ip)}
     if ks.guest_addr.split("/")[0] in taken:
@@ -109,22 +117,35 @@ def ssh_config(ks: KernelSpec) -> dict:
 
 # ---------------------------------------------------------------- the kernel and the initramfs
 
-def installed_kernel(kdir: Path | None = None) -> tuple[str, Path, Path]:
-    """(KVER, vmlinuz, modules dir) of the kernel setup.sh --kernel unpacked; LabError if none."""
-    kdir = lab_path(kdir or kernel_dir())
-    found = sorted((kdir / "kernel/boot").glob("vmlinuz-*"))
+def kernel_tree(kdir: Path, release: str = DEFAULT_RELEASE) -> Path:
+    """Where setup.sh unpacks `release`'s kernel: kernel/ for bookworm (where clones before
+    releases put it), kernel-R for any other release R."""
+    return kdir / ("kernel" if release == DEFAULT_RELEASE else f"kernel-{release}")
+
+
+def initrd_paths(kdir: Path, release: str = DEFAULT_RELEASE) -> tuple[Path, Path]:
+    """(initramfs, its stamp) for `release`'s kernel: one each, so switching kernels rebuilds none."""
+    stem = "initrd" if release == DEFAULT_RELEASE else f"initrd-{release}"
+    return kdir / f"{stem}.gz", kdir / f"{stem}.stamp"
+
+
+def installed_kernel(kdir: Path | None = None, release: str = DEFAULT_RELEASE) -> tuple[str, Path, Path]:
+    """(KVER, vmlinuz, modules dir) of `release`'s kernel setup.sh --kernel unpacked; LabError if none.
+    The modules sit in lib/modules (bookworm) or usr/lib/modules (trixie, merged /usr)."""
+    tree = kernel_tree(lab_path(kdir or kernel_dir()), release)
+    found = sorted((tree / "boot").glob("vmlinuz-*"))
     for vmlinuz in reversed(found):
         kver = vmlinuz.name[len("vmlinuz-"):]
-        mods = kdir / "kernel/lib/modules" / kver
-        if (mods / "modules.dep").is_file():
-            return kver, vmlinuz, mods
-    raise LabError(f"the kernel tier is not set up (no Debian kernel under {kdir}/kernel): "
+        for mods in (tree / "lib/modules" / kver, tree / "usr/lib/modules" / kver):
+            if (mods / "modules.dep").is_file():
+                return kver, vmlinuz, mods
+    raise LabError(f"the kernel tier is not set up for {release}'s kernel (no Debian kernel under {tree}): "
                    "run `bash scripts/setup.sh --kernel`")
 
 
-def kernel_ready() -> bool:
+def kernel_ready(release: str = DEFAULT_RELEASE) -> bool:
     try:
-        installed_kernel()
+        installed_kernel(release=release)
     except LabError:
         return False
     return shutil.which("qemu-system-x86_64") is not None and Path("/bin/busybox").exists()
@@ -159,18 +180,49 @@ def module_files(mods: Path, names: tuple[str, ...]) -> list[str]:
     return order
 
 
-def build_initrd(progress=print) -> Path:
-    """KERNEL_DIR/initrd.gz: busybox, the boot modules, guest/init. Cached; rebuilt when inputs change."""
+def initrd_modules(files: list[str]) -> list[tuple[str, str, str | None]]:
+    """For each module file (modules.dep paths, load order kept): (its path, its plain name in the
+    initramfs `NAME.ko`, how to decompress it: None, "xz", "gz" or "zst"). LabError for another suffix."""
+    plan = []
+    for rel in files:
+        name = Path(rel).name
+        suffix = next((s for s in (".ko", *COMPRESSED) if name.endswith(s)), None)
+        if suffix is None:
+            raise LabError(f"kernel module {rel}: neither .ko nor one of {', '.join(COMPRESSED)}")
+        plan.append((rel, name[:-len(suffix)] + ".ko", COMPRESSED.get(suffix)))
+    return plan
+
+
+def _plain_module(src: Path, codec: str | None) -> bytes:
+    if codec is None:
+        return src.read_bytes()
+    if codec == "xz":
+        import lzma
+        return lzma.decompress(src.read_bytes())
+    if codec == "gz":
+        import gzip
+        return gzip.decompress(src.read_bytes())
+    if shutil.which("zstd") is None:
+        raise LabError(f"{src}: zstd-compressed module and no zstd command (apt-get install zstd)")
+    r = subprocess.run(["zstd", "-dc", str(src)], capture_output=True, stdin=subprocess.DEVNULL, timeout=120)
+    if r.returncode != 0:
+        raise LabError(f"zstd -d {src}: {last_line(r.stderr.decode(errors='replace'))}")
+    return r.stdout
+
+
+def build_initrd(progress=print, release: str = DEFAULT_RELEASE) -> Path:
+    """KERNEL_DIR/initrd.gz (initrd-R.gz for release R's kernel): busybox, the boot modules
+    (decompressed), guest/init. Cached; rebuilt when inputs change."""
     kdir = lab_path(kernel_dir())
-    kver, _, mods = installed_kernel(kdir)
+    kver, _, mods = installed_kernel(kdir, release)
     busybox = Path("/bin/busybox")
     if not busybox.exists():
         raise LabError("/bin/busybox missing: run `bash scripts/setup.sh --kernel` (busybox-static)")
-    files = module_files(mods, INITRD_MODULES)
+    plan = initrd_modules(module_files(mods, INITRD_MODULES))
     init = (GUEST_DIR / "init").read_bytes()
-    want = hashlib.sha256(json.dumps([INITRD_RECIPE, kver, files, str(kdir)]).encode() + init
+    want = hashlib.sha256(json.dumps([INITRD_RECIPE, kver, plan, str(mods)]).encode() + init
                           + hashlib.sha256(busybox.read_bytes()).digest()).hexdigest()
-    out, st = kdir / "initrd.gz", kdir / "initrd.stamp"
+    out, st = initrd_paths(kdir, release)
     if out.exists() and st.exists() and st.read_text().strip() == want:
         return out
     t0 = time.monotonic()
@@ -179,15 +231,10 @@ def build_initrd(progress=print) -> Path:
     for d in ("bin", "proc", "sys", "dev", "newroot", "mods"):
         (tree / d).mkdir(parents=True)
     shutil.copy2(busybox, tree / "bin/busybox")
-    names = []
-    for rel in files:
-        name = Path(rel).name
-        shutil.copy2(mods / rel, tree / "mods" / name)
-        names.append(name[:-len(".ko")] if name.endswith(".ko") else name.split(".ko")[0])
-    if any(not f.endswith(".ko") for f in files):
-        raise LabError("compressed kernel modules are not supported by the initramfs builder")
-    (tree / "mods/order").write_text("\n".join(names) + "\n")
-    (tree / "kdir").write_text(str(kdir / "kernel") + "\n")
+    for rel, name, codec in plan:
+        (tree / "mods" / name).write_bytes(_plain_module(mods / rel, codec))
+    (tree / "mods/order").write_text("\n".join(name[:-len(".ko")] for _, name, _ in plan) + "\n")
+    (tree / "moddir").write_text(str(mods) + "\n")      # the guest's /usr/lib/modules/KVER points there
     (tree / "init").write_bytes(init)
     (tree / "init").chmod(0o755)
     listing = run(["sh", "-c", "cd \"$1\" && find . | sort", "sh", str(tree)]).stdout
@@ -203,7 +250,7 @@ def build_initrd(progress=print) -> Path:
     out.with_suffix(".tmp").replace(out)
     st.write_text(want + "\n")
     shutil.rmtree(tree, ignore_errors=True)
-    progress(f"kernel: initramfs for {kver} built in {time.monotonic() - t0:.1f}s ({len(files)} modules)")
+    progress(f"kernel: initramfs for {kver} built in {time.monotonic() - t0:.1f}s ({len(plan)} modules)")
     return out
 
 
@@ -253,18 +300,56 @@ def _qemu_cmd(ks: KernelSpec, vmlinuz: Path, initrd: Path, mac: str) -> list[str
             "-device", f"virtio-net-pci,netdev=n0,mac={mac}"]
 
 
-def _start_vm(ks: KernelSpec, cmd: list[str]) -> int:
-    """Start `timeout ... qemu` in its own session (it outlives this process); record its pid."""
+def _start_vm(ks: KernelSpec, cmd: list[str], kver: str) -> int:
+    """Start `timeout ... qemu` in its own session (it outlives this process); record its pid and
+    the kernel it boots."""
     with open(ks.kernel_dir / "qemu.log", "ab") as log:
         p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                              start_new_session=True)
     st = _proc_stat(p.pid)
-    ks.pidfile.write_text(json.dumps({"pid": p.pid, "start": st[1] if st else 0}) + "\n")
+    ks.pidfile.write_text(json.dumps({"pid": p.pid, "start": st[1] if st else 0, "kver": kver,
+                                      "releases": _node_releases(ks)}) + "\n")
     _PROCS[p.pid] = p          # ours while this process lives: polled (reaped) in _stop_vm
     return p.pid
 
 
 _PROCS: dict[int, subprocess.Popen] = {}
+
+
+def _node_releases(ks: KernelSpec) -> dict[str, str]:
+    return {n.name: n.release for n in ks.lab.nodes}
+
+
+def _recorded_kver(ks: KernelSpec) -> str | None:
+    """The kernel the recorded VM boots (None: none recorded, or a record from before kernels had names)."""
+    try:
+        return json.loads(ks.pidfile.read_text()).get("kver")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def other_boot(ks: KernelSpec, kver: str) -> str | None:
+    """Why the recorded VM is not the one `ks` wants (another kernel, nodes of another release), or
+    None. A record from before kernels were recorded counts as bookworm's with bookworm nodes."""
+    try:
+        rec = json.loads(ks.pidfile.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(rec, dict):
+        return None
+    if rec.get("kver", kver) != kver:
+        return f"boots {rec['kver']}, not {kver}"
+    want = _node_releases(ks)
+    had = rec.get("releases", {n: DEFAULT_RELEASE for n in want})
+    if had != want:
+        diff = sorted(n for n in set(had) | set(want) if had.get(n) != want.get(n))
+        return f"runs other nodes or releases ({', '.join(f'{n}: {had.get(n)} -> {want.get(n)}' for n in diff)})"
+    return None
+
+
+def booted(ks: KernelSpec) -> str | None:
+    """The kernel version the running VM booted (None: no VM, or one started before this was recorded)."""
+    return _recorded_kver(ks) if _recorded(ks) is not None else None
 
 
 def _stop_vm(ks: KernelSpec, progress) -> bool:
@@ -346,9 +431,10 @@ def _write_share(ks: KernelSpec, base_lab: LabSpec, key: Path) -> None:
         (sh / f).unlink(missing_ok=True)
     gw = ipaddress.IPv4Interface(ks.lab.gateway)
     (sh / "spec.json").write_text(json.dumps({
-        "nodes": [{"name": n.name, "host": n.host, "mac": n.mac} for n in ks.lab.nodes],
+        "nodes": [{"name": n.name, "host": n.host, "mac": n.mac, "release": n.release} for n in ks.lab.nodes],
         "guest_bridge": GUEST_BRIDGE, "guest_addr": ks.guest_addr, "host_gateway": str(gw.ip),
-        "base": str(rootfs.base_dir(base_lab)), "base_stamp": str(lab_path(base_lab.lab_dir) / "base.stamp"),
+        "bases": {r: {"base": str(rootfs.base_dir(base_lab, r)), "stamp": str(rootfs.stamp_path(base_lab, r))}
+                  for r in rootfs.spec_releases(base_lab)},
         "client_key": str(key), "boot_timeout": BOOT_TIMEOUT}, indent=1) + "\n")
     (sh / "guest.env").write_text(
         f"GUEST_BRIDGE={shlex.quote(GUEST_BRIDGE)}\nGUEST_ADDR={shlex.quote(ks.guest_addr)}\n"
@@ -384,13 +470,15 @@ def up(ks: KernelSpec, progress=print, timeout: float = BOOT_TIMEOUT) -> dict:
     for tool in ("qemu-system-x86_64", "timeout", "ip", "ssh-keygen"):
         if shutil.which(tool) is None:
             raise LabError(f"{tool}: command not found (run `bash scripts/setup.sh --kernel`)")
-    kver, vmlinuz, _ = installed_kernel(ks.kernel_dir)
+    kver, vmlinuz, _ = installed_kernel(ks.kernel_dir, ks.release)
     base_lab = LabSpec(nodes=ks.lab.nodes)           # the plain lab's dir holds the shared base rootfs
     rootfs.build_rootfs(base_lab, progress)
-    initrd = build_initrd(progress)
+    initrd = build_initrd(progress, ks.release)
     times: dict[str, float] = {}
     with locked(ks.kernel_dir):
-        if _recorded(ks) is not None and _bridge_ready(ks.lab) and \
+        if _recorded(ks) is not None and other_boot(ks, kver):
+            progress(f"kernel: the running VM {other_boot(ks, kver)}: restarting it")
+        elif _recorded(ks) is not None and _bridge_ready(ks.lab) and \
                 any(ln.endswith(" READY") for ln in _stages(ks)):
             # up already: SSH may answer slowly on a loaded machine, which is no reason to reboot
             if ks.client is not None and not Path("/run/netns", CLIENT_NETNS).exists():
@@ -408,7 +496,7 @@ def up(ks: KernelSpec, progress=print, timeout: float = BOOT_TIMEOUT) -> dict:
         _client_up(ks)
         from .nspawn import _mac
         t0 = time.monotonic()
-        pid = _start_vm(ks, _qemu_cmd(ks, vmlinuz, initrd, _mac("02:bd:fb", "guest-eth0")))
+        pid = _start_vm(ks, _qemu_cmd(ks, vmlinuz, initrd, _mac("02:bd:fb", "guest-eth0")), kver)
         progress(f"kernel: booting Debian {kver} under qemu TCG (pid {pid}, {SMP} vCPUs, {MEMORY})")
         seen = 0
         deadline = t0 + timeout

@@ -20,7 +20,8 @@ HELP = {"env": "inventory whose nodes the lab creates (default: lab; kernel tier
 
 
 def spec_for(env: str):
-    """The lab spec of an inventory: a LabSpec, or a kernel.KernelSpec when `lab.kernel` is true.
+    """The lab spec of an inventory: a LabSpec, or a kernel.KernelSpec when `lab.kernel` is set (true:
+    Debian 12's kernel, a release name: that release's).
     With `lab.bastion` (+ inner_bridge, users, ssh_config): the production-shaped lab, whose nodes
     only the bastion reaches (inventories/lab-bastion.yaml)."""
     from ..lab import LabBastion, LabNode, LabSpec, LabUsers, kernel
@@ -34,7 +35,7 @@ def spec_for(env: str):
         if lab.bastion or lab.inner_bridge or lab.users or lab.ssh_config:
             raise LbtkError(f"{e.path.name}: the kernel tier has no bastion, inner bridge, users or ssh_config "
                             "(lab.kernel: true takes none of them)")
-        return _lab_call(kernel.spec, nodes, lab.bridge, lab.gateway, lab.client)
+        return _lab_call(kernel.spec, nodes, lab.bridge, lab.gateway, lab.client, lab.kernel_release)
     bastion = users = None
     if lab.bastion is not None:
         b = lab.bastion

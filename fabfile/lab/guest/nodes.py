@@ -3,8 +3,8 @@ nspawn code, and publish what the host needs (known_hosts, host keys) on the exc
 
     python3 -m fabfile.lab.guest.nodes SHARE [--down]
 
-SHARE/spec.json (written by the host): nodes, guest bridge, guest address, the host's lab base
-and the client key. Stdlib only: this runs with the host's python3 over 9p, no virtualenv.
+SHARE/spec.json (written by the host): nodes (each with its Debian release), guest bridge, guest
+address, the host's lab base of each release the nodes run, and the client key. Stdlib only: this runs with the host's python3 over 9p, no virtualenv.
 """
 from __future__ import annotations
 
@@ -23,27 +23,31 @@ SYSV_SCRIPTS = ("nginx", "keepalived")
 def _spec(share: Path):
     from .. import LabNode, LabSpec
     s = json.loads((share / "spec.json").read_text())
-    nodes = tuple(LabNode(n["name"], n["host"], n.get("mac")) for n in s["nodes"])
+    nodes = tuple(LabNode(n["name"], n["host"], n.get("mac"), n["release"]) for n in s["nodes"])
     return s, LabSpec(nodes=nodes, bridge=s["guest_bridge"], gateway=s["guest_addr"], lab_dir=GUEST_LAB_DIR)
 
 
-def _prepare(s: dict, share: Path) -> None:
-    """The guest lab dir: the host's base rootfs (raw 9p view), its stamp, the client key, host keys."""
+def _prepare(s: dict, spec, share: Path) -> None:
+    """The guest lab dir: the host's base rootfs of each release (raw 9p view) and its stamp, the
+    client key, host keys."""
+    from .. import rootfs
     GUEST_LAB_DIR.mkdir(mode=0o755, exist_ok=True)
     host = Path("/run/lbtk-host")
-    base = GUEST_LAB_DIR / "base"
-    if not os.path.ismount(base):
-        # the host's base (raw 9p view) under a tmpfs layer of the VM's own: SysV scripts of the
-        # daemons the toolkit enables go, so `systemctl enable` does not run update-rc.d (perl),
-        # which takes minutes under TCG on a busy machine; systemd uses the native units anyway
-        for d in (base, GUEST_LAB_DIR / ".base-upper", GUEST_LAB_DIR / ".base-work"):
-            d.mkdir(exist_ok=True)
-        subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
-                        f"lowerdir={host / s['base'].lstrip('/')},upperdir={GUEST_LAB_DIR / '.base-upper'},"
-                        f"workdir={GUEST_LAB_DIR / '.base-work'}", str(base)], check=True)
-        for script in SYSV_SCRIPTS:
-            (base / "etc/init.d" / script).unlink(missing_ok=True)
-    shutil.copyfile(host / s["base_stamp"].lstrip("/"), GUEST_LAB_DIR / "base.stamp")
+    for release, b in s["bases"].items():
+        base = rootfs.base_dir(spec, release)
+        if not os.path.ismount(base):
+            # the host's base (raw 9p view) under a tmpfs layer of the VM's own: SysV scripts of the
+            # daemons the toolkit enables go, so `systemctl enable` does not run update-rc.d (perl),
+            # which takes minutes under TCG on a busy machine; systemd uses the native units anyway
+            upper, work = GUEST_LAB_DIR / f".{base.name}-upper", GUEST_LAB_DIR / f".{base.name}-work"
+            for d in (base, upper, work):
+                d.mkdir(exist_ok=True)
+            subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
+                            f"lowerdir={host / b['base'].lstrip('/')},upperdir={upper},workdir={work}", str(base)],
+                           check=True)
+            for script in SYSV_SCRIPTS:
+                (base / "etc/init.d" / script).unlink(missing_ok=True)
+        shutil.copyfile(host / b["stamp"].lstrip("/"), rootfs.stamp_path(spec, release))
     for suffix, mode in (("", 0o600), (".pub", 0o644)):
         dst = GUEST_LAB_DIR / f"id_ed25519{suffix}"
         shutil.copyfile(host / (s["client_key"] + suffix).lstrip("/"), dst)
@@ -77,7 +81,7 @@ def main(argv: list[str]) -> int:
         if "--down" in argv:
             down(spec, progress=progress)
             return 0
-        _prepare(s, share)
+        _prepare(s, spec, share)
         up(spec, progress=progress, timeout=float(s.get("boot_timeout", 240)))
         _publish(share)
     except LabError as e:
