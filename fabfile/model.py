@@ -125,6 +125,13 @@ def family_of(addr: str) -> int:
     return 6 if ":" in addr else 4
 
 
+def _check_ipv6(v: str) -> str:
+    """An IPv6 literal, canonical."""
+    if ":" not in v:
+        raise ValueError(f"{v!r} is not an IPv6 address")
+    return _check_any_ip(v)
+
+
 def _check_any_ip(v: str) -> str:
     """An IPv4 or IPv6 literal; IPv6 comes back canonical (lower case, compressed: as `ip addr`
     and ipvsadm print it, so the checks compare strings). IPv4 keeps its own messages."""
@@ -707,8 +714,10 @@ class Lab(Strict):
     # a client network namespace on the lab bridge (lbtk-kclient) that `inv verify` sends real
     # requests from, through each VIP: order, counts per real server, IPVS counters
     client: str | None = None
+    client6: str | None = None           # the client namespace's IPv6 address (with gateway6)
 
     _client_ip = field_validator("client")(lambda v: v if v is None else _check_ip(v))
+    _client6_ip = field_validator("client6")(lambda v: v if v is None else _check_ipv6(v))
 
     @field_validator("gateway6")
     @classmethod

@@ -76,6 +76,7 @@ class KernelSpec:
     kernel_dir: Path
     client: str | None = None
     release: str = DEFAULT_RELEASE     # whose kernel the VM boots (lab.kernel: true / a release name)
+    client6: str | None = None         # the client namespace's IPv6 address (a dual-stack tier)
 
     @property
     def share(self) -> Path:
@@ -95,10 +96,19 @@ class KernelSpec:
         gw = ipaddress.IPv4Interface(self.lab.gateway)
         return f"{gw.ip + 1}/{gw.network.prefixlen}"
 
+    @property
+    def guest_addr6(self) -> str | None:
+        """The guest bridge's IPv6 address: the host's gateway6 + 1 (None: an IPv4-only tier)."""
+        if self.lab.gateway6 is None:
+            return None
+        gw = ipaddress.IPv6Interface(self.lab.gateway6)
+        return f"{gw.ip + 1}/{gw.network.prefixlen}"
+
 
 def spec(nodes: tuple[LabNode, ...], bridge: str, gateway: str, client: str | None = None,
-         release: str = DEFAULT_RELEASE) -> KernelSpec:
-    ks = KernelSpec(LabSpec(nodes=nodes, bridge=bridge, gateway=gateway), lab_path(kernel_dir()), client, release)
+         release: str = DEFAULT_RELEASE, gateway6: str | None = None, client6: str | None = None) -> KernelSpec:
+    ks = KernelSpec(LabSpec(nodes=nodes, bridge=bridge, gateway=gateway, gateway6=gateway6), lab_path(kernel_dir()),
+                    client, release, client6)
     gw = ipaddress.IPv4Interface(gateway)
     taken = {n.host for n in nodes} | {str(gw.ip)}
     if ks.guest_addr.split("/")[0] in taken:
@@ -107,6 +117,18 @@ def spec(nodes: tuple[LabNode, ...], bridge: str, gateway: str, client: str | No
     if client is not None and (ipaddress.IPv4Address(client) not in gw.network or client in taken
                                or client == ks.guest_addr.split("/")[0]):
         raise LabError(f"lab client {client} must be a free address of the lab subnet {gw.network}")
+    if client6 is not None and gateway6 is None:
+        raise LabError("lab client6 needs lab.gateway6 (the IPv6 segment it sits on)")
+    if gateway6 is not None:
+        gw6 = ipaddress.IPv6Interface(gateway6)
+        taken6 = {ipaddress.IPv6Address(n.host6.split("/")[0]) for n in nodes if n.host6} | {gw6.ip}
+        guest6 = ipaddress.IPv6Address(ks.guest_addr6.split("/")[0])
+        if guest6 in taken6:
+            raise LabError(f"{guest6} (gateway6 + 1) is the VM's own bridge address: no node may use it")
+        if client6 is not None:
+            c6 = ipaddress.IPv6Address(client6)
+            if c6 not in gw6.network or c6 in taken6 or c6 == guest6:
+                raise LabError(f"lab client6 {client6} must be a free address of the lab subnet {gw6.network}")
     return ks
 
 
@@ -396,15 +418,21 @@ def _client_up(ks: KernelSpec) -> None:
     if ks.client is None:
         return
     gw = ipaddress.IPv4Interface(ks.lab.gateway)
+    from .nspawn import _ipv6_on
     run(["ip", "netns", "add", CLIENT_NETNS], what=f"ip netns add {CLIENT_NETNS}")
-    _no_ipv6("default", CLIENT_NETNS)
+    if ks.client6:
+        _ipv6_on("default", CLIENT_NETNS)
+    else:
+        _no_ipv6("default", CLIENT_NETNS)
     run(["ip", "link", "add", CLIENT_VETH, "address", _mac("02:bd:fc", CLIENT_VETH), "type", "veth", "peer",
          "name", "eth0", "address", _mac("02:bd:fa", CLIENT_NETNS), "netns", CLIENT_NETNS],
         what=f"creating veth {CLIENT_VETH}")
     _no_ipv6(CLIENT_VETH)
     run(["ip", "link", "set", CLIENT_VETH, "master", ks.lab.bridge, "up"], what=f"attaching {CLIENT_VETH}")
     run(["ip", "-n", CLIENT_NETNS, "-batch", "-"], what=f"addressing {CLIENT_NETNS}",
-        input=f"link set lo up\naddr add {ks.client}/{gw.network.prefixlen} dev eth0\nlink set eth0 up\n")
+        input=f"link set lo up\naddr add {ks.client}/{gw.network.prefixlen} dev eth0\nlink set eth0 up\n"
+              + (f"addr add {ks.client6}/{ipaddress.IPv6Interface(ks.lab.gateway6).network.prefixlen} dev eth0 nodad\n"
+                 if ks.client6 else ""))
 
 
 def _client_down() -> None:
@@ -431,13 +459,16 @@ def _write_share(ks: KernelSpec, base_lab: LabSpec, key: Path) -> None:
         (sh / f).unlink(missing_ok=True)
     gw = ipaddress.IPv4Interface(ks.lab.gateway)
     (sh / "spec.json").write_text(json.dumps({
-        "nodes": [{"name": n.name, "host": n.host, "mac": n.mac, "release": n.release} for n in ks.lab.nodes],
-        "guest_bridge": GUEST_BRIDGE, "guest_addr": ks.guest_addr, "host_gateway": str(gw.ip),
+        "nodes": [{"name": n.name, "host": n.host, "mac": n.mac, "release": n.release, "host6": n.host6}
+                  for n in ks.lab.nodes],
+        "guest_bridge": GUEST_BRIDGE, "guest_addr": ks.guest_addr, "guest_addr6": ks.guest_addr6,
+        "host_gateway": str(gw.ip),
         "bases": {r: {"base": str(rootfs.base_dir(base_lab, r)), "stamp": str(rootfs.stamp_path(base_lab, r))}
                   for r in rootfs.spec_releases(base_lab)},
         "client_key": str(key), "boot_timeout": BOOT_TIMEOUT}, indent=1) + "\n")
     (sh / "guest.env").write_text(
         f"GUEST_BRIDGE={shlex.quote(GUEST_BRIDGE)}\nGUEST_ADDR={shlex.quote(ks.guest_addr)}\n"
+        f"GUEST_ADDR6={shlex.quote(ks.guest_addr6 or '')}\n"
         f"HOSTNAME=lbtk-kvm\nMODULES={shlex.quote(' '.join(GUEST_MODULES))}\n")
     (sh / "run.sh").write_text(f"exec /bin/bash {shlex.quote(str(GUEST_DIR / 'guest.sh'))} "
                                f"{shlex.quote(str(REPO))}\n")

@@ -35,7 +35,8 @@ def spec_for(env: str):
         if lab.bastion or lab.inner_bridge or lab.users or lab.ssh_config:
             raise LbtkError(f"{e.path.name}: the kernel tier has no bastion, inner bridge, users or ssh_config "
                             "(lab.kernel: true takes none of them)")
-        return _lab_call(kernel.spec, nodes, lab.bridge, lab.gateway, lab.client, lab.kernel_release)
+        return _lab_call(kernel.spec, nodes, lab.bridge, lab.gateway, lab.client, lab.kernel_release,
+                         lab.gateway6, lab.client6)
     bastion = users = None
     if lab.bastion is not None:
         b = lab.bastion

@@ -176,3 +176,45 @@ def test_a_vm_booted_otherwise_is_restarted(tmp_path):
     tks = kernel.KernelSpec(LabSpec(nodes=(nodes[0], LabNode("node2", "10.189.0.132", release="trixie")),
                                     bridge="lbtk-kbr0", gateway="10.189.0.129/25"), tmp_path)
     assert kernel.other_boot(tks, "6.1.0-9-amd64") == "runs other nodes or releases (node2: bookworm -> trixie)"
+
+
+def test_kernel_tier_is_dual_stack_capable_and_kernel_dual_is_the_kernel_vm(monkeypatch, tmp_path):
+    """Every kernel inventory boots the same VM with IPv6 on its segment (issue 17): the host bridge
+    holds gateway6, the VM's bridge gateway6 + 1, each node its address6, the client namespace client6;
+    kernel-dual.yaml adds only the IPv6 service, so it deploys onto that VM."""
+    from fabfile.tasks.lab import spec_for
+    monkeypatch.chdir(ROOT)
+    specs = {e: spec_for(e) for e in ("kernel", "kernel-trixie", "kernel-nat", "kernel-wrr", "kernel-dual")}
+    for e, ks in specs.items():
+        assert ks.lab.gateway6 == "fd00:189:1::129/64" and ks.guest_addr6 == "fd00:189:1::12a/64", e
+        assert ks.client6 == "fd00:189:1::140", e
+        assert [n.host6 for n in ks.lab.nodes] == [f"fd00:189:1::13{i}/64" for i in (1, 2, 3)], e
+    d, k = load("kernel-dual")[0], load("kernel")[0]
+    assert d.lab == k.lab and d.nodes == k.nodes
+    assert [vi.family for vi in d.vrrp_instances] == [4, 6] and [vs.family for vs in d.virtual_servers] == [4, 6]
+    # what the guest reads: the IPv6 address of its bridge and of every node
+    monkeypatch.setattr(kernel, "kernel_dir", lambda: tmp_path)
+    ks = specs["kernel-dual"]
+    ks = kernel.KernelSpec(ks.lab, tmp_path, ks.client, ks.release, ks.client6)
+    from fabfile.lab import LabSpec, rootfs
+    monkeypatch.setattr(rootfs, "spec_releases", lambda spec: [])
+    kernel._write_share(ks, LabSpec(nodes=ks.lab.nodes), tmp_path / "key")
+    import json
+    sj = json.loads((tmp_path / "share/spec.json").read_text())
+    assert sj["guest_addr6"] == "fd00:189:1::12a/64"
+    assert [n["host6"] for n in sj["nodes"]] == [f"fd00:189:1::13{i}/64" for i in (1, 2, 3)]
+    assert "GUEST_ADDR6=fd00:189:1::12a/64\n" in (tmp_path / "share/guest.env").read_text()
+
+
+@pytest.mark.parametrize("gateway6,client6,nodes6,expect", [
+    (None, "fd00:189:1::140", (), "client6 needs lab.gateway6"),
+    ("fd00:189:1::129/64", "fd00:189:2::140", (), "must be a free address"),
+    ("fd00:189:1::129/64", "fd00:189:1::12a", (), "must be a free address"),
+    ("fd00:189:1::129/64", None, ("fd00:189:1::12a/64",), "VM's own bridge address"),
+])
+def test_kernel_tier_ipv6_mistakes_are_one_line(gateway6, client6, nodes6, expect):
+    from fabfile.lab import LabNode
+    nodes = tuple(LabNode(f"n{i}", f"10.189.0.{131 + i}", host6=h) for i, h in enumerate(nodes6 or (None,)))
+    with pytest.raises(LabError, match=expect) as e:
+        kernel.spec(nodes, "lbtk-kbr0", "10.189.0.129/25", "10.189.0.140", "bookworm", gateway6, client6)
+    assert "\n" not in str(e.value)

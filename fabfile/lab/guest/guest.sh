@@ -22,10 +22,15 @@ stage "modules loaded: $MODULES"
 for i in $(seq 1 50); do [ -e /sys/class/net/eth0 ] && break; sleep 0.1; done
 [ -e /sys/class/net/eth0 ] || fail "no eth0 (virtio-net)"
 ip link add "$GUEST_BRIDGE" type bridge || fail "bridge $GUEST_BRIDGE"
-echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6 2>/dev/null
-for l in eth0 "$GUEST_BRIDGE"; do echo 1 > /proc/sys/net/ipv6/conf/$l/disable_ipv6 2>/dev/null; done
+if [ -z "${GUEST_ADDR6:-}" ]; then      # IPv4-only tier: no IPv6 chatter on the bridge
+  echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6 2>/dev/null
+  for l in eth0 "$GUEST_BRIDGE"; do echo 1 > /proc/sys/net/ipv6/conf/$l/disable_ipv6 2>/dev/null; done
+else                                    # dual-stack: IPv6 on, no router advertisements taken
+  for l in default eth0 "$GUEST_BRIDGE"; do echo 0 > /proc/sys/net/ipv6/conf/$l/accept_ra 2>/dev/null; done
+fi
 ip link set eth0 master "$GUEST_BRIDGE" up || fail "eth0 on $GUEST_BRIDGE"
 ip addr add "$GUEST_ADDR" dev "$GUEST_BRIDGE" && ip link set "$GUEST_BRIDGE" up || fail "addressing $GUEST_BRIDGE"
+[ -z "${GUEST_ADDR6:-}" ] || ip addr add "$GUEST_ADDR6" dev "$GUEST_BRIDGE" nodad || fail "addressing $GUEST_BRIDGE (IPv6)"
 stage "network up: eth0 on $GUEST_BRIDGE ($GUEST_ADDR)"
 # what runs in the VM, every 15 s, for whoever debugs a slow boot from the host (share/ps.txt)
 ( while :; do ps -eo pid,stat,etime,time,args --sort=-time 2>/dev/null | head -40 > $SHARE/.ps.tmp \

@@ -23,8 +23,9 @@ SYSV_SCRIPTS = ("nginx", "keepalived")
 def _spec(share: Path):
     from .. import LabNode, LabSpec
     s = json.loads((share / "spec.json").read_text())
-    nodes = tuple(LabNode(n["name"], n["host"], n.get("mac"), n["release"]) for n in s["nodes"])
-    return s, LabSpec(nodes=nodes, bridge=s["guest_bridge"], gateway=s["guest_addr"], lab_dir=GUEST_LAB_DIR)
+    nodes = tuple(LabNode(n["name"], n["host"], n.get("mac"), n["release"], n.get("host6")) for n in s["nodes"])
+    return s, LabSpec(nodes=nodes, bridge=s["guest_bridge"], gateway=s["guest_addr"],
+                      gateway6=s.get("guest_addr6"), lab_dir=GUEST_LAB_DIR)
 
 
 def _prepare(s: dict, spec, share: Path) -> None:
