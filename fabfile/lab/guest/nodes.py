@@ -4,7 +4,8 @@ nspawn code, and publish what the host needs (known_hosts, host keys) on the exc
     python3 -m fabfile.lab.guest.nodes SHARE [--down]
 
 SHARE/spec.json (written by the host): nodes (each with its Debian release), guest bridge, guest
-address, the host's lab base of each release the nodes run, and the client key. Stdlib only: this runs with the host's python3 over 9p, no virtualenv.
+address, the host's lab base of each release the nodes run, and the client key. Stdlib only: this
+runs with the host's python3 over 9p, no virtualenv.
 """
 from __future__ import annotations
 
