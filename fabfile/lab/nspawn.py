@@ -611,8 +611,9 @@ def _host_keys(nd: _Node) -> list[str]:
             f = p.read_text().split()
         except OSError:
             continue
-        if len(f) >= 2:
-            keys.append(f"{nd.host} {f[0]} {f[1]}")
+        if len(f) >= 2:   # under each address it answers SSH on (a dual-stack node: both)
+            names = nd.host + (f",{nd.host6.split('/')[0]}" if nd.host6 else "")
+            keys.append(f"{names} {f[0]} {f[1]}")
     return keys
 
 

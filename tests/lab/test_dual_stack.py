@@ -1,7 +1,8 @@
 """A dual-stack cluster for real (issue 17): inventories/lab-dual.yaml, d1..d3 on lbtk-br0 with an IPv4
 (10.189.0.241-243) and an IPv6 address (fd00:189::241-243) each. VI_1 holds the IPv4 VIP, VI_6 (VRRPv3)
 the IPv6 one, and the sync group VG_1 moves both together. Deploy, verify, HTTP through both VIPs,
-a graceful drill that reports each family's move, and a deploy that then finds nothing to do.
+a graceful drill that reports each family's move, and a deploy that then finds nothing to do. d3 is reached
+over IPv6 (its `host:` is an IPv6 literal), d1 and d2 over IPv4.
 
 The lab runs beside the plain lab (its own names, addresses, MACs, VIPs): no shared lab lock."""
 from __future__ import annotations
