@@ -173,6 +173,32 @@ time.sleep(float(sys.argv[2]))
 """
 
 
+def held_connection_synced(nodes, vip: str, client: str, master: str, backup: str, timing: str):
+    """Hold a connection from the client namespace through `vip`; (the backup's copy of it or None,
+    the master's connections, the client port), the backup polled for up to 15 s."""
+    hold = subprocess.Popen(["ip", "netns", "exec", CLIENT_NETNS, "python3", "-c", HOLD, vip, "40"],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        line = hold.stdout.readline().split()
+        assert line and line[0] == "open", f"the held connection through {vip} did not open"
+        port = int(line[1])
+        t0, seen = time.monotonic(), None
+        while time.monotonic() - t0 < 15:
+            conns = parse_connections(sh(nodes[backup], "ipvsadm -L -n -c").stdout)
+            seen = next((c for c in conns if c.source.address == client and c.source.port == port), None)
+            if seen:
+                break
+            time.sleep(0.5)
+        TIMINGS[timing] = time.monotonic() - t0 if seen else -1
+        on_master = parse_connections(sh(nodes[master], "ipvsadm -L -n -c").stdout)
+        assert any(c.source.address == client and c.source.port == port for c in on_master), "not on master"
+        assert seen is not None, f"{backup} never showed {client} port {port} (sync daemon not syncing)"
+        return seen
+    finally:
+        hold.kill()
+        hold.wait()
+
+
 @pytest.mark.both_kernels
 def test_sync_daemon_shows_a_held_connection_on_the_backup(deployed, nodes):
     deployed.ensure()
@@ -180,29 +206,8 @@ def test_sync_daemon_shows_a_held_connection_on_the_backup(deployed, nodes):
     assert rc == 0 and out["ok"], out
     master = _master(nodes)
     backup = next(n for n in NAMES if n != master)
-    hold = subprocess.Popen(["ip", "netns", "exec", CLIENT_NETNS, "python3", "-c", HOLD, VIP, "40"],
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        line = hold.stdout.readline().split()
-        assert line and line[0] == "open", "the held connection did not open"
-        port = int(line[1])
-        client = INV.lab.client
-        t0 = time.monotonic()
-        seen = None
-        while time.monotonic() - t0 < 15:
-            conns = parse_connections(sh(nodes[backup], "ipvsadm -L -n -c").stdout)
-            seen = next((c for c in conns if c.source.address == client and c.source.port == port), None)
-            if seen:
-                break
-            time.sleep(0.5)
-        TIMINGS["  sync: connection on backup after (s)"] = time.monotonic() - t0 if seen else -1
-        on_master = parse_connections(sh(nodes[master], "ipvsadm -L -n -c").stdout)
-        assert any(c.source.address == client and c.source.port == port for c in on_master), "not on master"
-        assert seen is not None, f"{backup} never showed {client}:{port} (sync daemon not syncing)"
-        assert seen.state == "ESTABLISHED" and seen.destination.address in {n.host for n in INV.nodes}
-    finally:
-        hold.kill()
-        hold.wait()
+    seen = held_connection_synced(nodes, VIP, INV.lab.client, master, backup, "  sync: connection on backup after (s)")
+    assert seen.state == "ESTABLISHED" and seen.destination.address in {n.host for n in INV.nodes}
 
 
 # -- other inventories on the same VM (last: each switch is a deploy) -------------------

@@ -5,17 +5,15 @@ agreeing with what the client saw, and the sync daemon carrying an IPv6 connecti
 The kernel's inventory is deployed again afterwards (the `deployed` fixture's switch)."""
 from __future__ import annotations
 
-import subprocess
 import time
 
 import pytest
 
 from fabfile.inventory import load
-from fabfile.parsers.ipvsadm import parse_connections, parse_list
-from fabfile.traffic import CLIENT_NETNS
+from fabfile.parsers.ipvsadm import parse_list
 
 from .conftest import TIMINGS, inv_json, sh
-from .test_kernel import HOLD
+from .test_kernel import held_connection_synced
 
 pytestmark = pytest.mark.kernel
 ENV = "kernel-dual"
@@ -61,24 +59,6 @@ def test_sync_daemon_carries_an_ipv6_connection_to_the_backup(deployed, nodes):
     deployed.ensure(ENV)
     master = _master6(nodes)
     backup = next(n for n in NAMES if n != master)
-    hold = subprocess.Popen(["ip", "netns", "exec", CLIENT_NETNS, "python3", "-c", HOLD, VIP6, "40"],
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        line = hold.stdout.readline().split()
-        assert line and line[0] == "open", "the held IPv6 connection did not open"
-        port, client = int(line[1]), INV.lab.client6
-        t0, seen = time.monotonic(), None
-        while time.monotonic() - t0 < 15:
-            conns = parse_connections(sh(nodes[backup], "ipvsadm -L -n -c").stdout)
-            seen = next((c for c in conns if c.source.address == client and c.source.port == port), None)
-            if seen:
-                break
-            time.sleep(0.5)
-        TIMINGS["  ipv6 sync: connection on backup after (s)"] = time.monotonic() - t0 if seen else -1
-        on_master = parse_connections(sh(nodes[master], "ipvsadm -L -n -c").stdout)
-        assert any(c.source.address == client and c.source.port == port for c in on_master), "not on master"
-        assert seen is not None, f"{backup} never showed [{client}]:{port} (sync daemon not syncing IPv6)"
-        assert seen.state == "ESTABLISHED" and seen.destination.address in {n.address6 for n in INV.nodes}
-    finally:
-        hold.kill()
-        hold.wait()
+    seen = held_connection_synced(nodes, VIP6, INV.lab.client6, master, backup,
+                                  "  ipv6 sync: connection on backup after (s)")
+    assert seen.state == "ESTABLISHED" and seen.destination.address in {n.address6 for n in INV.nodes}

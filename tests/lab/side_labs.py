@@ -5,6 +5,7 @@ and right after each lab.down."""
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -63,3 +64,12 @@ def take_down(spec, mine, was_up):
     assert {n: after.get(n) for n in others} == others             # the same processes, untouched
     if others:
         assert Path("/sys/class/net", spec.bridge).exists()        # other labs keep their bridge
+
+
+def ssh(spec, host, cmd):
+    """A command on a lab node over real SSH (the lab's key, host keys checked)."""
+    c = lab.ssh_config(spec)
+    return subprocess.run(["ssh", "-i", c["key_filename"], "-o", f"UserKnownHostsFile={c['known_hosts']}",
+                           "-o", "StrictHostKeyChecking=yes", "-o", "GSSAPIAuthentication=no", "-o", "BatchMode=yes",
+                           f"root@{host}", cmd], capture_output=True, text=True, timeout=30,
+                          stdin=subprocess.DEVNULL)

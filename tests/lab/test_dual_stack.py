@@ -14,13 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from .side_labs import bring_up, take_down
+from .side_labs import bring_up, ssh, take_down
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from fabfile import lab  # noqa: E402
 from tests.cli import inv, inv_json  # noqa: E402
 
 pytestmark = pytest.mark.lab
@@ -37,16 +36,9 @@ def dual():
         take_down(*up)
 
 
-def _ssh(spec, host, cmd):
-    c = lab.ssh_config(spec)
-    return subprocess.run(["ssh", "-i", c["key_filename"], "-o", f"UserKnownHostsFile={c['known_hosts']}",
-                           "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", f"root@{host}", cmd],
-                          capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
-
-
 def test_nodes_have_their_ipv6_address_and_the_bridge_its_gateway(dual):
     for n in dual.nodes:
-        out = _ssh(dual, n.host, "ip -6 -o addr show dev eth0 scope global").stdout
+        out = ssh(dual, n.host, "ip -6 -o addr show dev eth0 scope global").stdout
         assert n.host6 in out, out
     br = subprocess.run(["ip", "-6", "-o", "addr", "show", "dev", dual.bridge], capture_output=True, text=True).stdout
     assert "fd00:189::1/64" in br
@@ -65,7 +57,7 @@ def test_verify_green_and_http_answers_through_both_vips(dual):
     assert states == {(n, i): ("MASTER" if n == "d1" else "BACKUP") for n in ("d1", "d2", "d3")
                       for i in ("VI_1", "VI_6")}
     # the backups carry both VIPs on lo (DR real servers), the IPv6 one as /128
-    lo = _ssh(dual, "10.189.0.242", "ip -o addr show dev lo").stdout
+    lo = ssh(dual, "10.189.0.242", "ip -o addr show dev lo").stdout
     assert f"{VIP4}/32" in lo and f"{VIP6}/128" in lo, lo
 
 

@@ -13,14 +13,13 @@ labs' nodes (their nspawn pids) are the same right before and right after each l
 """
 from __future__ import annotations
 
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from .side_labs import bring_up as _bring_up, take_down as _take_down
+from .side_labs import bring_up as _bring_up, ssh, take_down as _take_down
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
@@ -52,16 +51,8 @@ def mixed():
         _take_down(*up)
 
 
-def _ssh(spec, host, cmd):
-    c = lab.ssh_config(spec)
-    return subprocess.run(["ssh", "-i", c["key_filename"], "-o", f"UserKnownHostsFile={c['known_hosts']}",
-                           "-o", "StrictHostKeyChecking=yes", "-o", "GSSAPIAuthentication=no", "-o", "BatchMode=yes",
-                           f"root@{host}", cmd], capture_output=True, text=True, timeout=30,
-                          stdin=subprocess.DEVNULL)
-
-
 def _release_of(spec, host) -> str:
-    return _ssh(spec, host, ". /etc/os-release && echo $VERSION_CODENAME").stdout.strip()
+    return ssh(spec, host, ". /etc/os-release && echo $VERSION_CODENAME").stdout.strip()
 
 
 # ---------------------------------------------------------------- lab-trixie
@@ -93,9 +84,9 @@ def test_trixie_deploy_verify_green(trixie):
 def test_trixie_keepalived_accepts_the_rendered_config_with_zero_messages(trixie):
     inv("deploy", "--env", "lab-trixie", check=True)
     for n in trixie.nodes:
-        r = _ssh(trixie, n.host, "keepalived -t -f /etc/keepalived/keepalived.conf; echo rc=$?")
+        r = ssh(trixie, n.host, "keepalived -t -f /etc/keepalived/keepalived.conf; echo rc=$?")
         assert (r.stdout.strip(), r.stderr.strip()) == ("rc=0", ""), (n.name, r.stdout, r.stderr)
-        assert _ssh(trixie, n.host, "keepalived -v 2>&1 | head -1").stdout.startswith("Keepalived v2.3.3")
+        assert ssh(trixie, n.host, "keepalived -v 2>&1 | head -1").stdout.startswith("Keepalived v2.3.3")
 
 
 def test_trixie_deploy_refuses_a_warning_of_233(trixie, tmp_path):
@@ -112,13 +103,13 @@ def test_trixie_deploy_refuses_a_warning_of_233(trixie, tmp_path):
     bad.write_text(src.replace("auth_pass_file: secrets/lab-trixie.auth_pass",
                                f"auth_pass_file: {ROOT}/inventories/secrets/lab-trixie.auth_pass")
                    + f"templates_dir: {tmp_path / 'templates'}\n")
-    before = {n.name: _ssh(trixie, n.host, "md5sum /etc/keepalived/keepalived.conf").stdout for n in trixie.nodes}
+    before = {n.name: ssh(trixie, n.host, "md5sum /etc/keepalived/keepalived.conf").stdout for n in trixie.nodes}
     r = inv("deploy", "--env", str(bad))
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 2 and len(lines) == 1, r.stdout + r.stderr
     assert lines[0].startswith("error: t3: keepalived -t rejected the new keepalived.conf (warnings)")
     assert "Unknown keyword 'bogus_keyword_xyz'" in lines[0] and "nothing was swapped" in lines[0]
-    assert {n.name: _ssh(trixie, n.host, "md5sum /etc/keepalived/keepalived.conf").stdout
+    assert {n.name: ssh(trixie, n.host, "md5sum /etc/keepalived/keepalived.conf").stdout
             for n in trixie.nodes} == before
 
 
