@@ -27,7 +27,7 @@ import signal
 import socket
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import (DEFAULT_RELEASE, INNER_PREFIX, LabError, LabNode, LabSpec, NodeStatus, ifname, inner_network, lab_path, last_line,
@@ -127,12 +127,12 @@ def _lab_nodes(spec: LabSpec) -> list[_Node]:
 
 def _recorded(d: Path) -> _Node | None:
     """The node a lab made in `d`, from its node.json; None when that cannot be read."""
+    m = _meta(d)
     try:
-        m = json.loads((d / "node.json").read_text())
         return _Node(m["name"], m["host"], m.get("mac"), d, m.get("lab", "lab"), m.get("bridge", ""),
                      int(m.get("prefix", 24)), m.get("role", "node"), m.get("inner"),
                      release=m.get("release", DEFAULT_RELEASE), host6=m.get("host6"))
-    except (OSError, ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError):
         return None
 
 
@@ -893,7 +893,7 @@ def reimage(spec: LabSpec, name: str, release: str, progress=print, timeout: flo
     if ln is None:
         raise LabError(f"{name}: not a node of lab {spec.name} (nodes: {', '.join(n.name for n in spec.nodes)})")
     base = rootfs.build_release(spec, release, progress)
-    nd = _node(spec, LabNode(ln.name, ln.host, ln.mac, release))
+    nd = _node(spec, replace(ln, release=release))        # all else as the lab made it (host6 too)
     with locked(spec.lab_dir):
         if _owner(nd) != spec.name:
             raise LabError(f"{name}: not a node of lab {spec.name} here (`inv lab.up --env ...` first)")
