@@ -18,7 +18,7 @@ from . import facts as F
 from . import remote
 from .checks import vip_holders
 from .errors import LbtkError
-from .model import Inventory
+from .model import Inventory, family_of
 from .observe import observe
 from .parsers import ParseError
 from .parsers.lbtk import Raw, parse_advert, parse_probe_line
@@ -153,7 +153,7 @@ class Watch:
                     self.companion_events.append((now, v, node, h))
             if self.held.get(node) != holds:
                 self.held[node] = holds
-                self.events.append((time.monotonic(), node, holds))
+                self.events.append((now, node, holds))
                 self.changed.notify_all()
 
     def holders(self) -> list[str]:
@@ -439,14 +439,12 @@ def family_moves(watch: Watch, old: str, new: str, start: float, t_new: float, b
                  back: float | None) -> list[dict]:
     """Each family's move, the drilled VIP first: where it went, how long after `start`, and when
     it came back to `old` (a dual-stack service: the IPv4 and the IPv6 VIP of one sync group)."""
-    def family(v: str) -> int:
-        return 6 if ":" in v else 4
-    rows = [{"vip": watch.vip, "family": family(watch.vip), "to": new, "moved_s": round(t_new - start, 3),
+    rows = [{"vip": watch.vip, "family": family_of(watch.vip), "to": new, "moved_s": round(t_new - start, 3),
              "back_s": round(back - back_from, 3) if back and back_from else None}]
     for v in watch.companions:
         t = watch.companion_arrived(v, new, start)
         b = watch.companion_arrived(v, old, back_from) if back_from else None
-        rows.append({"vip": v, "family": family(v), "to": new if t else None,
+        rows.append({"vip": v, "family": family_of(v), "to": new if t else None,
                      "moved_s": round(t - start, 3) if t else None,
                      "back_s": round(b - back_from, 3) if b else None})
     return rows

@@ -109,27 +109,26 @@ def spec(nodes: tuple[LabNode, ...], bridge: str, gateway: str, client: str | No
          release: str = DEFAULT_RELEASE, gateway6: str | None = None, client6: str | None = None) -> KernelSpec:
     ks = KernelSpec(LabSpec(nodes=nodes, bridge=bridge, gateway=gateway, gateway6=gateway6), lab_path(kernel_dir()),
                     client, release, client6)
-    gw = ipaddress.IPv4Interface(gateway)
-    taken = {n.host for n in nodes} | {str(gw.ip)}
-    if ks.guest_addr.split("/")[0] in taken:
-        raise LabError(f"{ks.guest_addr.split('/')[0]} (gateway + 1) is the VM's own bridge address: "
-                       "no node may use it")
-    if client is not None and (ipaddress.IPv4Address(client) not in gw.network or client in taken
-                               or client == ks.guest_addr.split("/")[0]):
-        raise LabError(f"lab client {client} must be a free address of the lab subnet {gw.network}")
     if client6 is not None and gateway6 is None:
         raise LabError("lab client6 needs lab.gateway6 (the IPv6 segment it sits on)")
+    _check_segment(ipaddress.IPv4Interface(gateway), [n.host for n in nodes], ks.guest_addr, client, "")
     if gateway6 is not None:
-        gw6 = ipaddress.IPv6Interface(gateway6)
-        taken6 = {ipaddress.IPv6Address(n.host6.split("/")[0]) for n in nodes if n.host6} | {gw6.ip}
-        guest6 = ipaddress.IPv6Address(ks.guest_addr6.split("/")[0])
-        if guest6 in taken6:
-            raise LabError(f"{guest6} (gateway6 + 1) is the VM's own bridge address: no node may use it")
-        if client6 is not None:
-            c6 = ipaddress.IPv6Address(client6)
-            if c6 not in gw6.network or c6 in taken6 or c6 == guest6:
-                raise LabError(f"lab client6 {client6} must be a free address of the lab subnet {gw6.network}")
+        _check_segment(ipaddress.IPv6Interface(gateway6), [n.host6.split("/")[0] for n in nodes if n.host6],
+                       ks.guest_addr6, client6, "6")
     return ks
+
+
+def _check_segment(gw, hosts: list[str], guest_addr: str, client: str | None, suffix: str) -> None:
+    """One family's addresses on the tier's segment: the VM's bridge (gateway + 1) is no node's, the
+    client a free address of the subnet. `suffix`: "" (IPv4) or "6", as the inventory keys say."""
+    taken = {ipaddress.ip_address(h) for h in hosts} | {gw.ip}
+    guest = ipaddress.ip_address(guest_addr.split("/")[0])
+    if guest in taken:
+        raise LabError(f"{guest} (gateway{suffix} + 1) is the VM's own bridge address: no node may use it")
+    if client is not None:
+        c = ipaddress.ip_address(client)
+        if c.version != gw.version or c not in gw.network or c in taken or c == guest:
+            raise LabError(f"lab client{suffix} {client} must be a free address of the lab subnet {gw.network}")
 
 
 def ssh_config(ks: KernelSpec) -> dict:

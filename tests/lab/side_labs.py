@@ -4,6 +4,7 @@ already (or LBTK_KEEP_LAB=1); the other labs' nodes (their nspawn pids) are the 
 and right after each lab.down."""
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -65,6 +66,16 @@ def take_down(spec, mine, was_up):
     if others:
         assert Path("/sys/class/net", spec.bridge).exists()        # other labs keep their bridge
 
+
+
+@contextlib.contextmanager
+def running(env):
+    """A module's side lab: up (or already up), its spec yielded, down afterwards as take_down says."""
+    up = bring_up(env)
+    try:
+        yield up[0]
+    finally:
+        take_down(*up)
 
 def ssh(spec, host, cmd):
     """A command on a lab node over real SSH (the lab's key, host keys checked)."""

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .side_labs import bring_up, ssh, take_down
+from .side_labs import running, ssh
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
@@ -28,12 +28,9 @@ ENV, VIP4, VIP6 = "lab-dual", "10.189.0.250", "fd00:189::250"
 
 @pytest.fixture(scope="module")
 def dual():
-    up = bring_up(ENV)
-    try:
+    with running(ENV) as spec:
         inv("deploy", "--env", ENV, check=True, timeout=300)
-        yield up[0]
-    finally:
-        take_down(*up)
+        yield spec
 
 
 def test_nodes_have_their_ipv6_address_and_the_bridge_its_gateway(dual):

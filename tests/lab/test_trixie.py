@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from .side_labs import bring_up as _bring_up, ssh, take_down as _take_down
+from .side_labs import running, ssh
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
@@ -35,20 +35,14 @@ TRIXIE_VIP, MIXED_VIP = "10.189.0.210", "10.189.0.230"
 
 @pytest.fixture(scope="module")
 def trixie():
-    up = _bring_up("lab-trixie")
-    try:
-        yield up[0]
-    finally:
-        _take_down(*up)
+    with running("lab-trixie") as spec:
+        yield spec
 
 
 @pytest.fixture(scope="module")
 def mixed():
-    up = _bring_up("lab-mixed")
-    try:
-        yield up[0]
-    finally:
-        _take_down(*up)
+    with running("lab-mixed") as spec:
+        yield spec
 
 
 def _release_of(spec, host) -> str:
