@@ -76,6 +76,32 @@ class _Connection(Connection):
             self.connect_kwargs.pop("sock", None)
 
 
+_ssh_configs: dict[tuple, paramiko.SSHConfig] = {}
+
+
+def _version(path: str) -> tuple:
+    try:
+        st = os.stat(path)
+        return (path, st.st_mtime_ns, st.st_size)
+    except OSError:
+        return (path, None, None)
+
+
+def _config(config_file: str | None) -> Config:
+    """A Fabric Config of its own for each connection (Connection attributes are stored in it), on
+    an ssh_config parsed once per file and run: parsing the ssh_config files again for each
+    Config was about 1 ms a connection in the GIL. The parsed SSHConfig is only read (lookup)."""
+    paths = [os.path.expanduser(config_file)] if config_file else [os.path.expanduser("~/.ssh/config"),
+                                                                    "/etc/ssh/ssh_config"]
+    key = tuple(_version(p) for p in paths)        # a file edited since is parsed again
+    parsed = _ssh_configs.get(key)
+    if parsed is not None:
+        return Config(ssh_config=parsed)
+    config = Config(runtime_ssh_path=paths[0]) if config_file else Config()
+    _ssh_configs[key] = config.base_ssh_config
+    return config
+
+
 def _connection(host: str, user, port, key_filename, known_hosts, ssh: SSH, **kw) -> Connection:
     """A Connection as every hop gets it: ssh_config (ssh.config_file or ~/.ssh/config) for what is
     not stated, timeouts, no GSSAPI, the given key only, host keys checked against known_hosts."""
@@ -83,7 +109,7 @@ def _connection(host: str, user, port, key_filename, known_hosts, ssh: SSH, **kw
     kwargs = {"banner_timeout": timeout, "auth_timeout": timeout, "gss_auth": False, "gss_kex": False}
     if key_filename:
         kwargs.update(key_filename=os.path.expanduser(key_filename), look_for_keys=False, allow_agent=False)
-    config = Config(runtime_ssh_path=os.path.expanduser(ssh.config_file)) if ssh.config_file else Config()
+    config = _config(ssh.config_file)
     c = _Connection(host, user=user, port=port, config=config, connect_kwargs=kwargs, connect_timeout=timeout, **kw)
     _verify_host_keys(c, known_hosts)
     return c
@@ -125,14 +151,13 @@ def connect_gateway(inv: Inventory) -> Connection | None:
     return _bastion(inv.defaults.ssh)
 
 
-_known_hosts: dict[tuple[str, int, int], paramiko.HostKeys] = {}
+_known_hosts: dict[tuple, paramiko.HostKeys] = {}
 
 
 def _host_keys(path: str) -> paramiko.HostKeys:
     """known_hosts parsed once per run and file version: parsing it cost 18 ms a connection
     (serial, in the GIL) — 0.5 s of a 30-node deploy. Shared read-only: RejectPolicy never adds."""
-    st = os.stat(path)
-    key = (path, st.st_mtime_ns, st.st_size)
+    key = _version(path)
     if key not in _known_hosts:
         _known_hosts[key] = paramiko.HostKeys(path)
     return _known_hosts[key]
