@@ -94,7 +94,7 @@ def diagnose(inv: Inventory, obs: dict[str, NodeState], holders: dict[str, list[
 def verify(inv: Inventory, conns, http: bool = True, secrets: dict[str, str] | None = None) -> Report:
     # the live HTTP_GET digests ride in the same round trip: genhash on each director, as keepalived sees them
     targets = digest_targets(inv)
-    extra = [F.files([CONF])] + ([F.genhash([t.genhash for t in targets])] if targets else [])
+    extra = [F.genhash([t.genhash for t in targets])] if targets else []
     obs = observe(conns, F.VERIFY, {c.lbtk_node: extra for c in conns})
     if obs and not any(s.reachable for s in obs.values()):   # one cause (a bastion, the network): one line
         from .remote import RemoteError
@@ -102,6 +102,12 @@ def verify(inv: Inventory, conns, http: bool = True, secrets: dict[str, str] | N
     inv = as_run(inv, obs)   # drains recorded on the nodes (fabfile/runtime.py) are what is wanted
     whole = all(n.name in obs for n in inv.nodes)
     holders = vip_holders(inv, obs) if whole else {}   # with --node, who holds a VIP is not known
+    if any(len(h) > 1 for h in holders.values()):
+        # a split brain's cause is looked for in the live keepalived.conf of each node: read in a
+        # second round trip only then (tar + base64 on every node of every verify otherwise)
+        for name, s in observe(conns, [F.files([CONF])]).items():
+            if s.reachable and name in obs:
+                obs[name].files.update(s.files)
     checks, findings = diagnose(inv, obs, holders, checks_of(inv, obs, holders), secrets or {})
     if http and whole:
         port = inv.nginx.port
