@@ -87,7 +87,28 @@ def templates(inv: Inventory) -> Templates:
     return Templates(inv.templates_path, inv.source)
 
 
+_rendered: dict[tuple, tuple[Inventory, tuple[NodeFile, ...]]] = {}
+_rendered_lock = threading.Lock()
+
+
 def render_node(inv: Inventory, node_name: str, secrets: dict[str, str], facts: RenderFacts) -> list[NodeFile]:
+    """The node's files (a new list each call). Memoised for the same inventory object, secrets and
+    facts: a deploy asks for every node's files three times (managed_paths with and without IPVS,
+    then the plan), a third of a no-op deploy's controller CPU at 30 nodes."""
+    key = (id(inv), node_name, tuple(sorted(secrets.items())), facts)
+    with _rendered_lock:
+        hit = _rendered.get(key)
+    if hit is not None and hit[0] is inv:
+        return list(hit[1])
+    files = _render(inv, node_name, secrets, facts)
+    with _rendered_lock:
+        if len(_rendered) > 4096:     # a long-running watch or test session: start over
+            _rendered.clear()
+        _rendered[key] = (inv, tuple(files))
+    return files
+
+
+def _render(inv: Inventory, node_name: str, secrets: dict[str, str], facts: RenderFacts) -> list[NodeFile]:
     from . import arp, fwmark, ipvs_sync, keepalived, nginx, rsyslog  # noqa: E402 (they import NodeFile from here)
     node = inv.node(node_name)
     t = templates(inv)
