@@ -511,3 +511,21 @@ def test_sync_status_wrong_role_none_running_and_no_ipvs():
         Row("node2", "BACKUP", "backup", "none", False),
         Row("node3", "BACKUP", "-", SYNC_NO_IPVS, True)]
     assert rows[0].as_dict()["want"] == "master"
+
+
+@pytest.mark.parametrize("shell", ["sh", "bash"])      # sh is dash: what `sudo sh -c` runs
+def test_the_state_file_facts_read_files_with_builtins_as_cat_would(tmp_path, shell):
+    """RUNTIME, OWED and LOCK read the toolkit's small state files with shell builtins (no fork):
+    the bytes come out as cat prints them (backslashes, blanks, empty lines kept; a missing last
+    newline added), and a missing file prints nothing and succeeds."""
+    text = '{"drained": ["10.189.0.12:80"], "by": "ops \\\\ on-call"}\n  indented\tline \\n\n\nlast'
+    state = tmp_path / "state"
+    state.write_text(text)
+    for fact, path in ((F.RUNTIME, F.RUNTIME_PATH), (F.OWED, F.PENDING), (F.LOCK, F.LOCK_PATH)):
+        assert "cat" not in fact.command.split()
+        r = subprocess.run([shell, "-c", fact.command.replace(path, str(state))], capture_output=True,
+                           text=True, timeout=10)
+        assert (r.stdout, r.returncode) == (text + "\n", 0)
+        r = subprocess.run([shell, "-c", fact.command.replace(path, str(tmp_path / "missing"))],
+                           capture_output=True, text=True, timeout=10)
+        assert (r.stdout, r.stderr, r.returncode) == ("", "", 0)

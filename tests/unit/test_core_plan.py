@@ -710,3 +710,18 @@ def test_a_conflict_outside_sites_enabled_or_not_found():
     other_port = default_server_conflict("n", dup, [DefaultListen("/etc/nginx/sites-enabled/x", 1, "[::]:80")])
     assert "another file nginx reads also claims default_server on 0.0.0.0:80" in other_port
     assert "nginx.remove_sites" in other_port
+
+
+def test_render_node_memo_hands_out_fresh_lists_and_tells_inventories_secrets_and_facts_apart(env, monkeypatch):
+    first = render_node(env.inv, "node1", env.secrets, ASSUMED)
+    first.append("scribbled by a caller")           # plan_node appends to the list it gets
+    again = render_node(env.inv, "node1", env.secrets, ASSUMED)
+    assert "scribbled by a caller" not in again and again == first[:-1]
+    other_secret = lab_env(monkeypatch, secret="an0ther")
+    conf = keepalived.CONF
+    assert content(other_secret, conf) != content(env, conf) and "an0ther" in content(other_secret, conf)
+    data = lab_data()
+    data["vrrp_instances"][0]["advert_int"] = 3
+    changed = lab_env(monkeypatch, data=data)
+    assert "advert_int 3" in content(changed, conf) and "advert_int 3" not in content(env, conf)
+    assert desired(env, ipvs=False) != desired(env, ipvs=True)     # the facts are part of the key
