@@ -12,7 +12,10 @@ Host side only (the guest side is fabfile/lab/guest/). Layout under KERNEL_DIR
     id_ed25519{,.pub}          the tier's SSH client key; known_hosts: the nodes' real host keys
     share/                     the guest's writable 9p share: spec.json, guest.env, run.sh (host ->
                                guest); stages, guest.log, known_hosts, hostkeys/ (guest -> host)
-    qemu.pid, console.log      the VM: `timeout` + qemu, recorded with start times, killed by PID only
+    qemu.pid, console.log      the VM: `timeout` + qemu, recorded with start times, killed by PID only;
+                               a VM process the record lost is still found: a `timeout` or qemu-system-*
+                               whose -fsdev serves this share (path=KERNEL_DIR/share: ours, whoever
+                               its parent is now); `up` waits on it, `down` stops it (_vm_procs)
 
 The VM: `-accel tcg` (never KVM), the host root read-only over 9p with tmpfs overlays, a virtio-net
 NIC on tap `lbtk-ktap0` enslaved to the host bridge (the inventory's `lab.bridge`, host address
