@@ -12,7 +12,10 @@ Host side only (the guest side is fabfile/lab/guest/). Layout under KERNEL_DIR
     id_ed25519{,.pub}          the tier's SSH client key; known_hosts: the nodes' real host keys
     share/                     the guest's writable 9p share: spec.json, guest.env, run.sh (host ->
                                guest); stages, guest.log, known_hosts, hostkeys/ (guest -> host)
-    qemu.pid, console.log      the VM: `timeout` + qemu, recorded with start times, killed by PID only
+    qemu.pid, console.log      the VM: `timeout` + qemu, recorded with start times, killed by PID only;
+                               a VM process the record lost is still found: a `timeout` or qemu-system-*
+                               whose -fsdev serves this share (path=KERNEL_DIR/share: ours, whoever
+                               its parent is now); `up` waits on it, `down` stops it (_vm_procs)
 
 The VM: `-accel tcg` (never KVM), the host root read-only over 9p with tmpfs overlays, a virtio-net
 NIC on tap `lbtk-ktap0` enslaved to the host bridge (the inventory's `lab.bridge`, host address
@@ -275,24 +278,75 @@ def build_initrd(progress=print, release: str = DEFAULT_RELEASE) -> Path:
     return out
 
 
-# ---------------------------------------------------------------- the VM process (recorded PIDs only)
+# ---------------------------------------------------------------- the VM process (recorded PIDs, or the share's own)
 
-def _recorded(ks: KernelSpec) -> tuple[int, int | None] | None:
-    """(timeout pid, qemu pid) if that very `timeout` still runs (start time checked)."""
+def _vm_argv(argv: list[bytes], share: Path) -> str | None:
+    """"timeout" or "qemu" when `argv` is this tier's VM: a `timeout` or `qemu-system-*` whose
+    arguments serve `share` (the option `path=SHARE` of an -fsdev, see _qemu_cmd). The share is the
+    project's own directory, so such a process is ours whoever its parent is now; the name alone
+    never is. None otherwise."""
+    if not argv or not argv[0]:
+        return None
+    name = os.path.basename(argv[0])
+    kind = "timeout" if name == b"timeout" else "qemu" if name.startswith(b"qemu-system-") else None
+    want = b"path=" + os.fsencode(str(share))
+    return kind if kind and any(want in a.split(b",") for a in argv[1:]) else None
+
+
+def _vm_procs(ks: KernelSpec) -> dict[int, tuple[int, str]]:
+    """{pid: (start time, "timeout" | "qemu")} of this tier's VM processes, found in /proc by their
+    command line (_vm_argv) whether the record names them or not; zombies are not counted."""
+    found = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            argv = Path(f"/proc/{d}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        kind = _vm_argv(argv, ks.share)
+        st = _proc_stat(int(d)) if kind else None
+        if st is not None and st[0] not in ("Z", "X"):
+            found[int(d)] = (st[1], kind)
+    return found
+
+
+def _check_record(ks: KernelSpec) -> tuple[tuple[int, int | None] | None, str]:
+    """((pid, qemu pid), "") if the recorded process still runs (start time and command line
+    checked): the `timeout` around qemu, or qemu itself when only it was left to record; else
+    (None, why not), which says what became of the record when a VM runs unrecorded."""
     try:
         data = json.loads(ks.pidfile.read_text())
         pid, start = int(data["pid"]), int(data["start"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    except FileNotFoundError:
+        return None, f"{ks.pidfile} is gone"
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        return None, f"{ks.pidfile} is unreadable ({type(e).__name__})"
+    st = _proc_stat(pid)
+    if st is None:
+        return None, f"the recorded pid {pid} has exited"
     if not _alive(pid, start):
-        return None
+        return None, (f"the recorded pid {pid} has exited (a zombie)" if st[0] in ("Z", "X") else
+                      f"pid {pid} started at tick {st[1]}, the record says {start}")
     try:
-        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        kind = _vm_argv(Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0"), ks.share)
     except OSError:
-        return None
-    if not cmd or not cmd[0].endswith(b"timeout") or str(ks.share).encode() not in b" ".join(cmd):
-        return None
-    return pid, _qemu_child(pid)
+        return None, f"the recorded pid {pid} has exited"
+    if kind is None:
+        return None, f"the recorded pid {pid} runs something else"
+    return (pid, pid if kind == "qemu" else _qemu_child(pid)), ""
+
+
+def _recorded(ks: KernelSpec) -> tuple[int, int | None] | None:
+    """(pid, qemu pid) if the recorded VM process still runs: see _check_record."""
+    return _check_record(ks)[0]
+
+
+def vm_state(recorded: bool, found: dict) -> str:
+    """What the boot loop makes of the VM: "recorded" (the record names a live VM), "unrecorded"
+    (the record names none, but this tier's VM processes run: `found`, from _vm_procs; the VM just
+    started, still booting), "gone" (no VM process at all: it exited)."""
+    return "recorded" if recorded else "unrecorded" if found else "gone"
 
 
 def _qemu_child(pid: int) -> int | None:
@@ -327,11 +381,19 @@ def _start_vm(ks: KernelSpec, cmd: list[str], kver: str) -> int:
     with open(ks.kernel_dir / "qemu.log", "ab") as log:
         p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                              start_new_session=True)
-    st = _proc_stat(p.pid)
-    ks.pidfile.write_text(json.dumps({"pid": p.pid, "start": st[1] if st else 0, "kver": kver,
-                                      "releases": _node_releases(ks)}) + "\n")
     _PROCS[p.pid] = p          # ours while this process lives: polled (reaped) in _stop_vm
+    _record(ks, p.pid, kver)
     return p.pid
+
+
+def _record(ks: KernelSpec, pid: int, kver: str) -> None:
+    """qemu.pid: the VM's pid and start time, the kernel it boots, its nodes' releases (written
+    whole: a reader never sees half a record)."""
+    st = _proc_stat(pid)
+    tmp = ks.pidfile.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"pid": pid, "start": st[1] if st else 0, "kver": kver,
+                               "releases": _node_releases(ks)}) + "\n")
+    tmp.replace(ks.pidfile)
 
 
 _PROCS: dict[int, subprocess.Popen] = {}
@@ -374,24 +436,43 @@ def booted(ks: KernelSpec) -> str | None:
 
 
 def _stop_vm(ks: KernelSpec, progress) -> bool:
-    rec = _recorded(ks)
-    if rec is None:
+    """Stop the recorded VM and any other process of this tier's VM (_vm_procs: a `timeout` or a
+    qemu serving this tier's share, which the record lost): SIGTERM, up to 10 s, then SIGKILL (qemu
+    first), each by PID with its start time checked. True if there was one."""
+    rec, why = _check_record(ks)
+    targets = _vm_procs(ks)
+    if rec is not None:                     # the record's own, checked just now (the scan may race it)
+        for p, kind in ((rec[1], "qemu"), (rec[0], "timeout" if rec[0] != rec[1] else "qemu")):
+            if p and p not in targets and (st := _proc_stat(p)):
+                targets[p] = (st[1], kind)
+    lost = sorted(p for p in targets if rec is None or p not in rec)
+    if lost:
+        progress("kernel: stopping VM processes the record does not name ("
+                 + (why or "it names another") + "): "
+                 + ", ".join(f"pid {p} ({targets[p][1]})" for p in lost))
+    if not targets:
         return False
-    pid, qemu = rec
-    try:
-        os.kill(pid, signal.SIGTERM)            # timeout forwards it to qemu, which quits at once
-    except ProcessLookupError:
-        pass
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and (_alive(pid) or (qemu and _alive(qemu))):
-        if pid in _PROCS:
-            _PROCS[pid].poll()
-        time.sleep(0.05)
-    for p in (qemu, pid):
-        if p and _alive(p):
-            progress(f"kernel: pid {p} did not stop on SIGTERM, killing it")
+    for p in targets:
+        try:
+            os.kill(p, signal.SIGTERM)          # timeout forwards it to qemu, which quits at once
+        except ProcessLookupError:
+            pass
+    for sig in (signal.SIGKILL, None):
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(_alive(p, s) for p, (s, _) in targets.items()):
+            for p in targets:
+                if p in _PROCS:
+                    _PROCS[p].poll()
+            time.sleep(0.05)
+        left = sorted((p for p, (s, _) in targets.items() if _alive(p, s)), key=lambda p: targets[p][1] != "qemu")
+        if not left:
+            return True
+        if sig is None:
+            raise LabError(f"kernel: VM pid(s) {', '.join(map(str, left))} survive SIGKILL")
+        for p in left:
+            progress(f"kernel: pid {p} ({targets[p][1]}) did not stop on SIGTERM, killing it")
             try:
-                os.kill(p, signal.SIGKILL)
+                os.kill(p, sig)
             except ProcessLookupError:
                 pass
     return True
@@ -528,7 +609,7 @@ def up(ks: KernelSpec, progress=print, timeout: float = BOOT_TIMEOUT) -> dict:
         t0 = time.monotonic()
         pid = _start_vm(ks, _qemu_cmd(ks, vmlinuz, initrd, _mac("02:bd:fb", "guest-eth0")), kver)
         progress(f"kernel: booting Debian {kver} under qemu TCG (pid {pid}, {SMP} vCPUs, {MEMORY})")
-        seen = 0
+        seen, unrecorded = 0, None
         deadline = t0 + timeout
         while True:
             stages = _stages(ks)
@@ -548,14 +629,26 @@ def up(ks: KernelSpec, progress=print, timeout: float = BOOT_TIMEOUT) -> dict:
                                "`inv lab.down --env kernel` cleans up)")
             if "up_s" in times:
                 break
-            if _recorded(ks) is None:
+            rec, why = _check_record(ks)
+            found = _vm_procs(ks) if rec is None else {}
+            state = vm_state(rec is not None, found)
+            if state == "gone":
                 raise LabError(f"the VM exited during boot: {last_line(_tail(ks.console))} "
-                               f"(console: {ks.console}, qemu: {ks.kernel_dir}/qemu.log)")
+                               f"(console: {ks.console}, qemu: {ks.kernel_dir}/qemu.log"
+                               + (f"; {why}" if unrecorded else "") + ")")
+            if state == "unrecorded" and unrecorded is None:
+                unrecorded = why
+                progress(f"kernel: the VM's record lost it ({why}), but the VM this run started still runs "
+                         f"({', '.join(f'pid {p} ({k})' for p, (_, k) in sorted(found.items()))}): waiting on")
             if time.monotonic() > deadline:
                 raise LabError(f"the VM's nodes are not up after {timeout:.0f}s (last stage: "
                                f"{stages[-1].partition(' ')[2] if stages else 'none'}; logs: {ks.share}/guest.log, "
                                f"{ks.console}; `inv lab.down --env kernel` cleans up)")
             time.sleep(0.1)
+        if unrecorded is not None and _recorded(ks) is None and (found := _vm_procs(ks)):
+            keep = min(found, key=lambda p: found[p][1] != "timeout")     # the `timeout` if it is left
+            _record(ks, keep, kver)
+            progress(f"kernel: recorded the VM again (pid {keep}, {found[keep][1]})")
         shutil.copyfile(ks.share / "known_hosts", ks.kernel_dir / "known_hosts")
         _wait_ssh(ks, deadline)
         times["ssh_s"] = time.monotonic() - t0
@@ -582,12 +675,13 @@ def _tail(p: Path) -> str:
 
 @one_line
 def down(ks: KernelSpec, progress=print) -> None:
-    """Kill the VM (recorded PID), remove tap and bridge and the run's files (host keys are kept)."""
+    """Kill the VM (its recorded PID, and any process of it the record lost: _stop_vm), remove tap and
+    bridge and the run's files (host keys are kept)."""
     validate(ks.lab)
     require_root("the kernel tier")
     t0 = time.monotonic()
     if not ks.kernel_dir.exists() and _link_kind(ks.lab.bridge) is None and _link_kind(TAP) is None \
-            and not Path("/run/netns", CLIENT_NETNS).exists():
+            and not Path("/run/netns", CLIENT_NETNS).exists() and not _vm_procs(ks):
         progress("kernel: already down")
         return
     with locked(ks.kernel_dir):
@@ -605,9 +699,13 @@ def down(ks: KernelSpec, progress=print) -> None:
 
 @one_line
 def status(ks: KernelSpec) -> list[NodeStatus]:
-    """Per node: the VM running (its qemu pid), SSH answering from the host."""
+    """Per node: the VM running (its qemu pid; found by its share when its record is lost), SSH
+    answering from the host."""
     validate(ks.lab)
     rec = _recorded(ks)
+    if rec is None and (found := _vm_procs(ks)):
+        by_kind = {k: p for p, (_, k) in sorted(found.items(), reverse=True)}
+        rec = (by_kind.get("timeout") or by_kind["qemu"], by_kind.get("qemu"))
     bridge_ok = _bridge_ready(ks.lab)
     ready = any(ln.endswith(" READY") for ln in _stages(ks)) if rec else False
     out = []
