@@ -60,6 +60,7 @@ def test_every_fixture_is_covered():
     claimed |= {f"nginx_t/{n}.txt" for n in NGINX_T}
     claimed |= {f"os_release/{r}.txt" for r in ("bookworm", "trixie")}   # tests/unit/test_upgrade.py
     claimed |= {"lbtk/files_tar.txt"}                 # test_files_fact_as_a_lab_node_printed_it
+    claimed |= {"kernel_console/trixie_tcg_int3_oops.txt"}   # test_guest_crash_names_the_first_crash_line...
     present = {str(p.relative_to(FX)) for p in FX.glob("*/*.txt")} | \
         {str(p.relative_to(FX)) for p in FX.glob("keepalived_json/*.json")}
     assert present - claimed == set(), "fixtures no test claims"
@@ -803,3 +804,16 @@ def test_systemctl_show_without_systemd():
     assert out == "" and rc("systemctl/show_host_no_systemd.rc") == 1
     with pytest.raises(systemctl.NoSystemd, match="System has not been booted with systemd"):
         systemctl_show.parse_show(["keepalived", "nginx"], out, err)
+
+
+# ================================================================== the kernel tier's console
+def test_guest_crash_names_the_first_crash_line_of_a_real_console():
+    from fabfile.parsers.kernel_console import guest_crash
+    console = (FX / "kernel_console" / "trixie_tcg_int3_oops.txt").read_text()
+    assert guest_crash(console) == "Oops: int3: 0000 [#1] PREEMPT SMP NOPTI"
+    # only the panic's tail left (a console read while qemu was still writing the report's end)
+    tail = console[console.index("Kernel panic"):]
+    assert guest_crash(tail) == "Kernel panic - not syncing: Fatal exception in interrupt"
+    assert guest_crash("") is None             # a healthy boot: `quiet loglevel=1` prints nothing
+    assert guest_crash("\n".join(ln for ln in console.splitlines()
+                                 if "Oops" not in ln and "panic" not in ln)) is None
