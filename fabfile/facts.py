@@ -113,6 +113,13 @@ def _if_ipvs(cmd: str) -> str:
     return f"if [ -e /proc/net/ip_vs ]; then {cmd}; else echo {ipvsadm.NO_IPVS_MARK}; fi"
 
 
+def _read(path: str) -> str:
+    """`cat path` when it exists, with shell builtins only (no fork: 30 lab nodes share 2 cores), for
+    the toolkit's own small text files on the node (a missing last newline comes out added)."""
+    return (f"[ -r {path} ] && while IFS= read -r __l || [ -n \"$__l\" ]; do printf '%s\\n' \"$__l\"; "
+            f"done < {path}; true")
+
+
 KERNEL = Fact("kernel", "uname -r", lambda r: lbtk.first_line(r.stdout), "kernel")
 OS_RELEASE = Fact("release", "cat /etc/os-release", lambda r: os_release.parse_codename(r.stdout), "release")
 INSTALLED = Fact("packages", "dpkg-query -W -f='${Package}\\t${Version}\\t${db:Status-Abbrev}\\n' "
@@ -136,13 +143,6 @@ SYNC_DAEMONS = Fact("sync_daemons", _if_ipvs("ipvsadm -L --daemon"),
                     lambda r: ipvsadm.parse_daemons_if_ipvs(r.stdout), "sync_daemons")
 IPVS_STATS = Fact("ipvs_stats", _if_ipvs("ipvsadm -L -n --stats --exact"),
                   lambda r: ipvsadm.parse_stats_if_ipvs(r.stdout), "ipvs_stats")
-def _read(path: str) -> str:
-    """`cat path` when it exists, with shell builtins only (no fork: 30 lab nodes share 2 cores), for
-    the toolkit's own small text files on the node (a missing last newline comes out added)."""
-    return (f"[ -r {path} ] && while IFS= read -r __l || [ -n \"$__l\" ]; do printf '%s\\n' \"$__l\"; "
-            f"done < {path}; true")
-
-
 OWED = Fact("pending", _read(PENDING), lambda r: lbtk.parse_pending(r.stdout), "pending")
 BACKUPS = Fact("backups", f"ls -1 {BACKUP_DIR} 2>/dev/null | sort -r | while read -r d; do echo \"@@backup $d\"; "
                f"cat {BACKUP_DIR}/\"$d\"/.paths 2>/dev/null; echo; done; true",

@@ -586,14 +586,14 @@ BOOT_ATTEMPTS = 3
 
 
 def _boot(ks: KernelSpec, vmlinuz: Path, initrd: Path, kver: str, timeout: float, times: dict,
-          progress) -> tuple[float, str | None, dict]:
-    """Start the VM and wait for its nodes: (start time, why its record was lost or None, the VM's
-    processes found without the record). GuestCrashed when the guest kernel died while booting."""
+          progress) -> tuple[float, str | None]:
+    """Start the VM and wait for its nodes: (start time, why its record was lost or None).
+    GuestCrashed when the guest kernel died while booting."""
     from .nspawn import _mac
     t0 = time.monotonic()
     pid = _start_vm(ks, _qemu_cmd(ks, vmlinuz, initrd, _mac("02:bd:fb", "guest-eth0")), kver)
     progress(f"kernel: booting Debian {kver} under qemu TCG (pid {pid}, {SMP} vCPUs, {MEMORY})")
-    seen, unrecorded, found = 0, None, {}
+    seen, unrecorded = 0, None
     deadline = t0 + timeout
     while True:
         stages = _stages(ks)
@@ -618,13 +618,11 @@ def _boot(ks: KernelSpec, vmlinuz: Path, initrd: Path, kver: str, timeout: float
         state = vm_state(rec is not None, found)
         if state == "gone":
             time.sleep(0.5)                      # what qemu wrote last reaches the console file
-            try:
-                crash = guest_crash(ks.console.read_text(errors="replace"))
-            except OSError:
-                crash = None
+            console = _read_console(ks)
+            crash = guest_crash(console)
             if crash:
                 raise GuestCrashed(f"the guest kernel crashed while booting ({crash})")
-            raise LabError(f"the VM exited during boot: {last_line(_tail(ks.console))} "
+            raise LabError(f"the VM exited during boot: {last_line(console[-2000:])} "
                            f"(console: {ks.console}, qemu: {ks.kernel_dir}/qemu.log"
                            + (f"; {why}" if unrecorded else "") + ")")
         if state == "unrecorded" and unrecorded is None:
@@ -636,7 +634,7 @@ def _boot(ks: KernelSpec, vmlinuz: Path, initrd: Path, kver: str, timeout: float
                            f"{stages[-1].partition(' ')[2] if stages else 'none'}; logs: {ks.share}/guest.log, "
                            f"{ks.console}; `inv lab.down --env kernel` cleans up)")
         time.sleep(0.1)
-    return t0, unrecorded, found
+    return t0, unrecorded
 
 
 @one_line
@@ -673,7 +671,7 @@ def up(ks: KernelSpec, progress=print, timeout: float = BOOT_TIMEOUT) -> dict:
             _write_share(ks, base_lab, key)          # fresh stages for each boot
             ks.console.write_text("")
             try:
-                t0, unrecorded, found = _boot(ks, vmlinuz, initrd, kver, timeout, times, progress)
+                t0, unrecorded = _boot(ks, vmlinuz, initrd, kver, timeout, times, progress)
                 break
             except GuestCrashed as e:
                 _stop_vm(ks, progress)
@@ -702,9 +700,9 @@ def _wait_ssh(ks: KernelSpec, deadline: float) -> None:
             time.sleep(0.2)
 
 
-def _tail(p: Path) -> str:
+def _read_console(ks: KernelSpec) -> str:
     try:
-        return p.read_text(errors="replace")[-2000:]
+        return ks.console.read_text(errors="replace")
     except OSError:
         return ""
 
