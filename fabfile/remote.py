@@ -394,6 +394,10 @@ class Held:
     def send(self, text: str) -> None:
         self.chan.sendall(text.encode())
 
+    @property
+    def open(self) -> bool:
+        return not self.chan.closed
+
     def close(self) -> None:
         try:
             self.chan.close()

@@ -71,13 +71,26 @@ class Lock:
 
     def __enter__(self) -> "Lock":
         cmd = script(self.info, self.break_stale)
+        # Every command started, as soon as it answers: a Ctrl-C while the lock is being taken
+        # (before __enter__ returns, so __exit__ never runs) must still release what was taken —
+        # or it would leave a record that the next run reports as a dead run's stale lock.
+        started: dict[str, remote.Held] = {}
 
         def take(c):
             try:
                 h, text = remote.hold(c, cmd, HELD)
             except remote.RemoteError as e:
                 return c.lbtk_node, None, str(e)
+            started[c.lbtk_node] = h
             return c.lbtk_node, h, text
+        try:
+            return self._take(take)
+        except BaseException:
+            self.held = {n: h for n, h in started.items() if h.open}   # a refusal closed its own
+            self.release()
+            raise
+
+    def _take(self, take) -> "Lock":
         refusals = []
         for node, h, text in remote.parallel(self.conns, take):
             if h is None:

@@ -168,3 +168,28 @@ def test_history_shows_each_change_with_operator_and_commit_and_rollback_names_a
     assert missing.returncode == 2 and "no node keeps that run's backup" in missing.stderr
     ok(b("undrain", "--env", "lab", "--server", "node3"))
     assert all("weight 1" in sh(nodes[n], NODE3_WEIGHT).stdout for n in nodes)
+
+
+def test_ctrl_c_while_the_lock_is_being_taken_leaves_no_record(deployed, nodes, monkeypatch):
+    """Ctrl-C can land after node1 and node2 answered LOCK HELD but before the lock is held on
+    every node (so `with Lock(...)` never reaches __exit__): what was taken is released, and the
+    next run finds no stale lock. Real sshd and flock on the lab; only the interrupt is staged."""
+    from fabfile import remote, runinfo, runlock
+    real_hold = remote.hold
+
+    def hold(c, command, until, timeout=30):
+        if c.lbtk_node == "node3":
+            time.sleep(0.5)                              # node1 and node2 hold it by now
+            raise KeyboardInterrupt
+        return real_hold(c, command, until, timeout)
+    monkeypatch.setattr(remote, "hold", hold)
+    conns = [nodes[n] for n in ("node1", "node2", "node3")]
+    info = runinfo.RunInfo(run="20261202T000000.000", operator="carol@ops-c", pid=os.getpid(), cwd=str(ROOT),
+                           task="inv deploy --env lab", env="lab", since="2026-12-02T00:00:00+00:00",
+                           commit="", dirty=False)
+    with pytest.raises(KeyboardInterrupt):
+        with runlock.Lock(conns, info):
+            pytest.fail("the lock must not be held when a node's take was interrupted")
+    for n in ("node1", "node2"):
+        assert sh(nodes[n], "cat /var/lib/lbtk/lock 2>/dev/null").stdout == "", n
+    ok(b("deploy", "--env", "lab"))                      # no stale lock in the way
