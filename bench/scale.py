@@ -110,6 +110,10 @@ def main() -> None:
     sides = ["toolkit", "ansible"] if a.side == "both" else [a.side]
     if "ansible" in sides:
         ansible_side.setup()
+    # the plain lab and the generated ones share node names (node1...): one left up (by bench/cost.py,
+    # a test run, an earlier sitting) would stop a size's lab.up
+    for env in ["lab"] + [f"lab-{n}" for n in sizes]:
+        inv("lab.down", "--env", env, check=False)
     results = {}
     for n in sizes:
         print(f"lab-{n}:", flush=True)
