@@ -805,6 +805,25 @@ def _cleanup_node(nd: _Node) -> None:
     remove_tree(nd.dir)
 
 
+def _refuse_taken_addresses(spec: LabSpec, nodes: list[_Node]) -> None:
+    """Two labs on one bridge must not share an address: the second node would answer for the
+    first one's address and SSH would see a host key that does not match (a lab-30 holds .11-.40,
+    lab-bastion's bastion is .30). Names differ, so the name check above does not see it."""
+    mine = {(nd.bridge, nd.host.split("/")[0]): nd.name for nd in nodes}
+    mine.update({(nd.bridge, nd.host6.split("/")[0]): nd.name for nd in nodes if nd.host6})
+    d = _nodes_dir(spec)
+    for other in sorted(d.glob("*")) if d.is_dir() else []:
+        rec = _recorded(other)
+        if rec is None or rec.lab == spec.name or _recorded_pid(rec) is None:
+            continue
+        for addr in filter(None, (rec.host, rec.host6)):
+            name = mine.get((rec.bridge, addr.split("/")[0]))
+            if name is not None:
+                raise LabError(f"{name}: {addr.split('/')[0]} on {rec.bridge} is taken by {rec.name} of the "
+                               f"running lab {rec.lab!r} — take that lab down (`inv lab.down --env {rec.lab}`) "
+                               "or give this node another address")
+
+
 # ---------------------------------------------------------------- public interface
 
 @one_line
@@ -827,6 +846,7 @@ def up(spec: LabSpec, progress=print, timeout: float = BOOT_TIMEOUT) -> None:
             if owner not in (None, spec.name):
                 raise LabError(f"{nd.name}: node of the lab {owner!r} (same name, same lab dir); "
                                f"take that lab down or rename the node")
+        _refuse_taken_addresses(spec, nodes)
         key = _client_key(spec)
         pub = key.with_suffix(".pub").read_text()
         password = _sudo_password(spec)

@@ -438,6 +438,12 @@ def test_another_lab_shares_the_dir_and_the_bridge(blab):
         assert r.stdout.strip() == "coex1", r.stderr
         with pytest.raises(LabError, match="node of the lab 'coexist'"):      # same name, other lab
             lab.up(LabSpec(nodes=(LabNode("coex1", "10.189.0.22"),), name="thief"), progress=lambda s: None)
+        # same address, other name: refused before anything is made, naming the lab that holds it
+        thief = LabSpec(nodes=(LabNode("coex9", "10.189.0.21"),), name="thief")
+        with pytest.raises(LabError, match=r"coex9: 10\.189\.0\.21 on lbtk-br0 is taken by coex1 of the "
+                                           r"running lab 'coexist' .*inv lab\.down --env coexist"):
+            lab.up(thief, progress=lambda s: None)
+        assert not (spec.lab_dir / "nodes/coex9").exists()
     finally:
         lab.down(other, progress=lambda s: None)
         shutil.rmtree(spec.lab_dir / "hostkeys/coex1", ignore_errors=True)
