@@ -68,6 +68,11 @@ class _Node:
     host6: str | None = None          # eth0's IPv6 address/prefix; None: IPv6 off in the node
 
     @property
+    def addresses(self) -> list[str]:
+        """The addresses it answers on, on its bridge (IPv6 without its prefix)."""
+        return [self.host] + ([self.host6.split("/")[0]] if self.host6 else [])
+
+    @property
     def netns(self) -> str:
         return f"lbtk-{self.name}"
 
@@ -612,8 +617,7 @@ def _host_keys(nd: _Node) -> list[str]:
         except OSError:
             continue
         if len(f) >= 2:   # under each address it answers SSH on (a dual-stack node: both)
-            names = nd.host + (f",{nd.host6.split('/')[0]}" if nd.host6 else "")
-            keys.append(f"{names} {f[0]} {f[1]}")
+            keys.append(f"{','.join(nd.addresses)} {f[0]} {f[1]}")
     return keys
 
 
@@ -809,17 +813,16 @@ def _refuse_taken_addresses(spec: LabSpec, nodes: list[_Node]) -> None:
     """Two labs on one bridge must not share an address: the second node would answer for the
     first one's address and SSH would see a host key that does not match (a lab-30 holds .11-.40,
     lab-bastion's bastion is .30). Names differ, so the name check above does not see it."""
-    mine = {(nd.bridge, nd.host.split("/")[0]): nd.name for nd in nodes}
-    mine.update({(nd.bridge, nd.host6.split("/")[0]): nd.name for nd in nodes if nd.host6})
+    mine = {(nd.bridge, a): nd.name for nd in nodes for a in nd.addresses}
     d = _nodes_dir(spec)
     for other in sorted(d.glob("*")) if d.is_dir() else []:
         rec = _recorded(other)
         if rec is None or rec.lab == spec.name or _recorded_pid(rec) is None:
             continue
-        for addr in filter(None, (rec.host, rec.host6)):
-            name = mine.get((rec.bridge, addr.split("/")[0]))
+        for addr in rec.addresses:
+            name = mine.get((rec.bridge, addr))
             if name is not None:
-                raise LabError(f"{name}: {addr.split('/')[0]} on {rec.bridge} is taken by {rec.name} of the "
+                raise LabError(f"{name}: {addr} on {rec.bridge} is taken by {rec.name} of the "
                                f"running lab {rec.lab!r} — take that lab down (`inv lab.down --env {rec.lab}`) "
                                "or give this node another address")
 
