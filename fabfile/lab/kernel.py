@@ -607,9 +607,9 @@ def _boot(ks: KernelSpec, vmlinuz: Path, initrd: Path, kver: str, timeout: float
             elif not msg.startswith("FAILED"):
                 progress(f"kernel: [{now:5.1f}s] {msg}")
         seen = len(stages)
-        if any(ln.partition(" ")[2].startswith("FAILED") for ln in stages):
-            msg = next(ln.partition(" ")[2] for ln in stages if ln.partition(" ")[2].startswith("FAILED"))
-            raise LabError(f"kernel tier guest: {msg} (logs: {ks.share}/guest.log, {ks.console}; "
+        failed = next((m for _, _, m in (ln.partition(" ") for ln in stages) if m.startswith("FAILED")), None)
+        if failed is not None:
+            raise LabError(f"kernel tier guest: {failed} (logs: {ks.share}/guest.log, {ks.console}; "
                            "`inv lab.down --env kernel` cleans up)")
         if "up_s" in times:
             break
