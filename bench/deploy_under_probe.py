@@ -21,8 +21,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fabfile.failover import Probe  # noqa: E402
-from fabfile.inventory import load  # noqa: E402
+from fabfile.ops.drill import Probe  # noqa: E402
+from fabfile.model.loading import load  # noqa: E402
 
 
 def inv(*args) -> float:
@@ -36,7 +36,7 @@ def inv(*args) -> float:
 
 def probed(label: str, fn) -> dict:
     inventory, _ = load(ENV)
-    vip = next(iter(__import__("fabfile.vrrp", fromlist=["x"]).expected_holders(inventory)))
+    vip = next(iter(__import__("fabfile.core.vrrp", fromlist=["x"]).expected_holders(inventory)))
     probe = Probe(vip, inventory.nginx.port, 0.010, [n.name for n in inventory.nodes])
     t = threading.Thread(target=probe.run, daemon=True)
     t.start()

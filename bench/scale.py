@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Scale: first deploy, no-op redeploy, one change and verify on generated labs of N nodes
-(`--env lab-N`, fabfile.inventory.generated), by the toolkit and by an equivalent Ansible playbook
+(`--env lab-N`, fabfile.model.loading.generated), by the toolkit and by an equivalent Ansible playbook
 (bench/ansible/, issue 14), each timed several runs in the same sitting; prints one comparison table
 (medians, Ansible / toolkit) and min / median / max per side, task and size, with the cost per added node.
 

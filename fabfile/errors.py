@@ -46,7 +46,7 @@ def debug_enabled() -> bool:
 def one_line(e: BaseException) -> tuple[str, int]:
     """(message, exit code) for anything that reached the task layer: one line per problem
     (an inventory with three mistakes gives three lines), never a traceback."""
-    from .parsers import ParseError
+    from fabfile.parsers import ParseError
     if isinstance(e, KeyboardInterrupt):
         return "interrupted", EXIT_INTERRUPTED
     if isinstance(e, LbtkError):

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from tabulate import tabulate
 
-from .secrets import mask
+from fabfile.model.secrets import mask
 
 FORMATS = ("auto", "rich", "plain", "markdown")
 
@@ -31,7 +31,7 @@ class Table:
 def resolve_format(fmt: str | None) -> str:
     fmt = fmt or os.environ.get("LBTK_FORMAT", "auto")
     if fmt not in FORMATS:
-        from .errors import UsageError
+        from fabfile.errors import UsageError
         raise UsageError(f"--format {fmt}: choose from {', '.join(FORMATS)}")
     if fmt == "auto":
         return "rich" if sys.stdout.isatty() else "plain"

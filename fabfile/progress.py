@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 import threading
 
-from .secrets import mask
+from fabfile.model.secrets import mask
 
 
 class Progress:

@@ -265,7 +265,7 @@ def run(cmd: list[str], *, check: bool = True, input: str | None = None, timeout
 
 def last_line(text: str) -> str:
     """The line that says why (the lab's own commands): parsers.lbtk.last_line."""
-    from ..parsers.lbtk import last_line as _last
+    from fabfile.parsers.lbtk import last_line as _last
     return _last(text or "", "no output")
 
 
@@ -358,8 +358,8 @@ def remove_tree(path: Path) -> None:
 
 
 # The public interface (imported last: the submodules use the types above).
-from .rootfs import build_rootfs  # noqa: E402
-from .nspawn import down, reimage, ssh_config, status, up  # noqa: E402
+from fabfile.lab.rootfs import build_rootfs  # noqa: E402
+from fabfile.lab.nspawn import down, reimage, ssh_config, status, up  # noqa: E402
 
 __all__ = ["LabError", "LabNode", "LabSpec", "LabBastion", "LabUsers", "NodeStatus", "build_rootfs", "up",
            "down", "reimage", "status", "ssh_config"]

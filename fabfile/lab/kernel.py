@@ -37,16 +37,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import (DEFAULT_RELEASE, LabError, LabNode, LabSpec, NodeStatus, lab_path, last_line, locked, one_line,
-               require_root, run, validate)
-from . import rootfs
-from ..parsers.kernel_console import guest_crash
-from .nspawn import _alive, _bridge_ready, _link_kind, _proc_stat, _ssh_banner
+from fabfile.lab import (DEFAULT_RELEASE, LabError, LabNode, LabSpec, NodeStatus, lab_path, last_line, locked, one_line, require_root, run, validate)
+from fabfile.lab import rootfs
+from fabfile.parsers.kernel_console import guest_crash
+from fabfile.lab.nspawn import _alive, _bridge_ready, _link_kind, _proc_stat, _ssh_banner
 
 GUEST_DIR = Path(__file__).resolve().parent / "guest"
 REPO = Path(__file__).resolve().parents[2]
 TAP = "lbtk-ktap0"
-CLIENT_NETNS = "lbtk-kclient"       # fabfile.traffic sends requests from here
+CLIENT_NETNS = "lbtk-kclient"       # fabfile.ops.traffic sends requests from here
 CLIENT_VETH = "lbtk-kclient"
 GUEST_BRIDGE = "lbtk-gbr0"          # inside the VM (its own kernel: no clash with the host)
 BOOT_TIMEOUT = float(os.environ.get("LBTK_KERNEL_BOOT_TIMEOUT", 600))   # VM + 3 nodes: ~50 s on a quiet 2-core box
@@ -482,7 +481,7 @@ def _stop_vm(ks: KernelSpec, progress) -> bool:
 # ---------------------------------------------------------------- host network
 
 def _host_net_up(ks: KernelSpec) -> None:
-    from .nspawn import _bridge_up, _mac, _no_ipv6
+    from fabfile.lab.nspawn import _bridge_up, _mac, _no_ipv6
     gw = validate(ks.lab)
     _bridge_up(ks.lab, gw)
     if _link_kind(TAP) is not None:
@@ -495,11 +494,11 @@ def _host_net_up(ks: KernelSpec) -> None:
 
 def _client_up(ks: KernelSpec) -> None:
     """The client namespace: a veth on the host bridge, the lab subnet only, no default route."""
-    from .nspawn import _mac, _no_ipv6
+    from fabfile.lab.nspawn import _mac, _no_ipv6
     if ks.client is None:
         return
     gw = ipaddress.IPv4Interface(ks.lab.gateway)
-    from .nspawn import _ipv6_on
+    from fabfile.lab.nspawn import _ipv6_on
     run(["ip", "netns", "add", CLIENT_NETNS], what=f"ip netns add {CLIENT_NETNS}")
     if ks.client6:
         _ipv6_on("default", CLIENT_NETNS)
@@ -589,7 +588,7 @@ def _boot(ks: KernelSpec, vmlinuz: Path, initrd: Path, kver: str, timeout: float
           progress) -> tuple[float, str | None]:
     """Start the VM and wait for its nodes: (start time, why its record was lost or None).
     GuestCrashed when the guest kernel died while booting."""
-    from .nspawn import _mac
+    from fabfile.lab.nspawn import _mac
     t0 = time.monotonic()
     pid = _start_vm(ks, _qemu_cmd(ks, vmlinuz, initrd, _mac("02:bd:fb", "guest-eth0")), kver)
     progress(f"kernel: booting Debian {kver} under qemu TCG (pid {pid}, {SMP} vCPUs, {MEMORY})")

@@ -30,13 +30,12 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from . import (DEFAULT_RELEASE, INNER_PREFIX, LabError, LabNode, LabSpec, NodeStatus, ifname, inner_network, lab_path, last_line,
-               locked, mounts_under, one_line, remove_tree, require_root, run, unmount_under, validate)
-from . import rootfs
-from ..parsers import ParseError
-from ..parsers.ip_addr import link_kind
-from ..parsers.lbtk import first_cause, first_int
-from ..parsers.systemctl import parse_failed_units, parse_system_state
+from fabfile.lab import (DEFAULT_RELEASE, INNER_PREFIX, LabError, LabNode, LabSpec, NodeStatus, ifname, inner_network, lab_path, last_line, locked, mounts_under, one_line, remove_tree, require_root, run, unmount_under, validate)
+from fabfile.lab import rootfs
+from fabfile.parsers import ParseError
+from fabfile.parsers.ip_addr import link_kind
+from fabfile.parsers.lbtk import first_cause, first_int
+from fabfile.parsers.systemctl import parse_failed_units, parse_system_state
 
 BOOT_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
@@ -384,7 +383,7 @@ def _bridge_down(name: str, progress) -> None:
 def _bridge_ready(spec: LabSpec) -> bool:
     """The bridge exists and holds the gateway(s): only then may the host connect to node addresses
     (otherwise 10.189.0.x would follow the host's default route out of the machine)."""
-    from ..labguard import segment_up
+    from fabfile.infra.labguard import segment_up
     return segment_up(spec.bridge, [spec.gateway] + ([spec.gateway6] if spec.gateway6 else []))
 
 

@@ -25,9 +25,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..parsers import ParseError
-from ..parsers.lbtk import first_int
-from . import DEFAULT_RELEASE, LabError, LabSpec, lab_path, last_line, locked, mounts_under, one_line, remove_tree, require_root
+from fabfile.parsers import ParseError
+from fabfile.parsers.lbtk import first_int
+from fabfile.lab import (DEFAULT_RELEASE, LabError, LabSpec, lab_path, last_line, locked, mounts_under, one_line, remove_tree, require_root)
 
 VARIANT = "minbase"
 PACKAGES = ("systemd", "systemd-sysv", "dbus", "iproute2", "procps", "openssh-server", "keepalived",

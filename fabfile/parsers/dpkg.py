@@ -6,7 +6,7 @@ still printed, so neither is an error here.
 """
 from __future__ import annotations
 
-from . import ParseError, excerpt
+from fabfile.parsers import ParseError, excerpt
 
 
 def parse_installed(stdout: str) -> dict[str, str]:

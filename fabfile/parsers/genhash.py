@@ -1,6 +1,6 @@
 """keepalived's `genhash` (the digest its HTTP_GET checker compares with `digest`) -> GenHash.
 
-The GENHASH fact (fabfile/facts.py) runs, per real server, on a director:
+The GENHASH fact (fabfile/infra/facts.py) runs, per real server, on a director:
     printf '@@genhash ADDRESS PORT PATH\\n'; genhash -v -t T -s ADDRESS -p PORT -u PATH 2>&1 | awk DROP_BODY
 Real behaviour, genhash of keepalived 2.2.7 (Debian 12), captured from the lab by
 scripts/capture-fixtures/genhash.sh into tests/fixtures/genhash/:
@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from . import ParseError, excerpt
+from fabfile.parsers import ParseError, excerpt
 
 MARK = "@@genhash"
 # awk on the node: drop the body's hex dump (from its title to the next title), keep the rest

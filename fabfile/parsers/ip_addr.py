@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from . import ParseError, excerpt, same_ip
+from fabfile.parsers import ParseError, excerpt, same_ip
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ import re
 from types import SimpleNamespace
 from dataclasses import dataclass, field
 
-from . import ParseError, excerpt, join_host_port, split_host_port
+from fabfile.parsers import ParseError, excerpt, join_host_port, split_host_port
 
 PROTOCOLS = ("TCP", "UDP", "SCTP", "FWM")
 FORWARDS = ("Route", "Masq", "Tunnel", "Local")
@@ -483,7 +483,7 @@ __all__ = ["RealServer", "IpvsService", "IpvsTable", "Counters", "Rates", "RealS
            "parse_connections", "parse_daemons"]
 
 
-# ---------------------------------------------------------------- guarded forms (fabfile/facts.py)
+# ---------------------------------------------------------------- guarded forms (fabfile/infra/facts.py)
 # The facts run ipvsadm only where /proc/net/ip_vs exists and print NO-IPVS otherwise, so a
 # kernel without IPVS is an answer, not an error.
 NO_IPVS_MARK = "NO-IPVS"

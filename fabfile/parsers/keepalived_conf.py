@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from . import ParseError
+from fabfile.parsers import ParseError
 
 _WORD = re.compile(r"[{}]|[^\s{}]+")
 

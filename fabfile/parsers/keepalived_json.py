@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from . import ParseError, excerpt
+from fabfile.parsers import ParseError, excerpt
 
 STATES = {0: "INIT", 1: "BACKUP", 2: "MASTER", 3: "FAULT"}
 NOT_RUNNING, NO_JSON = "NOT-RUNNING", "NO-JSON"

@@ -2,7 +2,7 @@
 managed files, yes/no answers, word lists, the deploy's owed actions, the last backup set, the
 lab client's request lines and the failover sniffer's advert lines.
 
-These formats are ours (fabfile/facts.py writes the commands), so they are documented here,
+These formats are ours (fabfile/infra/facts.py writes the commands), so they are documented here,
 beside their parsers. Everything else a node prints goes through the tool's own parser module.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ import re
 import tarfile
 from dataclasses import dataclass
 
-from . import ParseError, excerpt
+from fabfile.parsers import ParseError, excerpt
 
 
 @dataclass(frozen=True)
@@ -153,7 +153,7 @@ def parse_backups(text: str) -> list[tuple[str, list[str]]]:
 
 
 # ---------------------------------------------------------------- lab client
-# One line a request: `ok NODE SECONDS` or `err ERRORCLASS SECONDS` (fabfile/traffic.py CLIENT).
+# One line a request: `ok NODE SECONDS` or `err ERRORCLASS SECONDS` (fabfile/ops/traffic.py CLIENT).
 def parse_client_lines(text: str) -> list[tuple[bool, str, float]]:
     out = []
     for ln in text.splitlines():
@@ -168,7 +168,7 @@ def parse_client_lines(text: str) -> list[tuple[bool, str, float]]:
 
 
 # ---------------------------------------------------------------- VRRP sniffer
-# `@@vrrp SOURCE` for every VRRP packet a node receives (fabfile/failover.py SNIFFER).
+# `@@vrrp SOURCE` for every VRRP packet a node receives (fabfile/ops/drill.py SNIFFER).
 def parse_advert(line: str) -> str | None:
     """The advert's source address, or None for a line that is not an advert."""
     f = line.strip().split()
@@ -189,7 +189,7 @@ def first_int(text: str) -> int:
 
 
 # ---------------------------------------------------------------- remote HTTP probe
-# `ok NODE` or `err ERRORCLASS`, one line per probe (fabfile/failover.py REMOTE_PROBE).
+# `ok NODE` or `err ERRORCLASS`, one line per probe (fabfile/ops/drill.py REMOTE_PROBE).
 def parse_probe_line(line: str) -> tuple[bool, str] | None:
     f = line.split()
     if len(f) != 2 or f[0] not in ("ok", "err"):
@@ -223,7 +223,7 @@ def first_cause(log: str, default: str = "no log") -> str:
 
 # ---------------------------------------------------------------- actions run in one round trip
 def parse_action_run(text: str, count: int) -> tuple[list[int], tuple[int, int, str] | None]:
-    """fabfile.actions.script's output -> (indices that succeeded, (index, exit code, stderr) of the
+    """fabfile.core.actions.script's output -> (indices that succeeded, (index, exit code, stderr) of the
     one that failed, or None). Output that ends before every action reported is an error."""
     ok: list[int] = []
     lines = text.split("\n")

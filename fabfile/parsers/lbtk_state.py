@@ -1,5 +1,5 @@
 """The toolkit's own records on each node, under /var/lib/lbtk/ (formats documented here, beside
-their parsers; fabfile/runtime.py, fabfile/runlock.py and fabfile/history.py write them):
+their parsers; fabfile/core/runtime.py, fabfile/ops/lock.py and fabfile/core/history.py write them):
 
 - runtime.json: runtime overrides every deploy keeps until they are undone (drained real servers),
   one JSON object `{"serial": N, "drained": [address, ...], "by": "user@host", "at": ISO time}`.
@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from . import ParseError, excerpt
+from fabfile.parsers import ParseError, excerpt
 
 
 @dataclass(frozen=True)

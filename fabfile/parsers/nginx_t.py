@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from . import ParseError, excerpt
+from fabfile.parsers import ParseError, excerpt
 
 EMERG = re.compile(r"^(?:nginx: |\d{4}/\d\d/\d\d \d\d:\d\d:\d\d )\[emerg\] (?:\d+#\d+: )?(.+)$")
 DUPLICATE = re.compile(r"^a duplicate default server for (\S+) in (.+):([0-9]+)$")

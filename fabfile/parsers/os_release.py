@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shlex
 
-from . import ParseError, excerpt
+from fabfile.parsers import ParseError, excerpt
 
 
 def parse_os_release(stdout: str) -> dict[str, str]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from . import ParseError, excerpt
+from fabfile.parsers import ParseError, excerpt
 
 LINE_RE = re.compile(r"^([A-Za-z0-9_./:@-]+) = (.*)$")
 MISSING_RE = re.compile(r"^sysctl: cannot stat /proc/sys/(\S+): No such file or directory$")

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 
-from . import ParseError, excerpt
+from fabfile.parsers import ParseError, excerpt
 
 ACTIVE_WORDS = frozenset({"active", "reloading", "inactive", "failed", "activating", "deactivating",
                           "maintenance", "refreshing", "unknown"})

@@ -17,15 +17,15 @@ scripts/capture-fixtures/systemctl_show.sh):
 """
 from __future__ import annotations
 
-from . import ParseError, excerpt
-from .systemctl import ACTIVE_WORDS, ENABLED_WORDS, _check_systemd, unit_name
+from fabfile.parsers import ParseError, excerpt
+from fabfile.parsers.systemctl import ACTIVE_WORDS, ENABLED_WORDS, _check_systemd, unit_name
 
 PROPERTIES = ("Id", "LoadState", "ActiveState", "SubState", "UnitFileState")
 LOAD_WORDS = frozenset({"stub", "loaded", "not-found", "bad-setting", "error", "merged", "masked"})
 
 
 def command(units: list[str] | tuple[str, ...]) -> str:
-    """The shell that asks systemd for these units (names as in fabfile.facts.UNITS)."""
+    """The shell that asks systemd for these units (names as in fabfile.infra.facts.UNITS)."""
     return f"systemctl show -p {','.join(PROPERTIES)} " + " ".join(units)
 
 

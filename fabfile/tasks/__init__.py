@@ -1,7 +1,7 @@
 """The Invoke task tree. `tasks.py` at the repository root exposes `namespace`."""
 from invoke import Collection
 
-from . import core, deploy, drift, failover, history, lab, oncall, secret, sync, tables, upgrade, verify, watch
+from fabfile.tasks import (core, deploy, drift, failover, history, lab, oncall, secret, sync, tables, upgrade, verify, watch)
 
 namespace = Collection()
 for t in (core.render, core.check, deploy.install, deploy.arp, deploy.nginx, deploy.lvs,

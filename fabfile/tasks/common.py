@@ -1,7 +1,7 @@
 """What every task shares: the --env default, flag checks, and the error funnel (one line + exit code).
 
 Tasks only parse flags, call the core and print; `Env`, `load_env` and `select_nodes` live in
-fabfile/context.py, the error types and exit codes in fabfile/errors.py.
+fabfile/model/context.py, the error types and exit codes in fabfile/errors.py.
 """
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import traceback
 
 from invoke import Exit
 
-from .. import secrets
-from ..context import DEFAULT_ENV, Env, load_env, rel, select_nodes  # noqa: F401 (the tasks' imports)
-from ..errors import LbtkError, UsageError, debug_enabled, one_line, quiet_third_party_logging  # noqa: F401 (re-exported for tasks)
+from fabfile.model import secrets
+from fabfile.model.context import DEFAULT_ENV, Env, load_env, rel, select_nodes  # noqa: F401 (the tasks' imports)
+from fabfile.errors import LbtkError, UsageError, debug_enabled, one_line, quiet_third_party_logging  # noqa: F401 (re-exported for tasks)
 
 # what the task modules import from here (some only pass through)
 __all__ = ["DEFAULT_ENV", "Env", "LbtkError", "UsageError", "load_env", "rel", "select_nodes", "one_line_errors",
@@ -45,8 +45,9 @@ def node_env(env: str, node: str | None = None, quiet: bool = False, parallel=No
     """Load --env for a task that touches nodes: caps concurrency (--parallel), picks --node, and
     names the inventory and its nodes on the first line (unless the output is JSON), so the
     environment is never a surprise."""
-    from .. import output, remote
-    from ..labguard import require_lab_segment
+    from fabfile import output
+    from fabfile.infra import remote
+    from fabfile.infra.labguard import require_lab_segment
     e = load_env(env)
     nodes = select_nodes(e.inv, node)
     require_lab_segment(e.inv, e.name)
@@ -73,7 +74,7 @@ def number(value, flag: str, default: float, kind=int, least: float | None = Non
 
 def check_format(fmt: str | None) -> str | None:
     """--format is checked before any work, so a typo costs nothing."""
-    from ..output import FORMATS
+    from fabfile.output import FORMATS
     if fmt is not None and fmt not in FORMATS:
         raise UsageError(f"--format {fmt}: choose from {', '.join(FORMATS)}")
     return fmt

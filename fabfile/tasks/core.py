@@ -6,15 +6,16 @@ from pathlib import Path
 
 from invoke import task
 
-from .. import facts as F
-from .. import output, remote
-from ..inventory import InventoryError
-from ..parsers.keepalived_t import split_location
-from ..observe import observe_reachable
-from ..render import ASSUMED, RenderFacts, render_all, render_node
-from ..render.keepalived import CONF
-from ..secrets import mask
-from .common import DEFAULT_ENV, check_format, load_env, one_line_errors, select_nodes
+from fabfile.infra import facts as F
+from fabfile import output
+from fabfile.infra import remote
+from fabfile.model.loading import InventoryError
+from fabfile.parsers.keepalived_t import split_location
+from fabfile.infra.observe import observe_reachable
+from fabfile.core.render import ASSUMED, RenderFacts, render_all, render_node
+from fabfile.core.render.keepalived import CONF
+from fabfile.model.secrets import mask
+from fabfile.tasks.common import DEFAULT_ENV, check_format, load_env, one_line_errors, select_nodes
 
 
 @task(help={"env": "inventory name (inventories/NAME.yaml)", "node": "only this node",
@@ -56,7 +57,7 @@ def render(c, env=DEFAULT_ENV, node=None, out=None, live=False):
 def live_facts(e, nodes):
     """The render facts of each node, observed (one round trip per node; all must answer), and the
     env with the runtime record (drains) the nodes hold."""
-    from .. import runtime
+    from fabfile.core import runtime
     conns = [remote.connect(e.inv, n) for n in nodes]
     try:
         states = observe_reachable(conns, (*F.RENDER, F.RUNTIME), doing="nothing was rendered")
@@ -71,7 +72,7 @@ def live_facts(e, nodes):
 def check(c, env=DEFAULT_ENV, format=None, json=False):
     """Validate the inventory and run the real `keepalived -t` on each node's keepalived.conf;
     whatever keepalived -t still reports is one error line naming the inventory field behind it."""
-    from ..confcheck import field_of, keepalived_check   # (netns + keepalived -t: only this task)
+    from fabfile.infra.confcheck import field_of, keepalived_check  # (netns + keepalived -t: only this task)
     check_format(format)
     e = load_env(env)
     table = output.Table(f"keepalived -t ({e.path.name})", ["node", "file", "verdict", "keepalived says"])

@@ -5,9 +5,9 @@ from typing import TYPE_CHECKING
 
 from invoke import task
 
-from .. import output
-from ..context import Env
-from .common import DEFAULT_ENV, check_format, node_env, number, one_line_errors
+from fabfile import output
+from fabfile.model.context import Env
+from fabfile.tasks.common import DEFAULT_ENV, check_format, node_env, number, one_line_errors
 
 HELP = {"env": "inventory name (inventories/NAME.yaml)",
         "check": "show what would change (a diff per file) and touch nothing",
@@ -19,7 +19,7 @@ HELP = {"env": "inventory name (inventories/NAME.yaml)",
                             "once); the others are recorded as owed and caught up by the next deploy",
         "break_lock": "take over a deploy lock left by a run that died (a live run's lock is never broken)"}
 if TYPE_CHECKING:
-    from ..phases import Outcome
+    from fabfile.ops.deploy import Outcome
 
 DEPLOY_ORDER = ["install", "arp", "nginx", "lvs", "keepalived", "sync-daemon"]
 
@@ -60,9 +60,9 @@ def deploy_and_show(e: Env, phases: list[str], check: bool = False, fmt=None, no
                     skip_unreachable: bool = False, batch: int = 1, break_lock: bool = False,
                     change=None) -> Outcome:
     """The phases with progress, then their tables; a node that refused is raised after the summary."""
-    from ..phases import run_phases
-    from ..progress import Progress
-    from ..views import deploy as view
+    from fabfile.ops.deploy import run_phases
+    from fabfile.progress import Progress
+    from fabfile.views import deploy as view
     steps: dict[str, int] = {}
 
     def progress(runs):
@@ -83,7 +83,7 @@ def record_owed(e: Env, out: Outcome) -> None:
     """--skip-unreachable: nodes that missed this change are owed it; a node that took its phases
     again is caught up."""
     from datetime import datetime, timezone
-    from .. import overrides
+    from fabfile.model import clone_state as overrides
     owed = overrides.owed(e.path)
     for n, why in out.skipped.items():
         entry = owed.setdefault(n, {"since": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -101,7 +101,7 @@ def record_owed(e: Env, out: Outcome) -> None:
 def run_and_settle(e: Env, phases: list[str], check: bool, fmt, nodes=None, skip_unreachable=False,
                    batch: int = 1, break_lock: bool = False) -> None:
     """The phases, then (when keepalived changed anywhere) return only once VRRP has settled."""
-    from ..settle import wait_for_vips
+    from fabfile.ops.settle import wait_for_vips
     out = deploy_and_show(e, phases, check, fmt, nodes, skip_unreachable, batch, break_lock)
     if {"lvs", "keepalived"} & set(phases) and not check and any(r.done for r in out.runs):
         _, line = wait_for_vips(e, exclude=set(out.skipped))

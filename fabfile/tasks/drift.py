@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from invoke import Exit, task
 
-from .. import output, remote
-from .common import DEFAULT_ENV, check_format, node_env, one_line_errors
+from fabfile import output
+from fabfile.infra import remote
+from fabfile.tasks.common import DEFAULT_ENV, check_format, node_env, one_line_errors
 
 FILE_PHASES = ["arp", "nginx", "lvs", "keepalived"]
 
@@ -14,7 +15,7 @@ FILE_PHASES = ["arp", "nginx", "lvs", "keepalived"]
 def diff(c, env=DEFAULT_ENV, node=None, format=None):
     """Per node and file: how the live files differ from what the inventory renders (hand edits too).
     Exit 1 when anything drifted, like diff(1)."""
-    from ..phases import gather, plan_node
+    from fabfile.ops.deploy import gather, plan_node
     check_format(format)
     e, nodes = node_env(env, node)
     conns = [remote.connect(e.inv, n) for n in nodes]
@@ -22,7 +23,7 @@ def diff(c, env=DEFAULT_ENV, node=None, format=None):
         facts = gather(e, conns)
     finally:
         remote.close(conns)
-    from .. import runtime
+    from fabfile.core import runtime
     e = runtime.of(e, facts)     # drains recorded on the nodes are part of what is wanted
     t = output.Table(f"drift ({e.path.name})", ["node", "file", "state"])
     drifted = 0
@@ -51,6 +52,6 @@ def diff(c, env=DEFAULT_ENV, node=None, format=None):
 def rollback(c, env=DEFAULT_ENV, node=None, skip_unreachable=False, to=None, break_lock=False):
     """Return to the files before the last deploy, or before run --to ID (backups first, VIP holder
     last), reload, check."""
-    from ..rollback import rollback as do_rollback
+    from fabfile.ops.rollback import rollback as do_rollback
     e, _ = node_env(env, node)
     do_rollback(e, node, say=output.say, skip_unreachable=skip_unreachable, to=to, break_lock=break_lock)

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from invoke import Exit, task
 
-from .. import output, remote
-from .common import DEFAULT_ENV, UsageError, check_format, node_env, number, one_line_errors
+from fabfile import output
+from fabfile.infra import remote
+from fabfile.tasks.common import DEFAULT_ENV, UsageError, check_format, node_env, number, one_line_errors
 
 
 @task(name="failover-test",
@@ -17,8 +18,8 @@ from .common import DEFAULT_ENV, UsageError, check_format, node_env, number, one
 def failover_test(c, env=DEFAULT_ENV, mode="graceful", json=False, interval_ms=None, format=None, vip=None):
     """Fail the current MASTER (all-but-one: each holder in turn until one is left), time the VIP
     move and the client outage, restore, time the preempt back."""
-    from ..failover import MODES, drill
-    from ..views import failover as view
+    from fabfile.ops.drill import MODES, drill
+    from fabfile.views import failover as view
     if mode not in MODES:
         raise UsageError(f"--mode must be one of {', '.join(MODES)}")
     check_format(format)

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from invoke import task
 
-from .. import facts as F
-from .. import history as H
-from .. import output, remote
-from ..observe import observe
-from .common import DEFAULT_ENV, check_format, node_env, number, one_line_errors
+from fabfile.infra import facts as F
+from fabfile.core import history as H
+from fabfile import output
+from fabfile.infra import remote
+from fabfile.infra.observe import observe
+from fabfile.tasks.common import DEFAULT_ENV, check_format, node_env, number, one_line_errors
 
 
 @task(help={"env": "inventory name", "limit": "rows (default 20)", "json": "the rows as JSON",

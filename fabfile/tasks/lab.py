@@ -10,9 +10,9 @@ from pathlib import Path
 
 from invoke import Collection, task
 
-from .. import output
-from ..inventory import inventory_file
-from .common import DEFAULT_ENV, LbtkError, load_env, one_line_errors
+from fabfile import output
+from fabfile.model.loading import inventory_file
+from fabfile.tasks.common import DEFAULT_ENV, LbtkError, load_env, one_line_errors
 
 KERNEL_ENV = "kernel"
 HELP = {"env": "inventory whose nodes the lab creates (default: lab; kernel tier: kernel)",
@@ -24,7 +24,7 @@ def spec_for(env: str):
     Debian 12's kernel, a release name: that release's).
     With `lab.bastion` (+ inner_bridge, users, ssh_config): the production-shaped lab, whose nodes
     only the bastion reaches (inventories/lab-bastion.yaml)."""
-    from ..lab import LabBastion, LabNode, LabSpec, LabUsers, kernel
+    from fabfile.lab import LabBastion, LabNode, LabSpec, LabUsers, kernel
     e = load_env(env)
     lab = e.inv.lab
     if lab is None:
@@ -59,13 +59,13 @@ def _env(env: str, kernel: bool) -> str:
 
 
 def _tier(spec):
-    from .. import lab
-    from ..lab import kernel
+    from fabfile import lab
+    from fabfile.lab import kernel
     return kernel if isinstance(spec, kernel.KernelSpec) else lab
 
 
 def _lab_call(fn, *args, **kw):
-    from ..lab import LabError
+    from fabfile.lab import LabError
     try:
         return fn(*args, **kw)
     except LabError as e:
@@ -76,7 +76,7 @@ def _lab_call(fn, *args, **kw):
 @one_line_errors
 def up(c, env=DEFAULT_ENV, kernel=False):
     """Bring up the lab: one systemd node per inventory node (builds the rootfs once)."""
-    from .. import lab
+    from fabfile import lab
     spec = spec_for(_env(env, kernel))
     tier = _tier(spec)
     if tier is lab:
@@ -120,8 +120,8 @@ def _show(spec, json=False, format=None):
 def demo(c, env=DEFAULT_ENV, kernel=False, requests=30):
     """lab.up, deploy, verify in one go; ends with the IPVS table and the counts per real server."""
     import time
-    from .deploy import deploy
-    from .verify import verify
+    from fabfile.tasks.deploy import deploy
+    from fabfile.tasks.verify import verify
     env = _env(env, kernel)
     t0 = time.monotonic()
     up(c, env=env)
@@ -140,8 +140,8 @@ def demo(c, env=DEFAULT_ENV, kernel=False, requests=30):
 def reimage(c, node, env=DEFAULT_ENV, release=None):
     """Re-install one running lab node on a release's base: name, addresses, MAC and SSH host keys kept,
     everything it wrote gone (what `inv os-upgrade` does to a lab node; then `inv deploy --node`)."""
-    from .. import lab
-    from ..lab import kernel
+    from fabfile import lab
+    from fabfile.lab import kernel
     e = load_env(env)
     spec = spec_for(env)
     if isinstance(spec, kernel.KernelSpec):

@@ -5,13 +5,15 @@ import shlex
 
 from invoke import Exit, task
 
-from .. import facts as F
-from .. import output, overrides, remote
-from ..checks import node_checks, vip_checks, vip_holders
-from ..observe import observe
-from ..parsers import journal
-from .common import DEFAULT_ENV, UsageError, check_format, node_env, number, one_line_errors
-from .deploy import deploy_and_show
+from fabfile.infra import facts as F
+from fabfile import output
+from fabfile.model import clone_state as overrides
+from fabfile.infra import remote
+from fabfile.core.checks import node_checks, vip_checks, vip_holders
+from fabfile.infra.observe import observe
+from fabfile.parsers import journal
+from fabfile.tasks.common import DEFAULT_ENV, UsageError, check_format, node_env, number, one_line_errors
+from fabfile.tasks.deploy import deploy_and_show
 
 
 @task(help={"env": "inventory name", "format": "auto|rich|plain|markdown", "json": "print JSON"})
@@ -25,7 +27,7 @@ def status(c, env=DEFAULT_ENV, format=None, json=False):
         obs = observe(conns, (*F.VERIFY, F.LOCK))
     finally:
         remote.close(conns)
-    from .. import runtime
+    from fabfile.core import runtime
     rec = runtime.newest(obs)
     e = runtime.effective(e, rec)
     locks = {n: s.lock for n, s in obs.items() if s.reachable and s.lock is not None}
@@ -54,7 +56,7 @@ def status(c, env=DEFAULT_ENV, format=None, json=False):
         output.show(t, format)
         output.say(f"drained: {', '.join(rec.drained)} (by {rec.by} at {rec.at}; runtime serial {rec.serial})"
                    if rec.drained else "drained: none")
-        from ..runlock import who
+        from fabfile.ops.lock import who
         for n, h in locks.items():
             output.say(f"{n}: deploy lock held by {who(h)} (a dead run's lock stays until --break-lock)")
         output.say("status: OK" if not bad else "status: DEGRADED — " + "; ".join(
@@ -65,9 +67,10 @@ def status(c, env=DEFAULT_ENV, format=None, json=False):
 
 def _drain(env: str, server: str, weight_zero: bool, format=None, skip_unreachable=False,
            break_lock=False) -> None:
-    """The drain is a new runtime record (fabfile/runtime.py) written to every director with its
+    """The drain is a new runtime record (fabfile/core/runtime.py) written to every director with its
     keepalived.conf, under the deploy lock: a deploy from any clone keeps it until undrain."""
-    from .. import runinfo, runtime
+    from fabfile.infra import runinfo
+    from fabfile.core import runtime
     e, _ = node_env(env)
     addr = overrides.resolve_server(e.inv, server)
     if addr is None and weight_zero:
@@ -149,9 +152,9 @@ def logs(c, env=DEFAULT_ENV, node=None, lines=None, format=None):
 def digest(c, server, env=DEFAULT_ENV, path=None, node=None, format=None, json=False):
     """The digest keepalived's HTTP_GET computes for a real server's page (keepalived's genhash, run on
     a director), against the inventory's HTTP_GET.digest: what to put in `digest:`."""
-    from .. import digest as core
-    from ..checks import digest_targets
-    from ..views import digest as view
+    from fabfile.ops import digest as core
+    from fabfile.core.checks import digest_targets
+    from fabfile.views import digest as view
     check_format(format)
     e, directors = node_env(env, node, quiet=json)
     addr = overrides.resolve_server(e.inv, server)
@@ -180,7 +183,7 @@ def digest(c, server, env=DEFAULT_ENV, path=None, node=None, format=None, json=F
 def _check_path(path: str) -> None:
     """--path as HTTP_GET.path takes it (keepalived reads it as one word)."""
     import re
-    from ..model import HTTP_PATH
+    from fabfile.model.schema import HTTP_PATH
     if not re.fullmatch(HTTP_PATH, path):
         raise UsageError(f"--path {path}: an HTTP_GET path starts with / and has no spaces, quotes, braces, "
                          "'#' or '!' (keepalived would cut it)")

@@ -1,6 +1,6 @@
 """`inv rotate-vrrp-secret`: a new random VRRP secret in the inventory's auth_pass_file, then the
 keepalived phase. A changed auth_pass is advert-visible, so the deploy code applies it to every
-node at once (fabfile.phases.rolling_batches): nodes never disagree long enough to flap.
+node at once (fabfile.ops.deploy.rolling_batches): nodes never disagree long enough to flap.
 The secret is never printed; the one it replaced is kept beside it (`FILE.prev`, 0600) and
 `--previous` swaps the two back.
 """
@@ -12,10 +12,11 @@ from pathlib import Path
 
 from invoke import task
 
-from .. import output, secrets
-from .common import DEFAULT_ENV, Env, LbtkError, check_format, load_env, one_line_errors
-from .common import rel as _rel
-from .deploy import deploy_and_show
+from fabfile import output
+from fabfile.model import secrets
+from fabfile.tasks.common import DEFAULT_ENV, Env, LbtkError, check_format, load_env, one_line_errors
+from fabfile.tasks.common import rel as _rel
+from fabfile.tasks.deploy import deploy_and_show
 
 PREV = ".prev"
 
@@ -84,8 +85,8 @@ def undo(old: dict[Path, str]) -> None:
 @one_line_errors
 def rotate_vrrp_secret(c, env=DEFAULT_ENV, previous=False, format=None):
     """New random VRRP secret in auth_pass_file, deployed to every node at once (never printed)."""
-    from ..runlock import LockError
-    from ..settle import wait_for_vips
+    from fabfile.ops.lock import LockError
+    from fabfile.ops.settle import wait_for_vips
     check_format(format)
     paths = secret_files(load_env(env))
     old = swap_in(paths, previous)

@@ -3,8 +3,11 @@ from __future__ import annotations
 
 from invoke import Exit, task
 
-from .. import output, remote, sync, sync_daemons
-from .common import DEFAULT_ENV, check_format, node_env, one_line_errors
+from fabfile import output
+from fabfile.infra import remote
+from fabfile.core import sync_rules as sync
+from fabfile.ops import sync_daemons
+from fabfile.tasks.common import DEFAULT_ENV, check_format, node_env, one_line_errors
 
 HELP = {"env": "inventory name", "format": "auto|rich|plain|markdown", "json": "print JSON"}
 

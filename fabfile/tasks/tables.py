@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from invoke import Exit, task
 
-from .. import facts as F
-from .. import output, remote
-from ..observe import observe
-from ..views import cluster
-from .common import DEFAULT_ENV, check_format, node_env, one_line_errors
+from fabfile.infra import facts as F
+from fabfile import output
+from fabfile.infra import remote
+from fabfile.infra.observe import observe
+from fabfile.views import cluster
+from fabfile.tasks.common import DEFAULT_ENV, check_format, node_env, one_line_errors
 
 HELP = {"env": "inventory name", "node": "only this node", "format": "auto|rich|plain|markdown",
         "json": "the rows as JSON (the same fields as verify --json)"}

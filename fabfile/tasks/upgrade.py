@@ -1,5 +1,5 @@
 """`inv os-upgrade --env NAME --node NODE --release trixie [--check] [--force]`: one node's Debian
-release (fabfile/upgrade.py). The runbook runbooks/upgrade-debian-12-to-13.md calls it once per
+release (fabfile/ops/upgrade.py). The runbook runbooks/upgrade-debian-12-to-13.md calls it once per
 node, backups first, the VIP holder last, with `inv deploy --node NODE` and `inv verify` after each.
 
 A lab inventory (a `lab:` section) swaps the OS by re-imaging the node onto the new release's base
@@ -11,8 +11,8 @@ import time
 
 from invoke import task
 
-from .. import output
-from .common import DEFAULT_ENV, UsageError, node_env, one_line_errors
+from fabfile import output
+from fabfile.tasks.common import DEFAULT_ENV, UsageError, node_env, one_line_errors
 
 HELP = {"env": "inventory name (inventories/NAME.yaml)", "node": "the node to upgrade (one at a time)",
         "release": "the Debian release to go to (the next one after the node's: trixie from bookworm)",
@@ -25,7 +25,8 @@ HELP = {"env": "inventory name (inventories/NAME.yaml)", "node": "the node to up
 def os_upgrade(c, node=None, release=None, env=DEFAULT_ENV, check=False, force=False):
     """Upgrade one node's Debian release: drain, keepalived out, OS swap (apt + reboot; lab: re-image).
     Then `inv deploy --node NODE` puts the toolkit's config back and starts keepalived."""
-    from .. import upgrade, runtime
+    from fabfile.ops import upgrade
+    from fabfile.core import runtime
     if not node or not release:
         raise UsageError("name the node and the release: --node NODE --release trixie")
     e, _ = node_env(env, node)
@@ -38,7 +39,7 @@ def os_upgrade(c, node=None, release=None, env=DEFAULT_ENV, check=False, force=F
         return
     base = ""
     if spec is not None:
-        from ..lab import rootfs
+        from fabfile.lab import rootfs
         base = str(rootfs.base_dir(spec, release))
     steps = upgrade.plan(d, obs[node].packages, lab=spec is not None, base=base)
     output.say(f"{node}: Debian {d.current} -> {d.target}"
@@ -53,12 +54,12 @@ def os_upgrade(c, node=None, release=None, env=DEFAULT_ENV, check=False, force=F
         return
     t0 = time.monotonic()
     if not d.drained:
-        from .oncall import _drain
+        from fabfile.tasks.oncall import _drain
         _drain(env, node, True)
     upgrade.take_out(e, d, output.say)
     if spec is not None:
-        from .lab import _lab_call
-        from .. import lab
+        from fabfile.tasks.lab import _lab_call
+        from fabfile import lab
         _lab_call(lab.reimage, spec, node, release, progress=output.say)
     else:
         upgrade.apt_swap(e.inv, d, obs[node].packages, output.say)
@@ -72,8 +73,8 @@ def os_upgrade(c, node=None, release=None, env=DEFAULT_ENV, check=False, force=F
 
 
 def _lab_spec(env: str):
-    from .lab import spec_for
-    from ..lab import kernel
+    from fabfile.tasks.lab import spec_for
+    from fabfile.lab import kernel
     spec = spec_for(env)
     if isinstance(spec, kernel.KernelSpec):
         raise UsageError(f"--env {env}: the kernel tier builds bookworm nodes only; os-upgrade re-images "

@@ -3,14 +3,15 @@ from __future__ import annotations
 
 from invoke import Exit, task
 
-from .. import facts as F
-from .. import output, remote
-from ..observe import observe
-from ..traffic import traffic_section
-from ..verify import verify as run_verify
-from ..views import cluster
-from ..views import verify as view
-from .common import DEFAULT_ENV, check_format, node_env, number, one_line_errors
+from fabfile.infra import facts as F
+from fabfile import output
+from fabfile.infra import remote
+from fabfile.infra.observe import observe
+from fabfile.ops.traffic import traffic_section
+from fabfile.ops.verify import verify as run_verify
+from fabfile.views import cluster
+from fabfile.views import verify as view
+from fabfile.tasks.common import DEFAULT_ENV, check_format, node_env, number, one_line_errors
 
 
 @task(help={"env": "inventory name", "json": "one JSON object: ok, checks, vip_holders",

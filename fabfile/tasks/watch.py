@@ -9,8 +9,9 @@ import time
 
 from invoke import task
 
-from .. import output, remote
-from .common import DEFAULT_ENV, check_format, load_env, number, one_line_errors
+from fabfile import output
+from fabfile.infra import remote
+from fabfile.tasks.common import DEFAULT_ENV, check_format, load_env, number, one_line_errors
 
 
 @task(help={"env": "inventory name", "interval": "seconds between refreshes (default 1)",
@@ -19,8 +20,8 @@ from .common import DEFAULT_ENV, check_format, load_env, number, one_line_errors
 @one_line_errors
 def watch(c, env=DEFAULT_ENV, interval=None, count=None, format=None):
     """Live view: VIP holders, VRRP states, real servers (connections, rates, health), last transitions."""
-    from ..views import watch as view
-    from ..watch import Watcher
+    from fabfile.views import watch as view
+    from fabfile.ops.watch import Watcher
     check_format(format)
     interval = number(interval, "interval", 1.0, float, 0.2)
     count = number(count, "count", 0, int, 0)

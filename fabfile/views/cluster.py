@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import time
 
-from .. import output
-from ..checks import wanted_ipvs
-from ..runtime import as_run
-from ..facts import NodeState
-from ..model import Inventory
-from ..parsers.ipvsadm import service_key
-from ..render.arp import dr_vips
-from ..vrrp import expected_holders, plan
+from fabfile import output
+from fabfile.core.checks import wanted_ipvs
+from fabfile.core.runtime import as_run
+from fabfile.infra.facts import NodeState
+from fabfile.model.schema import Inventory
+from fabfile.parsers.ipvsadm import service_key
+from fabfile.core.render.arp import dr_vips
+from fabfile.core.vrrp import expected_holders, plan
 
 RATE_FIELDS = ("cps", "inpps", "outpps", "inbps", "outbps")
 

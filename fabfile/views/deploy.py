@@ -1,8 +1,8 @@
 """Deploy's tables: packages per node (install), the --check diff and plan, the summary."""
 from __future__ import annotations
 
-from .. import output
-from ..phases import REQUIRED, NodeRun, Outcome
+from fabfile import output
+from fabfile.ops.deploy import REQUIRED, NodeRun, Outcome
 
 
 def show(out: Outcome, fmt=None) -> None:

@@ -1,7 +1,7 @@
 """`inv digest`'s table: the live page digest per URL, against the inventory's HTTP_GET.digest."""
 from __future__ import annotations
 
-from .. import output
+from fabfile import output
 
 
 def show(rows: list[dict], fmt=None) -> None:

@@ -1,7 +1,7 @@
 """The failover drill's tables: the timeline and the summary against VRRP theory."""
 from __future__ import annotations
 
-from .. import output
+from fabfile import output
 
 
 def show(r: dict, fmt=None) -> None:

@@ -1,11 +1,11 @@
 """verify's tables: VIP holders, checks, and with a lab client the live IPVS table and the counts."""
 from __future__ import annotations
 
-from .. import output
-from . import cluster
-from ..balance import Traffic
-from ..traffic import CLIENT_NETNS, Section
-from ..verify import Report
+from fabfile import output
+from fabfile.views import cluster
+from fabfile.core.balance import Traffic
+from fabfile.ops.traffic import CLIENT_NETNS, Section
+from fabfile.ops.verify import Report
 
 
 def show(report: Report, fmt=None, extra: Section | None = None, tables: dict | None = None) -> None:

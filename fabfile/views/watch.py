@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import time
 
-from .. import output
-from ..model import Inventory
-from ..watch import Frame
-from . import cluster
+from fabfile import output
+from fabfile.model.schema import Inventory
+from fabfile.ops.watch import Frame
+from fabfile.views import cluster
 
 
 def header(inv: Inventory, frame: Frame) -> str:

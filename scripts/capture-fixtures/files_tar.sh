@@ -1,5 +1,5 @@
 #!/bin/bash
-# The files fact (fabfile/facts.py files()) as a real lab node prints it: GNU tar of the managed
+# The files fact (fabfile/infra/facts.py files()) as a real lab node prints it: GNU tar of the managed
 # files that exist, base64 on one line. Needs the lab up and deployed (inv lab.up deploy).
 # Writes tests/fixtures/lbtk/files_tar.txt (+ .paths: the paths asked for, one a line).
 # keepalived.conf is left out: it holds the lab's VRRP secret.
@@ -7,9 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 .venv/bin/python - <<'PY'
 from pathlib import Path
-from fabfile.context import load_env
-from fabfile import facts as F, remote
-from fabfile.render import managed_paths
+from fabfile.model.context import load_env
+from fabfile.infra import facts as F, remote
+from fabfile.core.render import managed_paths
 e = load_env("lab")
 node = e.inv.nodes[0]
 paths = [p for p in managed_paths(e.inv, node.name, e.secrets) if p != "/etc/keepalived/keepalived.conf"]

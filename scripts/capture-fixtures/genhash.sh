@@ -1,6 +1,6 @@
 #!/bin/bash
 # Capture keepalived's genhash (the digest HTTP_GET compares) as the GENHASH fact runs it
-# (fabfile/facts.py: a frame line, then `genhash -v ... | awk DROP_BODY`), on a director of the
+# (fabfile/infra/facts.py: a frame line, then `genhash -v ... | awk DROP_BODY`), on a director of the
 # running, deployed lab (inv lab.up && inv deploy --env lab), into tests/fixtures/genhash/:
 # every real server's /healthz, a page, a 404, a refused port, an unanswered address, a bad
 # argument, and genhash's plain (no -v) output. Nothing on the lab is changed.
@@ -12,8 +12,8 @@ mkdir -p $OUT
 cap() {  # cap NAME 'PYTHON LIST OF (address, port, path, timeout)' [plain]
   $PY - "$2" "${3:-}" > "$OUT/$1.txt" <<'PY'
 import ast, shlex, sys
-from fabfile import facts as F, remote
-from fabfile.context import load_env
+from fabfile.infra import facts as F, remote
+from fabfile.model.context import load_env
 from fabfile.parsers.genhash import MARK
 e = load_env("lab")
 targets = ast.literal_eval(sys.argv[1])

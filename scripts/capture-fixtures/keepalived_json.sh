@@ -11,8 +11,8 @@ INV=.venv/bin/inv
 fact() {  # fact NODE FACT-NAME OUTFILE: run one fact's command on a lab node, as observe would
   .venv/bin/python - "$1" "$2" > "$3" <<'PY'
 import sys
-from fabfile import facts as F, remote
-from fabfile.context import load_env
+from fabfile.infra import facts as F, remote
+from fabfile.model.context import load_env
 e = load_env("lab")
 fact = {"vrrp": F.KEEPALIVED_VIEW, "changes": F.STATE_CHANGES, "addrs": F.ADDRS}[sys.argv[2]]
 c = remote.connect(e.inv, e.inv.node(sys.argv[1]))
@@ -23,8 +23,8 @@ PY
 $INV deploy --env lab >/dev/null
 # keepalived's counters run from its start (a reload keeps them): start from zero
 .venv/bin/python - <<'PY'
-from fabfile import remote
-from fabfile.context import load_env
+from fabfile.infra import remote
+from fabfile.model.context import load_env
 e = load_env("lab")
 for n in ("node3", "node2", "node1"):
     remote.run(remote.connect(e.inv, e.inv.node(n)), "systemctl restart keepalived")
@@ -33,8 +33,8 @@ sleep 6
 for n in node1 node2; do fact $n vrrp $OUT/healthy_$n.json; done
 fact node1 changes $OUT/journal_node1.txt
 .venv/bin/python - <<'PY'
-from fabfile import remote
-from fabfile.context import load_env
+from fabfile.infra import remote
+from fabfile.model.context import load_env
 e = load_env("lab")
 c = remote.connect(e.inv, e.inv.node("node2"))
 remote.run(c, "sed -i 's/auth_pass .*/auth_pass wrong123/' /etc/keepalived/keepalived.conf && systemctl reload keepalived")
@@ -45,8 +45,8 @@ fact node2 changes $OUT/journal_split_node2.txt
 $INV deploy --env lab >/dev/null
 sleep 2
 .venv/bin/python - <<'PY'
-from fabfile import remote
-from fabfile.context import load_env
+from fabfile.infra import remote
+from fabfile.model.context import load_env
 e = load_env("lab")
 c = remote.connect(e.inv, e.inv.node("node3"))
 remote.run(c, "systemctl stop keepalived")

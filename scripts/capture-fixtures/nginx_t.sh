@@ -13,9 +13,9 @@ mkdir -p $OUT
 $PY - "$OUT" <<'PY'
 import sys
 from pathlib import Path
-from fabfile import facts as F, remote
-from fabfile.actions import Action
-from fabfile.context import load_env
+from fabfile.infra import facts as F, remote
+from fabfile.core.actions import Action
+from fabfile.model.context import load_env
 out = Path(sys.argv[1])
 e = load_env("lab")
 c = remote.connect(e.inv, e.inv.node("node3"))

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Capture real `systemctl show -p Id,LoadState,ActiveState,SubState,UnitFileState UNIT...` outputs
-# (the units fact, fabfile/facts.py) from Debian 12 (systemd 252) and Debian 13 (systemd 257) lab
+# (the units fact, fabfile/infra/facts.py) from Debian 12 (systemd 252) and Debian 13 (systemd 257) lab
 # nodes into tests/fixtures/systemctl/show_*.txt and tests/fixtures/systemctl/trixie/show_*.txt:
 # a fresh node (before any deploy), a deployed one, keepalived stopped, disabled and enabled again
 # with --no-reload (what a deploy does: UnitFileState must follow at once), a unit that fails and
@@ -21,8 +21,8 @@ cap() {
   $PY - "$@" <<'PY'
 import sys
 from pathlib import Path
-from fabfile import remote
-from fabfile.context import load_env
+from fabfile.infra import remote
+from fabfile.model.context import load_env
 e = load_env("lab-mixed")
 node, base, cmd = sys.argv[1:]
 r = remote.run(remote.connect(e.inv, e.inv.node(node)), cmd, check=False)
@@ -36,14 +36,14 @@ PY
 on() {  # on NODE SHELL: run, print stdout
   $PY - "$@" <<'PY'
 import sys
-from fabfile import remote
-from fabfile.context import load_env
+from fabfile.infra import remote
+from fabfile.model.context import load_env
 e = load_env("lab-mixed")
 r = remote.run(remote.connect(e.inv, e.inv.node(sys.argv[1])), sys.argv[2], check=False)
 print(r.stdout, end=""); print(r.stderr, end="", file=sys.stderr)
 PY
 }
-SHOW=$($PY -c 'from fabfile import facts as F; print(F.SERVICES.command)')
+SHOW=$($PY -c 'from fabfile.infra import facts as F; print(F.SERVICES.command)')
 show() { echo "systemctl show -p Id,LoadState,ActiveState,SubState,UnitFileState $*"; }
 
 # 1. this host: systemd is not PID 1
@@ -96,7 +96,7 @@ for n in m2 m3; do
 done
 
 echo "== journalctl -g against journalctl | grep -E"
-CH=$($PY -c 'from fabfile import facts as F; print(F.STATE_CHANGES.command)')
+CH=$($PY -c 'from fabfile.infra import facts as F; print(F.STATE_CHANGES.command)')
 for n in m1 m2 m3; do
   a=$(on $n "$CH")
   b=$(on $n "journalctl -u keepalived --since -600s -o short-unix --no-pager -q 2>/dev/null | grep -E 'Entering (MASTER|BACKUP|FAULT) STATE'; true")

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Capture, from real Debian 13 (trixie) nodes, the output of every fact a deploy and a verify read,
-# each by the fact's own command (fabfile/facts.py) as observe runs it, into
+# each by the fact's own command (fabfile/infra/facts.py) as observe runs it, into
 # tests/fixtures/<parser>/trixie/: keepalived's JSON dump (healthy, a split brain by a wrong
 # secret on t2, keepalived stopped), its journal's state changes, ip -j addr, the sysctls,
 # dpkg-query (systemctl: systemctl_show.sh).
@@ -14,8 +14,8 @@ inv() { $PY -m invoke "$@"; }
 on() {  # on NODE SHELL: run a command on a node of the trixie lab
   $PY - "$1" "$2" <<'PY'
 import sys
-from fabfile import remote
-from fabfile.context import load_env
+from fabfile.infra import remote
+from fabfile.model.context import load_env
 e = load_env("lab-trixie")
 remote.run(remote.connect(e.inv, e.inv.node(sys.argv[1])), sys.argv[2])
 PY
@@ -24,8 +24,8 @@ fact() {  # fact NODE FACT OUTFILE: one fact's command on a node, stdout (and .s
   $PY - "$1" "$2" "$3" <<'PY'
 import sys
 from pathlib import Path
-from fabfile import facts as F, remote
-from fabfile.context import load_env
+from fabfile.infra import facts as F, remote
+from fabfile.model.context import load_env
 e = load_env("lab-trixie")
 node, name, out = sys.argv[1:]
 fact = {f.name: f for f in F.ALL}[name]

@@ -42,8 +42,8 @@ def deployed(lab):
 @pytest.fixture(scope="package")
 def nodes(lab):
     """{name: fabric Connection} over the lab's real SSH, host keys verified."""
-    from fabfile import remote
-    from fabfile.inventory import load
+    from fabfile.infra import remote
+    from fabfile.model.loading import load
     invy, _ = load("lab")
     conns = {n.name: remote.connect(invy, n) for n in invy.nodes}
     yield conns
@@ -51,5 +51,5 @@ def nodes(lab):
 
 
 def sh(conn, cmd):
-    from fabfile import remote
+    from fabfile.infra import remote
     return remote.run(conn, cmd, check=False)

@@ -9,7 +9,7 @@ import time
 import pytest
 import yaml
 
-from fabfile.inventory import INVENTORY_DIR
+from fabfile.model.loading import INVENTORY_DIR
 
 from .conftest import inv, inv_json
 
@@ -42,8 +42,8 @@ def bastion_deployed(bastion_lab):
 
 def node_sh(node: str, cmd: str) -> str:
     """A command on a lab-bastion director, through the toolkit's own reach (ops, sudo, bastion)."""
-    from fabfile import remote
-    from fabfile.context import load_env
+    from fabfile.infra import remote
+    from fabfile.model.context import load_env
     e = load_env(ENV)
     c = remote.connect(e.inv, e.inv.node(node))
     try:
@@ -80,8 +80,8 @@ def test_only_ops_logs_in_and_nothing_runs_as_root_over_ssh(bastion_deployed):
 
 
 def test_files_have_the_owners_and_modes_of_a_root_deploy(bastion_deployed, deployed, nodes):
-    from fabfile.context import load_env
-    from fabfile.render import managed_paths
+    from fabfile.model.context import load_env
+    from fabfile.core.render import managed_paths
     from .conftest import sh
     e = load_env(ENV)
     paths = [p for p in managed_paths(e.inv, "lb1", e.secrets)]

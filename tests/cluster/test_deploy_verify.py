@@ -54,8 +54,8 @@ def test_check_shows_diff_and_touches_nothing(deployed, nodes):
 
 
 def test_secret_is_never_printed(deployed):
-    from fabfile.inventory import load
-    from fabfile.secrets import resolve_all
+    from fabfile.model.loading import load
+    from fabfile.model.secrets import resolve_all
     invy, _ = load("lab")
     secret = resolve_all(invy, "lab")["VI_1"]
     outs = [inv("render", "--env", "lab"), inv("deploy", "--env", "lab", "--check"),

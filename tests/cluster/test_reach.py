@@ -8,7 +8,7 @@ import time
 
 import yaml
 
-from fabfile.inventory import INVENTORY_DIR
+from fabfile.model.loading import INVENTORY_DIR
 
 from .conftest import inv, inv_json
 

@@ -245,8 +245,8 @@ def fault_nginx_down_node3(nodes, tmp):
 
 def fault_rebuild_node3(nodes, tmp):
     """node3 replaced by a fresh machine: same name and address, packages installed, nothing deployed."""
-    from fabfile.context import load_env
-    from fabfile.render import managed_paths
+    from fabfile.model.context import load_env
+    from fabfile.core.render import managed_paths
     e = load_env("lab")
     paths = managed_paths(e.inv, "node3", e.secrets)
     c = nodes["node3"]
@@ -343,7 +343,7 @@ def test_rotate_refuses_when_the_env_var_wins(monkeypatch):
 
 def test_rotate_swaps_secret_files_and_back(tmp_path):
     import stat
-    from fabfile import secrets
+    from fabfile.model import secrets
     from fabfile.errors import LbtkError
     from fabfile.tasks.secret import PREV, swap_in, undo
     p = tmp_path / "x.auth_pass"
@@ -414,9 +414,9 @@ def test_upgrade_runbook_runs_on_the_lab(upgrade_lab, tmp_path):
     trixie at the end, and no failed probe while a backup (a node not holding the VIP) is swapped."""
     import json
     import threading
-    from fabfile import upgrade
-    from fabfile.failover import Probe
-    from fabfile.inventory import load
+    from fabfile.ops import upgrade
+    from fabfile.ops.drill import Probe
+    from fabfile.model.loading import load
     rb = upgrade_lab
     env = rb.lab_env
     invy, _ = load(env)

@@ -71,8 +71,8 @@ def one_line_error(r) -> str:
 
 
 def lab_secret() -> str:
-    from fabfile.inventory import load
-    from fabfile.secrets import resolve_all
+    from fabfile.model.loading import load
+    from fabfile.model.secrets import resolve_all
     invy, _ = load("lab")
     return resolve_all(invy, "lab")["VI_1"]
 
@@ -80,7 +80,7 @@ def lab_secret() -> str:
 # --- zero outage ---------------------------------------------------------------------------
 
 def test_weight_change_under_10ms_probe_loses_nothing(deployed):
-    from fabfile.failover import Probe
+    from fabfile.ops.drill import Probe
     probe = Probe(VIP, 80, 0.010, ["node1", "node2", "node3"])
     t = threading.Thread(target=probe.run, daemon=True)
     t.start()
@@ -100,7 +100,7 @@ def test_weight_change_under_10ms_probe_loses_nothing(deployed):
 # --- transactional: a change keepalived -t rejects --------------------------------------------
 
 def test_broken_template_override_is_rejected_on_first_node_and_nothing_swapped(deployed, nodes):
-    ours = (ROOT / "fabfile/render/keepalived.conf.j2").read_text()
+    ours = (ROOT / "fabfile/core/render/keepalived.conf.j2").read_text()
     assert "advert_int {{" in ours
     broken = ours.replace("advert_int {{", "bogus_keyword_xyz 1\n    advert_int {{", 1)
     before = fingerprints(nodes)

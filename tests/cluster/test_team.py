@@ -174,7 +174,8 @@ def test_ctrl_c_while_the_lock_is_being_taken_leaves_no_record(deployed, nodes, 
     """Ctrl-C can land after node1 and node2 answered LOCK HELD but before the lock is held on
     every node (so `with Lock(...)` never reaches __exit__): what was taken is released, and the
     next run finds no stale lock. Real sshd and flock on the lab; only the interrupt is staged."""
-    from fabfile import remote, runinfo, runlock
+    from fabfile.infra import remote, runinfo
+    from fabfile.ops import lock as runlock
     real_hold = remote.hold
 
     def hold(c, command, until, timeout=30):

@@ -136,8 +136,8 @@ def deployed(klab):
 @pytest.fixture(scope="package")
 def nodes(klab):
     """{name: fabric Connection} over real SSH into the VM's nodes, host keys verified."""
-    from fabfile import remote
-    from fabfile.inventory import load
+    from fabfile.infra import remote
+    from fabfile.model.loading import load
     invy, _ = load(ENV)
     conns = {n.name: remote.connect(invy, n) for n in invy.nodes}
     yield conns
@@ -145,7 +145,7 @@ def nodes(klab):
 
 
 def sh(conn, cmd, timeout=60):
-    from fabfile import remote
+    from fabfile.infra import remote
     return remote.run(conn, cmd, check=False, timeout=timeout)
 
 

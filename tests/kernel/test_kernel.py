@@ -12,9 +12,9 @@ import time
 
 import pytest
 
-from fabfile.inventory import load
+from fabfile.model.loading import load
 from fabfile.parsers.ipvsadm import parse_connections, parse_list
-from fabfile.traffic import CLIENT_NETNS
+from fabfile.ops.traffic import CLIENT_NETNS
 
 from .conftest import ENV, TIMINGS, inv, inv_json, sh
 

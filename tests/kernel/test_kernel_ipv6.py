@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from fabfile.inventory import load
+from fabfile.model.loading import load
 from fabfile.parsers.ipvsadm import parse_list
 
 from .conftest import TIMINGS, inv_json, sh

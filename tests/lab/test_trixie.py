@@ -87,7 +87,7 @@ def test_trixie_deploy_refuses_a_warning_of_233(trixie, tmp_path):
     """A templates_dir override that 2.3.3 only warns about (an unknown keyword: exit 5) is refused
     by the first node's own keepalived -t with its own words, and nothing is swapped anywhere."""
     inv("deploy", "--env", "lab-trixie", check=True)
-    ours = (ROOT / "fabfile/render/keepalived.conf.j2").read_text()
+    ours = (ROOT / "fabfile/core/render/keepalived.conf.j2").read_text()
     assert "advert_int {{" in ours
     (tmp_path / "templates").mkdir()
     (tmp_path / "templates/keepalived.conf.j2").write_text(

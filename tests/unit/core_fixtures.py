@@ -1,8 +1,8 @@
 """Shared helpers of the pure-core tests (test_core_plan, test_core_checks, test_core_vrrp).
 
 Every NodeState these tests use is built the way the toolkit builds it on a live node: the
-output of each fact is framed exactly as `fabfile.observe.script` frames it and handed to
-`fabfile.observe.parse_state`, so the real parsers fill every field. The outputs themselves are
+output of each fact is framed exactly as `fabfile.infra.observe.script` frames it and handed to
+`fabfile.infra.observe.parse_state`, so the real parsers fill every field. The outputs themselves are
 captured from the real tools (tests/fixtures/, and the two captures below); where a test needs
 a node to hold a particular address, a captured `ip -j addr` JSON is edited (json.loads, change
 the addresses, json.dumps) so its structure stays the one iproute2 printed.
@@ -16,13 +16,13 @@ import copy
 import json
 from pathlib import Path
 
-from fabfile import facts as F
-from fabfile.context import Env
-from fabfile.inventory import load, parse
-from fabfile.observe import parse_state
+from fabfile.infra import facts as F
+from fabfile.model.context import Env
+from fabfile.model.loading import load, parse
+from fabfile.infra.observe import parse_state
 from fabfile.parsers.lbtk import LiveFile
-from fabfile.render import RenderFacts, managed_paths, render_node
-from fabfile.secrets import resolve_all
+from fabfile.core.render import RenderFacts, managed_paths, render_node
+from fabfile.model.secrets import resolve_all
 
 ROOT = Path(__file__).resolve().parents[2]
 FX = ROOT / "tests" / "fixtures"
@@ -176,7 +176,7 @@ def deploy_state(env: Env, node: str, *, files: dict[str, LiveFile | None] | Non
                  has_ipvs: bool = True, on_iface: tuple[str, ...] = (), on_lo: tuple[str, ...] = (),
                  binaries: tuple[str, ...] = F.BINARIES, dpkg: str = DPKG_CAPTURE,
                  pending: str = "", runtime: str = ""):
-    """One node's fabfile.facts.DEPLOY (+ files) round trip, parsed by observe.parse_state.
+    """One node's fabfile.infra.facts.DEPLOY (+ files) round trip, parsed by observe.parse_state.
     Defaults: an up-to-date node (rendered files, every unit active and enabled)."""
     active = {**ALL_UNITS_UP, **(active or {})}
     enabled = {**ALL_ENABLED, **(enabled or {})}
@@ -204,7 +204,7 @@ def verify_state(node: str, host: str, *, on_iface: tuple[str, ...] = (), on_lo:
                  sysctl: str = "", active: dict[str, str] | None = None, ipvs: str | None = None,
                  daemons: str = "", rate: str | None = None, vrrp: str = "NOT-RUNNING\n", changes: str = "",
                  runtime: str = ""):
-    """One node's fabfile.facts.VERIFY round trip, parsed by observe.parse_state.
+    """One node's fabfile.infra.facts.VERIFY round trip, parsed by observe.parse_state.
     `ipvs` is ipvsadm -L -n output, or None for a kernel without IPVS (the fact prints its mark)."""
     from fabfile.parsers.ipvsadm import NO_IPVS_MARK
     active = {**ALL_UNITS_UP, **(active or {})}

@@ -1,9 +1,8 @@
-"""fabfile.balance: scheduler periods, order matching, IPVS counter deltas, traffic checks."""
+"""fabfile.core.balance: scheduler periods, order matching, IPVS counter deltas, traffic checks."""
 from pathlib import Path
 
-from fabfile.balance import (Traffic, conns_delta, expected_counts, match_schedule, schedule_period,
-                             service_key, traffic_checks)
-from fabfile.inventory import load
+from fabfile.core.balance import (Traffic, conns_delta, expected_counts, match_schedule, schedule_period, service_key, traffic_checks)
+from fabfile.model.loading import load
 from fabfile.parsers.ipvsadm import parse_stats
 
 FIX = Path(__file__).resolve().parent.parent / "fixtures" / "ipvsadm"

@@ -14,20 +14,19 @@ from pathlib import Path
 
 import pytest
 
-from fabfile import facts as F
-from fabfile.checks import (NO_IPVS, Check, http_check, ipvs_check, node_checks, sync_check, vip_checks,
-                            vip_holders, wanted_ipvs)
-from fabfile.context import Env
+from fabfile.infra import facts as F
+from fabfile.core.checks import (NO_IPVS, Check, http_check, ipvs_check, node_checks, sync_check, vip_checks, vip_holders, wanted_ipvs)
+from fabfile.model.context import Env
 from fabfile.errors import FactError
-from fabfile.facts import NodeState
-from fabfile.inventory import parse
-from fabfile.observe import parse_state, script
+from fabfile.infra.facts import NodeState
+from fabfile.model.loading import parse
+from fabfile.infra.observe import parse_state, script
 from fabfile.parsers import ipvsadm
 from fabfile.parsers.lbtk import LiveFile
-from fabfile.render import nginx
-from fabfile.sync_daemons import NO_IPVS as SYNC_NO_IPVS
-from fabfile.sync_daemons import Row, status
-from fabfile.verify import Report, checks_of
+from fabfile.core.render import nginx
+from fabfile.ops.sync_daemons import NO_IPVS as SYNC_NO_IPVS
+from fabfile.ops.sync_daemons import Row, status
+from fabfile.ops.verify import Report, checks_of
 
 from .core_fixtures import (DPKG_CAPTURE, FX, TOKEN, UNAME_CAPTURE, file_listing,
                             frame, read, units_output, verify_state)

@@ -1,7 +1,7 @@
 """The pure deploy planner: typed actions, file changes, per-phase service actions, node plans,
 rolling batches and planned VIP moves.
 
-Node states come through fabfile.observe.parse_state from captured tool output (see
+Node states come through fabfile.infra.observe.parse_state from captured tool output (see
 tests/unit/core_fixtures.py); desired files come from the real renderer.
 """
 from __future__ import annotations
@@ -11,15 +11,15 @@ import shlex
 
 import pytest
 
-from fabfile import facts as F
-from fabfile.actions import VERBS, Action
+from fabfile.infra import facts as F
+from fabfile.core.actions import VERBS, Action
 from fabfile.errors import LbtkError
 from fabfile.parsers.lbtk import LiveFile, parse_pending
-from fabfile.phases import plan_node, plan_runs, planned_moves, rolling_batches
-from fabfile.plan import PHASES, NodePlan, changes_wire, file_changes, service_actions, wire_signature
-from fabfile.render import ASSUMED, RenderFacts, arp, fwmark, ipvs_sync, keepalived, managed_paths, nginx, render_node
-from fabfile.secrets import MASK
-from fabfile.vrrp import expected_holders
+from fabfile.ops.deploy import plan_node, plan_runs, planned_moves, rolling_batches
+from fabfile.core.plan import PHASES, NodePlan, changes_wire, file_changes, service_actions, wire_signature
+from fabfile.core.render import (ASSUMED, RenderFacts, arp, fwmark, ipvs_sync, keepalived, managed_paths, nginx, render_node)
+from fabfile.model.secrets import MASK
+from fabfile.core.vrrp import expected_holders
 
 from .core_fixtures import DPKG_CAPTURE, deploy_state, env_of, lab_data, lab_env, live_files
 
@@ -346,7 +346,7 @@ def test_sync_script_change_runs_it(monkeypatch):
 
 
 def _kernel_data() -> dict:
-    from fabfile.inventory import load
+    from fabfile.model.loading import load
     inv, _ = load("kernel")
     data = inv.model_dump(exclude_none=True)
     data["vrrp_instances"][0]["authentication"] = {"auth_type": "PASS", "auth_pass_env": "TEST_VRRP_PASS"}
@@ -493,7 +493,7 @@ def test_wire_signature_is_what_the_adverts_carry(env):
 
 
 def test_multi_master_wire_signature_has_every_instance(monkeypatch):
-    from fabfile.inventory import load
+    from fabfile.model.loading import load
     mm, _ = load("tests/inventories/good/multi_master.yaml")
     e = env_of(monkeypatch, mm.model_dump(exclude_none=True))
     sig = wire_signature(content(e, keepalived.CONF, node="node2"))
@@ -614,7 +614,7 @@ def test_a_priority_change_that_moves_the_vip_is_a_planned_failover(monkeypatch)
 
 
 def test_nopreempt_vip_stays_where_it_is(monkeypatch):
-    from fabfile.inventory import load
+    from fabfile.model.loading import load
     feat, _ = load("tests/inventories/good/http_get_scripts.yaml")
     e = env_of(monkeypatch, feat.model_dump(exclude_none=True))
     states = {"a": deploy_state(e, "a"), "b": deploy_state(e, "b", on_iface=(VIP,))}
@@ -630,7 +630,7 @@ def test_nopreempt_vip_stays_where_it_is(monkeypatch):
 
 def test_assumed_render_facts_are_a_director_with_ipvs():
     assert ASSUMED == RenderFacts(ipvs=True)
-    from fabfile.facts import NodeState
+    from fabfile.infra.facts import NodeState
     assert RenderFacts.of(NodeState("n")) == RenderFacts(ipvs=False)          # IPVS not observed: no IPVS
     assert RenderFacts.of(NodeState("n", has_ipvs=True)) == ASSUMED
 
@@ -664,9 +664,9 @@ def test_batch_groups_backups_and_keeps_holders_one_by_one(monkeypatch):
 
 
 def test_service_actions_run_in_one_round_trip_and_stop_at_the_first_failure():
-    """fabfile.actions.script, run by a real sh, read back by parsers.lbtk.parse_action_run."""
+    """fabfile.core.actions.script, run by a real sh, read back by parsers.lbtk.parse_action_run."""
     import subprocess
-    from fabfile.actions import script
+    from fabfile.core.actions import script
     from fabfile.parsers import ParseError
     from fabfile.parsers.lbtk import parse_action_run
     acts = [Action("run", arg="/bin/true"), Action("run", arg="/bin/sh -c 'echo boom >&2; exit 3'"),
@@ -691,7 +691,7 @@ def _nginx_fixture(name: str) -> str:
 def test_a_conflicting_site_is_one_line_naming_it_and_the_key(site):
     """nginx names the second default server in include order: lbtk.conf when the operator's site
     sorts before it (Debian's default), the operator's site when it sorts after: both are named."""
-    from fabfile.apply import default_server_conflict
+    from fabfile.ops.apply import default_server_conflict
     from fabfile.parsers.nginx_t import parse_default_listens, parse_duplicate_default
     dup = parse_duplicate_default(_nginx_fixture(f"test_duplicate_{site}.stderr"))
     msg = default_server_conflict("node3", dup, parse_default_listens(_nginx_fixture(f"defaults_duplicate_{site}.txt")))
@@ -701,7 +701,7 @@ def test_a_conflicting_site_is_one_line_naming_it_and_the_key(site):
 
 
 def test_a_conflict_outside_sites_enabled_or_not_found():
-    from fabfile.apply import default_server_conflict
+    from fabfile.ops.apply import default_server_conflict
     from fabfile.parsers.nginx_t import DefaultListen, DuplicateDefault
     dup = DuplicateDefault("0.0.0.0:80", nginx.SITE, 3)
     conf_d = default_server_conflict("n", dup, [DefaultListen("/etc/nginx/conf.d/shop.conf", 2, "80"),

@@ -6,11 +6,11 @@ from fractions import Fraction
 
 import pytest
 
-from fabfile.context import Env
-from fabfile.inventory import load, parse
-from fabfile.render import ASSUMED, keepalived, render_node
-from fabfile.settle import expected_now, settle_timeout
-from fabfile.vrrp import expected_holders, master_down_interval, plan, skew_time
+from fabfile.model.context import Env
+from fabfile.model.loading import load, parse
+from fabfile.core.render import ASSUMED, keepalived, render_node
+from fabfile.ops.settle import expected_now, settle_timeout
+from fabfile.core.vrrp import expected_holders, master_down_interval, plan, skew_time
 
 
 def rfc3768_master_down(advert_int, priority):

@@ -8,11 +8,11 @@ from dataclasses import replace
 import pytest
 import yaml
 
-from fabfile import facts as F
-from fabfile.checks import digest_checks, digest_targets
-from fabfile.digest import rows
-from fabfile.inventory import parse
-from fabfile.observe import parse_state
+from fabfile.infra import facts as F
+from fabfile.core.checks import digest_checks, digest_targets
+from fabfile.ops.digest import rows
+from fabfile.model.loading import parse
+from fabfile.infra.observe import parse_state
 
 from .core_fixtures import ROOT, TOKEN, frame, read
 
@@ -91,7 +91,7 @@ def test_red_on_a_404_and_when_no_page_comes_back():
 
 
 def test_unobserved_or_unreachable_directors_give_no_row():
-    from fabfile.facts import NodeState
+    from fabfile.infra.facts import NodeState
     ts = digest_targets(lab(digest=HEALTHZ))
     assert digest_checks(ts, {"node1": NodeState("node1", reachable=False, error="down")}) == []
 

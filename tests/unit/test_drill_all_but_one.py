@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from fabfile import failover
-from fabfile.failover import Probe, drill_all_but_one
+from fabfile.ops import drill as failover
+from fabfile.ops.drill import Probe, drill_all_but_one
 
 from .core_fixtures import addrs_json, lab_env
 
@@ -38,7 +38,7 @@ class Cluster:
             up = [n for n in self.running]
             return max(up, key=lambda n: self.prio[n]) if up else None
 
-    # the fakes of fabfile.remote the drill calls
+    # the fakes of fabfile.infra.remote the drill calls
     def run(self, c, cmd, check=True, timeout=None):
         self.commands.append((c, cmd))
         with self.lock:

@@ -1,7 +1,7 @@
 """Every failure ends as ONE line and a documented exit code (fabfile/errors.py), never a traceback.
 
   * the observation layer: whatever a node prints for a fact — garbage, nothing, a real capture
-    cut in the middle, binary junk — `fabfile.observe.parse_state` returns a NodeState or raises
+    cut in the middle, binary junk — `fabfile.infra.observe.parse_state` returns a NodeState or raises
     FactError, and the FactError becomes one `error: NODE: ...` line with exit code 2; broken
     framing (a marker cut, no rc line, no frames at all) is a FactError too;
   * the task layer: `fabfile.tasks.common.one_line_errors` turns every exception class into an
@@ -27,16 +27,15 @@ from pathlib import Path
 import pytest
 from invoke import Exit
 
-from fabfile import facts as F
-from fabfile import secrets
-from fabfile.errors import (EXIT_ERROR, EXIT_INTERNAL, EXIT_INTERRUPTED, FactError, LbtkError, UsageError,
-                            one_line)
-from fabfile.facts import NodeState
-from fabfile.inventory import InventoryError
-from fabfile.observe import parse_state, script
+from fabfile.infra import facts as F
+from fabfile.model import secrets
+from fabfile.errors import (EXIT_ERROR, EXIT_INTERNAL, EXIT_INTERRUPTED, FactError, LbtkError, UsageError, one_line)
+from fabfile.infra.facts import NodeState
+from fabfile.model.loading import InventoryError
+from fabfile.infra.observe import parse_state, script
 from fabfile.parsers import ParseError
 from fabfile.parsers.lbtk import LiveFile, Raw
-from fabfile.remote import RemoteError
+from fabfile.infra.remote import RemoteError
 from fabfile.tasks.common import one_line_errors
 from tests.cli import inv
 from tests.unit.core_fixtures import file_listing, units_output
@@ -434,7 +433,7 @@ def registered_secret(monkeypatch):
     """A secret resolved the way the toolkit resolves them (so mask() knows it); forgotten afterwards."""
     monkeypatch.setattr(secrets, "_known", set())
     monkeypatch.setenv("LBTK_TEST_FUNNEL_SECRET", SECRET)
-    from fabfile.model import Authentication
+    from fabfile.model.schema import Authentication
     assert secrets.resolve(Authentication(auth_pass_env="LBTK_TEST_FUNNEL_SECRET"), "test") == SECRET
     return SECRET
 
@@ -488,7 +487,7 @@ def test_render_says_which_facts_it_assumed():
 # ---------------------------------------------------------------- paramiko through remote.run
 CHILD = textwrap.dedent("""
     import json, sys
-    from fabfile import inventory, remote
+    from fabfile.model import loading as inventory; from fabfile.infra import remote
     from fabfile.errors import one_line
     port, key, known = int(sys.argv[1]), sys.argv[2], sys.argv[3]
     inv = inventory.parse({

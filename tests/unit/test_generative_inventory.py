@@ -19,14 +19,14 @@ import re
 from hypothesis import HealthCheck, event, given, seed, settings
 from hypothesis import strategies as st
 
-from fabfile.confcheck import keepalived_check
-from fabfile.inventory import InventoryError, parse
+from fabfile.infra.confcheck import keepalived_check
+from fabfile.model.loading import InventoryError, parse
 from fabfile.parsers.keepalived_conf import parse_conf
-from fabfile.render import ASSUMED, render_all
-from fabfile.render.keepalived import CONF
-from fabfile import secrets as secrets_mod
-from fabfile.secrets import resolve_all
-from fabfile.vrrp import plan, sync_groups
+from fabfile.core.render import ASSUMED, render_all
+from fabfile.core.render.keepalived import CONF
+from fabfile.model import secrets as secrets_mod
+from fabfile.model.secrets import resolve_all
+from fabfile.core.vrrp import plan, sync_groups
 
 EXAMPLES = int(os.environ.get("LBTK_HYPOTHESIS_EXAMPLES", "30"))
 SOURCE = "gen.yaml"

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from fabfile.confcheck import keepalived_check
-from fabfile.inventory import load
-from fabfile.render import ASSUMED, render_all
-from fabfile.render.keepalived import CONF
-from fabfile.secrets import resolve_all
+from fabfile.infra.confcheck import keepalived_check
+from fabfile.model.loading import load
+from fabfile.core.render import ASSUMED, render_all
+from fabfile.core.render.keepalived import CONF
+from fabfile.model.secrets import resolve_all
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests/golden"

@@ -103,8 +103,8 @@ def imported():
 
 def test_the_walk_finds_every_package():
     """The walk is not silently empty or missing a subpackage."""
-    for pkg in ("fabfile", "fabfile.tasks", "fabfile.views", "fabfile.parsers", "fabfile.render",
-                "fabfile.lab", "fabfile.tasks.common", "fabfile.observe", "fabfile.remote"):
+    for pkg in ("fabfile", "fabfile.tasks", "fabfile.views", "fabfile.parsers", "fabfile.core.render",
+                "fabfile.lab", "fabfile.tasks.common", "fabfile.infra.observe", "fabfile.infra.remote"):
         assert pkg in MODULES, pkg
     assert not any(m.startswith("fabfile.lab.guest") for m in MODULES)
     # every subdirectory holding Python is a package (an __init__.py), or `import` would not find it
@@ -138,8 +138,8 @@ def test_guest_module_imports_with_the_stdlib_only(mod):
 # Issue 14: start-up imports only what the task needs. Loading the task tree (what every `inv ...`
 # does before running anything) must not import the deploy engine, the drills, the lab or the
 # config checker: those load inside the tasks that use them.
-NOT_AT_STARTUP = ("fabfile.phases", "fabfile.apply", "fabfile.settle", "fabfile.failover", "fabfile.watch",
-                  "fabfile.rollback", "fabfile.confcheck", "fabfile.lab", "fabfile.progress",
+NOT_AT_STARTUP = ("fabfile.ops.deploy", "fabfile.ops.apply", "fabfile.ops.settle", "fabfile.ops.drill", "fabfile.ops.watch",
+                  "fabfile.ops.rollback", "fabfile.infra.confcheck", "fabfile.lab", "fabfile.progress",
                   "fabfile.views.deploy", "fabfile.views.failover", "fabfile.views.watch")
 
 

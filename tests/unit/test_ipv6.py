@@ -11,15 +11,15 @@ import shutil
 import pytest
 import yaml
 
-from fabfile.checks import observed_ipvs, wanted_ipvs
-from fabfile.confcheck import keepalived_check
-from fabfile.facts import NodeState
-from fabfile.inventory import InventoryError, parse
+from fabfile.core.checks import observed_ipvs, wanted_ipvs
+from fabfile.infra.confcheck import keepalived_check
+from fabfile.infra.facts import NodeState
+from fabfile.model.loading import InventoryError, parse
 from fabfile.parsers.ipvsadm import parse_list
-from fabfile.plan import service_actions
-from fabfile.render import ASSUMED, arp, fwmark, nginx, render_node
-from fabfile.render.keepalived import CONF, conf
-from fabfile.vrrp import plan, sync_groups
+from fabfile.core.plan import service_actions
+from fabfile.core.render import ASSUMED, arp, fwmark, nginx, render_node
+from fabfile.core.render.keepalived import CONF, conf
+from fabfile.core.vrrp import plan, sync_groups
 
 from .core_fixtures import FX, ROOT
 

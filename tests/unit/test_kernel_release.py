@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from fabfile.inventory import load
+from fabfile.model.loading import load
 from fabfile.lab import LabError, kernel
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from fabfile import model
-from fabfile.inventory import load
+from fabfile.model import schema as model
+from fabfile.model.loading import load
 from fabfile.lab import LabBastion, LabNode, LabSpec, rootfs
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -2,7 +2,7 @@
 rendered rsyslog rule and start options, the deploy plan (rsyslog checked, restarted, enabled;
 keepalived restarted for its new options) and the install phase's package rule.
 
-Node states come through fabfile.observe.parse_state from captured tool output (core_fixtures).
+Node states come through fabfile.infra.observe.parse_state from captured tool output (core_fixtures).
 """
 from __future__ import annotations
 
@@ -13,14 +13,14 @@ import subprocess
 
 import pytest
 
-from fabfile import facts as F
+from fabfile.infra import facts as F
 from fabfile.errors import LbtkError
-from fabfile.inventory import InventoryError, parse
+from fabfile.model.loading import InventoryError, parse
 from fabfile.parsers import journal
-from fabfile.phases import plan_node, required
-from fabfile.plan import service_actions
-from fabfile.render import RenderFacts, keepalived, render_node, rsyslog
-from fabfile.checks import node_checks
+from fabfile.ops.deploy import plan_node, required
+from fabfile.core.plan import service_actions
+from fabfile.core.render import RenderFacts, keepalived, render_node, rsyslog
+from fabfile.core.checks import node_checks
 from fabfile.tasks.oncall import log_command
 
 from .core_fixtures import DPKG_CAPTURE, deploy_state, lab_data, lab_env, live_files, verify_state

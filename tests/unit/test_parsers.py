@@ -755,7 +755,7 @@ SHOW = ["show_fresh", "show_deployed", "show_disabled_no_reload", "show_enabled_
 
 
 def test_systemctl_show_a_node_before_and_after_a_deploy():
-    from fabfile import facts
+    from fabfile.infra import facts
     units = list(facts.UNITS)
     fresh = systemctl_show.parse_show(units, *sc("show_fresh"))
     assert fresh["keepalived"] == ("inactive", "disabled") and fresh["nginx"] == ("inactive", "disabled")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from fabfile.parsers import dpkg, ip_addr, journal, keepalived_json, keepalived_t, sysctl, systemctl, systemctl_show
+from fabfile.parsers import (dpkg, ip_addr, journal, keepalived_json, keepalived_t, sysctl, systemctl, systemctl_show)
 
 from .test_parsers import KT
 
@@ -158,7 +158,7 @@ def test_sysctl_trixie_director():
 
 
 # ------------------------------------------------------------------ systemctl (systemd 257)
-UNITS = ["keepalived", "nginx", "lbtk-vip-lo", "lbtk-fwmark", "rsyslog"]     # fabfile.facts.UNITS
+UNITS = ["keepalived", "nginx", "lbtk-vip-lo", "lbtk-fwmark", "rsyslog"]     # fabfile.infra.facts.UNITS
 
 
 def sc(name):
@@ -167,7 +167,7 @@ def sc(name):
 
 
 def test_systemctl_257_is_active():
-    from fabfile import facts
+    from fabfile.infra import facts
     assert list(facts.UNITS) == UNITS
     # rsyslog runs only for an inventory with `logging:` (lab-trixie has none)
     assert systemctl.parse_is_active(UNITS, *sc("is_active_t1")) == {
@@ -190,7 +190,7 @@ def test_systemctl_257_is_enabled():
 
 # ------------------------------------------------------------------ dpkg-query
 def test_dpkg_trixie_versions():
-    from fabfile.facts import NodeState
+    from fabfile.infra.facts import NodeState
     pk = dpkg.parse_installed(read("dpkg/trixie/installed_t1.txt"))
     assert pk["keepalived"] == "1:2.3.3-1" and pk["nginx"].startswith("1.26.")
     assert "nginx-light" not in pk and "nginx-core" not in pk          # gone in trixie: 'un' lines
@@ -203,7 +203,7 @@ def test_dpkg_trixie_versions():
 def test_deploy_refuses_every_message_of_either_release(release, name):
     """apply's verdict on the node's own keepalived -t: a warning (exit 5, or exit 0 with a message:
     a missing include) refuses the file as an error does; only a clean answer passes."""
-    from fabfile.apply import keepalived_check_refusal
+    from fabfile.ops.apply import keepalived_check_refusal
     d = f"keepalived_t/{release}"
     why = keepalived_check_refusal(read(f"{d}{name}.stdout"), read(f"{d}{name}.txt"), rc(f"{d}{name}.rc"))
     if KT[name][1] == "ok":

@@ -16,7 +16,7 @@ Flagged — the output being parsed outside a parser:
   * `"word" in output` / `output == "word"` (a grep by another name).
 
 Allowed: handing it to a function imported from fabfile.parsers (or a Fact's parser lambda in
-fabfile/facts.py, which is the same thing): what such a call returns is parsed data. Printing it,
+fabfile/infra/facts.py, which is the same thing): what such a call returns is parsed data. Printing it,
 storing it, putting it in an error message are not parsing.
 
 fabfile/lab/ (the lab's own host-side plumbing: ip/nspawn/qemu on this machine) is held to the
@@ -184,9 +184,9 @@ class Analysis:
         q = self.resolve(m, func, cls) or ""
         if q.startswith("fabfile.parsers.") or q == "fabfile.parsers":
             return True
-        # a Fact's parser lambda (fabfile/facts.py): FACT.parse(raw)
+        # a Fact's parser lambda (fabfile/infra/facts.py): FACT.parse(raw)
         return isinstance(func, ast.Attribute) and func.attr == "parse" and (
-            q.startswith("fabfile.facts.") or m.name == "fabfile.facts")
+            q.startswith("fabfile.infra.facts.") or m.name == "fabfile.infra.facts")
 
     # ---------------------------------------------------------------- what carries output
     def returns_output(self, m: Module, e: ast.AST, tainted: set[str], cls: str | None) -> bool:
@@ -418,7 +418,7 @@ def check(modules: list[Module]) -> tuple[list[Finding], list[Finding]]:
 # ---------------------------------------------------------------- the tree
 def test_no_module_outside_parsers_parses_command_output():
     mods = load_tree()
-    assert any(m.name == "fabfile.observe" for m in mods) and not any(m.name.startswith("fabfile.parsers") for m in mods)
+    assert any(m.name == "fabfile.infra.observe" for m in mods) and not any(m.name.startswith("fabfile.parsers") for m in mods)
     violations, lab = check(mods)
     assert not violations + lab, "command output parsed outside fabfile/parsers/ (move it into a parser):\n" + \
         "\n".join(f"  {f}" for f in violations + lab)

@@ -9,8 +9,8 @@ import paramiko
 import pytest
 import yaml
 
-from fabfile import remote
-from fabfile.inventory import INVENTORY_DIR, InventoryError, parse
+from fabfile.infra import remote
+from fabfile.model.loading import INVENTORY_DIR, InventoryError, parse
 from fabfile.parsers.sudo import refusal
 
 BASE = yaml.safe_load((INVENTORY_DIR / "lab.yaml").read_text())
@@ -165,9 +165,9 @@ def test_a_lab_inventory_whose_bridge_is_missing_is_refused_before_any_connectio
     """Network rule: without the lab's bridge, 10.189.0.x would follow the default route out of the
     machine; nothing connects, one line names the fix."""
     import pytest as _pytest
-    from fabfile import labguard
+    from fabfile.infra import labguard
     from fabfile.errors import LbtkError
-    from fabfile.inventory import load
+    from fabfile.model.loading import load
     inv, _ = load("lab-dual")
     inv = inv.model_copy(update={"lab": inv.lab.model_copy(update={"bridge": "lbtk-nonexist"})})
     assert labguard.segment_up("lbtk-nonexist", ["10.189.0.1/24"]) is False
@@ -176,7 +176,7 @@ def test_a_lab_inventory_whose_bridge_is_missing_is_refused_before_any_connectio
     msg = str(e.value)
     assert "\n" not in msg and "lbtk-nonexist" in msg and "10.189.0.1/24 and fd00:189::1/64" in msg
     assert "inv lab.up --env lab-dual" in msg
-    from fabfile import remote
+    from fabfile.infra import remote
     c = remote.connect(inv, inv.nodes[0])     # lazy: nothing opens yet
     with _pytest.raises(LbtkError):           # the connection layer refuses too (tasks that load the env themselves)
         c.open()

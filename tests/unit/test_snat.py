@@ -1,8 +1,8 @@
 """One-arm LVS-NAT (`snat: true`): the kernel tier's NAT example renders masquerade rules."""
 import pytest
 
-from fabfile.inventory import InventoryError, load, parse
-from fabfile.render import arp, fwmark
+from fabfile.model.loading import InventoryError, load, parse
+from fabfile.core.render import arp, fwmark
 
 
 def test_kernel_nat_renders_masquerade_and_conntrack():

@@ -5,12 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from fabfile.checks import sync_check
-from fabfile.facts import NodeState
-from fabfile.inventory import InventoryError, load, parse
+from fabfile.core.checks import sync_check
+from fabfile.infra.facts import NodeState
+from fabfile.model.loading import InventoryError, load, parse
 from fabfile.parsers import ipvsadm
 from fabfile.parsers.ipvsadm import parse_list
-from fabfile.render import Facts, arp, ipvs_sync, keepalived, render_node
+from fabfile.core.render import Facts, arp, ipvs_sync, keepalived, render_node
 
 FX = Path(__file__).resolve().parents[1] / "fixtures" / "ipvsadm"
 TABLE = parse_list((FX / "L_n.txt").read_text())

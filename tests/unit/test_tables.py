@@ -3,7 +3,7 @@ CAPTURED tool output only, compared with reviewed golden copies in tests/golden/
 parts behind them: keepalived's JSON parser, the split-brain cause, flapping, and the watch's fold.
 
 Every NodeState here is built as the toolkit builds it on a live node: each fact's output is framed
-as fabfile.observe.script frames it and handed to observe.parse_state (tests/unit/core_fixtures.py).
+as fabfile.infra.observe.script frames it and handed to observe.parse_state (tests/unit/core_fixtures.py).
 The outputs are the captures in tests/fixtures/:
 - ipvsadm/L_n.txt, ipvsadm/L_n_rate.txt and ip_addr/guest_*.txt: the kernel-tier director fx-dir
   (scripts/capture-fixtures/guest-ipvsadm.sh). FX_DATA below is the inventory of that cluster: the
@@ -30,22 +30,22 @@ import time
 import pytest
 from rich.console import Console
 
-from fabfile import facts as F
+from fabfile.infra import facts as F
 from fabfile import output
-from fabfile.diagnose import flapping, split_brain_cause
-from fabfile.facts import NodeState
-from fabfile.inventory import load, parse
-from fabfile.observe import parse_state
+from fabfile.core.diagnose import flapping, split_brain_cause
+from fabfile.infra.facts import NodeState
+from fabfile.model.loading import load, parse
+from fabfile.infra.observe import parse_state
 from fabfile.parsers import ParseError, journal, keepalived_json
 from fabfile.parsers.ipvsadm import NO_IPVS_MARK
 from fabfile.parsers.lbtk import LiveFile
-from fabfile.render import ASSUMED, render_node
-from fabfile.render.keepalived import CONF
-from fabfile.secrets import mask, resolve_all
+from fabfile.core.render import ASSUMED, render_node
+from fabfile.core.render.keepalived import CONF
+from fabfile.model.secrets import mask, resolve_all
 from fabfile.tasks.tables import TABLES
 from fabfile.views import cluster
 from fabfile.views import watch as watch_view
-from fabfile.watch import KEEP_TRANSITIONS, Watcher
+from fabfile.ops.watch import KEEP_TRANSITIONS, Watcher
 
 from .core_fixtures import ROOT, TOKEN, addrs_json, file_listing, frame, read, units_output
 

@@ -8,17 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from fabfile import facts as F
-from fabfile import history, runlock, runtime
-from fabfile.context import load_env
-from fabfile.facts import NodeState
+from fabfile.infra import facts as F
+from fabfile.core import history, runtime
+from fabfile.ops import lock as runlock
+from fabfile.model.context import load_env
+from fabfile.infra.facts import NodeState
 from fabfile.parsers import ParseError
 from fabfile.parsers.lbtk import parse_backups
-from fabfile.parsers.lbtk_state import (HistoryEntry, RuntimeRecord, parse_history, parse_holder_file,
-                                        parse_lock_answer, parse_runtime)
-from fabfile.phases import plan_node
-from fabfile.rollback import sets_to_restore
-from fabfile.runinfo import RunInfo
+from fabfile.parsers.lbtk_state import (HistoryEntry, RuntimeRecord, parse_history, parse_holder_file, parse_lock_answer, parse_runtime)
+from fabfile.ops.deploy import plan_node
+from fabfile.ops.rollback import sets_to_restore
+from fabfile.infra.runinfo import RunInfo
 
 from .core_fixtures import deploy_state
 

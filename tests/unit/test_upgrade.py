@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from fabfile import upgrade
+from fabfile.ops import upgrade
 from fabfile.errors import UsageError
-from fabfile.facts import NodeState
-from fabfile.inventory import load
+from fabfile.infra.facts import NodeState
+from fabfile.model.loading import load
 from fabfile.parsers import ParseError
 from fabfile.parsers.ip_addr import Address, Interface
 from fabfile.parsers.os_release import parse_codename, parse_os_release

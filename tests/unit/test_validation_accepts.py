@@ -9,11 +9,11 @@ import os
 import pytest
 import yaml
 
-from fabfile.confcheck import keepalived_check
-from fabfile.inventory import INVENTORY_DIR, InventoryError, parse
-from fabfile.model import LB_ALGOS
-from fabfile.render import ASSUMED, render_all
-from fabfile.render.keepalived import CONF
+from fabfile.infra.confcheck import keepalived_check
+from fabfile.model.loading import INVENTORY_DIR, InventoryError, parse
+from fabfile.model.schema import LB_ALGOS
+from fabfile.core.render import ASSUMED, render_all
+from fabfile.core.render.keepalived import CONF
 
 BASE = yaml.safe_load((INVENTORY_DIR / "lab.yaml").read_text())
 

@@ -22,7 +22,7 @@ SYSV_SCRIPTS = ("nginx", "keepalived")
 
 
 def _spec(share: Path):
-    from .. import LabNode, LabSpec
+    from fabfile.lab import LabNode, LabSpec
     s = json.loads((share / "spec.json").read_text())
     nodes = tuple(LabNode(n["name"], n["host"], n.get("mac"), n["release"], n.get("host6")) for n in s["nodes"])
     return s, LabSpec(nodes=nodes, bridge=s["guest_bridge"], gateway=s["guest_addr"],
@@ -32,7 +32,7 @@ def _spec(share: Path):
 def _prepare(s: dict, spec, share: Path) -> None:
     """The guest lab dir: the host's base rootfs of each release (raw 9p view) and its stamp, the
     client key, host keys."""
-    from .. import rootfs
+    from fabfile.lab import rootfs
     GUEST_LAB_DIR.mkdir(mode=0o755, exist_ok=True)
     host = Path("/run/lbtk-host")
     for release, b in s["bases"].items():
@@ -68,7 +68,7 @@ def _publish(share: Path) -> None:
 
 
 def main(argv: list[str]) -> int:
-    from .. import LabError, down, nspawn, up
+    from fabfile.lab import LabError, down, nspawn, up
     nspawn.SYSTEMCTL_TIMEOUT = 60.0          # systemctl in a node under TCG on a busy machine
     nspawn.BANNER_TIMEOUT = 10.0             # and sshd's greeting
     share = Path(argv[0])

@@ -1,0 +1,201 @@
+"""Desired files + node facts -> the changes and the service actions a phase needs. Pure.
+
+Like Ansible handlers, actions follow from what changed: a keepalived.conf change means
+`reload` when keepalived runs and `start` when it does not; restart happens only where the
+daemon must re-read its start options (/etc/default/keepalived). Nothing changed and every
+service up means an empty plan: a second deploy does nothing and says so.
+"""
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+
+from fabfile.core.actions import Action
+from fabfile.infra.facts import NodeState
+from fabfile.core.render import NodeFile
+from fabfile.core.render import arp, fwmark, ipvs_sync, keepalived, nginx, rsyslog
+from fabfile.model.secrets import mask
+
+PHASES = ("install", "arp", "nginx", "lvs", "keepalived", "sync-daemon", "verify")
+
+
+@dataclass(frozen=True)
+class FileChange:
+    file: NodeFile
+    kind: str            # create | update | delete | mode
+    diff: str            # unified diff, secrets masked
+
+
+@dataclass
+class NodePlan:
+    node: str
+    changes: list[FileChange] = field(default_factory=list)
+    actions: list[Action] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not self.changes and not self.actions
+
+    def add_actions(self, actions: list[Action]) -> None:
+        """Append, skipping an action already planned (one daemon-reload covers every unit)."""
+        for a in actions:
+            if a not in self.actions:
+                self.actions.append(a)
+
+
+def file_changes(desired: list[NodeFile], facts: NodeState, node: str) -> list[FileChange]:
+    out = []
+    for f in desired:
+        live = facts.files.get(f.path)
+        if f.content is None:
+            if live is not None:
+                out.append(FileChange(f, "delete", _diff(node, f, live.content.decode(errors="replace"), "")))
+            continue
+        if live is None:
+            out.append(FileChange(f, "create", _diff(node, f, "", f.content)))
+        elif live.content != f.content.encode():
+            out.append(FileChange(f, "update", _diff(node, f, live.content.decode(errors="replace"), f.content)))
+        elif live.mode != f.mode:
+            out.append(FileChange(f, "mode", f"{node}:{f.path}: mode {oct(live.mode)[2:]} -> {oct(f.mode)[2:]}\n"))
+    return out
+
+
+def _diff(node: str, f: NodeFile, old: str, new: str) -> str:
+    lines = difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True),
+                                 fromfile=f"{node}:{f.path} (live)", tofile=f"{node}:{f.path} (inventory)")
+    return mask("".join(lines))
+
+
+def service_actions(phase: str, changed: set[str], facts: NodeState, desired: list[NodeFile]) -> list[Action]:
+    """Actions one phase needs on one node, given the paths it changed."""
+    want = {f.path: f for f in desired}
+    acts: list[Action] = []
+
+    def unit(name: str, path: str, present: bool) -> None:
+        if path in changed:
+            acts.append(Action("daemon-reload", why=f"{path} changed"))
+        if not present:
+            if facts.active.get(name) == "active":
+                acts.append(Action("disable-now", name, why=f"{name} no longer wanted"))
+            return
+        if path in changed:
+            acts.append(Action("enable-restart", name, why=f"{name} unit changed (oneshot: restart re-applies it)"))
+        else:
+            _ensure(acts, facts, name)
+
+    if phase == "arp":
+        if arp.SYSCTL in changed and want[arp.SYSCTL].content is not None:
+            acts.append(Action("sysctl-load", arg=arp.SYSCTL, why="ARP sysctl file changed"))
+        unit("lbtk-vip-lo", arp.VIP_UNIT, want[arp.VIP_UNIT].content is not None)
+    elif phase == "nginx":
+        # a site written or removed changes what nginx reads from sites-enabled/: test before reloading
+        if any(p.startswith(nginx.SITES + "/") for p in changed):
+            acts.append(Action("nginx-test", why="validate the new site before reloading"))
+        if changed:
+            acts.append(_reload_or_start(facts, "nginx", "site or page changed"))
+            _ensure(acts, facts, "nginx", start=False)
+        else:
+            _ensure(acts, facts, "nginx")
+    elif phase == "lvs":
+        unit("lbtk-fwmark", fwmark.UNIT, want.get(fwmark.UNIT) is not None
+             and want[fwmark.UNIT].content is not None)
+        rules = [p for p in (fwmark.RULES, fwmark.RULES6) if p in changed and want.get(p) and want[p].content]
+        if rules and fwmark.UNIT not in changed:
+            acts.append(Action("restart", "lbtk-fwmark", why="fwmark rules changed"))
+        # rsyslog before keepalived: keepalived's first lines on the new facility find the rule
+        acts += _rsyslog(changed, facts, want)
+        if keepalived.DEFAULTS in changed and facts.active.get("keepalived") == "active":
+            acts.append(Action("restart", "keepalived",
+                               why="DAEMON_ARGS changed: keepalived reads it only at start (this is a failover if MASTER)"))
+    elif phase == "sync-daemon":
+        script = want.get(ipvs_sync.SCRIPT)
+        if ipvs_sync.SCRIPT in changed and script is not None and script.content is not None:
+            acts.append(Action("run", arg=ipvs_sync.RECONCILE,
+                               why="sync script changed: set the daemons for this node's VRRP state now"))
+    elif phase == "keepalived":
+        if keepalived.CONF in changed:
+            acts.append(_reload_or_start(facts, "keepalived", "keepalived.conf changed"))
+            _ensure(acts, facts, "keepalived", start=False)
+        else:
+            _ensure(acts, facts, "keepalived")
+    return _enable_now(acts)
+
+
+def _rsyslog(changed: set[str], facts: NodeState, want: dict[str, NodeFile]) -> list[Action]:
+    """keepalived's log file rule (inventory `logging:`): rsyslog reads its rules only at start
+    (its reload, HUP, only reopens files), so a changed rule is checked, then rsyslog restarted.
+    A removed rule restarts a running rsyslog too, which then stops writing the file."""
+    rule = want.get(rsyslog.RULE)
+    if rule is None:
+        return []
+    acts: list[Action] = []
+    if rule.content is None:
+        if rsyslog.RULE in changed and facts.active.get(rsyslog.UNIT) == "active":
+            acts.append(Action("restart", rsyslog.UNIT, why=f"{rsyslog.RULE} removed: rsyslog stops writing it"))
+        return acts
+    if rsyslog.RULE in changed:
+        acts.append(Action("rsyslog-test", why="validate the rule before rsyslog reads it"))
+        if facts.active.get(rsyslog.UNIT) == "active":
+            acts.append(Action("restart", rsyslog.UNIT, why="keepalived's log rule changed: rsyslog reads "
+                               "rules only at start"))
+    _ensure(acts, facts, rsyslog.UNIT)      # enabled at boot and running (started if it was not)
+    return acts
+
+
+def _enable_now(acts: list[Action]) -> list[Action]:
+    """`enable u` and `start u` in one plan become one `enable --now u` where the first stood: one
+    systemctl call instead of two (a first deploy did two per daemon on every node)."""
+    both = {a.unit for a in acts if a.verb == "start"} & {a.unit for a in acts if a.verb == "enable"}
+    out: list[Action] = []
+    for a in acts:
+        if a.unit not in both or a.verb not in ("start", "enable"):
+            out.append(a)
+        elif not any(b.verb == "enable-now" and b.unit == a.unit for b in out):
+            whys = [b.why for b in acts if b.unit == a.unit and b.verb in ("start", "enable")]
+            out.append(Action("enable-now", a.unit, why="; ".join(whys)))
+    return out
+
+
+def _reload_or_start(facts: NodeState, unit: str, why: str) -> Action:
+    if facts.active.get(unit) == "active":
+        return Action("reload", unit, why=f"{why}: reload, not restart")
+    return Action("start", unit, why=f"{why}; {unit} was {facts.active.get(unit, 'down')}")
+
+
+def _ensure(acts: list[Action], facts: NodeState, unit: str, start: bool = True) -> None:
+    if facts.enabled.get(unit) != "enabled":
+        acts.append(Action("enable", unit, why=f"{unit} not enabled at boot"))
+    if start and facts.active.get(unit) != "active":
+        acts.append(Action("start", unit, why=f"{unit} is {facts.active.get(unit, 'down')}"))
+
+
+WIRE = re.compile(r"^\s*(vrrp_instance|virtual_router_id|advert_int|version|auth_type|auth_pass|"
+                  r"virtual_ipaddress\b|unicast_src_ip)\b.*$", re.M)
+
+
+def wire_signature(conf: str) -> list[str]:
+    """What a VRRP advert carries or is checked against (ids, interval, auth, first VIP).
+    Nodes that disagree on any of it ignore each other's adverts: such a change must reach
+    every node at once, never one by one."""
+    lines = []
+    it = iter(conf.splitlines())
+    for ln in it:
+        if WIRE.match(ln):
+            lines.append(ln.strip())
+            if ln.strip().startswith("virtual_ipaddress"):
+                lines.append(next(it, "").strip())
+    return lines
+
+
+def changes_wire(changes: list[FileChange], live: dict) -> bool:
+    from fabfile.core.render.keepalived import CONF
+    for ch in changes:
+        if ch.file.path == CONF and ch.file.content is not None:
+            old = live.get(CONF)
+            if old is None:   # a node new to the cluster: nothing of it is on the wire yet
+                continue
+            if wire_signature(old.content.decode(errors="replace")) != wire_signature(ch.file.content):
+                return True
+    return False

@@ -1,0 +1,103 @@
+"""keepalived.conf and /etc/default/keepalived for one node."""
+from __future__ import annotations
+
+from fabfile.model.schema import Inventory, Node
+from fabfile.parsers import join_host_port
+from fabfile.core.sync_rules import sync_instance
+from fabfile.core.vrrp import plan, sync_groups
+from fabfile.core.render import Facts, NodeFile, Templates, ipvs_sync, rsyslog, templates
+
+CONF = "/etc/keepalived/keepalived.conf"
+DEFAULTS = "/etc/default/keepalived"
+
+
+def files(inv: Inventory, node: Node, secrets: dict[str, str], facts: Facts,
+          t: Templates | None = None) -> list[NodeFile]:
+    t = t or templates(inv)
+    return [
+        NodeFile(CONF, conf(inv, node, secrets, facts, t), "keepalived", mode=0o600,
+                 secret=any(vi.authentication for vi in inv.vrrp_instances)),
+        NodeFile(DEFAULTS, t("default_keepalived.j2", ipvs=facts.ipvs, args=daemon_args(inv, facts),
+                             logging=inv.logging, rule=rsyslog.RULE), "lvs"),
+    ]
+
+
+def daemon_args(inv: Inventory, facts: Facts) -> list[str]:
+    """keepalived's start options (DAEMON_ARGS)."""
+    args = [] if facts.ipvs else ["--vrrp"]
+    if inv.logging:
+        # keepalived 2.2.7 takes the facility by name (-S local0) as well as by number
+        args.append(f"--log-facility={inv.logging.facility}")
+        if inv.logging.detail:
+            args.append("--log-detail")
+    return args
+
+
+def conf(inv: Inventory, node: Node, secrets: dict[str, str], facts: Facts, t: Templates | None = None) -> str:
+    t = t or templates(inv)
+    planned = plan(inv)
+    instances = []
+    for p in planned:
+        vi = p.source
+        auth = vi.authentication
+        instances.append(dict(
+            name=p.name, state=p.states[node.name], interface=inv.interface_of(node, vi),
+            virtual_router_id=p.virtual_router_id, priority=p.priorities[node.name],
+            advert_int=_num(vi.advert_int), vrrp_version=vi.vrrp_version, nopreempt=vi.nopreempt,
+            preempt_delay=vi.preempt_delay, garp_master_delay=vi.garp_master_delay,
+            unicast=vi.unicast, src=node.ip_of(vi.family),
+            peers=[n.ip_of(vi.family) for n in inv.nodes if n.name != node.name],
+            auth_type=auth.auth_type if auth else None,
+            auth_pass=secrets.get(vi.name) if auth else None,
+            vips=p.vips, track_script=vi.track_script,
+            notify_master=vi.notify_master, notify_backup=vi.notify_backup,
+            notify_fault=vi.notify_fault, notify=vi.notify))
+    sd = inv.sync_daemon
+    if ipvs_sync.wanted(inv, facts):
+        name = sync_instance(inv).name
+        for i in instances:
+            if i["name"] == name:
+                i["notify"] = ipvs_sync.SCRIPT   # keepalived appends: INSTANCE name STATE priority
+    sync = None
+    if sd and sd.mode == "keepalived" and facts.ipvs:
+        sync = dict(interface=sd.interface, syncid=sd.syncid,
+                    instance=sd.vrrp_instance or planned[0].name)
+    return t(
+        "keepalived.conf.j2", cluster=inv.cluster, node=node,
+        router_id=inv.global_defs.router_id.format(node=node.name, NODE=node.name.upper()),
+        script_security=inv.global_defs.enable_script_security or bool(inv.vrrp_scripts),
+        script_user=inv.global_defs.script_user if (inv.vrrp_scripts or _has_notify(inv)
+                                                    or (sd and sd.mode == "notify")) else None,
+        sync=sync, scripts={k: v.model_dump() for k, v in inv.vrrp_scripts.items()},
+        sync_groups=sync_groups(inv), instances=instances, virtual_servers=virtual_servers(inv))
+
+
+def virtual_servers(inv: Inventory) -> list[dict]:
+    out = []
+    for i, vs in enumerate(inv.virtual_servers):
+        fwmark = inv.fwmark_of(i)
+        rss = []
+        for rs in vs.real_servers:
+            port = rs.port or vs.port
+            check = rs.TCP_CHECK or rs.HTTP_GET
+            # fwmark services carry no port, so a health check must name the one to probe
+            check_port = (check.connect_port if check and check.connect_port else
+                          (port if fwmark and check else None))
+            rss.append(dict(address=inv.real_server_address(rs, vs), port=port, weight=rs.weight,
+                            tcp=rs.TCP_CHECK, http=rs.HTTP_GET, check_port=check_port))
+        out.append(dict(vip=vs.vip, port=vs.port, fwmark=fwmark, protocol=vs.protocol, family=vs.family,
+                        where=join_host_port(vs.vip, vs.port) if vs.vip else f"fwmark {fwmark}",
+                        director_fix=inv.director_fix_applies(vs), delay_loop=vs.delay_loop,
+                        lb_algo=vs.lb_algo, lb_kind=vs.lb_kind,
+                        persistence_timeout=vs.persistence_timeout,
+                        persistence_granularity=vs.persistence_granularity, real_servers=rss))
+    return out
+
+
+def _num(x: float):
+    return int(x) if float(x).is_integer() else x
+
+
+def _has_notify(inv: Inventory) -> bool:
+    return any(vi.notify_master or vi.notify_backup or vi.notify_fault or vi.notify
+               for vi in inv.vrrp_instances)

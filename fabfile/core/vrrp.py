@@ -1,0 +1,102 @@
+"""The VRRP plan: which instances run, with which priority and initial state on which node.
+
+One place for this fact: the keepalived renderer, the VIP checks and the failover drill all
+read it. Multi-master (`multi_master: true`) expands each instance into one per node, node i
+owning VIP i, with priorities rotated so every node is MASTER of exactly one VIP.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fabfile.model.schema import Inventory, VrrpInstance
+
+
+@dataclass(frozen=True)
+class PlannedInstance:
+    name: str
+    source: VrrpInstance            # the inventory entry it came from
+    virtual_router_id: int
+    vips: tuple[str, ...]           # as written in the inventory (may carry /prefix dev ...)
+    priorities: dict[str, int]      # node name -> priority
+    owner: str                      # node expected to hold the VIPs
+    states: dict[str, str]          # node name -> initial state (MASTER / BACKUP)
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        return tuple(v.split("/")[0].split()[0] for v in self.vips)
+
+
+def plan(inv: Inventory) -> list[PlannedInstance]:
+    out = []
+    by_prio = sorted(inv.nodes, key=lambda n: -n.priority)
+    ladder = [n.priority for n in by_prio]
+    for vi in inv.vrrp_instances:
+        if inv.multi_master:
+            names = [n.name for n in inv.nodes]
+            for k, owner in enumerate(names):
+                rotated = names[k:] + names[:k]
+                out.append(PlannedInstance(
+                    name=f"{vi.name}_{owner}", source=vi, virtual_router_id=vi.virtual_router_id + k,
+                    vips=(vi.virtual_ipaddress[k],),
+                    priorities={n: ladder[r] for r, n in enumerate(rotated)}, owner=owner,
+                    states=_states(inv, vi, owner, declared=False)))
+        else:
+            owner = vi.owner or _initial_master(inv)
+            prios = {n.name: n.priority for n in inv.nodes}
+            if vi.owner:  # the owner gets the top priority, the rest keep their order
+                rest = [n.name for n in by_prio if n.name != owner]
+                prios = {owner: ladder[0], **{n: ladder[r + 1] for r, n in enumerate(rest)}}
+            out.append(PlannedInstance(name=vi.name, source=vi, virtual_router_id=vi.virtual_router_id,
+                                       vips=tuple(vi.virtual_ipaddress), priorities=prios, owner=owner,
+                                       states=_states(inv, vi, owner, declared=vi.owner is None)))
+    return out
+
+
+def sync_groups(inv: Inventory) -> list[tuple[str, list[str]]]:
+    """keepalived's vrrp_sync_groups as (name, [planned instance names]); multi_master expands a
+    group into one per owner (VG_1_node1: VI_1_node1, VI_6_node1), as it expands instances."""
+    if not inv.multi_master:
+        return [(g.name, list(g.group)) for g in inv.vrrp_sync_groups]
+    return [(f"{g.name}_{n.name}", [f"{m}_{n.name}" for m in g.group])
+            for g in inv.vrrp_sync_groups for n in inv.nodes]
+
+
+def companions(inv: Inventory, p: PlannedInstance) -> tuple[str, ...]:
+    """The VIPs that move with p's: those of the other instances in p's vrrp_sync_group (a
+    dual-stack service is an IPv4 and an IPv6 instance in one group, keepalived's rule being one
+    family an instance)."""
+    group = next((members for _, members in sync_groups(inv) if p.name in members), [])
+    return tuple(a for q in plan(inv) if q.name in group and q.name != p.name for a in q.addresses)
+
+
+def _states(inv: Inventory, vi: VrrpInstance, owner: str, declared: bool) -> dict[str, str]:
+    """nopreempt needs BACKUP everywhere; otherwise a node's declared state, else owner = MASTER."""
+    if vi.nopreempt:
+        return {n.name: "BACKUP" for n in inv.nodes}
+    return {n.name: (n.state if declared and n.state else ("MASTER" if n.name == owner else "BACKUP"))
+            for n in inv.nodes}
+
+
+def _initial_master(inv: Inventory) -> str:
+    """Highest priority wins VRRP; `state MASTER` only matters at start-up."""
+    return max(inv.nodes, key=lambda n: n.priority).name
+
+
+def nopreempt_vips(inv: Inventory) -> set[str]:
+    """VIPs of nopreempt instances: they stay where they are, whatever the priorities say."""
+    return {a for p in plan(inv) if p.source.nopreempt for a in p.addresses}
+
+
+def expected_holders(inv: Inventory) -> dict[str, str]:
+    """{VIP address: node that should hold it} when every node is healthy."""
+    return {a: p.owner for p in plan(inv) for a in p.addresses}
+
+
+def master_down_interval(advert_int: float, priority: int, version: int = 2) -> float:
+    """RFC 3768/5798: 3 x advert_int + skew; skew = (256 - priority)/256 (x advert_int in v3)."""
+    skew = (256 - priority) / 256 * (advert_int if version == 3 else 1)
+    return 3 * advert_int + skew
+
+
+def skew_time(advert_int: float, priority: int, version: int = 2) -> float:
+    return (256 - priority) / 256 * (advert_int if version == 3 else 1)

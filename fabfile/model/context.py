@@ -1,0 +1,56 @@
+"""The context every core function runs in: the loaded inventory (`Env`) and node selection.
+
+The core imports this, never the task layer: `fabfile.tasks` only parses flags, calls the core
+and prints.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fabfile.model import secrets
+from fabfile.errors import LbtkError, UsageError
+from fabfile.model.loading import load
+from fabfile.model.schema import Inventory, Node
+
+if TYPE_CHECKING:
+    from fabfile.parsers.lbtk_state import RuntimeRecord
+
+DEFAULT_ENV = "lab"
+
+
+@dataclass
+class Env:
+    inv: Inventory
+    path: Path
+    secrets: dict[str, str]
+    name: str
+    # the nodes' runtime record (drains) once a run has read it (fabfile/core/runtime.py); None before
+    runtime: "RuntimeRecord | None" = None
+
+
+def load_env(env: str) -> Env:
+    """inventories/NAME.yaml, validated, with its secrets. Runtime overrides (drains) live on the
+    nodes: a run applies them once it has read them (fabfile/core/runtime.py)."""
+    inv, path = load(env)
+    return Env(inv=inv, path=path, secrets=secrets.resolve_all(inv, str(path.name and rel(path))), name=env)
+
+
+def select_nodes(inv: Inventory, node: str | None) -> list[Node]:
+    """Every node, or the one --node names (a one-line error naming the choices otherwise)."""
+    nodes = [n for n in inv.nodes if node in (None, n.name)]
+    if not nodes:
+        raise UsageError(f"--node {node}: no such node — choose from {', '.join(n.name for n in inv.nodes)}")
+    return nodes
+
+
+def rel(path: Path) -> str:
+    """A path as the user would type it: relative to the working directory where possible."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+__all__ = ["DEFAULT_ENV", "Env", "LbtkError", "load_env", "select_nodes", "rel"]

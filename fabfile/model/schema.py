@@ -1,0 +1,1127 @@
+"""The inventory as a typed model.
+
+Keys are keepalived.conf's own names (virtual_router_id, advert_int, lb_algo, ...), so an
+operator reads an inventory without a manual. Everything here is pure: no I/O except the
+secret look-up, which lives in fabfile.model.secrets. Rules that span several fields (duplicate
+priorities, DR port remapping, VIP outside every subnet ...) are model validators that raise
+`FieldProblem` so the loader can name the exact field path in its one-line error.
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Literal, get_args
+
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PositiveInt, PrivateAttr, field_validator,
+                      model_validator)
+
+# every scheduler keepalived 2.2.7 accepts (checked with keepalived -t; IPVS modules ip_vs_NAME)
+LB_ALGOS = ("rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos")
+LB_KINDS = ("NAT", "DR", "TUN")
+IFNAMSIZ = 16               # Linux: an interface name is at most 15 bytes
+VIP_OPTIONS = ("dev", "label", "brd", "scope")   # what may follow an address in virtual_ipaddress
+# keepalived ends a word at whitespace, '#' and '!' (the rest of the line is a comment), and
+# takes '{' '}' as words of their own; '"' opens a quoted string
+WORD_BREAKERS = set(' \t#!{}"\'\\')
+
+
+class FieldProblem(ValueError):
+    """A cross-field rule broken at `loc` (a tuple path into the inventory)."""
+
+    def __init__(self, loc: tuple, message: str, fix: str):
+        super().__init__(message)
+        self.loc, self.message, self.fix = loc, message, fix
+
+
+class FieldProblems(ValueError):
+    """Several rules broken at once: every one is reported, one line each."""
+
+    def __init__(self, problems: list[FieldProblem]):
+        super().__init__("; ".join(p.message for p in problems))
+        self.problems = problems
+
+
+def keepalived_word(v: str, what: str = "value") -> str:
+    """A value keepalived must read as ONE word (names, router_id, paths): no whitespace,
+    '#', '!', braces or quotes, printable ASCII only."""
+    bad = sorted({c for c in v if c in WORD_BREAKERS or not (c.isascii() and c.isprintable())})
+    if not v:
+        raise ValueError(f"empty {what}")
+    if bad:
+        shown = " ".join(repr(c) for c in bad)
+        raise ValueError(f"{what} {v!r} contains {shown}: keepalived would split it or cut it at a comment")
+    return v
+
+
+def quoted_string(v: str, what: str = "command") -> str:
+    """A command keepalived reads in double quotes (vrrp_script script, notify*): no '"', no
+    newline, no '#' or '!' (keepalived strips comments before it reads the quotes)."""
+    bad = sorted({c for c in v if c in '"#!\n\r' or not c.isprintable()})
+    if not v.strip():
+        raise ValueError(f"empty {what}")
+    if bad:
+        raise ValueError(f"{what} {v!r} contains {' '.join(repr(c) for c in bad)}: keepalived cannot read it "
+                         "inside its quotes — put the command in a script file and name that")
+    return v
+
+
+def check_ifname(v: str | None) -> str | None:
+    """Linux's rule for interface names (dev_valid_name): 1 to 15 bytes, no '/', ':' or whitespace."""
+    if v is None:
+        return v
+    if not v or len(v.encode()) >= IFNAMSIZ or v in (".", "..") or any(c in "/: \t\n" for c in v) \
+            or not v.isascii() or not v.isprintable() or any(c in WORD_BREAKERS for c in v):
+        raise ValueError(f"{v!r} is not a valid interface name (1 to {IFNAMSIZ - 1} characters, no '/', ':', "
+                         "spaces, or '#', '!', quotes and braces, which keepalived would cut)")
+    return v
+
+
+def parse_vip(spec: str) -> tuple[str, int | None, dict[str, str]]:
+    """'10.0.0.100/24 dev eth0 label eth0:vip' -> ('10.0.0.100', 24, {'dev': 'eth0', ...});
+    an IPv6 VIP ('fd00::100/64 dev eth0') comes back in its canonical form (fd00::100).
+    Raises ValueError with one readable sentence."""
+    words = spec.split()
+    if not words:
+        raise ValueError("empty VIP")
+    addr, _, prefix = words[0].partition("/")
+    addr = _check_any_ip(addr)
+    plen = None
+    if prefix:
+        top, name = (128, "IPv6") if family_of(addr) == 6 else (32, "IPv4")
+        if not (prefix.isascii() and prefix.isdigit()) or not 0 <= int(prefix) <= top:
+            raise ValueError(f"prefix /{prefix} is impossible for {name} (0 to {top})")
+        plen = int(prefix)
+    if family_of(addr) == 6:
+        _check_vip6(addr)
+    opts: dict[str, str] = {}
+    rest = words[1:]
+    if len(rest) % 2:
+        raise ValueError(f"{rest[-1]!r} needs a value (options: {', '.join(VIP_OPTIONS)})")
+    for k, v in zip(rest[::2], rest[1::2]):
+        if k not in VIP_OPTIONS:
+            raise ValueError(f"unknown option {k!r} (keepalived takes {', '.join(VIP_OPTIONS)} here)")
+        keepalived_word(v, k)
+        if k == "dev":
+            check_ifname(v)
+        opts[k] = v
+    return addr, plen, opts
+
+
+class Strict(BaseModel):
+    # extra="forbid" turns every typo in the inventory into an "unknown key" error.
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+IPv4 = Annotated[str, Field(pattern=r"^\d{1,3}(\.\d{1,3}){3}$")]
+
+
+def _check_ip(v: str) -> str:
+    ipaddress.IPv4Address(v)  # raises ValueError with a readable message
+    return v
+
+
+def family_of(addr: str) -> int:
+    """4 or 6: the family of an address literal (already checked)."""
+    return 6 if ":" in addr else 4
+
+
+def _check_ipv6(v: str) -> str:
+    """An IPv6 literal, canonical."""
+    if ":" not in v:
+        raise ValueError(f"{v!r} is not an IPv6 address")
+    return _check_any_ip(v)
+
+
+def _check_any_ip(v: str) -> str:
+    """An IPv4 or IPv6 literal; IPv6 comes back canonical (lower case, compressed: as `ip addr`
+    and ipvsadm print it, so the checks compare strings). IPv4 keeps its own messages."""
+    if ":" not in v:
+        return _check_ip(v)
+    if "%" in v:
+        raise ValueError(f"{v!r} carries a zone (%...): keepalived and IPVS take plain addresses")
+    a = ipaddress.IPv6Address(v)   # raises ValueError with a readable message
+    if a.ipv4_mapped is not None:
+        raise ValueError(f"{v!r} is an IPv4-mapped IPv6 address: write it as IPv4 ({a.ipv4_mapped})")
+    return str(a)
+
+
+def _check_vip6(addr: str) -> None:
+    """IPv6 addresses a VIP can never be (the subnet rules come later, in address_problems)."""
+    a = ipaddress.IPv6Address(addr)
+    if a.is_link_local:
+        raise ValueError(f"{addr} is link-local (fe80::/10): no client off the link can reach it "
+                         "(keepalived adds its own link-local source for VRRPv3)")
+    for bad, what in ((a.is_multicast, "multicast"), (a.is_unspecified, "the unspecified address"),
+                      (a.is_loopback, "the loopback address")):
+        if bad:
+            raise ValueError(f"{addr} is {what}, never a host's address")
+
+
+def _ip_field(v: str | None) -> str | None:
+    return v if v is None else _check_any_ip(v)
+
+
+def _canonical_vip(spec: str) -> str:
+    """The VIP spec with an IPv6 address written canonically (an IPv4 spec is kept as written)."""
+    first = spec.split()[0]
+    addr, slash, prefix = first.partition("/")
+    if ":" not in addr:
+        return spec
+    canon = _check_any_ip(addr)
+    return spec.replace(first, canon + slash + prefix, 1) if canon != addr else spec
+
+
+class Gateway(Strict):
+    """A bastion every connection goes through (Fabric's gateway, ProxyJump's equivalent). Its host
+    key is checked against known_hosts like every node's."""
+    host: str
+    user: str | None = None
+    port: int | None = Field(None, ge=1, le=65535)
+    key_filename: str | None = None
+    known_hosts: str | None = None
+
+
+class SSH(Strict):
+    """How to reach a node. Unset fields come from ssh_config (~/.ssh/config, or config_file), then
+    Fabric's defaults: the inventory overrides only what it states. A node's own `ssh:` is merged
+    field by field over defaults.ssh."""
+    user: str | None = None
+    port: int | None = Field(None, ge=1, le=65535)
+    key_filename: str | None = None
+    known_hosts: str | None = None
+    connect_timeout: float | None = Field(None, gt=0)
+    config_file: str | None = None            # an ssh_config to read instead of ~/.ssh/config
+    become: Literal["sudo"] | None = None     # run every command and write every file through sudo
+    become_password_env: str | None = None    # sudo's password from this environment variable, else
+    become_password_file: str | None = None   # ... from this file (relative to inventories/, 0600)
+    gateway: Gateway | None = None            # a bastion
+    retries: int | None = Field(None, ge=0, le=10)   # connection attempts after a transient failure
+
+    def merged(self, over: "SSH | None") -> "SSH":
+        """self with every field `over` states replacing ours."""
+        if over is None:
+            return self
+        return self.model_copy(update={k: getattr(over, k) for k in over.model_fields_set})
+
+
+CONNECT_TIMEOUT, RETRIES = 5.0, 2
+
+# The Debian releases the lab builds nodes of (fabfile/lab/rootfs.py builds each; a unit test keeps
+# the two lists equal). Only the lab reads it: deploy and verify take what differs between
+# releases from each node's own facts (dpkg versions), never from here.
+Release = Literal["bookworm", "trixie"]
+DEFAULT_RELEASE = "bookworm"
+
+
+class NodeLab(Strict):
+    """A node's own lab settings, over the inventory's `lab:` section (a mixed cluster)."""
+    release: Release | None = None
+
+
+class Defaults(Strict):
+    interface: str = "eth0"
+    ssh: SSH = SSH()
+
+    _if = field_validator("interface")(check_ifname)
+
+
+def _is_ip(v: str) -> bool:
+    try:
+        ipaddress.ip_address(v)
+        return "%" not in v
+    except ValueError:
+        return False
+
+
+FAMILY_NAME = {4: "IPv4", 6: "IPv6"}
+
+
+class Node(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    host: str                     # how SSH reaches it: an address (IPv4 or IPv6), a DNS name or an ssh_config alias
+    address: str | None = None    # its address on the VRRP segment, IPv4 or IPv6 (default: host, when an address)
+    # a dual-stack node's IPv6 address on the VRRP segment (when address/host is IPv4)
+    address6: str | None = None
+    priority: int = Field(ge=1, le=254)
+    state: Literal["MASTER", "BACKUP"] | None = None
+    interface: str | None = None
+    prefixlen: int = Field(24, ge=8, le=32)   # the node's IPv4 subnet, for the VIP-in-subnet rule
+    prefixlen6: int = Field(64, ge=8, le=128)  # the node's IPv6 subnet, likewise
+    mac: str | None = Field(None, pattern=r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
+    ssh: SSH | None = None
+    lab: NodeLab | None = None    # lab inventories only: e.g. {release: trixie} for this node
+
+    _if = field_validator("interface")(check_ifname)
+    _addr = field_validator("address")(_ip_field)
+
+    @field_validator("address6")
+    @classmethod
+    def _addr6(cls, v: str | None) -> str | None:
+        if v is not None and ":" not in v:
+            raise ValueError("not an IPv6 address: address6 holds the node's IPv6 address "
+                             "(its IPv4 one goes in address)")
+        return _ip_field(v)
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, v: str) -> str:
+        if not v or any(c.isspace() for c in v) or not v.isascii():
+            raise ValueError(f"{v!r} is not a host: an address, a DNS name or an ssh_config alias")
+        if re.fullmatch(r"[0-9.]+", v):
+            _check_ip(v)          # looks like an address: it must be one
+        elif re.fullmatch(r"[0-9A-Fa-f:.%]+", v) and v.count(":") >= 2:
+            _check_any_ip(v)      # looks like an IPv6 address: it must be one
+        return v
+
+    @model_validator(mode="after")
+    def _has_address(self):
+        if self.address is None and not _is_ip(self.host):
+            raise FieldProblem(("address",), f"host {self.host!r} is a name: keepalived needs {self.name}'s "
+                               "address (unicast peers, the VIP's subnet)", "add address: A.B.C.D")
+        if self.address6 is not None and family_of(self.ip) == 6:
+            raise FieldProblem(("address6",), f"{self.name} already has its IPv6 address {self.ip} "
+                               "(a node has one address per family)",
+                               "drop address6, or give address (or host) the node's IPv4 address")
+        return self
+
+    @property
+    def ip(self) -> str:
+        """The node's primary address (address, else host): SSH's, the page's {host}."""
+        return self.address or (str(ipaddress.ip_address(self.host)) if ":" in self.host else self.host)
+
+    @property
+    def ips(self) -> dict[int, str]:
+        """{family: address} on the VRRP segment: THE place that answers "this node's address of
+        family F" (unicast_src_ip and peers, real servers, the VIP-in-subnet rule)."""
+        out = {family_of(self.ip): self.ip}
+        if self.address6 is not None:
+            out[6] = self.address6
+        return out
+
+    def ip_of(self, family: int) -> str | None:
+        return self.ips.get(family)
+
+    def network_of(self, family: int) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+        ip = self.ip_of(family)
+        if ip is None:
+            return None
+        return ipaddress.ip_interface(f"{ip}/{self.prefixlen6 if family == 6 else self.prefixlen}").network
+
+    @property
+    def network(self) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+        return self.network_of(family_of(self.ip))
+
+
+class Authentication(Strict):
+    auth_type: Literal["PASS", "AH"] = "PASS"
+    auth_pass_env: str | None = None
+    auth_pass_file: str | None = None
+    generate: bool = False  # create a random secret file when missing (the lab's own)
+
+    @model_validator(mode="after")
+    def _has_source(self):
+        if not (self.auth_pass_env or self.auth_pass_file):
+            raise FieldProblem(("auth_pass_env",), "no source for the VRRP secret",
+                               "set auth_pass_env (an environment variable) or auth_pass_file")
+        return self
+
+
+class VrrpScript(Strict):
+    script: str
+    interval: PositiveInt = 2
+    weight: int = Field(0, ge=-253, le=253)
+    fall: PositiveInt | None = None
+    rise: PositiveInt | None = None
+    timeout: PositiveInt | None = None
+    user: str | None = None
+
+    _script = field_validator("script")(lambda v: quoted_string(v, "script"))
+    _user = field_validator("user")(lambda v: v if v is None else keepalived_word(v, "user"))
+
+
+class VrrpInstance(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    virtual_router_id: int = Field(ge=1, le=255)
+    advert_int: float = Field(1, gt=0, le=255)
+    vrrp_version: Literal[2, 3] = 2
+    interface: str | None = None
+    nopreempt: bool = False
+    preempt_delay: int | None = Field(None, ge=0, le=1000)
+    unicast: bool = True
+    authentication: Authentication | None = None
+    virtual_ipaddress: list[str] = Field(min_length=1)
+    notify_master: str | None = None
+    notify_backup: str | None = None
+    notify_fault: str | None = None
+    notify: str | None = None
+    track_script: list[str] = []
+    owner: str | None = None  # multi-master: the node that is MASTER of this instance
+    garp_master_delay: int | None = Field(None, ge=0)
+
+    _if = field_validator("interface")(check_ifname)
+    _notify = field_validator("notify_master", "notify_backup", "notify_fault", "notify")(
+        lambda v: v if v is None else quoted_string(v, "notify command"))
+    _tracks = field_validator("track_script")(lambda v: [keepalived_word(x, "track_script") for x in v])
+
+    @field_validator("virtual_ipaddress")
+    @classmethod
+    def _vips(cls, v: list[str]) -> list[str]:
+        for k, a in enumerate(v):
+            try:
+                parse_vip(a)
+            except ValueError as e:
+                six = ":" in (a.split() or [""])[0]
+                fix = ("write an IPv6 address such as fd00::100, fd00::100/64 or fd00::100/64 dev IFACE"
+                       if six else "write A.B.C.D, A.B.C.D/N or A.B.C.D/N dev IFACE")
+                raise FieldProblem((k,), f"{a!r}: {e}", fix) from None
+        families = [family_of(parse_vip(a)[0]) for a in v]
+        for k, f in enumerate(families):
+            if f != families[0]:
+                first = parse_vip(v[0])[0]
+                raise FieldProblem((k,), f"an instance holds one family (keepalived's rule): VIP "
+                                   f"{parse_vip(v[k])[0]} is {FAMILY_NAME[f]}, {first} {FAMILY_NAME[families[0]]}",
+                                   "put the IPv6 VIPs in their own vrrp_instance (a vrrp_sync_group moves "
+                                   "both together)")
+        return [_canonical_vip(a) for a in v]
+
+    @model_validator(mode="after")
+    def _rules(self):
+        if self.family == 6:
+            if "vrrp_version" not in self.model_fields_set:
+                # keepalived: an IPv6 instance without `version` runs VRRPv3 (RFC 5798)
+                self = self.model_copy(update={"vrrp_version": 3})
+            elif self.vrrp_version == 2:
+                raise FieldProblem(("vrrp_version",), "VRRPv2 is IPv4 only (RFC 3768): keepalived would send "
+                                   "non-standard v2 adverts over IPv6", "drop vrrp_version (an IPv6 instance "
+                                   "runs VRRPv3) or set vrrp_version: 3")
+        if self.nopreempt and self.preempt_delay is not None:
+            raise FieldProblem(("preempt_delay",), "nopreempt cannot be combined with preempt_delay",
+                               "keep one of them (keepalived ignores preempt_delay under nopreempt)")
+        if self.vrrp_version == 2 and self.advert_int != int(self.advert_int):
+            raise FieldProblem(("advert_int",), f"advert_int {self.advert_int} is fractional, VRRPv2 "
+                               "takes whole seconds", "use a whole number, or set vrrp_version: 3")
+        if self.vrrp_version == 3:
+            if not 0.01 <= self.advert_int <= 40.95:
+                raise FieldProblem(("advert_int",), f"advert_int {self.advert_int} is outside VRRPv3's range "
+                                   "(its advert carries centiseconds in 12 bits)",
+                                   "use a value from 0.01 to 40.95")
+            if round(self.advert_int * 100, 6) != int(round(self.advert_int * 100, 6)):
+                raise FieldProblem(("advert_int",), f"advert_int {self.advert_int} is finer than VRRPv3's "
+                                   "centiseconds", "use at most two decimals")
+            if self.authentication is not None:
+                if self.family == 6:
+                    raise FieldProblem(("authentication",), "an IPv6 instance runs VRRPv3, which has no "
+                                       "authentication (keepalived ignores it)", "drop authentication")
+                raise FieldProblem(("authentication",), "VRRPv3 has no authentication (keepalived ignores it)",
+                                   "drop authentication, or use vrrp_version: 2")
+        return self
+
+    @property
+    def vips(self) -> list[str]:
+        return [a.split()[0].split("/")[0] for a in self.virtual_ipaddress]
+
+    @property
+    def family(self) -> int:
+        """4 or 6: keepalived's instance family, its VIPs' (one family an instance)."""
+        return family_of(self.vips[0])
+
+
+class VrrpSyncGroup(Strict):
+    """keepalived's vrrp_sync_group: its instances change state together (a dual-stack service is
+    an IPv4 and an IPv6 instance in one group)."""
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    group: list[str] = Field(min_length=1)
+
+
+class TcpCheck(Strict):
+    connect_timeout: PositiveInt = 3
+    retry: int = Field(3, ge=0)
+    delay_before_retry: PositiveInt = 3
+    connect_port: int | None = Field(None, ge=1, le=65535)
+
+
+HTTP_PATH = r"^/[^\s#!{}\"'\\]*$"   # an HTTP_GET path: keepalived reads it as one word
+
+
+class HttpGet(Strict):
+    path: str = Field("/", pattern=HTTP_PATH)
+    digest: str | None = Field(None, pattern=r"^[0-9a-f]{32}$")
+    status_code: int | None = Field(None, ge=100, le=599)
+    connect_timeout: PositiveInt = 3
+    retry: int = Field(3, ge=0)
+    delay_before_retry: PositiveInt = 3
+    connect_port: int | None = Field(None, ge=1, le=65535)
+
+    @model_validator(mode="after")
+    def _expect(self):
+        if self.digest is None and self.status_code is None:
+            return self.model_copy(update={"status_code": 200})
+        return self
+
+
+class RealServer(Strict):
+    node: str | None = None
+    address: str | None = None     # IPv4 or IPv6, of the virtual server's family
+    port: int | None = Field(None, ge=1, le=65535)
+    weight: int = Field(1, ge=0, le=65535)
+    TCP_CHECK: TcpCheck | None = None
+    HTTP_GET: HttpGet | None = None
+
+    _addr = field_validator("address")(_ip_field)
+
+    @model_validator(mode="after")
+    def _one_target(self):
+        if (self.node is None) == (self.address is None):
+            raise FieldProblem(("node",), "a real server needs exactly one of node or address",
+                               "name an inventory node (node: node1) or give address: A.B.C.D")
+        if self.TCP_CHECK and self.HTTP_GET:
+            raise FieldProblem(("HTTP_GET",), "a real server takes one health check",
+                               "keep TCP_CHECK or HTTP_GET, not both")
+        return self
+
+
+class VirtualServer(Strict):
+    vip: str | None = None         # IPv4 or IPv6
+    fwmark: int | None = Field(None, ge=1, le=2**32 - 1)
+    # keepalived's ip_family, for a fwmark service without vip (else the vip's family)
+    ip_family: Literal["inet", "inet6"] | None = None
+    port: int = Field(ge=1, le=65535)
+    protocol: Literal["TCP", "UDP"] = "TCP"
+    lb_algo: Literal["rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh",
+                     "twos"] = "rr"
+    lb_kind: Literal["NAT", "DR", "TUN"] = "DR"
+    delay_loop: PositiveInt = 5
+    persistence_timeout: int | None = Field(None, ge=1)
+    persistence_granularity: str | None = None
+    # Directors that are also DR real servers loop unless packets are marked (field notes).
+    # true: apply the fwmark + MAC-match fix exactly when that topology is detected.
+    director_fix: bool = True
+    # one-arm LVS-NAT (real servers on the clients' subnet, no route back through the director):
+    # the director also masquerades the client (iptables -m ipvs ... -j MASQUERADE, vs.conntrack=1),
+    # so real servers reply to the director, which un-NATs. Only with lb_kind: NAT.
+    snat: bool = False
+    real_servers: list[RealServer] = Field(min_length=1)
+
+    _vip = field_validator("vip")(_ip_field)
+
+    @field_validator("persistence_granularity", mode="before")
+    @classmethod
+    def _granularity(cls, v):
+        # IPv6's granularity is a prefix length: `persistence_granularity: 64` reads as an int
+        return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
+
+    @property
+    def family(self) -> int:
+        """4 or 6: the vip's family, else ip_family, else the literal real servers', else 4."""
+        if self.vip is not None:
+            return family_of(self.vip)
+        if self.ip_family is not None:
+            return 6 if self.ip_family == "inet6" else 4
+        lits = [rs.address for rs in self.real_servers if rs.address]
+        return family_of(lits[0]) if lits else 4
+
+    @model_validator(mode="after")
+    def _rules(self):
+        if self.vip is None and self.fwmark is None:
+            raise FieldProblem(("vip",), "a virtual server needs vip (or fwmark)",
+                               "add vip: A.B.C.D")
+        if self.vip is not None and self.ip_family is not None \
+                and self.ip_family != ("inet6" if family_of(self.vip) == 6 else "inet"):
+            raise FieldProblem(("ip_family",), f"ip_family {self.ip_family} contradicts vip {self.vip}",
+                               "drop ip_family (the vip sets the family)")
+        for j, rs in enumerate(self.real_servers):
+            if rs.address is not None and family_of(rs.address) != self.family:
+                raise FieldProblem(("real_servers", j, "address"),
+                                   f"real server {rs.address} is {FAMILY_NAME[family_of(rs.address)]}, the "
+                                   f"virtual server {FAMILY_NAME[self.family]} (keepalived skips it)",
+                                   f"give an {FAMILY_NAME[self.family]} address (one family a virtual server)")
+        if self.persistence_granularity is not None:
+            if self.family == 6:
+                g = self.persistence_granularity
+                if not (g.isascii() and g.isdigit() and 1 <= int(g) <= 128):
+                    raise FieldProblem(("persistence_granularity",),
+                                       f"{g!r} is not an IPv6 prefix length (keepalived: 1 to 128)",
+                                       "use a prefix length such as 64")
+            else:
+                try:
+                    ipaddress.IPv4Network(f"0.0.0.0/{self.persistence_granularity}")
+                except ValueError:
+                    raise FieldProblem(("persistence_granularity",),
+                                       f"{self.persistence_granularity!r} is not a netmask",
+                                       "use a dotted netmask such as 255.255.255.0") from None
+        if all(rs.weight == 0 for rs in self.real_servers):
+            raise FieldProblem(("real_servers",), "every real server has weight 0: the service would take no "
+                               "traffic (keepalived warns its quorum exceeds the total weight)",
+                               "give at least one real server weight 1 or more (`inv drain` takes one out at run time)")
+        if self.snat and self.lb_kind != "NAT":
+            raise FieldProblem(("snat",), f"snat is for one-arm LVS-NAT, not lb_kind {self.lb_kind}",
+                               "drop snat, or use lb_kind: NAT")
+        if self.lb_kind in ("DR", "TUN"):
+            for i, rs in enumerate(self.real_servers):
+                if rs.port is not None and rs.port != self.port:
+                    raise FieldProblem(("real_servers", i, "port"),
+                                       f"LVS-{self.lb_kind} cannot remap ports: real server port {rs.port} "
+                                       f"differs from virtual port {self.port}",
+                                       f"set port: {self.port} (or drop it), or use lb_kind: NAT")
+        return self
+
+
+class SyncDaemon(Strict):
+    interface: str
+    syncid: int = Field(1, ge=0, le=255)
+    # keepalived: lvs_sync_daemon in global_defs; keepalived's VRRP process flips master/backup
+    #   itself. Hazard (caught by the kernel tier, Debian 12's 6.1 kernel + keepalived 2.2.7): a
+    #   node that is MASTER for only a moment (3 directors, graceful failover: both backups take
+    #   over, the lower one yields at once) stops a sync thread the kernel has not run yet; the
+    #   kernel answers -EINTR with no netlink ACK and the VRRP process waits for ever, holding
+    #   the VIP (split brain).
+    # notify: keepalived's `notify` runs /usr/local/sbin/lbtk-ipvs-sync, which flips the daemons
+    #   outside the VRRP process: serialized, newest state wins, every ipvsadm call under timeout.
+    #   Recommended with 3 or more directors.
+    # static: the toolkit runs ipvsadm --start-daemon with the role VRRP gives, as the seed does.
+    mode: Literal["keepalived", "notify", "static"] = "keepalived"
+    vrrp_instance: str | None = None
+
+    _if = field_validator("interface")(check_ifname)
+
+
+NGINX_SITES = "/etc/nginx/sites-enabled"   # nginx.conf includes every file here (Debian)
+NGINX_SITE = "lbtk.conf"                    # the toolkit's own site in it (fabfile/core/render/nginx.py)
+
+
+def site_name(v: str) -> str:
+    """A file name in /etc/nginx/sites-enabled/ the toolkit may remove: a plain name, never a path,
+    never the toolkit's own site."""
+    if not v or v in (".", "..") or "/" in v or not v.isascii() or not v.isprintable() \
+            or any(c.isspace() for c in v):
+        raise FieldProblem((), f"{v!r} is not a plain file name in {NGINX_SITES}/ (no '/', no spaces)",
+                           f"name the file as `ls {NGINX_SITES}` shows it, e.g. default")
+    if v == NGINX_SITE:
+        raise FieldProblem((), f"{v!r} is the toolkit's own site: the nginx phase writes it",
+                           "take it out of remove_sites")
+    return v
+
+
+class Nginx(Strict):
+    port: int = Field(80, ge=1, le=65535)
+    page: str = "<h1>{node}</h1>\n<p>served by {node} ({host})</p>\n"
+    # Files in /etc/nginx/sites-enabled/ the nginx phase removes (and keeps removed). The phase owns
+    # only what it renders: any other site is the operator's and is left alone unless named here
+    # (e.g. [default]: Debian's default site claims default_server on :80 as lbtk.conf does, and
+    # nginx -t refuses two).
+    remove_sites: list[Annotated[str, AfterValidator(site_name)]] = []
+
+    _page = field_validator("page")(lambda v: format_fields(v, ("node", "host", "cluster"), "page"))
+
+    @field_validator("remove_sites")
+    @classmethod
+    def _once(cls, v: list[str]) -> list[str]:
+        twice = sorted({x for x in v if v.count(x) > 1})
+        if twice:
+            raise FieldProblem((), f"{', '.join(twice)} listed more than once", "name each site once")
+        return v
+
+
+class GlobalDefs(Strict):
+    router_id: str = "{node}"
+    enable_script_security: bool = True
+    script_user: str | None = "root"
+
+    @field_validator("router_id")
+    @classmethod
+    def _router_id(cls, v: str) -> str:
+        format_fields(v, ("node", "NODE"), "router_id")
+        keepalived_word(v.replace("{node}", "x").replace("{NODE}", "X"), "router_id")
+        return v
+
+    _user = field_validator("script_user")(lambda v: v if v is None else keepalived_word(v, "script_user"))
+
+
+FACILITIES = tuple(f"local{i}" for i in range(8))
+
+
+class Logging(Strict):
+    """keepalived's own log file, as the seed sets it up: keepalived logs to syslog `facility`
+    (`--log-facility`, `--log-detail` with detail, in /etc/default/keepalived) and an rsyslog rule
+    writes that facility to `file` only (not also to /var/log/syslog). The journal keeps it too."""
+    facility: str = "local0"
+    file: str = "/var/log/keepalived.log"
+    detail: bool = False       # keepalived --log-detail: more lines per event (the seed turns it on)
+
+    @field_validator("facility")
+    @classmethod
+    def _facility(cls, v: str) -> str:
+        if v not in FACILITIES:
+            # keepalived also takes daemon and user, but every other daemon logs there too: an rsyslog
+            # rule for them would take (and `& stop` would hide from /var/log/syslog) foreign lines
+            raise FieldProblem((), f"{v!r} is not a syslog facility keepalived can have to itself",
+                               "use one of local0 .. local7 that nothing else on the nodes logs to")
+        return v
+
+    @field_validator("file")
+    @classmethod
+    def _file(cls, v: str) -> str:
+        # rsyslog reads the path inside double quotes, logrotate as one word: neither may be cut
+        bad = sorted({c for c in v if c.isspace() or c in "\"'\\{}#;" or not (c.isascii() and c.isprintable())})
+        if bad:
+            raise FieldProblem((), f"{v!r} contains {' '.join(repr(c) for c in bad)}: rsyslog and logrotate "
+                               "would read another path", "use a path without whitespace, quotes, braces, '#' or ';'")
+        if not v.startswith("/") or v.endswith("/") or any(p in (".", "..") for p in v.split("/")[1:]):
+            raise FieldProblem((), f"{v!r} is not an absolute path to a file",
+                               "write the full path, e.g. /var/log/keepalived.log")
+        return v
+
+
+class Install(Strict):
+    # apt: the install phase apt-installs what is missing; detect: only report (the lab's
+    # nodes have no route out, so they must already carry the packages)
+    method: Literal["apt", "detect"] = "apt"
+
+
+class LabBastion(Strict):
+    """A production-shaped lab: the directors sit on `inner_bridge`, which the host has no address
+    on (it cannot reach them), and one more node, the bastion, has a leg on both bridges."""
+    name: str = "bastion"
+    host: str                            # on `bridge`, reached from the host
+    inner: str                           # its address/prefix on inner_bridge, e.g. 10.189.0.94/27
+    mac: str | None = None
+    inner_mac: str | None = None
+
+    _ip = field_validator("host")(lambda v: _check_ip(v))
+
+
+class LabUsers(Strict):
+    """Who logs in: root login refused, `name` with sudo (NOPASSWD, except on `sudo_password_nodes`,
+    whose password lab.up writes to `password_file`, relative to inventories/)."""
+    name: str = "ops"
+    sudo_password_nodes: list[str] = []
+    password_file: str | None = None
+
+
+class Lab(Strict):
+    bridge: str = "lbtk-br0"
+    gateway: str = "10.189.0.1/24"
+    inner_bridge: str | None = None      # with bastion: the directors' own segment
+    bastion: LabBastion | None = None
+    users: LabUsers | None = None        # None: root logs in (the plain lab)
+    ssh_config: str | None = None        # where lab.up writes the ssh_config naming every node
+    gateway6: str | None = None          # the host's IPv6 address/prefix on `bridge` (dual-stack labs)
+    release: Release = DEFAULT_RELEASE   # the nodes' Debian release; a node's own lab.release overrides
+    # the kernel tier: the nodes run inside a qemu VM on Debian's kernel (real IPVS), reached
+    # through `bridge` (fabfile/lab/kernel.py): true boots Debian 12's (bookworm's) kernel, a release
+    # name that release's (`kernel: trixie`: Debian 13's); false: systemd nodes on this host's kernel
+    kernel: bool | Release = False
+    # a client network namespace on the lab bridge (lbtk-kclient) that `inv verify` sends real
+    # requests from, through each VIP: order, counts per real server, IPVS counters
+    client: str | None = None
+    client6: str | None = None           # the client namespace's IPv6 address (with gateway6)
+
+    _client_ip = field_validator("client")(lambda v: v if v is None else _check_ip(v))
+    _client6_ip = field_validator("client6")(lambda v: v if v is None else _check_ipv6(v))
+
+    @field_validator("gateway6")
+    @classmethod
+    def _gateway6(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        addr, slash, plen = v.partition("/")
+        if ":" not in addr or not slash:
+            raise ValueError(f"{v!r} is not an IPv6 address/prefix such as fd00:189::1/64")
+        _check_any_ip(addr)
+        if not (plen.isascii() and plen.isdigit() and 8 <= int(plen) <= 128):
+            raise ValueError(f"prefix /{plen} is impossible here (8 to 128)")
+        return v
+
+    @field_validator("kernel", mode="before")
+    @classmethod
+    def _kernel(cls, v):
+        if isinstance(v, bool) or v in get_args(Release):
+            return v
+        raise ValueError("neither true/false nor a Debian release the kernel tier boots "
+                         f"({', '.join(get_args(Release))})")
+
+    @property
+    def kernel_release(self) -> str | None:
+        """The Debian release whose kernel the kernel tier boots; None: not the kernel tier."""
+        if self.kernel is False:
+            return None
+        return DEFAULT_RELEASE if self.kernel is True else self.kernel
+
+
+class Probe(Strict):
+    """Where HTTP probes through a VIP start (verify's GET, the failover drill's probe): this
+    machine, or the SSH gateway (a bastion that can reach the VIPs when this machine cannot)."""
+    via: Literal["local", "gateway"] = "local"
+
+
+class Inventory(Strict):
+    cluster: str
+    defaults: Defaults = Defaults()
+    nodes: list[Node] = Field(min_length=1)
+    global_defs: GlobalDefs = GlobalDefs()
+    multi_master: bool = False
+    vrrp_scripts: dict[str, VrrpScript] = {}
+    vrrp_instances: list[VrrpInstance] = Field(min_length=1)
+    vrrp_sync_groups: list[VrrpSyncGroup] = []   # instances that change state together (dual-stack)
+    virtual_servers: list[VirtualServer] = []
+    sync_daemon: SyncDaemon | None = None
+    nginx: Nginx = Nginx()
+    install: Install = Install()
+    lab: Lab | None = None
+    probe: Probe = Probe()
+    logging: Logging | None = None      # keepalived's own log file (rsyslog); None: the journal only
+    # a directory of Jinja2 templates that replace ours by name (keepalived.conf.j2 ...);
+    # relative to inventories/. Whatever it renders is still checked by keepalived -t.
+    templates_dir: str | None = None
+    _source: str = PrivateAttr("<inventory>")   # the file it was read from, for one-line errors
+
+    @property
+    def source(self) -> str:
+        return self._source
+
+    @field_validator("vrrp_scripts")
+    @classmethod
+    def _script_names(cls, v: dict) -> dict:
+        for name in v:
+            try:
+                keepalived_word(name, "vrrp_script name")
+            except ValueError as e:
+                raise FieldProblem((name,), str(e), "use letters, digits, '_', '-' and '.' in the name") from None
+        return v
+
+    @field_validator("cluster")
+    @classmethod
+    def _cluster(cls, v: str) -> str:
+        if not v.strip() or "\n" in v or not v.isprintable():
+            raise ValueError(f"cluster {v!r} must be one printable line")
+        return v
+
+    @model_validator(mode="after")
+    def _cross_rules(self):
+        problems = list(cross_problems(self))
+        if len(problems) == 1:
+            raise problems[0]
+        if problems:
+            raise FieldProblems(problems)
+        return self
+
+    # -- derived facts, one place each -------------------------------------------------
+
+    @property
+    def templates_path(self) -> str | None:
+        if self.templates_dir is None:
+            return None
+        from pathlib import Path
+        p = Path(self.templates_dir)
+        return str(p if p.is_absolute() else Path(__file__).resolve().parents[2] / "inventories" / p)
+
+    def node(self, name: str) -> Node:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(name)
+
+    def lab_release_of(self, node: Node) -> str:
+        """The Debian release the lab builds `node` of: its own lab.release, else lab.release."""
+        if node.lab is not None and node.lab.release is not None:
+            return node.lab.release
+        return self.lab.release if self.lab is not None else DEFAULT_RELEASE
+
+    def interface_of(self, node: Node, vi: VrrpInstance | None = None) -> str:
+        return (vi and vi.interface) or node.interface or self.defaults.interface
+
+    def ssh_of(self, node: Node) -> SSH:
+        """defaults.ssh with the node's own ssh: fields over it (field by field)."""
+        return self.defaults.ssh.merged(node.ssh)
+
+    def real_server_address(self, rs: RealServer, vs: VirtualServer | None = None) -> str:
+        """The real server's address; a node's is its address of `vs`'s family (its primary one
+        when no vs is named, or when it has none of that family: validation refused that)."""
+        if not rs.node:
+            return rs.address
+        n = self.node(rs.node)
+        return (n.ip_of(vs.family) if vs is not None else None) or n.ip
+
+    def director_fix_applies(self, vs: VirtualServer) -> bool:
+        """DR virtual server whose real servers include the directors themselves."""
+        if not vs.director_fix or vs.lb_kind != "DR" or vs.vip is None:
+            return False
+        return any(rs.node is not None for rs in vs.real_servers)
+
+    def fwmark_of(self, index: int) -> int | None:
+        vs = self.virtual_servers[index]
+        if vs.fwmark is not None:
+            return vs.fwmark
+        return index + 1 if self.director_fix_applies(vs) else None
+
+
+def lab_problems(inv: "Inventory"):
+    """A node's lab settings need a lab inventory."""
+    for k, n in enumerate(inv.nodes):
+        if n.lab is not None and inv.lab is None:
+            yield FieldProblem(("nodes", k, "lab"), f"{n.name} has lab settings but the inventory has no "
+                               "`lab:` section (only lab inventories build nodes)",
+                               "remove the node's lab:, or add a lab: section")
+
+
+def cross_problems(inv: "Inventory"):
+    """Every rule that spans fields, each broken one yielded as a FieldProblem (all are reported)."""
+    yield from _unique(inv.nodes, "name", ("nodes",))
+    yield from _unique(inv.nodes, "host", ("nodes",))
+    yield from _unique([n for n in inv.nodes if n.address], "address", ("nodes",))
+    yield from _unique(inv.nodes, "address6", ("nodes",), skip_none=True)
+    yield from _unique(inv.nodes, "priority", ("nodes",),
+            fix="give every node its own priority so the MASTER is deterministic")
+    yield from _unique(inv.vrrp_instances, "name", ("vrrp_instances",),
+                       fix="give each vrrp_instance its own name (keepalived: \"already defined\")")
+    yield from vrid_problems(inv)
+    if inv.multi_master:  # instance i of N uses virtual_router_id .. + N-1
+        used: dict[int, int] = {}
+        for i, vi in enumerate(inv.vrrp_instances):
+            for k in range(len(inv.nodes)):
+                vrid = vi.virtual_router_id + k
+                if vrid > 255 or vrid in used:
+                    yield FieldProblem(("vrrp_instances", i, "virtual_router_id"),
+                                       f"multi_master needs virtual_router_id {vi.virtual_router_id}.."
+                                       f"{vi.virtual_router_id + len(inv.nodes) - 1}, "
+                                       + ("past 255" if vrid > 255 else f"{vrid} is taken by vrrp_instances[{used[vrid]}]"),
+                                       "leave a gap of one id per node between instances")
+                used[vrid] = i
+    yield from lab_problems(inv)
+    names = {n.name for n in inv.nodes}
+    for i, vi in enumerate(inv.vrrp_instances):
+        loc = ("vrrp_instances", i)
+        for j, s in enumerate(vi.track_script):
+            if s not in inv.vrrp_scripts:
+                yield FieldProblem(loc + ("track_script", j), f"unknown vrrp_script {s!r}",
+                                   f"define it under vrrp_scripts (known: {sorted(inv.vrrp_scripts) or 'none'})")
+        if vi.owner is not None and vi.owner not in names:
+            yield FieldProblem(loc + ("owner",), f"unknown node {vi.owner!r}",
+                               f"use one of {sorted(names)}")
+        if vi.nopreempt:
+            for k, n in enumerate(inv.nodes):
+                if n.state == "MASTER":
+                    yield FieldProblem(("nodes", k, "state"),
+                                       "nopreempt is silently cleared with state MASTER "
+                                       f"(vrrp_instances[{i}] sets nopreempt)",
+                                       "set state: BACKUP on every node when using nopreempt")
+        lacking = [k for k, n in enumerate(inv.nodes) if n.ip_of(vi.family) is None]
+        for k in lacking:
+            n = inv.nodes[k]
+            yield FieldProblem(("nodes", k, "address6" if vi.family == 6 else "address"),
+                               f"{n.name} has no {FAMILY_NAME[vi.family]} address, and vrrp_instances[{i}] "
+                               f"({vi.name}) is {FAMILY_NAME[vi.family]} (unicast_src_ip, peers, its subnet)",
+                               "add address6: the node's IPv6 address on the VRRP segment" if vi.family == 6
+                               else "give address (or host) the node's IPv4 address")
+        for j, vip in enumerate(vi.vips):
+            if lacking:
+                break
+            if not any(ipaddress.ip_address(vip) in n.network_of(vi.family) for n in inv.nodes):
+                yield FieldProblem(loc + ("virtual_ipaddress", j),
+                                   f"VIP {vip} is outside every node's subnet",
+                                   "use an address in the nodes' subnet (or fix nodes[].prefixlen"
+                                   + ("6)" if vi.family == 6 else ")"))
+        if inv.multi_master and len(vi.vips) != len(inv.nodes):
+            yield FieldProblem(loc + ("virtual_ipaddress",),
+                               f"multi_master needs one VIP per node ({len(inv.nodes)}), got {len(vi.vips)}",
+                               "list exactly one VIP per node; VIP i is owned by node i")
+    yield from sync_group_problems(inv)
+    for i, vs in enumerate(inv.virtual_servers):
+        for j, rs in enumerate(vs.real_servers):
+            if rs.node is not None and rs.node not in names:
+                yield FieldProblem(("virtual_servers", i, "real_servers", j, "node"),
+                                   f"unknown node {rs.node!r}", f"use one of {sorted(names)}")
+            elif rs.node is not None and inv.node(rs.node).ip_of(vs.family) is None:
+                k = next(k for k, n in enumerate(inv.nodes) if n.name == rs.node)
+                yield FieldProblem(("nodes", k, "address6" if vs.family == 6 else "address"),
+                                   f"{rs.node} is a real server of virtual_servers[{i}] "
+                                   f"({FAMILY_NAME[vs.family]}) but has no {FAMILY_NAME[vs.family]} address",
+                                   "add address6: the node's IPv6 address" if vs.family == 6
+                                   else "give address (or host) the node's IPv4 address")
+        if inv.director_fix_applies(vs):
+            for k, n in enumerate(inv.nodes):
+                if n.mac is None:
+                    yield FieldProblem(("nodes", k, "mac"),
+                                       f"{n.name} is a director and a DR real server of "
+                                       f"virtual_servers[{i}]: the fwmark fix needs its MAC",
+                                       "add mac: (from `ip link show`) or set director_fix: false")
+    if inv.sync_daemon and any(4 not in n.ips for n in inv.nodes):
+        bare = [n.name for n in inv.nodes if 4 not in n.ips]
+        yield FieldProblem(("sync_daemon",), f"the IPVS sync daemon sends on IPv4 multicast (224.0.0.81) from "
+                           f"its interface's IPv4 address; {', '.join(bare)} have none",
+                           "give every node an IPv4 address (address or host; IPv6 connections sync over it), "
+                           "or drop sync_daemon")
+    if inv.sync_daemon and inv.sync_daemon.vrrp_instance:
+        if inv.sync_daemon.vrrp_instance not in {v.name for v in inv.vrrp_instances}:
+            yield FieldProblem(("sync_daemon", "vrrp_instance"),
+                               f"unknown vrrp_instance {inv.sync_daemon.vrrp_instance!r}",
+                               "name one of vrrp_instances[].name")
+    if inv.sync_daemon and inv.sync_daemon.mode == "notify":
+        name = inv.sync_daemon.vrrp_instance or inv.vrrp_instances[0].name
+        i, vi = next(((i, v) for i, v in enumerate(inv.vrrp_instances) if v.name == name), (None, None))
+        if vi is not None and vi.notify:
+            yield FieldProblem(("vrrp_instances", i, "notify"),
+                               "sync_daemon mode notify uses this instance's notify for lbtk-ipvs-sync",
+                               "call your script from notify_master/notify_backup/notify_fault, "
+                               "or set sync_daemon.mode: keepalived")
+
+    yield from address_problems(inv)
+
+
+def sync_group_problems(inv: "Inventory"):
+    """keepalived's vrrp_sync_group rules (keepalived -t): known instances, each in one group at
+    most, two or more a group; ours: one owner a group (the group moves as one)."""
+    yield from _unique(inv.vrrp_sync_groups, "name", ("vrrp_sync_groups",))
+    known = {vi.name: vi for vi in inv.vrrp_instances}
+    member_of: dict[str, int] = {}
+    for g, grp in enumerate(inv.vrrp_sync_groups):
+        loc = ("vrrp_sync_groups", g, "group")
+        if len(grp.group) < 2:
+            yield FieldProblem(loc, f"sync group {grp.name} has one instance (keepalived: \"this probably "
+                               "isn't what you want\")", "list two or more instances, or drop the group")
+        for j, name in enumerate(grp.group):
+            if name not in known:
+                yield FieldProblem(loc + (j,), f"unknown vrrp_instance {name!r}",
+                                   f"name one of {sorted(known)}")
+            elif name in member_of:
+                yield FieldProblem(loc + (j,), f"{name} is already in vrrp_sync_groups[{member_of[name]}] "
+                                   "(keepalived: an instance is in one sync group at most)",
+                                   "keep it in one group")
+            else:
+                member_of[name] = g
+        owners = {known[n].owner for n in grp.group if n in known}
+        if len(owners) > 1:
+            yield FieldProblem(loc, f"sync group {grp.name} moves as one, but its instances name different "
+                               f"owners ({', '.join(sorted(str(o) for o in owners))})",
+                               "give the group's instances one owner (or none)")
+
+
+def vrid_problems(inv: "Inventory"):
+    """Two instances on the same interface need different virtual_router_ids (on different
+    interfaces the same id is legal: they are different segments; so are an IPv4 and an IPv6
+    instance: VRRP over IPv4 and over IPv6 are separate spaces, virtual MACs 00:00:5e:00:01:ID
+    and 00:00:5e:00:02:ID)."""
+    seen: dict[tuple[int, str, int], int] = {}
+    for i, vi in enumerate(inv.vrrp_instances):
+        ifaces = {inv.interface_of(n, vi) for n in inv.nodes}
+        for iface in sorted(ifaces):
+            key = (vi.virtual_router_id, iface, vi.family)
+            if key in seen and seen[key] != i:
+                yield FieldProblem(("vrrp_instances", i, "virtual_router_id"),
+                                   f"duplicate virtual_router_id {vi.virtual_router_id} on {iface} "
+                                   f"(also vrrp_instances[{seen[key]}])",
+                                   "each VRRP instance on a segment needs its own virtual_router_id")
+                break
+            seen.setdefault(key, i)
+
+
+def address_problems(inv: "Inventory"):
+    """VIPs that keepalived would take but that break the cluster, and addresses that collide."""
+    hosts = {a: k for k, n in enumerate(inv.nodes) for a in n.ips.values()}
+    vip_at: dict[str, tuple] = {}
+    for i, vi in enumerate(inv.vrrp_instances):
+        for j, spec in enumerate(vi.virtual_ipaddress):
+            loc = ("vrrp_instances", i, "virtual_ipaddress", j)
+            addr, plen, _ = parse_vip(spec)
+            ip = ipaddress.ip_address(addr)
+            if addr in hosts:
+                n = inv.nodes[hosts[addr]]
+                yield FieldProblem(loc, f"VIP {addr} is {n.name}'s own address (nodes[{hosts[addr]}]): "
+                                   f"keepalived would delete it from {n.name} whenever it turns BACKUP",
+                                   "use a free address in the subnet for the VIP")
+            for n in inv.nodes:
+                net = n.network_of(ip.version)
+                if net is None:
+                    continue
+                if ip.version == 6:
+                    if net.prefixlen <= 126 and ip == net.network_address:
+                        yield FieldProblem(loc, f"VIP {addr} is the subnet-router anycast address of {net} "
+                                           f"({n.name}'s subnet)", "use a host address inside the subnet")
+                        break
+                elif net.prefixlen <= 30 and ip in (net.network_address, net.broadcast_address):
+                    what = "network" if ip == net.network_address else "broadcast"
+                    yield FieldProblem(loc, f"VIP {addr} is the {what} address of {net} ({n.name}'s subnet)",
+                                       "use a host address inside the subnet")
+                    break
+            if ip.version == 4 and plen is not None and plen < 32:
+                vnet = ipaddress.ip_interface(f"{addr}/{plen}").network
+                if plen <= 30 and ip in (vnet.network_address, vnet.broadcast_address):
+                    yield FieldProblem(loc, f"VIP {addr}/{plen} is the network or broadcast address of {vnet}",
+                                       "use a host address, or /32")
+            if addr in vip_at:
+                yield FieldProblem(loc, f"VIP {addr} is listed twice (also {dotted(vip_at[addr])})",
+                                   "a VIP belongs to exactly one vrrp_instance, once")
+            else:
+                vip_at[addr] = loc
+    seen_vs: dict[tuple, int] = {}
+    for i, vs in enumerate(inv.virtual_servers):
+        loc = ("virtual_servers", i)
+        key = ("fwmark", vs.fwmark, vs.protocol) if vs.fwmark and not vs.vip else (vs.vip, vs.port, vs.protocol)
+        if key in seen_vs:
+            yield FieldProblem(loc, f"virtual server {vs.vip or 'fwmark ' + str(vs.fwmark)}:{vs.port}/{vs.protocol} "
+                               f"is listed twice (also virtual_servers[{seen_vs[key]}])",
+                               "merge their real_servers into one entry")
+        else:
+            seen_vs[key] = i
+        if vs.vip is not None and vs.vip not in vip_at:
+            yield FieldProblem(loc + ("vip",), f"{vs.vip} is not a VIP of any vrrp_instance: no director "
+                               "would hold it", "add it to a vrrp_instance's virtual_ipaddress, or fix vip")
+        seen_rs: dict[tuple, int] = {}
+        for j, rs in enumerate(vs.real_servers):
+            rloc = loc + ("real_servers", j)
+            addr = inv.real_server_address(rs, vs) if (rs.address or rs.node in {n.name for n in inv.nodes}) \
+                else None
+            if addr is None:
+                continue
+            if addr in vip_at:
+                yield FieldProblem(rloc, f"real server {addr} is a VIP ({dotted(vip_at[addr])}): IPVS would "
+                                   "send the VIP's traffic to itself", "name a node or a real server's own address")
+            rkey = (addr, rs.port or vs.port)
+            if rkey in seen_rs:
+                yield FieldProblem(rloc, f"real server {addr}:{rkey[1]} is listed twice in this virtual server "
+                                   f"(also real_servers[{seen_rs[rkey]}])", "list each real server once")
+            else:
+                seen_rs[rkey] = j
+
+
+def dotted(loc: tuple) -> str:
+    """('vrrp_instances', 0, 'advert_int') -> 'vrrp_instances[0].advert_int'; a free key that is no
+    plain name (a vrrp_script called 'chk nginx') is quoted: vrrp_scripts['chk nginx']."""
+    out = ""
+    for x in loc:
+        if isinstance(x, int):
+            out += f"[{x}]"
+        elif not str(x).replace("_", "a").replace("-", "a").isalnum() or not str(x).isascii():
+            out += f"[{str(x)!r}]"
+        else:
+            out += f".{x}" if out else str(x)
+    return out or "(top level)"
+
+
+def format_fields(v: str, allowed: tuple[str, ...], what: str) -> str:
+    """A user string filled with str.format: only {NAME} placeholders from `allowed`; a literal
+    brace is written {{ or }}."""
+    import string
+    try:
+        names = [f for _, f, _, _ in string.Formatter().parse(v) if f is not None]
+    except ValueError as e:
+        raise ValueError(f"{what} {v!r}: {e} (write a literal brace as {{{{ or }}}})") from None
+    bad = [n for n in names if n not in allowed]
+    if bad:
+        raise ValueError(f"{what} {v!r}: unknown placeholder {{{bad[0]}}} — use "
+                         f"{', '.join('{' + a + '}' for a in allowed)}, or write a literal brace as {{{{ or }}}}")
+    return v
+
+
+def _unique(items, attr: str, loc: tuple, fix: str | None = None, skip_none: bool = False):
+    seen: dict = {}
+    for i, it in enumerate(items):
+        v = getattr(it, attr)
+        if skip_none and v is None:
+            continue
+        if v in seen:
+            yield FieldProblem(loc + (i, attr),
+                               f"duplicate {attr} {v!r} (also {loc[-1]}[{seen[v]}])",
+                               fix or f"give each entry its own {attr}")
+        else:
+            seen[v] = i

@@ -1,0 +1,87 @@
+"""The VRRP secret: where it comes from, and how it is kept out of every output.
+
+It is read from an environment variable, else from a file named in the inventory (relative
+paths are relative to inventories/). It is never stored in the inventory itself. Everything
+the toolkit prints goes through `mask()` first.
+"""
+from __future__ import annotations
+
+import os
+import re
+import secrets as _random
+from pathlib import Path
+
+from fabfile.model.loading import InventoryError, inventory_file
+from fabfile.model.schema import WORD_BREAKERS, Authentication, Inventory
+
+MASK = "********"
+PASS_MAX_BYTES = 8  # keepalived silently truncates a longer auth_pass with auth_type PASS
+
+_known: set[str] = set()  # every secret resolved in this process, for mask()
+
+
+def secret_path(auth: Authentication) -> Path | None:
+    return inventory_file(auth.auth_pass_file) if auth.auth_pass_file else None
+
+
+def resolve(auth: Authentication, where: str) -> str:
+    """The secret for one authentication block; `where` names it in errors."""
+    value = os.environ.get(auth.auth_pass_env) if auth.auth_pass_env else None
+    path = secret_path(auth)
+    if not value and path is not None:
+        if not path.exists() and auth.generate:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(_random.token_hex(4) + "\n")  # 8 ASCII bytes: PASS's maximum
+        if path.exists():
+            if not path.is_file():
+                raise InventoryError(f"{where}: auth_pass_file {path} is not a file — name the file holding the secret")
+            try:
+                value = path.read_bytes().decode("utf-8").strip()
+            except UnicodeDecodeError:
+                raise InventoryError(f"{where}: auth_pass_file {path} is not UTF-8 text — write the secret "
+                                     "as plain ASCII") from None
+            except OSError as e:
+                raise InventoryError(f"{where}: auth_pass_file {path}: cannot read it ({e.strerror})") from None
+    if not value:
+        sources = " or ".join(x for x in (
+            auth.auth_pass_env and f"environment variable {auth.auth_pass_env}",
+            path and f"file {path}") if x)
+        raise InventoryError(f"{where}: the VRRP secret is missing — set {sources}")
+    bad = sorted({c for c in value if c in WORD_BREAKERS or not (c.isascii() and c.isprintable())})
+    if bad:
+        # keepalived ends a word at whitespace, '#' and '!': `auth_pass ab#cd` is the secret `ab`
+        raise InventoryError(f"{where}: the secret holds {len(bad)} character(s) keepalived would not read as "
+                             "part of one word (whitespace, '#', '!', quotes, braces or non-ASCII; not shown) — "
+                             "use letters, digits and punctuation such as - _ . : @ %")
+    if auth.auth_type == "PASS" and len(value.encode()) > PASS_MAX_BYTES:
+        raise InventoryError(f"{where}: the secret is {len(value.encode())} bytes; "
+                             f"keepalived truncates PASS secrets to {PASS_MAX_BYTES} — use at most 8 bytes")
+    _known.add(value)
+    return value
+
+
+def resolve_all(inv: Inventory, source: str) -> dict[str, str]:
+    """{vrrp_instance name: secret} for every instance that authenticates."""
+    out = {}
+    for i, vi in enumerate(inv.vrrp_instances):
+        if vi.authentication is not None:
+            out[vi.name] = resolve(vi.authentication, f"{source}: vrrp_instances[{i}].authentication")
+    return out
+
+
+def mask(text: str) -> str:
+    """Hide every known secret, and any auth_pass value even if this process never resolved it."""
+    text = _AUTH_PASS.sub(lambda m: m.group(1) + MASK, text)
+    text = _AUTH_PASS_WORD.sub(lambda m: m.group(1) + MASK, text)
+    for s in sorted(_known, key=len, reverse=True):
+        text = re.sub(rf"(?<![\w]){re.escape(s)}(?![\w])", MASK, text)
+    return text
+
+
+# the whole rest of the line, whatever the value holds: masking never depends on the secret
+# (a config line, or a diff line of one: leading spaces, '+' or '-')
+_AUTH_PASS = re.compile(r"^([ \t+\-]*auth_pass[ \t]+)(?!\*{8}[ \t]*$)[^\n]*", re.M)
+# anywhere else (an error message quoting a config line): the word after it
+_AUTH_PASS_WORD = re.compile(r"(?<![\w./-])(auth_pass[ \t]+)(?!\*{8})\S+")

@@ -1,0 +1,223 @@
+"""Carry out one node's plan, transactionally.
+
+Per node: upload every changed file beside its target (`PATH.lbtk-new`, same filesystem so
+the final `mv` is an atomic rename), validate there (`keepalived -t -f`), keep the previous
+files under /var/lib/lbtk/backup/STAMP/ (never beside them: nginx includes sites-enabled/*),
+swap all files in one command, validate what needs the live tree (`nginx -t`), and only then
+run the service actions. A failed validation removes the uploads, or restores the backups,
+so a node ends on the old files or the new ones, never a mix.
+"""
+from __future__ import annotations
+
+import posixpath
+import shlex
+
+import time
+from dataclasses import dataclass, field
+
+from fabfile.infra import facts, remote
+from fabfile.core import history
+from fabfile.core.actions import Action
+from fabfile.core.actions import script as actions_script
+from fabfile.infra.facts import BACKUP_DIR, PENDING
+from fabfile.infra.observe import observe_node
+from fabfile.parsers import ParseError
+from fabfile.parsers.journal import worst_line
+from fabfile.parsers.lbtk import parse_action_run
+from fabfile.parsers.keepalived_t import parse_keepalived_check
+from fabfile.parsers.nginx_t import DefaultListen, DuplicateDefault, endpoint, parse_duplicate_default
+from fabfile.core.plan import FileChange, NodePlan
+from fabfile.core.render import keepalived, nginx
+from fabfile.infra.runinfo import RunInfo
+
+NEW = ".lbtk-new"
+KEEP_BACKUPS = 10   # deploys whose previous files are kept (inv rollback uses the newest)
+
+
+class ApplyError(Exception):
+    """The node rejected the change; it was left on its previous files."""
+
+
+@dataclass
+class Applied:
+    """What one node took: the file changes swapped in and the actions that ran."""
+    files: list[FileChange] = field(default_factory=list)
+    actions: list[Action] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.files or self.actions)
+
+    def touches(self, unit: str) -> bool:
+        return any(a.touches(unit) for a in self.actions)
+
+
+def apply_node(c, plan: NodePlan, stamp: str, say=lambda s: None, info: RunInfo | None = None) -> Applied:
+    """`info`: the run to record in the node's history (fabfile/core/history.py) once the change is in."""
+    done = Applied()
+    writes = [ch for ch in plan.changes if ch.kind in ("create", "update", "mode")]
+    deletes = [ch for ch in plan.changes if ch.kind == "delete"]
+    q = shlex.quote
+    if writes:
+        dirs = sorted({posixpath.dirname(ch.file.path) for ch in writes})
+        remote.run(c, "mkdir -p " + " ".join(q(d) for d in dirs))
+        try:
+            remote.put_many(c, [(ch.file.content.encode(), ch.file.path + NEW, ch.file.mode) for ch in writes])
+        except BaseException:
+            # disk full, link lost, Ctrl-C: live files are untouched; drop the partial uploads
+            # (an `x.lbtk-new` left in sites-enabled/ would be read by nginx's include)
+            _drop_uploads(c, writes)
+            raise
+        say(f"uploaded {len(writes)} file(s)")
+        if any(ch.file.path == keepalived.CONF for ch in writes):
+            _validate_keepalived(c, keepalived.CONF + NEW, writes)
+            say("keepalived -t: ok")
+    paths = [ch.file.path for ch in plan.changes]
+    if paths:
+        # the swap also records the actions still owed: a deploy cut off after the swap is
+        # finished by the next one (facts read PENDING), so files and daemons never disagree
+        remote.run(c, _backup_and_swap(writes, deletes, stamp, plan.actions))
+        done.files += plan.changes
+        remote.run(c, _prune(), check=False)
+    # validations first, one by one (nginx -t on the swapped tree: a failure restores the files)
+    for act in [a for a in plan.actions if a.validates]:
+        r = remote.run(c, act.shell(), check=False, timeout=120)
+        if r.exited != 0:
+            conflict = _nginx_conflict(c, plan.node, r.stderr) if act.verb == "nginx-test" else None
+            restore(c, paths, stamp)
+            raise ApplyError(conflict or f"{plan.node}: `{act.shell()}` failed: {worst_line(r.stderr or r.stdout)} — "
+                             "previous files restored, nothing reloaded")
+        done.actions.append(act)
+        say(act.short())
+    # then every service action in one round trip, stopping at the first that fails
+    rest = [a for a in plan.actions if not a.validates]
+    if rest:
+        r = remote.run(c, actions_script(rest), check=False, timeout=120 + 30 * len(rest))
+        try:
+            ran, failed = parse_action_run(r.stdout, len(rest))
+        except ParseError as e:
+            raise ApplyError(f"{plan.node}: the service actions did not all report ({e}); "
+                             f"exit {r.exited}: {worst_line(r.stderr)}") from None
+        for i in ran:
+            done.actions.append(rest[i])
+            say(rest[i].short())
+        if failed is not None:
+            i, rc, detail = failed
+            raise ApplyError(f"{plan.node}: `{rest[i].shell()}` exited {rc}: {worst_line(detail)}")
+    _healthy_or_restore(c, plan, paths, stamp)
+    record = ("; " + history.append_command(info.entry(paths, [a.short() for a in done.actions]))) if info else ""
+    remote.run(c, f"rm -f {PENDING}" + record, check=False)
+    return done
+
+
+def _nginx_conflict(c, node: str, stderr: str) -> str | None:
+    """nginx -t refused a second default server: the one line that names the other file and the
+    inventory key, read while the refused tree is still in place (None: refused for another reason)."""
+    dup = parse_duplicate_default(stderr)
+    if dup is None:
+        return None
+    try:
+        listens = observe_node(c, [facts.NGINX_DEFAULTS]).nginx_defaults
+    except Exception:  # noqa: BLE001 - the hint is a courtesy: the refusal itself is still reported
+        listens = []
+    return default_server_conflict(node, dup, listens)
+
+
+def default_server_conflict(node: str, dup: DuplicateDefault, listens: list[DefaultListen]) -> str:
+    """Pure: which file besides lbtk.conf claims the default server nginx -t refused, and what to do.
+    nginx names the SECOND claim in include order: lbtk.conf when the other file sorts before it
+    (Debian's `default`), else the other file itself."""
+    want = endpoint(dup.listen)
+    if dup.file != nginx.SITE:
+        other, line = dup.file, dup.line
+    else:
+        hit = next((x for x in listens if x.file != nginx.SITE and x.endpoint == want), None)
+        other, line = (hit.file, hit.line) if hit else (None, None)
+    head = f"{node}: nginx -t refused {nginx.SITE}: "
+    tail = " — previous files restored, nothing reloaded"
+    if other is None:
+        return (head + f"another file nginx reads also claims default_server on {dup.listen}{tail}; find it with "
+                f"`grep -rn default_server /etc/nginx/` and name it in nginx.remove_sites (files in {nginx.SITES}/) "
+                "or drop default_server from it")
+    what = f"{other} (line {line}) also claims default_server on {dup.listen}{tail}; "
+    if posixpath.dirname(other) == nginx.SITES:
+        return (head + what + f"to have the toolkit remove it, set nginx.remove_sites: [{posixpath.basename(other)}] "
+                "in the inventory, or drop default_server from it")
+    return head + what + f"drop default_server from it (nginx.remove_sites removes only files in {nginx.SITES}/)"
+
+
+def _healthy_or_restore(c, plan: NodePlan, paths: list[str], stamp: str) -> None:
+    """After reloads: every daemon the plan touched must be running. If one is not, put the
+    previous files back, start it again on them, and report keepalived's or nginx's words."""
+    units = [u for u in ("keepalived", "nginx", "rsyslog") if any(a.touches(u) for a in plan.actions)]
+    if not units:
+        return
+    time.sleep(0.3)
+    active = observe_node(c, [facts.SERVICES]).active
+    down = [u for u in units if active.get(u) != "active"]
+    if not down:
+        return
+    u = down[0]
+    why = worst_line(remote.run(c, f"journalctl -u {u} -n 30 --no-pager -o cat", check=False).stdout)
+    if paths:
+        restore(c, paths, stamp)
+        remote.run(c, f"systemctl daemon-reload; systemctl restart {u}", check=False)
+    raise ApplyError(f"{plan.node}: {u} is not running after the change: {why}"
+                     + (f" — previous files restored and {u} restarted on them" if paths else ""))
+
+
+def _backup_and_swap(writes, deletes, stamp: str, owed: list[Action]) -> str:
+    q = shlex.quote
+    cmds = [f"printf '%s\\n' {' '.join(q(a.record()) for a in owed)} > {PENDING}" if owed else f"rm -f {PENDING}"]
+    for ch in writes + deletes:
+        p, b = q(ch.file.path), q(f"{BACKUP_DIR}/{stamp}{ch.file.path}")
+        cmds.append(f"if [ -e {p} ] || [ -L {p} ]; then mkdir -p $(dirname {b}) && cp -pP {p} {b}; fi")
+    cmds.append(f"echo {' '.join(q(ch.file.path) for ch in writes + deletes)} > {BACKUP_DIR}/{stamp}/.paths")
+    cmds += [f"mv -f {q(ch.file.path + NEW)} {q(ch.file.path)}" for ch in writes]
+    cmds += [f"rm -f {q(ch.file.path)}" for ch in deletes]
+    # setsid -w: the swap finishes even if this SSH session is cut (Ctrl-C, lost link)
+    script = f"umask 077; mkdir -p {BACKUP_DIR}/{stamp} && " + " && ".join(cmds)
+    return f"setsid -w sh -c {q(script)} </dev/null"
+
+
+def _drop_uploads(c, writes) -> None:
+    try:
+        remote.run(c, "rm -f " + " ".join(shlex.quote(ch.file.path + NEW) for ch in writes), check=False)
+    except Exception:  # noqa: BLE001 - the node is gone; the next deploy overwrites them
+        pass
+
+
+def _validate_keepalived(c, path: str, writes) -> None:
+    """The node's own keepalived (2.2.7 on Debian 12, 2.3.3 on 13) checks the staged file; any
+    message refuses it, warnings too: keepalived says 0 with a message for a missing include,
+    and a config it would run with only in part is not the inventory's."""
+    r = remote.run(c, f"keepalived -t -f {shlex.quote(path)}", check=False)
+    res = keepalived_check_refusal(r.stdout, r.stderr, r.exited)
+    if res is not None:
+        _drop_uploads(c, writes)
+        raise ApplyError(f"{c.lbtk_node}: {res} — nothing was swapped")
+
+
+def keepalived_check_refusal(stdout: str, stderr: str, exited: int) -> str | None:
+    """Why keepalived -t's answer refuses a staged keepalived.conf (errors and warnings alike),
+    or None when it is clean (exit 0, no message)."""
+    res = parse_keepalived_check(stdout, stderr, exited)
+    if res.ok:
+        return None
+    return (f"keepalived -t rejected the new keepalived.conf ({res.verdict}): "
+            f"{'; '.join(res.messages) or 'exit ' + str(exited)}")
+
+
+def restore(c, paths: list[str], stamp: str) -> None:
+    """Put back the files saved at `stamp`; files that did not exist then are removed."""
+    cmds = []
+    for p in paths:
+        b, t = shlex.quote(f"{BACKUP_DIR}/{stamp}{p}"), shlex.quote(p)
+        cmds.append(f"if [ -e {b} ] || [ -L {b} ]; then cp -pP {b} {t}.lbtk-new && mv -f {t}.lbtk-new {t}; "
+                    f"else rm -f {t}; fi")
+    remote.run(c, "; ".join(cmds), check=False)
+
+
+def _prune() -> str:
+    """Keep the newest KEEP_BACKUPS deploys' backups."""
+    return (f"ls -1d {BACKUP_DIR}/*/ 2>/dev/null | sort -r | tail -n +{KEEP_BACKUPS + 1} "
+            "| xargs -r rm -rf")

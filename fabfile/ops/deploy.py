@@ -1,0 +1,340 @@
+"""Run deploy phases against nodes: facts, plans, rolling batches, settle, planned failovers.
+
+The shell around the pure planner: `plan_runs`, `rolling_batches` and `planned_moves` are pure
+(facts in, plans out, unit-tested); `run_phases` gathers facts in one round trip per node, then
+applies. Nothing here prints: progress goes to the `say` and `progress` callbacks the task layer
+passes, and the result (`Outcome`) is drawn by fabfile/views/deploy.py.
+"""
+from __future__ import annotations
+
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+
+from fabfile.infra import facts as F
+from fabfile.infra import remote, runinfo
+from fabfile.ops import lock as runlock, settle
+from fabfile.core import runtime, sync_rules as sync
+from fabfile.core.actions import Action
+from fabfile.ops.apply import Applied, ApplyError, apply_node
+from fabfile.model.context import Env
+from fabfile.errors import LbtkError
+from fabfile.infra.facts import NodeState
+from fabfile.infra.observe import observe_except, observe_reachable
+from fabfile.parsers.lbtk_state import RuntimeRecord
+from fabfile.core.plan import PHASES, NodePlan, changes_wire, file_changes, service_actions
+from fabfile.core.render import NodeFile, RenderFacts, managed_paths, render_node
+from fabfile.infra.runinfo import RunInfo
+from fabfile.core.vrrp import expected_holders, nopreempt_vips
+
+# what the install phase needs on every node, and the package that brings it
+REQUIRED = {"keepalived": "keepalived", "ipvsadm": "ipvsadm", "nginx": "nginx-light", "iptables": "iptables"}
+NEEDS = {"keepalived": "keepalived", "nginx": "nginx", "lvs": "keepalived"}   # phase -> binary it drives
+LOGGING_NEEDS = "rsyslog"   # the package `logging:` needs (its rule writes keepalived's log file)
+
+
+def required(inv) -> dict[str, str]:
+    """REQUIRED, plus rsyslog where the inventory asks for keepalived's own log file (never else:
+    a node without rsyslog is fine when keepalived logs to the journal only)."""
+    return {**REQUIRED, **({LOGGING_NEEDS: LOGGING_NEEDS} if inv.logging else {})}
+
+
+class DeployFailed(LbtkError):
+    """A node refused the change. `changed`: nodes that had already taken it (rolling order)."""
+
+    def __init__(self, message: str, changed: list[str]):
+        super().__init__(message)
+        self.changed = changed
+
+
+@dataclass
+class NodeRun:
+    node: str
+    facts: NodeState
+    plan: NodePlan
+    done: Applied = field(default_factory=Applied)
+    error: str | None = None
+
+
+@dataclass
+class Outcome:
+    """What a deploy planned and did; the views draw it, the caller raises `error` after."""
+    phases: list[str]
+    runs: list[NodeRun]
+    moves: list[str]                       # planned VIP moves, one sentence each
+    check: bool                            # --check: nothing was touched
+    batches: list[list[str]] = field(default_factory=list)
+    error: DeployFailed | None = None
+    skipped: dict[str, str] = field(default_factory=dict)   # --skip-unreachable: node -> why
+    runtime_before: RuntimeRecord | None = None             # the cluster's runtime record as found
+    runtime: RuntimeRecord | None = None                    # ... and as this run wrote it
+
+
+def deploy_facts(env: Env, nodes: list[str]) -> dict[str, list[F.Fact]]:
+    """Per node: the managed files to read besides fabfile.infra.facts.DEPLOY."""
+    return {n: [F.files([*managed_paths(env.inv, n, env.secrets), F.RUNTIME_PATH])] for n in nodes}
+
+
+def gather(env: Env, conns) -> dict[str, NodeState]:
+    """Deploy facts, one round trip per node, in parallel; every node must answer."""
+    return observe_reachable(conns, F.DEPLOY, deploy_facts(env, [c.lbtk_node for c in conns]))
+
+
+def plan_node(env: Env, node: str, facts: NodeState, phases: list[str]) -> NodePlan:
+    """Pure: one node's facts -> its plan for these phases."""
+    p = NodePlan(node)
+    desired = render_node(env.inv, node, env.secrets, RenderFacts.of(facts))
+    if "install" in phases:
+        missing = [pkg for what, pkg in required(env.inv).items()
+                   if not (facts.nginx_installed if what == "nginx" else facts.has(pkg))]
+        if missing and env.inv.install.method == "apt":
+            p.actions.append(Action("apt-install", arg=" ".join(missing), why="packages missing"))
+        elif missing:
+            raise LbtkError(f"{node}: {', '.join(missing)} not installed and install.method is "
+                            "'detect' — install them on the node (or set install.method: apt)"
+                            + (f"; {LOGGING_NEEDS} is there for logging: (or drop logging: from the inventory)"
+                               if LOGGING_NEEDS in missing else ""))
+    elif "lvs" in phases and env.inv.logging and not facts.has(LOGGING_NEEDS):
+        raise LbtkError(f"{node}: logging: needs {LOGGING_NEEDS} (its rule writes {env.inv.logging.file}) and it "
+                        "is not installed — run `inv install` (or drop logging: from the inventory); "
+                        "nothing was changed on any node")
+    for phase in phases:
+        if phase in NEEDS and NEEDS[phase] not in facts.binaries:
+            raise LbtkError(f"{node}: {NEEDS[phase]} is not installed (no {NEEDS[phase]} on PATH) — "
+                            f"run `inv install` or install it on the node; nothing was changed on any node")
+    if facts.pending:
+        owed = []
+        for rec in facts.pending:
+            try:
+                owed.append(Action.from_record(rec))
+            except ValueError:
+                p.notes.append(f"ignored an owed action this lbtk does not know: {' '.join(rec)}")
+        if owed:
+            p.notes.append("finishing an interrupted deploy: " + "; ".join(a.short() for a in owed))
+            p.actions += owed
+    if "lvs" in phases and not facts.has_ipvs:
+        p.notes.append("kernel has no IPVS: keepalived runs VRRP-only (--vrrp); virtual_server blocks are inert")
+    if "sync-daemon" in phases and env.inv.sync_daemon:
+        p.notes.append("sync daemon: " + sync_note(env, facts))
+    if "keepalived" in phases and env.runtime is not None:
+        # the cluster's runtime record (drains) rides with keepalived.conf, whose weights it sets
+        desired.append(NodeFile(F.RUNTIME_PATH, runtime.content(env.runtime), "keepalived"))
+    for phase in phases:
+        mine = [f for f in desired if f.phase == phase]
+        changes = file_changes(mine, facts, node)
+        p.changes += changes
+        p.add_actions(service_actions(phase, {ch.file.path for ch in changes}, facts, mine))
+    return p
+
+
+def check_phases(phases: list[str]) -> None:
+    bad = [x for x in phases if x not in PHASES]
+    if bad:
+        raise LbtkError(f"unknown phase {bad[0]!r} — phases are {', '.join(PHASES)}")
+
+
+def plan_runs(env: Env, states: dict[str, NodeState], phases: list[str]) -> list[NodeRun]:
+    check_phases(phases)
+    return [NodeRun(n, s, plan_node(env, n, s, phases)) for n, s in states.items()]
+
+
+def run_phases(env: Env, phases: list[str], check: bool = False, say=lambda s: None,
+               progress=None, nodes: list[str] | None = None, skip_unreachable: bool = False,
+               batch: int = 1, change=None, info: RunInfo | None = None, break_lock: bool = False) -> Outcome:
+    """Under the deploy lock (fabfile/ops/lock.py; --check takes none): facts, plans, then (unless
+    check) the rolling apply. Returns the Outcome; a node that refused is in Outcome.error (the
+    caller shows the summary, then raises it). `progress(runs)` makes the context manager that
+    shows per-node steps (step / finish). `change(record) -> record` changes the cluster's runtime
+    record (drain, undrain) before planning; `info` is who runs it (default: this process)."""
+    check_phases(phases)
+    chosen = [n for n in env.inv.nodes if nodes is None or n.name in nodes]
+    conns = [remote.connect(env.inv, n) for n in chosen]
+    try:
+        if not check:
+            # Look before locking. The everyday case, a deploy that finds nothing to do, takes no
+            # lock: one round trip. A node that cannot be reached (or whose sudo refuses) fails here,
+            # before any lock is taken. A lock record on any node (a run going on, or a dead one), a
+            # node skipped or any planned change: take the lock and look again under it.
+            out = _locked(env, phases, conns, False, say, progress, skip_unreachable, batch, change, info, {},
+                          quick=True)
+            if out is not None:
+                return out
+        # who runs it (git's commit and status, for the lock record and the history): only now, when a
+        # change may follow — a deploy that found nothing to do never pays for it
+        info = info or runinfo.current(env.name, env.path)
+        with (nullcontext() if check else runlock.Lock(conns, info, break_lock)) as lock:
+            for node, holder in (lock.broken if lock else []):
+                say(f"{node}: broke the stale deploy lock left by {runlock.who(holder)}")
+            return _locked(env, phases, conns, check, say, progress, skip_unreachable, batch, change, info,
+                           lock.down if lock else {})
+    finally:
+        remote.close(conns)
+
+
+def _locked(env: Env, phases: list[str], conns, check: bool, say, progress, skip_unreachable: bool, batch: int,
+            change, info: RunInfo, lock_down: dict[str, str], quick: bool = False) -> Outcome | None:
+    """run_phases' work once the lock is held (lock_down: nodes the lock could not reach). `quick`:
+    no lock is held yet — None unless every node answered, none has a lock record and none has
+    anything to do (then the Outcome of a deploy that changed nothing)."""
+    states = observe_except(conns, (*F.DEPLOY, F.LOCK) if quick else F.DEPLOY,
+                            deploy_facts(env, [c.lbtk_node for c in conns]), lock_down)
+    down = {n: s.error for n, s in states.items() if not s.reachable}
+    if down and not skip_unreachable:
+        raise remote.RemoteError(next(iter(down.values())) + " — nothing was changed on any node "
+                                 "(--skip-unreachable goes ahead on the nodes that answer)")
+    if quick and (down or any(s.lock is not None for s in states.values())):
+        return None
+    if len(down) == len(states):
+        raise remote.RemoteError(next(iter(down.values())) + " — no node answered; nothing was changed")
+    live = [c for c in conns if c.lbtk_node not in down]
+    current = runtime.newest(states)
+    env = runtime.effective(env, change(current) if change else current)
+    runs = plan_runs(env, {n: s for n, s in states.items() if n not in down}, phases)
+    if len(live) < len(env.inv.nodes):
+        refuse_partial_wire_change(runs, missing=sorted(set(down) | {n.name for n in env.inv.nodes} - set(states)))
+    out = Outcome(phases, runs, planned_moves(env, runs) if "keepalived" in phases else [], check,
+                  skipped=down, runtime_before=current, runtime=env.runtime)
+    if quick:
+        if any(not r.plan.empty for r in runs):
+            return None
+        with (progress or NoProgress)(runs) as p:     # the summary says "no changes" per node
+            for r in runs:
+                p.finish(r.node, "no changes")
+        return out
+    if check:
+        return out
+    for m in out.moves:
+        say(m)
+    apply_runs(env, live, out, say, (progress or NoProgress)(runs), batch, info)
+    return out
+
+
+class NoProgress:
+    def __init__(self, *a, **kw):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def step(self, node, msg):
+        pass
+
+    def finish(self, node, msg, ok=True):
+        pass
+
+
+def apply_runs(env: Env, conns, out: Outcome, say, progress, batch: int = 1, info: RunInfo | None = None) -> None:
+    runs = out.runs
+    stamp = info.run if info else runinfo.stamp()   # the backup set's name; the history entry's id
+    batches, why = rolling_batches(env, runs, batch)
+    if why:
+        say(why)
+    out.batches = batches
+    held_before = {v for r in runs for v in expected_holders(env.inv) if r.facts.holds(v)}
+    failed = False
+    done_at: dict[str, float] = {}
+    by_run = {r.node: r for r in runs}
+
+    def work(c):
+        run = by_run[c.lbtk_node]
+        if failed:
+            run.error = "skipped: an earlier node failed, this node was not touched"
+            progress.finish(run.node, "skipped", ok=False)
+            return
+        if run.plan.empty:
+            progress.finish(run.node, "no changes")
+            return
+        try:
+            run.done = apply_node(c, run.plan, stamp, say=lambda s: progress.step(run.node, s), info=info)
+            done_at[run.node] = time.monotonic()
+            progress.finish(run.node, f"{len(run.done.files) + len(run.done.actions)} change(s)")
+        except (ApplyError, remote.RemoteError) as e:
+            run.error = str(e)
+            progress.finish(run.node, "FAILED", ok=False)
+
+    by_name = {c.lbtk_node: c for c in conns}
+    with progress:
+        for batch in batches:
+            batch_runs = [by_run[n] for n in batch]
+            remote.parallel([by_name[n] for n in batch], work)
+            failed = failed or any(r.error for r in batch_runs)
+            # VRRP can only move where a VIP holder took a change: backups roll on without waiting
+            holder_touched = any(r.done.touches("keepalived") and any(r.facts.holds(v) for v in held_before)
+                                 for r in batch_runs)
+            if not failed and len(batches) > 1 and holder_touched:
+                settle.settle_between(env, conns, held_before)
+    if any("will move" in m for m in out.moves) and not failed:
+        for line in settle.finish_moves(env, conns, done_at):
+            say(line)
+    errors = [r.error for r in runs if r.error and not r.error.startswith("skipped")]
+    if errors:
+        changed = [r.node for r in runs if r.done and not r.error]
+        out.error = DeployFailed(errors[0] + (f" (and {len(errors) - 1} more node(s) failed)" if len(errors) > 1 else "")
+                                 + ("; later nodes were not touched" if len(batches) > 1 else "")
+                                 + (f"; already on the new config: {', '.join(changed)}" if changed else ""),
+                                 changed)
+
+
+def refuse_partial_wire_change(runs: list[NodeRun], missing: list[str] | None = None) -> None:
+    """A change every node must see at once (what VRRP adverts carry) cannot go to some nodes only:
+    nodes that disagree ignore each other's adverts (a split brain)."""
+    wire = [r.node for r in runs if changes_wire(r.plan.changes, r.facts.files)]
+    if wire:
+        raise LbtkError(f"{', '.join(wire)}: this change alters what VRRP adverts carry (virtual_router_id, "
+                        "advert_int, auth or first VIP), which every node must take at once, and "
+                        f"{', '.join(missing or []) or 'some nodes'} would miss it — run it on every node "
+                        "(without --node, once all nodes answer); nothing was changed on any node")
+
+
+def sync_note(env: Env, facts: NodeState) -> str:
+    if not facts.has_ipvs:
+        return "kernel has no IPVS, no connection sync"
+    if env.inv.sync_daemon.mode == "static":
+        return "static mode: start it with `inv sync-start` (master on the VRRP MASTER, backup elsewhere)"
+    return sync.describe(env.inv)
+
+
+def rolling_batches(env: Env, runs: list[NodeRun], batch: int = 1) -> tuple[list[list[str]], str | None]:
+    """Pure. Backups first (lowest priority first, `batch` at a time: Ansible's serial), the current
+    VIP holders last, one at a time. A cluster where no keepalived runs yet (first deploy): the
+    nodes the VRRP plan makes MASTER first (together), then every other node in one parallel batch,
+    with no wait between: the masters' keepalived starts first and spends its master-down wait
+    (~3.6 s, before it takes the VIPs) while the others are deployed, instead of after the last of
+    them (issue 14: a first deploy of 30 nodes ended on that wait). It is where VRRP converges
+    anyway (nothing holds a VIP yet; the others start as BACKUP and hear a higher priority), and a
+    nopreempt VIP lands on its planned owner instead of whichever keepalived started first. An
+    advert-visible change goes in one parallel batch. Returns (batches, why they are not rolling,
+    or None). Only a batch holding a VIP holder is followed by a wait for VRRP (apply_runs)."""
+    if not any(r.facts.active.get("keepalived") == "active" for r in runs):
+        owners = set(expected_holders(env.inv).values())
+        first = [r.node for r in runs if r.node in owners]
+        rest = [r.node for r in runs if r.node not in owners]
+        return ([first, rest] if first and rest else [[r.node for r in runs]]), None
+    if any(changes_wire(r.plan.changes, r.facts.files) for r in runs):
+        return [[r.node for r in runs]], (
+            "advert-visible change (virtual_router_id, advert_int, auth or first VIP): applied to "
+            "every node at once — nodes that disagree ignore each other's adverts")
+    vips = list(expected_holders(env.inv))
+    prio = {n.name: n.priority for n in env.inv.nodes}
+    holders = [r.node for r in runs if any(r.facts.holds(v) for v in vips)]
+    backups = sorted((r.node for r in runs if r.node not in holders), key=lambda n: prio[n])
+    size = max(1, batch)
+    return ([backups[k:k + size] for k in range(0, len(backups), size)]
+            + [[n] for n in sorted(holders, key=lambda n: prio[n])]), None
+
+
+def planned_moves(env: Env, runs: list[NodeRun]) -> list[str]:
+    """Pure. VIPs whose holder the new inventory changes: each is one planned failover."""
+    out = []
+    held = nopreempt_vips(env.inv)
+    for vip, owner in expected_holders(env.inv).items():
+        now = [r.node for r in runs if r.facts.holds(vip)]
+        if now and owner not in now:
+            if vip in held:
+                out.append(f"VIP {vip} stays on {'+'.join(now)}: nopreempt (the new priorities apply at the next failover)")
+            else:
+                out.append(f"VIP {vip} will move {'+'.join(now)} -> {owner} (a planned failover)")
+    return out

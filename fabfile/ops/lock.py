@@ -1,0 +1,134 @@
+"""The deploy lock, held ON THE NODES so two operators (two clones, two machines) never change one
+cluster at once: deploy, its phases, rollback, drain/undrain and secret rotation take it.
+
+On each node a small command holds `flock` on /var/lib/lbtk/lock.flock for as long as our SSH
+channel stays open, and writes who holds it (fabfile/infra/runinfo.RunInfo) to /var/lib/lbtk/lock.
+Release removes that record, then ends the command. A run that is killed (or loses its link) ends
+the command without removing the record: the flock is free but the record remains, so the next
+run sees a STALE lock and stops — it is broken only on request (`--break-lock`), never silently.
+A lock whose holder is alive (flock taken) is never broken.
+"""
+from __future__ import annotations
+
+import shlex
+
+from fabfile.infra import remote
+from fabfile.errors import LbtkError
+from fabfile.infra.facts import LOCK_PATH
+from fabfile.parsers import ParseError
+from fabfile.parsers.lbtk import last_line
+from fabfile.parsers.lbtk_state import LockHolder, parse_lock_answer
+from fabfile.infra.runinfo import RunInfo
+
+FLOCK_PATH = LOCK_PATH + ".flock"
+HELD, RELEASED = "LOCK HELD", "LOCK RELEASED"
+
+
+class LockError(LbtkError):
+    """Another run holds the lock, or a dead run left it."""
+
+
+def script(info: RunInfo, break_stale: bool) -> str:
+    """Answers `LOCK BUSY` / `LOCK STALE` + the holder's record and ends, or `LOCK HELD` and waits
+    for `release` on stdin (then removes the record); breaking a stale lock answers `LOCK BROKEN` +
+    the dead run's record before `LOCK HELD`. EOF without `release` (our side died) leaves
+    the record: that is what makes a killed run's lock visible."""
+    q, lock = shlex.quote, shlex.quote(LOCK_PATH)
+    mine = q(info.holder())
+    stale = f"echo 'LOCK BROKEN'; cat {lock}; " if break_stale else f"echo 'LOCK STALE'; cat {lock}; exit 0; "
+    stale_check = f"if [ -s {lock} ] && ! grep -qF {q(info.run)} {lock}; then {stale}fi; "
+    return (f"mkdir -p {q(LOCK_PATH.rsplit('/', 1)[0])} && exec 9>>{q(FLOCK_PATH)} || exit 1; "
+            f"if ! flock -n 9; then echo 'LOCK BUSY'; cat {lock} 2>/dev/null; exit 0; fi; "
+            + stale_check +
+            f"printf '%s\\n' {mine} > {lock}.new && mv -f {lock}.new {lock} || exit 1; "
+            f"echo '{HELD}'; "
+            f"if read -r word && [ \"$word\" = release ]; then rm -f {lock}; echo '{RELEASED}'; fi")
+
+
+def who(h: LockHolder | None) -> str:
+    if h is None:
+        return "a run whose record is unreadable"
+    return f"{h.operator} (`{h.task}`, pid {h.pid}" + (f" in {h.cwd}" if h.cwd else "") + f") since {h.since}"
+
+
+def describe(node: str, word: str, h: LockHolder | None) -> str:
+    if word == "BUSY":
+        return (f"{node}: the deploy lock is held by {who(h)} — wait for that run to finish; "
+                "nothing was changed on any node")
+    return (f"{node}: a deploy lock was left by {who(h)}, and that run is gone (killed, or its connection was lost) "
+            "— check the cluster (`inv diff`, `inv history`), then rerun with --break-lock; "
+            "nothing was changed on any node")
+
+
+class Lock:
+    """Held on a set of nodes; use as a context manager. Unreachable nodes come back in `down`."""
+
+    def __init__(self, conns, info: RunInfo, break_stale: bool = False):
+        self.conns, self.info, self.break_stale = conns, info, break_stale
+        self.held: dict[str, remote.Held] = {}
+        self.down: dict[str, str] = {}
+        self.broken: list[tuple[str, LockHolder | None]] = []
+
+    def __enter__(self) -> "Lock":
+        cmd = script(self.info, self.break_stale)
+        # Every command started, as soon as it answers: a Ctrl-C while the lock is being taken
+        # (before __enter__ returns, so __exit__ never runs) must still release what was taken —
+        # or it would leave a record that the next run reports as a dead run's stale lock.
+        started: dict[str, remote.Held] = {}
+
+        def take(c):
+            try:
+                h, text = remote.hold(c, cmd, HELD)
+            except remote.RemoteError as e:
+                return c.lbtk_node, None, str(e)
+            started[c.lbtk_node] = h
+            return c.lbtk_node, h, text
+        try:
+            return self._take(take)
+        except BaseException:
+            self.held = {n: h for n, h in started.items() if h.open}   # a refusal closed its own
+            self.release()
+            raise
+
+    def _take(self, take) -> "Lock":
+        refusals = []
+        for node, h, text in remote.parallel(self.conns, take):
+            if h is None:
+                self.down[node] = text
+                continue
+            try:
+                word, holder = parse_lock_answer(text)
+            except ParseError:
+                h.close()
+                self.down[node] = (f"{node}: the deploy lock could not be taken: "
+                                   f"{last_line(h.stderr) or last_line(text) or 'no answer'}")
+                continue
+            if word in ("HELD", "BROKEN"):
+                self.held[node] = h
+                if word == "BROKEN":
+                    self.broken.append((node, holder))
+            else:
+                h.close()
+                refusals.append(describe(node, word, holder))
+        if refusals:
+            self.release()
+            raise LockError(refusals[0] + (f" ({len(refusals) - 1} more node(s) refused too)"
+                                           if len(refusals) > 1 else ""))
+        return self
+
+    def release(self) -> None:
+        def give(item):
+            node, h = item
+            try:
+                h.send("release\n")
+                h.read_until(RELEASED, 10)
+            except Exception:  # noqa: BLE001 - the node is gone: its record shows the lock as stale
+                pass
+            h.close()
+        if self.held:
+            remote.parallel(list(self.held.items()), give)
+        self.held = {}
+
+    def __exit__(self, *exc) -> bool:
+        self.release()
+        return False
