@@ -5,6 +5,11 @@ connection every `interval` seconds), an address poller streaming every node's `
 every 50 ms over one SSH channel each, and the drill itself (fail, wait, restore, wait).
 Times are this machine's monotonic clock at receipt, so node clocks do not matter.
 Whatever happens (Ctrl-C included) the failed node is restored before the drill returns.
+
+The drill acts through a `Rig`: the node actions, the address poller, the probe and the clock.
+`run` builds the live one over SSH; a unit test passes fakes (tests/unit/drill_sim.py).
+The steps (`Drilling`) are shared by the one-VIP drill (`drill`) and `drill_all_but_one`, and so
+is their one clean-up.
 """
 from __future__ import annotations
 
@@ -13,22 +18,28 @@ import shlex
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Callable, Protocol
 
+from fabfile.core.checks import vip_holders
+from fabfile.core.drill_result import (Comeback, DrillResult, Event, FamilyMove, LastDirector, Move, Outage,
+                                       Step)
+from fabfile.core.vrrp import PlannedInstance, companions, master_down_interval, plan, skew_time
+from fabfile.errors import LbtkError
 from fabfile.infra import facts as F
 from fabfile.infra import remote
-from fabfile.core.checks import vip_holders
-from fabfile.errors import LbtkError
-from fabfile.model.schema import Inventory, family_of
 from fabfile.infra.observe import observe
+from fabfile.model.schema import Inventory, family_of
 from fabfile.parsers import ParseError
-from fabfile.parsers.lbtk import Raw, parse_advert, parse_probe_line
-from fabfile.core.vrrp import PlannedInstance, companions, master_down_interval, plan, skew_time
+from fabfile.parsers.lbtk import Raw, node_in_page, node_in_page_script, parse_advert, parse_probe_line
 
 MODES = ("graceful", "crash", "link-down", "all-but-one")
 FAIL_LABEL = {"graceful": "systemctl stop keepalived", "crash": "systemctl kill --signal=SIGKILL keepalived",
               "link-down": "ip link set IFACE down", "all-but-one": "systemctl stop keepalived"}
 POLL_S = 0.05
 LINK_DOWN_DELAY = 0.5   # link-down fires this long after the command returns
+BASELINE_S = 0.5        # good probes before the first fail
+SEE_NEW_HOLDER_S = 1.0  # after a move: let the probe see the new holder answer
+FINAL_PROBES = 10       # all-but-one: the last probes of the one director left, all must have answered
 POLLER = "while " + F.ADDRS.command + "; do sleep {poll}; done"   # ends once the channel closes (ip dies of SIGPIPE)
 # Prints the source of every VRRP packet (IP protocol 112) the node receives. A crash is timed
 # from the master's LAST advertisement, as VRRP's master_down_interval is. Needs python3 on the
@@ -41,6 +52,26 @@ class DrillError(LbtkError):
     pass
 
 
+# ---------------------------------------------------------------- the clock
+class Clock:
+    """This machine's monotonic clock. A test passes one whose time it moves itself; everything
+    the drill times or waits for goes through it."""
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(max(0.0, seconds))
+
+    def wait(self, changed: threading.Condition, seconds: float) -> None:
+        """Block (holding `changed`) until it is notified or `seconds` pass."""
+        changed.wait(seconds)
+
+
+# ---------------------------------------------------------------- the probe
+ProbeResult = tuple[float, bool, str]      # (sent at, answered, node that answered or the error's class)
+
+
 @dataclass
 class Probe:
     """HTTP GETs through the VIP; records (t, ok, who answered or the error)."""
@@ -48,8 +79,9 @@ class Probe:
     port: int
     interval: float
     nodes: list[str]
-    results: list[tuple[float, bool, str]] = field(default_factory=list)
+    results: list[ProbeResult] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
 
     def run(self) -> None:
         nxt = time.monotonic()
@@ -60,39 +92,44 @@ class Probe:
                 c.request("GET", "/", headers={"Connection": "close"})
                 body = c.getresponse().read(2048).decode(errors="replace")
                 c.close()
-                who = next((n for n in self.nodes if n in body), "?")
-                self.results.append((t, True, who))
+                self.results.append((t, True, node_in_page(body, self.nodes) or "?"))
             except Exception as e:  # noqa: BLE001 - a failed probe is data
                 self.results.append((t, False, e.__class__.__name__))
             nxt += self.interval
             time.sleep(max(0.0, nxt - time.monotonic()))
             nxt = max(nxt, time.monotonic())
 
-    def outage(self, after: float, before: float | None = None) -> tuple[float | None, int]:
-        """(first failed -> first good after it, in s; failed count) for probes sent from `after`
-        (up to `before`: one step of a drill of several failovers)."""
-        res = [r for r in self.results if r[0] >= after and (before is None or r[0] < before)]
-        failed = [r for r in res if not r[1]]
-        if not failed:
-            return 0.0, 0
-        first_bad = failed[0][0]
-        good_after = next((r[0] for r in res if r[1] and r[0] > failed[-1][0]), None)
-        return (good_after - first_bad if good_after else None), len(failed)
+    def start(self) -> Probe:
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+        return self
+
+    def finish(self) -> None:
+        self.stop.set()
+        if self.thread is not None:
+            self.thread.join(timeout=2)
 
 
 # The same probe, run on the SSH gateway (inventory `probe: {via: gateway}`) when this machine cannot
-# reach the VIP; its lines come back over one SSH channel and are timed at receipt here.
-REMOTE_PROBE = ("python3 -u -c 'import http.client,sys,time\n"
-                "vip,port,iv=sys.argv[1],int(sys.argv[2]),float(sys.argv[3]);names=sys.argv[4:];nxt=time.monotonic()\n"
-                "while True:\n"
-                " try:\n"
-                "  c=http.client.HTTPConnection(vip,port,timeout=max(0.2,iv*10));c.request(\"GET\",\"/\",headers={\"Connection\":\"close\"})\n"
-                "  b=c.getresponse().read(2048).decode(errors=\"replace\");c.close();w=next((n for n in names if n in b),\"?\")\n"
-                "  r=\"ok \"+w\n"
-                " except Exception as e:\n"
-                "  r=\"err \"+e.__class__.__name__\n"
-                " print(r,flush=True)\n"
-                " nxt+=iv;time.sleep(max(0,nxt-time.monotonic()));nxt=max(nxt,time.monotonic())' ")
+# reach the VIP; its lines come back over one SSH channel and are timed at receipt here. The page
+# is read by node_in_page's own source, sent ahead of the loop.
+REMOTE_PROBE_LOOP = (
+    "import http.client,sys,time\n"
+    "vip,port,iv=sys.argv[1],int(sys.argv[2]),float(sys.argv[3]);names=sys.argv[4:];nxt=time.monotonic()\n"
+    "while True:\n"
+    " try:\n"
+    "  c=http.client.HTTPConnection(vip,port,timeout=max(0.2,iv*10));c.request(\"GET\",\"/\",headers={\"Connection\":\"close\"})\n"
+    "  b=c.getresponse().read(2048).decode(errors=\"replace\");c.close();w=node_in_page(b,names) or \"?\"\n"
+    "  r=\"ok \"+w\n"
+    " except Exception as e:\n"
+    "  r=\"err \"+e.__class__.__name__\n"
+    " print(r,flush=True)\n"
+    " nxt+=iv;time.sleep(max(0,nxt-time.monotonic()));nxt=max(nxt,time.monotonic())\n")
+
+
+def remote_probe_command(vip: str, port: int, interval: float, nodes: list[str]) -> str:
+    script = node_in_page_script() + REMOTE_PROBE_LOOP
+    return "python3 -u -c " + " ".join(shlex.quote(x) for x in (script, vip, str(port), str(interval), *nodes))
 
 
 @dataclass
@@ -101,29 +138,48 @@ class RemoteProbe(Probe):
     conn: object = None
 
     def run(self) -> None:
-        import shlex
-        cmd = REMOTE_PROBE + " ".join(shlex.quote(x) for x in (self.vip, str(self.port), str(self.interval),
-                                                                 *self.nodes))
-
         def line(ln: str) -> None:
             got = parse_probe_line(ln)
             if got is not None:
                 self.results.append((time.monotonic(), got[0], got[1]))
-        remote.stream(self.conn, cmd, line, self.stop)
+        remote.stream(self.conn, remote_probe_command(self.vip, self.port, self.interval, self.nodes), line,
+                      self.stop)
+
+    def finish(self) -> None:
+        super().finish()
+        self.conn.close()
 
 
+def outage_over(results: list[ProbeResult], after: float, before: float | None = None) -> Outage:
+    """The client outage among probes sent from `after` (up to `before`: one step of a drill of
+    several failovers): first failed -> first good after the last failure."""
+    res = [r for r in list(results) if r[0] >= after and (before is None or r[0] < before)]
+    failed = [r for r in res if not r[1]]
+    if not failed:
+        return Outage(0.0, 0, len(res))
+    good_after = next((r[0] for r in res if r[1] and r[0] > failed[-1][0]), None)
+    return Outage(round(good_after - failed[0][0], 3) if good_after else None, len(failed), len(res))
+
+
+def error_kinds(results: list[ProbeResult], after: float = float("-inf")) -> list[str]:
+    return sorted({r[2] for r in list(results) if r[0] >= after and not r[1]})
+
+
+# ---------------------------------------------------------------- who holds the VIP
 @dataclass
 class Watch:
     """VIP holders over time, from each node's streamed `ip -j addr` snapshots: the drilled VIP,
     and the `companions` that move with it (its sync group's other VIPs, e.g. the IPv6 one)."""
     vip: str
     companions: tuple[str, ...] = ()
+    clock: Clock = field(default_factory=Clock)
     held: dict[str, bool] = field(default_factory=dict)
     companion_held: dict[tuple[str, str], bool] = field(default_factory=dict)     # (vip, node) -> holds
     companion_events: list[tuple[float, str, str, bool]] = field(default_factory=list)   # (t, vip, node, holds)
     events: list[tuple[float, str, bool]] = field(default_factory=list)   # (t, node, holds)
     adverts: list[tuple[float, str, str]] = field(default_factory=list)   # (t, receiver, source)
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    # re-entrant: a test's clock feeds lines from inside wait(), on the waiting thread
+    lock: threading.RLock = field(default_factory=threading.RLock)
     changed: threading.Condition = None
 
     def __post_init__(self):
@@ -134,7 +190,7 @@ class Watch:
         source = parse_advert(line)
         if source is not None:
             with self.lock:
-                self.adverts.append((time.monotonic(), node, source))
+                self.adverts.append((self.clock.now(), node, source))
             return
         if not line.startswith("["):
             return
@@ -144,7 +200,7 @@ class Watch:
         except ParseError:   # a torn line; the next snapshot is 50 ms away
             return
         holds = state.holds(self.vip)
-        now = time.monotonic()
+        now = self.clock.now()
         with self.changed:
             for v in self.companions:
                 h = state.holds(v)
@@ -162,26 +218,29 @@ class Watch:
 
     def wait(self, predicate, timeout: float) -> float | None:
         """Time at which predicate(holders) first became true (None on timeout)."""
-        end = time.monotonic() + timeout
+        end = self.clock.now() + timeout
         with self.changed:
             while True:
-                h = sorted(n for n, x in self.held.items() if x)
-                if predicate(h):
-                    return self.events[-1][0] if self.events else time.monotonic()
-                left = end - time.monotonic()
+                if predicate(self.holders()):
+                    return self.events[-1][0] if self.events else self.clock.now()
+                left = end - self.clock.now()
                 if left <= 0:
                     return None
-                self.changed.wait(min(left, 0.1))
+                self.clock.wait(self.changed, min(left, 0.1))
+
+    def _poll(self, done, timeout: float) -> bool:
+        end = self.clock.now() + timeout
+        while self.clock.now() < end:
+            if done():
+                return True
+            self.clock.sleep(0.05)
+        return done()
 
     def wait_adverts(self, receivers: list[str], source: str, timeout: float) -> bool:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
+        def seen_by_all() -> bool:
             with self.lock:
-                seen = {n for _, n, src in self.adverts if src == source}
-            if set(receivers) <= seen:
-                return True
-            time.sleep(0.05)
-        return False
+                return set(receivers) <= {n for _, n, src in self.adverts if src == source}
+        return self._poll(seen_by_all, timeout)
 
     def last_advert(self, receiver: str, source: str, before: float) -> float | None:
         with self.lock:
@@ -204,14 +263,10 @@ class Watch:
 
     def wait_companions(self, node: str, timeout: float) -> bool:
         """Every companion VIP on `node` alone (within timeout)."""
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if all(self.companion_holders(v) == [node] for v in self.companions):
-                return True
-            time.sleep(0.05)
-        return all(self.companion_holders(v) == [node] for v in self.companions)
+        return self._poll(lambda: all(self.companion_holders(v) == [node] for v in self.companions), timeout)
 
 
+# ---------------------------------------------------------------- VRRP theory and the commands
 def instance_of(inv: Inventory, vip: str | None) -> PlannedInstance:
     """The VRRP instance a drill fails over: the one holding `vip` (--vip), else the first."""
     instances = plan(inv)
@@ -230,6 +285,11 @@ def theory(inv: Inventory, new: str, mode: str, vip: str | None = None) -> float
     if mode == "graceful":  # the master's priority-0 advert: the backup waits only its skew
         return skew_time(vi.advert_int, p.priorities[new], vi.vrrp_version)
     return master_down_interval(vi.advert_int, p.priorities[new], vi.vrrp_version)
+
+
+def slowest_master_down(p: PlannedInstance) -> float:
+    """master_down_interval of the instance's lowest priority: the longest any backup waits."""
+    return master_down_interval(p.source.advert_int, min(p.priorities.values()), p.source.vrrp_version)
 
 
 def fail_command(mode: str, iface: str, restore_after: float) -> str:
@@ -253,323 +313,397 @@ def restore_command(mode: str, iface: str) -> str:
     return "systemctl reset-failed keepalived 2>/dev/null; systemctl start keepalived"
 
 
-def _watch_healthy(conns: dict, names: list[str], watch: Watch, stop: threading.Event, sniff: bool) -> str:
-    """Start every node's address poller (and VRRP sniffer) feeding `watch`; return the one VIP
-    holder, or stop them and refuse a cluster that is not healthy to begin with."""
-    remote.open_all([conns[n] for n in names])
-    threads = [threading.Thread(target=remote.stream, daemon=True,
-                                args=(conns[n], POLLER.format(poll=POLL_S), lambda ln, n=n: watch.feed(n, ln), stop))
-               for n in names]
-    if sniff:
-        threads += [threading.Thread(target=remote.stream, daemon=True,
-                                     args=(conns[n], SNIFFER, lambda ln, n=n: watch.feed(n, ln), stop))
-                    for n in names]
-    for t in threads:
-        t.start()
-    if watch.wait(lambda h: len(watch.held) == len(names), 10) is None:
-        stop.set()
-        raise DrillError("could not poll every node's addresses over SSH within 10 s")
-    holders = watch.holders()
-    if len(holders) != 1:
-        stop.set()
-        raise DrillError(f"the cluster is not healthy before the drill: {watch.vip} held by "
-                         f"{', '.join(holders) or 'no node'} — run `inv verify` and fix that first")
-    return holders[0]
+# ---------------------------------------------------------------- the rig: what the drill acts through
+class NodeActions(Protocol):
+    def fail(self, node: str, mode: str, iface: str, restore_after: float) -> None: ...
+    def restore(self, node: str, mode: str, iface: str, check: bool = True) -> None: ...
+    def vip_holders(self) -> dict[str, list[str]]: ...
 
 
-def _start_probe(inv: Inventory, vip: str, interval: float, names: list[str]):
-    """(gateway connection or None, probe, its thread), the probe already running."""
-    gateway = remote.connect_gateway(inv) if inv.probe.via == "gateway" else None
-    probe = (RemoteProbe(vip, inv.nginx.port, interval, names, conn=gateway) if gateway is not None
-             else Probe(vip, inv.nginx.port, interval, names))
-    pt = threading.Thread(target=probe.run, daemon=True)
-    pt.start()
-    return gateway, probe, pt
+class Poller(Protocol):
+    def start(self, names: list[str], watch: Watch, sniff: bool) -> None: ...
+    def stop(self) -> None: ...
 
 
-STOP = "systemctl stop keepalived"
-FINAL_PROBES = 10      # the last probes of the one director left: all must have answered
+class RunningProbe(Protocol):
+    results: list[ProbeResult]
+    def finish(self) -> None: ...
 
 
-def drill_all_but_one(inv: Inventory, conns: dict, interval: float = 0.02, say=print) -> dict:
+@dataclass
+class Rig:
+    """What a drill acts through; a unit test passes a fake of each."""
+    nodes: NodeActions
+    poller: Poller
+    start_probe: Callable[[str, list[str]], RunningProbe]     # (vip, node names) -> a running probe
+    interval: float                                          # the probe's, in s
+    clock: Clock = field(default_factory=Clock)
+    say: Callable[[str], None] = print
+
+
+@dataclass
+class LiveNodes:
+    """The node actions over SSH."""
+    inv: Inventory
+    conns: dict
+
+    def fail(self, node: str, mode: str, iface: str, restore_after: float) -> None:
+        remote.run(self.conns[node], fail_command(mode, iface, restore_after), check=True, timeout=30)
+
+    def restore(self, node: str, mode: str, iface: str, check: bool = True) -> None:
+        remote.run(self.conns[node], restore_command(mode, iface), check=check, timeout=30)
+
+    def vip_holders(self) -> dict[str, list[str]]:
+        return vip_holders(self.inv, observe(list(self.conns.values()), (F.ADDRS,)))
+
+
+@dataclass
+class LivePoller:
+    """Every node's address poller (and VRRP sniffer), one SSH channel each, feeding the watch."""
+    conns: dict
+    done: threading.Event = field(default_factory=threading.Event)
+
+    def start(self, names: list[str], watch: Watch, sniff: bool) -> None:
+        remote.open_all([self.conns[n] for n in names])
+        commands = [POLLER.format(poll=POLL_S)] + ([SNIFFER] if sniff else [])
+        for cmd in commands:
+            for n in names:
+                threading.Thread(target=remote.stream, daemon=True,
+                                 args=(self.conns[n], cmd, lambda ln, n=n: watch.feed(n, ln), self.done)).start()
+
+    def stop(self) -> None:
+        self.done.set()
+
+
+def live_rig(inv: Inventory, conns: dict, interval: float, say) -> Rig:
+    def start_probe(vip: str, names: list[str]) -> RunningProbe:
+        gateway = remote.connect_gateway(inv) if inv.probe.via == "gateway" else None
+        if gateway is not None:
+            return RemoteProbe(vip, inv.nginx.port, interval, names, conn=gateway).start()
+        return Probe(vip, inv.nginx.port, interval, names).start()
+    return Rig(LiveNodes(inv, conns), LivePoller(conns), start_probe, interval, Clock(), say)
+
+
+# ---------------------------------------------------------------- the steps, and the one clean-up
+@dataclass
+class Drilling:
+    """One drill under way: the watch, the probe, the timeline, and the nodes it failed and has
+    not restored yet. Used as `with`: leaving it, however (a failed step, an error, Ctrl-C),
+    restores exactly those nodes and stops the probe and the pollers."""
+    rig: Rig
+    watch: Watch
+    md: float                               # the slowest master_down_interval: every wait is bounded by it
+    timeline: list[Event] = field(default_factory=list)
+    probe: RunningProbe | None = None
+    down: dict[str, tuple[str, str]] = field(default_factory=dict)   # node -> (mode, iface) to restore
+
+    def __enter__(self) -> Drilling:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.probe is not None:
+            self.probe.finish()
+        try:
+            restored = False
+            for node, (mode, iface) in list(self.down.items()):
+                try:
+                    self.rig.nodes.restore(node, mode, iface, check=False)
+                    restored = True
+                except remote.RemoteError:
+                    pass
+            if restored:
+                self.watch.wait(lambda h: len(h) == 1, 3 * self.md + 10)
+        finally:
+            self.rig.poller.stop()
+
+    def now(self) -> float:
+        return self.rig.clock.now()
+
+    def note(self, t: float, what: str) -> None:
+        self.timeline.append(Event(t, what))
+
+    def start(self, names: list[str], sniff: bool) -> str:
+        """Watch every node; the one VIP holder, or refuse a cluster that is not healthy to begin with."""
+        self.rig.poller.start(names, self.watch, sniff)
+        if self.watch.wait(lambda h: len(self.watch.held) == len(names), 10) is None:
+            raise DrillError("could not poll every node's addresses over SSH within 10 s")
+        holders = self.watch.holders()
+        if len(holders) != 1:
+            raise DrillError(f"the cluster is not healthy before the drill: {self.watch.vip} held by "
+                             f"{', '.join(holders) or 'no node'} — run `inv verify` and fix that first")
+        return holders[0]
+
+    def start_probe(self, names: list[str]) -> None:
+        self.probe = self.rig.start_probe(self.watch.vip, names)
+        self.rig.clock.sleep(BASELINE_S)
+
+    def fail(self, node: str, mode: str, iface: str = "", restore_after: float = 0.0) -> float:
+        """Fail `node`; when the failure began (link-down: when the scheduled drop fires)."""
+        self.down[node] = (mode, iface)      # before the command: half done is still to undo
+        t0 = self.now()
+        self.rig.nodes.fail(node, mode, iface, restore_after)
+        return self.now() + LINK_DOWN_DELAY - 0.02 if mode == "link-down" else t0
+
+    def wait_move(self, node: str, off: set[str], t0: float) -> tuple[str | None, float | None, float | None]:
+        """After failing `node`: (the new holder, when it took the VIP, when the VIP left `node`)
+        once the VIP is on a node not in `off`; the new holder None if not within move_timeout."""
+        t_new = self.watch.wait(lambda h: any(n not in off for n in h), self.move_timeout)
+        new = next((n for n in self.watch.holders() if n not in off), None)
+        t_left = self.watch.first(node, False, t0)
+        if t_left:
+            self.note(t_left, f"VIP left {node}")
+        if t_new is None or new is None:
+            return None, None, t_left
+        self.note(t_new, f"VIP on {new}")
+        return new, t_new, t_left
+
+    @property
+    def move_timeout(self) -> float:
+        return 3 * self.md + 5
+
+    def restore(self, node: str) -> float:
+        """Start what fail() stopped; when."""
+        mode, iface = self.down[node]
+        t_r = self.now()
+        self.rig.nodes.restore(node, mode, iface)
+        del self.down[node]
+        self.note(t_r, f"{node} restored")
+        return t_r
+
+    def await_link(self, node: str, t0: float, restore_after: float) -> float:
+        """link-down: the node brings its own link back (a timer set by fail()); wait for it."""
+        self.rig.say(f"waiting for {node}'s link to come back (scheduled at +{restore_after:.0f}s)")
+        t_r = t0 + restore_after
+        self.watch.wait(lambda h: node in h, restore_after + 5)
+        del self.down[node]
+        self.note(t_r, f"{node} restored")
+        return t_r
+
+    def come_back(self, owner: str, t_r: float, nopreempt: bool) -> tuple[Comeback, float | None]:
+        """After the restore: the VIP back on `owner` by preemption (and when), or, with nopreempt,
+        held where it is."""
+        if nopreempt:
+            back = self.watch.wait(lambda h: h == [owner], 3 * self.md)
+            if back is not None:
+                self.note(back, f"VIP back on {owner} despite nopreempt")
+            return Comeback(None, nopreempt_held=back is None), back
+        back = self.watch.wait(lambda h: h == [owner], 3 * self.md + 10)
+        if back is not None:
+            self.note(back, f"VIP back on {owner} (preempt)")
+        return Comeback(round(back - t_r, 3) if back is not None else None), back
+
+    def final_holders(self) -> list[str]:
+        self.rig.clock.sleep(0.5)
+        return self.watch.holders()
+
+    def probe_results(self) -> list[ProbeResult]:
+        return list(self.probe.results) if self.probe is not None else []
+
+    def next_probes(self, after: float, n: int, timeout: float) -> list[ProbeResult]:
+        """The first `n` probes sent from `after` on (fewer if they do not come within `timeout`)."""
+        def got() -> list[ProbeResult]:
+            return [r for r in self.probe_results() if r[0] >= after][:n]
+        end = self.now() + timeout
+        while self.now() < end and len(got()) < n:
+            self.rig.clock.sleep(0.02)
+        return got()
+
+
+# ---------------------------------------------------------------- the drills
+def run(inv: Inventory, conns: dict, mode: str, interval: float = 0.02, say=print,
+        vip: str | None = None) -> DrillResult:
+    """`inv failover-test`: the drill of `mode` over these SSH connections."""
+    if mode not in MODES:
+        raise DrillError(f"--mode must be one of {', '.join(MODES)}")
+    rig = live_rig(inv, conns, interval, say)
+    if mode == "all-but-one":
+        if vip is not None:
+            raise DrillError("--vip: all-but-one takes down directors, whatever they hold — drop --vip")
+        return drill_all_but_one(inv, rig)
+    return drill(inv, mode, rig, vip)
+
+
+def drill(inv: Inventory, mode: str, rig: Rig, vip: str | None = None) -> DrillResult:
+    """Fail the holder of `vip` (default: the first instance's) the `mode` way under the probe,
+    time the VIP move against VRRP theory and the client outage, restore it, time the way back."""
+    planned = instance_of(inv, vip)
+    vip = planned.addresses[0] if vip is None else vip
+    moving = tuple(a for a in planned.addresses if a != vip) + companions(inv, planned)
+    d = Drilling(rig, Watch(vip, moving, rig.clock), slowest_master_down(planned))
+    with d:
+        old = d.start([n.name for n in inv.nodes], sniff=mode != "graceful")
+        r = DrillResult(mode, vip, old, timeline=d.timeline)
+        _fail_over_and_back(inv, planned, mode, moving, d, r)
+    r.probes = len(d.probe_results())
+    return r
+
+
+def _fail_over_and_back(inv: Inventory, planned: PlannedInstance, mode: str, moving: tuple[str, ...],
+                        d: Drilling, r: DrillResult) -> None:
+    names = [n.name for n in inv.nodes]
+    old = r.from_node
+    old_node = inv.node(old)
+    iface = inv.interface_of(old_node, planned.source)
+    nopreempt = planned.source.nopreempt
+    if mode != "graceful":  # a crash is timed from the last advert: see one from the master first
+        d.watch.wait_adverts([n for n in names if n != old], old_node.ip, 3 * d.md)
+    d.start_probe(names)
+    before = other_holders(inv, d.rig.nodes, r.vip, moving)
+    r.others = sorted(before)
+    restore_after = 3 * d.md + 3
+    d.rig.say(f"failing {old} ({mode})")
+    t0 = d.fail(old, mode, iface, restore_after)
+    d.note(t0, f"{mode}: failing {old} (`{FAIL_LABEL[mode].replace('IFACE', iface)}`)")
+    new, t_new, t_left = d.wait_move(old, {old}, t0)
+    if new is None:
+        r.error = f"VIP did not move off {old} within {d.move_timeout:.1f}s"
+        return
+    r.to = new
+    start, since = _move_start(d, mode, old, old_node.ip, new, t0, t_left, t_new)
+    r.move = Move(round(t_new - start, 3), round(theory(inv, new, mode, r.vip), 3), since)
+    moved = _moved(before, other_holders(inv, d.rig.nodes, r.vip, moving))
+    d.rig.clock.sleep(SEE_NEW_HOLDER_S)
+    r.outage, r.errors = outage_over(d.probe_results(), t0), error_kinds(d.probe_results(), t0)
+    if mode == "link-down":
+        t_r = d.await_link(old, t0, restore_after)
+    else:
+        d.rig.say(f"restoring {old}")
+        t_r = d.restore(old)
+    r.comeback, back = d.come_back(old, t_r, nopreempt)
+    if moving:   # the sync group's other VIPs: to the new master, and back with the drilled one
+        d.watch.wait_companions(new if nopreempt else old, 3 * d.md)
+        r.families = family_moves(d.watch, old, new, start, t_new, t_r, None if nopreempt else back)
+    r.final_holders = d.final_holders()
+    moved |= _moved(before, other_holders(inv, d.rig.nodes, r.vip, moving))
+    r.others_moved = sorted(moved)
+    lagged = [f.vip for f in r.families[1:] if f.to is None or (not nopreempt and f.back_s is None)]
+    if len(r.final_holders) != 1:
+        r.error = _ended_on(r.final_holders)
+    elif moved:
+        r.error = (f"failing {old} for {r.vip} also moved {', '.join(sorted(moved))} "
+                   f"(held before by {'; '.join(f'{v}: {before[v]}' for v in sorted(moved))})")
+    elif lagged:
+        r.error = f"{', '.join(lagged)} did not follow {r.vip} (same vrrp_sync_group) to {new} and back"
+    elif not r.comeback.ok:
+        r.error = f"VIP did not come back to {old}"
+    r.ok = r.error is None
+
+
+def _move_start(d: Drilling, mode: str, old: str, old_ip: str, new: str, t0: float, t_left: float | None,
+                t_new: float) -> tuple[float, str]:
+    """What a one-VIP move is timed from, as VRRP times it: the priority-0 advert (graceful), the
+    master's last advert the new holder saw (crash, link-down), else the fail command."""
+    if mode == "graceful" and t_left:
+        return t_left, "VIP left the master (its priority-0 advert)"
+    last = d.watch.last_advert(new, old_ip, t_new) if mode != "graceful" else None
+    if last:
+        d.note(last, f"last advert from {old} received by {new}")
+        return last, f"{old}'s last advert seen by {new}"
+    return t0, f"{mode} issued (adverts not observable)"
+
+
+def _ended_on(final: list[str]) -> str:
+    return f"VIP ended on {', '.join(final) or 'no node'}"
+
+
+def drill_all_but_one(inv: Inventory, rig: Rig) -> DrillResult:
     """The seed's last test ("stop two of three machines and it still serves"): under the probe,
     stop keepalived gracefully on the VIP holder, again and again, until one director is left;
     each step's VIP move is timed against VRRP theory (the priority-0 advert: the next backup
     waits its skew), each step's client outage counted. Then HTTP must still answer through the
     VIP, and the cluster is restored: the inventory's MASTER started first (one VIP move back, by
-    preemption), then the others. Whatever happens, every stopped node is started again."""
+    preemption), then the others."""
     planned = plan(inv)[0]
-    vi = planned.source
-    vip = planned.addresses[0]
     names = [n.name for n in inv.nodes]
     if len(names) < 2:
         raise DrillError("all-but-one needs at least two directors (this inventory has one)")
-    owner = planned.owner
-    watch, stop = Watch(vip), threading.Event()
-    first = _watch_healthy(conns, names, watch, stop, sniff=False)
-    md = master_down_interval(vi.advert_int, min(planned.priorities.values()), vi.vrrp_version)
-    gateway, probe, pt = _start_probe(inv, vip, interval, names)
-    timeline: list[tuple[float, str]] = []
-    stopped: list[str] = []
-    steps: list[dict] = []
-    result: dict = {"ok": False, "mode": "all-but-one", "vip": vip, "from": first, "to": None, "steps": steps}
-    try:
-        time.sleep(0.5)  # a baseline of good probes
-        holder = first
-        while len(stopped) < len(names) - 1:
-            t0 = time.monotonic()
-            n = len(stopped) + 1
-            timeline.append((t0, f"step {n}: stopping {holder} (`{STOP}`)"))
-            say(f"step {n}: stopping keepalived on {holder}, the VIP holder")
-            remote.run(conns[holder], STOP, check=True, timeout=30)
-            stopped.append(holder)
-            t_new = watch.wait(lambda h: any(x not in stopped for x in h), 3 * md + 5)
-            new = next((x for x in watch.holders() if x not in stopped), None)
-            t_left = watch.first(holder, False, t0)
-            if t_left:
-                timeline.append((t_left, f"VIP left {holder}"))
-            step = {"step": n, "stopped": holder, "from": holder, "to": new}
-            steps.append(step)
-            if t_new is None or new is None:
-                result["error"] = f"step {n}: VIP did not move off {holder} within {3 * md + 5:.1f}s"
-                return result
-            timeline.append((t_new, f"VIP on {new}"))
-            start, since = (t_left, "VIP left the holder (its priority-0 advert)") if t_left else (t0, "stop issued")
-            step.update(failover_s=round(t_new - start, 3), theory_s=round(theory(inv, new, "graceful"), 3),
-                        measured_from=since, t0=t0)
-            time.sleep(1.0)  # let the probe see the new holder answer
-            holder = new
-        t_end = time.monotonic()
-        starts = [st.pop("t0") for st in steps] + [t_end]
-        for step, (t_from, until) in zip(steps, zip(starts, starts[1:])):
-            outage, failed = probe.outage(t_from, until)
-            step.update(outage_s=round(outage, 3) if outage is not None else None, failed_probes=failed,
-                        probes=sum(1 for r in probe.results if t_from <= r[0] < until))
-        result["to"] = holder
-        result["last_node"] = holder
-        last = _next_probes(probe, t_end, FINAL_PROBES, timeout=max(5.0, 20 * interval * FINAL_PROBES))
-        result["http_ok"] = len(last) == FINAL_PROBES and all(r[1] for r in last)
-        result["http_answered_by"] = sorted({r[2] for r in last if r[1]})
-        timeline.append((t_end, f"HTTP through {vip} with {holder} alone: "
-                         + ("answers" if result["http_ok"] else "FAILS")))
-        _restore_all(inv, conns, stopped, owner, watch, md, timeline, result, say)
-        stopped = []
-        time.sleep(0.5)
-        final = watch.holders()
-        result["final_holders"] = final
-        back = result.get("preempt_back_s") is not None or result.get("nopreempt_held", False)
-        result["ok"] = bool(result["http_ok"] and len(final) == 1 and back)
-        if not result["http_ok"]:
-            result["error"] = f"HTTP through {vip} did not answer with {holder} alone"
-        elif len(final) != 1:
-            result["error"] = f"VIP ended on {', '.join(final) or 'no node'}"
-        elif not back:
-            result["error"] = f"VIP did not come back to {owner}"
-        return result
-    finally:
-        probe.stop.set()
-        for st in steps:           # a step that failed kept its start time
-            st.pop("t0", None)
-        for n in stopped:          # a step failed or Ctrl-C: start whatever this drill stopped
-            try:
-                remote.run(conns[n], restore_command("graceful", ""), check=False, timeout=30)
-            except remote.RemoteError:
-                pass
-        if stopped:
-            watch.wait(lambda h: len(h) == 1, 3 * md + 10)
-        stop.set()
-        pt.join(timeout=2)
-        base = timeline[0][0] if timeline else time.monotonic()
-        result["timeline"] = [{"t": round(t - base, 3), "event": e} for t, e in sorted(timeline)]
-        result["probes"] = len(probe.results)
-        result["errors"] = sorted({r[2] for r in probe.results if not r[1]})
-        if gateway is not None:
-            gateway.close()
+    d = Drilling(rig, Watch(planned.addresses[0], clock=rig.clock), slowest_master_down(planned))
+    with d:
+        first = d.start(names, sniff=False)
+        r = DrillResult("all-but-one", planned.addresses[0], first, timeline=d.timeline)
+        _stop_all_but_one(inv, planned, d, r)
+    r.probes, r.errors = len(d.probe_results()), error_kinds(d.probe_results())
+    return r
 
 
-def _next_probes(probe: Probe, after: float, n: int, timeout: float) -> list:
-    """The first `n` probes sent from `after` on (fewer if they do not come within `timeout`)."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        got = [r for r in list(probe.results) if r[0] >= after]
-        if len(got) >= n:
-            return got[:n]
-        time.sleep(0.02)
-    return [r for r in list(probe.results) if r[0] >= after][:n]
+def _stop_all_but_one(inv: Inventory, planned: PlannedInstance, d: Drilling, r: DrillResult) -> None:
+    names = [n.name for n in inv.nodes]
+    d.start_probe(names)
+    holder, stopped = r.from_node, []
+    while len(stopped) < len(names) - 1:
+        step = Step(len(r.steps) + 1, holder, started=d.now())
+        r.steps.append(step)
+        d.note(step.started, f"step {step.step}: stopping {holder} (`{FAIL_LABEL['all-but-one']}`)")
+        d.rig.say(f"step {step.step}: stopping keepalived on {holder}, the VIP holder")
+        d.fail(holder, "graceful")
+        stopped.append(holder)
+        step.to, t_new, t_left = d.wait_move(holder, set(stopped), step.started)
+        if step.to is None:
+            r.error = f"step {step.step}: VIP did not move off {holder} within {d.move_timeout:.1f}s"
+            return
+        start, since = (t_left, "VIP left the holder (its priority-0 advert)") if t_left else (step.started,
+                                                                                                "stop issued")
+        step.move = Move(round(t_new - start, 3), round(theory(inv, step.to, "graceful"), 3), since)
+        d.rig.clock.sleep(SEE_NEW_HOLDER_S)
+        holder = step.to
+    t_end = d.now()
+    for step, until in zip(r.steps, [s.started for s in r.steps[1:]] + [t_end]):
+        step.outage = outage_over(d.probe_results(), step.started, until)
+    r.to = holder
+    last = d.next_probes(t_end, FINAL_PROBES, timeout=max(5.0, 20 * d.rig.interval * FINAL_PROBES))
+    http_ok = len(last) == FINAL_PROBES and all(ok for _, ok, _ in last)
+    r.last = LastDirector(holder, http_ok, sorted({who for _, ok, who in last if ok}))
+    d.note(t_end, f"HTTP through {r.vip} with {holder} alone: " + ("answers" if http_ok else "FAILS"))
+    r.comeback = _restore_all(d, planned, stopped)
+    r.final_holders = d.final_holders()
+    if not http_ok:
+        r.error = f"HTTP through {r.vip} did not answer with {holder} alone"
+    elif len(r.final_holders) != 1:
+        r.error = _ended_on(r.final_holders)
+    elif not r.comeback.ok:
+        r.error = f"VIP did not come back to {planned.owner}"
+    r.ok = r.error is None
 
 
-def _restore_all(inv: Inventory, conns: dict, stopped: list[str], owner: str, watch: Watch, md: float,
-                 timeline: list, result: dict, say) -> None:
+def _restore_all(d: Drilling, planned: PlannedInstance, stopped: list[str]) -> Comeback:
     """Start every stopped director: the inventory's MASTER first and alone until it holds the VIP
     again (started together, the backups race it and the VIP may stop on one of them on its way),
     then the rest. With nopreempt the VIP stays where it is."""
-    nopreempt = plan(inv)[0].source.nopreempt
+    owner = planned.owner
     order = sorted(stopped, key=lambda n: n != owner)
-    t_r = time.monotonic()
-    say(f"restoring {', '.join(order)}")
-    remote.run(conns[order[0]], restore_command("graceful", ""), check=True, timeout=30)
-    timeline.append((t_r, f"{order[0]} restored"))
-    if nopreempt:
-        result["preempt_back_s"] = None
-        result["nopreempt_held"] = watch.wait(lambda h: owner in h and len(h) == 1, 3 * md) is None
-    elif owner in stopped:
-        back = watch.wait(lambda h: h == [owner], 3 * md + 10)
-        result["preempt_back_s"] = round(back - t_r, 3) if back else None
-        if back:
-            timeline.append((back, f"VIP back on {owner} (preempt)"))
+    d.rig.say(f"restoring {', '.join(order)}")
+    t_r = d.restore(order[0])
+    if planned.source.nopreempt or owner in stopped:
+        comeback, _ = d.come_back(owner, t_r, planned.source.nopreempt)
     else:   # the inventory's MASTER was never stopped (it did not hold the VIP at the start)
-        result["preempt_back_s"] = 0.0
+        comeback = Comeback(0.0)
     for n in order[1:]:
-        t = time.monotonic()
-        remote.run(conns[n], restore_command("graceful", ""), check=True, timeout=30)
-        timeline.append((t, f"{n} restored"))
+        d.restore(n)
+    return comeback
 
 
-def other_holders(inv: Inventory, conns: dict, vip: str, moving: tuple[str, ...] = ()) -> dict[str, list[str]]:
+def other_holders(inv: Inventory, nodes: NodeActions, vip: str, moving: tuple[str, ...] = ()) -> dict[str, list[str]]:
     """Who holds every VIP but the drilled one and those that move with it (one observation): a
     drill of one instance must not move another's VIP (multi-master: each node holds its own)."""
     skip = {vip, *moving}
     if all(a in skip for p in plan(inv) for a in p.addresses):
         return {}
-    holders = vip_holders(inv, observe(list(conns.values()), (F.ADDRS,)))
-    return {v: h for v, h in holders.items() if v not in skip}
+    return {v: h for v, h in nodes.vip_holders().items() if v not in skip}
+
+
+def _moved(before: dict[str, list[str]], now: dict[str, list[str]]) -> set[str]:
+    return {v for v, h in now.items() if h != before[v]}
 
 
 def family_moves(watch: Watch, old: str, new: str, start: float, t_new: float, back_from: float | None,
-                 back: float | None) -> list[dict]:
+                 back: float | None) -> list[FamilyMove]:
     """Each family's move, the drilled VIP first: where it went, how long after `start`, and when
     it came back to `old` (a dual-stack service: the IPv4 and the IPv6 VIP of one sync group)."""
-    rows = [{"vip": watch.vip, "family": family_of(watch.vip), "to": new, "moved_s": round(t_new - start, 3),
-             "back_s": round(back - back_from, 3) if back and back_from else None}]
+    rows = [FamilyMove(watch.vip, family_of(watch.vip), new, round(t_new - start, 3),
+                       round(back - back_from, 3) if back and back_from else None)]
     for v in watch.companions:
         t = watch.companion_arrived(v, new, start)
         b = watch.companion_arrived(v, old, back_from) if back_from else None
-        rows.append({"vip": v, "family": family_of(v), "to": new if t else None,
-                     "moved_s": round(t - start, 3) if t else None,
-                     "back_s": round(b - back_from, 3) if b else None})
+        rows.append(FamilyMove(v, family_of(v), new if t else None, round(t - start, 3) if t else None,
+                               round(b - back_from, 3) if b else None))
     return rows
-
-
-def drill(inv: Inventory, conns: dict, mode: str, interval: float = 0.02, say=print, vip: str | None = None) -> dict:
-    if mode not in MODES:
-        raise DrillError(f"--mode must be one of {', '.join(MODES)}")
-    if mode == "all-but-one":
-        if vip is not None:
-            raise DrillError("--vip: all-but-one takes down directors, whatever they hold — drop --vip")
-        return drill_all_but_one(inv, conns, interval, say)
-    planned = instance_of(inv, vip)
-    vip = planned.addresses[0] if vip is None else vip
-    moving = tuple(a for a in planned.addresses if a != vip) + companions(inv, planned)
-    names = [n.name for n in inv.nodes]
-    watch, stop = Watch(vip, moving), threading.Event()
-    old = _watch_healthy(conns, names, watch, stop, sniff=mode != "graceful")
-    old_node = inv.node(old)
-    iface = inv.interface_of(old_node, planned.source)
-    nopreempt = planned.source.nopreempt
-    md = master_down_interval(planned.source.advert_int, min(planned.priorities.values()), planned.source.vrrp_version)
-    if mode != "graceful":  # a crash is timed from the last advert: see one from the master first
-        backups = [n for n in names if n != old]
-        watch.wait_adverts(backups, old_node.ip, 3 * md)
-    gateway, probe, pt = _start_probe(inv, vip, interval, names)
-    timeline: list[tuple[float, str]] = []
-    restored = False
-    result: dict = {"ok": False, "mode": mode, "vip": vip, "from": old, "to": None}
-    before = other_holders(inv, conns, vip, moving)
-    result["others"] = sorted(before)
-    moved: set[str] = set()
-    try:
-        time.sleep(0.5)  # a baseline of good probes
-        t0 = time.monotonic()
-        timeline.append((t0, f"{mode}: failing {old} (`{FAIL_LABEL[mode].replace('IFACE', iface)}`)"))
-        say(f"failing {old} ({mode})")
-        restore_after = 3 * md + 3
-        remote.run(conns[old], fail_command(mode, iface, restore_after), check=True, timeout=15)
-        if mode == "link-down":
-            t0 = time.monotonic() + LINK_DOWN_DELAY - 0.02
-            timeline[0] = (t0, timeline[0][1])
-        t_new = watch.wait(lambda h: any(n != old for n in h), 3 * md + 5)
-        new = next((n for n in watch.holders() if n != old), None)
-        t_left = watch.first(old, False, t0)
-        if t_left:
-            timeline.append((t_left, f"VIP left {old}"))
-        if t_new is None or new is None:
-            result["error"] = f"VIP did not move off {old} within {3 * md + 5:.1f}s"
-            return result
-        timeline.append((t_new, f"VIP on {new}"))
-        result["to"] = new
-        if mode == "graceful" and t_left:
-            start, since = t_left, "VIP left the master (its priority-0 advert)"
-        elif mode != "graceful" and watch.last_advert(new, old_node.ip, t_new):
-            start = watch.last_advert(new, old_node.ip, t_new)
-            since = f"{old}'s last advert seen by {new}"
-            timeline.append((start, f"last advert from {old} received by {new}"))
-        else:
-            start, since = t0, f"{mode} issued (adverts not observable)"
-        result["failover_s"] = round(t_new - start, 3)
-        result["theory_s"] = round(theory(inv, new, mode, vip), 3)
-        moved |= {v for v, h in other_holders(inv, conns, vip, moving).items() if h != before[v]}
-        result["measured_from"] = since
-        time.sleep(1.0)  # let the probe see the new master answer
-        outage, failed = probe.outage(t0)
-        result["outage_s"] = round(outage, 3) if outage is not None else None
-        result["failed_probes"] = failed
-        result["errors"] = sorted({r[2] for r in probe.results if r[0] >= t0 and not r[1]})
-        if mode == "link-down":  # the node restores its own link; wait for it
-            say(f"waiting for {old}'s link to come back (scheduled at +{restore_after:.0f}s)")
-            t_r = t0 + restore_after
-            watch.wait(lambda h: old in h or False, restore_after + 5)
-        else:
-            t_r = time.monotonic()
-            say(f"restoring {old}")
-            remote.run(conns[old], restore_command(mode, iface), check=True, timeout=30)
-        restored = True
-        timeline.append((t_r, f"{old} restored"))
-        if nopreempt:
-            back = watch.wait(lambda h: old in h, 3 * md)
-            result["preempt_back_s"] = None
-            result["nopreempt_held"] = back is None
-            if back is not None:
-                timeline.append((back, f"VIP back on {old} despite nopreempt"))
-        else:
-            back = watch.wait(lambda h: h == [old], 3 * md + 10)
-            result["preempt_back_s"] = round(back - t_r, 3) if back else None
-            if back:
-                timeline.append((back, f"VIP back on {old} (preempt)"))
-        if moving:   # the sync group's other VIPs: to the new master, and back with the drilled one
-            watch.wait_companions(new if nopreempt else old, 3 * md)
-            result["families"] = family_moves(watch, old, new, start, t_new, t_r, None if nopreempt else back)
-        time.sleep(0.5)
-        final = watch.holders()
-        result["final_holders"] = final
-        moved |= {v for v, h in other_holders(inv, conns, vip, moving).items() if h != before[v]}
-        result["others_moved"] = sorted(moved)
-        lagged = [f["vip"] for f in result.get("families", [])[1:]
-                  if f["to"] is None or (not nopreempt and f["back_s"] is None)]
-        result["ok"] = len(final) == 1 and not moved and not lagged and (
-            result["preempt_back_s"] is not None or result.get("nopreempt_held", False))
-        if len(final) != 1:
-            result["error"] = f"VIP ended on {', '.join(final) or 'no node'}"
-        elif moved:
-            result["error"] = (f"failing {old} for {vip} also moved {', '.join(sorted(moved))} "
-                               f"(held before by {'; '.join(f'{v}: {before[v]}' for v in sorted(moved))})")
-        elif lagged:
-            result["error"] = (f"{', '.join(lagged)} did not follow {vip} (same vrrp_sync_group) "
-                               f"to {new} and back")
-        elif not result["ok"]:
-            result["error"] = f"VIP did not come back to {old}"
-        return result
-    finally:
-        probe.stop.set()
-        if not restored:
-            try:
-                remote.run(conns[old], restore_command(mode, iface), check=False, timeout=30)
-                watch.wait(lambda h: len(h) == 1, 3 * md + 10)
-            except remote.RemoteError:
-                pass
-        stop.set()
-        pt.join(timeout=2)
-        base = timeline[0][0] if timeline else time.monotonic()
-        result["timeline"] = [{"t": round(t - base, 3), "event": e} for t, e in sorted(timeline)]
-        result["probes"] = len(probe.results)
-        if gateway is not None:
-            gateway.close()

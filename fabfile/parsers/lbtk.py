@@ -189,7 +189,7 @@ def first_int(text: str) -> int:
 
 
 # ---------------------------------------------------------------- remote HTTP probe
-# `ok NODE` or `err ERRORCLASS`, one line per probe (fabfile/ops/drill.py REMOTE_PROBE).
+# `ok NODE` or `err ERRORCLASS`, one line per probe (fabfile/ops/drill.py remote_probe_command).
 def parse_probe_line(line: str) -> tuple[bool, str] | None:
     f = line.split()
     if len(f) != 2 or f[0] not in ("ok", "err"):
@@ -203,6 +203,13 @@ def node_in_page(page: str, names: list[str]) -> str | None:
     import re
     named = [n for n in names if re.search(rf"(?<![\w.-]){re.escape(n)}(?![\w.-])", page)]
     return max(named, key=len) if named else None
+
+
+def node_in_page_script() -> str:
+    """node_in_page's own source, to head a probe that runs as a script elsewhere (on the SSH
+    gateway, in the lab's client namespace): the page is read there exactly as it is here."""
+    import inspect
+    return "from __future__ import annotations\n" + inspect.getsource(node_in_page)
 
 
 # ---------------------------------------------------------------- a failing boot's log

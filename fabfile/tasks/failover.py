@@ -18,21 +18,21 @@ from fabfile.tasks.common import DEFAULT_ENV, UsageError, check_format, node_env
 def failover_test(c, env=DEFAULT_ENV, mode="graceful", json=False, interval_ms=None, format=None, vip=None):
     """Fail the current MASTER (all-but-one: each holder in turn until one is left), time the VIP
     move and the client outage, restore, time the preempt back."""
-    from fabfile.ops.drill import MODES, drill
+    from fabfile.ops import drill
     from fabfile.views import failover as view
-    if mode not in MODES:
-        raise UsageError(f"--mode must be one of {', '.join(MODES)}")
+    if mode not in drill.MODES:
+        raise UsageError(f"--mode must be one of {', '.join(drill.MODES)}")
     check_format(format)
     e, _ = node_env(env, quiet=json)
     conns = {n.name: remote.connect(e.inv, n) for n in e.inv.nodes}
     try:
-        r = drill(e.inv, conns, mode, interval=number(interval_ms, "interval-ms", 20, int, 5) / 1000,
-                  say=(lambda s: None) if json else output.say, vip=vip)
+        r = drill.run(e.inv, conns, mode, interval=number(interval_ms, "interval-ms", 20, int, 5) / 1000,
+                      say=(lambda s: None) if json else output.say, vip=vip)
     finally:
         remote.close(list(conns.values()))
     if json:
-        output.show_json(r)
+        output.show_json(r.as_json())
     else:
         view.show(r, format)
-    if not r["ok"]:
-        raise Exit(f"failover-test: {r.get('error', 'failed')}" if not json else None, code=1)
+    if not r.ok:
+        raise Exit(f"failover-test: {r.error or 'failed'}" if not json else None, code=1)
