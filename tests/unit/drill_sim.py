@@ -89,7 +89,7 @@ class SimCluster:
     """The node actions and the address poller of a cluster of `inv`'s nodes."""
 
     def __init__(self, inv, clock: SimClock, vip: str | None = None, stuck: str | None = None,
-                 restore_fails: bool = False, fail_errs: bool = False):
+                 restore_fails: bool = False, fail_errs: bool = False, ctrl_c_after_fail: float | None = None):
         self.inv, self.clock = inv, clock
         self.vip = vip or inv.vrrp_instances[0].vips[0]
         vi = inv.vrrp_instances[0]
@@ -103,6 +103,7 @@ class SimCluster:
         self.stuck = stuck              # once this node is stopped, no backup takes the VIP
         self.restore_fails = restore_fails
         self.fail_errs = fail_errs      # the fail command errs (after taking effect)
+        self.ctrl_c_after_fail = ctrl_c_after_fail   # the operator presses Ctrl-C this long after the fail
         self.actions: list[tuple[str, str, str]] = []
         self.watch = None
         self.polling = False
@@ -163,6 +164,8 @@ class SimCluster:
     # ------------------------------------------------------------ the node actions (fabfile.ops.drill.NodeActions)
     def fail(self, node: str, mode: str, iface: str, restore_after: float) -> None:
         self.actions.append(("fail", node, mode))
+        if self.ctrl_c_after_fail is not None:
+            self.clock.interrupt_at(self.clock.t + self.ctrl_c_after_fail)
         if mode == "graceful":
             self.running.discard(node)
             if node in self.holding:
