@@ -15,7 +15,7 @@ from fabfile.core.balance import Traffic, endpoint_names, service_key, traffic_c
 from fabfile.core.checks import Check
 from fabfile.model.schema import Inventory
 from fabfile.infra.observe import observe
-from fabfile.parsers.lbtk import last_line, parse_client_lines
+from fabfile.parsers.lbtk import last_line, node_in_page_script, parse_client_lines
 
 CLIENT_NETNS = "lbtk-kclient"
 ESTIMATOR_S = 4.5      # IPVS folds per-CPU counters into --stats every 2 s (the rate estimator): wait two ticks, a
@@ -24,7 +24,8 @@ ESTIMATOR_S = 4.5      # IPVS folds per-CPU counters into --stats every 2 s (the
 # One fresh TCP connection per request (Connection: close), sequential; prints one line each.
 # Source ports are consecutive from a random base: a port the kernel handed out again within IPVS's
 # TIME_WAIT (2 min) would match an old IPVS connection, which IPVS then does not count as new.
-CLIENT = r"""
+# The page is read by node_in_page's own source, sent ahead of this loop (client_command).
+CLIENT_LOOP = r"""
 import http.client, random, sys, time
 vip, port, n, timeout = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
 names = sys.argv[5:]
@@ -36,7 +37,7 @@ for i in range(n):
         c.request("GET", "/", headers={"Connection": "close"})
         body = c.getresponse().read(4096).decode(errors="replace")
         c.close()
-        who = next((x for x in names if ("served by %s " % x) in body or ("<h1>%s</h1>" % x) in body), "?")
+        who = node_in_page(body, names) or "?"
         print("ok", who, "%.4f" % (time.monotonic() - t), flush=True)
     except Exception as e:
         print("err", e.__class__.__name__, "%.4f" % (time.monotonic() - t), flush=True)
@@ -51,13 +52,18 @@ def client_available(netns: str = CLIENT_NETNS) -> bool:
     return Path("/run/netns", netns).exists()
 
 
+def client_command(vip: str, port: int, n: int, names: list[str], timeout: float) -> list[str]:
+    """The client's argv (run inside the client namespace)."""
+    return ["python3", "-c", node_in_page_script() + CLIENT_LOOP, vip, str(port), str(n), str(timeout), *names]
+
+
 def client_requests(vip: str, port: int, n: int, names: list[str], timeout: float = 3.0,
                     netns: str = CLIENT_NETNS) -> tuple[list[str | None], list[str], list[float]]:
     """n GETs from the client namespace: (who answered each or None, errors, seconds each)."""
     if not client_available(netns):
         raise ClientMissing(f"no client namespace {netns} (bring the lab up: inv lab.up)")
-    r = subprocess.run(["ip", "netns", "exec", netns, "python3", "-c", CLIENT, vip, str(port), str(n),
-                        str(timeout), *names], capture_output=True, text=True, timeout=n * (timeout + 1) + 30)
+    r = subprocess.run(["ip", "netns", "exec", netns, *client_command(vip, port, n, names, timeout)],
+                       capture_output=True, text=True, timeout=n * (timeout + 1) + 30)
     answers, errors, times = [], [], []
     for ok, who, secs in parse_client_lines(r.stdout):
         answers.append(who if ok and who != "?" else None)

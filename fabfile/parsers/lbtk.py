@@ -153,7 +153,7 @@ def parse_backups(text: str) -> list[tuple[str, list[str]]]:
 
 
 # ---------------------------------------------------------------- lab client
-# One line a request: `ok NODE SECONDS` or `err ERRORCLASS SECONDS` (fabfile/ops/traffic.py CLIENT).
+# One line a request: `ok NODE SECONDS` or `err ERRORCLASS SECONDS` (fabfile/ops/traffic.py client_command).
 def parse_client_lines(text: str) -> list[tuple[bool, str, float]]:
     out = []
     for ln in text.splitlines():

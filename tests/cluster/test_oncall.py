@@ -22,6 +22,26 @@ def test_failover_drill_moves_vip_and_back_within_theory(deployed, mode):
     assert rc == 0 and report["vip_holders"] == {VIP: ["node1"]}
 
 
+def test_link_down_drill_moves_the_vip_and_restores_the_cluster(deployed, nodes):
+    """node1's eth0 goes down (a timer on the node, 0.5 s after the command) and comes back by
+    itself ~14 s later: the VIP moves to node2 after master_down_interval, and back by preemption."""
+    rc, r = inv_json("failover-test", "--env", "lab", "--mode", "link-down")
+    assert rc == 0, r
+    assert r["ok"] is True and r["mode"] == "link-down"
+    assert (r["from"], r["to"]) == ("node1", "node2")
+    assert r["theory_s"] == pytest.approx(3.648, abs=0.001)         # 3 x advert_int + skew, as a crash
+    assert abs(r["failover_s"] - r["theory_s"]) <= 0.5, r
+    events = [e["event"] for e in r["timeline"]]
+    assert "VIP on node2" in events and "node1 restored" in events and "VIP back on node1 (preempt)" in events
+    assert r["preempt_back_s"] is not None and r["final_holders"] == ["node1"]
+    # restored: the link is up again and the drill's timers are gone
+    assert sh(nodes["node1"], "cat /sys/class/net/eth0/operstate").stdout.strip() == "up"
+    timers = sh(nodes["node1"], "systemctl is-active lbtk-link-up.timer lbtk-link-down.timer").stdout.split()
+    assert timers == ["inactive", "inactive"], timers
+    rc, report = inv_json("verify", "--env", "lab")
+    assert rc == 0 and report["vip_holders"] == {VIP: ["node1"]}
+
+
 def test_failover_drill_table_output(deployed):
     r = inv("failover-test", "--env", "lab", "--mode", "graceful", check=True)
     for text in ("failover timeline (graceful)", "VIP left node1", "VIP on node2",
