@@ -576,17 +576,24 @@ def _fail_over_and_back(inv: Inventory, planned: PlannedInstance, mode: str, mov
     r.final_holders = d.final_holders()
     moved |= _moved(before, other_holders(inv, d.rig.nodes, r.vip, moving))
     r.others_moved = sorted(moved)
+    r.error = _one_vip_verdict(r, before, nopreempt)
+    r.ok = r.error is None
+
+
+def _one_vip_verdict(r: DrillResult, before: dict[str, list[str]], nopreempt: bool) -> str | None:
+    """What went wrong once the drill ran to its end (None: nothing): the VIP alone on one node,
+    no other instance's VIP moved, its sync group followed it there and back, and it came back."""
     lagged = [f.vip for f in r.families[1:] if f.to is None or (not nopreempt and f.back_s is None)]
     if len(r.final_holders) != 1:
-        r.error = _ended_on(r.final_holders)
-    elif moved:
-        r.error = (f"failing {old} for {r.vip} also moved {', '.join(sorted(moved))} "
-                   f"(held before by {'; '.join(f'{v}: {before[v]}' for v in sorted(moved))})")
-    elif lagged:
-        r.error = f"{', '.join(lagged)} did not follow {r.vip} (same vrrp_sync_group) to {new} and back"
-    elif not r.comeback.ok:
-        r.error = f"VIP did not come back to {old}"
-    r.ok = r.error is None
+        return _ended_on(r.final_holders)
+    if r.others_moved:
+        return (f"failing {r.from_node} for {r.vip} also moved {', '.join(r.others_moved)} "
+                f"(held before by {'; '.join(f'{v}: {before[v]}' for v in r.others_moved)})")
+    if lagged:
+        return f"{', '.join(lagged)} did not follow {r.vip} (same vrrp_sync_group) to {r.to} and back"
+    if not r.comeback.ok:
+        return f"VIP did not come back to {r.from_node}"
+    return None
 
 
 def _move_start(d: Drilling, mode: str, old: str, old_ip: str, new: str, t0: float, t_left: float | None,
