@@ -20,6 +20,7 @@ from pathlib import Path
 import annotated_types as at
 import yaml
 from pydantic import BaseModel
+from pydantic.json_schema import GenerateJsonSchema
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
@@ -27,6 +28,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from fabfile.model.schema import Inventory  # noqa: E402
+
+try:   # the lab's sections are extensions: registered by the lab, as `inv` and the tests do
+    import fabfile.lab.hooks  # noqa: E402,F401
+except ImportError:
+    pass
 
 MARKDOWN = ROOT / "docs" / "inventory.md"
 JSON_SCHEMA = ROOT / "docs" / "inventory.schema.json"
@@ -96,8 +102,22 @@ def _union_members(tp) -> list:
     return [tp]
 
 
+def _extension_model(field: FieldInfo) -> type[BaseModel] | None:
+    """The model behind an extension section (metadata with a `model()`, e.g. the lab's `lab:`)."""
+    for m in field.metadata:
+        model = getattr(m, "model", None)
+        if callable(model) and not isinstance(model, type):
+            return model()
+    return None
+
+
+def field_model(field: FieldInfo) -> type[BaseModel] | None:
+    """The model a field holds: its own type's, else its extension section's."""
+    return _model_of(field.annotation) or _extension_model(field)
+
+
 def _model_of(tp) -> type[BaseModel] | None:
-    """The model a field holds (directly, optional, in a list or as a dict's values), else None."""
+    """The model a type holds (directly, optional, in a list or as a dict's values), else None."""
     tp, _ = _strip_annotated(tp)
     for member in _union_members(tp):
         member, _ = _strip_annotated(member)
@@ -134,7 +154,7 @@ def sections() -> list[tuple[type[BaseModel], list[str]]]:
         order.append(model)
         paths[model] = [path]
         for name, field in model.model_fields.items():
-            child = _model_of(field.annotation)
+            child = field_model(field)
             if child is not None:
                 walk(child, _child_path(path, name, field.annotation))
 
@@ -180,6 +200,13 @@ def type_text(tp, meta: list = ()) -> str:
         else:
             parts.append(getattr(member, "__name__", str(member)) + _bracketed(_constraints(member_meta)))
     return " or ".join(parts) + _bracketed(_constraints(list(inner_meta) + list(meta)))
+
+
+def field_type_text(field: FieldInfo) -> str:
+    extension = _extension_model(field)
+    if extension is not None:
+        return f"[{extension.__name__}](#{extension.__name__.lower()})"
+    return type_text(field.annotation, field.metadata)
 
 
 def _bracketed(items: list[str]) -> str:
@@ -288,7 +315,7 @@ def example_section(paths: list[str], inventories) -> tuple[str, str] | None:
 def example_value(paths: list[str], name: str, field: FieldInfo, inventories) -> str:
     if field.examples:
         return f"{name}: {_yaml_value(field.examples[0])}"
-    if _model_of(field.annotation) is not None:
+    if field_model(field) is not None:
         return ""     # a section: its own example block shows it
     for _, data in inventories:
         for path in paths:
@@ -348,7 +375,7 @@ def markdown() -> str:
         for name, field in model.model_fields.items():
             out.append("| " + " | ".join([
                 f"`{name}`", _code(keepalived_name(model, name, field, words)),
-                _cell(type_text(field.annotation, field.metadata)), default_text(field),
+                _cell(field_type_text(field)), default_text(field),
                 _cell(description_of(field)), _code(example_value(paths, name, field, inventories)),
             ]) + " |")
         found = example_section(paths, inventories) if model is not Inventory else None
@@ -359,9 +386,32 @@ def markdown() -> str:
     return "\n".join(out)
 
 
+class _Schema(GenerateJsonSchema):
+    def handle_invalid_for_json_schema(self, schema, error_info):
+        return {}     # an extension section's validator: filled in by _with_extensions
+
+
+def _with_extensions(schema: dict) -> dict:
+    """Each extension section (the lab's) in the JSON Schema as its registered model's schema."""
+    defs = schema.setdefault("$defs", {})
+    for model, _ in sections():
+        target = schema if model is Inventory else defs.get(model.__name__)
+        for name, field in model.model_fields.items():
+            extension = _extension_model(field)
+            if extension is None or target is None:
+                continue
+            own = extension.model_json_schema(ref_template="#/$defs/{model}", schema_generator=_Schema)
+            defs.update(own.pop("$defs", {}))
+            defs[extension.__name__] = own
+            target["properties"][name] = {"anyOf": [{"$ref": f"#/$defs/{extension.__name__}"},
+                                                    {"type": "null"}], "default": None}
+    schema["$defs"] = dict(sorted(defs.items()))
+    return schema
+
+
 def json_schema() -> str:
     schema = {"$schema": "https://json-schema.org/draft/2020-12/schema",
-              **Inventory.model_json_schema(mode="validation")}
+              **_with_extensions(Inventory.model_json_schema(mode="validation", schema_generator=_Schema))}
     schema["description"] = "An lbtk inventory (inventories/NAME.yaml); generated by scripts/gen-docs.py."
     return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
 
