@@ -107,3 +107,22 @@ def test_readme_task_table_is_the_task_list(capsys):
     listed = _listed_tasks(capsys)
     assert not listed - set(rows), f"README.md's task table lacks: {sorted(listed - set(rows))}"
     assert not set(rows) - listed, f"README.md's task table names tasks inv --list lacks: {sorted(set(rows) - listed)}"
+
+
+def test_readme_inventory_example_is_valid():
+    """The inventory at a glance is one the schema accepts (no example that a user's copy would fail)."""
+    import yaml
+
+    from fabfile.model.schema import Inventory
+    section = README.read_text().split("\n## The inventory at a glance\n", 1)[1]
+    block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    Inventory.model_validate(yaml.safe_load(block))
+
+
+def test_relative_links_resolve():
+    broken = []
+    for page in [README, *sorted((ROOT / "docs").glob("*.md"))]:
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
+            if "://" not in target and not (page.parent / target).exists():
+                broken.append(f"{page.relative_to(ROOT)} -> {target}")
+    assert not broken, "links to nothing:\n" + "\n".join(broken)
