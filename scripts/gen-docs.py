@@ -256,6 +256,8 @@ def _yaml_value(value) -> str:
 
 
 def description_of(field: FieldInfo) -> str:
+    """Field(description=...), or the field's docstring where the model sets use_attribute_docstrings
+    (pydantic copies it into description); comments beside a field are not read."""
     return " ".join((field.description or "").split())
 
 
