@@ -164,3 +164,22 @@ def test_release_rules():
         upgrade.decide(_inv(), "u9", "trixie", _obs())
     with pytest.raises(UsageError, match="u3 does not answer"):
         upgrade.decide(_inv(), "u3", "trixie", _obs(u3=_state("u3", reachable=False)))
+
+
+def test_execute_drains_takes_out_swaps_and_reads_the_release_back(monkeypatch):
+    """ops.upgrade.execute, the order the task used to run by hand: the caller's drain, keepalived out,
+    the OS swap (here an extension's, as the lab's re-image), the release read back."""
+    from fabfile.model.extensions import OsSwap
+    done = []
+    monkeypatch.setattr(upgrade, "take_out", lambda e, d, say: done.append("take out"))
+    monkeypatch.setattr(upgrade, "release_of", lambda inv, node: "trixie")
+    swap = OsSwap("test swap", lambda n, r: f"swap {n} to {r}", lambda n, r, say: done.append(f"swap {n} {r}"))
+    d = upgrade.decide(_inv(), "u3", "trixie", _obs())
+    p = upgrade.Prepared(d, tuple(upgrade.plan(d, BOOKWORM_PKGS, swap)), dict(BOOKWORM_PKGS), swap)
+    assert p.steps[2].what.startswith("swap u3 to trixie; production runs instead: ")
+    e = type("E", (), {"inv": _inv(), "name": "lab-upgrade"})()
+    assert upgrade.execute(e, p, say=lambda s: None, drain=lambda: done.append("drain")) >= 0
+    assert done == ["drain", "take out", "swap u3 trixie"]
+    monkeypatch.setattr(upgrade, "release_of", lambda inv, node: "bookworm")
+    with pytest.raises(UsageError, match="u3 runs bookworm after the upgrade, not trixie"):
+        upgrade.execute(e, p, say=lambda s: None, drain=lambda: None)
