@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from fabfile.ops.drill import Probe  # noqa: E402
+import fabfile.lab.hooks  # noqa: E402,F401 (the lab's inventory section, fabfile.model.extensions)
 from fabfile.model.loading import load  # noqa: E402
 
 

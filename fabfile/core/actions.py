@@ -8,13 +8,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass, field
 
-# Where a round trip keeps what a command wrote on stderr: /run/lbtk/e.PID, PID being the shell's
-# own ($$: unique among the node's live processes, so a lock-free read can run beside another
-# operator's deploy), created by a builtin (`true >`; not `:`, a special builtin whose failed
-# redirection ends a POSIX shell) — mktemp was a fork per round trip. mkdir only when /run/lbtk is
-# missing (a tmpfs: after a boot); /dev/null when it cannot be made.
-STDERR_FILE = ('__e=/run/lbtk/e.$$; { true > "$__e"; } 2>/dev/null || { mkdir -p /run/lbtk && true > "$__e"; } '
-               '2>/dev/null || __e=/dev/null')
+from fabfile.infra.facts import STDERR_FILE
 
 # verb -> shell template ({u}: the unit, {a}: the argument), and whether it validates (runs first,
 # failing means "restore the previous files, reload nothing")

@@ -1,5 +1,5 @@
-"""Run the real `keepalived -t` on rendered configs, on this machine, and name the inventory field
-behind each thing it reports.
+"""Run the real `keepalived -t` on rendered configs, on this machine (the inventory field behind
+each thing it reports: fabfile/core/keepalived_fields.py).
 
 keepalived warns (exit 5) about interfaces that do not exist, so each check runs in a
 throwaway network namespace holding the node's interface names and address. No packet is
@@ -9,7 +9,6 @@ path (a failure to build the namespace included).
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import tempfile
@@ -17,11 +16,8 @@ from pathlib import Path
 
 from fabfile.errors import LbtkError
 from fabfile.model.schema import Inventory, Node
-from fabfile.parsers import ParseError
-from fabfile.parsers.keepalived_conf import parse_conf
 from fabfile.parsers.lbtk import last_line
-from fabfile.parsers.keepalived_t import KeepalivedCheck, parse_keepalived_check, split_location
-from fabfile.core.vrrp import plan
+from fabfile.parsers.keepalived_t import KeepalivedCheck, parse_keepalived_check
 
 
 class ToolMissing(LbtkError):
@@ -77,62 +73,3 @@ def _make_netns(ns: str, inv: Inventory, node: Node) -> None:
         net = node.network_of(family)
         subprocess.run(["ip", "-n", ns, "addr", "add", f"{ip}/{net.prefixlen}", "dev", inv.interface_of(node)]
                        + (["nodad"] if family == 6 else []), check=True, capture_output=True)
-
-
-# ---------------------------------------------------------------- naming the field
-# keywords of a vrrp_instance that come from the node, not the instance
-_NODE_KEYS = {"priority": "priority", "unicast_src_ip": "address", "state": "state"}
-_INSTANCE_RE = re.compile(r"^\(([A-Za-z0-9_.-]+)\)")
-_VS_RE = re.compile(r"^Virtual server \[?([0-9.:a-fA-F]+)\]?:(?:tcp|udp|sctp):(\d+)", re.I)
-
-
-def field_of(inv: Inventory, node: Node, conf_text: str, message: str) -> str:
-    """The inventory field a `keepalived -t` message comes from, e.g.
-    'virtual_servers[0].real_servers[1].TCP_CHECK.retry', or 'keepalived.conf line N' when the
-    line is lbtk's own (or a templates_dir template's)."""
-    _, line, text = split_location(message)
-    planned = {p.name: p for p in plan(inv)}
-    source_index = {vi.name: i for i, vi in enumerate(inv.vrrp_instances)}
-    k = next(i for i, n in enumerate(inv.nodes) if n.name == node.name)
-    if line is None:
-        m = _INSTANCE_RE.match(text)
-        if m and m.group(1) in planned:
-            return f"vrrp_instances[{source_index[planned[m.group(1)].source.name]}]"
-        m = _VS_RE.match(text)
-        if m:
-            for i, vs in enumerate(inv.virtual_servers):
-                if vs.vip == m.group(1) and vs.port == int(m.group(2)):
-                    return f"virtual_servers[{i}]"
-        return "keepalived.conf"
-    try:
-        chain = parse_conf(conf_text).at_line(line)
-    except ParseError:
-        return f"keepalived.conf line {line}"
-    if not chain:
-        return f"keepalived.conf line {line}"
-    head, rest = chain[0], [s.keyword for s in chain[1:]]
-    if head.keyword == "global_defs":
-        return ".".join(["global_defs", *rest[:1]]) if rest else "global_defs"
-    if head.keyword == "vrrp_script" and head.args:
-        return ".".join([f"vrrp_scripts.{head.args[0]}", *rest[:1]])
-    if head.keyword == "vrrp_instance" and head.args and head.args[0] in planned:
-        i = source_index[planned[head.args[0]].source.name]
-        if rest and rest[0] in _NODE_KEYS:
-            return f"nodes[{k}].{_NODE_KEYS[rest[0]]}"
-        if rest and rest[0] in ("virtual_ipaddress", "virtual_ipaddress_excluded"):
-            return f"vrrp_instances[{i}].virtual_ipaddress"
-        if rest and rest[0] == "unicast_peer":
-            return "nodes[].address"
-        return ".".join([f"vrrp_instances[{i}]", *rest]) if rest else f"vrrp_instances[{i}]"
-    if head.keyword == "virtual_server":
-        idx = [s for s in parse_conf(conf_text).top if s.keyword == "virtual_server"].index(head)
-        out = f"virtual_servers[{idx}]"
-        if rest and rest[0] == "real_server":
-            rs_line = chain[1]
-            j = [s for s in head.children if s.keyword == "real_server"].index(rs_line)
-            out += f".real_servers[{j}]"
-            rest = rest[1:]
-            if rest and rest[0] == "HTTP_GET" and rest[1:2] == ["url"]:
-                rest = ["HTTP_GET"] + rest[2:]
-        return ".".join([out, *rest]) if rest else out
-    return f"keepalived.conf line {line}"

@@ -23,6 +23,13 @@ BACKUP_DIR = "/var/lib/lbtk/backup"
 RUNTIME_PATH = "/var/lib/lbtk/runtime.json"   # drains and other runtime overrides, kept by every deploy
 LOCK_PATH = "/var/lib/lbtk/lock"              # who holds the deploy lock (fabfile/ops/lock.py)
 HISTORY_PATH = "/var/lib/lbtk/history"        # one line per change (fabfile/core/history.py)
+# Where a round trip keeps what a command wrote on stderr: /run/lbtk/e.PID, PID being the shell's
+# own ($$: unique among the node's live processes, so a lock-free read can run beside another
+# operator's deploy), created by a builtin (`true >`; not `:`, a special builtin whose failed
+# redirection ends a POSIX shell) — mktemp was a fork per round trip. mkdir only when /run/lbtk is
+# missing (a tmpfs: after a boot); /dev/null when it cannot be made.
+STDERR_FILE = ('__e=/run/lbtk/e.$$; { true > "$__e"; } 2>/dev/null || { mkdir -p /run/lbtk && true > "$__e"; } '
+               '2>/dev/null || __e=/dev/null')
 # Named, not `sysctl -a -r REGEX`: walking every key cost a node 55 ms of CPU per observation, these
 # 3 ms (the globs expand under /proc/sys; -e skips the IPVS keys of a kernel without IPVS). Output is
 # sysctl's own `key = value`, interface dots shown as '/' exactly as `sysctl -a` shows them.

@@ -10,9 +10,8 @@ import secrets as _random
 from typing import Iterable
 
 from fabfile.infra import remote
-from fabfile.core.actions import STDERR_FILE
 from fabfile.errors import FactError
-from fabfile.infra.facts import Fact, NodeState
+from fabfile.infra.facts import STDERR_FILE, Fact, NodeState
 from fabfile.parsers import ParseError
 from fabfile.parsers.lbtk import parse_sections
 

@@ -22,6 +22,7 @@ import paramiko
 from fabric import Config, Connection
 
 from fabfile.errors import LbtkError, quiet_third_party_logging
+from fabfile.model import extensions
 from fabfile.model.schema import CONNECT_TIMEOUT, RETRIES, SSH, Inventory, Node
 from fabfile.parsers.lbtk import last_line
 from fabfile.parsers.sudo import refusal
@@ -56,12 +57,11 @@ class _Connection(Connection):
     such exchanges. Through a gateway the outer hop's socket is the one that matters (it is a
     _Connection too)."""
 
-    lbtk_lab = None      # a lab inventory's Inventory: its bridge must be up before any socket opens
+    lbtk_inv = None      # the node's Inventory: the extensions' check runs before any socket opens
 
     def open(self):
-        if self.lbtk_lab is not None and not self.is_connected:
-            from fabfile.infra.labguard import require_lab_segment
-            require_lab_segment(self.lbtk_lab)      # network rule: a lab's addresses only via its bridge
+        if self.lbtk_inv is not None and not self.is_connected:
+            extensions.before_connect(self.lbtk_inv)    # the lab's network rule: its addresses only via its bridge
         if self.is_connected or self.gateway or "sock" in self.connect_kwargs:
             return super().open()
         sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
@@ -136,8 +136,7 @@ def connect(inv: Inventory, node: Node) -> Connection:
         hop.lbtk_node = getattr(hop, "lbtk_node", None) or f"bastion {hop.host}"
         hop = hop.gateway
     c.lbtk_node = node.name
-    if inv.lab is not None:       # checked when (and only if) a socket is about to open
-        c.lbtk_lab = inv
+    c.lbtk_inv = inv              # checked when (and only if) a socket is about to open
     c.lbtk_become = ssh.become
     c.lbtk_password_env = ssh.become_password_env
     c.lbtk_password_file = ssh.become_password_file

@@ -44,6 +44,7 @@ class LabError(Exception):
 
 
 DEFAULT_RELEASE = "bookworm"
+CLIENT_NETNS = "lbtk-kclient"     # the kernel tier's client namespace: `inv verify` sends requests from it
 
 
 @dataclass(frozen=True)
@@ -357,9 +358,18 @@ def remove_tree(path: Path) -> None:
     shutil.rmtree(path)
 
 
-# The public interface (imported last: the submodules use the types above).
-from fabfile.lab.rootfs import build_rootfs  # noqa: E402
-from fabfile.lab.nspawn import down, reimage, ssh_config, status, up  # noqa: E402
+# The public interface. The host-side modules load on first use: the task layer imports the lab's
+# light parts (its inventory section, fabfile/lab/hooks.py) at every start, these only when a lab
+# task runs (tests/unit/test_imports.py).
+_LAZY = {"build_rootfs": "fabfile.lab.rootfs", "up": "fabfile.lab.nspawn", "down": "fabfile.lab.nspawn",
+         "reimage": "fabfile.lab.nspawn", "status": "fabfile.lab.nspawn", "ssh_config": "fabfile.lab.nspawn"}
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+    return getattr(importlib.import_module(_LAZY[name]), name)
 
 __all__ = ["LabError", "LabNode", "LabSpec", "LabBastion", "LabUsers", "NodeStatus", "build_rootfs", "up",
            "down", "reimage", "status", "ssh_config"]

@@ -37,7 +37,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from fabfile.lab import (DEFAULT_RELEASE, LabError, LabNode, LabSpec, NodeStatus, lab_path, last_line, locked, one_line, require_root, run, validate)
+from fabfile.lab import (CLIENT_NETNS, DEFAULT_RELEASE, LabError, LabNode, LabSpec, NodeStatus, lab_path, last_line, locked, one_line, require_root, run, validate)
 from fabfile.lab import rootfs
 from fabfile.parsers.kernel_console import guest_crash
 from fabfile.lab.nspawn import _alive, _bridge_ready, _link_kind, _proc_stat, _ssh_banner
@@ -45,7 +45,6 @@ from fabfile.lab.nspawn import _alive, _bridge_ready, _link_kind, _proc_stat, _s
 GUEST_DIR = Path(__file__).resolve().parent / "guest"
 REPO = Path(__file__).resolve().parents[2]
 TAP = "lbtk-ktap0"
-CLIENT_NETNS = "lbtk-kclient"       # fabfile.ops.traffic sends requests from here
 CLIENT_VETH = "lbtk-kclient"
 GUEST_BRIDGE = "lbtk-gbr0"          # inside the VM (its own kernel: no clash with the host)
 BOOT_TIMEOUT = float(os.environ.get("LBTK_KERNEL_BOOT_TIMEOUT", 600))   # VM + 3 nodes: ~50 s on a quiet 2-core box

@@ -383,7 +383,7 @@ def _bridge_down(name: str, progress) -> None:
 def _bridge_ready(spec: LabSpec) -> bool:
     """The bridge exists and holds the gateway(s): only then may the host connect to node addresses
     (otherwise 10.189.0.x would follow the host's default route out of the machine)."""
-    from fabfile.infra.labguard import segment_up
+    from fabfile.lab.guard import segment_up
     return segment_up(spec.bridge, [spec.gateway] + ([spec.gateway6] if spec.gateway6 else []))
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import difflib
 import os
-import re
 import typing
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import yaml
 from pydantic import ValidationError
 
 from fabfile.errors import LbtkError
+from fabfile.model import extensions
 from fabfile.model.schema import FieldProblem, FieldProblems, Inventory, dotted
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,35 +56,12 @@ def path_for(env: str) -> Path:
     return INVENTORY_DIR / f"{env}.yaml"
 
 
-GENERATED = re.compile(r"^lab-(\d+)$")
-GENERATED_MAX = 50          # nodes 10.189.0.11 .. .60 on the lab bridge
-
-
-def generated(env: str) -> dict | None:
-    """`--env lab-N` with no such file: the lab inventory with N nodes (node1..nodeN, 10.189.0.11..,
-    priorities 200, 199, ..., every node a real server), so scale is one command (inv lab.up --env lab-30)."""
-    m = GENERATED.match(env)
-    if not m or (INVENTORY_DIR / f"{env}.yaml").exists():
-        return None
-    n = int(m.group(1))
-    if not 1 <= n <= GENERATED_MAX:
-        raise InventoryError(f"--env {env}: a generated lab has 1 to {GENERATED_MAX} nodes")
-    data = yaml.safe_load((INVENTORY_DIR / "lab.yaml").read_text())
-    data["cluster"] = env
-    data["nodes"] = [{"name": f"node{k}", "host": f"10.189.0.{10 + k}", "priority": 201 - k,
-                      **({"state": "MASTER"} if k == 1 else {}), "mac": f"02:bd:00:00:01:{10 + k:02x}"}
-                     for k in range(1, n + 1)]
-    for vs in data.get("virtual_servers", []):
-        check = vs["real_servers"][0].get("TCP_CHECK")
-        vs["real_servers"] = [{"node": f"node{k}", "weight": 1, **({"TCP_CHECK": check} if check else {})}
-                              for k in range(1, n + 1)]
-    return data
-
-
 def load(env: str) -> tuple[Inventory, Path]:
-    if (data := generated(env)) is not None:
-        path = INVENTORY_DIR / f"{env}.yaml"
-        return parse(data, f"inventories/{env}.yaml (generated from lab.yaml)"), path
+    path = INVENTORY_DIR / f"{env}.yaml"
+    # no such file: an inventory an extension makes from its name (the lab's lab-N)
+    if not path.exists() and (made := extensions.generated(env, INVENTORY_DIR)) is not None:
+        data, origin = made
+        return parse(data, f"inventories/{env}.yaml (generated from {origin})"), path
     path = path_for(env)
     if not path.exists():
         known = sorted(p.stem for p in INVENTORY_DIR.glob("*.yaml"))
@@ -215,8 +192,14 @@ def _model_at(loc: tuple):
         field = model.model_fields.get(part)
         if field is None:
             return None
-        model = next((a for a in _inner_types(field.annotation) if hasattr(a, "model_fields")), None)
+        model = _section_model(field) or next((a for a in _inner_types(field.annotation)
+                                                if hasattr(a, "model_fields")), None)
     return model
+
+
+def _section_model(field):
+    """The model an extension gives a section (Inventory.lab), for the keys it knows."""
+    return next((m.model() for m in field.metadata if isinstance(m, extensions.ExtensionSection)), None)
 
 
 def _keys_at(loc: tuple) -> list[str]:

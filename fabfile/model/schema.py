@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Any, Literal
 
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PositiveInt, PrivateAttr, field_validator,
                       model_validator)
+
+from fabfile.model import extensions
+from fabfile.model.extensions import ExtensionSection
 
 # every scheduler keepalived 2.2.7 accepts (checked with keepalived -t; IPVS modules ip_vs_NAME)
 LB_ALGOS = ("rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos")
@@ -206,18 +209,6 @@ class SSH(Strict):
 
 CONNECT_TIMEOUT, RETRIES = 5.0, 2
 
-# The Debian releases the lab builds nodes of (fabfile/lab/rootfs.py builds each; a unit test keeps
-# the two lists equal). Only the lab reads it: deploy and verify take what differs between
-# releases from each node's own facts (dpkg versions), never from here.
-Release = Literal["bookworm", "trixie"]
-DEFAULT_RELEASE = "bookworm"
-
-
-class NodeLab(Strict):
-    """A node's own lab settings, over the inventory's `lab:` section (a mixed cluster)."""
-    release: Release | None = None
-
-
 class Defaults(Strict):
     interface: str = "eth0"
     ssh: SSH = SSH()
@@ -249,7 +240,8 @@ class Node(Strict):
     prefixlen6: int = Field(64, ge=8, le=128)  # the node's IPv6 subnet, likewise
     mac: str | None = Field(None, pattern=r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
     ssh: SSH | None = None
-    lab: NodeLab | None = None    # lab inventories only: e.g. {release: trixie} for this node
+    # lab inventories only, e.g. {release: trixie} for this node: the lab's schema (fabfile.model.extensions)
+    lab: Annotated[Any, ExtensionSection("node")] = None
 
     _if = field_validator("interface")(check_ifname)
     _addr = field_validator("address")(_ip_field)
@@ -678,76 +670,6 @@ class Install(Strict):
     method: Literal["apt", "detect"] = "apt"
 
 
-class LabBastion(Strict):
-    """A production-shaped lab: the directors sit on `inner_bridge`, which the host has no address
-    on (it cannot reach them), and one more node, the bastion, has a leg on both bridges."""
-    name: str = "bastion"
-    host: str                            # on `bridge`, reached from the host
-    inner: str                           # its address/prefix on inner_bridge, e.g. 10.189.0.94/27
-    mac: str | None = None
-    inner_mac: str | None = None
-
-    _ip = field_validator("host")(lambda v: _check_ip(v))
-
-
-class LabUsers(Strict):
-    """Who logs in: root login refused, `name` with sudo (NOPASSWD, except on `sudo_password_nodes`,
-    whose password lab.up writes to `password_file`, relative to inventories/)."""
-    name: str = "ops"
-    sudo_password_nodes: list[str] = []
-    password_file: str | None = None
-
-
-class Lab(Strict):
-    bridge: str = "lbtk-br0"
-    gateway: str = "10.189.0.1/24"
-    inner_bridge: str | None = None      # with bastion: the directors' own segment
-    bastion: LabBastion | None = None
-    users: LabUsers | None = None        # None: root logs in (the plain lab)
-    ssh_config: str | None = None        # where lab.up writes the ssh_config naming every node
-    gateway6: str | None = None          # the host's IPv6 address/prefix on `bridge` (dual-stack labs)
-    release: Release = DEFAULT_RELEASE   # the nodes' Debian release; a node's own lab.release overrides
-    # the kernel tier: the nodes run inside a qemu VM on Debian's kernel (real IPVS), reached
-    # through `bridge` (fabfile/lab/kernel.py): true boots Debian 12's (bookworm's) kernel, a release
-    # name that release's (`kernel: trixie`: Debian 13's); false: systemd nodes on this host's kernel
-    kernel: bool | Release = False
-    # a client network namespace on the lab bridge (lbtk-kclient) that `inv verify` sends real
-    # requests from, through each VIP: order, counts per real server, IPVS counters
-    client: str | None = None
-    client6: str | None = None           # the client namespace's IPv6 address (with gateway6)
-
-    _client_ip = field_validator("client")(lambda v: v if v is None else _check_ip(v))
-    _client6_ip = field_validator("client6")(lambda v: v if v is None else _check_ipv6(v))
-
-    @field_validator("gateway6")
-    @classmethod
-    def _gateway6(cls, v: str | None) -> str | None:
-        if v is None:
-            return v
-        addr, slash, plen = v.partition("/")
-        if ":" not in addr or not slash:
-            raise ValueError(f"{v!r} is not an IPv6 address/prefix such as fd00:189::1/64")
-        _check_any_ip(addr)
-        if not (plen.isascii() and plen.isdigit() and 8 <= int(plen) <= 128):
-            raise ValueError(f"prefix /{plen} is impossible here (8 to 128)")
-        return v
-
-    @field_validator("kernel", mode="before")
-    @classmethod
-    def _kernel(cls, v):
-        if isinstance(v, bool) or v in get_args(Release):
-            return v
-        raise ValueError("neither true/false nor a Debian release the kernel tier boots "
-                         f"({', '.join(get_args(Release))})")
-
-    @property
-    def kernel_release(self) -> str | None:
-        """The Debian release whose kernel the kernel tier boots; None: not the kernel tier."""
-        if self.kernel is False:
-            return None
-        return DEFAULT_RELEASE if self.kernel is True else self.kernel
-
-
 class Probe(Strict):
     """Where HTTP probes through a VIP start (verify's GET, the failover drill's probe): this
     machine, or the SSH gateway (a bastion that can reach the VIPs when this machine cannot)."""
@@ -767,7 +689,7 @@ class Inventory(Strict):
     sync_daemon: SyncDaemon | None = None
     nginx: Nginx = Nginx()
     install: Install = Install()
-    lab: Lab | None = None
+    lab: Annotated[Any, ExtensionSection("inventory")] = None   # the local lab's (fabfile.model.extensions)
     probe: Probe = Probe()
     logging: Logging | None = None      # keepalived's own log file (rsyslog); None: the journal only
     # a directory of Jinja2 templates that replace ours by name (keepalived.conf.j2 ...);
@@ -821,12 +743,6 @@ class Inventory(Strict):
                 return n
         raise KeyError(name)
 
-    def lab_release_of(self, node: Node) -> str:
-        """The Debian release the lab builds `node` of: its own lab.release, else lab.release."""
-        if node.lab is not None and node.lab.release is not None:
-            return node.lab.release
-        return self.lab.release if self.lab is not None else DEFAULT_RELEASE
-
     def interface_of(self, node: Node, vi: VrrpInstance | None = None) -> str:
         return (vi and vi.interface) or node.interface or self.defaults.interface
 
@@ -855,15 +771,6 @@ class Inventory(Strict):
         return index + 1 if self.director_fix_applies(vs) else None
 
 
-def lab_problems(inv: "Inventory"):
-    """A node's lab settings need a lab inventory."""
-    for k, n in enumerate(inv.nodes):
-        if n.lab is not None and inv.lab is None:
-            yield FieldProblem(("nodes", k, "lab"), f"{n.name} has lab settings but the inventory has no "
-                               "`lab:` section (only lab inventories build nodes)",
-                               "remove the node's lab:, or add a lab: section")
-
-
 def cross_problems(inv: "Inventory"):
     """Every rule that spans fields, each broken one yielded as a FieldProblem (all are reported)."""
     yield from _unique(inv.nodes, "name", ("nodes",))
@@ -887,7 +794,7 @@ def cross_problems(inv: "Inventory"):
                                        + ("past 255" if vrid > 255 else f"{vrid} is taken by vrrp_instances[{used[vrid]}]"),
                                        "leave a gap of one id per node between instances")
                 used[vrid] = i
-    yield from lab_problems(inv)
+    yield from extensions.cross_problems(inv)
     names = {n.name for n in inv.nodes}
     for i, vi in enumerate(inv.vrrp_instances):
         loc = ("vrrp_instances", i)

@@ -1,23 +1,22 @@
 """Send real client traffic through a VIP and read IPVS's own counters around it (the shell
-around fabfile.core.balance). The client is a network namespace the lab made on its bridge
-(`lab.client` in the inventory, e.g. the kernel tier's 10.189.0.140 in `lbtk-kclient`), so its
-packets reach the VIP from another MAC, like a real client's.
+around fabfile.core.balance). Where the requests start is an extension's (`TrafficClient`, from
+fabfile.model.extensions): the lab's is a network namespace on its bridge (`lab.client` in the
+inventory), so the packets reach the VIP from another MAC, like a real client's.
 """
 from __future__ import annotations
 
 import subprocess
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from fabfile.infra import facts as F
 from fabfile.core.balance import Traffic, endpoint_names, service_key, traffic_checks
 from fabfile.core.checks import Check
+from fabfile.model.extensions import TrafficClient, traffic_client
 from fabfile.model.schema import Inventory
 from fabfile.infra.observe import observe
 from fabfile.parsers.lbtk import last_line, node_in_page_script, parse_client_lines
 
-CLIENT_NETNS = "lbtk-kclient"
 ESTIMATOR_S = 4.5      # IPVS folds per-CPU counters into --stats every 2 s (the rate estimator): wait two ticks, a
                        # slow (TCG) kernel may run one late
 
@@ -48,21 +47,17 @@ class ClientMissing(Exception):
     pass
 
 
-def client_available(netns: str = CLIENT_NETNS) -> bool:
-    return Path("/run/netns", netns).exists()
-
-
 def client_command(vip: str, port: int, n: int, names: list[str], timeout: float) -> list[str]:
-    """The client's argv (run inside the client namespace)."""
+    """The client's argv (run behind the traffic client's prefix)."""
     return ["python3", "-c", node_in_page_script() + CLIENT_LOOP, vip, str(port), str(n), str(timeout), *names]
 
 
-def client_requests(vip: str, port: int, n: int, names: list[str], timeout: float = 3.0,
-                    netns: str = CLIENT_NETNS) -> tuple[list[str | None], list[str], list[float]]:
-    """n GETs from the client namespace: (who answered each or None, errors, seconds each)."""
-    if not client_available(netns):
-        raise ClientMissing(f"no client namespace {netns} (bring the lab up: inv lab.up)")
-    r = subprocess.run(["ip", "netns", "exec", netns, *client_command(vip, port, n, names, timeout)],
+def client_requests(client: TrafficClient, vip: str, port: int, n: int, names: list[str],
+                    timeout: float = 3.0) -> tuple[list[str | None], list[str], list[float]]:
+    """n GETs from the client: (who answered each or None, errors, seconds each)."""
+    if not client.ready():
+        raise ClientMissing(client.missing)
+    r = subprocess.run([*client.prefix, *client_command(vip, port, n, names, timeout)],
                        capture_output=True, text=True, timeout=n * (timeout + 1) + 30)
     answers, errors, times = [], [], []
     for ok, who, secs in parse_client_lines(r.stdout):
@@ -82,8 +77,8 @@ def snapshot(conns) -> dict[str, object]:
     return {n: s.ipvs_stats for n, s in observe(conns, [F.IPVS_STATS], timeout=30).items()}
 
 
-def run(inv: Inventory, conns, holders: dict[str, list[str]], requests: int = 30, index: int = 0,
-        timeout: float = 3.0) -> tuple[Traffic, dict]:
+def run(client: TrafficClient, inv: Inventory, conns, holders: dict[str, list[str]], requests: int = 30,
+        index: int = 0, timeout: float = 3.0) -> tuple[Traffic, dict]:
     """requests GETs through virtual_servers[index]; returns (Traffic, {node: IpvsStats after})."""
     vs = inv.virtual_servers[index]
     key = service_key(inv, index)
@@ -93,7 +88,7 @@ def run(inv: Inventory, conns, holders: dict[str, list[str]], requests: int = 30
     master = (holders.get(vip) or [None])[0]
     time.sleep(ESTIMATOR_S)            # earlier requests (verify's own GET) must be in `before`
     before = snapshot(conns)
-    answers, errors, _ = client_requests(vip, vs.port, requests, [n.name for n in inv.nodes] +
+    answers, errors, _ = client_requests(client, vip, vs.port, requests, [n.name for n in inv.nodes] +
                                          [a for a in names.values() if a not in {n.name for n in inv.nodes}],
                                          timeout=timeout)
     time.sleep(ESTIMATOR_S)
@@ -107,6 +102,7 @@ def run(inv: Inventory, conns, holders: dict[str, list[str]], requests: int = 30
 @dataclass
 class Section:
     """verify's traffic part: per VIP, the client's answers, the master's counters and IPVS table."""
+    client: str = ""                  # where the requests started (TrafficClient.name)
     runs: list[tuple[Traffic, object, object]] = field(default_factory=list)   # (traffic, stats, table)
     checks: list[Check] = field(default_factory=list)
 
@@ -118,20 +114,20 @@ class Section:
 
 
 def traffic_section(inv: Inventory, conns, report, requests: int = 30) -> Section | None:
-    """With a lab client (`lab.client`): real requests through each VIP from the client namespace,
-    the live IPVS table and --stats on the director holding it. None without a client.
+    """With a client (the lab's `lab.client`): real requests through each VIP from it, the live IPVS
+    table and --stats on the director holding it. None without a client.
     Adds its checks to report.checks."""
-    if inv.lab is None or inv.lab.client is None or not inv.virtual_servers:
+    client = traffic_client(inv)
+    if client is None or not inv.virtual_servers:
         return None
-    sec = Section()
-    if not client_available():
-        sec.checks.append(Check("client traffic", "cluster", False,
-                                f"no client namespace {CLIENT_NETNS}: run `inv lab.up` (as root)"))
+    sec = Section(client=client.name)
+    if not client.ready():
+        sec.checks.append(Check("client traffic", "cluster", False, client.missing))
     else:
         for i, vs in enumerate(inv.virtual_servers):
             if vs.vip is None:
                 continue
-            t, after = run(inv, conns, report.vip_holders, requests=requests, index=i)
+            t, after = run(client, inv, conns, report.vip_holders, requests=requests, index=i)
             master_obs = report.observed.get(t.master) if t.master else None
             sec.runs.append((t, after.get(t.master) if t.master else None,
                              getattr(master_obs, "ipvs", None)))

@@ -3,8 +3,10 @@
 The pure part decides (`decide`: refusals, nothing to do) and plans (`plan`: the steps, with the
 commands each runs on the node: what `--check` prints and what runs). The shell part takes the
 node out of VRRP (`take_out`), runs the apt path (`apt_swap`: Debian's release-notes sequence,
-then a reboot) and reads the release back (`release_of`). The drain before and the lab's re-image
-are the callers' (tasks/upgrade.py): the core never imports tasks or the lab.
+then a reboot) and reads the release back (`release_of`). `prepare` (observe, decide, plan) and
+`execute` (drain, take out, swap, check) are what the task calls, `--check` between them. A lab
+inventory swaps the OS by re-imaging the node (an `OsSwap` from fabfile.model.extensions: this
+module never imports the lab); the drain is the caller's (a deploy, shown by the task layer).
 
 Out of service means: its real server drained first (weight 0 on every director, so no
 connection is cut), then keepalived stopped AND masked, so neither a package's postinst nor the
@@ -21,12 +23,15 @@ from fabfile.infra import remote
 from fabfile.core.checks import vip_holders
 from fabfile.errors import LbtkError, UsageError
 from fabfile.infra.facts import NodeState
-from fabfile.model.schema import DEFAULT_RELEASE, Inventory, Release
+from fabfile.model import extensions
+from fabfile.model.context import Env
+from fabfile.model.extensions import OsSwap
+from fabfile.model.schema import Inventory
 from fabfile.infra.observe import observe
 
-RELEASES: tuple[str, ...] = Release.__args__                    # oldest first: bookworm, trixie
+VERSIONS = {"bookworm": "12", "trixie": "13"}                   # the releases the toolkit knows, oldest first
+RELEASES: tuple[str, ...] = tuple(VERSIONS)
 NEXT = {a: b for a, b in zip(RELEASES, RELEASES[1:])}           # Debian upgrades from the release before only
-VERSIONS = {"bookworm": "12", "trixie": "13"}
 APT_ENV = "DEBIAN_FRONTEND=noninteractive"
 # keep every config file the operator (or the toolkit) changed; take the package's for the others
 APT_OPTS = "-y -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold"
@@ -124,9 +129,10 @@ def decide(inv: Inventory, node: str, target: str, obs: dict[str, NodeState], fo
     return Decision(node, current, target, mine, takes, drained=(not serves) or addr in drained, notes=tuple(notes))
 
 
-def plan(d: Decision, packages: dict[str, str], lab: bool, base: str = "") -> list[Step]:
+def plan(d: Decision, packages: dict[str, str], swap: OsSwap | None = None) -> list[Step]:
     """The steps of one node's upgrade, in order, as `--check` prints them and the task runs them.
-    `lab`: the OS swap is the lab's re-image onto `base` (the lab nodes have no route to the archive)."""
+    `swap`: the OS is swapped another way than apt (the lab re-images: its nodes have no route to
+    the archive); the step names the apt commands production runs instead."""
     if d.nothing_to_do:
         return []
     steps = []
@@ -139,10 +145,8 @@ def plan(d: Decision, packages: dict[str, str], lab: bool, base: str = "") -> li
                       ("systemctl mask --now keepalived",)))
     if d.holds:
         steps.append(Step(f"wait until {', '.join(d.holds)} answer on another node"))
-    if lab:
-        steps.append(Step(f"lab: re-image {d.node} onto {base or d.target} (name, addresses, MAC, SSH host keys and "
-                          "the lab key kept; the rest is a fresh Debian install: `inv deploy --node` puts the "
-                          "toolkit's files back); production runs instead: "
+    if swap is not None:
+        steps.append(Step(swap.step(d.node, d.target) + "; production runs instead: "
                           + " ; ".join(apt_commands(d.current, d.target, packages)) + " ; reboot"))
     else:
         steps.append(Step(f"Debian {VERSIONS.get(d.current, d.current)} ({d.current}) -> "
@@ -245,5 +249,43 @@ def release_of(inv: Inventory, node: str) -> str | None:
         remote.close([c])
 
 
-__all__ = ["Step", "Decision", "apt_commands", "decide", "plan", "observe_all", "take_out", "apt_swap",
-           "release_of", "RELEASES", "NEXT", "DEFAULT_RELEASE"]
+@dataclass(frozen=True)
+class Prepared:
+    """One node's upgrade, decided and planned, nothing changed yet (what `--check` shows)."""
+    decision: Decision
+    steps: tuple[Step, ...]
+    packages: dict[str, str]          # what the node has installed now (the apt path's package names)
+    swap: OsSwap | None               # None: the apt path
+
+
+def prepare(e: Env, node: str, release: str, force: bool = False) -> Prepared:
+    """Observe every node, decide and plan; nothing is changed. Raises UsageError when refused."""
+    from fabfile.core import runtime
+    swap = extensions.os_swap(e.inv, e.name)     # first: a refusal here costs no connection
+    obs = observe_all(e.inv)
+    d = decide(e.inv, node, release, obs, force=force, drained=set(runtime.newest(obs).drained))
+    packages = obs[node].packages
+    return Prepared(d, tuple(plan(d, packages, swap)), packages, swap)
+
+
+def execute(e: Env, p: Prepared, say, drain) -> float:
+    """Run a prepared upgrade: `drain()` first unless drained (the caller's deploy), keepalived out,
+    the OS swapped (apt + reboot, or `p.swap`), the release read back. Returns the seconds it took."""
+    d = p.decision
+    t0 = time.monotonic()
+    if not d.drained:
+        drain()
+    take_out(e, d, say)
+    if p.swap is not None:
+        p.swap.run(d.node, d.target, say)
+    else:
+        apt_swap(e.inv, d, p.packages, say)
+    now = release_of(e.inv, d.node)
+    if now != d.target:
+        raise UsageError(f"{d.node} runs {now} after the upgrade, not {d.target} — keepalived stays off there; "
+                         "check the node's console and apt's log (/var/log/apt/term.log)")
+    return time.monotonic() - t0
+
+
+__all__ = ["Step", "Decision", "Prepared", "apt_commands", "decide", "plan", "prepare", "execute", "observe_all",
+           "take_out", "apt_swap", "release_of", "RELEASES", "NEXT"]

@@ -1,6 +1,7 @@
 """The Invoke task tree. `tasks.py` at the repository root exposes `namespace`."""
 from invoke import Collection
 
+import fabfile.lab.hooks  # noqa: F401  (registers the lab's hooks, fabfile.model.extensions, before any inventory loads)
 from fabfile.tasks import (core, deploy, drift, failover, history, lab, oncall, secret, sync, tables, upgrade, verify, watch)
 
 namespace = Collection()

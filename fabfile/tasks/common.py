@@ -47,10 +47,10 @@ def node_env(env: str, node: str | None = None, quiet: bool = False, parallel=No
     environment is never a surprise."""
     from fabfile import output
     from fabfile.infra import remote
-    from fabfile.infra.labguard import require_lab_segment
+    from fabfile.model import extensions
     e = load_env(env)
     nodes = select_nodes(e.inv, node)
-    require_lab_segment(e.inv, e.name)
+    extensions.before_connect(e.inv, e.name)      # the lab's network rule, before any node is touched
     remote.set_parallel(number(parallel, "parallel", 0, int, 1) or None)
     if not quiet:
         output.say(f"{e.name} ({rel(e.path)}): {', '.join(n.name for n in nodes)}"

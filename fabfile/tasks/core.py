@@ -72,7 +72,8 @@ def live_facts(e, nodes):
 def check(c, env=DEFAULT_ENV, format=None, json=False):
     """Validate the inventory and run the real `keepalived -t` on each node's keepalived.conf;
     whatever keepalived -t still reports is one error line naming the inventory field behind it."""
-    from fabfile.infra.confcheck import field_of, keepalived_check  # (netns + keepalived -t: only this task)
+    from fabfile.core.keepalived_fields import field_of
+    from fabfile.infra.confcheck import keepalived_check  # (netns + keepalived -t: only this task)
     check_format(format)
     e = load_env(env)
     table = output.Table(f"keepalived -t ({e.path.name})", ["node", "file", "verdict", "keepalived says"])

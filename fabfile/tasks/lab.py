@@ -5,51 +5,16 @@ a qemu VM on Debian's kernel, which has IPVS (fabfile/lab/kernel.py); `--kernel`
 """
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 from invoke import Collection, task
 
 from fabfile import output
-from fabfile.model.loading import inventory_file
+from fabfile.lab.hooks import lab_call, spec_for  # noqa: F401 (spec_for: what the lab tests import from here)
+from fabfile.lab.schema import release_of
 from fabfile.tasks.common import DEFAULT_ENV, LbtkError, load_env, one_line_errors
 
 KERNEL_ENV = "kernel"
 HELP = {"env": "inventory whose nodes the lab creates (default: lab; kernel tier: kernel)",
         "kernel": "the kernel tier: same as --env kernel (Debian's kernel under qemu, real IPVS)"}
-
-
-def spec_for(env: str):
-    """The lab spec of an inventory: a LabSpec, or a kernel.KernelSpec when `lab.kernel` is set (true:
-    Debian 12's kernel, a release name: that release's).
-    With `lab.bastion` (+ inner_bridge, users, ssh_config): the production-shaped lab, whose nodes
-    only the bastion reaches (inventories/lab-bastion.yaml)."""
-    from fabfile.lab import LabBastion, LabNode, LabSpec, LabUsers, kernel
-    e = load_env(env)
-    lab = e.inv.lab
-    if lab is None:
-        raise LbtkError(f"{e.path.name}: no `lab:` section — the lab only builds inventories made for it (--env lab)")
-    nodes = tuple(LabNode(n.name, n.ip, n.mac, e.inv.lab_release_of(n),
-                          f"{n.address6}/{n.prefixlen6}" if n.address6 else None) for n in e.inv.nodes)
-    if lab.kernel:
-        if lab.bastion or lab.inner_bridge or lab.users or lab.ssh_config:
-            raise LbtkError(f"{e.path.name}: the kernel tier has no bastion, inner bridge, users or ssh_config "
-                            "(lab.kernel: true takes none of them)")
-        return _lab_call(kernel.spec, nodes, lab.bridge, lab.gateway, lab.client, lab.kernel_release,
-                         lab.gateway6, lab.client6)
-    bastion = users = None
-    if lab.bastion is not None:
-        b = lab.bastion
-        bastion = LabBastion(b.name, b.host, b.inner, b.mac, b.inner_mac, lab.release)
-    if lab.users is not None:
-        u = lab.users
-        users = LabUsers(u.name, tuple(u.sudo_password_nodes),
-                         inventory_file(u.password_file) if u.password_file else None)
-    return LabSpec(nodes=nodes, bridge=lab.bridge, gateway=lab.gateway, gateway6=lab.gateway6, name=e.inv.cluster,
-                   inner_bridge=lab.inner_bridge, bastion=bastion, users=users,
-                   ssh_config=Path(os.path.expanduser(lab.ssh_config)) if lab.ssh_config else None)
-
-
 
 
 def _env(env: str, kernel: bool) -> str:
@@ -64,14 +29,6 @@ def _tier(spec):
     return kernel if isinstance(spec, kernel.KernelSpec) else lab
 
 
-def _lab_call(fn, *args, **kw):
-    from fabfile.lab import LabError
-    try:
-        return fn(*args, **kw)
-    except LabError as e:
-        raise LbtkError(str(e)) from None
-
-
 @task(help=HELP)
 @one_line_errors
 def up(c, env=DEFAULT_ENV, kernel=False):
@@ -80,8 +37,8 @@ def up(c, env=DEFAULT_ENV, kernel=False):
     spec = spec_for(_env(env, kernel))
     tier = _tier(spec)
     if tier is lab:
-        _lab_call(lab.build_rootfs, spec, progress=output.say)
-    _lab_call(tier.up, spec, progress=output.say)
+        lab_call(lab.build_rootfs, spec, progress=output.say)
+    lab_call(tier.up, spec, progress=output.say)
     _show(spec)
 
 
@@ -90,7 +47,7 @@ def up(c, env=DEFAULT_ENV, kernel=False):
 def down(c, env=DEFAULT_ENV, kernel=False):
     """Tear the lab down: nodes, namespaces, bridge, mounts (kernel tier: the VM, its tap and bridge)."""
     spec = spec_for(_env(env, kernel))
-    _lab_call(_tier(spec).down, spec, progress=output.say)
+    lab_call(_tier(spec).down, spec, progress=output.say)
 
 
 @task(help={**HELP, "json": "print JSON"})
@@ -104,7 +61,7 @@ def status(c, env=DEFAULT_ENV, kernel=False, json=False, format=None):
 
 
 def _show(spec, json=False, format=None):
-    st = _lab_call(_tier(spec).status, spec)
+    st = lab_call(_tier(spec).status, spec)
     if json:
         output.show_json([s.__dict__ for s in st])
         return st
@@ -148,7 +105,7 @@ def reimage(c, node, env=DEFAULT_ENV, release=None):
         raise LbtkError(f"{e.path.name}: the kernel tier has no lab.reimage (it builds bookworm nodes only)")
     if node not in {n.name for n in e.inv.nodes}:
         raise LbtkError(f"--node {node}: not a node of {e.path.name}")
-    _lab_call(lab.reimage, spec, node, release or e.inv.lab_release_of(e.inv.node(node)), progress=output.say)
+    lab_call(lab.reimage, spec, node, release or release_of(e.inv, e.inv.node(node)), progress=output.say)
 
 
 collection = Collection("lab", up, down, status, demo, reimage)

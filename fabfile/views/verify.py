@@ -4,7 +4,7 @@ from __future__ import annotations
 from fabfile import output
 from fabfile.views import cluster
 from fabfile.core.balance import Traffic
-from fabfile.ops.traffic import CLIENT_NETNS, Section
+from fabfile.ops.traffic import Section
 from fabfile.ops.verify import Report
 
 
@@ -26,7 +26,7 @@ def show(report: Report, fmt=None, extra: Section | None = None, tables: dict | 
     if extra is not None:
         for tr, stats, table in extra.runs:
             live_ipvs(tr, stats, table, fmt)
-            counts(tr, fmt)
+            counts(tr, fmt, extra.client)
     for f in report.findings:
         output.say(f"{f.severity}: {f.subject}: {f.text}")
     bad = sum(not c.ok for c in report.checks)
@@ -54,9 +54,9 @@ def live_ipvs(t: Traffic, stats, table, fmt=None) -> None:
     output.show(tb, fmt)
 
 
-def counts(t: Traffic, fmt=None) -> None:
+def counts(t: Traffic, fmt=None, client: str = "") -> None:
     n = len(t.answers)
-    tb = output.Table(f"client {CLIENT_NETNS} -> {t.vip}:{t.port}: {n} requests, {t.algo}",
+    tb = output.Table(f"client {client} -> {t.vip}:{t.port}: {n} requests, {t.algo}",
                       ["real server", "weight", "answers", "expected", "IPVS new conns"])
     for r in t.rows():
         exp = r["expected"]

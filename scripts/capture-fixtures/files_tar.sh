@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 .venv/bin/python - <<'PY'
 from pathlib import Path
+import fabfile.lab.hooks  # noqa: F401 (the lab's inventory section, fabfile.model.extensions)
 from fabfile.model.context import load_env
 from fabfile.infra import facts as F, remote
 from fabfile.core.render import managed_paths

@@ -13,6 +13,7 @@ cap() {  # cap NAME 'PYTHON LIST OF (address, port, path, timeout)' [plain]
   $PY - "$2" "${3:-}" > "$OUT/$1.txt" <<'PY'
 import ast, shlex, sys
 from fabfile.infra import facts as F, remote
+import fabfile.lab.hooks  # noqa: F401 (the lab's inventory section, fabfile.model.extensions)
 from fabfile.model.context import load_env
 from fabfile.parsers.genhash import MARK
 e = load_env("lab")

@@ -12,6 +12,7 @@ fact() {  # fact NODE FACT-NAME OUTFILE: run one fact's command on a lab node, a
   .venv/bin/python - "$1" "$2" > "$3" <<'PY'
 import sys
 from fabfile.infra import facts as F, remote
+import fabfile.lab.hooks  # noqa: F401 (the lab's inventory section, fabfile.model.extensions)
 from fabfile.model.context import load_env
 e = load_env("lab")
 fact = {"vrrp": F.KEEPALIVED_VIEW, "changes": F.STATE_CHANGES, "addrs": F.ADDRS}[sys.argv[2]]
@@ -24,6 +25,7 @@ $INV deploy --env lab >/dev/null
 # keepalived's counters run from its start (a reload keeps them): start from zero
 .venv/bin/python - <<'PY'
 from fabfile.infra import remote
+import fabfile.lab.hooks  # noqa: F401 (the lab's inventory section, fabfile.model.extensions)
 from fabfile.model.context import load_env
 e = load_env("lab")
 for n in ("node3", "node2", "node1"):
@@ -34,6 +36,7 @@ for n in node1 node2; do fact $n vrrp $OUT/healthy_$n.json; done
 fact node1 changes $OUT/journal_node1.txt
 .venv/bin/python - <<'PY'
 from fabfile.infra import remote
+import fabfile.lab.hooks  # noqa: F401 (the lab's inventory section, fabfile.model.extensions)
 from fabfile.model.context import load_env
 e = load_env("lab")
 c = remote.connect(e.inv, e.inv.node("node2"))
@@ -46,6 +49,7 @@ $INV deploy --env lab >/dev/null
 sleep 2
 .venv/bin/python - <<'PY'
 from fabfile.infra import remote
+import fabfile.lab.hooks  # noqa: F401 (the lab's inventory section, fabfile.model.extensions)
 from fabfile.model.context import load_env
 e = load_env("lab")
 c = remote.connect(e.inv, e.inv.node("node3"))

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from fabfile.infra import facts as F, remote
 from fabfile.core.actions import Action
+import fabfile.lab.hooks  # noqa: F401 (the lab's inventory section, fabfile.model.extensions)
 from fabfile.model.context import load_env
 out = Path(sys.argv[1])
 e = load_env("lab")

@@ -22,6 +22,7 @@ cap() {
 import sys
 from pathlib import Path
 from fabfile.infra import remote
+import fabfile.lab.hooks  # noqa: F401 (the lab's inventory section, fabfile.model.extensions)
 from fabfile.model.context import load_env
 e = load_env("lab-mixed")
 node, base, cmd = sys.argv[1:]
@@ -37,6 +38,7 @@ on() {  # on NODE SHELL: run, print stdout
   $PY - "$@" <<'PY'
 import sys
 from fabfile.infra import remote
+import fabfile.lab.hooks  # noqa: F401 (the lab's inventory section, fabfile.model.extensions)
 from fabfile.model.context import load_env
 e = load_env("lab-mixed")
 r = remote.run(remote.connect(e.inv, e.inv.node(sys.argv[1])), sys.argv[2], check=False)

@@ -15,6 +15,7 @@ on() {  # on NODE SHELL: run a command on a node of the trixie lab
   $PY - "$1" "$2" <<'PY'
 import sys
 from fabfile.infra import remote
+import fabfile.lab.hooks  # noqa: F401 (the lab's inventory section, fabfile.model.extensions)
 from fabfile.model.context import load_env
 e = load_env("lab-trixie")
 remote.run(remote.connect(e.inv, e.inv.node(sys.argv[1])), sys.argv[2])
@@ -25,6 +26,7 @@ fact() {  # fact NODE FACT OUTFILE: one fact's command on a node, stdout (and .s
 import sys
 from pathlib import Path
 from fabfile.infra import facts as F, remote
+import fabfile.lab.hooks  # noqa: F401 (the lab's inventory section, fabfile.model.extensions)
 from fabfile.model.context import load_env
 e = load_env("lab-trixie")
 node, name, out = sys.argv[1:]

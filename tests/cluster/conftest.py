@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def lab():
     if os.geteuid() != 0:
         pytest.skip("the lab needs root (network namespaces, systemd-nspawn)")
-    from fabfile.tasks.lab import spec_for
+    from fabfile.lab.hooks import spec_for
     from fabfile import lab as labmod
     spec = spec_for("lab")
     was_up = all(s.running for s in labmod.status(spec))

@@ -23,7 +23,7 @@ def bastion_lab():
     if os.geteuid() != 0:
         pytest.skip("the lab needs root")
     from fabfile import lab as labmod
-    from fabfile.tasks.lab import spec_for
+    from fabfile.lab.hooks import spec_for
     spec = spec_for(ENV)
     was_up = all(s.running for s in labmod.status(spec))
     if not was_up:

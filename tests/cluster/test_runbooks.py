@@ -379,7 +379,7 @@ def upgrade_lab():
     if os.geteuid() != 0:
         pytest.skip("the lab needs root (network namespaces, systemd-nspawn)")
     from fabfile import lab as labmod
-    from fabfile.tasks.lab import spec_for
+    from fabfile.lab.hooks import spec_for
     rb = parse(RUNBOOKS / f"{UPGRADE}.md")
     spec = spec_for(rb.lab_env)
     labmod.down(spec, progress=lambda s: None)

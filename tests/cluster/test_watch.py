@@ -34,7 +34,7 @@ ROW = re.compile(r"│\s*" + re.escape(VIP) + r"\s*│\s*([^│]*?)\s*│\s*([^�
 # ---------------------------------------------------------------- the real VIP holders
 def netns(node: str) -> str:
     from fabfile.lab import nspawn
-    from fabfile.tasks.lab import spec_for
+    from fabfile.lab.hooks import spec_for
     return nspawn._node(spec_for("lab"), next(n for n in spec_for("lab").nodes if n.name == node)).netns
 
 

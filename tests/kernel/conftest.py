@@ -87,7 +87,7 @@ def klab(request):
         pytest.fail(f"{why} (LBTK_KERNEL_TESTS=1 requires the kernel tests)")
     if why:
         pytest.skip(why)
-    from fabfile.tasks.lab import spec_for
+    from fabfile.lab.hooks import spec_for
     env = KERNEL_ENVS[release]
     spec = spec_for(env)
     was_up = all(s.running for s in kernel.status(spec)) and kernel.other_boot(

@@ -14,7 +14,7 @@ import pytest
 
 from fabfile.model.loading import load
 from fabfile.parsers.ipvsadm import parse_connections, parse_list
-from fabfile.ops.traffic import CLIENT_NETNS
+from fabfile.lab import CLIENT_NETNS
 
 from .conftest import ENV, TIMINGS, inv, inv_json, sh
 

@@ -23,7 +23,7 @@ from fabfile import lab  # noqa: E402
 
 
 def _spec(env):
-    from fabfile.tasks.lab import spec_for
+    from fabfile.lab.hooks import spec_for
     return spec_for(env)
 
 

@@ -45,7 +45,7 @@ PW_NODES = ("lb3",)
 
 
 def _spec():
-    from fabfile.tasks.lab import spec_for
+    from fabfile.lab.hooks import spec_for
     return spec_for(ENV)
 
 
@@ -481,5 +481,5 @@ def test_down_removes_the_nodes_bastion_and_inner_bridge(blab):
 
 
 def _other_lab(spec: LabSpec) -> LabSpec:
-    from fabfile.tasks.lab import spec_for
+    from fabfile.lab.hooks import spec_for
     return spec_for("lab")

@@ -26,7 +26,7 @@ def test_lab_kernel_picks_the_release():
 def test_kernel_trixie_is_the_kernel_inventory_on_another_kernel(monkeypatch):
     """Same VM, nodes, VIP and secret: Debian 13 throughout (its kernel, its nodes) is the only difference,
     so the tests deploy kernel-wrr / kernel-nat onto either."""
-    from fabfile.tasks.lab import spec_for
+    from fabfile.lab.hooks import spec_for
     monkeypatch.chdir(ROOT)
     b, t = spec_for("kernel"), spec_for("kernel-trixie")
     assert (b.release, t.release) == ("bookworm", "trixie")
@@ -182,7 +182,7 @@ def test_kernel_tier_is_dual_stack_capable_and_kernel_dual_is_the_kernel_vm(monk
     """Every kernel inventory boots the same VM with IPv6 on its segment (issue 17): the host bridge
     holds gateway6, the VM's bridge gateway6 + 1, each node its address6, the client namespace client6;
     kernel-dual.yaml adds only the IPv6 service, so it deploys onto that VM."""
-    from fabfile.tasks.lab import spec_for
+    from fabfile.lab.hooks import spec_for
     monkeypatch.chdir(ROOT)
     specs = {e: spec_for(e) for e in ("kernel", "kernel-trixie", "kernel-nat", "kernel-wrr", "kernel-dual")}
     for e, ks in specs.items():

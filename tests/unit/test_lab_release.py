@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fabfile.model import schema as model
+from fabfile.lab import schema as model
 from fabfile.model.loading import load
 from fabfile.lab import LabBastion, LabNode, LabSpec, rootfs
 
@@ -23,18 +23,20 @@ def _inv(name: str):
 
 def test_release_lists_agree():
     assert typing.get_args(model.Release) == rootfs.RELEASES
+    from fabfile.ops.upgrade import RELEASES        # os-upgrade's re-image needs a base of each
+    assert RELEASES == rootfs.RELEASES
     assert model.DEFAULT_RELEASE == rootfs.DEFAULT_RELEASE == rootfs.RELEASES[0]
 
 
 def test_inventory_release_default_and_node_override():
     plain, trixie, mixed = _inv("lab"), _inv("lab-trixie"), _inv("lab-mixed")
-    assert [plain.lab_release_of(n) for n in plain.nodes] == ["bookworm"] * 3
-    assert [trixie.lab_release_of(n) for n in trixie.nodes] == ["trixie"] * 3
-    assert [mixed.lab_release_of(n) for n in mixed.nodes] == ["bookworm", "bookworm", "trixie"]
+    assert [model.release_of(plain, n) for n in plain.nodes] == ["bookworm"] * 3
+    assert [model.release_of(trixie, n) for n in trixie.nodes] == ["trixie"] * 3
+    assert [model.release_of(mixed, n) for n in mixed.nodes] == ["bookworm", "bookworm", "trixie"]
 
 
 def test_lab_spec_carries_each_node_release(monkeypatch):
-    from fabfile.tasks.lab import spec_for
+    from fabfile.lab.hooks import spec_for
     monkeypatch.chdir(ROOT)
     spec = spec_for("lab-mixed")
     assert [(n.name, n.host, n.release) for n in spec.nodes] == \

@@ -165,7 +165,7 @@ def test_a_lab_inventory_whose_bridge_is_missing_is_refused_before_any_connectio
     """Network rule: without the lab's bridge, 10.189.0.x would follow the default route out of the
     machine; nothing connects, one line names the fix."""
     import pytest as _pytest
-    from fabfile.infra import labguard
+    from fabfile.lab import guard as labguard
     from fabfile.errors import LbtkError
     from fabfile.model.loading import load
     inv, _ = load("lab-dual")

@@ -112,16 +112,18 @@ def _obs(**kw):
 def test_a_backup_is_upgraded_drained_first_and_masked():
     d = upgrade.decide(_inv(), "u3", "trixie", _obs())
     assert (d.current, d.target, d.holds, d.drained, d.nothing_to_do) == ("bookworm", "trixie", (), False, False)
-    steps = upgrade.plan(d, BOOKWORM_PKGS, lab=False)
+    steps = upgrade.plan(d, BOOKWORM_PKGS)
     assert steps[0].what.startswith("drain u3") and steps[1].commands == ("systemctl mask --now keepalived",)
     assert steps[2].commands == tuple(upgrade.apt_commands("bookworm", "trixie", BOOKWORM_PKGS))
     assert [s.commands for s in steps[3:5]] == [("systemctl reboot",), ("systemctl unmask keepalived",)]
     assert "runs trixie" in steps[-1].what
 
 
-def test_already_drained_is_not_drained_again_and_lab_plan_reimages():
+def test_already_drained_is_not_drained_again_and_lab_plan_reimages(monkeypatch):
+    from fabfile.lab.hooks import os_swap          # what fabfile.model.extensions.os_swap answers for a lab
+    monkeypatch.setenv("LBTK_LAB_DIR", "/var/tmp/lbtk-lab")
     d = upgrade.decide(_inv(), "u3", "trixie", _obs(), drained={"10.189.0.183"})
-    steps = upgrade.plan(d, BOOKWORM_PKGS, lab=True, base="/var/tmp/lbtk-lab/base-trixie")
+    steps = upgrade.plan(d, BOOKWORM_PKGS, os_swap(_inv(), "lab-upgrade"))
     assert d.drained and not steps[0].what.startswith("drain")
     swap = steps[1]
     assert swap.what.startswith("lab: re-image u3 onto /var/tmp/lbtk-lab/base-trixie") and swap.commands == ()
@@ -136,7 +138,7 @@ def test_the_vip_holder_is_refused_unless_forced():
         upgrade.decide(_inv(), "u1", "trixie", obs)
     d = upgrade.decide(_inv(), "u1", "trixie", obs, force=True)
     assert d.holds == (VIP,) and d.takes_over == "u2" and not d.notes
-    steps = upgrade.plan(d, BOOKWORM_PKGS, lab=True)
+    steps = upgrade.plan(d, BOOKWORM_PKGS)
     assert "priority 0" in steps[1].what and steps[2].what.startswith("wait until 10.189.0.190")
     forced_early = upgrade.decide(_inv(), "u1", "trixie", _obs(), force=True)
     assert forced_early.notes and "still runs bookworm" in forced_early.notes[0]
@@ -153,7 +155,7 @@ def test_one_node_at_a_time():
 
 def test_release_rules():
     assert upgrade.decide(_inv(), "u3", "trixie", _obs(u3=_state("u3", "trixie"))).nothing_to_do
-    assert upgrade.plan(upgrade.decide(_inv(), "u3", "trixie", _obs(u3=_state("u3", "trixie"))), {}, False) == []
+    assert upgrade.plan(upgrade.decide(_inv(), "u3", "trixie", _obs(u3=_state("u3", "trixie"))), {}) == []
     with pytest.raises(UsageError, match="--release forky: the toolkit knows bookworm, trixie"):
         upgrade.decide(_inv(), "u3", "forky", _obs())
     with pytest.raises(UsageError, match="runs Debian trixie: Debian upgrades a node from the release before bookworm"):
@@ -162,3 +164,22 @@ def test_release_rules():
         upgrade.decide(_inv(), "u9", "trixie", _obs())
     with pytest.raises(UsageError, match="u3 does not answer"):
         upgrade.decide(_inv(), "u3", "trixie", _obs(u3=_state("u3", reachable=False)))
+
+
+def test_execute_drains_takes_out_swaps_and_reads_the_release_back(monkeypatch):
+    """ops.upgrade.execute, the order the task used to run by hand: the caller's drain, keepalived out,
+    the OS swap (here an extension's, as the lab's re-image), the release read back."""
+    from fabfile.model.extensions import OsSwap
+    done = []
+    monkeypatch.setattr(upgrade, "take_out", lambda e, d, say: done.append("take out"))
+    monkeypatch.setattr(upgrade, "release_of", lambda inv, node: "trixie")
+    swap = OsSwap("test swap", lambda n, r: f"swap {n} to {r}", lambda n, r, say: done.append(f"swap {n} {r}"))
+    d = upgrade.decide(_inv(), "u3", "trixie", _obs())
+    p = upgrade.Prepared(d, tuple(upgrade.plan(d, BOOKWORM_PKGS, swap)), dict(BOOKWORM_PKGS), swap)
+    assert p.steps[2].what.startswith("swap u3 to trixie; production runs instead: ")
+    e = type("E", (), {"inv": _inv(), "name": "lab-upgrade"})()
+    assert upgrade.execute(e, p, say=lambda s: None, drain=lambda: done.append("drain")) >= 0
+    assert done == ["drain", "take out", "swap u3 trixie"]
+    monkeypatch.setattr(upgrade, "release_of", lambda inv, node: "bookworm")
+    with pytest.raises(UsageError, match="u3 runs bookworm after the upgrade, not trixie"):
+        upgrade.execute(e, p, say=lambda s: None, drain=lambda: None)

@@ -1,7 +1,8 @@
 """The network rule for lab inventories: a lab's node addresses (10.189.0.x, fd00:189::x) are
 reached only through the lab's own bridge. Without it up, a connection to them would follow this
 machine's default route out of it, so nothing connects until the bridge holds the lab's gateway
-address(es). Kept apart from fabfile.lab (host-side lab code, heavier to import)."""
+address(es). The product calls `require_lab_segment` through fabfile.model.extensions.before_connect
+(the task layer before it loads nodes, the connection layer before a socket opens)."""
 from __future__ import annotations
 
 import subprocess

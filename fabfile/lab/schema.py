@@ -1,0 +1,110 @@
+"""The lab's part of an inventory: its `lab:` section and a node's own `lab:` (pydantic models).
+
+The product validates both through fabfile.model.extensions (it never imports this module);
+fabfile/lab/hooks.py registers them. `spec_for` (fabfile/lab/hooks.py) turns a validated section
+into the LabSpec the host-side code builds (fabfile/lab/__init__.py).
+"""
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+from pydantic import field_validator
+
+from fabfile.lab import DEFAULT_RELEASE
+from fabfile.model.schema import FieldProblem, Strict, _check_any_ip, _check_ip, _check_ipv6
+
+# The Debian releases the lab builds nodes of (fabfile/lab/rootfs.py builds each; a unit test keeps
+# the two lists equal). Only the lab reads it: deploy and verify take what differs between
+# releases from each node's own facts (dpkg versions), never from here.
+Release = Literal["bookworm", "trixie"]
+
+
+class NodeLab(Strict):
+    """A node's own lab settings, over the inventory's `lab:` section (a mixed cluster)."""
+    release: Release | None = None
+
+
+class LabBastion(Strict):
+    """A production-shaped lab: the directors sit on `inner_bridge`, which the host has no address
+    on (it cannot reach them), and one more node, the bastion, has a leg on both bridges."""
+    name: str = "bastion"
+    host: str                            # on `bridge`, reached from the host
+    inner: str                           # its address/prefix on inner_bridge, e.g. 10.189.0.94/27
+    mac: str | None = None
+    inner_mac: str | None = None
+
+    _ip = field_validator("host")(lambda v: _check_ip(v))
+
+
+class LabUsers(Strict):
+    """Who logs in: root login refused, `name` with sudo (NOPASSWD, except on `sudo_password_nodes`,
+    whose password lab.up writes to `password_file`, relative to inventories/)."""
+    name: str = "ops"
+    sudo_password_nodes: list[str] = []
+    password_file: str | None = None
+
+
+class Lab(Strict):
+    bridge: str = "lbtk-br0"
+    gateway: str = "10.189.0.1/24"
+    inner_bridge: str | None = None      # with bastion: the directors' own segment
+    bastion: LabBastion | None = None
+    users: LabUsers | None = None        # None: root logs in (the plain lab)
+    ssh_config: str | None = None        # where lab.up writes the ssh_config naming every node
+    gateway6: str | None = None          # the host's IPv6 address/prefix on `bridge` (dual-stack labs)
+    release: Release = DEFAULT_RELEASE   # the nodes' Debian release; a node's own lab.release overrides
+    # the kernel tier: the nodes run inside a qemu VM on Debian's kernel (real IPVS), reached
+    # through `bridge` (fabfile/lab/kernel.py): true boots Debian 12's (bookworm's) kernel, a release
+    # name that release's (`kernel: trixie`: Debian 13's); false: systemd nodes on this host's kernel
+    kernel: bool | Release = False
+    # a client network namespace on the lab bridge (lbtk-kclient) that `inv verify` sends real
+    # requests from, through each VIP: order, counts per real server, IPVS counters
+    client: str | None = None
+    client6: str | None = None           # the client namespace's IPv6 address (with gateway6)
+
+    _client_ip = field_validator("client")(lambda v: v if v is None else _check_ip(v))
+    _client6_ip = field_validator("client6")(lambda v: v if v is None else _check_ipv6(v))
+
+    @field_validator("gateway6")
+    @classmethod
+    def _gateway6(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        addr, slash, plen = v.partition("/")
+        if ":" not in addr or not slash:
+            raise ValueError(f"{v!r} is not an IPv6 address/prefix such as fd00:189::1/64")
+        _check_any_ip(addr)
+        if not (plen.isascii() and plen.isdigit() and 8 <= int(plen) <= 128):
+            raise ValueError(f"prefix /{plen} is impossible here (8 to 128)")
+        return v
+
+    @field_validator("kernel", mode="before")
+    @classmethod
+    def _kernel(cls, v):
+        if isinstance(v, bool) or v in get_args(Release):
+            return v
+        raise ValueError("neither true/false nor a Debian release the kernel tier boots "
+                         f"({', '.join(get_args(Release))})")
+
+    @property
+    def kernel_release(self) -> str | None:
+        """The Debian release whose kernel the kernel tier boots; None: not the kernel tier."""
+        if self.kernel is False:
+            return None
+        return DEFAULT_RELEASE if self.kernel is True else self.kernel
+
+
+def release_of(inv, node) -> str:
+    """The Debian release the lab builds `node` of: its own lab.release, else lab.release."""
+    if node.lab is not None and node.lab.release is not None:
+        return node.lab.release
+    return inv.lab.release if inv.lab is not None else DEFAULT_RELEASE
+
+
+def cross_problems(inv):
+    """A node's lab settings need a lab inventory."""
+    for k, n in enumerate(inv.nodes):
+        if n.lab is not None and inv.lab is None:
+            yield FieldProblem(("nodes", k, "lab"), f"{n.name} has lab settings but the inventory has no "
+                               "`lab:` section (only lab inventories build nodes)",
+                               "remove the node's lab:, or add a lab: section")
