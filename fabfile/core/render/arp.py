@@ -10,6 +10,7 @@ written only for IPv4 DR VIPs.
 from __future__ import annotations
 
 from fabfile.model.schema import Inventory, Node, family_of
+from fabfile.core.phase import Phase
 from fabfile.core.render import Facts, NodeFile, Templates, templates
 
 SYSCTL = "/etc/sysctl.d/60-lbtk-lvs.conf"
@@ -67,7 +68,7 @@ def files(inv: Inventory, node: Node, facts: Facts, t: Templates | None = None) 
     vips = dr_vips(inv, node)
     values = wanted_sysctls(inv, node, facts.ipvs)
     out = [NodeFile(SYSCTL, t("sysctl.conf.j2", path=SYSCTL, values=values) if values else None,
-                    "arp")]
-    out.append(NodeFile(VIP_UNIT, t("vip-lo.service.j2", vips=vips) if vips else None, "arp"))
+                    Phase.ARP)]
+    out.append(NodeFile(VIP_UNIT, t("vip-lo.service.j2", vips=vips) if vips else None, Phase.ARP))
     return out
 

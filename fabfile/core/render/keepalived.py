@@ -5,6 +5,7 @@ from fabfile.model.schema import Inventory, Node
 from fabfile.parsers import join_host_port
 from fabfile.core.sync_rules import sync_instance
 from fabfile.core.vrrp import plan, sync_groups
+from fabfile.core.phase import Phase
 from fabfile.core.render import Facts, NodeFile, Templates, ipvs_sync, rsyslog, templates
 
 CONF = "/etc/keepalived/keepalived.conf"
@@ -15,10 +16,10 @@ def files(inv: Inventory, node: Node, secrets: dict[str, str], facts: Facts,
           t: Templates | None = None) -> list[NodeFile]:
     t = t or templates(inv)
     return [
-        NodeFile(CONF, conf(inv, node, secrets, facts, t), "keepalived", mode=0o600,
+        NodeFile(CONF, conf(inv, node, secrets, facts, t), Phase.KEEPALIVED, mode=0o600,
                  secret=any(vi.authentication for vi in inv.vrrp_instances)),
         NodeFile(DEFAULTS, t("default_keepalived.j2", ipvs=facts.ipvs, args=daemon_args(inv, facts),
-                             logging=inv.logging, rule=rsyslog.RULE), "lvs"),
+                             logging=inv.logging, rule=rsyslog.RULE), Phase.LVS),
     ]
 
 
