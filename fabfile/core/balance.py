@@ -19,9 +19,9 @@ from collections import Counter
 from dataclasses import dataclass
 from math import gcd
 
-from fabfile.core.checks import Check, ipvs_service_key
+from fabfile.core.checks import Check
+from fabfile.core.desired import services
 from fabfile.parsers import join_host_port
-from fabfile.core.render.keepalived import virtual_servers
 from fabfile.model.schema import Inventory, VirtualServer
 
 ORDERED_ALGOS = ("rr", "wrr")
@@ -85,7 +85,7 @@ def conns_delta(before, after, key: str) -> dict[str, int]:
 
 def service_key(inv: Inventory, index: int) -> str:
     """How ipvsadm -L -n names virtual_servers[index] once keepalived loaded it."""
-    return ipvs_service_key(virtual_servers(inv)[index])
+    return services(inv)[index].key
 
 
 def endpoint_names(inv: Inventory, vs: VirtualServer, fwmark: bool) -> dict[str, str]:

@@ -1,21 +1,40 @@
 """Compare what the inventory wants with what the nodes report. Pure: observations in, checks out.
 
-Where is the VIP check? `vip_checks` below. Each check is one row of `inv verify`.
+Where is the VIP check? `vip_checks` below. Each check is one row of `inv verify`. What is wanted
+comes from fabfile.core.desired (typed), never from the templates' context. The IPVS table is
+judged here once (`judge_ipvs`): verify's check and the `inv ipvs` rows both say that judgment.
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from enum import Enum, StrEnum
 
+from fabfile.core import desired
 from fabfile.core import sync_rules as sync
+from fabfile.core.runtime import as_run
 from fabfile.infra.facts import NodeState
 from fabfile.parsers.lbtk import node_in_page
+from fabfile.parsers.ipvsadm import service_key
 from fabfile.model.schema import Inventory
 from fabfile.parsers import join_host_port
-from fabfile.core.render import arp
-from fabfile.core.render.keepalived import virtual_servers
 from fabfile.core.vrrp import expected_holders
 
 NO_IPVS = "kernel has no IPVS"
+RATE_FIELDS = ("cps", "inpps", "outpps", "inbps", "outbps")
+
+
+class CheckKind(StrEnum):
+    """What a check is about: consumers match on it, never on the check's name."""
+    REACHABLE = "reachable"
+    SERVICE = "service"              # a daemon running (subject: its unit)
+    ARP_SYSCTLS = "arp-sysctls"
+    VIP_ON_LO = "vip-on-lo"
+    IPVS_TABLE = "ipvs-table"
+    SYNC_DAEMON = "sync-daemon"
+    VIP = "vip"                      # who holds a VIP (subject: the VIP)
+    HTTP = "http"                    # a GET through a VIP (subject: the VIP)
+    DIGEST = "digest"                # a real server's HTTP_GET digest
+    OTHER = "other"                  # the lab client's traffic checks
 
 
 @dataclass(frozen=True)
@@ -24,9 +43,11 @@ class Check:
     node: str          # node name, or "cluster"
     ok: bool
     detail: str
+    kind: CheckKind = CheckKind.OTHER
+    subject: str = ""  # what it is about beyond the node: the VIP, the unit
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "kind": self.kind.value}
 
 
 def vip_holders(inv: Inventory, obs: dict[str, NodeState]) -> dict[str, list[str]]:
@@ -41,34 +62,38 @@ def vip_checks(inv: Inventory, obs: dict[str, NodeState]) -> list[Check]:
     for vip, holders in vip_holders(inv, obs).items():
         if len(holders) == 1:
             where = "" if holders[0] == expected[vip] else f" (inventory prefers {expected[vip]})"
-            out.append(Check(f"VIP {vip}", "cluster", True, f"held by {holders[0]}{where}"))
+            out.append(_vip_check(vip, True, f"held by {holders[0]}{where}"))
         elif not holders:
-            out.append(Check(f"VIP {vip}", "cluster", False, "held by no node: VIP down"))
+            out.append(_vip_check(vip, False, "held by no node: VIP down"))
         else:
-            out.append(Check(f"VIP {vip}", "cluster", False, f"SPLIT BRAIN: held by {', '.join(holders)}"))
+            out.append(_vip_check(vip, False, f"SPLIT BRAIN: held by {', '.join(holders)}"))
     return out
+
+
+def _vip_check(vip: str, ok: bool, detail: str) -> Check:
+    return Check(f"VIP {vip}", "cluster", ok, detail, CheckKind.VIP, vip)
 
 
 def node_checks(inv: Inventory, name: str, o: NodeState, is_master: bool = False) -> list[Check]:
     if not o.reachable:
-        return [Check("reachable", name, False, o.error)]
+        return [Check("reachable", name, False, o.error, CheckKind.REACHABLE)]
     node = inv.node(name)
     out = []
     # rsyslog only where keepalived's log file is wanted: elsewhere it may well be absent
     for unit in ("keepalived", "nginx") + (("rsyslog",) if inv.logging else ()):
         state = o.active.get(unit, "unknown")
-        out.append(Check(f"{unit} running", name, state == "active", state))
-    want = arp.wanted_sysctls(inv, node, ipvs=o.ipvs is not None)
+        out.append(Check(f"{unit} running", name, state == "active", state, CheckKind.SERVICE, unit))
+    want = desired.sysctls(inv, node, ipvs=o.ipvs is not None)
     if want:
         wrong = {k: o.sysctl.get(k, "missing") for k, v in want.items() if o.sysctl.get(k) != v}
         out.append(Check("ARP sysctls", name, not wrong,
                          "; ".join(f"{k}={v} (want {want[k]})" for k, v in wrong.items())
-                         or f"{len(want)} values as wanted"))
-    lo = arp.dr_vips(inv, node)
+                         or f"{len(want)} values as wanted", CheckKind.ARP_SYSCTLS))
+    lo = desired.dr_vips(inv, node)
     if lo:
         missing = [v for v in lo if v not in o.vips_on_lo]
         out.append(Check("VIP on lo", name, not missing,
-                         f"missing {', '.join(missing)}" if missing else ", ".join(lo)))
+                         f"missing {', '.join(missing)}" if missing else ", ".join(lo), CheckKind.VIP_ON_LO))
     if inv.virtual_servers:
         out.append(ipvs_check(inv, name, o))
     if inv.sync_daemon:
@@ -76,73 +101,170 @@ def node_checks(inv: Inventory, name: str, o: NodeState, is_master: bool = False
     return out
 
 
-def ipvs_service_key(vs: dict) -> str:
-    """How ipvsadm -L -n names a rendered virtual server (render.keepalived.virtual_servers) once
-    keepalived loaded it: 'TCP 10.0.0.1:80', 'TCP [fd00::1]:80', 'FWM 2', 'FWM 2 IPv6'."""
-    if vs["fwmark"]:
-        return f"FWM {vs['fwmark']}" + (" IPv6" if vs["family"] == 6 else "")
-    return f"{vs['protocol']} {join_host_port(vs['vip'], vs['port'])}"
-
-
 def wanted_ipvs(inv: Inventory) -> dict[str, dict[str, int]]:
     """{service key: {"addr:port": weight}} as keepalived will load it, keys as ipvsadm -L -n shows."""
-    out = {}
-    for vs in virtual_servers(inv):
-        key = ipvs_service_key(vs)
-        # ipvsadm shows fwmark real servers with port 0
-        out[key] = {join_host_port(rs['address'], 0 if vs['fwmark'] else rs['port']): rs["weight"]
-                    for rs in vs["real_servers"]}
-    return out
+    return desired.ipvs_table(inv)
 
 
 def observed_ipvs(table) -> dict[str, dict[str, int]]:
-    from fabfile.parsers.ipvsadm import service_key
-    return {service_key(s): {join_host_port(r.address, r.port): r.weight for r in s.real_servers}
-            for s in table.services}
+    return {service_key(s): {r.endpoint: r.weight for r in s.real_servers} for s in table.services}
+
+
+# ---------------------------------------------------------------- the IPVS table, judged once
+class IpvsProblem(Enum):
+    SERVICE_MISSING = "service missing"
+    SERVICE_UNWANTED = "not in the inventory"
+    EMPTY_POOL = "no real server in the pool"
+    RS_MISSING = "missing from the pool (its health check fails?)"
+    RS_UNWANTED = "real server not in the inventory"
+    WEIGHT = "weight differs"
+
+
+@dataclass(frozen=True)
+class IpvsEntry:
+    """One (service, real server) of a node's IPVS table, live or wanted, and what is wrong with it."""
+    service: str
+    real_server: str | None          # None: the service itself (missing, unwanted or empty)
+    problem: IpvsProblem | None
+    weight: int | None = None        # live
+    wanted_weight: int | None = None
+
+    @property
+    def row_problem(self) -> str:
+        """The words of `inv ipvs`'s problem column."""
+        if self.problem is IpvsProblem.WEIGHT:
+            return f"weight {self.weight}, inventory wants {self.wanted_weight}"
+        return self.problem.value if self.problem else ""
+
+    @property
+    def check_problem(self) -> str | None:
+        """The words of verify's IPVS check (None: said by another entry: an empty pool by its
+        missing real servers, an unwanted service once by its first entry)."""
+        svc, rs = self.service, self.real_server
+        return {IpvsProblem.SERVICE_MISSING: f"{svc} missing",
+                IpvsProblem.SERVICE_UNWANTED: f"{svc} not in inventory",
+                IpvsProblem.RS_MISSING: f"{svc} -> {rs} not in pool (health check failing?)",
+                IpvsProblem.RS_UNWANTED: f"{svc} -> {rs} not in inventory",
+                IpvsProblem.WEIGHT: f"{svc} -> {rs} weight {self.weight} (want {self.wanted_weight})",
+                }.get(self.problem)
+
+
+def judge_ipvs(want: dict[str, dict[str, int]], table) -> list[IpvsEntry]:
+    """Pure: a live table (ipvsadm -L -n) against the wanted one. Live services in table order
+    (their real servers, then the wanted ones missing from the pool), then the wanted services
+    missing from the table."""
+    out: list[IpvsEntry] = []
+    for svc in table.services:
+        key = service_key(svc)
+        wanted = want.get(key)
+        if wanted is None:
+            out += [IpvsEntry(key, r.endpoint, IpvsProblem.SERVICE_UNWANTED, r.weight) for r in svc.real_servers] \
+                or [IpvsEntry(key, None, IpvsProblem.SERVICE_UNWANTED)]
+            continue
+        if not svc.real_servers:
+            out.append(IpvsEntry(key, None, IpvsProblem.EMPTY_POOL))
+        live = {r.endpoint: r.weight for r in svc.real_servers}
+        for ep, weight in live.items():
+            w = wanted.get(ep)
+            problem = IpvsProblem.RS_UNWANTED if w is None else IpvsProblem.WEIGHT if w != weight else None
+            out.append(IpvsEntry(key, ep, problem, weight, w))
+        out += [IpvsEntry(key, ep, IpvsProblem.RS_MISSING, None, w) for ep, w in wanted.items() if ep not in live]
+    seen = {service_key(svc) for svc in table.services}
+    return out + [IpvsEntry(key, None, IpvsProblem.SERVICE_MISSING) for key in want if key not in seen]
 
 
 def ipvs_check(inv: Inventory, name: str, o: NodeState) -> Check:
     if o.ipvs is None:
-        return Check("IPVS table", name, True, f"{NO_IPVS}: keepalived runs VRRP-only")
-    want, have = wanted_ipvs(inv), observed_ipvs(o.ipvs)
-    problems = []
-    for key, rss in want.items():
-        if key not in have:
-            problems.append(f"{key} missing")
-            continue
-        for rs, w in rss.items():
-            if rs not in have[key]:
-                problems.append(f"{key} -> {rs} not in pool (health check failing?)")
-            elif have[key][rs] != w:
-                problems.append(f"{key} -> {rs} weight {have[key][rs]} (want {w})")
-    for key in have:
-        if key not in want:
-            problems.append(f"{key} not in inventory")
-    n = sum(len(v) for v in have.values())
+        return Check("IPVS table", name, True, f"{NO_IPVS}: keepalived runs VRRP-only", CheckKind.IPVS_TABLE)
+    want = wanted_ipvs(inv)
+    entries = judge_ipvs(want, o.ipvs)
+    # the inventory's order: wanted services and their real servers as listed, then the unwanted
+    order = {key: i for i, key in enumerate(want)}
+    rank = {(key, ep): i for key, pool in want.items() for i, ep in enumerate(pool)}
+    entries = sorted(entries, key=lambda e: (order.get(e.service, len(order)), rank.get((e.service, e.real_server),
+                                                                                        len(rank))))
+    problems = list(dict.fromkeys(e.check_problem for e in entries if e.check_problem))
+    n = sum(len(s.real_servers) for s in o.ipvs.services)
     return Check("IPVS table", name, not problems,
-                 "; ".join(problems) or f"{len(have)} service(s), {n} real server(s) as wanted")
+                 "; ".join(problems) or f"{len(o.ipvs.services)} service(s), {n} real server(s) as wanted",
+                 CheckKind.IPVS_TABLE)
+
+
+def ipvs_rows(inv: Inventory, states: dict[str, NodeState]) -> list[dict]:
+    """One row per (director, service, real server), from `ipvsadm -L -n` and `--rate`, against the
+    inventory as the cluster runs it (drains applied): `ok` false and `problem` saying what was
+    wanted when they differ. A reachable node without IPVS is one row, without a service, ok.
+    Plain values with stable field names: what `inv ipvs --json` prints."""
+    want = wanted_ipvs(as_run(inv, states))
+    rows: list[dict] = []
+    for node, s in states.items():
+        base = {"node": node}
+        if not s.reachable:
+            rows.append({**base, **_blank(), "problem": f"unreachable: {s.error}", "ok": False})
+            continue
+        if s.ipvs is None:
+            rows.append({**base, **_blank(), "problem": "no IPVS in this kernel: keepalived runs VRRP only",
+                         "ok": True})
+            continue
+        rates = {}
+        for svc in (s.ipvs_rate.services if s.ipvs_rate else []):
+            rates[service_key(svc)] = ({f: getattr(svc.stats, f) for f in RATE_FIELDS},
+                                       {r.endpoint: {f: getattr(r.stats, f) for f in RATE_FIELDS}
+                                        for r in svc.real_servers})
+        live = {service_key(svc): svc for svc in s.ipvs.services}
+        for e in judge_ipvs(want, s.ipvs):
+            svc = live.get(e.service)
+            if svc is None:                         # a wanted service the table lacks
+                rows.append({**base, **_blank(), "service": e.service, "problem": e.row_problem, "ok": False})
+                continue
+            flags = list(svc.flags) + ([f"persistent {svc.persistent}"] if svc.persistent else []) \
+                + ([f"mask {svc.netmask}"] if svc.netmask else [])
+            head = {**base, "service": e.service, "scheduler": svc.scheduler, "flags": flags}
+            svc_rates, rs_rates = rates.get(e.service, ({}, {}))
+            r = next((r for r in svc.real_servers if r.endpoint == e.real_server), None)
+            if e.real_server is None:               # the service alone: its pool is empty
+                rows.append({**head, **_rs_blank(), **{f: svc_rates.get(f) for f in RATE_FIELDS},
+                             "problem": e.row_problem, "ok": False})
+            elif r is None:                         # a wanted real server missing from the pool
+                rows.append({**head, **_rs_blank(), "real_server": e.real_server, "wanted_weight": e.wanted_weight,
+                             "problem": e.row_problem, "ok": False})
+            else:
+                rows.append({**head, "real_server": r.endpoint, "forward": r.forward, "weight": r.weight,
+                             "wanted_weight": e.wanted_weight, "active_conn": r.active_conn,
+                             "inact_conn": r.inact_conn, **{f: rs_rates.get(r.endpoint, {}).get(f) for f in RATE_FIELDS},
+                             "problem": e.row_problem, "ok": e.problem is None})
+    return rows
+
+
+def _rs_blank() -> dict:
+    return {"real_server": None, "forward": None, "weight": None, "wanted_weight": None,
+            "active_conn": None, "inact_conn": None, **{f: None for f in RATE_FIELDS}}
+
+
+def _blank() -> dict:
+    return {"service": None, "scheduler": None, "flags": [], **_rs_blank()}
 
 
 def sync_check(inv: Inventory, name: str, o: NodeState, is_master: bool) -> Check:
     """The VRRP MASTER runs the master sync daemon, every other director a backup one."""
     if o.ipvs is None:
-        return Check("sync daemon", name, True, f"{NO_IPVS}: no connection sync")
+        return Check("sync daemon", name, True, f"{NO_IPVS}: no connection sync", CheckKind.SYNC_DAEMON)
     sd = inv.sync_daemon
     want = sync.role(is_master)
     roles = {d.role for d in o.sync_daemons if d.syncid == sd.syncid}
     detail = ", ".join(f"{d.role} (mcast={d.mcast_interface}, syncid={d.syncid})" for d in o.sync_daemons)
     return Check("sync daemon", name, want in roles,
-                 (detail or "not running") + ("" if want in roles else f" — want {want}"))
+                 (detail or "not running") + ("" if want in roles else f" — want {want}"), CheckKind.SYNC_DAEMON)
 
 
 def http_check(vip: str, port: int, answer: str | None, error: str | None, nodes: list[str]) -> Check:
     """The GET through a VIP answered, and its page names a node (the whole name: lb1 is not lb10)."""
     label = f"HTTP {join_host_port(vip, port)}"
     if error or answer is None:
-        return Check(label, "cluster", False, error or "no answer")
+        return Check(label, "cluster", False, error or "no answer", CheckKind.HTTP, vip)
     who = node_in_page(answer, nodes)
     return Check(label, "cluster", who is not None,
-                 f"answered by {who}" if who else f"answer names no node: {answer[:60]!r}")
+                 f"answered by {who}" if who else f"answer names no node: {answer[:60]!r}", CheckKind.HTTP, vip)
 
 
 # ---------------------------------------------------------------- HTTP_GET digests
@@ -213,7 +335,7 @@ def digest_checks(targets: list[DigestTarget], obs: dict[str, NodeState]) -> lis
         if not got:
             first = next(iter(failed.items()))
             out.append(Check(t.name, where, False, f"genhash from {', '.join(failed)} got no page: {first[1]} "
-                             f"— is the web server on {where} up?"))
+                             f"— is the web server on {where} up?", CheckKind.DIGEST))
             continue
         digests = {g.digest for g in got.values()}
         bad_status = {n: g for n, g in got.items() if not t.accepts(g.status)}
@@ -231,5 +353,6 @@ def digest_checks(targets: list[DigestTarget], obs: dict[str, NodeState]) -> lis
         if failed:
             problems.append(f"genhash from {', '.join(failed)}: {next(iter(failed.values()))}")
         out.append(Check(t.name, where, not problems, "; ".join(problems)
-                         or f"digest {t.digest} as the inventory says (genhash from {', '.join(got)})"))
+                         or f"digest {t.digest} as the inventory says (genhash from {', '.join(got)})",
+                         CheckKind.DIGEST))
     return out

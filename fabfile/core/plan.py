@@ -12,12 +12,24 @@ import re
 from dataclasses import dataclass, field
 
 from fabfile.core.actions import Action
+from fabfile.core.phase import Phase
 from fabfile.infra.facts import NodeState
 from fabfile.core.render import NodeFile
 from fabfile.core.render import arp, fwmark, ipvs_sync, keepalived, nginx, rsyslog
 from fabfile.model.secrets import mask
 
-PHASES = ("install", "arp", "nginx", "lvs", "keepalived", "sync-daemon", "verify")
+@dataclass(frozen=True)
+class PlannedMove:
+    """A VIP whose holder the new inventory changes: a planned failover, or (nopreempt) none yet."""
+    vip: str
+    holders: tuple[str, ...]   # the nodes that hold it now
+    owner: str                 # the node the new inventory makes its MASTER
+    nopreempt: bool            # True: it stays on its holders until the next failover
+
+    @property
+    def moves(self) -> bool:
+        """Will the deploy move it (and wait for the move, fabfile.ops.settle.finish_moves)?"""
+        return not self.nopreempt
 
 
 @dataclass(frozen=True)
@@ -68,8 +80,9 @@ def _diff(node: str, f: NodeFile, old: str, new: str) -> str:
     return mask("".join(lines))
 
 
-def service_actions(phase: str, changed: set[str], facts: NodeState, desired: list[NodeFile]) -> list[Action]:
+def service_actions(phase: Phase, changed: set[str], facts: NodeState, desired: list[NodeFile]) -> list[Action]:
     """Actions one phase needs on one node, given the paths it changed."""
+    phase = Phase(phase)      # a name is taken, a misspelt one refused (it would plan nothing)
     want = {f.path: f for f in desired}
     acts: list[Action] = []
 
@@ -85,11 +98,11 @@ def service_actions(phase: str, changed: set[str], facts: NodeState, desired: li
         else:
             _ensure(acts, facts, name)
 
-    if phase == "arp":
+    if phase is Phase.ARP:
         if arp.SYSCTL in changed and want[arp.SYSCTL].content is not None:
             acts.append(Action("sysctl-load", arg=arp.SYSCTL, why="ARP sysctl file changed"))
         unit("lbtk-vip-lo", arp.VIP_UNIT, want[arp.VIP_UNIT].content is not None)
-    elif phase == "nginx":
+    elif phase is Phase.NGINX:
         # a site written or removed changes what nginx reads from sites-enabled/: test before reloading
         if any(p.startswith(nginx.SITES + "/") for p in changed):
             acts.append(Action("nginx-test", why="validate the new site before reloading"))
@@ -98,7 +111,7 @@ def service_actions(phase: str, changed: set[str], facts: NodeState, desired: li
             _ensure(acts, facts, "nginx", start=False)
         else:
             _ensure(acts, facts, "nginx")
-    elif phase == "lvs":
+    elif phase is Phase.LVS:
         unit("lbtk-fwmark", fwmark.UNIT, want.get(fwmark.UNIT) is not None
              and want[fwmark.UNIT].content is not None)
         rules = [p for p in (fwmark.RULES, fwmark.RULES6) if p in changed and want.get(p) and want[p].content]
@@ -109,12 +122,12 @@ def service_actions(phase: str, changed: set[str], facts: NodeState, desired: li
         if keepalived.DEFAULTS in changed and facts.active.get("keepalived") == "active":
             acts.append(Action("restart", "keepalived",
                                why="DAEMON_ARGS changed: keepalived reads it only at start (this is a failover if MASTER)"))
-    elif phase == "sync-daemon":
+    elif phase is Phase.SYNC_DAEMON:
         script = want.get(ipvs_sync.SCRIPT)
         if ipvs_sync.SCRIPT in changed and script is not None and script.content is not None:
             acts.append(Action("run", arg=ipvs_sync.RECONCILE,
                                why="sync script changed: set the daemons for this node's VRRP state now"))
-    elif phase == "keepalived":
+    elif phase is Phase.KEEPALIVED:
         if keepalived.CONF in changed:
             acts.append(_reload_or_start(facts, "keepalived", "keepalived.conf changed"))
             _ensure(acts, facts, "keepalived", start=False)

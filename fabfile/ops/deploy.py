@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from fabfile.infra import facts as F
 from fabfile.infra import remote, runinfo
@@ -22,14 +23,14 @@ from fabfile.errors import LbtkError
 from fabfile.infra.facts import NodeState
 from fabfile.infra.observe import observe_except, observe_reachable
 from fabfile.parsers.lbtk_state import RuntimeRecord
-from fabfile.core.plan import PHASES, NodePlan, changes_wire, file_changes, service_actions
+from fabfile.core.phase import FILE_PHASES, RUNTIME_PHASE, Phase
+from fabfile.core.plan import FileChange, NodePlan, PlannedMove, changes_wire, file_changes, service_actions
 from fabfile.core.render import NodeFile, RenderFacts, managed_paths, render_node
 from fabfile.infra.runinfo import RunInfo
 from fabfile.core.vrrp import expected_holders, nopreempt_vips
 
 # what the install phase needs on every node, and the package that brings it
 REQUIRED = {"keepalived": "keepalived", "ipvsadm": "ipvsadm", "nginx": "nginx-light", "iptables": "iptables"}
-NEEDS = {"keepalived": "keepalived", "nginx": "nginx", "lvs": "keepalived"}   # phase -> binary it drives
 LOGGING_NEEDS = "rsyslog"   # the package `logging:` needs (its rule writes keepalived's log file)
 
 
@@ -47,21 +48,36 @@ class DeployFailed(LbtkError):
         self.changed = changed
 
 
+class RunStatus(StrEnum):
+    """Where one node's run ended."""
+    PLANNED = "planned"        # not applied: --check, or not reached yet
+    UNCHANGED = "no changes"   # nothing to do
+    CHANGED = "changed"        # took its plan
+    SKIPPED = "skipped"        # not touched: an earlier node failed
+    FAILED = "FAILED"          # refused the change (NodeRun.error says why)
+
+    @property
+    def took_it(self) -> bool:
+        """The node is on what the run wanted (changed, or had nothing to change)."""
+        return self in (RunStatus.CHANGED, RunStatus.UNCHANGED)
+
+
 @dataclass
 class NodeRun:
     node: str
     facts: NodeState
     plan: NodePlan
     done: Applied = field(default_factory=Applied)
-    error: str | None = None
+    status: RunStatus = RunStatus.PLANNED
+    error: str | None = None   # FAILED: the node's own words
 
 
 @dataclass
 class Outcome:
     """What a deploy planned and did; the views draw it, the caller raises `error` after."""
-    phases: list[str]
+    phases: list[Phase]
     runs: list[NodeRun]
-    moves: list[str]                       # planned VIP moves, one sentence each
+    moves: list[PlannedMove]               # VIPs whose holder the new inventory changes
     check: bool                            # --check: nothing was touched
     batches: list[list[str]] = field(default_factory=list)
     error: DeployFailed | None = None
@@ -80,11 +96,12 @@ def gather(env: Env, conns) -> dict[str, NodeState]:
     return observe_reachable(conns, F.DEPLOY, deploy_facts(env, [c.lbtk_node for c in conns]))
 
 
-def plan_node(env: Env, node: str, facts: NodeState, phases: list[str]) -> NodePlan:
-    """Pure: one node's facts -> its plan for these phases."""
+def plan_node(env: Env, node: str, facts: NodeState, phases) -> NodePlan:
+    """Pure: one node's facts -> its plan for these phases (Phase members or their names)."""
+    phases = check_phases(phases)
     p = NodePlan(node)
     desired = render_node(env.inv, node, env.secrets, RenderFacts.of(facts))
-    if "install" in phases:
+    if Phase.INSTALL in phases:
         missing = [pkg for what, pkg in required(env.inv).items()
                    if not (facts.nginx_installed if what == "nginx" else facts.has(pkg))]
         if missing and env.inv.install.method == "apt":
@@ -94,13 +111,13 @@ def plan_node(env: Env, node: str, facts: NodeState, phases: list[str]) -> NodeP
                             "'detect' — install them on the node (or set install.method: apt)"
                             + (f"; {LOGGING_NEEDS} is there for logging: (or drop logging: from the inventory)"
                                if LOGGING_NEEDS in missing else ""))
-    elif "lvs" in phases and env.inv.logging and not facts.has(LOGGING_NEEDS):
+    elif Phase.LVS in phases and env.inv.logging and not facts.has(LOGGING_NEEDS):
         raise LbtkError(f"{node}: logging: needs {LOGGING_NEEDS} (its rule writes {env.inv.logging.file}) and it "
                         "is not installed — run `inv install` (or drop logging: from the inventory); "
                         "nothing was changed on any node")
     for phase in phases:
-        if phase in NEEDS and NEEDS[phase] not in facts.binaries:
-            raise LbtkError(f"{node}: {NEEDS[phase]} is not installed (no {NEEDS[phase]} on PATH) — "
+        if phase.binary and phase.binary not in facts.binaries:
+            raise LbtkError(f"{node}: {phase.binary} is not installed (no {phase.binary} on PATH) — "
                             f"run `inv install` or install it on the node; nothing was changed on any node")
     if facts.pending:
         owed = []
@@ -112,13 +129,12 @@ def plan_node(env: Env, node: str, facts: NodeState, phases: list[str]) -> NodeP
         if owed:
             p.notes.append("finishing an interrupted deploy: " + "; ".join(a.short() for a in owed))
             p.actions += owed
-    if "lvs" in phases and not facts.has_ipvs:
+    if Phase.LVS in phases and not facts.has_ipvs:
         p.notes.append("kernel has no IPVS: keepalived runs VRRP-only (--vrrp); virtual_server blocks are inert")
-    if "sync-daemon" in phases and env.inv.sync_daemon:
+    if Phase.SYNC_DAEMON in phases and env.inv.sync_daemon:
         p.notes.append("sync daemon: " + sync_note(env, facts))
-    if "keepalived" in phases and env.runtime is not None:
-        # the cluster's runtime record (drains) rides with keepalived.conf, whose weights it sets
-        desired.append(NodeFile(F.RUNTIME_PATH, runtime.content(env.runtime), "keepalived"))
+    if RUNTIME_PHASE in phases and env.runtime is not None:
+        desired.append(NodeFile(F.RUNTIME_PATH, runtime.content(env.runtime), RUNTIME_PHASE))
     for phase in phases:
         mine = [f for f in desired if f.phase == phase]
         changes = file_changes(mine, facts, node)
@@ -127,26 +143,36 @@ def plan_node(env: Env, node: str, facts: NodeState, phases: list[str]) -> NodeP
     return p
 
 
-def check_phases(phases: list[str]) -> None:
-    bad = [x for x in phases if x not in PHASES]
-    if bad:
-        raise LbtkError(f"unknown phase {bad[0]!r} — phases are {', '.join(PHASES)}")
+def check_phases(phases) -> list[Phase]:
+    """Phases or their names -> phases; an unknown name is refused in one line."""
+    try:
+        return Phase.parse(phases)
+    except ValueError as e:
+        raise LbtkError(str(e)) from None
 
 
-def plan_runs(env: Env, states: dict[str, NodeState], phases: list[str]) -> list[NodeRun]:
-    check_phases(phases)
+def plan_runs(env: Env, states: dict[str, NodeState], phases) -> list[NodeRun]:
+    phases = check_phases(phases)
     return [NodeRun(n, s, plan_node(env, n, s, phases)) for n, s in states.items()]
 
 
-def run_phases(env: Env, phases: list[str], check: bool = False, say=lambda s: None,
+def drift(env: Env, states: dict[str, NodeState]) -> dict[str, list[FileChange]]:
+    """Pure: per node, how its live managed files differ from what the inventory renders, in every
+    phase that writes files (`inv diff`)."""
+    return {n: plan_node(env, n, s, FILE_PHASES).changes for n, s in states.items()}
+
+
+def run_phases(env: Env, phases, check: bool = False, say=lambda s: None,
                progress=None, nodes: list[str] | None = None, skip_unreachable: bool = False,
-               batch: int = 1, change=None, info: RunInfo | None = None, break_lock: bool = False) -> Outcome:
+               batch: int = 1, change=None, info: RunInfo | None = None, break_lock: bool = False,
+               on_moves=lambda moves: None) -> Outcome:
     """Under the deploy lock (fabfile/ops/lock.py; --check takes none): facts, plans, then (unless
     check) the rolling apply. Returns the Outcome; a node that refused is in Outcome.error (the
     caller shows the summary, then raises it). `progress(runs)` makes the context manager that
     shows per-node steps (step / finish). `change(record) -> record` changes the cluster's runtime
-    record (drain, undrain) before planning; `info` is who runs it (default: this process)."""
-    check_phases(phases)
+    record (drain, undrain) before planning; `info` is who runs it (default: this process).
+    `on_moves(moves)`: the planned VIP moves, told before the apply starts (the view words them)."""
+    phases = check_phases(phases)
     chosen = [n for n in env.inv.nodes if nodes is None or n.name in nodes]
     conns = [remote.connect(env.inv, n) for n in chosen]
     try:
@@ -156,7 +182,7 @@ def run_phases(env: Env, phases: list[str], check: bool = False, say=lambda s: N
             # before any lock is taken. A lock record on any node (a run going on, or a dead one), a
             # node skipped or any planned change: take the lock and look again under it.
             out = _locked(env, phases, conns, False, say, progress, skip_unreachable, batch, change, info, {},
-                          quick=True)
+                          on_moves, quick=True)
             if out is not None:
                 return out
         # who runs it (git's commit and status, for the lock record and the history): only now, when a
@@ -166,13 +192,13 @@ def run_phases(env: Env, phases: list[str], check: bool = False, say=lambda s: N
             for node, holder in (lock.broken if lock else []):
                 say(f"{node}: broke the stale deploy lock left by {runlock.who(holder)}")
             return _locked(env, phases, conns, check, say, progress, skip_unreachable, batch, change, info,
-                           lock.down if lock else {})
+                           lock.down if lock else {}, on_moves)
     finally:
         remote.close(conns)
 
 
-def _locked(env: Env, phases: list[str], conns, check: bool, say, progress, skip_unreachable: bool, batch: int,
-            change, info: RunInfo, lock_down: dict[str, str], quick: bool = False) -> Outcome | None:
+def _locked(env: Env, phases: list[Phase], conns, check: bool, say, progress, skip_unreachable: bool, batch: int,
+            change, info: RunInfo, lock_down: dict[str, str], on_moves, quick: bool = False) -> Outcome | None:
     """run_phases' work once the lock is held (lock_down: nodes the lock could not reach). `quick`:
     no lock is held yet — None unless every node answered, none has a lock record and none has
     anything to do (then the Outcome of a deploy that changed nothing)."""
@@ -192,19 +218,19 @@ def _locked(env: Env, phases: list[str], conns, check: bool, say, progress, skip
     runs = plan_runs(env, {n: s for n, s in states.items() if n not in down}, phases)
     if len(live) < len(env.inv.nodes):
         refuse_partial_wire_change(runs, missing=sorted(set(down) | {n.name for n in env.inv.nodes} - set(states)))
-    out = Outcome(phases, runs, planned_moves(env, runs) if "keepalived" in phases else [], check,
+    out = Outcome(phases, runs, planned_moves(env, runs) if Phase.KEEPALIVED in phases else [], check,
                   skipped=down, runtime_before=current, runtime=env.runtime)
     if quick:
         if any(not r.plan.empty for r in runs):
             return None
         with (progress or NoProgress)(runs) as p:     # the summary says "no changes" per node
             for r in runs:
+                r.status = RunStatus.UNCHANGED
                 p.finish(r.node, "no changes")
         return out
     if check:
         return out
-    for m in out.moves:
-        say(m)
+    on_moves(out.moves)
     apply_runs(env, live, out, say, (progress or NoProgress)(runs), batch, info)
     return out
 
@@ -241,18 +267,20 @@ def apply_runs(env: Env, conns, out: Outcome, say, progress, batch: int = 1, inf
     def work(c):
         run = by_run[c.lbtk_node]
         if failed:
-            run.error = "skipped: an earlier node failed, this node was not touched"
+            run.status = RunStatus.SKIPPED
             progress.finish(run.node, "skipped", ok=False)
             return
         if run.plan.empty:
+            run.status = RunStatus.UNCHANGED
             progress.finish(run.node, "no changes")
             return
         try:
             run.done = apply_node(c, run.plan, stamp, say=lambda s: progress.step(run.node, s), info=info)
+            run.status = RunStatus.CHANGED
             done_at[run.node] = time.monotonic()
             progress.finish(run.node, f"{len(run.done.files) + len(run.done.actions)} change(s)")
         except (ApplyError, remote.RemoteError) as e:
-            run.error = str(e)
+            run.status, run.error = RunStatus.FAILED, str(e)
             progress.finish(run.node, "FAILED", ok=False)
 
     by_name = {c.lbtk_node: c for c in conns}
@@ -260,18 +288,18 @@ def apply_runs(env: Env, conns, out: Outcome, say, progress, batch: int = 1, inf
         for batch in batches:
             batch_runs = [by_run[n] for n in batch]
             remote.parallel([by_name[n] for n in batch], work)
-            failed = failed or any(r.error for r in batch_runs)
+            failed = failed or any(r.status is RunStatus.FAILED for r in batch_runs)
             # VRRP can only move where a VIP holder took a change: backups roll on without waiting
             holder_touched = any(r.done.touches("keepalived") and any(r.facts.holds(v) for v in held_before)
                                  for r in batch_runs)
             if not failed and len(batches) > 1 and holder_touched:
                 settle.settle_between(env, conns, held_before)
-    if any("will move" in m for m in out.moves) and not failed:
+    if any(m.moves for m in out.moves) and not failed:
         for line in settle.finish_moves(env, conns, done_at):
             say(line)
-    errors = [r.error for r in runs if r.error and not r.error.startswith("skipped")]
+    errors = [r.error for r in runs if r.status is RunStatus.FAILED]
     if errors:
-        changed = [r.node for r in runs if r.done and not r.error]
+        changed = [r.node for r in runs if r.status is RunStatus.CHANGED]
         out.error = DeployFailed(errors[0] + (f" (and {len(errors) - 1} more node(s) failed)" if len(errors) > 1 else "")
                                  + ("; later nodes were not touched" if len(batches) > 1 else "")
                                  + (f"; already on the new config: {', '.join(changed)}" if changed else ""),
@@ -326,15 +354,13 @@ def rolling_batches(env: Env, runs: list[NodeRun], batch: int = 1) -> tuple[list
             + [[n] for n in sorted(holders, key=lambda n: prio[n])]), None
 
 
-def planned_moves(env: Env, runs: list[NodeRun]) -> list[str]:
-    """Pure. VIPs whose holder the new inventory changes: each is one planned failover."""
-    out = []
+def planned_moves(env: Env, runs: list[NodeRun]) -> list[PlannedMove]:
+    """Pure. VIPs whose holder the new inventory changes: each is one planned failover (unless
+    nopreempt keeps it where it is)."""
     held = nopreempt_vips(env.inv)
+    out = []
     for vip, owner in expected_holders(env.inv).items():
-        now = [r.node for r in runs if r.facts.holds(vip)]
+        now = tuple(r.node for r in runs if r.facts.holds(vip))
         if now and owner not in now:
-            if vip in held:
-                out.append(f"VIP {vip} stays on {'+'.join(now)}: nopreempt (the new priorities apply at the next failover)")
-            else:
-                out.append(f"VIP {vip} will move {'+'.join(now)} -> {owner} (a planned failover)")
+            out.append(PlannedMove(vip, now, owner, nopreempt=vip in held))
     return out

@@ -22,6 +22,7 @@ from fabfile.errors import LbtkError
 from fabfile.infra.facts import BACKUP_DIR
 from fabfile.infra.observe import observe_except, observe_node
 from fabfile.ops.deploy import NodeRun, deploy_facts, rolling_batches
+from fabfile.core.phase import RUNTIME_PHASE
 from fabfile.core.plan import NodePlan, service_actions
 from fabfile.core.render import ASSUMED, NodeFile, render_node
 
@@ -79,13 +80,13 @@ def _rollback(env: Env, conns, lock_down: dict[str, str], say, skip_unreachable:
                 continue
             c = by_name[name]
             phase_of = {f.path: f.phase for f in render_node(env.inv, name, env.secrets, ASSUMED)}
-            phase_of[F.RUNTIME_PATH] = "keepalived"
+            phase_of[F.RUNTIME_PATH] = RUNTIME_PHASE
             for stamp, paths in sets[name]:            # newest first: the oldest set's files win
                 restore(c, paths, stamp)
             paths = list(dict.fromkeys(p for _, ps in sets[name] for p in ps))
             now = observe_node(c, (*F.DEPLOY, *per_node[name]))
             restored = [NodeFile(p, (now.files[p].content.decode() if now.files.get(p) else None),
-                                 phase_of.get(p, "keepalived")) for p in paths]
+                                 phase_of.get(p, RUNTIME_PHASE)) for p in paths]
             plan = NodePlan(name)
             for phase in dict.fromkeys(f.phase for f in restored):
                 mine = [f for f in restored if f.phase == phase]

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 
 from fabfile.infra import facts as F
 from fabfile.core import sync_rules as sync
-from fabfile.core.checks import (Check, digest_checks, digest_targets, http_check, node_checks, vip_checks, vip_holders)
+from fabfile.core.checks import (Check, CheckKind, digest_checks, digest_targets, http_check, node_checks, vip_checks, vip_holders)
 from fabfile.core.diagnose import Finding, flapping, split_brain_cause
 from fabfile.infra.facts import NodeState
 from fabfile.model.schema import Inventory
@@ -78,8 +78,8 @@ def diagnose(inv: Inventory, obs: dict[str, NodeState], holders: dict[str, list[
     desired: dict[str, str] = {}
     out, findings = [], []
     for ch in checks:
-        vip = ch.name.removeprefix("VIP ")
-        if ch.name.startswith("VIP ") and len(holders.get(vip, [])) > 1:
+        vip = ch.subject
+        if ch.kind is CheckKind.VIP and len(holders.get(vip, [])) > 1:
             # the wanted keepalived.conf of every node, rendered only when a split brain asks for it
             # (30 renders were a tenth of a 30-node verify's controller CPU)
             desired = desired or {n.name: next(f.content for f in render_node(inv, n.name, secrets, ASSUMED)

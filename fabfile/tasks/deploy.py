@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 from invoke import task
 
 from fabfile import output
+from fabfile.core.phase import DEPLOY_ORDER, Phase
 from fabfile.model.context import Env
 from fabfile.tasks.common import DEFAULT_ENV, check_format, node_env, number, one_line_errors
 
@@ -21,11 +22,10 @@ HELP = {"env": "inventory name (inventories/NAME.yaml)",
 if TYPE_CHECKING:
     from fabfile.ops.deploy import Outcome
 
-DEPLOY_ORDER = ["install", "arp", "nginx", "lvs", "keepalived", "sync-daemon"]
 
-
-def _phase_task(phase: str, doc: str):
-    @task(name=phase, help=HELP)
+def _phase_task(phase: Phase):
+    """`inv PHASE`: one phase alone; its help line is the phase's own summary."""
+    @task(name=phase.value, help=HELP)
     @one_line_errors
     def t(c, env=DEFAULT_ENV, check=False, format=None, node=None, parallel=None, skip_unreachable=False,
           batch=None, break_lock=False):
@@ -33,30 +33,30 @@ def _phase_task(phase: str, doc: str):
         e, nodes = node_env(env, node, parallel=parallel)
         run_and_settle(e, [phase], check, format, nodes, skip_unreachable, number(batch, "batch", 1, int, 1),
                        break_lock)
-    t.__doc__ = doc
-    t.body.__doc__ = doc
+    t.__doc__ = t.body.__doc__ = phase.summary
     return t
 
 
-install = _phase_task("install", "Check packages (keepalived, ipvsadm, nginx, iptables) and versions; apt-install if allowed.")
-arp = _phase_task("arp", "ARP sysctls (all + interface + lo) applied with sysctl -p, VIP on lo through a unit.")
-nginx = _phase_task("nginx", "nginx site and node-naming page; nginx -t, then reload.")
-lvs = _phase_task("lvs", "LVS side: keepalived start options (VRRP-only without IPVS), fwmark rules.")
-keepalived = _phase_task("keepalived", "keepalived.conf: keepalived -t on the node, keep the previous file, reload.")
+PHASE_TASKS = {p: _phase_task(p) for p in Phase if p.has_task}
+install, arp, nginx, lvs, keepalived = (PHASE_TASKS[p] for p in (Phase.INSTALL, Phase.ARP, Phase.NGINX, Phase.LVS,
+                                                                 Phase.KEEPALIVED))
 
 
 @task(help=HELP)
 @one_line_errors
 def deploy(c, env=DEFAULT_ENV, check=False, format=None, node=None, parallel=None, skip_unreachable=False,
            batch=None, break_lock=False):
-    """Every phase in order (install, arp, nginx, lvs, keepalived, sync-daemon), then wait for VRRP."""
     check_format(format)
     e, nodes = node_env(env, node, parallel=parallel)
-    run_and_settle(e, DEPLOY_ORDER, check, format, nodes, skip_unreachable, number(batch, "batch", 1, int, 1),
+    run_and_settle(e, list(DEPLOY_ORDER), check, format, nodes, skip_unreachable, number(batch, "batch", 1, int, 1),
                    break_lock)
 
 
-def deploy_and_show(e: Env, phases: list[str], check: bool = False, fmt=None, nodes=None,
+deploy.__doc__ = deploy.body.__doc__ = (f"Every phase in order ({', '.join(DEPLOY_ORDER)}), "
+                                        "then wait for VRRP.")
+
+
+def deploy_and_show(e: Env, phases: list[Phase], check: bool = False, fmt=None, nodes=None,
                     skip_unreachable: bool = False, batch: int = 1, break_lock: bool = False,
                     change=None) -> Outcome:
     """The phases with progress, then their tables; a node that refused is raised after the summary."""
@@ -70,7 +70,7 @@ def deploy_and_show(e: Env, phases: list[str], check: bool = False, fmt=None, no
         return Progress([r.node for r in runs], total=lambda n: steps[n])
     out = run_phases(e, phases, check=check, say=output.say, progress=progress,
                      nodes=[n.name for n in nodes] if nodes else None, skip_unreachable=skip_unreachable,
-                     batch=batch, break_lock=break_lock, change=change)
+                     batch=batch, break_lock=break_lock, change=change, on_moves=view.say_moves)
     view.show(out, fmt)
     if not check:
         record_owed(e, out)
@@ -88,21 +88,21 @@ def record_owed(e: Env, out: Outcome) -> None:
     for n, why in out.skipped.items():
         entry = owed.setdefault(n, {"since": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                                     "phases": []})
-        entry["phases"] = sorted(set(entry.get("phases", [])) | set(out.phases))
+        entry["phases"] = sorted(set(entry.get("phases", [])) | {p.value for p in out.phases})
         entry["why"] = why
         output.say(f"{n}: UNREACHABLE, skipped — owed {', '.join(entry['phases'])} since {entry['since']} "
                    f"(the next deploy that reaches it catches up): {why}")
     for r in out.runs:
-        if r.node in owed and not r.error and set(owed[r.node].get("phases", [])) <= set(out.phases):
+        if r.node in owed and r.status.took_it and set(owed[r.node].get("phases", [])) <= set(out.phases):
             output.say(f"{r.node}: caught up on what it was owed since {owed.pop(r.node)['since']}")
     overrides.set_owed(e.path, owed)
 
 
-def run_and_settle(e: Env, phases: list[str], check: bool, fmt, nodes=None, skip_unreachable=False,
+def run_and_settle(e: Env, phases: list[Phase], check: bool, fmt, nodes=None, skip_unreachable=False,
                    batch: int = 1, break_lock: bool = False) -> None:
     """The phases, then (when keepalived changed anywhere) return only once VRRP has settled."""
     from fabfile.ops.settle import wait_for_vips
     out = deploy_and_show(e, phases, check, fmt, nodes, skip_unreachable, batch, break_lock)
-    if {"lvs", "keepalived"} & set(phases) and not check and any(r.done for r in out.runs):
+    if {Phase.LVS, Phase.KEEPALIVED} & set(phases) and not check and any(r.done for r in out.runs):
         _, line = wait_for_vips(e, exclude=set(out.skipped))
         output.say(line)

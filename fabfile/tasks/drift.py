@@ -7,15 +7,13 @@ from fabfile import output
 from fabfile.infra import remote
 from fabfile.tasks.common import DEFAULT_ENV, check_format, node_env, one_line_errors
 
-FILE_PHASES = ["arp", "nginx", "lvs", "keepalived"]
-
 
 @task(help={"env": "inventory name", "node": "only this node", "format": "auto|rich|plain|markdown"})
 @one_line_errors
 def diff(c, env=DEFAULT_ENV, node=None, format=None):
     """Per node and file: how the live files differ from what the inventory renders (hand edits too).
     Exit 1 when anything drifted, like diff(1)."""
-    from fabfile.ops.deploy import gather, plan_node
+    from fabfile.ops.deploy import drift, gather
     check_format(format)
     e, nodes = node_env(env, node)
     conns = [remote.connect(e.inv, n) for n in nodes]
@@ -27,8 +25,7 @@ def diff(c, env=DEFAULT_ENV, node=None, format=None):
     e = runtime.of(e, facts)     # drains recorded on the nodes are part of what is wanted
     t = output.Table(f"drift ({e.path.name})", ["node", "file", "state"])
     drifted = 0
-    for n, f in facts.items():
-        changes = plan_node(e, n, f, FILE_PHASES).changes
+    for n, changes in drift(e, facts).items():
         for ch in changes:
             drifted += 1
             word = {"create": "missing on node", "delete": "present, should not be", "update": "differs",

@@ -9,7 +9,7 @@ from fabfile.infra import facts as F
 from fabfile import output
 from fabfile.model import clone_state as overrides
 from fabfile.infra import remote
-from fabfile.core.checks import node_checks, vip_checks, vip_holders
+from fabfile.core.checks import CheckKind, node_checks, vip_checks, vip_holders
 from fabfile.infra.observe import observe
 from fabfile.parsers import journal
 from fabfile.tasks.common import DEFAULT_ENV, UsageError, check_format, node_env, number, one_line_errors
@@ -33,7 +33,7 @@ def status(c, env=DEFAULT_ENV, format=None, json=False):
     locks = {n: s.lock for n, s in obs.items() if s.reachable and s.lock is not None}
     holders = vip_holders(e.inv, obs)
     checks = vip_checks(e.inv, obs) + [ch for n in obs for ch in node_checks(e.inv, n, obs[n])
-                                       if ch.name != "sync daemon"]
+                                       if ch.kind is not CheckKind.SYNC_DAEMON]
     bad = [ch for ch in checks if not ch.ok]
     rows = []
     for n, o in obs.items():

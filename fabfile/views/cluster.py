@@ -10,81 +10,19 @@ from __future__ import annotations
 import time
 
 from fabfile import output
-from fabfile.core.checks import wanted_ipvs
-from fabfile.core.runtime import as_run
+# the IPVS rows are judged in core (verify's IPVS check says the same judgment); named here too
+# because every table's rows and drawing sit side by side for the tasks (tasks/tables.py)
+from fabfile.core.checks import RATE_FIELDS, ipvs_rows  # noqa: F401
+from fabfile.core.desired import dr_vips
 from fabfile.infra.facts import NodeState
 from fabfile.model.schema import Inventory
-from fabfile.parsers.ipvsadm import service_key
-from fabfile.core.render.arp import dr_vips
 from fabfile.core.vrrp import expected_holders, plan
-
-RATE_FIELDS = ("cps", "inpps", "outpps", "inbps", "outbps")
 
 
 # ---------------------------------------------------------------- IPVS
-def ipvs_rows(inv: Inventory, states: dict[str, NodeState]) -> list[dict]:
-    """One row per (director, service, real server), from `ipvsadm -L -n` and `--rate`, against the
-    inventory as the cluster runs it (drains applied): `ok` false and `problem` saying what was
-    wanted when they differ."""
-    want = wanted_ipvs(as_run(inv, states))
-    rows: list[dict] = []
-    for node, s in states.items():
-        base = {"node": node}
-        if not s.reachable:
-            rows.append({**base, **_blank(), "problem": f"unreachable: {s.error}", "ok": False})
-            continue
-        if s.ipvs is None:
-            rows.append({**base, **_blank(), "problem": "no IPVS in this kernel: keepalived runs VRRP only",
-                         "ok": True})
-            continue
-        rates = {}
-        for svc in (s.ipvs_rate.services if s.ipvs_rate else []):
-            rates[service_key(svc)] = ({f: getattr(svc.stats, f) for f in RATE_FIELDS},
-                                       {r.endpoint: {f: getattr(r.stats, f) for f in RATE_FIELDS}
-                                        for r in svc.real_servers})
-        seen = set()
-        for svc in s.ipvs.services:
-            key = service_key(svc)
-            seen.add(key)
-            wanted = want.get(key)
-            flags = list(svc.flags) + ([f"persistent {svc.persistent}"] if svc.persistent else []) \
-                + ([f"mask {svc.netmask}"] if svc.netmask else [])
-            head = {**base, "service": key, "scheduler": svc.scheduler, "flags": flags}
-            svc_rates, rs_rates = rates.get(key, ({}, {}))
-            if not svc.real_servers:
-                rows.append({**head, **_rs_blank(), **{f: svc_rates.get(f) for f in RATE_FIELDS},
-                             "problem": "no real server in the pool" if wanted else "not in the inventory",
-                             "ok": False})
-            for r in svc.real_servers:
-                w = (wanted or {}).get(r.endpoint)
-                problem = ("not in the inventory" if wanted is None else
-                           "real server not in the inventory" if w is None else
-                           f"weight {r.weight}, inventory wants {w}" if w != r.weight else "")
-                rows.append({**head, "real_server": r.endpoint, "forward": r.forward, "weight": r.weight,
-                             "wanted_weight": w, "active_conn": r.active_conn, "inact_conn": r.inact_conn,
-                             **{f: rs_rates.get(r.endpoint, {}).get(f) for f in RATE_FIELDS},
-                             "problem": problem, "ok": not problem})
-            for ep, w in (wanted or {}).items():
-                if not any(r.endpoint == ep for r in svc.real_servers):
-                    rows.append({**head, **_rs_blank(), "real_server": ep, "wanted_weight": w,
-                                 "problem": "missing from the pool (its health check fails?)", "ok": False})
-        for key in want:
-            if key not in seen:
-                rows.append({**base, **_blank(), "service": key, "problem": "service missing", "ok": False})
-    return rows
-
-
-def _rs_blank() -> dict:
-    return {"real_server": None, "forward": None, "weight": None, "wanted_weight": None,
-            "active_conn": None, "inact_conn": None, **{f: None for f in RATE_FIELDS}}
-
-
-def _blank() -> dict:
-    return {"service": None, "scheduler": None, "flags": [], **_rs_blank()}
-
-
 def show_ipvs(rows: list[dict], fmt=None) -> None:
-    without = [r["node"] for r in rows if r["service"] is None and r["ok"] and r["problem"].startswith("no IPVS")]
+    # a reachable node without IPVS is one row, ok, without a service (core.checks.ipvs_rows)
+    without = [r["node"] for r in rows if r["service"] is None and r["ok"]]
     if without:
         output.say(f"IPVS: no IPVS in the kernel of {', '.join(without)} — keepalived runs VRRP only there")
     for node in dict.fromkeys(r["node"] for r in rows if r["node"] not in without):

@@ -2,17 +2,20 @@
 from __future__ import annotations
 
 from fabfile import output
-from fabfile.ops.deploy import REQUIRED, NodeRun, Outcome
+from fabfile.core.phase import Phase
+from fabfile.core.plan import PlannedMove
+from fabfile.ops.deploy import REQUIRED, NodeRun, Outcome, RunStatus
+
+SKIPPED = "skipped: an earlier node failed, this node was not touched"
 
 
 def show(out: Outcome, fmt=None) -> None:
     """Everything a deploy (or --check) prints after its progress lines."""
-    if "install" in out.phases:
+    if Phase.INSTALL in out.phases:
         packages(out.runs, fmt)
     if out.check:
         check(out.runs, fmt)
-        for m in out.moves:
-            output.say(m)
+        say_moves(out.moves)
     else:
         summary(out.runs, out.phases, fmt)
 
@@ -50,12 +53,32 @@ def check(runs: list[NodeRun], fmt) -> None:
     output.say(f"{total} file change(s) pending" if total else "no changes pending")
 
 
-def summary(runs: list[NodeRun], phases: list[str], fmt) -> None:
+def move_line(m: PlannedMove) -> str:
+    if m.nopreempt:
+        return f"VIP {m.vip} stays on {'+'.join(m.holders)}: nopreempt (the new priorities apply at the next failover)"
+    return f"VIP {m.vip} will move {'+'.join(m.holders)} -> {m.owner} (a planned failover)"
+
+
+def say_moves(moves: list[PlannedMove]) -> None:
+    for m in moves:
+        output.say(move_line(m))
+
+
+def result(r: NodeRun) -> str:
+    """A node's summary cell. A node skipped after an earlier one failed did not fail itself."""
+    if r.status is RunStatus.FAILED:
+        return f"FAILED: {r.error}"
+    if r.status is RunStatus.SKIPPED:
+        return SKIPPED
+    return "changed" if r.done else "no changes"
+
+
+def summary(runs: list[NodeRun], phases: list[Phase], fmt) -> None:
     t = output.Table(f"deploy: {', '.join(phases)}", ["node", "result", "files changed", "actions run"])
     for r in runs:
         acts = list(dict.fromkeys(a.short() for a in r.done.actions))
-        result = "FAILED: " + r.error if r.error else ("changed" if r.done else "no changes")
-        t.add(r.node, result, len(r.done.files), ", ".join(acts) or "none", ok=False if r.error else True)
+        t.add(r.node, result(r), len(r.done.files), ", ".join(acts) or "none",
+              ok=r.status not in (RunStatus.FAILED, RunStatus.SKIPPED))
         for n in r.plan.notes:
             output.say(f"{r.node}: {n}")
     output.show(t, fmt)

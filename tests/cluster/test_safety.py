@@ -138,6 +138,24 @@ def test_diff_after_hand_edit_on_node2_shows_exactly_that_edit(deployed, nodes):
     assert inv("diff", "--env", "lab").returncode == 0
 
 
+def test_diff_covers_the_sync_daemon_script(deployed, nodes):
+    """issue 23: `inv diff` left the sync-daemon phase out, so its script was never compared. The
+    lab runs sync_daemon mode keepalived, where the script must not exist (the kernel tier's
+    inventories, mode notify, ship it): one put there by hand is drift."""
+    script = "/usr/local/sbin/lbtk-ipvs-sync"
+    assert inv("diff", "--env", "lab").returncode == 0
+    sh(nodes["node2"], f"printf '#!/bin/sh\\n# left by hand\\n' > {script} && chmod 755 {script}")
+    try:
+        r = inv("diff", "--env", "lab")
+        assert r.returncode == 1, r.stdout + r.stderr
+        rows = {ln.split()[0]: ln.split(None, 1)[1] for ln in r.stdout.splitlines() if ln.startswith("node")}
+        assert rows["node2"].rstrip().split(None, 1) == [script, "present, should not be"], r.stdout
+        assert "-# left by hand" in r.stdout and "1 file(s) drifted" in r.stdout
+    finally:
+        sh(nodes["node2"], f"rm -f {script}")
+    assert inv("diff", "--env", "lab").returncode == 0
+
+
 # --- bad input: each a one-line error, non-zero, nothing changed on any node ----------------
 
 def _other_key(tmp_path: Path) -> str:

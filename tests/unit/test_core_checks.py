@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from fabfile.infra import facts as F
-from fabfile.core.checks import (NO_IPVS, Check, http_check, ipvs_check, node_checks, sync_check, vip_checks, vip_holders, wanted_ipvs)
+from fabfile.core.checks import (NO_IPVS, Check, CheckKind, ipvs_rows, judge_ipvs, http_check, ipvs_check, node_checks, sync_check, vip_checks, vip_holders, wanted_ipvs)
 from fabfile.model.context import Env
 from fabfile.errors import FactError
 from fabfile.infra.facts import NodeState
@@ -232,23 +232,23 @@ def test_parse_state_refuses_truncated_missing_and_foreign_output():
 def test_one_holder_is_ok(inv):
     obs = healthy()
     assert vip_holders(inv, obs) == {VIP: ["node1"]}
-    assert vip_checks(inv, obs) == [Check(f"VIP {VIP}", "cluster", True, "held by node1")]
+    assert vip_checks(inv, obs) == [Check(f"VIP {VIP}", "cluster", True, "held by node1", CheckKind.VIP, VIP)]
 
 
 def test_a_holder_other_than_the_planned_one_is_ok_but_said(inv):
     obs = {"node1": director("node1"), "node2": director("node2", holds=True), "node3": director("node3")}
-    assert vip_checks(inv, obs) == [Check(f"VIP {VIP}", "cluster", True, "held by node2 (inventory prefers node1)")]
+    assert vip_checks(inv, obs) == [Check(f"VIP {VIP}", "cluster", True, "held by node2 (inventory prefers node1)", CheckKind.VIP, VIP)]
 
 
 def test_no_holder_is_vip_down(inv):
     obs = {n: director(n) for n in HOSTS}
     assert all(VIP in o.vips_on_lo for n, o in obs.items() if n != "node3")   # lo does not count
-    assert vip_checks(inv, obs) == [Check(f"VIP {VIP}", "cluster", False, "held by no node: VIP down")]
+    assert vip_checks(inv, obs) == [Check(f"VIP {VIP}", "cluster", False, "held by no node: VIP down", CheckKind.VIP, VIP)]
 
 
 def test_two_holders_is_split_brain(inv):
     obs = {"node1": director("node1", holds=True), "node2": director("node2"), "node3": director("node3", holds=True)}
-    assert vip_checks(inv, obs) == [Check(f"VIP {VIP}", "cluster", False, "SPLIT BRAIN: held by node1, node3")]
+    assert vip_checks(inv, obs) == [Check(f"VIP {VIP}", "cluster", False, "SPLIT BRAIN: held by node1, node3", CheckKind.VIP, VIP)]
 
 
 def test_an_unreachable_node_holds_nothing(inv):
@@ -283,13 +283,13 @@ def test_healthy_director_checks(inv):
 def test_unreachable_node_is_one_row(inv):
     err = "node2 (10.190.0.12): ssh connect failed: timed out"
     assert node_checks(inv, "node2", NodeState("node2", reachable=False, error=err)) == [
-        Check("reachable", "node2", False, err)]
+        Check("reachable", "node2", False, err, CheckKind.REACHABLE)]
 
 
 def test_daemons_down(inv):
     rows = by_name(node_checks(inv, "node2", director("node2", active={"keepalived": "failed", "nginx": "inactive"})))
-    assert rows["node2", "keepalived running"] == Check("keepalived running", "node2", False, "failed")
-    assert rows["node2", "nginx running"] == Check("nginx running", "node2", False, "inactive")
+    assert rows["node2", "keepalived running"] == Check("keepalived running", "node2", False, "failed", CheckKind.SERVICE, "keepalived")
+    assert rows["node2", "nginx running"] == Check("nginx running", "node2", False, "inactive", CheckKind.SERVICE, "nginx")
     starting = by_name(node_checks(inv, "node2", director("node2", active={"nginx": "activating"})))
     assert not starting["node2", "nginx running"].ok
 
@@ -318,14 +318,14 @@ def test_arp_sysctls_wrong(inv):
 def test_without_ipvs_the_vs_sysctls_are_not_wanted(inv):
     no_vs = sysctl_text("arp_set", values={"net.ipv4.conf.eth0.rp_filter": "0", "net.ipv4.conf.lo.rp_filter": "0"})
     rows = by_name(node_checks(inv, "node1", director("node1", holds=True, ipvs=None, sysctl=no_vs), is_master=True))
-    assert rows["node1", "ARP sysctls"] == Check("ARP sysctls", "node1", True, "9 values as wanted")
+    assert rows["node1", "ARP sysctls"] == Check("ARP sysctls", "node1", True, "9 values as wanted", CheckKind.ARP_SYSCTLS)
     assert rows["node1", "IPVS table"].ok and rows["node1", "IPVS table"].detail.startswith(NO_IPVS)
-    assert rows["node1", "sync daemon"] == Check("sync daemon", "node1", True, f"{NO_IPVS}: no connection sync")
+    assert rows["node1", "sync daemon"] == Check("sync daemon", "node1", True, f"{NO_IPVS}: no connection sync", CheckKind.SYNC_DAEMON)
 
 
 def test_vip_on_lo_missing(inv):
     rows = by_name(node_checks(inv, "node2", director("node2", lo=False)))
-    assert rows["node2", "VIP on lo"] == Check("VIP on lo", "node2", False, f"missing {VIP}")
+    assert rows["node2", "VIP on lo"] == Check("VIP on lo", "node2", False, f"missing {VIP}", CheckKind.VIP_ON_LO)
 
 
 # ================================================================== IPVS table
@@ -335,12 +335,12 @@ def test_wanted_ipvs_uses_ipvsadm_keys(inv):
 
 def test_ipvs_as_wanted(inv):
     assert ipvs_check(inv, "node1", director("node1")) == Check(
-        "IPVS table", "node1", True, "1 service(s), 2 real server(s) as wanted")
+        "IPVS table", "node1", True, "1 service(s), 2 real server(s) as wanted", CheckKind.IPVS_TABLE)
 
 
 def test_ipvs_service_missing(inv):
     c = ipvs_check(inv, "node1", director("node1", ipvs="L_n_empty"))
-    assert c == Check("IPVS table", "node1", False, f"TCP {VIP}:80 missing")
+    assert c == Check("IPVS table", "node1", False, f"TCP {VIP}:80 missing", CheckKind.IPVS_TABLE)
 
 
 def test_ipvs_real_servers_missing(inv):
@@ -355,7 +355,8 @@ def test_ipvs_weight_differs():
     data = fx_data()
     data["virtual_servers"][0]["real_servers"][0]["weight"] = 2
     c = ipvs_check(parse(data), "node1", director("node1"))
-    assert c == Check("IPVS table", "node1", False, f"TCP {VIP}:80 -> 10.190.0.11:80 weight 1 (want 2)")
+    assert c == Check("IPVS table", "node1", False, f"TCP {VIP}:80 -> 10.190.0.11:80 weight 1 (want 2)",
+                      CheckKind.IPVS_TABLE)
 
 
 def test_ipvs_extra_services(inv):
@@ -396,7 +397,7 @@ def test_ipvs_wrr_weights_from_the_one_service_listing():
 
 def test_no_ipvs(inv):
     assert ipvs_check(inv, "node1", director("node1", ipvs=None)) == Check(
-        "IPVS table", "node1", True, "kernel has no IPVS: keepalived runs VRRP-only")
+        "IPVS table", "node1", True, "kernel has no IPVS: keepalived runs VRRP-only", CheckKind.IPVS_TABLE)
 
 
 # ================================================================== sync daemon
@@ -404,9 +405,9 @@ def test_sync_master_on_the_vip_holder_backup_elsewhere(inv):
     master = director("node1", holds=True)
     backup = director("node2")
     assert sync_check(inv, "node1", master, is_master=True) == Check(
-        "sync daemon", "node1", True, "master (mcast=eth0, syncid=1)")
+        "sync daemon", "node1", True, "master (mcast=eth0, syncid=1)", CheckKind.SYNC_DAEMON)
     assert sync_check(inv, "node2", backup, is_master=False) == Check(
-        "sync daemon", "node2", True, "backup (mcast=eth0, syncid=1)")
+        "sync daemon", "node2", True, "backup (mcast=eth0, syncid=1)", CheckKind.SYNC_DAEMON)
     # roles swapped (a failover the daemons did not follow)
     assert sync_check(inv, "node1", master, is_master=False).detail == "master (mcast=eth0, syncid=1) — want backup"
     assert sync_check(inv, "node2", backup, is_master=True).detail == "backup (mcast=eth0, syncid=1) — want master"
@@ -415,7 +416,7 @@ def test_sync_master_on_the_vip_holder_backup_elsewhere(inv):
 def test_sync_none_running_or_another_syncid(inv):
     none = director("node2", daemons="L_daemon_none")
     assert sync_check(inv, "node2", none, is_master=False) == Check(
-        "sync daemon", "node2", False, "not running — want backup")
+        "sync daemon", "node2", False, "not running — want backup", CheckKind.SYNC_DAEMON)
     other = director("node1", holds=True, daemons="L_daemon_master_backup")     # syncid 5
     c = sync_check(inv, "node1", other, is_master=True)
     assert not c.ok and c.detail.endswith("— want master") and "syncid=5" in c.detail
@@ -429,13 +430,13 @@ def _page(inv_, node: str) -> str:
 def test_http_answer_names_the_node(inv):
     names = list(HOSTS)
     assert http_check(VIP, 80, _page(inv, "node2"), None, names) == Check(
-        f"HTTP {VIP}:80", "cluster", True, "answered by node2")
+        f"HTTP {VIP}:80", "cluster", True, "answered by node2", CheckKind.HTTP, VIP)
 
 
 def test_http_error_and_foreign_answer():
     names = list(HOSTS)
     err = f"GET http://{VIP}:80/ failed: [Errno 111] Connection refused"
-    assert http_check(VIP, 80, None, err, names) == Check(f"HTTP {VIP}:80", "cluster", False, err)
+    assert http_check(VIP, 80, None, err, names) == Check(f"HTTP {VIP}:80", "cluster", False, err, CheckKind.HTTP, VIP)
     debian = "<!DOCTYPE html>\n<html>\n<head>\n<title>Welcome to nginx!</title>"
     c = http_check(VIP, 80, debian, None, names)
     assert not c.ok and c.detail == "answer names no node: '<!DOCTYPE html>\\n<html>\\n<head>\\n<title>Welcome to nginx!</titl'"
@@ -528,3 +529,40 @@ def test_the_state_file_facts_read_files_with_builtins_as_cat_would(tmp_path, sh
         r = subprocess.run([shell, "-c", fact.command.replace(path, str(tmp_path / "missing"))],
                            capture_output=True, text=True, timeout=10)
         assert (r.stdout, r.stderr, r.returncode) == ("", "", 0)
+
+
+# ================================================================== the IPVS table, judged once
+def test_a_real_server_the_inventory_does_not_want_is_red_in_verify_and_in_the_table():
+    """issue 23: verify's check and `inv ipvs` judged the table apart, and disagreed: a real server in
+    the pool that the inventory does not list was red in the table and green in verify."""
+    data = fx_data()
+    data["virtual_servers"][0]["real_servers"] = [{"node": "node1"}]
+    one = parse(data)
+    s = director("node1")
+    c = ipvs_check(one, "node1", s)
+    assert (c.ok, c.detail) == (False, f"TCP {VIP}:80 -> 10.190.0.12:80 not in inventory")
+    rows = {r["real_server"]: r for r in ipvs_rows(one, {"node1": s})}
+    assert rows["10.190.0.12:80"]["problem"] == "real server not in the inventory" and not rows["10.190.0.12:80"]["ok"]
+    assert rows["10.190.0.11:80"]["ok"]
+
+
+@pytest.mark.parametrize("table", ["shared_q3_dir1_L_n", "shared_q2_ipvsadm_L_n", "L_n_empty", "L_n", "ka_L_n",
+                                   "L_n_one_service", None])
+def test_verify_and_the_ipvs_table_say_the_same_judgment(inv, table):
+    s = director("node1", ipvs=table)
+    rows = ipvs_rows(inv, {"node1": s})
+    check = ipvs_check(inv, "node1", s)
+    assert check.ok == all(r["ok"] for r in rows)
+    entries = judge_ipvs(wanted_ipvs(inv), s.ipvs) if s.ipvs else []
+    assert [e.row_problem for e in entries] == [r["problem"] for r in rows if r["service"]]
+    problems = {e.check_problem for e in entries if e.check_problem}
+    assert (set() if check.ok else set(check.detail.split("; "))) == problems
+
+
+def test_every_node_and_cluster_check_has_a_kind(inv):
+    obs = healthy()
+    checks = vip_checks(inv, obs) + [c for n in obs for c in node_checks(inv, n, obs[n])]
+    assert all(c.kind is not CheckKind.OTHER for c in checks)
+    assert {c.kind for c in checks} >= {CheckKind.VIP, CheckKind.SERVICE, CheckKind.IPVS_TABLE, CheckKind.SYNC_DAEMON}
+    vip = next(c for c in checks if c.kind is CheckKind.VIP)
+    assert vip.subject == VIP and vip.as_dict()["kind"] == "vip"

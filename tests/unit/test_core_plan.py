@@ -16,7 +16,9 @@ from fabfile.core.actions import VERBS, Action
 from fabfile.errors import LbtkError
 from fabfile.parsers.lbtk import LiveFile, parse_pending
 from fabfile.ops.deploy import plan_node, plan_runs, planned_moves, rolling_batches
-from fabfile.core.plan import PHASES, NodePlan, changes_wire, file_changes, service_actions, wire_signature
+from fabfile.views.deploy import move_line
+from fabfile.core.phase import DEPLOY_ORDER, Phase
+from fabfile.core.plan import NodePlan, PlannedMove, changes_wire, file_changes, service_actions, wire_signature
 from fabfile.core.render import (ASSUMED, RenderFacts, arp, fwmark, ipvs_sync, keepalived, managed_paths, nginx, render_node)
 from fabfile.model.secrets import MASK
 from fabfile.core.vrrp import expected_holders
@@ -24,7 +26,7 @@ from fabfile.core.vrrp import expected_holders
 from .core_fixtures import DPKG_CAPTURE, deploy_state, env_of, lab_data, lab_env, live_files
 
 VIP = "10.189.0.100"
-ALL = list(PHASES)
+ALL = list(DEPLOY_ORDER)
 DEFAULT = "/etc/nginx/sites-enabled/default"   # Debian's own site (lab.yaml: nginx.remove_sites: [default])
 DEBIAN_DEFAULT_SITE = (  # the head of Debian 12's /etc/nginx/sites-enabled/default
     "server {\n\tlisten 80 default_server;\n\tlisten [::]:80 default_server;\n"
@@ -218,7 +220,7 @@ def test_the_nginx_phase_owns_only_what_it_renders(monkeypatch):
     live[DEFAULT] = LiveFile(0o644, DEBIAN_DEFAULT_SITE.encode())
     changes = file_changes(desired(two), deploy_state(two, "node1", files=live), "node1")
     assert [(ch.file.path, ch.kind) for ch in changes] == [(DEFAULT, "delete")]   # old-shop is already gone
-    acts = service_actions("nginx", {DEFAULT}, deploy_state(two, "node1"), desired(two, phase="nginx"))
+    acts = service_actions(Phase.NGINX, {DEFAULT}, deploy_state(two, "node1"), desired(two, phase="nginx"))
     assert verbs(acts) == [("nginx-test", ""), ("reload", "nginx")]
 
 
@@ -251,7 +253,7 @@ def test_diffs_mask_the_vrrp_secret(monkeypatch):
 # ================================================================== service_actions per phase
 def test_keepalived_conf_change_reloads_a_running_keepalived(env):
     state = deploy_state(env, "node1")
-    acts = service_actions("keepalived", {keepalived.CONF}, state, desired(env, phase="keepalived"))
+    acts = service_actions(Phase.KEEPALIVED, {keepalived.CONF}, state, desired(env, phase="keepalived"))
     assert verbs(acts) == [("reload", "keepalived")]
     assert "reload, not restart" in acts[0].why
     assert not any(a.verb in ("restart", "enable-restart") for a in acts)
@@ -259,7 +261,7 @@ def test_keepalived_conf_change_reloads_a_running_keepalived(env):
 
 def test_keepalived_conf_change_starts_and_enables_a_stopped_keepalived(env):
     state = deploy_state(env, "node1", active={"keepalived": "failed"}, enabled={"keepalived": "disabled"})
-    acts = service_actions("keepalived", {keepalived.CONF}, state, desired(env, phase="keepalived"))
+    acts = service_actions(Phase.KEEPALIVED, {keepalived.CONF}, state, desired(env, phase="keepalived"))
     # enable + start: one `systemctl enable --now` (issue 14: one systemctl call, not two)
     assert verbs(acts) == [("enable-now", "keepalived")]
     assert acts[0].why == "keepalived.conf changed; keepalived was failed; keepalived not enabled at boot"
@@ -267,53 +269,53 @@ def test_keepalived_conf_change_starts_and_enables_a_stopped_keepalived(env):
 
 def test_nothing_changed_still_brings_the_daemon_up(env):
     state = deploy_state(env, "node1", active={"keepalived": "inactive"}, enabled={"keepalived": "disabled"})
-    acts = service_actions("keepalived", set(), state, desired(env, phase="keepalived"))
+    acts = service_actions(Phase.KEEPALIVED, set(), state, desired(env, phase="keepalived"))
     assert verbs(acts) == [("enable-now", "keepalived")]
     up = deploy_state(env, "node1")
-    assert service_actions("keepalived", set(), up, desired(env, phase="keepalived")) == []
+    assert service_actions(Phase.KEEPALIVED, set(), up, desired(env, phase="keepalived")) == []
 
 
 def test_nginx_site_change_validates_first_then_reloads(env):
     state = deploy_state(env, "node1")
-    acts = service_actions("nginx", {nginx.SITE}, state, desired(env, phase="nginx"))
+    acts = service_actions(Phase.NGINX, {nginx.SITE}, state, desired(env, phase="nginx"))
     assert verbs(acts) == [("nginx-test", ""), ("reload", "nginx")]
     assert acts[0].validates and not acts[1].validates
-    removed_default = service_actions("nginx", {DEFAULT}, state, desired(env, phase="nginx"))
+    removed_default = service_actions(Phase.NGINX, {DEFAULT}, state, desired(env, phase="nginx"))
     assert verbs(removed_default)[0] == ("nginx-test", "")
-    page_only = service_actions("nginx", {nginx.PAGE}, state, desired(env, phase="nginx"))
+    page_only = service_actions(Phase.NGINX, {nginx.PAGE}, state, desired(env, phase="nginx"))
     assert verbs(page_only) == [("reload", "nginx")]       # a page is no config: nothing to validate
 
 
 def test_nginx_change_starts_a_stopped_nginx(env):
     state = deploy_state(env, "node1", active={"nginx": "inactive"})
-    acts = service_actions("nginx", {nginx.SITE}, state, desired(env, phase="nginx"))
+    acts = service_actions(Phase.NGINX, {nginx.SITE}, state, desired(env, phase="nginx"))
     assert verbs(acts) == [("nginx-test", ""), ("start", "nginx")]
 
 
 def test_arp_unit_file_change_daemon_reloads_and_restarts_the_oneshot(env):
     state = deploy_state(env, "node1")
-    acts = service_actions("arp", {arp.SYSCTL, arp.VIP_UNIT}, state, desired(env, phase="arp"))
+    acts = service_actions(Phase.ARP, {arp.SYSCTL, arp.VIP_UNIT}, state, desired(env, phase="arp"))
     assert verbs(acts) == [("sysctl-load", arp.SYSCTL), ("daemon-reload", ""),
                            ("enable-restart", "lbtk-vip-lo")]
-    sysctl_only = service_actions("arp", {arp.SYSCTL}, state, desired(env, phase="arp"))
+    sysctl_only = service_actions(Phase.ARP, {arp.SYSCTL}, state, desired(env, phase="arp"))
     assert verbs(sysctl_only) == [("sysctl-load", arp.SYSCTL)]
 
 
 def test_fwmark_rules_change_restarts_the_fwmark_unit(env):
     state = deploy_state(env, "node1")
-    acts = service_actions("lvs", {fwmark.RULES}, state, desired(env, phase="lvs"))
+    acts = service_actions(Phase.LVS, {fwmark.RULES}, state, desired(env, phase="lvs"))
     assert verbs(acts) == [("restart", "lbtk-fwmark")]
-    both = service_actions("lvs", {fwmark.RULES, fwmark.UNIT}, state, desired(env, phase="lvs"))
+    both = service_actions(Phase.LVS, {fwmark.RULES, fwmark.UNIT}, state, desired(env, phase="lvs"))
     assert verbs(both) == [("daemon-reload", ""), ("enable-restart", "lbtk-fwmark")]
 
 
 def test_daemon_args_change_restarts_a_running_keepalived(env):
     state = deploy_state(env, "node1")
-    acts = service_actions("lvs", {keepalived.DEFAULTS}, state, desired(env, phase="lvs"))
+    acts = service_actions(Phase.LVS, {keepalived.DEFAULTS}, state, desired(env, phase="lvs"))
     assert verbs(acts) == [("restart", "keepalived")]
     assert "DAEMON_ARGS" in acts[0].why
     stopped = deploy_state(env, "node1", active={"keepalived": "inactive"})
-    assert service_actions("lvs", {keepalived.DEFAULTS}, stopped, desired(env, phase="lvs")) == []
+    assert service_actions(Phase.LVS, {keepalived.DEFAULTS}, stopped, desired(env, phase="lvs")) == []
 
 
 def test_units_no_longer_wanted_are_disabled_and_stopped(monkeypatch):
@@ -339,10 +341,10 @@ def test_units_no_longer_wanted_are_disabled_and_stopped(monkeypatch):
 def test_sync_script_change_runs_it(monkeypatch):
     inv_env = env_of(monkeypatch, _kernel_data())
     state = fresh(inv_env, "node2")
-    acts = service_actions("sync-daemon", {ipvs_sync.SCRIPT}, state, desired(inv_env, "node2", phase="sync-daemon"))
+    acts = service_actions(Phase.SYNC_DAEMON, {ipvs_sync.SCRIPT}, state, desired(inv_env, "node2", phase="sync-daemon"))
     assert verbs(acts) == [("run", ipvs_sync.RECONCILE)]
     no_ipvs = desired(inv_env, "node2", ipvs=False, phase="sync-daemon")
-    assert service_actions("sync-daemon", {ipvs_sync.SCRIPT}, state, no_ipvs) == []   # script deleted
+    assert service_actions(Phase.SYNC_DAEMON, {ipvs_sync.SCRIPT}, state, no_ipvs) == []   # script deleted
 
 
 def _kernel_data() -> dict:
@@ -606,7 +608,9 @@ def test_a_priority_change_that_moves_the_vip_is_a_planned_failover(monkeypatch)
     old = lab_env(monkeypatch)
     new = _changed(monkeypatch, lambda d: d["nodes"][1].update(priority=110))
     runs = running(old, new, holder="node1")
-    assert planned_moves(new, runs) == ["VIP 10.189.0.100 will move node1 -> node2 (a planned failover)"]
+    assert planned_moves(new, runs) == [PlannedMove("10.189.0.100", ("node1",), "node2", nopreempt=False)]
+    assert [move_line(m) for m in planned_moves(new, runs)] == [
+        "VIP 10.189.0.100 will move node1 -> node2 (a planned failover)"]
     # priority is not on the wire: rolling, lowest priority first, the holder last
     assert rolling_batches(new, runs) == ([["node3"], ["node2"], ["node1"]], None)
     # already on the new owner: no move
@@ -619,7 +623,8 @@ def test_nopreempt_vip_stays_where_it_is(monkeypatch):
     e = env_of(monkeypatch, feat.model_dump(exclude_none=True))
     states = {"a": deploy_state(e, "a"), "b": deploy_state(e, "b", on_iface=(VIP,))}
     runs = plan_runs(e, states, ["keepalived"])
-    assert planned_moves(e, runs) == [
+    assert planned_moves(e, runs) == [PlannedMove(VIP, ("b",), "a", nopreempt=True)]
+    assert [move_line(m) for m in planned_moves(e, runs)] == [
         "VIP 10.189.0.100 stays on b: nopreempt (the new priorities apply at the next failover)"]
     # held by its owner (the top priority), or by nobody: nothing to say
     assert planned_moves(e, plan_runs(e, {"a": deploy_state(e, "a", on_iface=(VIP,)),

@@ -11,6 +11,7 @@ import shutil
 import pytest
 import yaml
 
+from fabfile.core import desired
 from fabfile.core.checks import observed_ipvs, wanted_ipvs
 from fabfile.infra.confcheck import keepalived_check
 from fabfile.infra.facts import NodeState
@@ -112,21 +113,21 @@ def test_multi_master_sync_groups_follow_the_expanded_instances():
 def test_arp_phase_ipv6_vip_on_lo_and_no_arp_sysctl():
     inv = inv_of(v6_only())
     n1 = inv.node("n1")
-    assert arp.dr_vips(inv, n1) == ["fd00:190::100"]
-    want = arp.wanted_sysctls(inv, n1)
+    assert desired.dr_vips(inv, n1) == ["fd00:190::100"]
+    want = desired.sysctls(inv, n1)
     assert not any(k.startswith("net.ipv4.conf.") for k in want), want     # nothing IPv4 needs alone
     assert want == {"net.ipv4.vs.expire_nodest_conn": "1"}                  # IPVS's own, either family
     unit = next(f.content for f in arp.files(inv, n1, ASSUMED) if f.path == arp.VIP_UNIT)
     assert "ExecStart=/usr/sbin/ip addr replace fd00:190::100/128 dev lo nodad\n" in unit
     assert "ExecStop=-/usr/sbin/ip addr del fd00:190::100/128 dev lo\n" in unit
     dual = inv_of(DUAL)                                                     # the IPv4 VIP still needs them
-    assert arp.wanted_sysctls(dual, dual.node("node1"))["net.ipv4.conf.eth0.arp_ignore"] == "1"
+    assert desired.sysctls(dual, dual.node("node1"))["net.ipv4.conf.eth0.arp_ignore"] == "1"
 
 
 def test_ipv6_nat_director_forwards_ipv6():
     data = v6_only()
     data["virtual_servers"][0].update(lb_kind="NAT", real_servers=[{"address": "fd00:190::50"}])
-    want = arp.wanted_sysctls(inv_of(data), inv_of(data).node("n1"))
+    want = desired.sysctls(inv_of(data), inv_of(data).node("n1"))
     assert want.get("net.ipv6.conf.all.forwarding") == "1" and "net.ipv4.ip_forward" not in want
 
 

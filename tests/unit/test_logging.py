@@ -18,6 +18,7 @@ from fabfile.errors import LbtkError
 from fabfile.model.loading import InventoryError, parse
 from fabfile.parsers import journal
 from fabfile.ops.deploy import plan_node, required
+from fabfile.core.phase import Phase
 from fabfile.core.plan import service_actions
 from fabfile.core.render import RenderFacts, keepalived, render_node, rsyslog
 from fabfile.core.checks import node_checks
@@ -149,7 +150,7 @@ def test_service_actions_ignore_rsyslog_without_logging(monkeypatch):
     env = lab_env(monkeypatch)
     state = deploy_state(env, "node1", active={"rsyslog": "inactive"}, enabled={"rsyslog": "not-found"})
     desired = [f for f in render_node(env.inv, "node1", env.secrets, RenderFacts(ipvs=True)) if f.phase == "lvs"]
-    assert service_actions("lvs", set(), state, desired) == []
+    assert service_actions(Phase.LVS, set(), state, desired) == []
 
 
 # ------------------------------------------------------------------ packages

@@ -1,8 +1,9 @@
 """One-arm LVS-NAT (`snat: true`): the kernel tier's NAT example renders masquerade rules."""
 import pytest
 
+from fabfile.core import desired
 from fabfile.model.loading import InventoryError, load, parse
-from fabfile.core.render import arp, fwmark
+from fabfile.core.render import fwmark
 
 
 def test_kernel_nat_renders_masquerade_and_conntrack():
@@ -13,9 +14,9 @@ def test_kernel_nat_renders_masquerade_and_conntrack():
     assert "-m ipvs --vaddr 10.189.0.150/32 --vport 80 --vmethod masq -j MASQUERADE" in rules
     assert "*mangle" not in rules                      # NAT: no director fix, no marks
     assert "-t nat -D POSTROUTING -j LBTK-SNAT" in files[fwmark.UNIT]
-    assert arp.wanted_sysctls(inv, node) == {"net.ipv4.ip_forward": "1", "net.ipv4.vs.conntrack": "1",
+    assert desired.sysctls(inv, node) == {"net.ipv4.ip_forward": "1", "net.ipv4.vs.conntrack": "1",
                                              "net.ipv4.vs.expire_nodest_conn": "1"}
-    assert arp.dr_vips(inv, node) == []
+    assert desired.dr_vips(inv, node) == []
 
 
 def test_dr_inventories_render_no_nat():

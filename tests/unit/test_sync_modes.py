@@ -5,12 +5,13 @@ from pathlib import Path
 
 import pytest
 
+from fabfile.core import desired
 from fabfile.core.checks import sync_check
 from fabfile.infra.facts import NodeState
 from fabfile.model.loading import InventoryError, load, parse
 from fabfile.parsers import ipvsadm
 from fabfile.parsers.ipvsadm import parse_list
-from fabfile.core.render import Facts, arp, ipvs_sync, keepalived, render_node
+from fabfile.core.render import Facts, ipvs_sync, keepalived, render_node
 
 FX = Path(__file__).resolve().parents[1] / "fixtures" / "ipvsadm"
 TABLE = parse_list((FX / "L_n.txt").read_text())
@@ -63,11 +64,11 @@ def test_notify_mode_refuses_an_instance_with_its_own_notify():
 
 def test_backup_only_on_directors_that_are_dr_real_servers_with_ipvs():
     inv, _ = load("kernel")
-    assert arp.wanted_sysctls(inv, inv.nodes[1])["net.ipv4.vs.backup_only"] == "1"
-    assert "net.ipv4.vs.backup_only" not in arp.wanted_sysctls(inv, inv.nodes[1], ipvs=False)
+    assert desired.sysctls(inv, inv.nodes[1])["net.ipv4.vs.backup_only"] == "1"
+    assert "net.ipv4.vs.backup_only" not in desired.sysctls(inv, inv.nodes[1], ipvs=False)
     nat, _ = load("kernel-nat")                          # NAT: real servers never see the VIP
-    assert "net.ipv4.vs.backup_only" not in arp.wanted_sysctls(nat, nat.nodes[1])
-    assert arp.wanted_sysctls(nat, nat.nodes[1])["net.ipv4.vs.expire_nodest_conn"] == "1"
+    assert "net.ipv4.vs.backup_only" not in desired.sysctls(nat, nat.nodes[1])
+    assert desired.sysctls(nat, nat.nodes[1])["net.ipv4.vs.expire_nodest_conn"] == "1"
 
 
 def test_verify_wants_the_vrrp_role_and_the_syncid():

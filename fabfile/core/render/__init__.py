@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fabfile.core.phase import Phase
 from fabfile.model.schema import Inventory
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ ASSUMED = RenderFacts(ipvs=True)   # a production director: the kernel has IPVS
 class NodeFile:
     path: str                  # absolute path on the node
     content: str | None        # None: the file must not exist
-    phase: str                 # keepalived | lvs | arp | nginx | sync-daemon
+    phase: Phase               # the phase that writes it and whose service actions follow from it
     mode: int = 0o644
     secret: bool = False       # holds the VRRP secret: mask before showing, 0600 on the node
 

@@ -4,6 +4,7 @@ ones (the same rules, /128 for /32), both applied by one unit."""
 from __future__ import annotations
 
 from fabfile.model.schema import Inventory, Node
+from fabfile.core.phase import Phase
 from fabfile.core.render import NodeFile, Templates, templates
 
 RULES = "/etc/lbtk/fwmark.rules"
@@ -34,11 +35,11 @@ def files(inv: Inventory, node: Node, t: Templates | None = None) -> list[NodeFi
         if m or sn:
             tables[tool] = dict(rules=path, marks=m, snats=sn)
         out.append(NodeFile(path, t("fwmark.rules.j2", peer_macs=peers, marks=m, snats=sn, tool=tool, plen=plen)
-                            if m or sn else None, "lvs"))
+                            if m or sn else None, Phase.LVS))
     if not tables:
-        return out + [NodeFile(UNIT, None, "lvs")]
+        return out + [NodeFile(UNIT, None, Phase.LVS)]
     if "iptables" in tables and "ip6tables" not in tables:   # IPv4 only: the unit as it always was
         v4 = tables["iptables"]
         return out + [NodeFile(UNIT, t("fwmark.service.j2", rules=RULES, marks=v4["marks"], snats=v4["snats"]),
-                               "lvs")]
-    return out + [NodeFile(UNIT, t("fwmark6.service.j2", tables=tables), "lvs")]
+                               Phase.LVS)]
+    return out + [NodeFile(UNIT, t("fwmark6.service.j2", tables=tables), Phase.LVS)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fabfile.model.schema import Inventory, Node
 from fabfile.core.sync_rules import sync_instance
+from fabfile.core.phase import Phase
 from fabfile.core.render import Facts, NodeFile, Templates, templates
 
 SCRIPT = "/usr/local/sbin/lbtk-ipvs-sync"
@@ -18,10 +19,10 @@ def wanted(inv: Inventory, facts: Facts) -> bool:
 def files(inv: Inventory, node: Node, facts: Facts, t: Templates | None = None) -> list[NodeFile]:
     t = t or templates(inv)
     if not wanted(inv, facts):
-        return [NodeFile(SCRIPT, None, "sync-daemon")]
+        return [NodeFile(SCRIPT, None, Phase.SYNC_DAEMON)]
     sd = inv.sync_daemon
     inst = sync_instance(inv)
     return [NodeFile(SCRIPT, t("ipvs-sync.sh.j2", instance=inst.name, vip=inst.vips[0],
                                       vrrp_interface=inv.interface_of(node, inst.source),
                                       interface=sd.interface, syncid=sd.syncid),
-                     "sync-daemon", mode=0o755)]
+                     Phase.SYNC_DAEMON, mode=0o755)]

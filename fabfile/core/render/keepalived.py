@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from fabfile.model.schema import Inventory, Node
 from fabfile.parsers import join_host_port
+from fabfile.core.desired import services
 from fabfile.core.sync_rules import sync_instance
 from fabfile.core.vrrp import plan, sync_groups
+from fabfile.core.phase import Phase
 from fabfile.core.render import Facts, NodeFile, Templates, ipvs_sync, rsyslog, templates
 
 CONF = "/etc/keepalived/keepalived.conf"
@@ -15,10 +17,10 @@ def files(inv: Inventory, node: Node, secrets: dict[str, str], facts: Facts,
           t: Templates | None = None) -> list[NodeFile]:
     t = t or templates(inv)
     return [
-        NodeFile(CONF, conf(inv, node, secrets, facts, t), "keepalived", mode=0o600,
+        NodeFile(CONF, conf(inv, node, secrets, facts, t), Phase.KEEPALIVED, mode=0o600,
                  secret=any(vi.authentication for vi in inv.vrrp_instances)),
         NodeFile(DEFAULTS, t("default_keepalived.j2", ipvs=facts.ipvs, args=daemon_args(inv, facts),
-                             logging=inv.logging, rule=rsyslog.RULE), "lvs"),
+                             logging=inv.logging, rule=rsyslog.RULE), Phase.LVS),
     ]
 
 
@@ -73,20 +75,21 @@ def conf(inv: Inventory, node: Node, secrets: dict[str, str], facts: Facts, t: T
 
 
 def virtual_servers(inv: Inventory) -> list[dict]:
+    """The template's view of every virtual server: fabfile.core.desired.services (what IPVS gets)
+    plus what only keepalived.conf says (health checks, timers). For the template only."""
     out = []
-    for i, vs in enumerate(inv.virtual_servers):
-        fwmark = inv.fwmark_of(i)
+    for s in services(inv):
+        vs = s.source
         rss = []
-        for rs in vs.real_servers:
-            port = rs.port or vs.port
-            check = rs.TCP_CHECK or rs.HTTP_GET
+        for rs in s.real_servers:
+            check = rs.source.TCP_CHECK or rs.source.HTTP_GET
             # fwmark services carry no port, so a health check must name the one to probe
             check_port = (check.connect_port if check and check.connect_port else
-                          (port if fwmark and check else None))
-            rss.append(dict(address=inv.real_server_address(rs, vs), port=port, weight=rs.weight,
-                            tcp=rs.TCP_CHECK, http=rs.HTTP_GET, check_port=check_port))
-        out.append(dict(vip=vs.vip, port=vs.port, fwmark=fwmark, protocol=vs.protocol, family=vs.family,
-                        where=join_host_port(vs.vip, vs.port) if vs.vip else f"fwmark {fwmark}",
+                          (rs.port if s.fwmark and check else None))
+            rss.append(dict(address=rs.address, port=rs.port, weight=rs.weight,
+                            tcp=rs.source.TCP_CHECK, http=rs.source.HTTP_GET, check_port=check_port))
+        out.append(dict(vip=s.vip, port=s.port, fwmark=s.fwmark, protocol=s.protocol, family=s.family,
+                        where=join_host_port(s.vip, s.port) if s.vip else f"fwmark {s.fwmark}",
                         director_fix=inv.director_fix_applies(vs), delay_loop=vs.delay_loop,
                         lb_algo=vs.lb_algo, lb_kind=vs.lb_kind,
                         persistence_timeout=vs.persistence_timeout,

@@ -7,6 +7,7 @@ the operator's and is never read, diffed or removed.
 from __future__ import annotations
 
 from fabfile.model.schema import NGINX_SITE, NGINX_SITES, Inventory, Node
+from fabfile.core.phase import Phase
 from fabfile.core.render import NodeFile, Templates, templates
 
 SITES = NGINX_SITES
@@ -24,10 +25,10 @@ def files(inv: Inventory, node: Node, t: Templates | None = None) -> list[NodeFi
     t = t or templates(inv)
     page = inv.nginx.page.format(node=node.name, host=node.ip, cluster=inv.cluster)
     return [
-        *(NodeFile(p, None, "nginx") for p in removed(inv)),
+        *(NodeFile(p, None, Phase.NGINX) for p in removed(inv)),
         NodeFile(SITE, t("nginx-site.conf.j2", node=node, port=inv.nginx.port, root=ROOT, ipv6=serves_ipv6(inv)),
-                 "nginx"),
-        NodeFile(PAGE, page if page.endswith("\n") else page + "\n", "nginx"),
+                 Phase.NGINX),
+        NodeFile(PAGE, page if page.endswith("\n") else page + "\n", Phase.NGINX),
     ]
 
 

@@ -4,6 +4,7 @@ syslog facility to it, and its logrotate entry. keepalived's half (--log-facilit
 from __future__ import annotations
 
 from fabfile.model.schema import Inventory
+from fabfile.core.phase import Phase
 from fabfile.core.render import NodeFile, Templates, templates
 
 RULE = "/etc/rsyslog.d/lbtk-keepalived.conf"
@@ -16,7 +17,7 @@ def files(inv: Inventory, t: Templates | None = None) -> list[NodeFile]:
     # make sense together (without the rule, local0 lines would land in /var/log/syslog)
     lg = inv.logging
     if lg is None:
-        return [NodeFile(RULE, None, "lvs"), NodeFile(ROTATE, None, "lvs")]
+        return [NodeFile(RULE, None, Phase.LVS), NodeFile(ROTATE, None, Phase.LVS)]
     t = t or templates(inv)
-    return [NodeFile(RULE, t("rsyslog-keepalived.conf.j2", facility=lg.facility, file=lg.file), "lvs"),
-            NodeFile(ROTATE, t("logrotate-keepalived.j2", file=lg.file), "lvs")]
+    return [NodeFile(RULE, t("rsyslog-keepalived.conf.j2", facility=lg.facility, file=lg.file), Phase.LVS),
+            NodeFile(ROTATE, t("logrotate-keepalived.j2", file=lg.file), Phase.LVS)]
