@@ -63,9 +63,8 @@ def tables(inv: Inventory, frame: Frame) -> list[output.Table]:
 def renderable(inv: Inventory, frame: Frame, interval: float):
     """A rich Group of the frame's tables, for rich.live.Live."""
     from rich.console import Group
-    from rich.text import Text
-    parts = [Text(header(inv, frame), style="bold")] + [output.rich_table(t) for t in tables(inv, frame)]
-    parts.append(Text(f"refreshing every {interval:g}s — Ctrl-C to quit", style="dim"))
+    parts = [output.rich_text(header(inv, frame), style="bold")] + [output.rich_table(t) for t in tables(inv, frame)]
+    parts.append(output.rich_text(f"refreshing every {interval:g}s — Ctrl-C to quit", style="dim"))
     return Group(*parts)
 
 
