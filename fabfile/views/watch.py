@@ -30,7 +30,7 @@ def tables(inv: Inventory, frame: Frame) -> list[output.Table]:
                                                   "auth errors", "keepalived"])
     for r in cluster.vrrp_rows(inv, frame.states, now=frame.at):
         s = frame.states[r["node"]]
-        t.add(r["node"], r["instance"] or "-", r["state"] or ("UNREACHABLE" if not s.reachable else "-"),
+        t.add(r["node"], r["instance"] or "-", r["state"] or (("UNREADABLE" if s.unreadable else "UNREACHABLE") if not s.reachable else "-"),
               "-" if r["priority"] is None else r["priority"],
               "-" if r["advert_rcvd"] is None else f"{r['advert_rcvd']}/{r['advert_sent']}",
               "-" if r["auth_errors"] is None else r["auth_errors"], s.active.get("keepalived", "?"),
