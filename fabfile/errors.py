@@ -59,7 +59,9 @@ def one_line(e: BaseException) -> tuple[str, int]:
 
 
 def _line(msg: str) -> str:
-    return " ".join(msg.split())
+    """One line, shown safely: a node's stderr can be in it (fabfile.output.visible)."""
+    from fabfile.output import visible
+    return visible(" ".join(msg.split()))
 
 
 def quiet_third_party_logging() -> None:

@@ -1,11 +1,14 @@
 """Tables and JSON: rich on a terminal, tabulate for plain/markdown, --json for machines.
 
-Every table the toolkit shows goes through `show()`; every string goes through secrets.mask().
+Every table the toolkit shows goes through `show()`; every string goes through secrets.mask(), then
+`visible()`: strings from the nodes (interface names, keepalived's instance names, records, journal
+lines, live files) are not trusted, and a terminal must never act on what a node printed.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 
@@ -38,39 +41,84 @@ def resolve_format(fmt: str | None) -> str:
     return fmt
 
 
+# What a terminal acts on or hides, whoever printed it: C0 and C1 controls (ESC starts CSI and OSC
+# sequences: clear the screen, move the cursor, set the title, a hyperlink), DEL, and Unicode's
+# format, separator and surrogate characters (bidi overrides and isolates reorder what is shown,
+# zero-width ones hide text, the tag block smuggles it, a lone surrogate cannot even be encoded).
+# That is every character of the categories Cc, Cf, Cs, Zl and Zp (tests/unit/test_hostile_facts.py
+# holds this list to unicodedata).
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\xad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e"
+                     "\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ud800-\udfff\ufeff\ufff9-\ufffb"
+                     "\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a"
+                     "\U000e0001\U000e0020-\U000e007f]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(m: re.Match) -> str:
+    c = m.group()
+    n = ord(c)
+    return _NAMED.get(c) or (f"\\x{n:02x}" if n < 0x100 else f"\\u{n:04x}" if n < 0x10000 else f"\\U{n:08x}")
+
+
+def visible(text: str, lines: bool = False) -> str:
+    """`text` with every character a terminal would act on, or would hide, written out as Python
+    writes it in a string literal (ESC as `\\x1b`, a newline as `\\n`, U+202E as `\\u202e`), so
+    a node cannot clear the screen, recolour a row or draw a fake table. `lines`: newlines stay
+    (text of several lines, e.g. a diff). Backslashes stay as they are: a node that prints `\\x1b`
+    as four characters shows the same, and harmless, text."""
+    if lines:
+        return "\n".join(_UNSAFE.sub(_escape, ln) for ln in text.split("\n"))
+    return _UNSAFE.sub(_escape, text)
+
+
+def safe(text) -> str:
+    """The one form of any string shown on a terminal: secrets masked, then visible()."""
+    return visible(mask(_cell(text)))
+
+
 def show(table: Table, fmt: str | None = None, console=None) -> None:
     """Draw `table` on stdout (`console`: a rich Console to draw the rich form on instead)."""
     fmt = resolve_format(fmt)
-    rows = [[mask(_cell(c)) for c in r] for r in table.rows]
     if fmt == "rich":
         from rich.console import Console
         (console or Console()).print(rich_table(table))
         return
+    rows = [[safe(c) for c in r] for r in table.rows]
     tablefmt = "github" if fmt == "markdown" else "simple"
-    print(f"\n{table.title}" if fmt == "plain" else f"\n### {table.title}\n")
-    print(tabulate(rows, headers=table.columns, tablefmt=tablefmt, disable_numparse=True))
+    title = safe(table.title)
+    print(f"\n{title}" if fmt == "plain" else f"\n### {title}\n")
+    print(tabulate(rows, headers=[safe(c) for c in table.columns], tablefmt=tablefmt, disable_numparse=True))
 
 
 def rich_table(table: Table):
-    """The rich form of a Table (green / red rows), secrets masked. Cells are plain text, never rich
-    markup: `TCP [fd00::1]:80` or nginx's `[emerg]` would otherwise vanish as unknown style tags."""
-    from rich.markup import escape
+    """The rich form of a Table (green / red rows), secrets masked, made visible(). Cells are rich
+    Text, never markup: `TCP [fd00::1]:80` or nginx's `[emerg]` would otherwise vanish as unknown
+    style tags, and a node's `[/]` would end a style it never opened (a MarkupError)."""
     from rich.table import Table as RichTable
-    t = RichTable(title=escape(table.title), title_justify="left")
+    t = RichTable(title=rich_text(table.title), title_justify="left")
     for c in table.columns:
-        t.add_column(escape(c))
+        t.add_column(rich_text(c))
     for r, ok in zip(table.rows, table.ok):
-        t.add_row(*[escape(mask(_cell(c))) for c in r], style={True: "green", False: "bold red", None: None}[ok])
+        t.add_row(*[rich_text(c) for c in r], style={True: "green", False: "bold red", None: None}[ok])
     return t
 
 
+def rich_text(text, style: str | None = None):
+    """A rich Text of safe(text): what a view hands rich for any string (never markup)."""
+    from rich.text import Text
+    return Text(safe(text), style=style or "")
+
+
 def show_json(obj) -> None:
+    """JSON as is: json.dumps escapes every control character itself (and keeps the exact value)."""
     print(mask(json.dumps(obj, indent=2, sort_keys=False, default=str)))
 
 
-def say(line: str) -> None:
-    """A progress / status line (plain text, secrets masked)."""
-    print(mask(line), flush=True)
+def say(line: str, lines: bool = False) -> None:
+    """A progress / status line: plain text, secrets masked, visible() (a newline a node slipped
+    into a record cannot start a line of its own). `lines`: text of several lines (a diff, a
+    journal's tail), said at once with its newlines kept."""
+    print(visible(mask(line), lines=lines), flush=True)
 
 
 def _cell(c) -> str:

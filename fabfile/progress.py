@@ -1,10 +1,14 @@
-"""Progress for work on several nodes: a rich display on a terminal, plain lines without one."""
+"""Progress for work on several nodes: a rich display on a terminal, plain lines without one.
+
+Every message is made safe as fabfile/output.py makes table cells (secrets masked, controls shown
+as escapes); on the rich display it is also escaped as markup, so a node's `[/]` cannot end a style.
+"""
 from __future__ import annotations
 
 import sys
 import threading
 
-from fabfile.model.secrets import mask
+from fabfile.output import safe
 
 
 class Progress:
@@ -18,28 +22,33 @@ class Progress:
             from rich.progress import BarColumn, Progress as RichProgress, TextColumn, TimeElapsedColumn
             self._p = RichProgress(TextColumn("{task.fields[node]:<8}"), BarColumn(),
                                    TextColumn("{task.description}"), TimeElapsedColumn())
-            self._ids = {n: self._p.add_task("waiting", node=n, total=self.total(n)) for n in self.nodes}
+            self._ids = {n: self._p.add_task("waiting", node=_markup(n), total=self.total(n)) for n in self.nodes}
             self._p.start()
         return self
 
     def step(self, node: str, msg: str) -> None:
-        msg = mask(msg)
         if self.rich:
-            self._p.update(self._ids[node], advance=1, description=msg)
+            self._p.update(self._ids[node], advance=1, description=_markup(msg))
         else:
             with self._lock:
-                print(f"{node}: {msg}", flush=True)
+                print(f"{safe(node)}: {safe(msg)}", flush=True)
 
     def finish(self, node: str, msg: str, ok: bool = True) -> None:
         if self.rich:
             t = self._ids[node]
             self._p.update(t, completed=self.total(node),
-                           description=f"[green]{msg}" if ok else f"[bold red]{msg}")
+                           description=f"[green]{_markup(msg)}" if ok else f"[bold red]{_markup(msg)}")
         else:
             with self._lock:
-                print(f"{node}: {msg}", flush=True)
+                print(f"{safe(node)}: {safe(msg)}", flush=True)
 
     def __exit__(self, *exc):
         if self.rich:
             self._p.stop()
         return False
+
+
+def _markup(text: str) -> str:
+    """safe(text), escaped for the rich columns that read their text as markup."""
+    from rich.markup import escape
+    return escape(safe(text))

@@ -200,7 +200,7 @@ def ipvs_rows(inv: Inventory, states: dict[str, NodeState]) -> list[dict]:
     for node, s in states.items():
         base = {"node": node}
         if not s.reachable:
-            rows.append({**base, **_blank(), "problem": f"unreachable: {s.error}", "ok": False})
+            rows.append({**base, **_blank(), "problem": f"{'unreadable' if s.unreadable else 'unreachable'}: {s.error}", "ok": False})
             continue
         if s.ipvs is None:
             rows.append({**base, **_blank(), "problem": "no IPVS in this kernel: keepalived runs VRRP only",

@@ -74,8 +74,14 @@ def file_changes(desired: list[NodeFile], facts: NodeState, node: str) -> list[F
     return out
 
 
+def _lines(text: str) -> list[str]:
+    """Lines as ended by newlines only: a carriage return or a form feed in a live file stays a
+    character of its line (shown escaped), not a line break splitting the diff's lines apart."""
+    return re.findall(r"[^\n]*\n|[^\n]+\Z", text)
+
+
 def _diff(node: str, f: NodeFile, old: str, new: str) -> str:
-    lines = difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True),
+    lines = difflib.unified_diff(_lines(old), _lines(new),
                                  fromfile=f"{node}:{f.path} (live)", tofile=f"{node}:{f.path} (inventory)")
     return mask("".join(lines))
 

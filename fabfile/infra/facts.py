@@ -43,8 +43,9 @@ NGINX_PACKAGES = ("nginx", "nginx-light", "nginx-core")
 class NodeState:
     """One node as observed. A field stays None (or empty) when its fact was not asked for."""
     name: str
-    reachable: bool = True
+    reachable: bool = True           # False: not observed (no connection, or `unreadable`); `error` says why
     error: str = ""
+    unreadable: bool = False         # it answered, but a parser refused what it printed
     kernel: str | None = None
     release: str | None = None                                   # Debian codename (/etc/os-release)
     packages: dict[str, str] = field(default_factory=dict)       # installed only: name -> version

@@ -96,7 +96,8 @@ def verify(inv: Inventory, conns, http: bool = True, secrets: dict[str, str] | N
     targets = digest_targets(inv)
     extra = [F.genhash([t.genhash for t in targets])] if targets else []
     obs = observe(conns, F.VERIFY, {c.lbtk_node: extra for c in conns})
-    if obs and not any(s.reachable for s in obs.values()):   # one cause (a bastion, the network): one line
+    # one cause (a bastion, the network): one line; nodes that answered garbage are failed rows instead
+    if obs and not any(s.reachable or s.unreadable for s in obs.values()):
         from fabfile.infra.remote import RemoteError
         raise RemoteError(next(iter(obs.values())).error + " — no node answered")
     inv = as_run(inv, obs)   # drains recorded on the nodes (fabfile/core/runtime.py) are what is wanted

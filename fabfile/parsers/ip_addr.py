@@ -16,10 +16,10 @@ Real behaviour (iproute2 6.1, tests/fixtures/ip_addr/):
 """
 from __future__ import annotations
 
-import json
+import functools
 from dataclasses import dataclass, field
 
-from fabfile.parsers import ParseError, excerpt, same_ip
+from fabfile.parsers import ParseError, excerpt, json_field, load_json, same_ip
 
 
 @dataclass(frozen=True)
@@ -58,28 +58,36 @@ class Interface:
 
 
 def parse_ip_addr(text: str) -> list[Interface]:
-    """`ip -j [-4|-6] addr [show dev X]` -> list[Interface]."""
+    """`ip -j [-4|-6] addr [show dev X]` -> list[Interface]. Every field is held to the JSON type
+    iproute2 prints (a list where an object belongs, a number for a name, null for a list: a
+    ParseError naming the entry), so no such value gets past the parser."""
     if not text.strip():
         raise ParseError("empty output from ip -j addr (device missing?)")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ParseError(f"ip -j addr: not JSON ({e.msg} at char {e.pos}): {excerpt(text)}") from None
+    data = load_json(text, "ip -j addr")
     if not isinstance(data, list):
         raise ParseError(f"ip -j addr: expected a JSON list, got {type(data).__name__}")
-    out = []
-    for i, d in enumerate(data):
-        try:
-            addrs = [Address(a["family"], a["local"], int(a["prefixlen"]), a.get("scope", ""),
-                             a.get("label"), bool(a.get("dynamic")), bool(a.get("secondary")),
-                             bool(a.get("tentative")))
-                     for a in d.get("addr_info", []) if "local" in a]
-            out.append(Interface(d["ifname"], int(d["ifindex"]), d.get("operstate", "UNKNOWN"),
-                                 d.get("address"), addrs, list(d.get("flags", [])), d.get("mtu"),
-                                 d.get("link_type")))
-        except (KeyError, TypeError, ValueError, AttributeError) as e:
-            raise ParseError(f"ip -j addr: entry {i} lacks or mistypes {e}") from None
-    return out
+    return [_interface(d, f"ip -j addr: entry {i}") for i, d in enumerate(data)]
+
+
+def _interface(d, what: str) -> Interface:
+    f = functools.partial(json_field, d, what=what)
+    flags = f("flags", list, default=[])
+    if not all(isinstance(x, str) for x in flags):
+        raise ParseError(f"{what}: 'flags' is not a list of words")
+    addrs = [_address(a, f"{what} address {k}") for k, a in enumerate(f("addr_info", list, default=[]))]
+    return Interface(f("ifname", str), f("ifindex", int), f("operstate", str, default="UNKNOWN"),
+                     f("address", (str, type(None)), default=None), [a for a in addrs if a is not None], flags,
+                     f("mtu", int, default=None), f("link_type", str, default=None))
+
+
+def _address(a, what: str) -> Address | None:
+    """One addr_info entry; None for one without a local address (iproute2 always prints it)."""
+    f = functools.partial(json_field, a, what=what)
+    if f("local", str, default=None) is None:
+        return None
+    return Address(f("family", str), f("local", str), f("prefixlen", int), f("scope", str, default=""),
+                   f("label", str, default=None), f("dynamic", bool, default=False),
+                   f("secondary", bool, default=False), f("tentative", bool, default=False))
 
 
 def holds(ifaces: list[Interface], ip: str) -> bool:
@@ -103,7 +111,7 @@ __all__ = ["Address", "Interface", "parse_ip_addr", "holds", "address_owner", "i
 def link_kind(text: str) -> str:
     """`ip -j -d link show dev X` -> its kind: 'bridge', 'veth', ... ('' for a plain device)."""
     try:
-        data = json.loads(text)
+        data = load_json(text, "ip -j -d link")
         return (data[0].get("linkinfo") or {}).get("info_kind", "") if data else ""
-    except (ValueError, AttributeError, IndexError, TypeError):
+    except (ParseError, AttributeError, IndexError, TypeError, KeyError):
         raise ParseError(f"ip -j -d link: not an interface list: {excerpt(text or 'empty output')}") from None

@@ -15,10 +15,9 @@ instead: both are answers (None), not errors; so is a dump cut short (keepalived
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
-from fabfile.parsers import ParseError, excerpt
+from fabfile.parsers import ParseError, json_field, load_json
 
 STATES = {0: "INIT", 1: "BACKUP", 2: "MASTER", 3: "FAULT"}
 NOT_RUNNING, NO_JSON = "NOT-RUNNING", "NO-JSON"
@@ -46,11 +45,15 @@ class VrrpView:
         return dict(self.__dict__)
 
 
-def _int(d: dict, key: str) -> int:
-    v = d.get(key, 0)
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise ParseError(f"keepalived.json: {key} is not a number: {excerpt(repr(v))}")
-    return int(v)
+def _int(d: dict, key: str, what: str) -> int:
+    return int(json_field(d, key, (int, float), what, default=0))    # load_json lets no NaN or Infinity in
+
+
+def _seconds(d: dict, key: str, what: str) -> float:
+    try:
+        return float(json_field(d, key, (int, float), what, default=0))
+    except OverflowError:     # a whole number past float's range
+        raise ParseError(f"{what}: {key!r} is not a time") from None
 
 
 def parse_keepalived_json(text: str) -> list[VrrpView] | None:
@@ -60,8 +63,8 @@ def parse_keepalived_json(text: str) -> list[VrrpView] | None:
     if word in (NOT_RUNNING, NO_JSON) or not word:
         return None
     try:
-        data = json.loads(word)
-    except json.JSONDecodeError:
+        data = load_json(word, "keepalived.json")
+    except ParseError:
         # keepalived writes the file while we read it, or did not finish in time: the view is
         # auxiliary (verify's own checks do not depend on it), so it is "unavailable", not an error
         return None
@@ -69,25 +72,25 @@ def parse_keepalived_json(text: str) -> list[VrrpView] | None:
         raise ParseError(f"keepalived.json: expected a list, got {type(data).__name__}")
     out = []
     for i, item in enumerate(data):
+        what = f"keepalived.json: entry {i}"
         if not isinstance(item, dict) or not isinstance(item.get("data"), dict) \
                 or not isinstance(item.get("stats"), dict):
-            raise ParseError(f"keepalived.json: entry {i} lacks data/stats")
+            raise ParseError(f"{what} lacks data/stats")
         d, s = item["data"], item["stats"]
         if not isinstance(d.get("iname"), str):
-            raise ParseError(f"keepalived.json: entry {i} has no instance name")
-        st = _int(d, "state")
-        last = d.get("last_transition", 0)
+            raise ParseError(f"{what} has no instance name")
+        st = _int(d, "state", what)
         out.append(VrrpView(
             instance=d["iname"], state=STATES.get(st, f"UNKNOWN({st})"),
-            priority=_int(d, "effective_priority"), base_priority=_int(d, "base_priority"),
-            vrid=_int(d, "vrid"), interface=str(d.get("ifp_ifname", "")),
-            last_transition=float(last) if isinstance(last, (int, float)) else 0.0,
-            advert_rcvd=_int(s, "advert_rcvd"), advert_sent=_int(s, "advert_sent"),
-            become_master=_int(s, "become_master"), release_master=_int(s, "release_master"),
-            auth_errors=_int(s, "auth_failure") + _int(s, "authtype_mismatch") + _int(s, "invalid_authtype"),
-            pri_zero_rcvd=_int(s, "pri_zero_rcvd"), pri_zero_sent=_int(s, "pri_zero_sent"),
-            other_errors=sum(_int(s, k) for k in ("packet_len_err", "ip_ttl_err", "invalid_type_rcvd",
-                                                   "addr_list_err", "advert_interval_err"))))
+            priority=_int(d, "effective_priority", what), base_priority=_int(d, "base_priority", what),
+            vrid=_int(d, "vrid", what), interface=json_field(d, "ifp_ifname", str, what, default=""),
+            last_transition=_seconds(d, "last_transition", what),
+            advert_rcvd=_int(s, "advert_rcvd", what), advert_sent=_int(s, "advert_sent", what),
+            become_master=_int(s, "become_master", what), release_master=_int(s, "release_master", what),
+            auth_errors=sum(_int(s, k, what) for k in ("auth_failure", "authtype_mismatch", "invalid_authtype")),
+            pri_zero_rcvd=_int(s, "pri_zero_rcvd", what), pri_zero_sent=_int(s, "pri_zero_sent", what),
+            other_errors=sum(_int(s, k, what) for k in ("packet_len_err", "ip_ttl_err", "invalid_type_rcvd",
+                                                        "addr_list_err", "advert_interval_err"))))
     return out
 
 

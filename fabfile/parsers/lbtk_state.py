@@ -12,10 +12,9 @@ their parsers; fabfile/core/runtime.py, fabfile/ops/lock.py and fabfile/core/his
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
-from fabfile.parsers import ParseError, excerpt
+from fabfile.parsers import ParseError, excerpt, load_json
 
 
 @dataclass(frozen=True)
@@ -51,10 +50,7 @@ class HistoryEntry:
 
 
 def _object(text: str, what: str) -> dict:
-    try:
-        data = json.loads(text)
-    except (ValueError, RecursionError):
-        raise ParseError(f"{what}: not JSON: {excerpt(text)}") from None
+    data = load_json(text, what)
     if not isinstance(data, dict):
         raise ParseError(f"{what}: not a JSON object: {excerpt(text)}")
     return data

@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 
 from fabfile.parsers import ParseError, excerpt
 
-LINE_RE = re.compile(r"^([A-Za-z0-9_./:@-]+) = (.*)$")
+# a key holds interface names, and Linux allows any byte in one but '/', ':' and white space (an ESC
+# too, shown escaped by fabfile/output.py): a key is any run of non-space characters
+LINE_RE = re.compile(r"^(\S+) = (.*)$")
 MISSING_RE = re.compile(r"^sysctl: cannot stat /proc/sys/(\S+): No such file or directory$")
 
 

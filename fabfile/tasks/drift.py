@@ -31,7 +31,7 @@ def diff(c, env=DEFAULT_ENV, node=None, format=None):
             word = {"create": "missing on node", "delete": "present, should not be", "update": "differs",
                     "mode": "mode differs"}[ch.kind]
             t.add(n, ch.file.path, word, ok=False)
-            output.say(ch.diff.rstrip("\n"))
+            output.say(ch.diff.rstrip("\n"), lines=True)
         if not changes:
             t.add(n, "(all managed files)", "as rendered", ok=True)
     output.show(t, format)

@@ -140,8 +140,8 @@ def logs(c, env=DEFAULT_ENV, node=None, lines=None, format=None):
     output.show(t, format)
     for n, (src, text) in out.items():
         where = "journal lines" if src == "journal" else f"lines of {src}"
-        output.say(f"\n--- {n}: last {min(int(lines), 20)} {where}")
-        output.say("\n".join(journal.tail(text, 20)) or "(empty)")
+        output.say(f"\n--- {n}: last {min(int(lines), 20)} {where}", lines=True)
+        output.say("\n".join(journal.tail(text, 20)) or "(empty)", lines=True)
 
 
 @task(help={"env": "inventory name", "server": "real server: node name or address",

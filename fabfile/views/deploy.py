@@ -41,7 +41,7 @@ def check(runs: list[NodeRun], fmt) -> None:
             total += 1
             output.say(f"--- {r.node}: {ch.kind} {ch.file.path}")
             if ch.diff:
-                output.say(ch.diff.rstrip("\n"))
+                output.say(ch.diff.rstrip("\n"), lines=True)
         for n in r.plan.notes:
             output.say(f"{r.node}: note: {n}")
     t = output.Table("deploy --check: what would change (nothing was touched)",

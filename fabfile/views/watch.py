@@ -30,7 +30,7 @@ def tables(inv: Inventory, frame: Frame) -> list[output.Table]:
                                                   "auth errors", "keepalived"])
     for r in cluster.vrrp_rows(inv, frame.states, now=frame.at):
         s = frame.states[r["node"]]
-        t.add(r["node"], r["instance"] or "-", r["state"] or ("UNREACHABLE" if not s.reachable else "-"),
+        t.add(r["node"], r["instance"] or "-", r["state"] or (("UNREADABLE" if s.unreadable else "UNREACHABLE") if not s.reachable else "-"),
               "-" if r["priority"] is None else r["priority"],
               "-" if r["advert_rcvd"] is None else f"{r['advert_rcvd']}/{r['advert_sent']}",
               "-" if r["auth_errors"] is None else r["auth_errors"], s.active.get("keepalived", "?"),
@@ -63,9 +63,8 @@ def tables(inv: Inventory, frame: Frame) -> list[output.Table]:
 def renderable(inv: Inventory, frame: Frame, interval: float):
     """A rich Group of the frame's tables, for rich.live.Live."""
     from rich.console import Group
-    from rich.text import Text
-    parts = [Text(header(inv, frame), style="bold")] + [output.rich_table(t) for t in tables(inv, frame)]
-    parts.append(Text(f"refreshing every {interval:g}s — Ctrl-C to quit", style="dim"))
+    parts = [output.rich_text(header(inv, frame), style="bold")] + [output.rich_table(t) for t in tables(inv, frame)]
+    parts.append(output.rich_text(f"refreshing every {interval:g}s — Ctrl-C to quit", style="dim"))
     return Group(*parts)
 
 

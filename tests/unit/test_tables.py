@@ -455,7 +455,7 @@ def test_keepalived_json_wrong_shapes_are_parse_errors():
         keepalived_json.parse_keepalived_json(json.dumps(item))
     with pytest.raises(ParseError, match="lacks data/stats"):
         keepalived_json.parse_keepalived_json(json.dumps([{"data": item["data"]}]))
-    with pytest.raises(ParseError, match="advert_rcvd is not a number"):
+    with pytest.raises(ParseError, match="'advert_rcvd' is a string, not a number"):
         keepalived_json.parse_keepalived_json(json.dumps([{**item, "stats": {**item["stats"], "advert_rcvd": "x"}}]))
 
 
