@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 import os
 
+from fabfile.terminal import visible
+
 EXIT_OK, EXIT_PROBLEM, EXIT_ERROR, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
@@ -59,8 +61,7 @@ def one_line(e: BaseException) -> tuple[str, int]:
 
 
 def _line(msg: str) -> str:
-    """One line, shown safely: a node's stderr can be in it (fabfile.output.visible)."""
-    from fabfile.output import visible
+    """One line, shown safely: a node's stderr can be in it (fabfile.terminal.visible)."""
     return visible(" ".join(msg.split()))
 
 

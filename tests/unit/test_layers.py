@@ -22,7 +22,7 @@ The layers, bottom up (a layer imports only what is below it, plus itself):
                 reaches it through fabfile.model.extensions only
 
 `fabfile/__init__.py` imports nothing. fabfile/'s top level holds only the package face and the
-shared modules (errors, output, progress); everything else lives in a layer's package.
+shared modules (terminal, errors, output, progress); everything else lives in a layer's package.
 fabfile/lab/guest/ is not checked: it runs inside the kernel tier's VM on the stdlib alone
 (tests/unit/test_imports.py).
 """
@@ -41,11 +41,12 @@ GUEST = PKG / "lab" / "guest"
 BELOW_OPS = {"core", "infra", "model", "parsers", "errors", "output", "progress"}
 ALLOWED: dict[str, set[str]] = {
     "fabfile": set(),
+    "terminal": set(),
     "parsers": set(),
-    "errors": {"parsers"},
+    "errors": {"parsers", "terminal"},
     "model": {"parsers", "errors"},
-    "output": {"model", "parsers", "errors"},
-    "progress": {"model", "parsers", "errors"},
+    "output": {"model", "parsers", "errors", "terminal"},
+    "progress": {"model", "parsers", "errors", "terminal", "output"},
     "infra": {"model", "parsers", "errors"},
     "core": {"model", "parsers", "errors", "infra.facts"},
     "ops": BELOW_OPS,
@@ -53,7 +54,7 @@ ALLOWED: dict[str, set[str]] = {
     "tasks": BELOW_OPS | {"views", "ops", "lab"},
     "lab": {"model", "infra", "parsers", "errors", "output"},
 }
-TOP_LEVEL = {"__init__.py", "errors.py", "output.py", "progress.py"}
+TOP_LEVEL = {"__init__.py", "errors.py", "output.py", "progress.py", "terminal.py"}
 
 
 def module_name(path: Path) -> str:
