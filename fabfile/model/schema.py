@@ -112,8 +112,10 @@ def parse_vip(spec: str) -> tuple[str, int | None, dict[str, str]]:
 
 
 class Strict(BaseModel):
-    # extra="forbid" turns every typo in the inventory into an "unknown key" error.
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # extra="forbid" turns every typo in the inventory into an "unknown key" error; strict=True takes
+    # a number only as a number and a word only as text (no "80" for 80, no true for 1, no 1 for
+    # true), and the loader reads YAML's 0x10, 010, 1e3, yes and on as text (fabfile.model.loading)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True)
 
 
 IPv4 = Annotated[str, Field(pattern=r"^\d{1,3}(\.\d{1,3}){3}$")]
