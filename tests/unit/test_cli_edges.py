@@ -1,7 +1,6 @@
 """Issue 24, CLI edges: --env is a name matched whole (or a .yaml path), secret files open to others
 are refused as ssh refuses a private key, and YAML 1.1's implicit types never turn into a number or
 a boolean the operator did not write. Each refusal is one line, exit 2."""
-import os
 import subprocess
 import sys
 import types
