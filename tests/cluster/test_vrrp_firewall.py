@@ -5,26 +5,21 @@ check_unicast_src is in every live keepalived.conf."""
 from __future__ import annotations
 
 import pytest
-import yaml
 
-from .conftest import ROOT, inv, inv_json, sh
+from .conftest import inv, inv_json, lab_variant, sh
 
 ENV = "lab-vrrp-firewall-test"
 
 
-@pytest.fixture
-def firewall_env(deployed):
-    data = yaml.safe_load((ROOT / "inventories" / "lab.yaml").read_text())
+def _firewall_on(data):
     for vi in data["vrrp_instances"]:
         vi["vrrp_firewall"] = True
-    path = ROOT / "inventories" / f"{ENV}.yaml"       # beside lab.yaml: the same secret file
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    try:
-        yield ENV
-    finally:
-        path.unlink()
-        (ROOT / "inventories" / ".state" / f"{ENV}.owed.yaml").unlink(missing_ok=True)
-        inv("deploy", "--env", "lab", check=True)       # the plain lab, as the next test expects
+
+
+@pytest.fixture
+def firewall_env(deployed):
+    with lab_variant(ENV, _firewall_on) as env:
+        yield env
 
 
 def test_vrrp_firewall_admits_the_peers_settles_and_goes_away(firewall_env, nodes):
