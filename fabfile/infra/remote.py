@@ -180,10 +180,10 @@ def _password(c: Connection) -> str | None:
     value = os.environ.get(env) if env else None
     if not value and file:
         from fabfile.model.loading import inventory_file
-        try:
-            value = inventory_file(file).read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError):
-            value = None
+        from fabfile.model.secrets import read_secret_file
+        path = inventory_file(file)
+        # a missing file is "sudo needs a password" below; one open to others is refused, as ssh does
+        value = read_secret_file(path, f"{c.lbtk_node}: ssh.become_password_file") if path.exists() else None
     if not value:
         raise RemoteError(f"{c.lbtk_node}: sudo needs a password: set "
                           + " or ".join(x for x in (env and f"the environment variable {env}",

@@ -12,7 +12,6 @@ import os
 import re
 from pathlib import Path
 
-import yaml
 
 from fabfile.errors import LbtkError, UsageError
 from fabfile.lab import CLIENT_NETNS, LabBastion, LabError, LabNode, LabSpec, LabUsers
@@ -20,22 +19,22 @@ from fabfile.lab import schema
 from fabfile.lab.guard import require_lab_segment
 from fabfile.model import extensions
 from fabfile.model.context import load_env
-from fabfile.model.loading import InventoryError, inventory_file
+from fabfile.model.loading import InventoryError, inventory_file, read_yaml
 
-GENERATED = re.compile(r"^lab-(\d+)$")
+GENERATED = re.compile(r"lab-(\d+)")
 GENERATED_MAX = 50          # nodes 10.189.0.11 .. .60 on the lab bridge
 
 
 def generated(env: str, inventory_dir: Path) -> tuple[dict, str] | None:
     """`--env lab-N` with no such file: the lab inventory with N nodes (node1..nodeN, 10.189.0.11..,
     priorities 200, 199, ..., every node a real server), so scale is one command (inv lab.up --env lab-30)."""
-    m = GENERATED.match(env)
+    m = GENERATED.fullmatch(env)
     if not m:
         return None
     n = int(m.group(1))
     if not 1 <= n <= GENERATED_MAX:
         raise InventoryError(f"--env {env}: a generated lab has 1 to {GENERATED_MAX} nodes")
-    data = yaml.safe_load((inventory_dir / "lab.yaml").read_text())
+    data = read_yaml((inventory_dir / "lab.yaml").read_text())
     data["cluster"] = env
     data["nodes"] = [{"name": f"node{k}", "host": f"10.189.0.{10 + k}", "priority": 201 - k,
                       **({"state": "MASTER"} if k == 1 else {}), "mac": f"02:bd:00:00:01:{10 + k:02x}"}

@@ -42,6 +42,29 @@ RENAMED = {"nb_get_retry": "retry (nb_get_retry is deprecated since keepalived 2
            "virtual_server": "virtual_servers", "vrrp_instance": "vrrp_instances", "vrrp_script": "vrrp_scripts"}
 
 
+class InventoryLoader(yaml.SafeLoader):
+    """YAML without 1.1's surprises: only true/false are booleans, only plain decimals are numbers
+    (0x10, 010, 0b1, 1_000, 1:30, 1e3, .inf and dates stay text), and `yes`, `on`, `no`, `off` are
+    words. The model then refuses text where it wants a number, in one line naming the field."""
+
+
+_TAGS = {"tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:timestamp"}
+InventoryLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag not in _TAGS]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+InventoryLoader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                                      list("tTfF"))
+InventoryLoader.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$"),
+                                      list("-+0123456789"))
+InventoryLoader.add_implicit_resolver("tag:yaml.org,2002:float",
+                                      re.compile(r"^[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$"),
+                                      list("-+0123456789."))
+
+
+def read_yaml(text: str):
+    return yaml.load(text, Loader=InventoryLoader)  # noqa: S506 - a SafeLoader with fewer implicit types
+
+
 def inventory_file(p: str) -> Path:
     """A file an inventory names (auth_pass_file, become_password_file, lab.users.password_file):
     `~` expanded, relative paths relative to inventories/."""
@@ -49,11 +72,34 @@ def inventory_file(p: str) -> Path:
     return path if path.is_absolute() else INVENTORY_DIR / path
 
 
+# --env is an inventory's name (inventories/NAME.yaml), matched whole: "lab-3\n" is no name
+ENV_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+PATH_MAX = 4095
+
+
 def path_for(env: str) -> Path:
+    """The file --env names: a path to a .yaml file, else inventories/NAME.yaml."""
     p = Path(env)
-    if p.suffix in (".yaml", ".yml") and p.exists():
-        return p
+    if p.suffix in (".yaml", ".yml") and len(env.encode()) <= PATH_MAX and env.isprintable():
+        try:
+            if p.exists():
+                return p
+        except OSError as e:        # a path component too long, a loop of links ...
+            raise InventoryError(f"--env {_clip(env)}: cannot read it ({e.strerror}) — name an inventory "
+                                 "file") from None
+    if not ENV_NAME.fullmatch(env) and p.suffix in (".yaml", ".yml"):
+        raise InventoryError(f"--env {_clip(env)}: no such inventory file — name an existing .yaml file, "
+                             "or an inventory by name")
+    if not ENV_NAME.fullmatch(env):
+        known = sorted(p.stem for p in INVENTORY_DIR.glob("*.yaml"))
+        raise InventoryError(f"--env {_clip(env)}: not an inventory name (a letter or digit, then letters, digits, "
+                             f"'.', '_', '-', at most 64) nor a .yaml file — choose from {', '.join(known)}")
     return INVENTORY_DIR / f"{env}.yaml"
+
+
+def _clip(text: str, most: int = 60) -> str:
+    """A value the user gave, shown in one line: repr (control characters visible), cut to `most`."""
+    return repr(text) if len(text) <= most else repr(text[:most]) + f"... ({len(text)} characters)"
 
 
 def load(env: str) -> tuple[Inventory, Path]:
@@ -81,7 +127,7 @@ def load(env: str) -> tuple[Inventory, Path]:
     if "\x00" in text:
         raise InventoryError(f"{_show(path)}: holds NUL bytes (a binary file?) — name the YAML inventory")
     try:
-        data = yaml.safe_load(text)
+        data = read_yaml(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
@@ -175,12 +221,28 @@ def _one(loc: tuple, err: dict, source: str, typo_for: str | None = None) -> str
         msg, fix = f"{given!r} is out of range", "use " + _bounds(loc)
     elif kind == "string_pattern_mismatch":
         msg, fix = f"{given!r} has the wrong form", "see the example inventories for the format"
+    elif kind in NOT_A and given is not None and type(given).__name__ != NOT_A[kind][0]:
+        msg, fix = f"{given!r} is {_kind_of(given)}, not {NOT_A[kind][1]}", NOT_A[kind][2]
     elif kind == "value_error":
         msg, fix = f"{given!r}: {str(err['ctx']['error'])}", "give a valid value"
     else:
         msg, fix = err["msg"].lower() + (f" (got {given!r})" if given is not None else ""), \
             "fix the value's type"
     return f"{source}: {dotted(loc)}: {msg} — {fix}"
+
+
+# pydantic's type errors, said for a YAML author: what the field wants and how to write it
+NOT_A = {"int_type": ("int", "a whole number", "write it in plain decimal, e.g. 80 (YAML's 0x10, 010, 1e3 "
+                      "and yes are not numbers here)"),
+         "float_type": ("float", "a number", "write it in plain decimal, e.g. 1 or 0.5"),
+         "bool_type": ("bool", "true or false", "write true or false (yes, no, on and off are words here)"),
+         "string_type": ("str", "text", "quote it, e.g. '010' (YAML reads an unquoted number or true/false "
+                         "as such)")}
+
+
+def _kind_of(value) -> str:
+    return {bool: "true/false", int: "a number", float: "a number", str: "text"}.get(type(value), "a "
+                                                                                    + type(value).__name__)
 
 
 def _model_at(loc: tuple):

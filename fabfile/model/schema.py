@@ -68,14 +68,18 @@ def quoted_string(v: str, what: str = "command") -> str:
     return v
 
 
+IFNAME_CHARS = re.compile(r"[A-Za-z0-9_.@+-]+")
+
+
 def check_ifname(v: str | None) -> str | None:
-    """Linux's rule for interface names (dev_valid_name): 1 to 15 bytes, no '/', ':' or whitespace."""
+    """Linux's rule for interface names (dev_valid_name): 1 to 15 bytes, no '/', ':' or whitespace;
+    and ours: only letters, digits and . _ @ + - (Linux also takes `$(...)`, backticks, ';' and
+    quotes, which a shell on the node, keepalived or a unit file would act on)."""
     if v is None:
         return v
-    if not v or len(v.encode()) >= IFNAMSIZ or v in (".", "..") or any(c in "/: \t\n" for c in v) \
-            or not v.isascii() or not v.isprintable() or any(c in WORD_BREAKERS for c in v):
-        raise ValueError(f"{v!r} is not a valid interface name (1 to {IFNAMSIZ - 1} characters, no '/', ':', "
-                         "spaces, or '#', '!', quotes and braces, which keepalived would cut)")
+    if not v or len(v.encode()) >= IFNAMSIZ or v in (".", "..") or not IFNAME_CHARS.fullmatch(v):
+        raise ValueError(f"{v!r} is not a valid interface name (1 to {IFNAMSIZ - 1} characters: letters, digits "
+                         "and . _ @ + -; a shell, keepalived or systemd would act on anything else)")
     return v
 
 
@@ -111,8 +115,10 @@ def parse_vip(spec: str) -> tuple[str, int | None, dict[str, str]]:
 
 
 class Strict(BaseModel):
-    # extra="forbid" turns every typo in the inventory into an "unknown key" error.
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # extra="forbid" turns every typo in the inventory into an "unknown key" error; strict=True takes
+    # a number only as a number and a word only as text (no "80" for 80, no true for 1, no 1 for
+    # true), and the loader reads YAML's 0x10, 010, 1e3, yes and on as text (fabfile.model.loading)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True)
 
 
 IPv4 = Annotated[str, Field(pattern=r"^\d{1,3}(\.\d{1,3}){3}$")]
@@ -349,6 +355,9 @@ class VrrpInstance(Strict):
     track_script: list[str] = []
     owner: str | None = None  # multi-master: the node that is MASTER of this instance
     garp_master_delay: int | None = Field(None, ge=0)
+    # iptables/ip6tables rules on each node (the lbtk-fwmark unit) that drop VRRP (IP protocol 112)
+    # arriving on this instance's interface from anything but the other nodes (docs/SECURITY.md)
+    vrrp_firewall: bool = False
 
     _if = field_validator("interface")(check_ifname)
     _notify = field_validator("notify_master", "notify_backup", "notify_fault", "notify")(
@@ -386,6 +395,10 @@ class VrrpInstance(Strict):
                 raise FieldProblem(("vrrp_version",), "VRRPv2 is IPv4 only (RFC 3768): keepalived would send "
                                    "non-standard v2 adverts over IPv6", "drop vrrp_version (an IPv6 instance "
                                    "runs VRRPv3) or set vrrp_version: 3")
+        if self.vrrp_firewall and not self.unicast:
+            raise FieldProblem(("vrrp_firewall",), "vrrp_firewall admits adverts by the peers' unicast source "
+                               "addresses; a multicast advert's source is whatever address the interface "
+                               "picks (IPv6: a link-local one)", "set unicast: true, or drop vrrp_firewall")
         if self.nopreempt and self.preempt_delay is not None:
             raise FieldProblem(("preempt_delay",), "nopreempt cannot be combined with preempt_delay",
                                "keep one of them (keepalived ignores preempt_delay under nopreempt)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import secrets as _random
+import stat
 from pathlib import Path
 
 from fabfile.model.loading import InventoryError, inventory_file
@@ -35,15 +36,7 @@ def resolve(auth: Authentication, where: str) -> str:
             with os.fdopen(fd, "w") as f:
                 f.write(_random.token_hex(4) + "\n")  # 8 ASCII bytes: PASS's maximum
         if path.exists():
-            if not path.is_file():
-                raise InventoryError(f"{where}: auth_pass_file {path} is not a file — name the file holding the secret")
-            try:
-                value = path.read_bytes().decode("utf-8").strip()
-            except UnicodeDecodeError:
-                raise InventoryError(f"{where}: auth_pass_file {path} is not UTF-8 text — write the secret "
-                                     "as plain ASCII") from None
-            except OSError as e:
-                raise InventoryError(f"{where}: auth_pass_file {path}: cannot read it ({e.strerror})") from None
+            value = read_secret_file(path, f"{where}: auth_pass_file")
     if not value:
         sources = " or ".join(x for x in (
             auth.auth_pass_env and f"environment variable {auth.auth_pass_env}",
@@ -60,6 +53,30 @@ def resolve(auth: Authentication, where: str) -> str:
                              f"keepalived truncates PASS secrets to {PASS_MAX_BYTES} — use at most 8 bytes")
     _known.add(value)
     return value
+
+
+def read_secret_file(path: Path, what: str) -> str:
+    """A secret file's text, stripped. Like ssh with a private key, a file group or others may read
+    or write is refused (mode and content come from one open descriptor)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError as e:
+        raise InventoryError(f"{what} {path}: cannot read it ({e.strerror})") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise InventoryError(f"{what} {path} is not a file — name the file holding the secret")
+    if st.st_mode & 0o077:
+        os.close(fd)
+        raise InventoryError(f"{what} {path} is open to group or others (mode {oct(st.st_mode & 0o777)[2:]}) — "
+                             f"chmod 600 {path}")
+    with os.fdopen(fd, "rb") as f:
+        try:
+            return f.read().decode("utf-8").strip()
+        except UnicodeDecodeError:
+            raise InventoryError(f"{what} {path} is not UTF-8 text — write the secret as plain ASCII") from None
+        except OSError as e:
+            raise InventoryError(f"{what} {path}: cannot read it ({e.strerror})") from None
 
 
 def resolve_all(inv: Inventory, source: str) -> dict[str, str]:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
+import stat
 
 from invoke import task
 
@@ -15,7 +15,7 @@ from fabfile.infra.observe import observe_reachable
 from fabfile.core.render import ASSUMED, RenderFacts, render_all, render_node
 from fabfile.core.render.keepalived import CONF
 from fabfile.model.secrets import mask
-from fabfile.tasks.common import DEFAULT_ENV, check_format, load_env, one_line_errors, select_nodes
+from fabfile.tasks.common import DEFAULT_ENV, UsageError, check_format, load_env, one_line_errors, select_nodes
 
 
 @task(help={"env": "inventory name (inventories/NAME.yaml)", "node": "only this node",
@@ -37,21 +37,98 @@ def render(c, env=DEFAULT_ENV, node=None, out=None, live=False):
         output.say(f"# drained on the nodes (weight 0): {', '.join(e.runtime.drained)}")
     for n in nodes:
         output.say(f"# {n.name}: node facts {facts[n.name].describe()} ({where})")
+    if out:
+        root = out_dir(out)
+        try:
+            for n in nodes:
+                for f in render_node(e.inv, n.name, e.secrets, facts[n.name]):
+                    if f.content is not None:
+                        output.say(f"wrote {write_out(root, out, n.name, f)} ({oct(f.mode)[2:]})")
+        finally:
+            os.close(root)
+        return
     for n in nodes:
         for f in render_node(e.inv, n.name, e.secrets, facts[n.name]):
-            if out:
-                target = Path(out) / n.name / f.path.lstrip("/")
-                if f.content is None:
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text(f.content)
-                os.chmod(target, f.mode)
-                output.say(f"wrote {target} ({oct(f.mode)[2:]})")
-            elif f.content is None:
+            if f.content is None:
                 print(f"# ==== {n.name}:{f.path} (must not exist)\n")
             else:
                 print(f"# ==== {n.name}:{f.path} (mode {oct(f.mode)[2:]}, phase {f.phase})")
                 print(mask(f.content))
+
+
+# --out: the files hold the plaintext VRRP secret and run as root once installed. Every directory
+# under DIR is opened relative to its parent without following links and must be ours, not group-
+# or world-writable; every file is created anew (O_EXCL, no link followed) at 0600 and only then
+# given its mode; an existing file is replaced only when it is a regular file we own.
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _out_error(where, msg: str) -> UsageError:
+    return UsageError(f"--out {where}: {msg}")
+
+
+def _owned_dir(fd: int, where) -> int:
+    st = os.fstat(fd)
+    if st.st_uid != os.geteuid():
+        os.close(fd)
+        raise _out_error(where, f"owned by uid {st.st_uid}, not you — choose a directory of your own")
+    if st.st_mode & 0o022:
+        os.close(fd)
+        raise _out_error(where, f"writable by group or others (mode {oct(st.st_mode & 0o777)[2:]}) — "
+                         f"chmod go-w {where}, or choose another directory")
+    return fd
+
+
+def out_dir(out: str) -> int:
+    """DIR, created 0700 if missing, as an open descriptor (a directory we own, not group- or
+    world-writable: the secret lands in it)."""
+    try:
+        os.makedirs(out, mode=0o700, exist_ok=True)
+        return _owned_dir(os.open(out, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC), out)
+    except NotADirectoryError:
+        raise _out_error(out, "not a directory — name a directory") from None
+    except OSError as e:
+        raise _out_error(out, f"cannot create or open it ({e.strerror}) — choose a directory you can write") from None
+
+
+def write_out(root: int, out: str, node: str, f) -> str:
+    """Write one rendered file under DIR/NODE/<path> (see above); returns the path written."""
+    parts = [node, *f.path.strip("/").split("/")]
+    where = out
+    fd = os.dup(root)
+    try:
+        for part in parts[:-1]:
+            where = os.path.join(where, part)
+            try:
+                os.mkdir(part, 0o700, dir_fd=fd)
+            except FileExistsError:
+                pass
+            try:
+                sub = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            except OSError as e:
+                raise _out_error(where, f"not a directory of yours ({e.strerror}; links are not followed) — "
+                                 "remove it or choose another --out") from None
+            os.close(fd)
+            fd = _owned_dir(sub, where)
+        name, where = parts[-1], os.path.join(where, parts[-1])
+        try:
+            st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+        except FileNotFoundError:
+            st = None
+        if st is not None:
+            if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
+                raise _out_error(where, "exists and is not a regular file of yours (a link, or another user's) — "
+                                 "remove it or choose another --out")
+            os.unlink(name, dir_fd=fd)
+        out_fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=fd)
+        with os.fdopen(out_fd, "w", encoding="utf-8") as w:
+            w.write(f.content)
+            os.fchmod(w.fileno(), 0o600 if f.secret else f.mode)
+        return where
+    except OSError as e:
+        raise _out_error(where, f"cannot write it ({e.strerror})") from None
+    finally:
+        os.close(fd)
 
 
 def live_facts(e, nodes):

@@ -5,6 +5,7 @@ LBTK_KEEP_LAB=1). Tests drive the toolkit through its real CLI, as an operator w
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -48,6 +49,24 @@ def nodes(lab):
     conns = {n.name: remote.connect(invy, n) for n in invy.nodes}
     yield conns
     remote.close(list(conns.values()))
+
+
+@contextlib.contextmanager
+def lab_variant(name: str, edit):
+    """A temporary copy of the lab inventory, changed by `edit(data)`, as inventories/NAME.yaml
+    (beside lab.yaml: the same secret file); afterwards it is gone and the plain lab deployed
+    again, as the next test expects."""
+    import yaml
+    data = yaml.safe_load((ROOT / "inventories" / "lab.yaml").read_text())
+    edit(data)
+    path = ROOT / "inventories" / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    try:
+        yield name
+    finally:
+        path.unlink()
+        (ROOT / "inventories" / ".state" / f"{name}.owed.yaml").unlink(missing_ok=True)
+        inv("deploy", "--env", "lab", check=True)
 
 
 def sh(conn, cmd):

@@ -5,9 +5,8 @@ from the file; the plain lab deployed again takes it all away."""
 from __future__ import annotations
 
 import pytest
-import yaml
 
-from .conftest import ROOT, inv, inv_json, sh
+from .conftest import inv, inv_json, lab_variant, sh
 
 ENV = "lab-logging-test"
 LOG = "/var/log/keepalived.log"
@@ -16,16 +15,8 @@ RULE = "/etc/rsyslog.d/lbtk-keepalived.conf"
 
 @pytest.fixture
 def logging_env(deployed):
-    data = yaml.safe_load((ROOT / "inventories" / "lab.yaml").read_text())
-    data["logging"] = {"facility": "local0", "file": LOG, "detail": True}
-    path = ROOT / "inventories" / f"{ENV}.yaml"       # beside lab.yaml: the same secret file
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    try:
-        yield ENV
-    finally:
-        path.unlink()
-        (ROOT / "inventories" / ".state" / f"{ENV}.owed.yaml").unlink(missing_ok=True)
-        inv("deploy", "--env", "lab", check=True)       # the plain lab, as the next test expects
+    with lab_variant(ENV, lambda d: d.update(logging={"facility": "local0", "file": LOG, "detail": True})) as env:
+        yield env
 
 
 def test_logging_file_gets_transitions_and_goes_away_with_the_plain_inventory(logging_env, nodes):

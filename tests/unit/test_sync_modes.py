@@ -38,8 +38,9 @@ def test_mode_notify_renders_the_script_and_keepalived_calls_it():
     conf = files[keepalived.CONF]
     assert 'notify "/usr/local/sbin/lbtk-ipvs-sync"' in conf and "lvs_sync_daemon" not in conf
     assert "script_user root" in conf                      # keepalived runs no script without one
-    assert "--start-daemon $role --mcast-interface eth0 --syncid 1" in script
-    assert 'grep -q " 10.189.0.150/"' in script            # no arguments: role from the VIP held now
+    assert 'SYNC_IF=eth0\nSYNCID=1\n' in script and 'VIP=10.189.0.150\n' in script
+    assert '--start-daemon $role --mcast-interface "$SYNC_IF" --syncid "$SYNCID"' in script
+    assert 'grep -qF " $VIP/"' in script                  # no arguments: role from the VIP held now
     assert subprocess.run(["sh", "-n"], input=script, text=True).returncode == 0
 
 

@@ -5,6 +5,8 @@ the network or the disk except reading the templates.
 """
 from __future__ import annotations
 
+import re
+import shlex
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,26 +52,64 @@ _envs: dict[str | None, Environment] = {}   # a cache of Jinja2 environments, pe
 _envs_lock = threading.Lock()               # deploy renders from threads
 
 
+# A value a systemd unit or an iptables-restore file takes as one word, unquoted: what the model
+# lets through there (addresses, numbers, our own paths) and nothing a parser would act on
+UNIT_WORD = re.compile(r"[A-Za-z0-9_.:/@+=-]+")
+
+
+class UnsafeValue(ValueError):
+    """A value a template would write unquoted into a unit or a rules file, holding more than a word."""
+
+
+def shquote(value) -> str:
+    """A value as one shell word (every value rendered into a shell script goes through it)."""
+    return shlex.quote(str(value))
+
+
+def unit_word(value) -> str:
+    """A value written into a systemd unit or an iptables-restore file, where no shell quoting
+    applies: refused unless it is one plain word."""
+    text = str(value)
+    if not UNIT_WORD.fullmatch(text):
+        raise UnsafeValue(f"{text!r} is not one plain word (letters, digits and . _ : / @ + = -)")
+    return text
+
+
 class Templates:
-    """The templates one inventory renders with: its templates_dir first (site overrides), then ours."""
+    """The templates one inventory renders with: its templates_dir first (site overrides), then ours.
+
+    Every template runs in Jinja2's immutable sandbox: a templates_dir template is the inventory's
+    (trusted input, docs/SECURITY.md), but `inv render` and `inv check` run as root, so what a
+    template can reach is limited to the values it is given (no attribute walk to os or
+    subprocess, no mutation of the model)."""
 
     def __init__(self, override_dir: str | None, source: str = "<inventory>"):
         self.source = source
         # Jinja2 is imported when a template is first needed, not at start-up: verify, status and
         # the tables render nothing (17 ms of every task's start)
-        from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined
+        from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined
+        from jinja2.sandbox import ImmutableSandboxedEnvironment
         with _envs_lock:
             if override_dir not in _envs:
                 dirs = [override_dir, str(HERE)] if override_dir else [str(HERE)]
-                _envs[override_dir] = Environment(loader=ChoiceLoader([FileSystemLoader(d) for d in dirs]),
-                                                  undefined=StrictUndefined, trim_blocks=True,
-                                                  lstrip_blocks=True, keep_trailing_newline=True)
+                env = ImmutableSandboxedEnvironment(loader=ChoiceLoader([FileSystemLoader(d) for d in dirs]),
+                                                    undefined=StrictUndefined, trim_blocks=True,
+                                                    lstrip_blocks=True, keep_trailing_newline=True)
+                env.filters.update(shquote=shquote, unit_word=unit_word)
+                _envs[override_dir] = env
             self.env = _envs[override_dir]
 
     def __call__(self, name: str, **values) -> str:
         from jinja2 import TemplateError, TemplateSyntaxError
+        from jinja2.sandbox import SecurityError
         try:
             return self.env.get_template(name).render(**values)
+        except UnsafeValue as e:
+            from fabfile.model.loading import InventoryError
+            raise InventoryError(f"{self.source}: {name}: {e} — fix the inventory value behind it")
+        except SecurityError as e:
+            raise _template_error(self.source, f"{name}: the sandbox refused it ({e}) — a template may use "
+                                  "only the values it is given")
         except TemplateSyntaxError as e:
             where = f"{e.filename or e.name or name}" + (f" line {e.lineno}" if e.lineno else "")
             raise _template_error(self.source, f"{where}: {e.message} — fix the template (templates_dir overrides ours by name)")
