@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import typing
 from pathlib import Path
 
@@ -103,12 +104,11 @@ def _clip(text: str, most: int = 60) -> str:
 
 
 def load(env: str) -> tuple[Inventory, Path]:
-    path = INVENTORY_DIR / f"{env}.yaml"
+    path = path_for(env)        # a name or a .yaml path, refused in one line if it is neither
     # no such file: an inventory an extension makes from its name (the lab's lab-N)
     if not path.exists() and (made := extensions.generated(env, INVENTORY_DIR)) is not None:
         data, origin = made
         return parse(data, f"inventories/{env}.yaml (generated from {origin})"), path
-    path = path_for(env)
     if not path.exists():
         known = sorted(p.stem for p in INVENTORY_DIR.glob("*.yaml"))
         raise InventoryError(f"{_show(path)}: no such inventory — choose --env from {', '.join(known)}")

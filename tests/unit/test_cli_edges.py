@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from fabfile.model import loading
-from fabfile.model.loading import InventoryError, generated, load, parse, read_yaml
+from fabfile.lab.hooks import generated
+from fabfile.model.loading import INVENTORY_DIR, InventoryError, load, parse, read_yaml
 from fabfile.model.schema import Authentication
 from fabfile.model.secrets import resolve
 
@@ -39,7 +40,7 @@ def test_an_env_that_is_no_name_and_no_file_is_refused(env):
 
 
 def test_lab_n_with_a_trailing_newline_is_no_generated_lab():
-    assert generated("lab-3\n") is None and generated("lab-3") is not None
+    assert generated("lab-3\n", INVENTORY_DIR) is None and generated("lab-3", INVENTORY_DIR) is not None
 
 
 def test_names_and_paths_still_load():
