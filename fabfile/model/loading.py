@@ -1,4 +1,4 @@
-"""Find, load and validate `inventories/NAME.yaml`.
+"""Find, load and validate `inventories/NAME.yaml` (the directory: $LBTK_INVENTORIES, else the repository's).
 
 Every problem becomes one line: `FILE: FIELD.PATH: what is wrong — how to fix it`.
 The tasks print it and exit non-zero; nobody sees a traceback for bad input.
@@ -18,7 +18,15 @@ from fabfile.errors import LbtkError
 from fabfile.model.schema import FieldProblem, FieldProblems, Inventory, dotted
 
 ROOT = Path(__file__).resolve().parents[2]
-INVENTORY_DIR = ROOT / "inventories"
+INVENTORIES_VAR = "LBTK_INVENTORIES"
+
+
+def inventory_dir() -> Path:
+    """Where inventories (and what they name: secrets/, .state/) live: $LBTK_INVENTORIES, else the
+    repository's inventories/. Read at each call, so a run (or a test) chooses without touching
+    the repository."""
+    value = os.environ.get(INVENTORIES_VAR)
+    return Path(os.path.expanduser(value)) if value else ROOT / "inventories"
 
 
 class InventoryError(LbtkError):
@@ -46,14 +54,14 @@ def inventory_file(p: str) -> Path:
     """A file an inventory names (auth_pass_file, become_password_file, lab.users.password_file):
     `~` expanded, relative paths relative to inventories/."""
     path = Path(os.path.expanduser(p))
-    return path if path.is_absolute() else INVENTORY_DIR / path
+    return path if path.is_absolute() else inventory_dir() / path
 
 
 def path_for(env: str) -> Path:
     p = Path(env)
     if p.suffix in (".yaml", ".yml") and p.exists():
         return p
-    return INVENTORY_DIR / f"{env}.yaml"
+    return inventory_dir() / f"{env}.yaml"
 
 
 GENERATED = re.compile(r"^lab-(\d+)$")
@@ -64,12 +72,12 @@ def generated(env: str) -> dict | None:
     """`--env lab-N` with no such file: the lab inventory with N nodes (node1..nodeN, 10.189.0.11..,
     priorities 200, 199, ..., every node a real server), so scale is one command (inv lab.up --env lab-30)."""
     m = GENERATED.match(env)
-    if not m or (INVENTORY_DIR / f"{env}.yaml").exists():
+    if not m or (inventory_dir() / f"{env}.yaml").exists():
         return None
     n = int(m.group(1))
     if not 1 <= n <= GENERATED_MAX:
         raise InventoryError(f"--env {env}: a generated lab has 1 to {GENERATED_MAX} nodes")
-    data = yaml.safe_load((INVENTORY_DIR / "lab.yaml").read_text())
+    data = yaml.safe_load((inventory_dir() / "lab.yaml").read_text())
     data["cluster"] = env
     data["nodes"] = [{"name": f"node{k}", "host": f"10.189.0.{10 + k}", "priority": 201 - k,
                       **({"state": "MASTER"} if k == 1 else {}), "mac": f"02:bd:00:00:01:{10 + k:02x}"}
@@ -83,11 +91,11 @@ def generated(env: str) -> dict | None:
 
 def load(env: str) -> tuple[Inventory, Path]:
     if (data := generated(env)) is not None:
-        path = INVENTORY_DIR / f"{env}.yaml"
+        path = inventory_dir() / f"{env}.yaml"
         return parse(data, f"inventories/{env}.yaml (generated from lab.yaml)"), path
     path = path_for(env)
     if not path.exists():
-        known = sorted(p.stem for p in INVENTORY_DIR.glob("*.yaml"))
+        known = sorted(p.stem for p in inventory_dir().glob("*.yaml"))
         raise InventoryError(f"{_show(path)}: no such inventory — choose --env from {', '.join(known)}")
     if not path.is_file():
         raise InventoryError(f"{_show(path)}: is a directory, not an inventory file — name a .yaml file")

@@ -31,7 +31,7 @@ from fabfile.infra import facts as F
 from fabfile.model import secrets
 from fabfile.errors import (EXIT_ERROR, EXIT_INTERNAL, EXIT_INTERRUPTED, FactError, LbtkError, UsageError, one_line)
 from fabfile.infra.facts import NodeState
-from fabfile.model.loading import InventoryError
+from fabfile.model.loading import InventoryError, inventory_dir
 from fabfile.infra.observe import parse_state, script
 from fabfile.parsers import ParseError
 from fabfile.parsers.lbtk import LiveFile, Raw
@@ -479,7 +479,7 @@ def test_render_says_which_facts_it_assumed():
     assert all("assumed" in ln for ln in said), said
     for node in ("node1", "node2", "node3"):
         assert any(node in ln for ln in said), (node, said)
-    secret_file = ROOT / "inventories/secrets/lab.auth_pass"
+    secret_file = inventory_dir() / "secrets/lab.auth_pass"
     if secret_file.exists() and secret_file.read_text().strip():
         assert secret_file.read_text().strip() not in r.stdout   # rendered, but masked
 

@@ -10,10 +10,10 @@ import pytest
 import yaml
 
 from fabfile.infra import remote
-from fabfile.model.loading import INVENTORY_DIR, InventoryError, parse
+from fabfile.model.loading import InventoryError, inventory_dir, parse
 from fabfile.parsers.sudo import refusal
 
-BASE = yaml.safe_load((INVENTORY_DIR / "lab.yaml").read_text())
+BASE = yaml.safe_load((inventory_dir() / "lab.yaml").read_text())
 
 
 def inv_with(ssh: dict | None = None, node_ssh: dict | None = None, hosts=None):
