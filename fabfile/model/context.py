@@ -28,6 +28,8 @@ class Env:
     name: str
     # the nodes' runtime record (drains) once a run has read it (fabfile/core/runtime.py); None before
     runtime: "RuntimeRecord | None" = None
+    # nodes worked on at once (--parallel N); None: the connection layer's default
+    parallel: int | None = None
 
 
 def load_env(env: str) -> Env:

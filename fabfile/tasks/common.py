@@ -45,13 +45,12 @@ def node_env(env: str, node: str | None = None, quiet: bool = False, parallel=No
     """Load --env for a task that touches nodes: caps concurrency (--parallel), picks --node, and
     names the inventory and its nodes on the first line (unless the output is JSON), so the
     environment is never a surprise."""
+    from dataclasses import replace
     from fabfile import output
-    from fabfile.infra import remote
     from fabfile.infra.labguard import require_lab_segment
-    e = load_env(env)
+    e = replace(load_env(env), parallel=number(parallel, "parallel", 0, int, 1) or None)
     nodes = select_nodes(e.inv, node)
     require_lab_segment(e.inv, e.name)
-    remote.set_parallel(number(parallel, "parallel", 0, int, 1) or None)
     if not quiet:
         output.say(f"{e.name} ({rel(e.path)}): {', '.join(n.name for n in nodes)}"
                    + (f" (of {len(e.inv.nodes)})" if len(nodes) != len(e.inv.nodes) else ""))

@@ -10,7 +10,7 @@ from fabfile import output
 from fabfile.model import clone_state as overrides
 from fabfile.infra import remote
 from fabfile.core.checks import node_checks, vip_checks, vip_holders
-from fabfile.infra.observe import observe
+from fabfile.infra.observe import observe_nodes
 from fabfile.parsers import journal
 from fabfile.tasks.common import DEFAULT_ENV, UsageError, check_format, node_env, number, one_line_errors
 from fabfile.tasks.deploy import deploy_and_show
@@ -22,11 +22,7 @@ def status(c, env=DEFAULT_ENV, format=None, json=False):
     """Short cluster summary: who holds each VIP, daemons up, problems (no HTTP probe)."""
     check_format(format)
     e, _ = node_env(env, quiet=json)
-    conns = [remote.connect(e.inv, n) for n in e.inv.nodes]
-    try:
-        obs = observe(conns, (*F.VERIFY, F.LOCK))
-    finally:
-        remote.close(conns)
+    obs = observe_nodes(e, None, (*F.VERIFY, F.LOCK))
     from fabfile.core import runtime
     rec = runtime.newest(obs)
     e = runtime.effective(e, rec)
@@ -126,12 +122,8 @@ def logs(c, env=DEFAULT_ENV, node=None, lines=None, format=None):
     lines = number(lines, "lines", 200, int, 1)
     e, nodes = node_env(env, node)
     cmd = log_command(e.inv.logging.file if e.inv.logging else None, int(lines))
-    conns = [remote.connect(e.inv, n) for n in nodes]
-    try:
-        raw = dict(zip([c.lbtk_node for c in conns], remote.parallel(conns, lambda c: remote.run(c, cmd).stdout)))
-    finally:
-        remote.close(conns)
-    out = {n: journal.split_source(text) for n, text in raw.items()}
+    said = remote.run_on(e, nodes, cmd)
+    out = {n.name: journal.split_source(said[n.name].stdout) for n in nodes}
     sources = sorted({src for src, _ in out.values()})
     t = output.Table(f"keepalived: state transitions and warnings ({', '.join(sources)})", ["node", "time", "message"])
     for n, (_, text) in out.items():
@@ -165,7 +157,7 @@ def digest(c, server, env=DEFAULT_ENV, path=None, node=None, format=None, json=F
     if path is not None:
         _check_path(path)
     targets = digest_targets(e.inv, addr, path)
-    via, got = core.measure(e.inv, directors, targets)
+    via, got = core.measure(e, directors, targets)
     rows = core.rows(targets, via, got)
     failed = [r for r in rows if r["digest"] is None]
     if json:
