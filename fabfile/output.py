@@ -1,6 +1,7 @@
 """Tables and JSON: rich on a terminal, tabulate for plain/markdown, --json for machines.
 
-Every table the toolkit shows goes through `show()`; every string goes through secrets.mask().
+Every table the toolkit shows goes through `show()`; every string goes through secrets.mask(),
+the running task's Masker (fabfile.model.secrets.masking).
 """
 from __future__ import annotations
 

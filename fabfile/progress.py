@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 import threading
 
-from fabfile.model.secrets import mask
+from fabfile.model import secrets
 
 
 class Progress:
@@ -12,6 +12,7 @@ class Progress:
         self.nodes, self.total, self.title = nodes, total, title
         self.rich = sys.stdout.isatty()
         self._lock = threading.Lock()
+        self.masker = secrets.current()      # the run's: step() is called from the node group's threads
 
     def __enter__(self):
         if self.rich:
@@ -23,7 +24,7 @@ class Progress:
         return self
 
     def step(self, node: str, msg: str) -> None:
-        msg = mask(msg)
+        msg = self.masker.mask(msg)
         if self.rich:
             self._p.update(self._ids[node], advance=1, description=msg)
         else:

@@ -16,6 +16,7 @@ import shlex
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import copy_context
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -24,6 +25,7 @@ from fabric import Config, Connection
 
 from fabfile.errors import LbtkError, quiet_third_party_logging
 from fabfile.model.schema import CONNECT_TIMEOUT, RETRIES, SSH, Inventory, Node
+from fabfile.model.secrets import Masker, current as current_masker
 from fabfile.parsers.lbtk import last_line
 from fabfile.parsers.sudo import refusal
 
@@ -54,6 +56,7 @@ class NodeLink:
     password_env: str | None = None  # where sudo's password comes from (ssh.become_password_env / _file)
     password_file: str | None = None
     retries: int = RETRIES           # transient connect failures retried (ensure_open)
+    masker: Masker | None = None     # the run's: a sudo password read here is masked in all it prints
 
     def close(self) -> None:
         self.conn.close()
@@ -133,7 +136,7 @@ def _bastion(ssh: SSH) -> Connection | None:
     return _connection(g.host, g.user, g.port, g.key_filename, g.known_hosts or ssh.known_hosts, ssh)
 
 
-def connect(inv: Inventory, node: Node) -> NodeLink:
+def connect(inv: Inventory, node: Node, masker: Masker | None = None) -> NodeLink:
     """A node's link, lazy: nothing connects until a command needs it. Tasks and ops take theirs
     from a NodeGroup (nodes()), which closes them."""
     ssh = inv.ssh_of(node)
@@ -148,7 +151,7 @@ def connect(inv: Inventory, node: Node) -> NodeLink:
         c.lbtk_lab = inv
     return NodeLink(node.name, c, become=ssh.become, password_env=ssh.become_password_env,
                     password_file=ssh.become_password_file,
-                    retries=RETRIES if ssh.retries is None else ssh.retries)
+                    retries=RETRIES if ssh.retries is None else ssh.retries, masker=masker)
 
 
 def connect_gateway(inv: Inventory) -> NodeLink | None:
@@ -198,8 +201,7 @@ def _password(c: NodeLink) -> str | None:
                           + " or ".join(x for x in (env and f"the environment variable {env}",
                                                      file and f"the file {file}") if x)
                           + " (ssh.become_password_env / become_password_file)")
-    from fabfile.model import secrets
-    secrets._known.add(value)      # never printed
+    (c.masker or current_masker()).add(value)      # never printed
     return value
 
 
@@ -323,9 +325,10 @@ def put(c: NodeLink, content: bytes, path: str, mode: int) -> None:
 def parallel(items: list, fn, *args, limit: int | None = None):
     """fn(item, *args) on every item at once, at most `limit` (default DEFAULT_PARALLEL) at a time;
     results in the same order. Per-node work differs (files, commands), so this is a thread pool
-    rather than one command for the lot."""
+    rather than one command for the lot. Each thread runs in a copy of the caller's context, so
+    the run's masker (fabfile.model.secrets.masking) goes with it."""
     with ThreadPoolExecutor(max_workers=max(1, min(len(items), limit or DEFAULT_PARALLEL))) as pool:
-        futures = [pool.submit(fn, x, *args) for x in items]
+        futures = [pool.submit(copy_context().run, fn, x, *args) for x in items]
         return [f.result() for f in futures]
 
 
@@ -442,7 +445,7 @@ def nodes(env, chosen: Iterable[Node | str] | None = None) -> NodeGroup:
     the run's parallelism (env.parallel). Lazy: nothing connects until a command needs it. Use it
     as a context manager: the group closes every connection it opened."""
     picked = env.inv.nodes if chosen is None else [n if isinstance(n, Node) else env.inv.node(n) for n in chosen]
-    return NodeGroup([connect(env.inv, n) for n in picked], limit=env.parallel, inv=env.inv)
+    return NodeGroup([connect(env.inv, n, env.masker) for n in picked], limit=env.parallel, inv=env.inv)
 
 
 def stream(c: NodeLink, command: str, on_line, stop) -> None:

@@ -26,18 +26,21 @@ def one_line_errors(fn):
     @functools.wraps(fn)
     def wrapper(*a, **kw):
         quiet_third_party_logging()
-        try:
-            return fn(*a, **kw)
-        except Exit:
-            raise
-        except BrokenPipeError:  # `inv render | head`: the reader left, that is fine
-            os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
-            raise Exit(code=0) from None
-        except (Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - the funnel: every error, one line
-            if debug_enabled():
-                traceback.print_exc()
-            msg, code = one_line(e)
-            raise Exit(secrets.mask(msg), code=code) from None
+        # the task is one run: its secrets are masked in all it prints, this line included, and
+        # forgotten when it ends (a task that calls another shares its run)
+        with secrets.masking() as masker:
+            try:
+                return fn(*a, **kw)
+            except Exit:
+                raise
+            except BrokenPipeError:  # `inv render | head`: the reader left, that is fine
+                os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+                raise Exit(code=0) from None
+            except (Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - the funnel: every error, one line
+                if debug_enabled():
+                    traceback.print_exc()
+                msg, code = one_line(e)
+                raise Exit(masker.mask(msg), code=code) from None
     return wrapper
 
 

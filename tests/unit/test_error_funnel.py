@@ -430,12 +430,14 @@ SECRET = "Zq7Kp2Xw"
 
 @pytest.fixture
 def registered_secret(monkeypatch):
-    """A secret resolved the way the toolkit resolves them (so mask() knows it); forgotten afterwards."""
-    monkeypatch.setattr(secrets, "_known", set())
+    """A secret resolved the way the toolkit resolves them, inside a run (so the run's Masker knows
+    it and the funnel, which joins the run, masks it); forgotten when the run ends."""
     monkeypatch.setenv("LBTK_TEST_FUNNEL_SECRET", SECRET)
     from fabfile.model.schema import Authentication
-    assert secrets.resolve(Authentication(auth_pass_env="LBTK_TEST_FUNNEL_SECRET"), "test") == SECRET
-    return SECRET
+    with secrets.masking() as masker:
+        masker.add(secrets.resolve(Authentication(auth_pass_env="LBTK_TEST_FUNNEL_SECRET"), "test"))
+        yield SECRET
+    assert SECRET in secrets.mask(SECRET)       # the run is over: nothing kept
 
 
 @pytest.mark.parametrize("exc", [
@@ -452,8 +454,7 @@ def test_secrets_are_masked(registered_secret, exc):
     assert SECRET not in msg and secrets.MASK in msg and "\n" not in msg, msg
 
 
-def test_auth_pass_values_are_masked_even_if_never_resolved(monkeypatch):
-    monkeypatch.setattr(secrets, "_known", set())
+def test_auth_pass_values_are_masked_even_if_never_resolved():
     with pytest.raises(Exit) as ei:
         _raising(LbtkError("node1: keepalived.conf line 9: auth_pass hunter22 rejected"))(None)
     assert "hunter22" not in ei.value.message and "auth_pass ********" in ei.value.message

@@ -212,3 +212,26 @@ def test_a_lab_inventory_whose_bridge_is_missing_is_refused_before_any_connectio
     c = remote.connect(inv, inv.nodes[0])     # lazy: nothing opens yet
     with _pytest.raises(LbtkError):           # the connection layer refuses too (tasks that load the env themselves)
         c.conn.open()
+
+
+def test_a_sudo_password_is_masked_by_the_run_that_read_it(monkeypatch):
+    """The password joins the run's Masker (Env.masker), in the node group's threads too; another
+    run knows nothing of it (no process-wide registry)."""
+    from fabfile.model import secrets
+    from fabfile.model.context import Env
+    inv = inv_with({"user": "ops", "become": "sudo"}, node_ssh={"become_password_env": "T_SUDO_PW"})
+    monkeypatch.setenv("T_SUDO_PW", "s3cretpw")
+    masker = secrets.Masker()
+    with remote.nodes(Env(inv=inv, path=None, secrets={}, name="t", masker=masker)) as group:
+        group.parallel(lambda c: remote.privileged(c, "true"))
+    assert masker.mask("pw s3cretpw") == f"pw {secrets.MASK}"
+    with secrets.masking():
+        assert secrets.mask("s3cretpw") == "s3cretpw"
+
+
+def test_the_group_threads_mask_with_the_runs_masker():
+    from fabfile.model import secrets
+    with secrets.masking() as masker:
+        masker.add("zz9secret")
+        got = remote.parallel([1, 2], lambda _: secrets.mask("a zz9secret"))
+    assert got == [f"a {secrets.MASK}"] * 2 and secrets.mask("a zz9secret") == "a zz9secret"
