@@ -5,6 +5,7 @@ Tables are drawn by fabfile/views/verify.py.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from fabfile.infra import facts as F
 from fabfile.infra import remote
@@ -18,6 +19,9 @@ from fabfile.infra.observe import observe
 from fabfile.core.render import ASSUMED, render_node
 from fabfile.core.render.keepalived import CONF
 from fabfile.core.runtime import as_run
+
+if TYPE_CHECKING:
+    from fabfile.ops.traffic import Section
 
 
 @dataclass
@@ -92,7 +96,7 @@ def diagnose(inv: Inventory, obs: dict[str, NodeState], holders: dict[str, list[
     return out, findings + flapping(inv, obs)
 
 
-def verify_nodes(env: Env, nodes, http: bool = True, requests: int = 30):
+def verify_nodes(env: Env, nodes, http: bool = True, requests: int = 30) -> tuple[Report, "Section | None"]:
     """`inv verify`'s whole run over a group of its own: the Report, and with a lab client the
     traffic section (fabfile/ops/traffic.py; None without one or without http), whose client run's
     connections then show in the report's IPVS table."""
