@@ -1,8 +1,9 @@
 """Tables and JSON: rich on a terminal, tabulate for plain/markdown, --json for machines.
 
-Every table the toolkit shows goes through `show()`; every string goes through secrets.mask(), then
-`visible()`: strings from the nodes (interface names, keepalived's instance names, records, journal
-lines, live files) are not trusted, and a terminal must never act on what a node printed.
+Every table the toolkit shows goes through `show()`; every string goes through secrets.mask() (the
+running task's Masker, fabfile.model.secrets.masking), then `visible()`: strings from the nodes
+(interface names, keepalived's instance names, records, journal lines, live files) are not trusted,
+and a terminal must never act on what a node printed.
 """
 from __future__ import annotations
 

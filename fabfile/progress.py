@@ -9,6 +9,7 @@ import sys
 import threading
 
 from fabfile.output import safe
+from fabfile.model import secrets
 
 
 class Progress:
@@ -16,6 +17,7 @@ class Progress:
         self.nodes, self.total, self.title = nodes, total, title
         self.rich = sys.stdout.isatty()
         self._lock = threading.Lock()
+        self.masker = secrets.current()      # the run's: step() is called from the node group's threads
 
     def __enter__(self):
         if self.rich:
@@ -27,6 +29,7 @@ class Progress:
         return self
 
     def step(self, node: str, msg: str) -> None:
+        msg = self.masker.mask(msg)
         if self.rich:
             self._p.update(self._ids[node], advance=1, description=_markup(msg))
         else:

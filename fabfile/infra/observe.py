@@ -59,49 +59,58 @@ def unreadable(node: str, e: FactError) -> NodeState:
     return NodeState(node, reachable=False, error=str(e), unreadable=True)
 
 
-def observe(conns, facts: Iterable[Fact], per_node: dict[str, list[Fact]] | None = None,
+def observe(nodes, facts: Iterable[Fact], per_node: dict[str, list[Fact]] | None = None,
             timeout: float = 60) -> dict[str, NodeState]:
-    """{node: NodeState} for every connection. An unreachable node comes back with reachable=False
-    and the one-line reason; so does a node whose output the parsers refuse (unreadable=True): one
-    node's bad output is that node's failed row, never the whole cluster's error."""
+    """{node: NodeState} for every node of `nodes` (a remote.NodeGroup, or a list of NodeLinks). An
+    unreachable node comes back with reachable=False and the one-line reason; so does a node whose
+    output the parsers refuse (unreadable=True): one node's bad output is that node's failed row,
+    never the whole cluster's error."""
+    group = remote.NodeGroup.of(nodes)
     facts = list(facts)
     per_node = per_node or {}
     token = _random.token_hex(6)
 
-    def one(c):
-        mine = facts + per_node.get(c.lbtk_node, [])
+    def one(c: remote.NodeLink) -> NodeState:
+        mine = facts + per_node.get(c.name, [])
         try:
             r = remote.run(c, script(mine, token), timeout=timeout)
         except remote.RemoteError as e:
-            return NodeState(c.lbtk_node, reachable=False, error=str(e))
+            return NodeState(c.name, reachable=False, error=str(e))
         try:
-            return parse_state(c.lbtk_node, mine, r.stdout, token)
+            return parse_state(c.name, mine, r.stdout, token)
         except FactError as e:
-            return unreadable(c.lbtk_node, e)
+            return unreadable(c.name, e)
 
-    return dict(zip([c.lbtk_node for c in conns], remote.parallel(conns, one)))
+    return dict(zip(group.names, group.parallel(one)))
 
 
-def observe_except(conns, facts: Iterable[Fact], per_node: dict[str, list[Fact]] | None,
+def observe_nodes(env, nodes, facts: Iterable[Fact], how=None, **kw) -> dict[str, NodeState]:
+    """observe() (or `how`: observe_reachable...) over a group of its own, env's nodes `nodes`
+    (default all): it connects, asks once, and closes, whatever happens."""
+    with remote.nodes(env, nodes) as group:
+        return (how or observe)(group, facts, **kw)
+
+
+def observe_except(nodes, facts: Iterable[Fact], per_node: dict[str, list[Fact]] | None,
                    known_down: dict[str, str]) -> dict[str, NodeState]:
-    """observe() on every connection but those whose node is in `known_down` (node -> why it cannot
-    be reached: the deploy lock could not reach it); those come back unreachable with that reason.
-    One NodeState per connection, in the connections' order."""
-    seen = observe([c for c in conns if c.lbtk_node not in known_down], facts, per_node)
-    return {c.lbtk_node: seen[c.lbtk_node] if c.lbtk_node in seen
-            else NodeState(c.lbtk_node, reachable=False, error=known_down[c.lbtk_node]) for c in conns}
+    """observe() on every node but those in `known_down` (node -> why it cannot be reached: the
+    deploy lock could not reach it); those come back unreachable with that reason. One NodeState
+    per node, in the group's order."""
+    group = remote.NodeGroup.of(nodes)
+    seen = observe(group.only(n for n in group.names if n not in known_down), facts, per_node)
+    return {n: seen[n] if n in seen else NodeState(n, reachable=False, error=known_down[n]) for n in group.names}
 
 
-def observe_reachable(conns, facts: Iterable[Fact], per_node: dict[str, list[Fact]] | None = None,
+def observe_reachable(nodes, facts: Iterable[Fact], per_node: dict[str, list[Fact]] | None = None,
                       doing: str = "nothing was changed on any node") -> dict[str, NodeState]:
     """observe(), but every node must answer: the first unreachable (or unreadable) one is a RemoteError."""
-    states = observe(conns, facts, per_node)
+    states = observe(nodes, facts, per_node)
     down = [s for s in states.values() if not s.reachable]
     if down:
         raise remote.RemoteError(down[0].error + (f" — {doing}" if doing else ""))
     return states
 
 
-def observe_node(c, facts: Iterable[Fact]) -> NodeState:
+def observe_node(c: remote.NodeLink, facts: Iterable[Fact]) -> NodeState:
     """One node, one round trip; unreachable is a RemoteError."""
-    return observe_reachable([c], facts, doing="")[c.lbtk_node]
+    return observe_reachable([c], facts, doing="")[c.name]

@@ -16,7 +16,9 @@ import shlex
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import copy_context
 from dataclasses import dataclass
+from typing import Iterable
 
 import paramiko
 from fabric import Config, Connection
@@ -24,6 +26,7 @@ from fabric import Config, Connection
 from fabfile.errors import LbtkError, quiet_third_party_logging
 from fabfile.model import extensions
 from fabfile.model.schema import CONNECT_TIMEOUT, RETRIES, SSH, Inventory, Node
+from fabfile.model.secrets import Masker, current as current_masker
 from fabfile.parsers.lbtk import last_line
 from fabfile.parsers.sudo import refusal
 
@@ -41,13 +44,23 @@ class Result:
     exited: int
 
 
-MAX_PARALLEL = 64        # nodes worked on at once; `--parallel N` lowers it (set_parallel)
+DEFAULT_PARALLEL = 64   # nodes worked on at once unless the run says otherwise (Env.parallel: --parallel N)
 
 
-def set_parallel(n: int | None) -> None:
-    global MAX_PARALLEL
-    if n:
-        MAX_PARALLEL = max(1, int(n))
+@dataclass(eq=False)
+class NodeLink:
+    """One node's SSH connection and what the toolkit needs to use it (Fabric's Connection carries
+    nothing of ours). Every function here takes one; a NodeGroup owns them and closes them."""
+    name: str                        # the node's name ("bastion HOST" for a bastion): every message names it
+    conn: Connection
+    become: str | None = None        # "sudo": every command through sudo, every file staged then installed
+    password_env: str | None = None  # where sudo's password comes from (ssh.become_password_env / _file)
+    password_file: str | None = None
+    retries: int = RETRIES           # transient connect failures retried (ensure_open)
+    masker: Masker | None = None     # the run's: a sudo password read here is masked in all it prints
+
+    def close(self) -> None:
+        self.conn.close()
 
 
 class _Connection(Connection):
@@ -120,12 +133,12 @@ def _bastion(ssh: SSH) -> Connection | None:
     g = ssh.gateway
     if g is None:
         return None
-    c = _connection(g.host, g.user, g.port, g.key_filename, g.known_hosts or ssh.known_hosts, ssh)
-    c.lbtk_node, c.lbtk_become, c.lbtk_retries = f"bastion {g.host}", None, RETRIES
-    return c
+    return _connection(g.host, g.user, g.port, g.key_filename, g.known_hosts or ssh.known_hosts, ssh)
 
 
-def connect(inv: Inventory, node: Node) -> Connection:
+def connect(inv: Inventory, node: Node, masker: Masker | None = None) -> NodeLink:
+    """A node's link, lazy: nothing connects until a command needs it. Tasks and ops take theirs
+    from a NodeGroup (nodes()), which closes them."""
     ssh = inv.ssh_of(node)
     gateway = _bastion(ssh)
     c = _connection(node.host, ssh.user, ssh.port, ssh.key_filename, ssh.known_hosts, ssh,
@@ -133,21 +146,19 @@ def connect(inv: Inventory, node: Node) -> Connection:
     hop = c.gateway if gateway is None else gateway.gateway
     while isinstance(hop, Connection):   # a ProxyJump from ssh_config: its host key is checked too
         _verify_host_keys(hop, ssh.known_hosts)
-        hop.lbtk_node = getattr(hop, "lbtk_node", None) or f"bastion {hop.host}"
         hop = hop.gateway
-    c.lbtk_node = node.name
     c.lbtk_inv = inv              # checked when (and only if) a socket is about to open
-    c.lbtk_become = ssh.become
-    c.lbtk_password_env = ssh.become_password_env
-    c.lbtk_password_file = ssh.become_password_file
-    c.lbtk_retries = RETRIES if ssh.retries is None else ssh.retries
-    return c
+    return NodeLink(node.name, c, become=ssh.become, password_env=ssh.become_password_env,
+                    password_file=ssh.become_password_file,
+                    retries=RETRIES if ssh.retries is None else ssh.retries, masker=masker)
 
 
-def connect_gateway(inv: Inventory) -> Connection | None:
-    """A connection to the bastion itself (defaults.ssh.gateway), for work that runs there
-    (HTTP probes through a VIP this machine cannot reach). None without a gateway."""
-    return _bastion(inv.defaults.ssh)
+def connect_gateway(inv: Inventory) -> NodeLink | None:
+    """A link to the bastion itself (defaults.ssh.gateway), for work that runs there (HTTP probes
+    through a VIP this machine cannot reach). None without a gateway. NodeGroup.bastion() is the
+    one a group closes."""
+    c = _bastion(inv.defaults.ssh)
+    return None if c is None else NodeLink(f"bastion {c.host}", c)
 
 
 _known_hosts: dict[tuple, paramiko.HostKeys] = {}
@@ -171,10 +182,10 @@ def _verify_host_keys(c: Connection, known_hosts: str | None) -> None:
     c.client.set_missing_host_key_policy(paramiko.RejectPolicy())
 
 
-def _password(c: Connection) -> str | None:
+def _password(c: NodeLink) -> str | None:
     """sudo's password: ssh.become_password_env, else ssh.become_password_file (relative to
     inventories/); None: NOPASSWD."""
-    env, file = getattr(c, "lbtk_password_env", None), getattr(c, "lbtk_password_file", None)
+    env, file = c.password_env, c.password_file
     if not env and not file:
         return None
     value = os.environ.get(env) if env else None
@@ -183,22 +194,21 @@ def _password(c: Connection) -> str | None:
         from fabfile.model.secrets import read_secret_file
         path = inventory_file(file)
         # a missing file is "sudo needs a password" below; one open to others is refused, as ssh does
-        value = read_secret_file(path, f"{c.lbtk_node}: ssh.become_password_file") if path.exists() else None
+        value = read_secret_file(path, f"{c.name}: ssh.become_password_file") if path.exists() else None
     if not value:
-        raise RemoteError(f"{c.lbtk_node}: sudo needs a password: set "
+        raise RemoteError(f"{c.name}: sudo needs a password: set "
                           + " or ".join(x for x in (env and f"the environment variable {env}",
                                                      file and f"the file {file}") if x)
                           + " (ssh.become_password_env / become_password_file)")
-    from fabfile.model import secrets
-    secrets._known.add(value)      # never printed
+    (c.masker or current_masker()).add(value)      # never printed
     return value
 
 
-def privileged(c: Connection, command: str) -> tuple[str, str | None]:
+def privileged(c: NodeLink, command: str) -> tuple[str, str | None]:
     """(the command as it runs on the node, what to feed its stdin): through sudo with become.
     sudo -S reads the password from stdin (never the command line); -n fails at once instead of
     prompting when no password is configured and NOPASSWD is not granted."""
-    if getattr(c, "lbtk_become", None) != "sudo":
+    if c.become != "sudo":
         return command, None
     pw = _password(c)
     wrapped = f"sh -c {shlex.quote(command)}"
@@ -215,22 +225,22 @@ REFUSED = {
 }
 
 
-def _sudo_refused(c: Connection, stderr: str) -> str | None:
-    if getattr(c, "lbtk_become", None) != "sudo":
+def _sudo_refused(c: NodeLink, stderr: str) -> str | None:
+    if c.become != "sudo":
         return None
     why = refusal(stderr)
-    return f"{c.lbtk_node}: sudo refused: {REFUSED[why]}" if why else None
+    return f"{c.name}: sudo refused: {REFUSED[why]}" if why else None
 
 
-def ensure_open(c: Connection) -> None:
+def ensure_open(c: NodeLink) -> None:
     """Connect now, retrying transient failures (timeout, reset, refused) with backoff; never an
     authentication or host-key failure."""
-    if c.is_connected:
+    if c.conn.is_connected:
         return
-    tries = getattr(c, "lbtk_retries", RETRIES)
+    tries = c.retries
     for attempt in range(tries + 1):
         try:
-            c.open()
+            c.conn.open()
             return
         except (paramiko.AuthenticationException, paramiko.BadHostKeyException):
             raise
@@ -243,11 +253,11 @@ def ensure_open(c: Connection) -> None:
         time.sleep(0.3 * 2 ** attempt)
 
 
-def run(c: Connection, command: str, check: bool = True, timeout: float | None = 60) -> Result:
+def run(c: NodeLink, command: str, check: bool = True, timeout: float | None = 60) -> Result:
     try:
         ensure_open(c)
         cmd, stdin = privileged(c, command)
-        r = c.run(cmd, hide=True, warn=True, in_stream=io.StringIO(stdin) if stdin else False, timeout=timeout)
+        r = c.conn.run(cmd, hide=True, warn=True, in_stream=io.StringIO(stdin) if stdin else False, timeout=timeout)
     except RemoteError:
         raise
     except Exception as e:  # noqa: BLE001 - every transport failure becomes one line
@@ -257,24 +267,24 @@ def run(c: Connection, command: str, check: bool = True, timeout: float | None =
         raise RemoteError(refused)
     if check and r.exited != 0:
         detail = last_line(r.stderr) or last_line(r.stdout)
-        raise RemoteError(f"{c.lbtk_node}: `{_short(command)}` exited {r.exited}"
+        raise RemoteError(f"{c.name}: `{_short(command)}` exited {r.exited}"
                           + (f": {detail}" if detail else ""))
     return Result(r.stdout, r.stderr, r.exited)
 
 
-def put_many(c: Connection, files: list[tuple[bytes, str, int]]) -> None:
+def put_many(c: NodeLink, files: list[tuple[bytes, str, int]]) -> None:
     """Write each (content, path, mode). As root: SFTP straight to path, mode set before the
     first byte. With become: SFTP into a private staging directory of the user's (0700), then one
     privileged `install` per file puts it at path with its mode, owned by root, and the staging
     directory goes."""
-    if getattr(c, "lbtk_become", None) != "sudo":
+    if c.become != "sudo":
         for content, path, mode in files:
             put(c, content, path, mode)
         return
     stage = f"/tmp/lbtk-stage-{_random.token_hex(6)}"
     try:
         ensure_open(c)
-        sftp = c.sftp()
+        sftp = c.conn.sftp()
         sftp.mkdir(stage, 0o700)
         for k, (content, _path, _mode) in enumerate(files):
             with sftp.file(f"{stage}/{k}", "wb") as f:
@@ -292,18 +302,18 @@ def put_many(c: Connection, files: list[tuple[bytes, str, int]]) -> None:
         _drop_stage(c, stage)
 
 
-def _drop_stage(c: Connection, stage: str) -> None:
+def _drop_stage(c: NodeLink, stage: str) -> None:
     try:
-        c.run(f"rm -rf {shlex.quote(stage)}", hide=True, warn=True, in_stream=False, timeout=30)
+        c.conn.run(f"rm -rf {shlex.quote(stage)}", hide=True, warn=True, in_stream=False, timeout=30)
     except Exception:  # noqa: BLE001 - /tmp is cleaned at boot; the content is the user's own copy
         pass
 
 
-def put(c: Connection, content: bytes, path: str, mode: int) -> None:
+def put(c: NodeLink, content: bytes, path: str, mode: int) -> None:
     """One file over SFTP as the SSH user (root): put_many is the way that also works with sudo."""
     try:
         ensure_open(c)
-        sftp = c.sftp()
+        sftp = c.conn.sftp()
         with sftp.file(path, "wb") as f:
             f.chmod(mode)  # before the first byte: a secret is never readable by others
             f.write(content)
@@ -311,34 +321,139 @@ def put(c: Connection, content: bytes, path: str, mode: int) -> None:
         raise RemoteError(describe(c, e, f"upload {path}")) from None
 
 
-def parallel(conns: list[Connection], fn, *args):
-    """fn(conn, *args) on every connection at once; results in the same order.
-
-    Per-node work differs (files, commands), so this is a thread pool rather than a Fabric
-    Group.
-    """
-    with ThreadPoolExecutor(max_workers=max(1, min(len(conns), MAX_PARALLEL))) as pool:
-        futures = [pool.submit(fn, c, *args) for c in conns]
+def parallel(items: list, fn, *args, limit: int | None = None):
+    """fn(item, *args) on every item at once, at most `limit` (default DEFAULT_PARALLEL) at a time;
+    results in the same order. Per-node work differs (files, commands), so this is a thread pool
+    rather than one command for the lot. Each thread runs in a copy of the caller's context, so
+    the run's masker (fabfile.model.secrets.masking) goes with it."""
+    with ThreadPoolExecutor(max_workers=max(1, min(len(items), limit or DEFAULT_PARALLEL))) as pool:
+        futures = [pool.submit(copy_context().run, fn, x, *args) for x in items]
         return [f.result() for f in futures]
 
 
-def open_all(conns: list[Connection]) -> None:
-    """Connect every node now (in parallel), so threads sharing a connection never race to open it."""
-    def _open(c):
-        try:
-            ensure_open(c)
-        except Exception as e:  # noqa: BLE001
-            raise RemoteError(describe(c, e)) from None
-    parallel(conns, _open)
+def _open(c: NodeLink) -> None:
+    try:
+        ensure_open(c)
+    except Exception as e:  # noqa: BLE001
+        raise RemoteError(describe(c, e)) from None
 
 
-def stream(c: Connection, command: str, on_line, stop) -> None:
+def open_all(conns: list[NodeLink]) -> None:
+    """NodeGroup.open() for links opened without a group (the drill's, until it uses one)."""
+    NodeGroup.of(conns).open()
+
+
+class NodeGroup:
+    """The links to a set of nodes, worked on together and closed together (Fabric's Group, for
+    work that differs per node): `with remote.nodes(env) as group:` closes every connection when
+    the block ends, whatever ends it. Iterating gives the NodeLinks, in the inventory's order."""
+
+    def __init__(self, links: Iterable[NodeLink], limit: int | None = None, inv: Inventory | None = None,
+                 owns: bool = True):
+        self.links = list(links)
+        self.limit = limit or DEFAULT_PARALLEL      # nodes worked on at once (--parallel N)
+        self.inv = inv                              # for bastion()
+        self.owns = owns                            # False: a part of another group, which closes the links
+        self._bastion: NodeLink | None = None
+        self._parent: NodeGroup | None = None
+
+    @classmethod
+    def of(cls, links) -> "NodeGroup":
+        """`links` as a group: a NodeGroup as it is, a plain list of links as one that closes nothing
+        (whoever opened them closes them)."""
+        return links if isinstance(links, NodeGroup) else cls(links, owns=False)
+
+    def __iter__(self):
+        return iter(self.links)
+
+    def __len__(self) -> int:
+        return len(self.links)
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.links]
+
+    def __getitem__(self, name: str) -> NodeLink:
+        for c in self.links:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+    def only(self, names: Iterable[str]) -> "NodeGroup":
+        """The links of these nodes, as a group this one closes."""
+        keep = set(names)
+        part = NodeGroup([c for c in self.links if c.name in keep], self.limit, self.inv, owns=False)
+        part._parent = self
+        return part
+
+    def parallel(self, fn, *args) -> list:
+        """fn(link, *args) on every node at once (at most `limit`); results in the nodes' order."""
+        return parallel(self.links, fn, *args, limit=self.limit)
+
+    def run(self, command: str, **kw) -> dict[str, Result | RemoteError]:
+        """`command` on every node: {node: its Result, or the RemoteError it ended with} (a node
+        that fails does not stop the others)."""
+        def one(c):
+            try:
+                return run(c, command, **kw)
+            except RemoteError as e:
+                return e
+        return dict(zip(self.names, self.parallel(one)))
+
+    def open(self) -> None:
+        """Connect every node now (in parallel), so threads sharing a link never race to open it."""
+        self.parallel(_open)
+
+    def bastion(self) -> NodeLink | None:
+        """The link to the inventory's bastion itself (connect_gateway; None without one), closed
+        with the group that opened the links."""
+        if self._parent is not None:
+            return self._parent.bastion()
+        if self.inv is None:
+            raise ValueError("a NodeGroup made of a plain list knows no inventory, so no bastion")
+        if self._bastion is None:
+            self._bastion = connect_gateway(self.inv)
+        return self._bastion
+
+    def close(self) -> None:
+        for c in self.links + ([self._bastion] if self._bastion else []):
+            c.close()
+
+    def __enter__(self) -> "NodeGroup":
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        if self.owns:
+            self.close()
+        return False
+
+
+def run_on(env, chosen: Iterable[Node | str] | None, command: str, **kw) -> dict[str, Result]:
+    """`command` on env's nodes `chosen` (default all) over a group of its own: {node: Result}; the
+    first node that failed raises its RemoteError (NodeGroup.run keeps every node's outcome)."""
+    with nodes(env, chosen) as group:
+        results = group.run(command, **kw)
+    failed = [r for r in results.values() if isinstance(r, RemoteError)]
+    if failed:
+        raise failed[0]
+    return results
+
+
+def nodes(env, chosen: Iterable[Node | str] | None = None) -> NodeGroup:
+    """The run's group of links to `chosen` (Nodes or names; default every node of env.inv), with
+    the run's parallelism (env.parallel). Lazy: nothing connects until a command needs it. Use it
+    as a context manager: the group closes every connection it opened."""
+    picked = env.inv.nodes if chosen is None else [n if isinstance(n, Node) else env.inv.node(n) for n in chosen]
+    return NodeGroup([connect(env.inv, n, env.masker) for n in picked], limit=env.parallel, inv=env.inv)
+
+
+def stream(c: NodeLink, command: str, on_line, stop) -> None:
     """Run `command` and call on_line(line) as each stdout line arrives, until `stop` is set
     or the command ends. Closing the channel ends the remote command (SIGPIPE on its next write).
     Blocking: run it in a thread."""
     try:
         ensure_open(c)
-        chan = c.transport.open_session()
+        chan = c.conn.transport.open_session()
         chan.settimeout(0.2)
         cmd, stdin = privileged(c, command)
         chan.exec_command(cmd)
@@ -366,7 +481,7 @@ class Held:
     deploy lock: fabfile/ops/lock.py). Its stdin stays open; closing the channel, or losing the
     connection, ends it."""
 
-    def __init__(self, c: Connection, chan):
+    def __init__(self, c: NodeLink, chan):
         self.c, self.chan, self._buf = c, chan, b""
         self.stderr = ""            # what it printed there, when it ended before holding
 
@@ -377,7 +492,7 @@ class Held:
         while want not in self._buf:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise RemoteError(f"{self.c.lbtk_node}: no answer within {timeout:g}s")
+                raise RemoteError(f"{self.c.name}: no answer within {timeout:g}s")
             self.chan.settimeout(min(left, 1.0))
             try:
                 data = self.chan.recv(65536)
@@ -404,12 +519,12 @@ class Held:
             pass
 
 
-def hold(c: Connection, command: str, until: str, timeout: float = 30) -> tuple[Held, str]:
+def hold(c: NodeLink, command: str, until: str, timeout: float = 30) -> tuple[Held, str]:
     """Start `command` and read its stdout up to the line `until` (or its end): (the running
     command, what it printed). A transport failure is a RemoteError naming the node."""
     try:
         ensure_open(c)
-        chan = c.transport.open_session()
+        chan = c.conn.transport.open_session()
         cmd, stdin = privileged(c, command)
         chan.exec_command(cmd)
         if stdin:
@@ -430,15 +545,17 @@ def hold(c: Connection, command: str, until: str, timeout: float = 30) -> tuple[
         raise RemoteError(describe(c, e, "lock")) from None
 
 
-def close(conns: list[Connection]) -> None:
+def close(conns: list[NodeLink]) -> None:
+    """Close links opened without a group (the drill's and the upgrade's, until they use one)."""
     for c in conns:
         c.close()
 
 
-def describe(c: Connection, e: Exception, doing: str = "connect") -> str:
+def describe(link: NodeLink, e: Exception, doing: str = "connect") -> str:
     """One line for a transport failure, naming the node and the likely fix."""
+    c = link.conn
     gw = c.gateway if isinstance(getattr(c, "gateway", None), Connection) else None
-    where = f"{c.lbtk_node} ({c.host}:{c.port}" + (f" via bastion {gw.host}" if gw else "") + ")"
+    where = f"{link.name} ({c.host}:{c.port}" + (f" via bastion {gw.host}" if gw else "") + ")"
     if gw is not None and not gw.is_connected and not isinstance(e, paramiko.AuthenticationException) \
             and "not found in known_hosts" not in str(e):
         return f"{where}: the bastion {gw.host}:{gw.port} is unreachable or refused us ({e.__class__.__name__}" \

@@ -9,10 +9,13 @@ from pathlib import Path
 
 import yaml
 
-from fabfile.model.loading import INVENTORY_DIR
+from fabfile.model.loading import inventory_dir
 from fabfile.model.schema import Inventory
 
-STATE_DIR = INVENTORY_DIR / ".state"
+
+def state_dir() -> Path:
+    """This clone's state beside its inventories (inventory_dir() follows $LBTK_INVENTORIES)."""
+    return inventory_dir() / ".state"
 
 
 def resolve_server(inv: Inventory, server: str) -> str | None:
@@ -26,7 +29,7 @@ def resolve_server(inv: Inventory, server: str) -> str | None:
 
 
 def owed_path(inventory_path: Path) -> Path:
-    return STATE_DIR / f"{inventory_path.stem}.owed.yaml"
+    return state_dir() / f"{inventory_path.stem}.owed.yaml"
 
 
 def owed(inventory_path: Path) -> dict[str, dict]:

@@ -5,7 +5,7 @@ and prints.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,13 +28,20 @@ class Env:
     name: str
     # the nodes' runtime record (drains) once a run has read it (fabfile/core/runtime.py); None before
     runtime: "RuntimeRecord | None" = None
+    # nodes worked on at once (--parallel N); None: the connection layer's default
+    parallel: int | None = None
+    # every secret this run has seen, hidden in all it prints (the running task's: secrets.masking)
+    masker: secrets.Masker = field(default_factory=secrets.current)
 
 
-def load_env(env: str) -> Env:
-    """inventories/NAME.yaml, validated, with its secrets. Runtime overrides (drains) live on the
-    nodes: a run applies them once it has read them (fabfile/core/runtime.py)."""
+def load_env(env: str, masker: secrets.Masker | None = None) -> Env:
+    """inventories/NAME.yaml, validated, with its secrets, which `masker` (default: the running
+    task's, secrets.current()) learns. Runtime overrides (drains) live on the nodes: a run applies
+    them once it has read them (fabfile/core/runtime.py)."""
     inv, path = load(env)
-    return Env(inv=inv, path=path, secrets=secrets.resolve_all(inv, str(path.name and rel(path))), name=env)
+    masker = masker or secrets.current()
+    return Env(inv=inv, path=path, secrets=secrets.resolve_all(inv, str(path.name and rel(path)), masker), name=env,
+               masker=masker)
 
 
 def select_nodes(inv: Inventory, node: str | None) -> list[Node]:

@@ -1,4 +1,4 @@
-"""Find, load and validate `inventories/NAME.yaml`.
+"""Find, load and validate `inventories/NAME.yaml` (the directory: $LBTK_INVENTORIES, else the repository's).
 
 Every problem becomes one line: `FILE: FIELD.PATH: what is wrong — how to fix it`.
 The tasks print it and exit non-zero; nobody sees a traceback for bad input.
@@ -19,7 +19,15 @@ from fabfile.model import extensions
 from fabfile.model.schema import FieldProblem, FieldProblems, Inventory, dotted
 
 ROOT = Path(__file__).resolve().parents[2]
-INVENTORY_DIR = ROOT / "inventories"
+INVENTORIES_VAR = "LBTK_INVENTORIES"
+
+
+def inventory_dir() -> Path:
+    """Where inventories (and what they name: secrets/, .state/) live: $LBTK_INVENTORIES, else the
+    repository's inventories/. Read at each call, so a run (or a test) chooses without touching
+    the repository."""
+    value = os.environ.get(INVENTORIES_VAR)
+    return Path(os.path.expanduser(value)) if value else ROOT / "inventories"
 
 
 class InventoryError(LbtkError):
@@ -70,7 +78,7 @@ def inventory_file(p: str) -> Path:
     """A file an inventory names (auth_pass_file, become_password_file, lab.users.password_file):
     `~` expanded, relative paths relative to inventories/."""
     path = Path(os.path.expanduser(p))
-    return path if path.is_absolute() else INVENTORY_DIR / path
+    return path if path.is_absolute() else inventory_dir() / path
 
 
 # --env is an inventory's name (inventories/NAME.yaml), matched whole: "lab-3\n" is no name
@@ -92,10 +100,10 @@ def path_for(env: str) -> Path:
         raise InventoryError(f"--env {_clip(env)}: no such inventory file — name an existing .yaml file, "
                              "or an inventory by name")
     if not ENV_NAME.fullmatch(env):
-        known = sorted(p.stem for p in INVENTORY_DIR.glob("*.yaml"))
+        known = sorted(p.stem for p in inventory_dir().glob("*.yaml"))
         raise InventoryError(f"--env {_clip(env)}: not an inventory name (a letter or digit, then letters, digits, "
                              f"'.', '_', '-', at most 64) nor a .yaml file — choose from {', '.join(known)}")
-    return INVENTORY_DIR / f"{env}.yaml"
+    return inventory_dir() / f"{env}.yaml"
 
 
 def _clip(text: str, most: int = 60) -> str:
@@ -106,11 +114,11 @@ def _clip(text: str, most: int = 60) -> str:
 def load(env: str) -> tuple[Inventory, Path]:
     path = path_for(env)        # a name or a .yaml path, refused in one line if it is neither
     # no such file: an inventory an extension makes from its name (the lab's lab-N)
-    if not path.exists() and (made := extensions.generated(env, INVENTORY_DIR)) is not None:
+    if not path.exists() and (made := extensions.generated(env, inventory_dir())) is not None:
         data, origin = made
         return parse(data, f"inventories/{env}.yaml (generated from {origin})"), path
     if not path.exists():
-        known = sorted(p.stem for p in INVENTORY_DIR.glob("*.yaml"))
+        known = sorted(p.stem for p in inventory_dir().glob("*.yaml"))
         raise InventoryError(f"{_show(path)}: no such inventory — choose --env from {', '.join(known)}")
     if not path.is_file():
         raise InventoryError(f"{_show(path)}: is a directory, not an inventory file — name a .yaml file")

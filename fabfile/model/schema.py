@@ -747,8 +747,9 @@ class Inventory(Strict):
         if self.templates_dir is None:
             return None
         from pathlib import Path
+        from fabfile.model.loading import inventory_dir   # (loading imports this module)
         p = Path(self.templates_dir)
-        return str(p if p.is_absolute() else Path(__file__).resolve().parents[2] / "inventories" / p)
+        return str(p if p.is_absolute() else inventory_dir() / p)
 
     def node(self, name: str) -> Node:
         for n in self.nodes:

@@ -2,7 +2,8 @@
 
 It is read from an environment variable, else from a file named in the inventory (relative
 paths are relative to inventories/). It is never stored in the inventory itself. Everything
-the toolkit prints goes through `mask()` first.
+the toolkit prints goes through `mask()` first: the run's Masker (Env.masker) knows every secret
+the run has seen, and nothing outlives the run.
 """
 from __future__ import annotations
 
@@ -10,7 +11,11 @@ import os
 import re
 import secrets as _random
 import stat
+import threading
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
+from typing import Iterator
 
 from fabfile.model.loading import InventoryError, inventory_file
 from fabfile.model.schema import WORD_BREAKERS, Authentication, Inventory
@@ -18,7 +23,50 @@ from fabfile.model.schema import WORD_BREAKERS, Authentication, Inventory
 MASK = "********"
 PASS_MAX_BYTES = 8  # keepalived silently truncates a longer auth_pass with auth_type PASS
 
-_known: set[str] = set()  # every secret resolved in this process, for mask()
+
+class Masker:
+    """The secrets one run has seen (resolved, generated, rotated, a sudo password) and how every
+    output hides them. A run holds one (Env.masker); output reaches it through masking()."""
+
+    def __init__(self, known=()):
+        self._known = {s for s in known if s}
+        self._lock = threading.Lock()       # a sudo password is added from a worker thread
+
+    def add(self, *values: str) -> None:
+        with self._lock:
+            self._known.update(v for v in values if v)
+
+    def mask(self, text: str) -> str:
+        """Hide every known secret, and any auth_pass value even if this run never resolved it."""
+        text = _AUTH_PASS.sub(lambda m: m.group(1) + MASK, text)
+        text = _AUTH_PASS_WORD.sub(lambda m: m.group(1) + MASK, text)
+        with self._lock:
+            known = sorted(self._known, key=len, reverse=True)
+        for s in known:
+            text = re.sub(rf"(?<![\w]){re.escape(s)}(?![\w])", MASK, text)
+        return text
+
+
+# the Masker of the run this code runs in: set by masking() for one task (a context variable, so
+# each run, and each thread the node group starts for it, sees its own)
+_run: ContextVar[Masker | None] = ContextVar("lbtk_run_masker", default=None)
+
+
+def current() -> Masker:
+    """The running task's Masker; outside any run a new, empty one (auth_pass values still masked)."""
+    return _run.get() or Masker()
+
+
+@contextmanager
+def masking(masker: Masker | None = None) -> Iterator[Masker]:
+    """The block is a run whose output masks with `masker` (default: the enclosing run's, else a
+    new one); mask() and output use it until the block ends."""
+    m = masker or _run.get() or Masker()
+    token = _run.set(m)
+    try:
+        yield m
+    finally:
+        _run.reset(token)
 
 
 def secret_path(auth: Authentication) -> Path | None:
@@ -51,7 +99,6 @@ def resolve(auth: Authentication, where: str) -> str:
     if auth.auth_type == "PASS" and len(value.encode()) > PASS_MAX_BYTES:
         raise InventoryError(f"{where}: the secret is {len(value.encode())} bytes; "
                              f"keepalived truncates PASS secrets to {PASS_MAX_BYTES} — use at most 8 bytes")
-    _known.add(value)
     return value
 
 
@@ -79,22 +126,20 @@ def read_secret_file(path: Path, what: str) -> str:
             raise InventoryError(f"{what} {path}: cannot read it ({e.strerror})") from None
 
 
-def resolve_all(inv: Inventory, source: str) -> dict[str, str]:
-    """{vrrp_instance name: secret} for every instance that authenticates."""
+def resolve_all(inv: Inventory, source: str, masker: Masker | None = None) -> dict[str, str]:
+    """{vrrp_instance name: secret} for every instance that authenticates; `masker` learns them."""
     out = {}
     for i, vi in enumerate(inv.vrrp_instances):
         if vi.authentication is not None:
             out[vi.name] = resolve(vi.authentication, f"{source}: vrrp_instances[{i}].authentication")
+    if masker is not None:
+        masker.add(*out.values())
     return out
 
 
 def mask(text: str) -> str:
-    """Hide every known secret, and any auth_pass value even if this process never resolved it."""
-    text = _AUTH_PASS.sub(lambda m: m.group(1) + MASK, text)
-    text = _AUTH_PASS_WORD.sub(lambda m: m.group(1) + MASK, text)
-    for s in sorted(_known, key=len, reverse=True):
-        text = re.sub(rf"(?<![\w]){re.escape(s)}(?![\w])", MASK, text)
-    return text
+    """`text` masked by the running task's Masker (current())."""
+    return current().mask(text)
 
 
 # the whole rest of the line, whatever the value holds: masking never depends on the secret

@@ -194,7 +194,7 @@ def _validate_keepalived(c, path: str, writes) -> None:
     res = keepalived_check_refusal(r.stdout, r.stderr, r.exited)
     if res is not None:
         _drop_uploads(c, writes)
-        raise ApplyError(f"{c.lbtk_node}: {res} — nothing was swapped")
+        raise ApplyError(f"{c.name}: {res} — nothing was swapped")
 
 
 def keepalived_check_refusal(stdout: str, stderr: str, exited: int) -> str | None:

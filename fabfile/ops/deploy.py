@@ -91,9 +91,11 @@ def deploy_facts(env: Env, nodes: list[str]) -> dict[str, list[F.Fact]]:
     return {n: [F.files([*managed_paths(env.inv, n, env.secrets), F.RUNTIME_PATH])] for n in nodes}
 
 
-def gather(env: Env, conns) -> dict[str, NodeState]:
-    """Deploy facts, one round trip per node, in parallel; every node must answer."""
-    return observe_reachable(conns, F.DEPLOY, deploy_facts(env, [c.lbtk_node for c in conns]))
+def gather(env: Env, nodes: list | None = None) -> dict[str, NodeState]:
+    """Deploy facts of these nodes (default: every node), one round trip each, in parallel; every
+    node must answer."""
+    with remote.nodes(env, nodes) as group:
+        return observe_reachable(group, F.DEPLOY, deploy_facts(env, group.names))
 
 
 def plan_node(env: Env, node: str, facts: NodeState, phases) -> NodePlan:
@@ -174,36 +176,34 @@ def run_phases(env: Env, phases, check: bool = False, say=lambda s: None,
     `on_moves(moves)`: the planned VIP moves, told before the apply starts (the view words them)."""
     phases = check_phases(phases)
     chosen = [n for n in env.inv.nodes if nodes is None or n.name in nodes]
-    conns = [remote.connect(env.inv, n) for n in chosen]
-    try:
+    with remote.nodes(env, chosen) as group:
         if not check:
             # Look before locking. The everyday case, a deploy that finds nothing to do, takes no
             # lock: one round trip. A node that cannot be reached (or whose sudo refuses) fails here,
             # before any lock is taken. A lock record on any node (a run going on, or a dead one), a
             # node skipped or any planned change: take the lock and look again under it.
-            out = _locked(env, phases, conns, False, say, progress, skip_unreachable, batch, change, info, {},
+            out = _locked(env, phases, group, False, say, progress, skip_unreachable, batch, change, info, {},
                           on_moves, quick=True)
             if out is not None:
                 return out
         # who runs it (git's commit and status, for the lock record and the history): only now, when a
         # change may follow — a deploy that found nothing to do never pays for it
         info = info or runinfo.current(env.name, env.path)
-        with (nullcontext() if check else runlock.Lock(conns, info, break_lock)) as lock:
+        with (nullcontext() if check else runlock.Lock(group, info, break_lock)) as lock:
             for node, holder in (lock.broken if lock else []):
                 say(f"{node}: broke the stale deploy lock left by {runlock.who(holder)}")
-            return _locked(env, phases, conns, check, say, progress, skip_unreachable, batch, change, info,
+            return _locked(env, phases, group, check, say, progress, skip_unreachable, batch, change, info,
                            lock.down if lock else {}, on_moves)
-    finally:
-        remote.close(conns)
 
 
-def _locked(env: Env, phases: list[Phase], conns, check: bool, say, progress, skip_unreachable: bool, batch: int,
-            change, info: RunInfo, lock_down: dict[str, str], on_moves, quick: bool = False) -> Outcome | None:
+def _locked(env: Env, phases: list[Phase], group: remote.NodeGroup, check: bool, say, progress,
+            skip_unreachable: bool, batch: int, change, info: RunInfo, lock_down: dict[str, str], on_moves,
+            quick: bool = False) -> Outcome | None:
     """run_phases' work once the lock is held (lock_down: nodes the lock could not reach). `quick`:
     no lock is held yet — None unless every node answered, none has a lock record and none has
     anything to do (then the Outcome of a deploy that changed nothing)."""
-    states = observe_except(conns, (*F.DEPLOY, F.LOCK) if quick else F.DEPLOY,
-                            deploy_facts(env, [c.lbtk_node for c in conns]), lock_down)
+    states = observe_except(group, (*F.DEPLOY, F.LOCK) if quick else F.DEPLOY,
+                            deploy_facts(env, group.names), lock_down)
     down = {n: s.error for n, s in states.items() if not s.reachable}
     if down and not skip_unreachable:
         raise remote.RemoteError(next(iter(down.values())) + " — nothing was changed on any node "
@@ -212,7 +212,7 @@ def _locked(env: Env, phases: list[Phase], conns, check: bool, say, progress, sk
         return None
     if len(down) == len(states):
         raise remote.RemoteError(next(iter(down.values())) + " — no node answered; nothing was changed")
-    live = [c for c in conns if c.lbtk_node not in down]
+    live = group.only(n for n in group.names if n not in down)
     current = runtime.newest(states)
     env = runtime.effective(env, change(current) if change else current)
     runs = plan_runs(env, {n: s for n, s in states.items() if n not in down}, phases)
@@ -252,7 +252,7 @@ class NoProgress:
         pass
 
 
-def apply_runs(env: Env, conns, out: Outcome, say, progress, batch: int = 1, info: RunInfo | None = None) -> None:
+def apply_runs(env: Env, group: remote.NodeGroup, out: Outcome, say, progress, batch: int = 1, info: RunInfo | None = None) -> None:
     runs = out.runs
     stamp = info.run if info else runinfo.stamp()   # the backup set's name; the history entry's id
     batches, why = rolling_batches(env, runs, batch)
@@ -265,7 +265,7 @@ def apply_runs(env: Env, conns, out: Outcome, say, progress, batch: int = 1, inf
     by_run = {r.node: r for r in runs}
 
     def work(c):
-        run = by_run[c.lbtk_node]
+        run = by_run[c.name]
         if failed:
             run.status = RunStatus.SKIPPED
             progress.finish(run.node, "skipped", ok=False)
@@ -283,19 +283,18 @@ def apply_runs(env: Env, conns, out: Outcome, say, progress, batch: int = 1, inf
             run.status, run.error = RunStatus.FAILED, str(e)
             progress.finish(run.node, "FAILED", ok=False)
 
-    by_name = {c.lbtk_node: c for c in conns}
     with progress:
         for batch in batches:
             batch_runs = [by_run[n] for n in batch]
-            remote.parallel([by_name[n] for n in batch], work)
+            group.only(batch).parallel(work)
             failed = failed or any(r.status is RunStatus.FAILED for r in batch_runs)
             # VRRP can only move where a VIP holder took a change: backups roll on without waiting
             holder_touched = any(r.done.touches("keepalived") and any(r.facts.holds(v) for v in held_before)
                                  for r in batch_runs)
             if not failed and len(batches) > 1 and holder_touched:
-                settle.settle_between(env, conns, held_before)
+                settle.settle_between(env, group, held_before)
     if any(m.moves for m in out.moves) and not failed:
-        for line in settle.finish_moves(env, conns, done_at):
+        for line in settle.finish_moves(env, group, done_at):
             say(line)
     errors = [r.error for r in runs if r.status is RunStatus.FAILED]
     if errors:

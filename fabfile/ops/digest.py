@@ -7,24 +7,23 @@ from __future__ import annotations
 from fabfile.infra import facts as F
 from fabfile.infra import remote
 from fabfile.core.checks import DigestTarget
-from fabfile.model.schema import Inventory, Node
+from fabfile.model.context import Env
+from fabfile.model.schema import Node
 from fabfile.infra.observe import observe_node
 from fabfile.parsers.genhash import GenHash
 
 
-def measure(inv: Inventory, directors: list[Node], targets: list[DigestTarget]) -> tuple[str, dict]:
+def measure(env: Env, directors: list[Node], targets: list[DigestTarget]) -> tuple[str, dict]:
     """(the director it ran on, {(address, port, path): GenHash}): genhash on the first director that
     answers, one round trip. No director answering is a RemoteError naming the first one's reason."""
     fact = F.genhash([t.genhash for t in targets])
     first = None
-    for n in directors:
-        c = remote.connect(inv, n)
-        try:
-            return n.name, observe_node(c, [fact]).digests
-        except remote.RemoteError as e:
-            first = first or e
-        finally:
-            remote.close([c])
+    with remote.nodes(env, directors) as group:     # lazy: only the directors tried connect
+        for c in group:
+            try:
+                return c.name, observe_node(c, [fact]).digests
+            except remote.RemoteError as e:
+                first = first or e
     raise remote.RemoteError(f"{first} — no director could run genhash")
 
 

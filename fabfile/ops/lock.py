@@ -48,7 +48,7 @@ def script(info: RunInfo, break_stale: bool) -> str:
 def who(h: LockHolder | None) -> str:
     if h is None:
         return "a run whose record is unreadable"
-    return f"{h.operator} (`{h.task}`, pid {h.pid}" + (f" in {h.cwd}" if h.cwd else "") + f") since {h.since}"
+    return h.who
 
 
 def describe(node: str, word: str, h: LockHolder | None) -> str:
@@ -63,8 +63,8 @@ def describe(node: str, word: str, h: LockHolder | None) -> str:
 class Lock:
     """Held on a set of nodes; use as a context manager. Unreachable nodes come back in `down`."""
 
-    def __init__(self, conns, info: RunInfo, break_stale: bool = False):
-        self.conns, self.info, self.break_stale = conns, info, break_stale
+    def __init__(self, nodes, info: RunInfo, break_stale: bool = False):
+        self.nodes, self.info, self.break_stale = remote.NodeGroup.of(nodes), info, break_stale
         self.held: dict[str, remote.Held] = {}
         self.down: dict[str, str] = {}
         self.broken: list[tuple[str, LockHolder | None]] = []
@@ -80,9 +80,9 @@ class Lock:
             try:
                 h, text = remote.hold(c, cmd, HELD)
             except remote.RemoteError as e:
-                return c.lbtk_node, None, str(e)
-            started[c.lbtk_node] = h
-            return c.lbtk_node, h, text
+                return c.name, None, str(e)
+            started[c.name] = h
+            return c.name, h, text
         try:
             return self._take(take)
         except BaseException:
@@ -92,7 +92,7 @@ class Lock:
 
     def _take(self, take) -> "Lock":
         refusals = []
-        for node, h, text in remote.parallel(self.conns, take):
+        for node, h, text in self.nodes.parallel(take):
             if h is None:
                 self.down[node] = text
                 continue
@@ -126,7 +126,7 @@ class Lock:
                 pass
             h.close()
         if self.held:
-            remote.parallel(list(self.held.items()), give)
+            remote.parallel(list(self.held.items()), give, limit=self.nodes.limit)
         self.held = {}
 
     def __exit__(self, *exc) -> bool:

@@ -39,21 +39,17 @@ def sets_to_restore(backups: list[tuple[str, list[str]]], to: str | None) -> lis
 def rollback(env: Env, node: str | None = None, say=lambda s: None, skip_unreachable: bool = False,
              to: str | None = None, break_lock: bool = False) -> None:
     nodes = select_nodes(env.inv, node)
-    conns = [remote.connect(env.inv, n) for n in nodes]
     info = runinfo.current(env.name, env.path)
-    try:
-        with runlock.Lock(conns, info, break_lock) as lock:
-            for n, holder in lock.broken:
-                say(f"{n}: broke the stale deploy lock left by {runlock.who(holder)}")
-            _rollback(env, conns, lock.down, say, skip_unreachable, to, info, len(nodes) > 1)
-    finally:
-        remote.close(conns)
+    with remote.nodes(env, nodes) as group, runlock.Lock(group, info, break_lock) as lock:
+        for n, holder in lock.broken:
+            say(f"{n}: broke the stale deploy lock left by {runlock.who(holder)}")
+        _rollback(env, group, lock.down, say, skip_unreachable, to, info, len(nodes) > 1)
 
 
-def _rollback(env: Env, conns, lock_down: dict[str, str], say, skip_unreachable: bool, to: str | None,
+def _rollback(env: Env, group: remote.NodeGroup, lock_down: dict[str, str], say, skip_unreachable: bool, to: str | None,
               info: runinfo.RunInfo, several: bool) -> None:
-    per_node = deploy_facts(env, [c.lbtk_node for c in conns])
-    states = observe_except(conns, (*F.DEPLOY, F.BACKUPS), per_node, lock_down)
+    per_node = deploy_facts(env, group.names)
+    states = observe_except(group, (*F.DEPLOY, F.BACKUPS), per_node, lock_down)
     down = {n: s.error for n, s in states.items() if not s.reachable}
     if down and (not skip_unreachable or len(down) == len(states)):
         raise remote.RemoteError(next(iter(down.values())) + " — nothing was changed on any node"
@@ -71,14 +67,13 @@ def _rollback(env: Env, conns, lock_down: dict[str, str], say, skip_unreachable:
         raise LbtkError(f"{', '.join(missing)}: no deploy backup under {BACKUP_DIR} — nothing to roll back to; "
                         "nothing was changed")
     runs = [NodeRun(n, states[n], NodePlan(n)) for n in states]
-    by_name = {c.lbtk_node: c for c in conns}
     batches, _ = rolling_batches(env, runs)
     for batch in batches:
         for name in batch:
             if not sets[name]:
                 say(f"{name}: nothing to roll back (no deploy touched it since {to})")
                 continue
-            c = by_name[name]
+            c = group[name]
             phase_of = {f.path: f.phase for f in render_node(env.inv, name, env.secrets, ASSUMED)}
             phase_of[F.RUNTIME_PATH] = RUNTIME_PHASE
             for stamp, paths in sets[name]:            # newest first: the oldest set's files win
@@ -102,4 +97,4 @@ def _rollback(env: Env, conns, lock_down: dict[str, str], say, skip_unreachable:
             say(f"{name}: rolled back to the files before deploy {oldest} "
                 f"({len(paths)} file(s); {', '.join(a.short() for a in done.actions) or 'no reload needed'})")
         if len(batch) == 1 and several:
-            settle.settle_between(env, [c for c in conns if c.lbtk_node in states], None)
+            settle.settle_between(env, group.only(states), None)

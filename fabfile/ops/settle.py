@@ -51,13 +51,10 @@ def wait_for_vips(env: Env, exclude: set[str] | None = None) -> tuple[bool, str]
     Returns (settled, one line saying where each VIP is). `exclude`: nodes known unreachable."""
     exclude = exclude or set()
     want = {v: ("" if o in exclude else o) for v, o in expected_now(env).items()}
-    conns = [remote.connect(env.inv, n) for n in env.inv.nodes if n.name not in exclude]
-    try:
-        h, secs, ok = wait_until(env, conns, lambda h: all(
+    with remote.nodes(env, [n for n in env.inv.nodes if n.name not in exclude]) as group:
+        h, secs, ok = wait_until(env, group, lambda h: all(
             (h.get(v) == [o]) if o else len(h.get(v, [])) == 1 for v, o in want.items()),
             timeout=settle_timeout(env))
-    finally:
-        remote.close(conns)
     where = ", ".join(f"{vip} on {'+'.join(n) or 'no node'}" for vip, n in h.items())
     if ok:
         return True, f"VRRP settled in {secs:.1f}s: {where}"

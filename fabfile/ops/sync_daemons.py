@@ -31,11 +31,15 @@ class Row:
         return asdict(self)
 
 
-def observed(e: Env, conns) -> tuple[dict[str, NodeState], dict[str, bool]]:
-    """Every node's state and whether it holds the sync instance's VIP (one round trip each)."""
+def observed(e: Env, group: remote.NodeGroup | None = None) -> tuple[dict[str, NodeState], dict[str, bool]]:
+    """Every node's state and whether it holds the sync instance's VIP (one round trip each), over
+    `group` (default: a group of its own, every node)."""
     if e.inv.sync_daemon is None:
         raise LbtkError(f"{e.path.name}: no sync_daemon section — add sync_daemon: {{interface: eth0, syncid: 1}}")
-    obs = observe(conns, FACTS)
+    if group is None:
+        with remote.nodes(e) as group:
+            return observed(e, group)
+    obs = observe(group, FACTS)
     inst = sync.sync_instance(e.inv)
     holds = {n: any(o.holds(a) for a in inst.addresses) for n, o in obs.items()}
     return obs, holds
@@ -60,28 +64,25 @@ def status(e: Env, obs: dict[str, NodeState], holds: dict[str, bool]) -> list[Ro
 
 def apply(e: Env, start: bool, say=lambda s: None) -> None:
     """Start (each node's role from the VIP it holds now) or stop every node's sync daemons."""
-    conns = [remote.connect(e.inv, n) for n in e.inv.nodes]
-    try:
-        obs, holds = observed(e, conns)
+    with remote.nodes(e) as group:
+        obs, holds = observed(e, group)
         sd = e.inv.sync_daemon
-        for c in conns:
-            o = obs[c.lbtk_node]
+        for c in group:
+            o = obs[c.name]
             if not o.reachable:
                 raise remote.RemoteError(o.error)
             if o.ipvs is None:
-                say(f"{c.lbtk_node}: {NO_IPVS}")
+                say(f"{c.name}: {NO_IPVS}")
                 continue
             if not start:
                 remote.run(c, sync.STOP)
             elif sd.mode == "keepalived":
                 if not o.sync_daemons:  # keepalived starts them on reload (lvs_sync_daemon)
                     remote.run(c, Action("reload", "keepalived").shell())
-                    say(f"{c.lbtk_node}: keepalived reloaded to restart its sync daemon")
+                    say(f"{c.name}: keepalived reloaded to restart its sync daemon")
             elif sd.mode == "notify":         # the node's own script, role from the VIP it holds
                 remote.run(c, Action("run", arg=ipvs_sync.RECONCILE).shell())
-                say(f"{c.lbtk_node}: {sync.role(holds[c.lbtk_node])} sync daemon running (lbtk-ipvs-sync)")
+                say(f"{c.name}: {sync.role(holds[c.name])} sync daemon running (lbtk-ipvs-sync)")
             else:
-                remote.run(c, sync.start_command(sd, sync.role(holds[c.lbtk_node])))
-                say(f"{c.lbtk_node}: {sync.role(holds[c.lbtk_node])} sync daemon running")
-    finally:
-        remote.close(conns)
+                remote.run(c, sync.start_command(sd, sync.role(holds[c.name])))
+                say(f"{c.name}: {sync.role(holds[c.name])} sync daemon running")

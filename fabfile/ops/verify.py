@@ -5,17 +5,23 @@ Tables are drawn by fabfile/views/verify.py.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from fabfile.infra import facts as F
+from fabfile.infra import remote
 from fabfile.core import sync_rules as sync
 from fabfile.core.checks import (Check, CheckKind, digest_checks, digest_targets, http_check, node_checks, vip_checks, vip_holders)
 from fabfile.core.diagnose import Finding, flapping, split_brain_cause
 from fabfile.infra.facts import NodeState
+from fabfile.model.context import Env
 from fabfile.model.schema import Inventory
 from fabfile.infra.observe import observe
 from fabfile.core.render import ASSUMED, render_node
 from fabfile.core.render.keepalived import CONF
 from fabfile.core.runtime import as_run
+
+if TYPE_CHECKING:
+    from fabfile.ops.traffic import Section
 
 
 @dataclass
@@ -37,7 +43,6 @@ class Report:
 
 def http_get_via(c, vip: str, port: int, timeout: float = 2.0) -> tuple[str | None, str | None]:
     """The same GET, run with curl on the SSH gateway (inventory `probe: {via: gateway}`)."""
-    from fabfile.infra import remote
     from fabfile.parsers.lbtk import last_line
     host = f"[{vip}]" if ":" in vip else vip
     url = f"http://{host}:{port}/"
@@ -91,35 +96,50 @@ def diagnose(inv: Inventory, obs: dict[str, NodeState], holders: dict[str, list[
     return out, findings + flapping(inv, obs)
 
 
-def verify(inv: Inventory, conns, http: bool = True, secrets: dict[str, str] | None = None) -> Report:
+def verify_nodes(env: Env, nodes, http: bool = True, requests: int = 30) -> tuple[Report, "Section | None"]:
+    """`inv verify`'s whole run over a group of its own: the Report, and with a lab client the
+    traffic section (fabfile/ops/traffic.py; None without one or without http), whose client run's
+    connections then show in the report's IPVS table."""
+    from fabfile.ops.traffic import traffic_section
+    with remote.nodes(env, nodes) as group:
+        report = verify(env.inv, group, http=http, secrets=env.secrets)
+        extra = traffic_section(env.inv, group, report, requests) if http else None
+        if extra is not None and extra.runs:
+            refresh_ipvs(report, observe(group, (F.IPVS_TABLE, F.IPVS_RATE)))
+    return report, extra
+
+
+def refresh_ipvs(report: Report, after: dict[str, NodeState]) -> None:
+    """Take the IPVS table and rates observed after the client run into the report's states."""
+    for n, s in after.items():
+        if s.reachable and n in report.observed:
+            report.observed[n].ipvs, report.observed[n].ipvs_rate = s.ipvs, s.ipvs_rate
+
+
+def verify(inv: Inventory, nodes: remote.NodeGroup, http: bool = True, secrets: dict[str, str] | None = None) -> Report:
     # the live HTTP_GET digests ride in the same round trip: genhash on each director, as keepalived sees them
+    group = remote.NodeGroup.of(nodes)
     targets = digest_targets(inv)
     extra = [F.genhash([t.genhash for t in targets])] if targets else []
-    obs = observe(conns, F.VERIFY, {c.lbtk_node: extra for c in conns})
+    obs = observe(group, F.VERIFY, {n: extra for n in group.names})
     # one cause (a bastion, the network): one line; nodes that answered garbage are failed rows instead
     if obs and not any(s.reachable or s.unreadable for s in obs.values()):
-        from fabfile.infra.remote import RemoteError
-        raise RemoteError(next(iter(obs.values())).error + " — no node answered")
+        raise remote.RemoteError(next(iter(obs.values())).error + " — no node answered")
     inv = as_run(inv, obs)   # drains recorded on the nodes (fabfile/core/runtime.py) are what is wanted
     whole = all(n.name in obs for n in inv.nodes)
     holders = vip_holders(inv, obs) if whole else {}   # with --node, who holds a VIP is not known
     if any(len(h) > 1 for h in holders.values()):
         # a split brain's cause is looked for in the live keepalived.conf of each node: read in a
         # second round trip only then (tar + base64 on every node of every verify otherwise)
-        for name, s in observe(conns, [F.files([CONF])]).items():
+        for name, s in observe(group, [F.files([CONF])]).items():
             if s.reachable and name in obs:
                 obs[name].files.update(s.files)
     checks, findings = diagnose(inv, obs, holders, checks_of(inv, obs, holders), secrets or {})
     if http and whole:
         port = inv.nginx.port
         names = [n.name for n in inv.nodes]
-        from fabfile.infra import remote
-        gw = remote.connect_gateway(inv) if inv.probe.via == "gateway" else None
-        try:
-            for vip in holders:
-                body, err = http_get_via(gw, vip, port) if gw is not None else http_get(vip, port)
-                checks.append(http_check(vip, port, body, err, names))
-        finally:
-            if gw is not None:
-                gw.close()
+        gw = group.bastion() if inv.probe.via == "gateway" else None    # closed with the group
+        for vip in holders:
+            body, err = http_get_via(gw, vip, port) if gw is not None else http_get(vip, port)
+            checks.append(http_check(vip, port, body, err, names))
     return Report(checks, holders, obs, findings, inv)

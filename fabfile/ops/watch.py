@@ -5,11 +5,15 @@ observes; fabfile/views/watch.py draws the frames.
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Iterator
 
 from fabfile.infra import facts as F
+from fabfile.infra import remote
 from fabfile.core.checks import vip_holders
 from fabfile.infra.facts import NodeState
+from fabfile.model.context import Env
 from fabfile.model.schema import Inventory
 from fabfile.infra.observe import observe
 
@@ -78,3 +82,12 @@ class Watcher:
         self.transitions = self.transitions[-KEEP_TRANSITIONS:]
         self.last = Frame(now, states, holders, list(self.transitions), took)
         return self.last
+
+
+@contextmanager
+def watching(env: Env) -> Iterator[Watcher]:
+    """A Watcher over every node, connected now (in parallel); every connection closes when the
+    block ends, whatever ends it (Ctrl-C is how a watch ends)."""
+    with remote.nodes(env) as group:
+        group.open()
+        yield Watcher(env.inv, group)

@@ -34,6 +34,12 @@ class LockHolder:
     task: str
     since: str
 
+    @property
+    def who(self) -> str:
+        """The holder in words, as every message naming it says it."""
+        return f"{self.operator} (`{self.task}`, pid {self.pid}" + (f" in {self.cwd}" if self.cwd else "") + \
+            f") since {self.since}"
+
 
 @dataclass(frozen=True)
 class HistoryEntry:

@@ -26,18 +26,21 @@ def one_line_errors(fn):
     @functools.wraps(fn)
     def wrapper(*a, **kw):
         quiet_third_party_logging()
-        try:
-            return fn(*a, **kw)
-        except Exit:
-            raise
-        except BrokenPipeError:  # `inv render | head`: the reader left, that is fine
-            os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
-            raise Exit(code=0) from None
-        except (Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - the funnel: every error, one line
-            if debug_enabled():
-                traceback.print_exc()
-            msg, code = one_line(e)
-            raise Exit(secrets.mask(msg), code=code) from None
+        # the task is one run: its secrets are masked in all it prints, this line included, and
+        # forgotten when it ends (a task that calls another shares its run)
+        with secrets.masking() as masker:
+            try:
+                return fn(*a, **kw)
+            except Exit:
+                raise
+            except BrokenPipeError:  # `inv render | head`: the reader left, that is fine
+                os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+                raise Exit(code=0) from None
+            except (Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - the funnel: every error, one line
+                if debug_enabled():
+                    traceback.print_exc()
+                msg, code = one_line(e)
+                raise Exit(masker.mask(msg), code=code) from None
     return wrapper
 
 
@@ -45,13 +48,12 @@ def node_env(env: str, node: str | None = None, quiet: bool = False, parallel=No
     """Load --env for a task that touches nodes: caps concurrency (--parallel), picks --node, and
     names the inventory and its nodes on the first line (unless the output is JSON), so the
     environment is never a surprise."""
+    from dataclasses import replace
     from fabfile import output
-    from fabfile.infra import remote
     from fabfile.model import extensions
-    e = load_env(env)
+    e = replace(load_env(env), parallel=number(parallel, "parallel", 0, int, 1) or None)
     nodes = select_nodes(e.inv, node)
     extensions.before_connect(e.inv, e.name)      # the lab's network rule, before any node is touched
-    remote.set_parallel(number(parallel, "parallel", 0, int, 1) or None)
     if not quiet:
         output.say(f"{e.name} ({rel(e.path)}): {', '.join(n.name for n in nodes)}"
                    + (f" (of {len(e.inv.nodes)})" if len(nodes) != len(e.inv.nodes) else ""))

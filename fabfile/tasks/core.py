@@ -8,10 +8,9 @@ from invoke import task
 
 from fabfile.infra import facts as F
 from fabfile import output
-from fabfile.infra import remote
 from fabfile.model.loading import InventoryError
 from fabfile.parsers.keepalived_t import split_location
-from fabfile.infra.observe import observe_reachable
+from fabfile.infra.observe import observe_nodes, observe_reachable
 from fabfile.core.render import ASSUMED, RenderFacts, render_all, render_node
 from fabfile.core.render.keepalived import CONF
 from fabfile.model.secrets import mask
@@ -135,11 +134,7 @@ def live_facts(e, nodes):
     """The render facts of each node, observed (one round trip per node; all must answer), and the
     env with the runtime record (drains) the nodes hold."""
     from fabfile.core import runtime
-    conns = [remote.connect(e.inv, n) for n in nodes]
-    try:
-        states = observe_reachable(conns, (*F.RENDER, F.RUNTIME), doing="nothing was rendered")
-    finally:
-        remote.close(conns)
+    states = observe_nodes(e, nodes, (*F.RENDER, F.RUNTIME), how=observe_reachable, doing="nothing was rendered")
     return {n: RenderFacts.of(s) for n, s in states.items()}, runtime.of(e, states)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 from invoke import Exit, task
 
 from fabfile import output
-from fabfile.infra import remote
 from fabfile.tasks.common import DEFAULT_ENV, check_format, node_env, one_line_errors
 
 
@@ -16,11 +15,7 @@ def diff(c, env=DEFAULT_ENV, node=None, format=None):
     from fabfile.ops.deploy import drift, gather
     check_format(format)
     e, nodes = node_env(env, node)
-    conns = [remote.connect(e.inv, n) for n in nodes]
-    try:
-        facts = gather(e, conns)
-    finally:
-        remote.close(conns)
+    facts = gather(e, nodes)
     from fabfile.core import runtime
     e = runtime.of(e, facts)     # drains recorded on the nodes are part of what is wanted
     t = output.Table(f"drift ({e.path.name})", ["node", "file", "state"])

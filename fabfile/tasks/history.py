@@ -6,8 +6,7 @@ from invoke import task
 from fabfile.infra import facts as F
 from fabfile.core import history as H
 from fabfile import output
-from fabfile.infra import remote
-from fabfile.infra.observe import observe
+from fabfile.infra.observe import observe_nodes
 from fabfile.tasks.common import DEFAULT_ENV, check_format, node_env, number, one_line_errors
 
 
@@ -20,11 +19,7 @@ def history(c, env=DEFAULT_ENV, limit=None, json=False, format=None):
     check_format(format)
     limit = number(limit, "limit", 20, int, 1)
     e, nodes = node_env(env, quiet=json)
-    conns = [remote.connect(e.inv, n) for n in nodes]
-    try:
-        states = observe(conns, (F.HISTORY,))
-    finally:
-        remote.close(conns)
+    states = observe_nodes(e, nodes, (F.HISTORY,))
     rows = H.rows(states)[:limit]
     down = {n: s.error for n, s in states.items() if not s.reachable}
     if json:

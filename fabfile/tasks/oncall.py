@@ -9,8 +9,6 @@ from fabfile.infra import facts as F
 from fabfile import output
 from fabfile.model import clone_state as overrides
 from fabfile.infra import remote
-from fabfile.core.checks import CheckKind, node_checks, vip_checks, vip_holders
-from fabfile.infra.observe import observe
 from fabfile.parsers import journal
 from fabfile.tasks.common import DEFAULT_ENV, UsageError, check_format, node_env, number, one_line_errors
 from fabfile.tasks.deploy import deploy_and_show
@@ -20,48 +18,16 @@ from fabfile.tasks.deploy import deploy_and_show
 @one_line_errors
 def status(c, env=DEFAULT_ENV, format=None, json=False):
     """Short cluster summary: who holds each VIP, daemons up, problems (no HTTP probe)."""
+    from fabfile.ops.status import status as observe_status
+    from fabfile.views import status as view
     check_format(format)
     e, _ = node_env(env, quiet=json)
-    conns = [remote.connect(e.inv, n) for n in e.inv.nodes]
-    try:
-        obs = observe(conns, (*F.VERIFY, F.LOCK))
-    finally:
-        remote.close(conns)
-    from fabfile.core import runtime
-    rec = runtime.newest(obs)
-    e = runtime.effective(e, rec)
-    locks = {n: s.lock for n, s in obs.items() if s.reachable and s.lock is not None}
-    holders = vip_holders(e.inv, obs)
-    checks = vip_checks(e.inv, obs) + [ch for n in obs for ch in node_checks(e.inv, n, obs[n])
-                                       if ch.kind is not CheckKind.SYNC_DAEMON]
-    bad = [ch for ch in checks if not ch.ok]
-    rows = []
-    for n, o in obs.items():
-        role = "MASTER of " + ", ".join(v for v, h in holders.items() if n in h) if any(
-            n in h for h in holders.values()) else "BACKUP"
-        ipvs = ("no IPVS" if o.ipvs is None else f"{len(o.ipvs.services)} service(s)") if o.reachable else "-"
-        rows.append(dict(node=n, role=role if o.reachable else "UNREACHABLE",
-                         keepalived=o.active.get("keepalived", "?"), nginx=o.active.get("nginx", "?"), ipvs=ipvs,
-                         problems=sum(1 for ch in bad if ch.node == n)))
-    runtime_json = {"serial": rec.serial, "drained": list(rec.drained), "by": rec.by, "at": rec.at}
-    lock_json = {n: {"operator": h.operator, "task": h.task, "pid": h.pid, "cwd": h.cwd, "since": h.since}
-                 for n, h in locks.items()}
+    st = observe_status(e)
     if json:
-        output.show_json({"ok": not bad, "vip_holders": holders, "nodes": rows,
-                          "problems": [ch.as_dict() for ch in bad], "runtime": runtime_json, "locks": lock_json})
+        output.show_json(view.as_json(st))
     else:
-        t = output.Table(f"cluster {e.inv.cluster}", ["node", "role", "keepalived", "nginx", "IPVS", "problems"])
-        for r in rows:
-            t.add(*r.values(), ok=r["problems"] == 0)
-        output.show(t, format)
-        output.say(f"drained: {', '.join(rec.drained)} (by {rec.by} at {rec.at}; runtime serial {rec.serial})"
-                   if rec.drained else "drained: none")
-        from fabfile.ops.lock import who
-        for n, h in locks.items():
-            output.say(f"{n}: deploy lock held by {who(h)} (a dead run's lock stays until --break-lock)")
-        output.say("status: OK" if not bad else "status: DEGRADED — " + "; ".join(
-            f"{ch.node}: {ch.name}: {ch.detail}" for ch in bad))
-    if bad:
+        view.show(st, format)
+    if not st.ok:
         raise Exit(code=1)
 
 
@@ -126,12 +92,8 @@ def logs(c, env=DEFAULT_ENV, node=None, lines=None, format=None):
     lines = number(lines, "lines", 200, int, 1)
     e, nodes = node_env(env, node)
     cmd = log_command(e.inv.logging.file if e.inv.logging else None, int(lines))
-    conns = [remote.connect(e.inv, n) for n in nodes]
-    try:
-        raw = dict(zip([c.lbtk_node for c in conns], remote.parallel(conns, lambda c: remote.run(c, cmd).stdout)))
-    finally:
-        remote.close(conns)
-    out = {n: journal.split_source(text) for n, text in raw.items()}
+    said = remote.run_on(e, nodes, cmd)
+    out = {n.name: journal.split_source(said[n.name].stdout) for n in nodes}
     sources = sorted({src for src, _ in out.values()})
     t = output.Table(f"keepalived: state transitions and warnings ({', '.join(sources)})", ["node", "time", "message"])
     for n, (_, text) in out.items():
@@ -165,7 +127,7 @@ def digest(c, server, env=DEFAULT_ENV, path=None, node=None, format=None, json=F
     if path is not None:
         _check_path(path)
     targets = digest_targets(e.inv, addr, path)
-    via, got = core.measure(e.inv, directors, targets)
+    via, got = core.measure(e, directors, targets)
     rows = core.rows(targets, via, got)
     failed = [r for r in rows if r["digest"] is None]
     if json:

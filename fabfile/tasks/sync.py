@@ -4,7 +4,6 @@ from __future__ import annotations
 from invoke import Exit, task
 
 from fabfile import output
-from fabfile.infra import remote
 from fabfile.core import sync_rules as sync
 from fabfile.ops import sync_daemons
 from fabfile.tasks.common import DEFAULT_ENV, check_format, node_env, one_line_errors
@@ -18,11 +17,7 @@ def sync_status(c, env=DEFAULT_ENV, format=None, json=False):
     """A table from `ipvsadm -L --daemon` on every node, against the role VRRP gives it."""
     check_format(format)
     e, _ = node_env(env, quiet=json)
-    conns = [remote.connect(e.inv, n) for n in e.inv.nodes]
-    try:
-        obs, holds = sync_daemons.observed(e, conns)
-    finally:
-        remote.close(conns)
+    obs, holds = sync_daemons.observed(e)
     rows = sync_daemons.status(e, obs, holds)
     ok = all(r.ok for r in rows)
     if json:

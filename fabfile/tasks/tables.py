@@ -6,8 +6,7 @@ from invoke import Exit, task
 
 from fabfile.infra import facts as F
 from fabfile import output
-from fabfile.infra import remote
-from fabfile.infra.observe import observe
+from fabfile.infra.observe import observe_nodes
 from fabfile.views import cluster
 from fabfile.tasks.common import DEFAULT_ENV, check_format, node_env, one_line_errors
 
@@ -24,11 +23,7 @@ def _table(name: str, env: str, node, format, json) -> None:
     check_format(format)
     e, nodes = node_env(env, node, quiet=json)
     facts, rows_of, draw = TABLES[name]
-    conns = [remote.connect(e.inv, n) for n in nodes]
-    try:
-        states = observe(conns, facts)
-    finally:
-        remote.close(conns)
+    states = observe_nodes(e, nodes, facts)
     rows = rows_of(e.inv, states)
     if json:
         output.show_json(rows)

@@ -10,7 +10,6 @@ import time
 from invoke import task
 
 from fabfile import output
-from fabfile.infra import remote
 from fabfile.tasks.common import DEFAULT_ENV, check_format, load_env, number, one_line_errors
 
 
@@ -21,30 +20,26 @@ from fabfile.tasks.common import DEFAULT_ENV, check_format, load_env, number, on
 def watch(c, env=DEFAULT_ENV, interval=None, count=None, format=None):
     """Live view: VIP holders, VRRP states, real servers (connections, rates, health), last transitions."""
     from fabfile.views import watch as view
-    from fabfile.ops.watch import Watcher
+    from fabfile.ops.watch import watching
     check_format(format)
     interval = number(interval, "interval", 1.0, float, 0.2)
     count = number(count, "count", 0, int, 0)
     e = load_env(env)
-    conns = [remote.connect(e.inv, n) for n in e.inv.nodes]
-    w = Watcher(e.inv, conns)
     try:
-        remote.open_all(conns)
-        if not sys.stdout.isatty() or output.resolve_format(format) != "rich":
-            view.show_once(e.inv, w.refresh(), format)
-            return
-        from rich.live import Live
-        t0 = time.monotonic()
-        frame = w.refresh()
-        # Live restores the screen (and the cursor) when its context is left, whatever ends it
-        with Live(view.renderable(e.inv, frame, interval), screen=True, auto_refresh=False) as live:
-            n = 1
-            while not count or n < count:
-                time.sleep(max(0.0, interval - (time.monotonic() - t0)))   # one refresh per interval
-                t0 = time.monotonic()
-                live.update(view.renderable(e.inv, w.refresh(), interval), refresh=True)
-                n += 1
+        with watching(e) as w:
+            if not sys.stdout.isatty() or output.resolve_format(format) != "rich":
+                view.show_once(e.inv, w.refresh(), format)
+                return
+            from rich.live import Live
+            t0 = time.monotonic()
+            frame = w.refresh()
+            # Live restores the screen (and the cursor) when its context is left, whatever ends it
+            with Live(view.renderable(e.inv, frame, interval), screen=True, auto_refresh=False) as live:
+                n = 1
+                while not count or n < count:
+                    time.sleep(max(0.0, interval - (time.monotonic() - t0)))   # one refresh per interval
+                    t0 = time.monotonic()
+                    live.update(view.renderable(e.inv, w.refresh(), interval), refresh=True)
+                    n += 1
     except KeyboardInterrupt:
         pass   # Ctrl-C is how a watch ends, wherever it lands (connecting, observing, sleeping): exit 0
-    finally:
-        remote.close(conns)

@@ -9,7 +9,7 @@ import time
 import pytest
 import yaml
 
-from fabfile.model.loading import INVENTORY_DIR
+from fabfile.model.loading import inventory_dir
 
 from .conftest import inv, inv_json
 
@@ -53,7 +53,7 @@ def node_sh(node: str, cmd: str) -> str:
 
 
 def variant(tmp_path, name: str, change) -> str:
-    data = yaml.safe_load((INVENTORY_DIR / f"{ENV}.yaml").read_text())
+    data = yaml.safe_load((inventory_dir() / f"{ENV}.yaml").read_text())
     change(data)
     p = tmp_path / f"{name}.yaml"
     p.write_text(yaml.safe_dump(data))

@@ -8,7 +8,7 @@ import time
 
 import yaml
 
-from fabfile.model.loading import INVENTORY_DIR
+from fabfile.model.loading import inventory_dir
 
 from .conftest import inv, inv_json
 
@@ -39,7 +39,7 @@ def test_first_line_names_the_inventory_and_its_nodes(deployed):
 
 
 def test_a_dead_director_does_not_block_a_drain(deployed):
-    owed = INVENTORY_DIR / ".state" / "lab.owed.yaml"
+    owed = inventory_dir() / ".state" / "lab.owed.yaml"
     owed.unlink(missing_ok=True)
     link("node3", False)
     try:
@@ -69,7 +69,7 @@ def test_a_dead_director_does_not_block_a_drain(deployed):
 
 
 def test_node_limited_deploy_refuses_a_change_every_node_must_see(deployed, tmp_path):
-    data = yaml.safe_load((INVENTORY_DIR / "lab.yaml").read_text())
+    data = yaml.safe_load((inventory_dir() / "lab.yaml").read_text())
     data["vrrp_instances"][0]["virtual_router_id"] = 52
     p = tmp_path / "lab-vrid.yaml"
     p.write_text(yaml.safe_dump(data))

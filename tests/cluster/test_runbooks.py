@@ -345,16 +345,17 @@ def test_rotate_swaps_secret_files_and_back(tmp_path):
     import stat
     from fabfile.model import secrets
     from fabfile.errors import LbtkError
-    from fabfile.tasks.secret import PREV, swap_in, undo
+    from fabfile.ops.secret import PREV, swap_in, undo
     p = tmp_path / "x.auth_pass"
     p.write_text("oldpass1\n")
-    old = swap_in([p], previous=False)
+    masker = secrets.Masker()
+    old = swap_in([p], previous=False, masker=masker)
     new = p.read_text().strip()
     assert old == {p: "oldpass1"} and re.fullmatch(r"[0-9a-f]{8}", new)
     prev = p.with_name(p.name + PREV)
     assert prev.read_text().strip() == "oldpass1"
     assert stat.S_IMODE(p.stat().st_mode) == 0o600 == stat.S_IMODE(prev.stat().st_mode)
-    assert secrets.mask(f"x {new} y") == "x ******** y"
+    assert masker.mask(f"x {new} y") == "x ******** y"
     swap_in([p], previous=True)                     # --previous: the two swap back
     assert (p.read_text().strip(), prev.read_text().strip()) == ("oldpass1", new)
     undo({p: "third111"})

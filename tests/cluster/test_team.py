@@ -179,7 +179,7 @@ def test_ctrl_c_while_the_lock_is_being_taken_leaves_no_record(deployed, nodes, 
     real_hold = remote.hold
 
     def hold(c, command, until, timeout=30):
-        if c.lbtk_node == "node3":
+        if c.name == "node3":
             time.sleep(0.5)                              # node1 and node2 hold it by now
             raise KeyboardInterrupt
         return real_hold(c, command, until, timeout)

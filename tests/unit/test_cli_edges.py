@@ -10,7 +10,7 @@ import pytest
 
 from fabfile.model import loading
 from fabfile.lab.hooks import generated
-from fabfile.model.loading import INVENTORY_DIR, InventoryError, load, parse, read_yaml
+from fabfile.model.loading import inventory_dir, InventoryError, load, parse, read_yaml
 from fabfile.model.schema import Authentication
 from fabfile.model.secrets import resolve
 
@@ -40,7 +40,7 @@ def test_an_env_that_is_no_name_and_no_file_is_refused(env):
 
 
 def test_lab_n_with_a_trailing_newline_is_no_generated_lab():
-    assert generated("lab-3\n", INVENTORY_DIR) is None and generated("lab-3", INVENTORY_DIR) is not None
+    assert generated("lab-3\n", inventory_dir()) is None and generated("lab-3", inventory_dir()) is not None
 
 
 def test_names_and_paths_still_load():
@@ -74,7 +74,7 @@ def test_an_auth_pass_file_of_the_owner_alone_is_read(tmp_path, mode):
 def test_a_become_password_file_others_may_read_is_refused(tmp_path):
     from fabfile.infra import remote
     p = _secret_file(tmp_path, 0o644, "sudo-pw\n")
-    c = types.SimpleNamespace(lbtk_password_env=None, lbtk_password_file=str(p), lbtk_node="node1")
+    c = types.SimpleNamespace(password_env=None, password_file=str(p), name="node1", masker=None)
     with pytest.raises(InventoryError, match=rf"node1: ssh.become_password_file {p} is open to group or others "
                                              rf"\(mode 644\) — chmod 600 {p}"):
         remote._password(c)

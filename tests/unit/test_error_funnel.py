@@ -31,7 +31,7 @@ from fabfile.infra import facts as F
 from fabfile.model import secrets
 from fabfile.errors import (EXIT_ERROR, EXIT_INTERNAL, EXIT_INTERRUPTED, FactError, LbtkError, UsageError, one_line)
 from fabfile.infra.facts import NodeState
-from fabfile.model.loading import InventoryError
+from fabfile.model.loading import InventoryError, inventory_dir
 from fabfile.infra.observe import parse_state, script
 from fabfile.parsers import ParseError
 from fabfile.parsers.lbtk import LiveFile, Raw
@@ -430,12 +430,14 @@ SECRET = "Zq7Kp2Xw"
 
 @pytest.fixture
 def registered_secret(monkeypatch):
-    """A secret resolved the way the toolkit resolves them (so mask() knows it); forgotten afterwards."""
-    monkeypatch.setattr(secrets, "_known", set())
+    """A secret resolved the way the toolkit resolves them, inside a run (so the run's Masker knows
+    it and the funnel, which joins the run, masks it); forgotten when the run ends."""
     monkeypatch.setenv("LBTK_TEST_FUNNEL_SECRET", SECRET)
     from fabfile.model.schema import Authentication
-    assert secrets.resolve(Authentication(auth_pass_env="LBTK_TEST_FUNNEL_SECRET"), "test") == SECRET
-    return SECRET
+    with secrets.masking() as masker:
+        masker.add(secrets.resolve(Authentication(auth_pass_env="LBTK_TEST_FUNNEL_SECRET"), "test"))
+        yield SECRET
+    assert SECRET in secrets.mask(SECRET)       # the run is over: nothing kept
 
 
 @pytest.mark.parametrize("exc", [
@@ -452,8 +454,7 @@ def test_secrets_are_masked(registered_secret, exc):
     assert SECRET not in msg and secrets.MASK in msg and "\n" not in msg, msg
 
 
-def test_auth_pass_values_are_masked_even_if_never_resolved(monkeypatch):
-    monkeypatch.setattr(secrets, "_known", set())
+def test_auth_pass_values_are_masked_even_if_never_resolved():
     with pytest.raises(Exit) as ei:
         _raising(LbtkError("node1: keepalived.conf line 9: auth_pass hunter22 rejected"))(None)
     assert "hunter22" not in ei.value.message and "auth_pass ********" in ei.value.message
@@ -479,7 +480,7 @@ def test_render_says_which_facts_it_assumed():
     assert all("assumed" in ln for ln in said), said
     for node in ("node1", "node2", "node3"):
         assert any(node in ln for ln in said), (node, said)
-    secret_file = ROOT / "inventories/secrets/lab.auth_pass"
+    secret_file = inventory_dir() / "secrets/lab.auth_pass"
     if secret_file.exists() and secret_file.read_text().strip():
         assert secret_file.read_text().strip() not in r.stdout   # rendered, but masked
 

@@ -212,7 +212,13 @@ class FakeConn:
     """What remote.connect returns, as far as the read path looks at it."""
 
     def __init__(self, node: str):
-        self.lbtk_node = node
+        self.name = node
+        self.conn = self          # already open: nothing connects
+
+    is_connected = True
+
+    def close(self) -> None:
+        pass
 
 
 class Cluster:
@@ -228,7 +234,7 @@ def fake_run(c, command, check=True, timeout=None):
     asked = _FACT.findall(command)
     assert asked, "only observe's fact scripts are run on the read path"
     token = asked[0][0]
-    mine = Cluster.outputs[c.lbtk_node]
+    mine = Cluster.outputs[c.name]
     return remote.Result(frame({name: mine.get(name, ("", "", 0)) for _, name in asked}, token), "", 0)
 
 
@@ -243,10 +249,10 @@ def lab():
         for mod in (history, oncall, tables, verify):
             m.setattr(mod, "node_env", lambda *a, **k: (env, list(inv.nodes)))
         m.setattr(watch, "load_env", lambda *a, **k: env)
-        m.setattr(remote, "connect", lambda inv_, n: FakeConn(n.name))
+        m.setattr(remote, "connect", lambda inv_, n, masker=None: FakeConn(n.name))
         m.setattr(remote, "close", lambda conns: None)
         m.setattr(remote, "open_all", lambda conns: None)
-        m.setattr(remote, "parallel", lambda conns, fn, *a: [fn(c, *a) for c in conns])
+        m.setattr(remote, "parallel", lambda conns, fn, *a, limit=None: [fn(c, *a) for c in conns])
         m.setattr(remote, "run", fake_run)
         yield env
 
@@ -479,7 +485,7 @@ def test_diffs_of_live_files_show_escapes(lab, base, capsys):
     assert "-# \\x1b[2J\\x1b[32mlooks fine\\r\\x1b]0;x\\x07\n" in out
     assert "--- node2:/etc/keepalived/keepalived.conf" in out and "node1:" not in out.split("drift (")[0]
     from fabfile.ops.deploy import NodeRun, gather
-    states = gather(lab, [FakeConn(n) for n in NODES])
+    states = gather(lab, NODES)
     runs = [NodeRun(n, states[n], plan_node(lab, n, states[n], ["keepalived"])) for n in NODES]
     capsys.readouterr()
     deploy_view.check(runs, "plain")

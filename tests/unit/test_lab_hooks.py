@@ -6,7 +6,7 @@ import pytest
 
 from fabfile.lab import hooks
 from fabfile.model import extensions
-from fabfile.model.loading import INVENTORY_DIR, InventoryError, load, parse
+from fabfile.model.loading import inventory_dir, InventoryError, load, parse
 
 
 def test_the_lab_is_registered_and_validates_its_sections():
@@ -20,12 +20,12 @@ def test_without_the_lab_a_lab_section_is_one_line(monkeypatch):
     kernel = load("kernel")[0]
     monkeypatch.setattr(extensions, "_hooks", [])
     import yaml
-    data = yaml.safe_load((INVENTORY_DIR / "lab.yaml").read_text())
+    data = yaml.safe_load((inventory_dir() / "lab.yaml").read_text())
     with pytest.raises(InventoryError) as e:
         parse(data, "lab.yaml")
     assert e.value.lines == ["lab.yaml: lab: a section of the local lab, which this program has not loaded — "
                              "run it through `inv` (the task layer loads the lab), or drop the section"]
-    assert extensions.generated("lab-3", INVENTORY_DIR) is None and extensions.traffic_client(kernel) is None
+    assert extensions.generated("lab-3", inventory_dir()) is None and extensions.traffic_client(kernel) is None
 
 
 def test_generated_inventories_come_from_the_lab():

@@ -10,10 +10,10 @@ import pytest
 import yaml
 
 from fabfile.infra import remote
-from fabfile.model.loading import INVENTORY_DIR, InventoryError, parse
+from fabfile.model.loading import InventoryError, inventory_dir, parse
 from fabfile.parsers.sudo import refusal
 
-BASE = yaml.safe_load((INVENTORY_DIR / "lab.yaml").read_text())
+BASE = yaml.safe_load((inventory_dir() / "lab.yaml").read_text())
 
 
 def inv_with(ssh: dict | None = None, node_ssh: dict | None = None, hosts=None):
@@ -37,13 +37,13 @@ def ssh_config(tmp_path):
 
 def test_ssh_config_supplies_what_the_inventory_does_not_state(ssh_config):
     inv = inv_with({"config_file": str(ssh_config)}, hosts=["lb1"])
-    c = remote.connect(inv, inv.nodes[0])
+    c = remote.connect(inv, inv.nodes[0]).conn
     assert (c.host, c.port, c.user) == ("127.0.0.1", 2222, "deploy")
 
 
 def test_the_inventory_overrides_only_what_it_states(ssh_config):
     inv = inv_with({"config_file": str(ssh_config), "port": 2200}, hosts=["lb1"])
-    c = remote.connect(inv, inv.nodes[0])
+    c = remote.connect(inv, inv.nodes[0]).conn
     assert (c.host, c.port, c.user) == ("127.0.0.1", 2200, "deploy")
 
 
@@ -67,7 +67,7 @@ def test_a_host_name_needs_an_address_for_keepalived():
 
 def test_a_proxyjump_bastion_host_key_is_checked(ssh_config):
     inv = inv_with({"config_file": str(ssh_config)}, hosts=["lb1", "lb2"])
-    c = remote.connect(inv, inv.nodes[1])
+    c = remote.connect(inv, inv.nodes[1]).conn
     assert c.gateway is not None and c.gateway.host == "jump"
     assert isinstance(c.gateway.client._policy, paramiko.RejectPolicy)
     assert isinstance(c.client._policy, paramiko.RejectPolicy)
@@ -75,7 +75,7 @@ def test_a_proxyjump_bastion_host_key_is_checked(ssh_config):
 
 def test_an_inventory_gateway_is_checked_too():
     inv = inv_with({"user": "ops", "gateway": {"host": "127.0.0.9", "user": "ops", "known_hosts": "/nonexistent"}})
-    c = remote.connect(inv, inv.nodes[0])
+    c = remote.connect(inv, inv.nodes[0]).conn
     assert c.gateway.host == "127.0.0.9" and isinstance(c.gateway.client._policy, paramiko.RejectPolicy)
 
 
@@ -108,27 +108,55 @@ def test_sudo_refusals_are_recognised(stderr, why):
 def test_parallel_caps_the_threads():
     import threading
     import time
-    remote.set_parallel(2)
-    try:
-        live, peak, lock = [0], [0], threading.Lock()
+    live, peak, lock = [0], [0], threading.Lock()
 
-        def work(_):
-            with lock:
-                live[0] += 1
-                peak[0] = max(peak[0], live[0])
-            time.sleep(0.05)
-            with lock:
-                live[0] -= 1
-        remote.parallel(list(range(6)), work)
-        assert peak[0] == 2
-    finally:
-        remote.MAX_PARALLEL = 64
+    def work(_):
+        with lock:
+            live[0] += 1
+            peak[0] = max(peak[0], live[0])
+        time.sleep(0.05)
+        with lock:
+            live[0] -= 1
+    remote.parallel(list(range(6)), work, limit=2)
+    assert peak[0] == 2
+
+
+def test_the_group_takes_the_runs_parallelism_and_closes_what_it_opened():
+    """--parallel travels on the run's Env (no process-wide setting); the `with` block closes every
+    link, the bastion's too, whatever ends it."""
+    from fabfile.model.context import Env
+    inv = inv_with({"user": "ops", "gateway": {"host": "127.0.0.9", "user": "ops"}})
+    env = Env(inv=inv, path=None, secrets={}, name="t", parallel=2)
+    closed = []
+    with pytest.raises(RuntimeError):
+        with remote.nodes(env, [inv.nodes[0].name, inv.nodes[2]]) as group:
+            assert group.names == [inv.nodes[0].name, inv.nodes[2].name] and group.limit == 2
+            assert group.only([inv.nodes[2].name]).bastion() is group.bastion()   # one bastion link
+            for link in [*group, group.bastion()]:
+                link.conn.close = lambda link=link: closed.append(link.name)
+            raise RuntimeError("the task failed")
+    assert closed == [inv.nodes[0].name, inv.nodes[2].name, "bastion 127.0.0.9"]
+    assert remote.nodes(Env(inv=inv, path=None, secrets={}, name="t")).limit == remote.DEFAULT_PARALLEL
+
+
+def test_a_group_run_keeps_every_nodes_outcome(monkeypatch):
+    inv = inv_with({"user": "root"})
+    group = remote.NodeGroup([remote.connect(inv, n) for n in inv.nodes[:2]])
+
+    def fake_run(c, command, **kw):
+        if c.name == inv.nodes[1].name:
+            raise remote.RemoteError(f"{c.name}: unreachable")
+        return remote.Result(f"{c.name}: {command}", "", 0)
+    monkeypatch.setattr(remote, "run", fake_run)
+    got = group.run("uptime")
+    assert got[inv.nodes[0].name].stdout == f"{inv.nodes[0].name}: uptime"
+    assert isinstance(got[inv.nodes[1].name], remote.RemoteError)
 
 
 class FakeConn:
     """Stands in for a Fabric Connection in ensure_open: fails `fails` times with `exc`."""
-    def __init__(self, exc, fails, retries=2):
-        self.exc, self.fails, self.calls, self.is_connected, self.lbtk_retries = exc, fails, 0, False, retries
+    def __init__(self, exc, fails):
+        self.exc, self.fails, self.calls, self.is_connected = exc, fails, 0, False
 
     def open(self):
         self.calls += 1
@@ -137,28 +165,32 @@ class FakeConn:
         self.is_connected = True
 
 
+def fake_link(exc, fails, retries=2) -> remote.NodeLink:
+    return remote.NodeLink("node1", FakeConn(exc, fails), retries=retries)
+
+
 def test_transient_failures_are_retried_with_backoff(monkeypatch):
     slept = []
     monkeypatch.setattr(remote.time, "sleep", slept.append)
-    c = FakeConn(ConnectionResetError(104, "reset"), fails=2)
+    c = fake_link(ConnectionResetError(104, "reset"), fails=2)
     remote.ensure_open(c)
-    assert c.calls == 3 and slept == [0.3, 0.6]
-    c = FakeConn(TimeoutError("timed out"), fails=5)
+    assert c.conn.calls == 3 and slept == [0.3, 0.6]
+    c = fake_link(TimeoutError("timed out"), fails=5)
     with pytest.raises(TimeoutError):
         remote.ensure_open(c)
-    assert c.calls == 3
+    assert c.conn.calls == 3
 
 
 def test_authentication_and_host_key_failures_are_not_retried(monkeypatch):
     monkeypatch.setattr(remote.time, "sleep", lambda s: None)
-    c = FakeConn(paramiko.AuthenticationException("denied"), fails=5)
+    c = fake_link(paramiko.AuthenticationException("denied"), fails=5)
     with pytest.raises(paramiko.AuthenticationException):
         remote.ensure_open(c)
-    assert c.calls == 1
-    c = FakeConn(paramiko.SSHException("Server '10.0.0.1' not found in known_hosts"), fails=5)
+    assert c.conn.calls == 1
+    c = fake_link(paramiko.SSHException("Server '10.0.0.1' not found in known_hosts"), fails=5)
     with pytest.raises(paramiko.SSHException):
         remote.ensure_open(c)
-    assert c.calls == 1
+    assert c.conn.calls == 1
 
 
 def test_a_lab_inventory_whose_bridge_is_missing_is_refused_before_any_connection(monkeypatch):
@@ -179,4 +211,27 @@ def test_a_lab_inventory_whose_bridge_is_missing_is_refused_before_any_connectio
     from fabfile.infra import remote
     c = remote.connect(inv, inv.nodes[0])     # lazy: nothing opens yet
     with _pytest.raises(LbtkError):           # the connection layer refuses too (tasks that load the env themselves)
-        c.open()
+        c.conn.open()
+
+
+def test_a_sudo_password_is_masked_by_the_run_that_read_it(monkeypatch):
+    """The password joins the run's Masker (Env.masker), in the node group's threads too; another
+    run knows nothing of it (no process-wide registry)."""
+    from fabfile.model import secrets
+    from fabfile.model.context import Env
+    inv = inv_with({"user": "ops", "become": "sudo"}, node_ssh={"become_password_env": "T_SUDO_PW"})
+    monkeypatch.setenv("T_SUDO_PW", "s3cretpw")
+    masker = secrets.Masker()
+    with remote.nodes(Env(inv=inv, path=None, secrets={}, name="t", masker=masker)) as group:
+        group.parallel(lambda c: remote.privileged(c, "true"))
+    assert masker.mask("pw s3cretpw") == f"pw {secrets.MASK}"
+    with secrets.masking():
+        assert secrets.mask("s3cretpw") == "s3cretpw"
+
+
+def test_the_group_threads_mask_with_the_runs_masker():
+    from fabfile.model import secrets
+    with secrets.masking() as masker:
+        masker.add("zz9secret")
+        got = remote.parallel([1, 2], lambda _: secrets.mask("a zz9secret"))
+    assert got == [f"a {secrets.MASK}"] * 2 and secrets.mask("a zz9secret") == "a zz9secret"

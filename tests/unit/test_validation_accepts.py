@@ -10,12 +10,12 @@ import pytest
 import yaml
 
 from fabfile.infra.confcheck import keepalived_check
-from fabfile.model.loading import INVENTORY_DIR, InventoryError, parse
+from fabfile.model.loading import InventoryError, inventory_dir, parse
 from fabfile.model.schema import LB_ALGOS
 from fabfile.core.render import ASSUMED, render_all
 from fabfile.core.render.keepalived import CONF
 
-BASE = yaml.safe_load((INVENTORY_DIR / "lab.yaml").read_text())
+BASE = yaml.safe_load((inventory_dir() / "lab.yaml").read_text())
 
 
 def accepted(data: dict) -> None:
