@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import paramiko
 from fabric import Config, Connection
+from invoke.watchers import StreamWatcher
 
 from fabfile.errors import LbtkError, quiet_third_party_logging
 from fabfile.model.schema import CONNECT_TIMEOUT, RETRIES, SSH, Inventory, Node
@@ -195,17 +196,66 @@ def _password(c: Connection) -> str | None:
     return value
 
 
-def privileged(c: Connection, command: str) -> tuple[str, str | None]:
-    """(the command as it runs on the node, what to feed its stdin): through sudo with become.
-    sudo -S reads the password from stdin (never the command line); -n fails at once instead of
-    prompting when no password is configured and NOPASSWD is not granted."""
+SUDO_PROMPT = "lbtk-sudo-{token}:"    # sudo -p: a fresh marker per command (no '%': sudo expands those)
+
+
+class SudoPrompt:
+    """sudo's password prompt, answered only when sudo asks for it.
+
+    `sudo -k -S -p MARKER` prompts on stderr every time a password is needed (-k: a cached ticket,
+    even `timestamp_type=global`'s, is ignored) and never when NOPASSWD grants the command. The
+    password is written to stdin only after MARKER shows on stderr, so it is sudo that reads it:
+    were it written up front, a sudo that does not ask would hand it to the command on stdin (the
+    lock command read it as its `release` word and ended, freeing the flock under a running deploy).
+    A second prompt means the password was refused: it gets an empty line, so sudo gives up after
+    its tries (`N incorrect password attempts`) instead of waiting for a line that never comes."""
+
+    def __init__(self, password: str, marker: str | None = None):
+        self.marker = marker or SUDO_PROMPT.format(token=_random.token_hex(8))
+        self.password = password
+        self.answered = 0
+
+    def reply(self, stderr_so_far: str) -> str | None:
+        """What to write to stdin now that stderr reads `stderr_so_far` (all of it since the start)."""
+        asked = stderr_so_far.count(self.marker)
+        if asked <= self.answered:
+            return None
+        reply = self.password + "\n" if self.answered == 0 else "\n" * (asked - self.answered)
+        self.answered = asked
+        return reply
+
+    def clean(self, stderr: str) -> str:
+        """stderr without the prompts (what sudo and the command said)."""
+        return stderr.replace(self.marker, "")
+
+
+class _PromptWatcher(StreamWatcher):
+    """SudoPrompt for Invoke's run(). A StreamWatcher is thread-local: the stdout and stderr threads
+    each get their own SudoPrompt, so the stdout one only ever sees what the command prints."""
+
+    def __init__(self, prompt: SudoPrompt):
+        super().__init__()
+        self.prompt = SudoPrompt(prompt.password, prompt.marker)
+
+    def submit(self, stream: str):
+        reply = self.prompt.reply(stream)
+        return [reply] if reply else []
+
+
+def privileged(c: Connection, command: str, stdin: bool = False) -> tuple[str, SudoPrompt | None]:
+    """(the command as it runs on the node, the sudo prompt to answer or None): through sudo with
+    become. The password never goes on the command line, and never to the command: sudo reads it
+    at its own prompt (SudoPrompt); -n fails at once instead of prompting when no password is
+    configured and NOPASSWD is not granted. Unless the command reads `stdin` (the lock's `release`),
+    its stdin is /dev/null: whatever reaches the channel cannot reach it."""
     if getattr(c, "lbtk_become", None) != "sudo":
         return command, None
     pw = _password(c)
-    wrapped = f"sh -c {shlex.quote(command)}"
+    wrapped = f"sh -c {shlex.quote(command if stdin else 'exec </dev/null' + chr(10) + command)}"
     if pw is None:
         return f"sudo -n -H -- {wrapped}", None
-    return f"sudo -S -p '' -H -- {wrapped}", pw + "\n"
+    prompt = SudoPrompt(pw)
+    return f"sudo -k -S -p {prompt.marker} -H -- {wrapped}", prompt
 
 
 REFUSED = {
@@ -247,20 +297,22 @@ def ensure_open(c: Connection) -> None:
 def run(c: Connection, command: str, check: bool = True, timeout: float | None = 60) -> Result:
     try:
         ensure_open(c)
-        cmd, stdin = privileged(c, command)
-        r = c.run(cmd, hide=True, warn=True, in_stream=io.StringIO(stdin) if stdin else False, timeout=timeout)
+        cmd, prompt = privileged(c, command)
+        r = c.run(cmd, hide=True, warn=True, in_stream=False, timeout=timeout,
+                  watchers=[_PromptWatcher(prompt)] if prompt else [])
     except RemoteError:
         raise
     except Exception as e:  # noqa: BLE001 - every transport failure becomes one line
         raise RemoteError(describe(c, e)) from None
-    refused = _sudo_refused(c, r.stderr) if r.exited != 0 else None
+    stderr = prompt.clean(r.stderr) if prompt else r.stderr
+    refused = _sudo_refused(c, stderr) if r.exited != 0 else None
     if refused:
         raise RemoteError(refused)
     if check and r.exited != 0:
-        detail = last_line(r.stderr) or last_line(r.stdout)
+        detail = last_line(stderr) or last_line(r.stdout)
         raise RemoteError(f"{c.lbtk_node}: `{_short(command)}` exited {r.exited}"
                           + (f": {detail}" if detail else ""))
-    return Result(r.stdout, r.stderr, r.exited)
+    return Result(r.stdout, stderr, r.exited)
 
 
 def put_many(c: Connection, files: list[tuple[bytes, str, int]]) -> None:
@@ -338,18 +390,11 @@ def stream(c: Connection, command: str, on_line, stop) -> None:
     or the command ends. Closing the channel ends the remote command (SIGPIPE on its next write).
     Blocking: run it in a thread."""
     try:
-        ensure_open(c)
-        chan = c.transport.open_session()
-        chan.settimeout(0.2)
-        cmd, stdin = privileged(c, command)
-        chan.exec_command(cmd)
-        if stdin:
-            chan.sendall(stdin.encode())
+        held = _start(c, command, stdin=False)
         buf = b""
         while not stop.is_set():
-            try:
-                data = chan.recv(65536)
-            except socket.timeout:
+            data = held.recv(0.2)
+            if data is None:
                 continue
             if not data:
                 break
@@ -357,7 +402,7 @@ def stream(c: Connection, command: str, on_line, stop) -> None:
             *lines, buf = buf.split(b"\n")
             for ln in lines:
                 on_line(ln.decode(errors="replace"))
-        chan.close()
+        held.close()
     except Exception as e:  # noqa: BLE001 - a dropped stream is reported by the caller's data gap
         on_line(f"@@error {describe(c, e, 'stream')}")
 
@@ -365,11 +410,37 @@ def stream(c: Connection, command: str, on_line, stop) -> None:
 class Held:
     """A command that goes on running on a node while the caller holds something there (the
     deploy lock: fabfile/ops/lock.py). Its stdin stays open; closing the channel, or losing the
-    connection, ends it."""
+    connection, ends it. sudo's password prompt on its stderr is answered as it shows (SudoPrompt)."""
 
-    def __init__(self, c: Connection, chan):
-        self.c, self.chan, self._buf = c, chan, b""
+    def __init__(self, c: Connection, chan, prompt: SudoPrompt | None = None):
+        self.c, self.chan, self.prompt, self._buf = c, chan, prompt, b""
+        self._err = ""              # stderr read so far (the prompts stripped when shown: `stderr`)
         self.stderr = ""            # what it printed there, when it ended before holding
+
+    def _answer_prompt(self) -> None:
+        if self.prompt is None:
+            return
+        while self.chan.recv_stderr_ready():
+            self._err += self.chan.recv_stderr(65536).decode(errors="replace")
+        reply = self.prompt.reply(self._err)
+        if reply:
+            self.chan.sendall(reply.encode())
+
+    def recv(self, timeout: float) -> bytes | None:
+        """Up to 64 KiB of stdout: None when nothing came within `timeout` s, b"" once it ended."""
+        self._answer_prompt()
+        if self.prompt is not None and not self.prompt.answered:
+            timeout = min(timeout, 0.05)       # sudo may be waiting on its prompt: look again soon
+        self.chan.settimeout(timeout)
+        try:
+            return self.chan.recv(65536)
+        except socket.timeout:
+            return None
+
+    def rest_of_stderr(self) -> str:
+        """Everything it wrote on stderr, once it has ended (sudo's prompts left out)."""
+        self._err += self.chan.makefile_stderr("rb").read().decode(errors="replace")
+        return self.prompt.clean(self._err) if self.prompt else self._err
 
     def read_until(self, line: str, timeout: float) -> str:
         """stdout up to and including `line` (or to the end of the command), at most `timeout` s."""
@@ -379,10 +450,8 @@ class Held:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise RemoteError(f"{self.c.lbtk_node}: no answer within {timeout:g}s")
-            self.chan.settimeout(min(left, 1.0))
-            try:
-                data = self.chan.recv(65536)
-            except socket.timeout:
+            data = self.recv(min(left, 1.0))
+            if data is None:
                 continue
             if not data:
                 break
@@ -405,20 +474,23 @@ class Held:
             pass
 
 
+def _start(c: Connection, command: str, stdin: bool) -> Held:
+    """`command` started on a channel of its own (through sudo with become)."""
+    ensure_open(c)
+    chan = c.transport.open_session()
+    cmd, prompt = privileged(c, command, stdin=stdin)
+    chan.exec_command(cmd)
+    return Held(c, chan, prompt)
+
+
 def hold(c: Connection, command: str, until: str, timeout: float = 30) -> tuple[Held, str]:
     """Start `command` and read its stdout up to the line `until` (or its end): (the running
     command, what it printed). A transport failure is a RemoteError naming the node."""
     try:
-        ensure_open(c)
-        chan = c.transport.open_session()
-        cmd, stdin = privileged(c, command)
-        chan.exec_command(cmd)
-        if stdin:
-            chan.sendall(stdin.encode())
-        held = Held(c, chan)
+        held = _start(c, command, stdin=True)
         text = held.read_until(until, timeout)
         if not text.endswith(until + "\n"):   # it ended without holding: say why (sudo refusing...)
-            err = chan.makefile_stderr("rb").read().decode(errors="replace")
+            err = held.rest_of_stderr()
             held.close()
             refused = _sudo_refused(c, err)
             if refused:
