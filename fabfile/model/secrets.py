@@ -6,8 +6,10 @@ the toolkit prints goes through `mask()` first.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
+import shlex
 import secrets as _random
 from pathlib import Path
 
@@ -75,9 +77,16 @@ def mask(text: str) -> str:
     """Hide every known secret, and any auth_pass value even if this process never resolved it."""
     text = _AUTH_PASS.sub(lambda m: m.group(1) + MASK, text)
     text = _AUTH_PASS_WORD.sub(lambda m: m.group(1) + MASK, text)
-    for s in sorted(_known, key=len, reverse=True):
+    for s in sorted({f for k in _known for f in forms(k)}, key=len, reverse=True):
         text = re.sub(rf"(?<![\w]){re.escape(s)}(?![\w])", MASK, text)
     return text
+
+
+def forms(secret: str) -> set[str]:
+    """Every way a secret can be spelled in what the toolkit prints: as is, inside a JSON string
+    (`"` and `\\` escaped; non-ASCII as \\uXXXX, or kept with ensure_ascii=False) and
+    shell-quoted (a command line in an error)."""
+    return {secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1], shlex.quote(secret)}
 
 
 # the whole rest of the line, whatever the value holds: masking never depends on the secret
