@@ -17,12 +17,24 @@ from fabfile.parsers.lbtk import LiveFile, Raw
 PACKAGES = ("keepalived", "ipvsadm", "nginx", "nginx-light", "nginx-core", "iptables", "iproute2", "rsyslog")
 UNITS = ("keepalived", "nginx", "lbtk-vip-lo", "lbtk-fwmark", "rsyslog")
 BINARIES = ("keepalived", "nginx", "ipvsadm", "iptables")
+# the toolkit's own records on each node (formats: fabfile/parsers/lbtk_state.py), root's only: who
+# deploys what and when, drains and the previous files (secrets among them) are no other user's
+# business. Every command that writes one starts with `umask 077` (a new record is 0600, a new
+# directory 0700) and makes what an older lbtk left readable private again (records_private).
+RECORDS_DIR = "/var/lib/lbtk"
+RECORD_MODE = 0o600
 PENDING = "/var/lib/lbtk/pending"   # actions of a swap whose reloads have not all run yet
 BACKUP_DIR = "/var/lib/lbtk/backup"
-# the toolkit's own records on each node (formats: fabfile/parsers/lbtk_state.py)
 RUNTIME_PATH = "/var/lib/lbtk/runtime.json"   # drains and other runtime overrides, kept by every deploy
 LOCK_PATH = "/var/lib/lbtk/lock"              # who holds the deploy lock (fabfile/ops/lock.py)
 HISTORY_PATH = "/var/lib/lbtk/history"        # one line per change (fabfile/core/history.py)
+
+
+def records_private(*paths: str) -> str:
+    """Shell: `chmod go=` of RECORDS_DIR and of `paths` (they must exist by then). A 0700 directory
+    keeps everything under it from other users, backups included (their own modes are the live
+    files', which a restore puts back: they are left as they are)."""
+    return "chmod go= " + " ".join(shlex.quote(p) for p in (RECORDS_DIR, *paths))
 # Named, not `sysctl -a -r REGEX`: walking every key cost a node 55 ms of CPU per observation, these
 # 3 ms (the globs expand under /proc/sys; -e skips the IPVS keys of a kernel without IPVS). Output is
 # sysctl's own `key = value`, interface dots shown as '/' exactly as `sysctl -a` shows them.

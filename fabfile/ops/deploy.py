@@ -118,7 +118,7 @@ def plan_node(env: Env, node: str, facts: NodeState, phases: list[str]) -> NodeP
         p.notes.append("sync daemon: " + sync_note(env, facts))
     if "keepalived" in phases and env.runtime is not None:
         # the cluster's runtime record (drains) rides with keepalived.conf, whose weights it sets
-        desired.append(NodeFile(F.RUNTIME_PATH, runtime.content(env.runtime), "keepalived"))
+        desired.append(NodeFile(F.RUNTIME_PATH, runtime.content(env.runtime), "keepalived", mode=F.RECORD_MODE))
     for phase in phases:
         mine = [f for f in desired if f.phase == phase]
         changes = file_changes(mine, facts, node)
