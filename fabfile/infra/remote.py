@@ -9,6 +9,7 @@ the strings these functions return.
 """
 from __future__ import annotations
 
+import getpass
 import io
 import os
 import secrets as _random
@@ -24,6 +25,7 @@ from invoke.watchers import StreamWatcher
 
 from fabfile.errors import LbtkError, quiet_third_party_logging
 from fabfile.model.schema import CONNECT_TIMEOUT, RETRIES, SSH, Inventory, Node
+from fabfile.parsers import known_hosts
 from fabfile.parsers.lbtk import last_line
 from fabfile.parsers.sudo import refusal
 
@@ -152,25 +154,100 @@ def connect_gateway(inv: Inventory) -> Connection | None:
     return _bastion(inv.defaults.ssh)
 
 
-_known_hosts: dict[tuple, paramiko.HostKeys] = {}
+class HostKeyRefused(paramiko.SSHException):
+    """A host key refused for a reason other than "unknown" or "changed" (revoked, or vouched for
+    only in a way lbtk cannot check); str() is the one line to show."""
 
 
-def _host_keys(path: str) -> paramiko.HostKeys:
-    """known_hosts parsed once per run and file version: parsing it cost 18 ms a connection
-    (serial, in the GIL) — 0.5 s of a 30-node deploy. Shared read-only: RejectPolicy never adds."""
+USER_KNOWN_HOSTS = "~/.ssh/known_hosts ~/.ssh/known_hosts2"             # ssh's defaults
+GLOBAL_KNOWN_HOSTS = "/etc/ssh/ssh_known_hosts /etc/ssh/ssh_known_hosts2"
+_known_lines: dict[tuple, list] = {}
+
+
+def _lines(path: str) -> list:
+    """A known_hosts file's lines, parsed once per run and file version: parsing cost 18 ms a
+    connection (serial, in the GIL), 0.5 s of a 30-node deploy. A missing file has none."""
     key = _version(path)
-    if key not in _known_hosts:
-        _known_hosts[key] = paramiko.HostKeys(path)
-    return _known_hosts[key]
+    if key not in _known_lines:
+        try:
+            text = open(path, encoding="utf-8", errors="replace").read()
+        except OSError:
+            text = ""
+        _known_lines[key] = known_hosts.parse(text, path)
+    return _known_lines[key]
 
 
-def _verify_host_keys(c: Connection, known_hosts: str | None) -> None:
-    known = os.path.expanduser(known_hosts or "~/.ssh/known_hosts")
-    if os.path.exists(known):
-        # what load_system_host_keys(known) does, without parsing the file again (read-only:
-        # the file is never written)
-        c.client._system_host_keys = _host_keys(known)
-    c.client.set_missing_host_key_policy(paramiko.RejectPolicy())
+def _known_hosts_files(c: Connection, known: str | None) -> list[str]:
+    """The files ssh would read for this host: the inventory's ssh.known_hosts, else ssh_config's
+    UserKnownHostsFile; and GlobalKnownHostsFile (ssh's defaults where ssh_config says nothing)."""
+    cfg = c.ssh_config
+    if cfg.get("revokedhostkeys", "none").lower() != "none":
+        raise HostKeyRefused(f"ssh_config's RevokedHostKeys ({cfg['revokedhostkeys']}) is not supported by lbtk "
+                             "— list those keys as `@revoked * TYPE KEY` lines in known_hosts instead")
+    words = (known if known else cfg.get("userknownhostsfile", USER_KNOWN_HOSTS)).split() \
+        + cfg.get("globalknownhostsfile", GLOBAL_KNOWN_HOSTS).split()
+    return [_expand(w, c) for w in words if w.lower() != "none"]
+
+
+def _expand(path: str, c: Connection) -> str:
+    """~ and the ssh_config tokens a known_hosts path may use (%d home, %u local user, %h host,
+    %%); any other token is refused in one line rather than guessed."""
+    tokens = {"d": os.path.expanduser("~"), "u": getpass.getuser(), "h": c.host, "%": "%"}
+    out, rest = "", path
+    while "%" in rest:
+        head, _, rest = rest.partition("%")
+        if not rest or rest[0] not in tokens:
+            raise HostKeyRefused(f"known_hosts path {path!r}: the token %{rest[:1]} is not supported by lbtk "
+                                 "— name the file without it (ssh.known_hosts)")
+        out, rest = out + head + tokens[rest[0]], rest[1:]
+    return os.path.expanduser(out + rest)
+
+
+class _KnownHostsPolicy(paramiko.RejectPolicy):
+    """What to say about a key no trusted line names (paramiko asks only then): revoked, vouched
+    for only by a @cert-authority line, or unknown (RejectPolicy's words)."""
+
+    def __init__(self, known: known_hosts.HostKeys):
+        self.known = known
+
+    def missing_host_key(self, client, hostname, key):
+        refused = _refusal(self.known, hostname, key)
+        if refused:
+            raise HostKeyRefused(refused)
+        super().missing_host_key(client, hostname, key)
+
+
+def _refusal(known: known_hosts.HostKeys, hostname: str, key) -> str | None:
+    revoked = known.revocation(key.asbytes())
+    if revoked is not None:
+        return (f"host key of {hostname} ({key.get_name()}) is REVOKED ({revoked.where}) — "
+                "refused; verify the node and give it a new host key")
+    if known.authorities:
+        return (f"host key of {hostname} is vouched for only by @cert-authority ({known.authorities[0].where}): "
+                "host certificates are not supported by lbtk — add the host's own key to known_hosts "
+                "(ssh-keyscan, checked by hand)")
+    return None
+
+
+def _verify_host_keys(c: Connection, known: str | None) -> None:
+    """Host keys checked as ssh checks them, from the files ssh would read (_known_hosts_files):
+    trusted keys only (revoked ones never, even where another line lists them), RejectPolicy for
+    the rest. Read-only: the files are never written."""
+    try:
+        files = _known_hosts_files(c, known)
+    except HostKeyRefused as e:
+        raise RemoteError(f"{c.host}: {e}") from None
+    lines = [ln for path in files for ln in _lines(path)]
+    name = known_hosts.host_key_name(c.host, c.port)
+    found = known_hosts.for_host(lines, name)
+    keys = paramiko.HostKeys()
+    for ln in found.trusted:
+        try:
+            keys.add(name, ln.keytype, paramiko.PKey.from_type_string(ln.keytype, ln.blob))
+        except (paramiko.SSHException, ValueError, TypeError):
+            continue          # a key type paramiko cannot read: as if the line were not there
+    c.client._system_host_keys = keys
+    c.client.set_missing_host_key_policy(_KnownHostsPolicy(found))
 
 
 def _password(c: Connection) -> str | None:
@@ -283,7 +360,7 @@ def ensure_open(c: Connection) -> None:
         try:
             c.open()
             return
-        except (paramiko.AuthenticationException, paramiko.BadHostKeyException):
+        except (paramiko.AuthenticationException, paramiko.BadHostKeyException, HostKeyRefused):
             raise
         except paramiko.SSHException as e:
             if "known_hosts" in str(e) or attempt == tries:
@@ -519,8 +596,11 @@ def describe(c: Connection, e: Exception, doing: str = "connect") -> str:
     if isinstance(e, paramiko.SSHException) and "not found in known_hosts" in str(e):
         server = str(e).split("'")[1] if str(e).count("'") >= 2 else c.host
         return f"{where}: host key of {server} unknown — add it to the known_hosts named by ssh.known_hosts"
+    if isinstance(e, HostKeyRefused):
+        return f"{where}: {e}"
     if isinstance(e, paramiko.BadHostKeyException):
-        return f"{where}: host key CHANGED — verify the node, then update ssh.known_hosts"
+        revoked = _revoked_on_the_way(c, e)
+        return f"{where}: {revoked}" if revoked else f"{where}: host key CHANGED — verify the node, then update ssh.known_hosts"
     if isinstance(e, paramiko.AuthenticationException):
         return f"{where}: SSH authentication failed — check ssh.user and ssh.key_filename"
     if e.__class__.__name__ == "CommandTimedOut":
@@ -539,6 +619,17 @@ def describe(c: Connection, e: Exception, doing: str = "connect") -> str:
     if isinstance(e, FileNotFoundError) and doing == "connect":
         return f"{where}: SSH key file not found — check ssh.key_filename"
     return f"{where}: {doing} failed: {e.__class__.__name__}: {e}"
+
+
+def _revoked_on_the_way(c: Connection, e: paramiko.BadHostKeyException) -> str | None:
+    """A key that is not the trusted one may be a revoked one: say so (any hop's files)."""
+    hop = c
+    while isinstance(hop, Connection):
+        policy = hop.client._policy
+        if isinstance(policy, _KnownHostsPolicy) and policy.known.revocation(e.key.asbytes()):
+            return _refusal(policy.known, e.hostname, e.key)
+        hop = hop.gateway
+    return None
 
 
 def _short(cmd: str) -> str:
