@@ -8,15 +8,17 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass, field
 
-from fabfile.infra.facts import HISTORY_LINES, HISTORY_PATH, NodeState
+from fabfile.infra.facts import HISTORY_LINES, HISTORY_PATH, RECORDS_DIR, NodeState, records_private
 from fabfile.parsers.lbtk_state import HistoryEntry
 
 
 def append_command(line: str) -> str:
-    """Shell that appends one line (and keeps the file to twice what `inv history` reads)."""
+    """Shell that appends one line (and keeps the file to twice what `inv history` reads), 0600 in
+    a 0700 directory (fabfile/infra/facts.py records_private)."""
     q, h = shlex.quote, shlex.quote(HISTORY_PATH)
     keep = 2 * HISTORY_LINES
-    return (f"mkdir -p {q(HISTORY_PATH.rsplit('/', 1)[0])} && printf '%s\\n' {q(line)} >> {h} && "
+    return (f"umask 077; mkdir -p {q(RECORDS_DIR)} && printf '%s\\n' {q(line)} >> {h} && "
+            f"{records_private(HISTORY_PATH)} && "
             f"if [ \"$(wc -l < {h})\" -gt {keep} ]; then tail -n {keep} {h} > {h}.new && mv -f {h}.new {h}; fi")
 
 

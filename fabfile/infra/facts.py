@@ -17,9 +17,14 @@ from fabfile.parsers.lbtk import LiveFile, Raw
 PACKAGES = ("keepalived", "ipvsadm", "nginx", "nginx-light", "nginx-core", "iptables", "iproute2", "rsyslog")
 UNITS = ("keepalived", "nginx", "lbtk-vip-lo", "lbtk-fwmark", "rsyslog")
 BINARIES = ("keepalived", "nginx", "ipvsadm", "iptables")
+# the toolkit's own records on each node (formats: fabfile/parsers/lbtk_state.py), root's only: who
+# deploys what and when, drains and the previous files (secrets among them) are no other user's
+# business. Every command that writes one starts with `umask 077` (a new record is 0600, a new
+# directory 0700) and makes what an older lbtk left readable private again (records_private).
+RECORDS_DIR = "/var/lib/lbtk"
+RECORD_MODE = 0o600
 PENDING = "/var/lib/lbtk/pending"   # actions of a swap whose reloads have not all run yet
 BACKUP_DIR = "/var/lib/lbtk/backup"
-# the toolkit's own records on each node (formats: fabfile/parsers/lbtk_state.py)
 RUNTIME_PATH = "/var/lib/lbtk/runtime.json"   # drains and other runtime overrides, kept by every deploy
 LOCK_PATH = "/var/lib/lbtk/lock"              # who holds the deploy lock (fabfile/ops/lock.py)
 HISTORY_PATH = "/var/lib/lbtk/history"        # one line per change (fabfile/core/history.py)
@@ -30,6 +35,13 @@ HISTORY_PATH = "/var/lib/lbtk/history"        # one line per change (fabfile/cor
 # missing (a tmpfs: after a boot); /dev/null when it cannot be made.
 STDERR_FILE = ('__e=/run/lbtk/e.$$; { true > "$__e"; } 2>/dev/null || { mkdir -p /run/lbtk && true > "$__e"; } '
                '2>/dev/null || __e=/dev/null')
+
+
+def records_private(*paths: str) -> str:
+    """Shell: `chmod go=` of RECORDS_DIR and of `paths` (they must exist by then). A 0700 directory
+    keeps everything under it from other users, backups included (their own modes are the live
+    files', which a restore puts back: they are left as they are)."""
+    return "chmod go= " + " ".join(shlex.quote(p) for p in (RECORDS_DIR, *paths))
 # Named, not `sysctl -a -r REGEX`: walking every key cost a node 55 ms of CPU per observation, these
 # 3 ms (the globs expand under /proc/sys; -e skips the IPVS keys of a kernel without IPVS). Output is
 # sysctl's own `key = value`, interface dots shown as '/' exactly as `sysctl -a` shows them.
@@ -161,7 +173,14 @@ IPVS_RATE = Fact("ipvs_rate", _if_ipvs("ipvsadm -L -n --rate"), lambda r: ipvsad
 # keepalived writes /tmp/keepalived.json when sent the signal `keepalived --signum=JSON` names; the
 # command waits (at most 0.5 s) for the new dump, so it never reads the previous dump. Forks are what
 # a node pays for (30 lab nodes share 2 cores): what shell builtins can do is done by them.
-KA_JSON_FILE = "/tmp/keepalived.json"
+KA_JSON_FILE = "/tmp/keepalived.json"   # keepalived 2.2.7: $TMPDIR/keepalived.json, /tmp without TMPDIR
+# Trusted only as keepalived's own: a regular file, not a symlink, owned by root (the command runs as
+# root, so [ -O ] is root). /tmp is sticky: once root's file holds the name, no other user can
+# replace it, and a name taken by another user's file or symlink fails the test. The old dump is
+# removed before the signal, so a root-owned file there was written after it (a second clock
+# check, -nt, would add nothing and compares whole seconds in some shells). Root does not follow
+# another user's symlink in /tmp either (fs.protected_symlinks=1, Debian's default).
+_KEEPALIVEDS = f"[ ! -L {KA_JSON_FILE} ] && [ -f {KA_JSON_FILE} ] && [ -O {KA_JSON_FILE} ]"
 KA_SIGNUM = "/run/lbtk/keepalived.signum"
 KEEPALIVED_VIEW = Fact(
     "vrrp",
@@ -185,13 +204,16 @@ KEEPALIVED_VIEW = Fact(
     # keepalived writes the dump to a new file renamed over the old one (fopen_safe: mkostemp +
     # rename), then fills it: the old dump is removed first, so any file there is the new one, done
     # when its one line is whole (read succeeds only on a line with its newline) and closes the array.
-    # Polled every 5 ms with builtins only (one sleep a poll), since keepalived answers in about 4 ms
+    # Polled every 5 ms with builtins only (one sleep a poll), since keepalived answers in about 4 ms.
+    # /tmp is everyone's: only a file keepalived can have written is read (_KEEPALIVEDS), checked
+    # again after reading; anything else there is "unavailable"
     f"else rm -f {KA_JSON_FILE}; kill -\"$s\" \"$p\"; i=0; "
     "while :; do sleep 0.005; i=$((i+1)); j=; "
-    f"if [ -s {KA_JSON_FILE} ] && {{ IFS= read -r j < {KA_JSON_FILE}; }} 2>/dev/null; then "
-    "case $j in *']') break;; esac; fi; j=; [ $i -ge 100 ] && break; done; "
+    f"if {_KEEPALIVEDS} && [ -s {KA_JSON_FILE} ] && {{ IFS= read -r j < {KA_JSON_FILE}; }} 2>/dev/null && "
+    f"{_KEEPALIVEDS}; then case $j in *']') break;; esac; fi; j=; [ $i -ge 100 ] && break; done; "
     # none whole in time: what is there (the parser calls a cut-short dump unavailable)
-    f"if [ -n \"$j\" ]; then printf '%s\\n' \"$j\"; else cat {KA_JSON_FILE} 2>/dev/null; fi; fi; fi; fi",
+    f"if [ -n \"$j\" ]; then printf '%s\\n' \"$j\"; elif {_KEEPALIVEDS}; then cat {KA_JSON_FILE} 2>/dev/null; "
+    f"else echo {keepalived_json.NO_JSON}; fi; fi; fi; fi",
     lambda r: keepalived_json.parse_keepalived_json(r.stdout), "vrrp")
 RECENT_S = 600    # how far back verify reads VRRP state changes (flapping, last transitions)
 # journalctl's own -g (PCRE2, case-sensitive as the pattern has capitals): no grep fork and no pipe

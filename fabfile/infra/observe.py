@@ -6,27 +6,37 @@ their parsers are in fabfile/infra/facts.py and fabfile/parsers/.
 """
 from __future__ import annotations
 
-import secrets as _random
 from typing import Iterable
 
 from fabfile.infra import remote
 from fabfile.errors import FactError
 from fabfile.infra.facts import STDERR_FILE, Fact, NodeState
 from fabfile.parsers import ParseError
-from fabfile.parsers.lbtk import parse_sections
+from fabfile.parsers.lbtk import FRAMES, frames_token, parse_sections
 
 
-def script(facts: Iterable[Fact], token: str) -> str:
-    """The shell that runs every fact once and frames each output (see parsers.lbtk.parse_sections).
-    Forks are what a node pays for (30 lab nodes share 2 cores): printf and [ are shell builtins, and
-    a fact's stderr file is read (cat) only when the fact wrote something there."""
-    parts = [STDERR_FILE]
+def script(facts: Iterable[Fact]) -> str:
+    """The shell that runs every fact once and frames each output (see parsers.lbtk.frames_token and
+    parse_sections): the frames' token is drawn on the node and never appears on a command line.
+    Forks are what a node pays for (30 lab nodes share 2 cores): read, printf and [ are shell
+    builtins, and a fact's stderr file is read (cat) only when the fact wrote something there."""
+    parts = ["IFS= read -r __t < /proc/sys/kernel/random/uuid || exit 97",
+             f"printf '{FRAMES} %s\\n' \"$__t\"", STDERR_FILE]
     for f in facts:
-        parts.append(f"printf '\\n@@{token} fact %s\\n' {f.name}; {{ {f.command}\n}} 2>\"$__e\" </dev/null; __rc=$?; "
-                     f"printf '\\n@@{token} stderr\\n'; [ -s \"$__e\" ] && cat \"$__e\"; "
-                     f"printf '\\n@@{token} rc %s\\n' \"$__rc\"")
+        parts.append(f"printf '\\n@@%s fact %s\\n' \"$__t\" {f.name}; {{ {f.command}\n}} 2>\"$__e\" </dev/null; "
+                     f"__rc=$?; printf '\\n@@%s stderr\\n' \"$__t\"; [ -s \"$__e\" ] && cat \"$__e\"; "
+                     f"printf '\\n@@%s rc %s\\n' \"$__t\" \"$__rc\"")
     parts.append('[ "$__e" = /dev/null ] || rm -f "$__e"; true')
     return "\n".join(parts) + "\n"
+
+
+def parse_output(node: str, facts: Iterable[Fact], text: str) -> NodeState:
+    """Pure: script()'s whole output (its header, then the frames) -> NodeState (see parse_state)."""
+    try:
+        token, frames = frames_token(text)
+    except ParseError as e:
+        raise FactError(node, "its facts", str(e)) from None
+    return parse_state(node, facts, frames, token)
 
 
 def parse_state(node: str, facts: Iterable[Fact], text: str, token: str) -> NodeState:
@@ -68,16 +78,15 @@ def observe(nodes, facts: Iterable[Fact], per_node: dict[str, list[Fact]] | None
     group = remote.NodeGroup.of(nodes)
     facts = list(facts)
     per_node = per_node or {}
-    token = _random.token_hex(6)
 
     def one(c: remote.NodeLink) -> NodeState:
         mine = facts + per_node.get(c.name, [])
         try:
-            r = remote.run(c, script(mine, token), timeout=timeout)
+            r = remote.run(c, script(mine), timeout=timeout)
         except remote.RemoteError as e:
             return NodeState(c.name, reachable=False, error=str(e))
         try:
-            return parse_state(c.name, mine, r.stdout, token)
+            return parse_output(c.name, mine, r.stdout)
         except FactError as e:
             return unreadable(c.name, e)
 

@@ -9,6 +9,7 @@ the strings these functions return.
 """
 from __future__ import annotations
 
+import getpass
 import io
 import os
 import secrets as _random
@@ -22,11 +23,13 @@ from typing import Iterable
 
 import paramiko
 from fabric import Config, Connection
+from invoke.watchers import StreamWatcher
 
 from fabfile.errors import LbtkError, quiet_third_party_logging
 from fabfile.model import extensions
 from fabfile.model.schema import CONNECT_TIMEOUT, RETRIES, SSH, Inventory, Node
 from fabfile.model.secrets import Masker, current as current_masker
+from fabfile.parsers import known_hosts
 from fabfile.parsers.lbtk import last_line
 from fabfile.parsers.sudo import refusal
 
@@ -161,25 +164,100 @@ def connect_gateway(inv: Inventory) -> NodeLink | None:
     return None if c is None else NodeLink(f"bastion {c.host}", c)
 
 
-_known_hosts: dict[tuple, paramiko.HostKeys] = {}
+class HostKeyRefused(paramiko.SSHException):
+    """A host key refused for a reason other than "unknown" or "changed" (revoked, or vouched for
+    only in a way lbtk cannot check); str() is the one line to show."""
 
 
-def _host_keys(path: str) -> paramiko.HostKeys:
-    """known_hosts parsed once per run and file version: parsing it cost 18 ms a connection
-    (serial, in the GIL) — 0.5 s of a 30-node deploy. Shared read-only: RejectPolicy never adds."""
+USER_KNOWN_HOSTS = "~/.ssh/known_hosts ~/.ssh/known_hosts2"             # ssh's defaults
+GLOBAL_KNOWN_HOSTS = "/etc/ssh/ssh_known_hosts /etc/ssh/ssh_known_hosts2"
+_known_lines: dict[tuple, list] = {}
+
+
+def _lines(path: str) -> list:
+    """A known_hosts file's lines, parsed once per run and file version: parsing cost 18 ms a
+    connection (serial, in the GIL), 0.5 s of a 30-node deploy. A missing file has none."""
     key = _version(path)
-    if key not in _known_hosts:
-        _known_hosts[key] = paramiko.HostKeys(path)
-    return _known_hosts[key]
+    if key not in _known_lines:
+        try:
+            text = open(path, encoding="utf-8", errors="replace").read()
+        except OSError:
+            text = ""
+        _known_lines[key] = known_hosts.parse(text, path)
+    return _known_lines[key]
 
 
-def _verify_host_keys(c: Connection, known_hosts: str | None) -> None:
-    known = os.path.expanduser(known_hosts or "~/.ssh/known_hosts")
-    if os.path.exists(known):
-        # what load_system_host_keys(known) does, without parsing the file again (read-only:
-        # the file is never written)
-        c.client._system_host_keys = _host_keys(known)
-    c.client.set_missing_host_key_policy(paramiko.RejectPolicy())
+def _known_hosts_files(c: Connection, known: str | None) -> list[str]:
+    """The files ssh would read for this host: the inventory's ssh.known_hosts, else ssh_config's
+    UserKnownHostsFile; and GlobalKnownHostsFile (ssh's defaults where ssh_config says nothing)."""
+    cfg = c.ssh_config
+    if cfg.get("revokedhostkeys", "none").lower() != "none":
+        raise HostKeyRefused(f"ssh_config's RevokedHostKeys ({cfg['revokedhostkeys']}) is not supported by lbtk "
+                             "— list those keys as `@revoked * TYPE KEY` lines in known_hosts instead")
+    words = (known if known else cfg.get("userknownhostsfile", USER_KNOWN_HOSTS)).split() \
+        + cfg.get("globalknownhostsfile", GLOBAL_KNOWN_HOSTS).split()
+    return [_expand(w, c) for w in words if w.lower() != "none"]
+
+
+def _expand(path: str, c: Connection) -> str:
+    """~ and the ssh_config tokens a known_hosts path may use (%d home, %u local user, %h host,
+    %%); any other token is refused in one line rather than guessed."""
+    tokens = {"d": os.path.expanduser("~"), "u": getpass.getuser(), "h": c.host, "%": "%"}
+    out, rest = "", path
+    while "%" in rest:
+        head, _, rest = rest.partition("%")
+        if not rest or rest[0] not in tokens:
+            raise HostKeyRefused(f"known_hosts path {path!r}: the token %{rest[:1]} is not supported by lbtk "
+                                 "— name the file without it (ssh.known_hosts)")
+        out, rest = out + head + tokens[rest[0]], rest[1:]
+    return os.path.expanduser(out + rest)
+
+
+class _KnownHostsPolicy(paramiko.RejectPolicy):
+    """What to say about a key no trusted line names (paramiko asks only then): revoked, vouched
+    for only by a @cert-authority line, or unknown (RejectPolicy's words)."""
+
+    def __init__(self, known: known_hosts.HostKeys):
+        self.known = known
+
+    def missing_host_key(self, client, hostname, key):
+        refused = _refusal(self.known, hostname, key)
+        if refused:
+            raise HostKeyRefused(refused)
+        super().missing_host_key(client, hostname, key)
+
+
+def _refusal(known: known_hosts.HostKeys, hostname: str, key) -> str | None:
+    revoked = known.revocation(key.asbytes())
+    if revoked is not None:
+        return (f"host key of {hostname} ({key.get_name()}) is REVOKED ({revoked.where}) — "
+                "refused; verify the node and give it a new host key")
+    if known.authorities:
+        return (f"host key of {hostname} is vouched for only by @cert-authority ({known.authorities[0].where}): "
+                "host certificates are not supported by lbtk — add the host's own key to known_hosts "
+                "(ssh-keyscan, checked by hand)")
+    return None
+
+
+def _verify_host_keys(c: Connection, known: str | None) -> None:
+    """Host keys checked as ssh checks them, from the files ssh would read (_known_hosts_files):
+    trusted keys only (revoked ones never, even where another line lists them), RejectPolicy for
+    the rest. Read-only: the files are never written."""
+    try:
+        files = _known_hosts_files(c, known)
+    except HostKeyRefused as e:
+        raise RemoteError(f"{c.host}: {e}") from None
+    lines = [ln for path in files for ln in _lines(path)]
+    name = known_hosts.host_key_name(c.host, c.port)
+    found = known_hosts.for_host(lines, name)
+    keys = paramiko.HostKeys()
+    for ln in found.trusted:
+        try:
+            keys.add(name, ln.keytype, paramiko.PKey.from_type_string(ln.keytype, ln.blob))
+        except (paramiko.SSHException, ValueError, TypeError):
+            continue          # a key type paramiko cannot read: as if the line were not there
+    c.client._system_host_keys = keys
+    c.client.set_missing_host_key_policy(_KnownHostsPolicy(found))
 
 
 def _password(c: NodeLink) -> str | None:
@@ -204,17 +282,66 @@ def _password(c: NodeLink) -> str | None:
     return value
 
 
-def privileged(c: NodeLink, command: str) -> tuple[str, str | None]:
-    """(the command as it runs on the node, what to feed its stdin): through sudo with become.
-    sudo -S reads the password from stdin (never the command line); -n fails at once instead of
-    prompting when no password is configured and NOPASSWD is not granted."""
+SUDO_PROMPT = "lbtk-sudo-{token}:"    # sudo -p: a fresh marker per command (no '%': sudo expands those)
+
+
+class SudoPrompt:
+    """sudo's password prompt, answered only when sudo asks for it.
+
+    `sudo -k -S -p MARKER` prompts on stderr every time a password is needed (-k: a cached ticket,
+    even `timestamp_type=global`'s, is ignored) and never when NOPASSWD grants the command. The
+    password is written to stdin only after MARKER shows on stderr, so it is sudo that reads it:
+    were it written up front, a sudo that does not ask would hand it to the command on stdin (the
+    lock command read it as its `release` word and ended, freeing the flock under a running deploy).
+    A second prompt means the password was refused: it gets an empty line, so sudo gives up after
+    its tries (`N incorrect password attempts`) instead of waiting for a line that never comes."""
+
+    def __init__(self, password: str, marker: str | None = None):
+        self.marker = marker or SUDO_PROMPT.format(token=_random.token_hex(8))
+        self.password = password
+        self.answered = 0
+
+    def reply(self, stderr_so_far: str) -> str | None:
+        """What to write to stdin now that stderr reads `stderr_so_far` (all of it since the start)."""
+        asked = stderr_so_far.count(self.marker)
+        if asked <= self.answered:
+            return None
+        reply = self.password + "\n" if self.answered == 0 else "\n" * (asked - self.answered)
+        self.answered = asked
+        return reply
+
+    def clean(self, stderr: str) -> str:
+        """stderr without the prompts (what sudo and the command said)."""
+        return stderr.replace(self.marker, "")
+
+
+class _PromptWatcher(StreamWatcher):
+    """SudoPrompt for Invoke's run(). A StreamWatcher is thread-local: the stdout and stderr threads
+    each get their own SudoPrompt, so the stdout one only ever sees what the command prints."""
+
+    def __init__(self, prompt: SudoPrompt):
+        super().__init__()
+        self.prompt = SudoPrompt(prompt.password, prompt.marker)
+
+    def submit(self, stream: str):
+        reply = self.prompt.reply(stream)
+        return [reply] if reply else []
+
+
+def privileged(c: NodeLink, command: str, stdin: bool = False) -> tuple[str, SudoPrompt | None]:
+    """(the command as it runs on the node, the sudo prompt to answer or None): through sudo with
+    become. The password never goes on the command line, and never to the command: sudo reads it
+    at its own prompt (SudoPrompt); -n fails at once instead of prompting when no password is
+    configured and NOPASSWD is not granted. Unless the command reads `stdin` (the lock's `release`),
+    its stdin is /dev/null: whatever reaches the channel cannot reach it."""
     if c.become != "sudo":
         return command, None
     pw = _password(c)
-    wrapped = f"sh -c {shlex.quote(command)}"
+    wrapped = f"sh -c {shlex.quote(command if stdin else 'exec </dev/null' + chr(10) + command)}"
     if pw is None:
         return f"sudo -n -H -- {wrapped}", None
-    return f"sudo -S -p '' -H -- {wrapped}", pw + "\n"
+    prompt = SudoPrompt(pw)
+    return f"sudo -k -S -p {prompt.marker} -H -- {wrapped}", prompt
 
 
 REFUSED = {
@@ -242,7 +369,7 @@ def ensure_open(c: NodeLink) -> None:
         try:
             c.conn.open()
             return
-        except (paramiko.AuthenticationException, paramiko.BadHostKeyException):
+        except (paramiko.AuthenticationException, paramiko.BadHostKeyException, HostKeyRefused):
             raise
         except paramiko.SSHException as e:
             if "known_hosts" in str(e) or attempt == tries:
@@ -256,20 +383,22 @@ def ensure_open(c: NodeLink) -> None:
 def run(c: NodeLink, command: str, check: bool = True, timeout: float | None = 60) -> Result:
     try:
         ensure_open(c)
-        cmd, stdin = privileged(c, command)
-        r = c.conn.run(cmd, hide=True, warn=True, in_stream=io.StringIO(stdin) if stdin else False, timeout=timeout)
+        cmd, prompt = privileged(c, command)
+        r = c.conn.run(cmd, hide=True, warn=True, in_stream=False, timeout=timeout,
+                  watchers=[_PromptWatcher(prompt)] if prompt else [])
     except RemoteError:
         raise
     except Exception as e:  # noqa: BLE001 - every transport failure becomes one line
         raise RemoteError(describe(c, e)) from None
-    refused = _sudo_refused(c, r.stderr) if r.exited != 0 else None
+    stderr = prompt.clean(r.stderr) if prompt else r.stderr
+    refused = _sudo_refused(c, stderr) if r.exited != 0 else None
     if refused:
         raise RemoteError(refused)
     if check and r.exited != 0:
-        detail = last_line(r.stderr) or last_line(r.stdout)
+        detail = last_line(stderr) or last_line(r.stdout)
         raise RemoteError(f"{c.name}: `{_short(command)}` exited {r.exited}"
                           + (f": {detail}" if detail else ""))
-    return Result(r.stdout, r.stderr, r.exited)
+    return Result(r.stdout, stderr, r.exited)
 
 
 def put_many(c: NodeLink, files: list[tuple[bytes, str, int]]) -> None:
@@ -452,18 +581,11 @@ def stream(c: NodeLink, command: str, on_line, stop) -> None:
     or the command ends. Closing the channel ends the remote command (SIGPIPE on its next write).
     Blocking: run it in a thread."""
     try:
-        ensure_open(c)
-        chan = c.conn.transport.open_session()
-        chan.settimeout(0.2)
-        cmd, stdin = privileged(c, command)
-        chan.exec_command(cmd)
-        if stdin:
-            chan.sendall(stdin.encode())
+        held = _start(c, command, stdin=False)
         buf = b""
         while not stop.is_set():
-            try:
-                data = chan.recv(65536)
-            except socket.timeout:
+            data = held.recv(0.2)
+            if data is None:
                 continue
             if not data:
                 break
@@ -471,7 +593,7 @@ def stream(c: NodeLink, command: str, on_line, stop) -> None:
             *lines, buf = buf.split(b"\n")
             for ln in lines:
                 on_line(ln.decode(errors="replace"))
-        chan.close()
+        held.close()
     except Exception as e:  # noqa: BLE001 - a dropped stream is reported by the caller's data gap
         on_line(f"@@error {describe(c, e, 'stream')}")
 
@@ -479,11 +601,37 @@ def stream(c: NodeLink, command: str, on_line, stop) -> None:
 class Held:
     """A command that goes on running on a node while the caller holds something there (the
     deploy lock: fabfile/ops/lock.py). Its stdin stays open; closing the channel, or losing the
-    connection, ends it."""
+    connection, ends it. sudo's password prompt on its stderr is answered as it shows (SudoPrompt)."""
 
-    def __init__(self, c: NodeLink, chan):
-        self.c, self.chan, self._buf = c, chan, b""
+    def __init__(self, c: NodeLink, chan, prompt: SudoPrompt | None = None):
+        self.c, self.chan, self.prompt, self._buf = c, chan, prompt, b""
+        self._err = ""              # stderr read so far (the prompts stripped when shown: `stderr`)
         self.stderr = ""            # what it printed there, when it ended before holding
+
+    def _answer_prompt(self) -> None:
+        if self.prompt is None:
+            return
+        while self.chan.recv_stderr_ready():
+            self._err += self.chan.recv_stderr(65536).decode(errors="replace")
+        reply = self.prompt.reply(self._err)
+        if reply:
+            self.chan.sendall(reply.encode())
+
+    def recv(self, timeout: float) -> bytes | None:
+        """Up to 64 KiB of stdout: None when nothing came within `timeout` s, b"" once it ended."""
+        self._answer_prompt()
+        if self.prompt is not None and not self.prompt.answered:
+            timeout = min(timeout, 0.05)       # sudo may be waiting on its prompt: look again soon
+        self.chan.settimeout(timeout)
+        try:
+            return self.chan.recv(65536)
+        except socket.timeout:
+            return None
+
+    def rest_of_stderr(self) -> str:
+        """Everything it wrote on stderr, once it has ended (sudo's prompts left out)."""
+        self._err += self.chan.makefile_stderr("rb").read().decode(errors="replace")
+        return self.prompt.clean(self._err) if self.prompt else self._err
 
     def read_until(self, line: str, timeout: float) -> str:
         """stdout up to and including `line` (or to the end of the command), at most `timeout` s."""
@@ -493,10 +641,8 @@ class Held:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise RemoteError(f"{self.c.name}: no answer within {timeout:g}s")
-            self.chan.settimeout(min(left, 1.0))
-            try:
-                data = self.chan.recv(65536)
-            except socket.timeout:
+            data = self.recv(min(left, 1.0))
+            if data is None:
                 continue
             if not data:
                 break
@@ -519,20 +665,23 @@ class Held:
             pass
 
 
+def _start(c: NodeLink, command: str, stdin: bool) -> Held:
+    """`command` started on a channel of its own (through sudo with become)."""
+    ensure_open(c)
+    chan = c.conn.transport.open_session()
+    cmd, prompt = privileged(c, command, stdin=stdin)
+    chan.exec_command(cmd)
+    return Held(c, chan, prompt)
+
+
 def hold(c: NodeLink, command: str, until: str, timeout: float = 30) -> tuple[Held, str]:
     """Start `command` and read its stdout up to the line `until` (or its end): (the running
     command, what it printed). A transport failure is a RemoteError naming the node."""
     try:
-        ensure_open(c)
-        chan = c.conn.transport.open_session()
-        cmd, stdin = privileged(c, command)
-        chan.exec_command(cmd)
-        if stdin:
-            chan.sendall(stdin.encode())
-        held = Held(c, chan)
+        held = _start(c, command, stdin=True)
         text = held.read_until(until, timeout)
         if not text.endswith(until + "\n"):   # it ended without holding: say why (sudo refusing...)
-            err = chan.makefile_stderr("rb").read().decode(errors="replace")
+            err = held.rest_of_stderr()
             held.close()
             refused = _sudo_refused(c, err)
             if refused:
@@ -563,8 +712,11 @@ def describe(link: NodeLink, e: Exception, doing: str = "connect") -> str:
     if isinstance(e, paramiko.SSHException) and "not found in known_hosts" in str(e):
         server = str(e).split("'")[1] if str(e).count("'") >= 2 else c.host
         return f"{where}: host key of {server} unknown — add it to the known_hosts named by ssh.known_hosts"
+    if isinstance(e, HostKeyRefused):
+        return f"{where}: {e}"
     if isinstance(e, paramiko.BadHostKeyException):
-        return f"{where}: host key CHANGED — verify the node, then update ssh.known_hosts"
+        revoked = _revoked_on_the_way(c, e)
+        return f"{where}: {revoked}" if revoked else f"{where}: host key CHANGED — verify the node, then update ssh.known_hosts"
     if isinstance(e, paramiko.AuthenticationException):
         return f"{where}: SSH authentication failed — check ssh.user and ssh.key_filename"
     if e.__class__.__name__ == "CommandTimedOut":
@@ -583,6 +735,17 @@ def describe(link: NodeLink, e: Exception, doing: str = "connect") -> str:
     if isinstance(e, FileNotFoundError) and doing == "connect":
         return f"{where}: SSH key file not found — check ssh.key_filename"
     return f"{where}: {doing} failed: {e.__class__.__name__}: {e}"
+
+
+def _revoked_on_the_way(c: Connection, e: paramiko.BadHostKeyException) -> str | None:
+    """A key that is not the trusted one may be a revoked one: say so (any hop's files)."""
+    hop = c
+    while isinstance(hop, Connection):
+        policy = hop.client._policy
+        if isinstance(policy, _KnownHostsPolicy) and policy.known.revocation(e.key.asbytes()):
+            return _refusal(policy.known, e.hostname, e.key)
+        hop = hop.gateway
+    return None
 
 
 def _short(cmd: str) -> str:

@@ -7,8 +7,10 @@ the run has seen, and nothing outlives the run.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
+import shlex
 import secrets as _random
 import stat
 import threading
@@ -40,8 +42,8 @@ class Masker:
         """Hide every known secret, and any auth_pass value even if this run never resolved it."""
         text = _AUTH_PASS.sub(lambda m: m.group(1) + MASK, text)
         text = _AUTH_PASS_WORD.sub(lambda m: m.group(1) + MASK, text)
-        with self._lock:
-            known = sorted(self._known, key=len, reverse=True)
+        with self._lock:       # every spelling of each (forms(): JSON-escaped, shell-quoted)
+            known = sorted({f for k in self._known for f in forms(k)}, key=len, reverse=True)
         for s in known:
             text = re.sub(rf"(?<![\w]){re.escape(s)}(?![\w])", MASK, text)
         return text
@@ -140,6 +142,13 @@ def resolve_all(inv: Inventory, source: str, masker: Masker | None = None) -> di
 def mask(text: str) -> str:
     """`text` masked by the running task's Masker (current())."""
     return current().mask(text)
+
+
+def forms(secret: str) -> set[str]:
+    """Every way a secret can be spelled in what the toolkit prints: as is, inside a JSON string
+    (`"` and `\\` escaped; non-ASCII as \\uXXXX, or kept with ensure_ascii=False) and
+    shell-quoted (a command line in an error)."""
+    return {secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1], shlex.quote(secret)}
 
 
 # the whole rest of the line, whatever the value holds: masking never depends on the secret

@@ -19,7 +19,7 @@ from fabfile.infra import facts, remote
 from fabfile.core import history
 from fabfile.core.actions import Action
 from fabfile.core.actions import script as actions_script
-from fabfile.infra.facts import BACKUP_DIR, PENDING
+from fabfile.infra.facts import BACKUP_DIR, PENDING, records_private
 from fabfile.infra.observe import observe_node
 from fabfile.parsers import ParseError
 from fabfile.parsers.journal import worst_line
@@ -167,7 +167,9 @@ def _healthy_or_restore(c, plan: NodePlan, paths: list[str], stamp: str) -> None
 
 def _backup_and_swap(writes, deletes, stamp: str, owed: list[Action]) -> str:
     q = shlex.quote
-    cmds = [f"printf '%s\\n' {' '.join(q(a.record()) for a in owed)} > {PENDING}" if owed else f"rm -f {PENDING}"]
+    # PENDING afresh (rm first): a new file under umask 077 is 0600, where `>` keeps an old one's mode
+    cmds = [f"rm -f {PENDING}"] + ([f"printf '%s\\n' {' '.join(q(a.record()) for a in owed)} > {PENDING}"]
+                                   if owed else [])
     for ch in writes + deletes:
         p, b = q(ch.file.path), q(f"{BACKUP_DIR}/{stamp}{ch.file.path}")
         cmds.append(f"if [ -e {p} ] || [ -L {p} ]; then mkdir -p $(dirname {b}) && cp -pP {p} {b}; fi")
@@ -175,7 +177,7 @@ def _backup_and_swap(writes, deletes, stamp: str, owed: list[Action]) -> str:
     cmds += [f"mv -f {q(ch.file.path + NEW)} {q(ch.file.path)}" for ch in writes]
     cmds += [f"rm -f {q(ch.file.path)}" for ch in deletes]
     # setsid -w: the swap finishes even if this SSH session is cut (Ctrl-C, lost link)
-    script = f"umask 077; mkdir -p {BACKUP_DIR}/{stamp} && " + " && ".join(cmds)
+    script = f"umask 077; mkdir -p {BACKUP_DIR}/{stamp} && {records_private(BACKUP_DIR)} && " + " && ".join(cmds)
     return f"setsid -w sh -c {q(script)} </dev/null"
 
 

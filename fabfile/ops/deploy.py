@@ -136,7 +136,7 @@ def plan_node(env: Env, node: str, facts: NodeState, phases) -> NodePlan:
     if Phase.SYNC_DAEMON in phases and env.inv.sync_daemon:
         p.notes.append("sync daemon: " + sync_note(env, facts))
     if RUNTIME_PHASE in phases and env.runtime is not None:
-        desired.append(NodeFile(F.RUNTIME_PATH, runtime.content(env.runtime), RUNTIME_PHASE))
+        desired.append(NodeFile(F.RUNTIME_PATH, runtime.content(env.runtime), RUNTIME_PHASE, mode=F.RECORD_MODE))
     for phase in phases:
         mine = [f for f in desired if f.phase == phase]
         changes = file_changes(mine, facts, node)

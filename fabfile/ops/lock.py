@@ -14,7 +14,7 @@ import shlex
 
 from fabfile.infra import remote
 from fabfile.errors import LbtkError
-from fabfile.infra.facts import LOCK_PATH
+from fabfile.infra.facts import LOCK_PATH, RECORDS_DIR, records_private
 from fabfile.parsers import ParseError
 from fabfile.parsers.lbtk import last_line
 from fabfile.parsers.lbtk_state import LockHolder, parse_lock_answer
@@ -37,7 +37,9 @@ def script(info: RunInfo, break_stale: bool) -> str:
     mine = q(info.holder())
     stale = f"echo 'LOCK BROKEN'; cat {lock}; " if break_stale else f"echo 'LOCK STALE'; cat {lock}; exit 0; "
     stale_check = f"if [ -s {lock} ] && ! grep -qF {q(info.run)} {lock}; then {stale}fi; "
-    return (f"mkdir -p {q(LOCK_PATH.rsplit('/', 1)[0])} && exec 9>>{q(FLOCK_PATH)} || exit 1; "
+    # umask 077: the record and the flock file are 0600 (records_private: as an older lbtk left them)
+    return (f"umask 077; mkdir -p {q(RECORDS_DIR)} && exec 9>>{q(FLOCK_PATH)} && "
+            f"{records_private(FLOCK_PATH)} || exit 1; "
             f"if ! flock -n 9; then echo 'LOCK BUSY'; cat {lock} 2>/dev/null; exit 0; fi; "
             + stale_check +
             f"printf '%s\\n' {mine} > {lock}.new && mv -f {lock}.new {lock} || exit 1; "

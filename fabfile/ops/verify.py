@@ -42,12 +42,14 @@ class Report:
 
 
 def http_get_via(c, vip: str, port: int, timeout: float = 2.0) -> tuple[str | None, str | None]:
-    """The same GET, run with curl on the SSH gateway (inventory `probe: {via: gateway}`)."""
+    """The same GET, run with curl on the SSH gateway (inventory `probe: {via: gateway}`): no proxy
+    whatever the gateway's environment says (--noproxy '*'), no redirect followed (no -L), and a
+    status other than 2xx is a failure as it is from here (-f)."""
     from fabfile.parsers.lbtk import last_line
-    host = f"[{vip}]" if ":" in vip else vip
-    url = f"http://{host}:{port}/"
+    url = _url(vip, port)
     try:
-        r = remote.run(c, f"curl -sS -m {timeout:g} --max-filesize 65536 {url}", check=False, timeout=timeout + 10)
+        r = remote.run(c, f"curl -fsS --noproxy '*' --proto =http -m {timeout:g} --max-filesize 65536 {url}",
+                       check=False, timeout=timeout + 10)
     except remote.RemoteError as e:
         return None, f"GET {url} from the gateway failed: {e}"
     if r.exited != 0:
@@ -56,13 +58,29 @@ def http_get_via(c, vip: str, port: int, timeout: float = 2.0) -> tuple[str | No
 
 
 def http_get(vip: str, port: int, timeout: float = 2.0) -> tuple[str | None, str | None]:
-    import urllib.request   # here, not at the top: 35 ms of every task's start-up (http.client, email)
-    host = f"[{vip}]" if ":" in vip else vip
+    """GET / through the VIP, straight from this machine. http.client, not urllib: no proxy the
+    environment names (http_proxy would answer in the VIP's place) and no redirect followed (the
+    page a redirect points to is not the VIP's answer): a 3xx is a failure that says where it pointed."""
+    import http.client   # here, not at the top: part of every task's start-up otherwise
+    url = _url(vip, port)
+    conn = http.client.HTTPConnection(vip, port, timeout=timeout)
     try:
-        with urllib.request.urlopen(f"http://{host}:{port}/", timeout=timeout) as r:
-            return r.read(4096).decode(errors="replace"), None
+        conn.request("GET", "/", headers={"Connection": "close"})
+        r = conn.getresponse()
+        body = r.read(4096)
     except Exception as e:  # noqa: BLE001 - any failure is the check's detail
-        return None, f"GET http://{host}:{port}/ failed: {getattr(e, 'reason', e)}"
+        return None, f"GET {url} failed: {e}"
+    finally:
+        conn.close()
+    if not 200 <= r.status < 300:
+        where = r.getheader("Location") if 300 <= r.status < 400 else None
+        return None, (f"GET {url} failed: HTTP {r.status} {r.reason}"
+                      + (f" (a redirect to {where[:100]!r}, not followed)" if where else ""))
+    return body.decode(errors="replace"), None
+
+
+def _url(vip: str, port: int) -> str:
+    return f"http://[{vip}]:{port}/" if ":" in vip else f"http://{vip}:{port}/"
 
 
 def checks_of(inv: Inventory, obs: dict[str, NodeState], holders: dict[str, list[str]]) -> list[Check]:

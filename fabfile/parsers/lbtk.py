@@ -32,9 +32,25 @@ class LiveFile:
 
 
 # ---------------------------------------------------------------- framing
-# For each fact the script prints (TOKEN is random per run, so no output can forge a marker):
+# The script first prints `@@lbtk-frames TOKEN`: TOKEN is drawn on the node when the script starts
+# (/proc/sys/kernel/random/uuid, read by a shell builtin), so it is on no command line: another user
+# on the node, who sees the command in `ps`, cannot know it, and no fact's output can forge a
+# marker. Then for each fact:
 #   \n@@TOKEN fact NAME\n<stdout>\n@@TOKEN stderr\n<stderr>\n@@TOKEN rc N\n
 # The newline before each marker is ours: exactly one is removed from each body.
+FRAMES = "@@lbtk-frames"
+
+
+def frames_token(text: str) -> tuple[str, str]:
+    """(the token, the frames after it) of a script's output. The first header line counts: it is
+    printed before any fact runs (a login shell's chatter before it is skipped)."""
+    head, sep, rest = ("\n" + text).partition(f"\n{FRAMES} ")
+    token, nl, frames = rest.partition("\n")
+    if not sep or not nl or not re.fullmatch(r"[0-9a-f-]{32,36}", token):
+        raise ParseError(f"no frame header in the output: {excerpt(text or 'empty output')}")
+    return token, frames
+
+
 def parse_sections(text: str, token: str) -> dict[str, Raw]:
     """The framed output of several facts -> {fact name: Raw}. A truncated frame (no rc line) is an error."""
     out: dict[str, Raw] = {}
@@ -175,7 +191,7 @@ def parse_advert(line: str) -> str | None:
     return f[1] if len(f) == 2 and f[0] == "@@vrrp" else None
 
 
-__all__ = ["Raw", "LiveFile", "parse_sections", "first_line", "last_line", "yes_no", "word_set",
+__all__ = ["Raw", "LiveFile", "FRAMES", "frames_token", "parse_sections", "first_line", "last_line", "yes_no", "word_set",
            "parse_files", "parse_pending", "parse_backups", "parse_client_lines", "parse_advert"]
 
 

@@ -26,7 +26,7 @@ from fabfile.model.secrets import resolve_all
 
 ROOT = Path(__file__).resolve().parents[2]
 FX = ROOT / "tests" / "fixtures"
-TOKEN = "5eed0f1e2a3b"          # observe.script uses a random 12-hex-digit token per run
+TOKEN = "5eed0f1e2a3b"          # a frames token (observe.script draws a random UUID on the node per run)
 
 # `dpkg-query -W -f='${Package}\t${Version}\t${db:Status-Abbrev}\n' <facts.PACKAGES>` and
 # `uname -r`, captured on a Debian 12 host with the packages installed (nginx-core is known to

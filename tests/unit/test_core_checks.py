@@ -22,7 +22,7 @@ from fabfile.infra.facts import NodeState
 from fabfile.model.loading import parse
 from fabfile.infra.observe import parse_state, script
 from fabfile.parsers import ipvsadm
-from fabfile.parsers.lbtk import LiveFile
+from fabfile.parsers.lbtk import LiveFile, frames_token
 from fabfile.core.render import nginx
 from fabfile.ops.sync_daemons import NO_IPVS as SYNC_NO_IPVS
 from fabfile.ops.sync_daemons import Row, status
@@ -113,11 +113,12 @@ def test_observe_script_framing_round_trips_real_output(tmp_path):
              cat(F.IPVS_STATS, "ipvsadm/L_n_stats_exact.txt"),
              cat(F.SERVICES, "systemctl/show_deployed.txt"),
              F.files(paths)]
-    out = subprocess.run(["sh", "-c", script(facts, TOKEN)], capture_output=True, text=True, timeout=20).stdout
+    out = subprocess.run(["sh", "-c", script(facts)], capture_output=True, text=True, timeout=20).stdout
+    token, out = frames_token(out)             # drawn on the node (tests/unit/test_frame_token.py)
     files = {paths[0]: LiveFile(0o600, b"vrrp_instance VI_1 {\n    auth_pass s3cret\n}\n"), paths[1]: None,
              paths[2]: LiveFile(0o755, b"#!/bin/sh\nexit 0\n"), paths[3]: LiveFile(0o644, b"")}
     # the files fact's tar carries times and owners: compare it parsed, everything else byte for byte
-    files_out = out.split(f"@@{TOKEN} fact files\n", 1)[1].split(f"\n@@{TOKEN} stderr", 1)[0]
+    files_out = out.split(f"@@{token} fact files\n", 1)[1].split(f"\n@@{token} stderr", 1)[0]
     out = out.replace(files_out, file_listing(files))
     assert out == frame({
         "addrs": (read("ip_addr/guest_director.txt"), "", 0),
@@ -127,8 +128,8 @@ def test_observe_script_framing_round_trips_real_output(tmp_path):
         "ipvs_stats": (read("ipvsadm/L_n_stats_exact.txt"), "", 0),
         "units": (read("systemctl/show_deployed.txt"), "", 0),
         "files": (file_listing(files), "", 0),
-    })
-    s = parse_state("node1", facts, out, TOKEN)
+    }, token)
+    s = parse_state("node1", facts, out, token)
     assert [i.name for i in s.interfaces] == ["lo", "eth0", "eth1"]
     assert s.holds(VIP) and s.vips_on_lo == {"127.0.0.1", "::1"}
     assert s.sysctl["net.ipv4.conf.eth0.arp_announce"] == "2"

@@ -34,7 +34,7 @@ from fabfile.infra.facts import NodeState
 from fabfile.model.loading import InventoryError, inventory_dir
 from fabfile.infra.observe import parse_state, script
 from fabfile.parsers import ParseError
-from fabfile.parsers.lbtk import LiveFile, Raw
+from fabfile.parsers.lbtk import LiveFile, Raw, frames_token
 from fabfile.infra.remote import RemoteError
 from fabfile.tasks.common import one_line_errors
 from tests.cli import inv
@@ -63,12 +63,14 @@ def test_frame_is_what_the_script_prints():
     fake = [F.Fact("one", "printf 'a b\\nc\\n'; echo oops >&2; (exit 3)", lambda r: r, "kernel"),
             F.Fact("two", "printf 'no newline'", lambda r: r, "kernel"),
             F.Fact("three", "true", lambda r: r, "kernel")]
-    out = subprocess.run(["/bin/sh", "-c", script(fake, TOKEN)], capture_output=True, text=True,
+    out = subprocess.run(["/bin/sh", "-c", script(fake)], capture_output=True, text=True,
                          timeout=10).stdout
-    assert out == (frame("one", "a b\nc\n", "oops\n", 3) + frame("two", "no newline") + frame("three", ""))
+    token, out = frames_token(out)             # drawn on the node: tests/unit/test_frame_token.py
+    assert out == (frame("one", "a b\nc\n", "oops\n", 3, token) + frame("two", "no newline", token=token)
+                   + frame("three", "", token=token))
     seen = {}
     for f in fake:
-        parse_state(NODE, [F.Fact(f.name, f.command, lambda r, n=f.name: seen.setdefault(n, r), "kernel")], out, TOKEN)
+        parse_state(NODE, [F.Fact(f.name, f.command, lambda r, n=f.name: seen.setdefault(n, r), "kernel")], out, token)
     # (a body's final newline is not kept: "a\n" and "a" read the same, which no parser minds)
     assert (seen["one"].stdout.rstrip("\n"), seen["one"].stderr.rstrip("\n"), seen["one"].exited) == ("a b\nc", "oops", 3)
     assert seen["two"] == Raw("no newline", "", 0) and seen["three"] == Raw("", "", 0)

@@ -41,7 +41,7 @@ from fabfile.model.context import Env
 from fabfile.model.loading import load
 from fabfile.model.secrets import resolve_all
 from fabfile.parsers import ParseError, ip_addr
-from fabfile.parsers.lbtk import LiveFile, Raw
+from fabfile.parsers.lbtk import FRAMES, LiveFile, Raw
 
 from .core_fixtures import DPKG_CAPTURE, TOKEN, UNAME_CAPTURE, addrs_json, file_listing, frame, read, units_output
 
@@ -226,16 +226,18 @@ class Cluster:
     outputs: dict[str, dict[str, tuple[str, str, int]]] = {}
 
 
-_FACT = re.compile(r"@@(\w+) fact %s\\n' (\S+);")
+_FACT = re.compile(r"fact %s\\n' \"\$__t\" (\S+);")
 
 
 def fake_run(c, command, check=True, timeout=None):
     """One round trip: observe.script's frames, each fact answered with what this node prints."""
     asked = _FACT.findall(command)
     assert asked, "only observe's fact scripts are run on the read path"
-    token = asked[0][0]
     mine = Cluster.outputs[c.name]
-    return remote.Result(frame({name: mine.get(name, ("", "", 0)) for _, name in asked}, token), "", 0)
+    # the script's header names the token the node drew (parsers.lbtk.frames_token), then the frames
+    token = "5eed0f1e-2a3b-4c5d-8e9f-001122334455"
+    return remote.Result(f"{FRAMES} {token}\n" + frame({name: mine.get(name, ("", "", 0)) for name in asked}, token),
+                         "", 0)
 
 
 @pytest.fixture(scope="module")

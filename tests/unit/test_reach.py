@@ -79,14 +79,15 @@ def test_an_inventory_gateway_is_checked_too():
     assert c.gateway.host == "127.0.0.9" and isinstance(c.gateway.client._policy, paramiko.RejectPolicy)
 
 
-def test_sudo_wraps_every_command_and_feeds_the_password_on_stdin(monkeypatch):
+def test_sudo_wraps_every_command_and_answers_its_prompt(monkeypatch):
     inv = inv_with({"user": "ops", "become": "sudo"}, node_ssh={"become_password_env": "T_SUDO_PW"})
     c0, c1 = remote.connect(inv, inv.nodes[0]), remote.connect(inv, inv.nodes[1])
-    cmd, stdin = remote.privileged(c0, "systemctl reload keepalived")
-    assert cmd == "sudo -n -H -- sh -c 'systemctl reload keepalived'" and stdin is None
+    cmd, prompt = remote.privileged(c0, "systemctl reload keepalived")
+    assert cmd == "sudo -n -H -- sh -c 'exec </dev/null\nsystemctl reload keepalived'" and prompt is None
     monkeypatch.setenv("T_SUDO_PW", "s3cret")
-    cmd, stdin = remote.privileged(c1, "cat /etc/shadow")
-    assert cmd.startswith("sudo -S -p '' -H -- sh -c ") and "s3cret" not in cmd and stdin == "s3cret\n"
+    cmd, prompt = remote.privileged(c1, "cat /etc/shadow")
+    assert cmd.startswith(f"sudo -k -S -p {prompt.marker} -H -- sh -c ") and "s3cret" not in cmd
+    assert prompt.reply(prompt.marker) == "s3cret\n"     # tests/unit/test_sudo_prompt.py: only then
     monkeypatch.delenv("T_SUDO_PW")
     with pytest.raises(remote.RemoteError, match="sudo needs a password: set the environment variable T_SUDO_PW"):
         remote.privileged(c1, "true")
