@@ -24,3 +24,12 @@ def test_every_tier_has_its_directory_and_its_marker_declared():
     names = {m.split(":", 1)[0] for m in declared}
     for t in TIERS:
         assert (TESTS / t).is_dir() and t in names, t
+
+
+def test_a_tier_that_the_mark_expression_cannot_match_is_not_collected():
+    from tests.conftest import may_select
+    assert [t for t in TIERS if may_select("unit", t)] == ["unit"]
+    assert [t for t in TIERS if may_select("not unit", t)] == ["lab", "cluster", "kernel"]
+    assert [t for t in TIERS if may_select("both_kernels", t)] == list(TIERS)   # any tier may carry it
+    assert [t for t in TIERS if may_select("kernel and not both_kernels", t)] == ["kernel"]
+    assert all(may_select(x, "lab") for x in ("", "(((", "unit or lab"))           # in doubt: collected
