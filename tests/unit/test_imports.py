@@ -79,7 +79,14 @@ for lib in libs.decode().split():
     except BaseException:
         pass
 assert not any(ours(m) for m in sys.modules)
-todo, running, width = list(sys.argv[1:]), {}, 4      # children at once (each < 3000 bytes of output)
+# Importing a.b.c alone first imports a, then a.b, each exactly as importing it alone would: a
+# child that got a.b.c reports the packages it completed on the way, and those need no child of
+# their own (packages go last, so most are covered that way).
+def parents(mod):
+    parts = mod.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts))]
+todo = sorted(sys.argv[1:], key=lambda m: any(p.startswith(m + ".") for p in sys.argv[1:]))
+running, width = {}, 4                                 # children at once (each < 3000 bytes of output)
 while todo or running:
     while todo and len(running) < width:
         mod = todo.pop(0)
@@ -89,19 +96,26 @@ while todo or running:
             os.close(r)
             try:
                 __import__(mod)
-                os._exit(0)
+                code, err = 0, ""
             except BaseException:
-                os.write(w, traceback.format_exc().encode()[-3000:])
-                os._exit(1)
+                code, err = 1, traceback.format_exc()[-3000:]
+            done = [p for p in parents(mod) if p in sys.modules]
+            os.write(w, (" ".join(done) + "\n" + err).encode())
+            os._exit(code)
         os.close(w)
         running[pid] = (mod, r)
     pid, status = os.wait()
     mod, r = running.pop(pid)
-    err = b""
+    out = b""
     while chunk := os.read(r, 65536):
-        err += chunk
+        out += chunk
     os.close(r)
-    print(repr((mod, os.waitstatus_to_exitcode(status), err.decode(errors="replace"))), flush=True)
+    done, _, err = out.decode(errors="replace").partition("\n")
+    print(repr((mod, os.waitstatus_to_exitcode(status), err)), flush=True)
+    for p in done.split():
+        if p in todo:
+            todo.remove(p)
+            print(repr((p, 0, "")), flush=True)
 """
 
 
