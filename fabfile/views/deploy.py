@@ -18,6 +18,13 @@ def show(out: Outcome, fmt=None) -> None:
         say_moves(out.moves)
     else:
         summary(out.runs, out.phases, fmt)
+        if any(r.done for r in out.runs):
+            output.say(rolled(out.batches))
+
+
+def rolled(batches: list[list[str]]) -> str:
+    """How a change rolled (--batch): `batches: node3+node2, then node1`, a `+` taken at once."""
+    return "batches: " + ", then ".join("+".join(b) for b in batches)
 
 
 def packages(runs: list[NodeRun], fmt) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import subprocess
 import threading
 import time
@@ -303,25 +304,82 @@ def _as_rendered(env: str) -> set[str]:
             if ln.startswith("node") and ln.rstrip().endswith("as rendered")}
 
 
-@pytest.mark.parametrize("after_s", [0.6, 1.2, 2.0, 3.0])
-def test_interrupted_deploy_leaves_each_node_old_or_new(deployed, after_s):
+def _said(pattern: str):
+    """The point at which the deploy has printed a progress line matching `pattern`."""
+    rx = re.compile(pattern)
+    return lambda lines, nodes: any(rx.match(ln) for ln in lines)
+
+
+def _lock_held(lines, nodes) -> bool:
+    """The point at which node1 carries the deploy's lock record (nothing applied yet)."""
+    from fabfile.infra.facts import LOCK_PATH
+    return sh(nodes["node1"], f"cat {LOCK_PATH} 2>/dev/null").stdout.strip() != ""
+
+
+# Where the Ctrl-C lands, each a point the deploy makes observable (its lock record on the nodes, its
+# progress lines), in the rolling order node3, node2, node1 of a weight change (every node's
+# keepalived.conf, no VIP move); and the nodes that had taken the change before that point, whatever
+# the machine's speed.
+INTERRUPT_AT = {
+    "lock-held": (_lock_held, set()),
+    "node3-staged": (_said(r"node3: uploaded "), set()),
+    "node3-validated": (_said(r"node3: keepalived -t: ok$"), set()),
+    "node3-done": (_said(r"node3: \d+ change\(s\)$"), {"node3"}),
+    "node1-staged": (_said(r"node1: uploaded "), {"node3", "node2"}),
+}
+
+
+def interrupted_deploy(env: str, reached, nodes) -> tuple[int, list[str], str]:
+    """`inv deploy --env ENV`, SIGINT once it has started and `reached(stdout lines so far, nodes)` is true.
+    Returns (exit code, stdout lines, stderr); fails if the deploy ended before that point."""
     import os
     import signal
     import sys
+    p = subprocess.Popen([sys.executable, "-m", "invoke", "deploy", "--env", env], cwd=ROOT,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env={**os.environ, "LBTK_FORMAT": "plain"})
+    lines: list[str] = []
+    err: list[str] = []
+
+    def read_lines():
+        for ln in p.stdout:          # each line as the deploy prints it (its progress flushes)
+            lines.append(ln.rstrip("\n"))
+    readers = [threading.Thread(target=read_lines, daemon=True),
+               threading.Thread(target=lambda: err.append(p.stderr.read()), daemon=True)]
+    for t in readers:
+        t.start()
+    deadline = time.monotonic() + 120
+    try:
+        # the task's first line first (its inventory named): a SIGINT while the interpreter
+        # starts would test Python's start-up, not the deploy
+        while not (lines and reached(list(lines), nodes)):
+            assert p.poll() is None, f"the deploy ended (exit {p.returncode}) before the point:\n" + "\n".join(lines)
+            assert time.monotonic() < deadline, "the deploy never reached the point:\n" + "\n".join(lines)
+            time.sleep(0.01)
+        p.send_signal(signal.SIGINT)
+        p.wait(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+        for t in readers:
+            t.join(10)
+    return p.returncode, lines, "".join(err)
+
+
+@pytest.mark.parametrize("point", list(INTERRUPT_AT))
+def test_interrupted_deploy_leaves_each_node_old_or_new(deployed, nodes, point):
+    reached, taken_before = INTERRUPT_AT[point]
 
     def node3_weight_2(d):
         d["virtual_servers"][0]["real_servers"][2]["weight"] = 2
     with variant("interrupt", node3_weight_2) as env:
-        p = subprocess.Popen([sys.executable, "-m", "invoke", "deploy", "--env", env], cwd=ROOT,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             env={**os.environ, "LBTK_FORMAT": "plain"})
-        time.sleep(after_s)
-        p.send_signal(signal.SIGINT)
-        out, err = p.communicate(timeout=60)
-        assert "Traceback" not in out + err
+        code, out, err = interrupted_deploy(env, reached, nodes)
+        assert "Traceback" not in "\n".join(out) + err
+        assert code == 130 and err.strip().splitlines() == ["interrupted"], (code, out, err)
         old, new = _as_rendered("lab"), _as_rendered(env)
-    assert old | new == {"node1", "node2", "node3"}, (after_s, out, err)
-    inv("deploy", "--env", "lab", check=True)   # the next deploy finishes or reverts cleanly
+    assert old | new == {"node1", "node2", "node3"}, (point, out, err)
+    assert taken_before <= new, (point, new, out)
+    inv("deploy", "--env", "lab", check=True)   # the next deploy finishes or reverts cleanly (no lock left)
     assert inv("diff", "--env", "lab").returncode == 0
     v = inv("verify", "--env", "lab", "--json")
     assert v.returncode == 0, v.stdout + v.stderr

@@ -568,6 +568,17 @@ def test_backups_first_by_ascending_priority_vip_holder_last(monkeypatch):
     assert planned_moves(new, runs) == []
 
 
+def test_batch_takes_the_backups_n_at_a_time_and_the_deploy_says_so(monkeypatch):
+    from fabfile.views.deploy import rolled
+    old = lab_env(monkeypatch)
+    new = _changed(monkeypatch, lambda d: d["virtual_servers"][0].update(delay_loop=5))
+    runs = running(old, new, holder="node1")
+    batches, why = rolling_batches(new, runs, batch=2)
+    assert (batches, why) == ([["node3", "node2"], ["node1"]], None)
+    assert rolled(batches) == "batches: node3+node2, then node1"
+    assert rolled(rolling_batches(new, runs)[0]) == "batches: node3, then node2, then node1"
+
+
 @pytest.mark.parametrize("what, edit", [
     ("virtual_router_id", lambda d: d["vrrp_instances"][0].update(virtual_router_id=52)),
     ("advert_int", lambda d: d["vrrp_instances"][0].update(advert_int=2)),

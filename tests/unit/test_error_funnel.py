@@ -492,33 +492,38 @@ CHILD = textwrap.dedent("""
     import json, sys
     from fabfile.model import loading as inventory; from fabfile.infra import remote
     from fabfile.errors import one_line
-    port, key, known = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-    inv = inventory.parse({
-        "cluster": "loop",
-        "defaults": {"interface": "lo", "ssh": {"user": "root", "port": port, "key_filename": key,
-                                                "known_hosts": known, "connect_timeout": 5}},
-        "nodes": [{"name": "loop1", "host": "127.0.0.1", "priority": 100, "state": "MASTER"}],
-        "vrrp_instances": [{"name": "VI_1", "virtual_router_id": 51, "virtual_ipaddress": ["127.0.0.100"]}],
-    })
-    node = inv.nodes[0]
-    assert node.host == "127.0.0.1" and inv.ssh_of(node).port == port   # loopback only
-    c = remote.connect(inv, node)
-    try:
-        remote.run(c, "true", timeout=10)
-        out = {"error": None}
-    except remote.RemoteError as e:
-        out = {"error": str(e), "line": one_line(e)[0], "code": one_line(e)[1]}
-    finally:
-        c.close()
-    print(json.dumps(out))
+
+    def attempt(port, key, known):
+        inv = inventory.parse({
+            "cluster": "loop",
+            "defaults": {"interface": "lo", "ssh": {"user": "root", "port": port, "key_filename": key,
+                                                    "known_hosts": known, "connect_timeout": 5}},
+            "nodes": [{"name": "loop1", "host": "127.0.0.1", "priority": 100, "state": "MASTER"}],
+            "vrrp_instances": [{"name": "VI_1", "virtual_router_id": 51, "virtual_ipaddress": ["127.0.0.100"]}],
+        })
+        node = inv.nodes[0]
+        assert node.host == "127.0.0.1" and inv.ssh_of(node).port == port   # loopback only
+        c = remote.connect(inv, node)
+        try:
+            remote.run(c, "true", timeout=10)
+            return {"port": port, "error": None}
+        except remote.RemoteError as e:
+            return {"port": port, "error": str(e), "line": one_line(e)[0], "code": one_line(e)[1]}
+        finally:
+            c.close()
+
+    key, known = sys.argv[1], sys.argv[2]
+    for port in sys.argv[3:]:                   # every case in this one interpreter: a JSON line each
+        print(json.dumps(attempt(int(port), key, known)), flush=True)
 """)
 
 
-def _run_child(port: int, tmp_path: Path) -> tuple[dict, subprocess.CompletedProcess]:
-    r = subprocess.run([sys.executable, "-c", CHILD, str(port), str(tmp_path / "no_such_key"),
-                        str(tmp_path / "known_hosts")], cwd=ROOT, capture_output=True, text=True, timeout=60)
+def _run_child(ports: list[int], tmp_path: Path) -> tuple[dict[int, dict], subprocess.CompletedProcess]:
+    r = subprocess.run([sys.executable, "-c", CHILD, str(tmp_path / "no_such_key"), str(tmp_path / "known_hosts"),
+                        *map(str, ports)], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
-    return json.loads(r.stdout.strip().splitlines()[-1]), r
+    outs = [json.loads(ln) for ln in r.stdout.strip().splitlines()[-len(ports):]]
+    return {o["port"]: o for o in outs}, r
 
 
 class GarbageServer:
@@ -560,12 +565,25 @@ def _check_one_line(out: dict, port: int):
     assert out["code"] == EXIT_ERROR
 
 
-def test_non_ssh_server_prints_no_traceback(tmp_path):
+@pytest.fixture(scope="module")
+def loopback_failures(tmp_path_factory):
+    """One child, two SSH failures on 127.0.0.1: a server that is not SSH, and a closed port
+    (bound, never listening: a connect is refused, and no one can take the port)."""
     srv = GarbageServer()
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    closed_port = closed.getsockname()[1]
     try:
-        out, r = _run_child(srv.port, tmp_path)
+        outs, r = _run_child([srv.port, closed_port], tmp_path_factory.mktemp("ssh"))
     finally:
         srv.close()
+        closed.close()
+    return {"garbage": (outs[srv.port], srv), "closed": (outs[closed_port], closed_port), "run": r}
+
+
+def test_non_ssh_server_prints_no_traceback(loopback_failures):
+    out, srv = loopback_failures["garbage"]
+    r = loopback_failures["run"]
     assert srv.accepted >= 1, "the client never reached the test server"
     assert "Traceback" not in r.stderr and "Error reading SSH protocol banner" not in r.stderr, r.stderr
     assert r.stderr.strip() == "", r.stderr
@@ -573,14 +591,9 @@ def test_non_ssh_server_prints_no_traceback(tmp_path):
     assert "banner" in out["error"].lower() or "ssh" in out["error"].lower(), out
 
 
-def test_closed_port_prints_no_traceback(tmp_path):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))        # bound, never listening: a connect is refused, and no one can take the port
-    port = s.getsockname()[1]
-    try:
-        out, r = _run_child(port, tmp_path)
-    finally:
-        s.close()
+def test_closed_port_prints_no_traceback(loopback_failures):
+    out, port = loopback_failures["closed"]
+    r = loopback_failures["run"]
     assert "Traceback" not in r.stderr and r.stderr.strip() == "", r.stderr
     _check_one_line(out, port)
     assert "connection refused" in out["error"], out

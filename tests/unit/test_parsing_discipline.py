@@ -132,6 +132,9 @@ def _targets(t: ast.AST) -> list[str]:
     return []
 
 
+BINDERS = (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.NamedExpr, ast.For, ast.AsyncFor)   # what scope_taint reads
+
+
 def _params(args: ast.arguments) -> list[str]:
     return [a.arg for a in (*args.posonlyargs, *args.args)]
 
@@ -157,6 +160,8 @@ class Analysis:
                     self.funcs[qual] = (m, node)
                     if qual.count(".") > m.name.count(".") + 1:
                         self.nested[(m.name, node.name)] = qual
+        self._listed: dict[int, tuple[list, list[ast.AST], list[ast.AST]]] = {}   # see _nodes_of
+        self._events: dict[int, tuple[ast.AST, list]] = {}                        # see _events_of
         self.tainted_params: dict[str, set[str]] = {}   # function -> parameters that receive output
         self.tainted_returns: set[str] = set()          # functions that return output
         self.findings: set[Finding] = set()
@@ -255,7 +260,7 @@ class Analysis:
     def scope_taint(self, m: Module, body: list[ast.AST], start: set[str], cls: str | None) -> set[str]:
         """Names in this scope that hold output (flow-insensitive, to a fixpoint)."""
         tainted = set(start)
-        stmts = list(self._scope_nodes(body))
+        stmts = self._nodes_of(body)[1]           # the binding statements
         while True:
             before = len(tainted)
             for n in stmts:
@@ -270,6 +275,15 @@ class Analysis:
                     tainted |= set(_targets(n.target))
             if len(tainted) == before:
                 return tainted
+
+    def _nodes_of(self, body: list[ast.AST]) -> tuple[list[ast.AST], list[ast.AST]]:
+        """(every node of the scope, the ones that bind names), listed once: each pass to the
+        fixpoint reads the same scopes again."""
+        got = self._listed.get(id(body))
+        if got is None or got[0] is not body:           # `body` held too: its id is not reused
+            nodes = list(self._scope_nodes(body))
+            got = self._listed[id(body)] = (body, nodes, [n for n in nodes if isinstance(n, BINDERS)])
+        return got[1], got[2]
 
     @staticmethod
     def _scope_nodes(body: list[ast.AST]):
@@ -324,7 +338,7 @@ class Analysis:
             tainted = self.scope_taint(m, body, start, cls)
             taints.append(tainted)
             if qual and qual not in self.tainted_returns:
-                rets = [n.value for n in self._scope_nodes(body) if isinstance(n, ast.Return)]
+                rets = [n.value for n in self._nodes_of(body)[0] if isinstance(n, ast.Return)]
                 if any(self.carries(m, r, tainted, cls) for r in rets):
                     self.tainted_returns.add(qual)
                     changed = True
@@ -334,24 +348,37 @@ class Analysis:
 
     def _calls_and_sinks(self, m: Module, stmt: ast.AST, tainted: set[str], cls, report: bool) -> bool:
         changed = False
-
-        def visit(n, t):
-            nonlocal changed
-            if isinstance(n, SCOPES):
-                return                                            # its own scope
-            if isinstance(n, (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)):
-                t = self._comp_taint(m, n, t, cls)
+        for n, comps in self._events_of(stmt):
+            t = tainted
+            for comp in comps:                                    # a comprehension's names
+                t = self._comp_taint(m, comp, t, cls)
             if isinstance(n, ast.Call):
                 changed |= self._propagate_call(m, n, t, cls)
                 if report:
                     self._sink_call(m, n, t, cls)
-            elif isinstance(n, ast.Compare) and report:
+            elif report:
                 self._sink_compare(m, n, t, cls)
-            for ch in ast.iter_child_nodes(n):
-                visit(ch, t)
-
-        visit(stmt, tainted)
         return changed
+
+    def _events_of(self, stmt: ast.AST) -> list[tuple[ast.AST, tuple]]:
+        """The calls and comparisons of a statement in walk order (nested scopes are their own),
+        each with the comprehensions around it: listed once, every pass to the fixpoint reads them."""
+        got = self._events.get(id(stmt))
+        if got is None or got[0] is not stmt:               # `stmt` held too: its id is not reused
+            events: list[tuple[ast.AST, tuple]] = []
+
+            def walk(n, comps):
+                if isinstance(n, SCOPES):
+                    return
+                if isinstance(n, (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)):
+                    comps = (*comps, n)
+                if isinstance(n, (ast.Call, ast.Compare)):
+                    events.append((n, comps))
+                for ch in ast.iter_child_nodes(n):
+                    walk(ch, comps)
+            walk(stmt, ())
+            got = self._events[id(stmt)] = (stmt, events)
+        return got[1]
 
     def _propagate_call(self, m, call: ast.Call, tainted, cls) -> bool:
         q = self.resolve(m, call.func, cls)

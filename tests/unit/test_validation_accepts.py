@@ -1,6 +1,8 @@
 """What keepalived 2.2.7 accepts, the model accepts too (it used to refuse some): every
 scheduler keepalived knows, the same virtual_router_id on two interfaces, VRRPv3 sub-second
-adverts. Each is rendered and checked by the real `keepalived -t` with zero messages."""
+adverts. Each is rendered and checked by the real `keepalived -t` with zero messages (as root: the
+check runs in a network namespace holding the node's interfaces; without root the test is skipped,
+visibly, after the model has accepted the inventory)."""
 from __future__ import annotations
 
 import copy
@@ -23,7 +25,7 @@ def accepted(data: dict) -> None:
     os.environ.setdefault("LBTK_T_SECRET", "abc12345")
     files = render_all(inv, {vi.name: "abc12345" for vi in inv.vrrp_instances if vi.authentication}, ASSUMED)
     if os.geteuid() != 0:
-        return
+        pytest.skip("keepalived -t runs in a network namespace with the node's interfaces: needs root")
     for n in inv.nodes:
         conf = next(f.content for f in files[n.name] if f.path == CONF)
         r = keepalived_check(inv, n, conf)
