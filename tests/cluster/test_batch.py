@@ -6,7 +6,7 @@ import re
 
 import yaml
 
-from fabfile.model.loading import INVENTORY_DIR
+from fabfile.model.loading import inventory_dir
 
 from .conftest import inv, inv_json, sh
 
@@ -19,7 +19,7 @@ def first_line(lines: list[str], pattern: str) -> int:
 
 
 def test_batch_2_takes_both_backups_at_once_then_the_vip_holder(deployed, nodes, tmp_path):
-    data = yaml.safe_load((INVENTORY_DIR / "lab.yaml").read_text())
+    data = yaml.safe_load((inventory_dir() / "lab.yaml").read_text())
     data["virtual_servers"][0]["real_servers"][2]["weight"] = 2   # every node's keepalived.conf, no VIP move
     heavier = tmp_path / "lab-batch.yaml"
     heavier.write_text(yaml.safe_dump(data, sort_keys=False))
