@@ -3,8 +3,10 @@
     .venv/bin/python scripts/gen-docs.py           # rewrite both files
     .venv/bin/python scripts/gen-docs.py --check   # exit 1 when either differs from the schema
 
-The schema (fabfile/model/schema.py) is the one place a key is defined; these files are views of
-it, and tests/unit/test_docs.py fails when they drift. Output depends only on the schema, the
+The schema (fabfile/model/schema.py, and the lab's sections in fabfile/lab/schema.py, which the
+product knows only as the models registered in fabfile.model.extensions) is the one place a key and
+its description are defined; these files are views of it, and tests/unit/test_docs.py fails when
+they drift. Output depends only on the schema, the
 keepalived.conf template and the committed inventories (no dates, no machine paths), so two runs
 write the same bytes.
 """
@@ -27,12 +29,9 @@ from pydantic_core import PydanticUndefined
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import fabfile.lab.hooks  # noqa: E402,F401  (registers the lab's sections, as `inv` and the tests do)
+from fabfile.model.extensions import ExtensionSection  # noqa: E402
 from fabfile.model.schema import Inventory  # noqa: E402
-
-try:   # the lab's sections are extensions: registered by the lab, as `inv` and the tests do
-    import fabfile.lab.hooks  # noqa: E402,F401
-except ImportError:
-    pass
 
 MARKDOWN = ROOT / "docs" / "inventory.md"
 JSON_SCHEMA = ROOT / "docs" / "inventory.schema.json"
@@ -103,11 +102,16 @@ def _union_members(tp) -> list:
 
 
 def _extension_model(field: FieldInfo) -> type[BaseModel] | None:
-    """The model behind an extension section (metadata with a `model()`, e.g. the lab's `lab:`)."""
+    """The model an extension section (the lab's `lab:`, typed Any in the schema) is validated by:
+    the one registered in fabfile.model.extensions, so the reference and the editors' JSON Schema
+    document it as `inv` checks it."""
     for m in field.metadata:
-        model = getattr(m, "model", None)
-        if callable(model) and not isinstance(model, type):
-            return model()
+        if isinstance(m, ExtensionSection):
+            model = m.model()
+            if model is None:
+                sys.exit(f"scripts/gen-docs.py: no model is registered for the `{m.which}` extension section "
+                         "(fabfile.model.extensions) — fabfile/lab/hooks.py registers the lab's")
+            return model
     return None
 
 
@@ -355,13 +359,17 @@ def markdown() -> str:
     out = [
         "# Inventory reference",
         "",
-        f"Generated from `fabfile/model/schema.py` by `{REGENERATE}`: do not edit by hand",
-        "(`tests/unit/test_docs.py` fails when this file and the schema differ).",
+        "Generated from `fabfile/model/schema.py` and the lab's `fabfile/lab/schema.py` by",
+        f"`{REGENERATE}`: do not edit by hand (`tests/unit/test_docs.py` fails",
+        "when this file and the schema differ).",
         "",
         "An inventory is `inventories/NAME.yaml`, read by every task's `--env NAME`. Keys are",
         "keepalived.conf's own names where keepalived has one (the *keepalived* column; empty: a key",
-        "of the toolkit). *unset*: the key may be left out. Unknown keys are refused, each mistake one",
-        "line naming the field and the fix.",
+        "of the toolkit). *default*: what applies when the key is left out; *unset*: the key may be left",
+        "out, and its description says what then happens (keepalived's own default, where keepalived",
+        "decides). Durations are in seconds. Values keep their YAML type: a number is written as a",
+        "number, a flag as true or false (`yes`, `on`, `0x10`, `010` and `1e3` are text here). Unknown",
+        "keys are refused, each mistake one line naming the field and the fix.",
         "Examples are taken from the committed inventories. For an editor, point the YAML language",
         "server at [inventory.schema.json](inventory.schema.json):",
         "`# yaml-language-server: $schema=../docs/inventory.schema.json` on an inventory's first line.",
@@ -406,7 +414,8 @@ def _with_extensions(schema: dict) -> dict:
             defs.update(own.pop("$defs", {}))
             defs[extension.__name__] = own
             target["properties"][name] = {"anyOf": [{"$ref": f"#/$defs/{extension.__name__}"},
-                                                    {"type": "null"}], "default": None}
+                                                    {"type": "null"}], "default": None,
+                                          **({"description": field.description} if field.description else {})}
     schema["$defs"] = dict(sorted(defs.items()))
     return schema
 

@@ -71,6 +71,9 @@ if [ "${1:-}" = --kernel ]; then
     kernels="$kernels $kver"
   done
 fi
+# a secret file group or others may read is refused (as ssh refuses such a key), and git checks
+# files out 0644: the committed demo secret gets the mode any secret file of the user's has
+chmod 600 inventories/secrets/example.auth_pass
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi

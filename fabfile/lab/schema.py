@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
 from fabfile.lab import DEFAULT_RELEASE
 from fabfile.model.schema import FieldProblem, Strict, _check_any_ip, _check_ip, _check_ipv6
@@ -21,17 +21,18 @@ Release = Literal["bookworm", "trixie"]
 
 class NodeLab(Strict):
     """A node's own lab settings, over the inventory's `lab:` section (a mixed cluster)."""
-    release: Release | None = None
+    release: Release | None = Field(None, description="This node's Debian release, over lab.release (a mixed "
+                                    "cluster).")
 
 
 class LabBastion(Strict):
     """A production-shaped lab: the directors sit on `inner_bridge`, which the host has no address
     on (it cannot reach them), and one more node, the bastion, has a leg on both bridges."""
-    name: str = "bastion"
-    host: str                            # on `bridge`, reached from the host
-    inner: str                           # its address/prefix on inner_bridge, e.g. 10.189.0.94/27
-    mac: str | None = None
-    inner_mac: str | None = None
+    name: str = Field("bastion", description="The bastion node's name.")
+    host: str = Field(description="Its IPv4 address on `bridge`, which the host reaches.")
+    inner: str = Field(description="Its address/prefix on inner_bridge, e.g. 10.189.0.94/27.")
+    mac: str | None = Field(None, description="The MAC of its leg on `bridge`; unset: one the kernel picks.")
+    inner_mac: str | None = Field(None, description="The MAC of its leg on inner_bridge; unset: likewise.")
 
     _ip = field_validator("host")(lambda v: _check_ip(v))
 
@@ -39,28 +40,34 @@ class LabBastion(Strict):
 class LabUsers(Strict):
     """Who logs in: root login refused, `name` with sudo (NOPASSWD, except on `sudo_password_nodes`,
     whose password lab.up writes to `password_file`, relative to inventories/)."""
-    name: str = "ops"
-    sudo_password_nodes: list[str] = []
-    password_file: str | None = None
+    name: str = Field("ops", description="The user that logs in, with sudo (root login is refused).")
+    sudo_password_nodes: list[str] = Field([], description="Nodes whose sudo asks for a password (the others: "
+                                           "NOPASSWD).")
+    password_file: str | None = Field(None, description="Where lab.up writes that password (random, mode 0600), "
+                                      "relative to inventories/.")
 
 
 class Lab(Strict):
-    bridge: str = "lbtk-br0"
-    gateway: str = "10.189.0.1/24"
-    inner_bridge: str | None = None      # with bastion: the directors' own segment
-    bastion: LabBastion | None = None
-    users: LabUsers | None = None        # None: root logs in (the plain lab)
-    ssh_config: str | None = None        # where lab.up writes the ssh_config naming every node
-    gateway6: str | None = None          # the host's IPv6 address/prefix on `bridge` (dual-stack labs)
-    release: Release = DEFAULT_RELEASE   # the nodes' Debian release; a node's own lab.release overrides
+    """The local lab this inventory describes: `inv lab.up` builds its nodes on this machine."""
+    bridge: str = Field("lbtk-br0", description="The host's bridge the nodes sit on.")
+    gateway: str = Field("10.189.0.1/24", description="The host's address/prefix on `bridge`, the nodes' gateway.")
+    inner_bridge: str | None = Field(None, description="With bastion: the directors' own segment, which the host "
+                                     "has no address on.")
+    bastion: LabBastion | None = Field(None, description="A bastion node on both bridges: the production shape.")
+    users: LabUsers | None = Field(None, description="Who logs in; unset: root (the plain lab).")
+    ssh_config: str | None = Field(None, description="Where lab.up writes the ssh_config naming every node.")
+    gateway6: str | None = Field(None, description="The host's IPv6 address/prefix on `bridge` (dual-stack labs).")
+    release: Release = Field(DEFAULT_RELEASE, description="The nodes' Debian release; a node's own lab.release "
+                             "wins.")
     # the kernel tier: the nodes run inside a qemu VM on Debian's kernel (real IPVS), reached
-    # through `bridge` (fabfile/lab/kernel.py): true boots Debian 12's (bookworm's) kernel, a release
-    # name that release's (`kernel: trixie`: Debian 13's); false: systemd nodes on this host's kernel
-    kernel: bool | Release = False
-    # a client network namespace on the lab bridge (lbtk-kclient) that `inv verify` sends real
-    # requests from, through each VIP: order, counts per real server, IPVS counters
-    client: str | None = None
-    client6: str | None = None           # the client namespace's IPv6 address (with gateway6)
+    # through `bridge` (fabfile/lab/kernel.py)
+    kernel: bool | Release = Field(False, description="The kernel tier: true runs the nodes in a qemu VM on Debian "
+                                   "12's kernel (real IPVS), a release name on that release's; false: systemd-nspawn "
+                                   "nodes on this host's kernel.")
+    # verify's traffic check reads order, counts per real server and IPVS counters from it
+    client: str | None = Field(None, description="The address of a client network namespace on `bridge` "
+                               "(lbtk-kclient) that `inv verify` sends real requests from, through each VIP.")
+    client6: str | None = Field(None, description="The client namespace's IPv6 address (with gateway6).")
 
     _client_ip = field_validator("client")(lambda v: v if v is None else _check_ip(v))
     _client6_ip = field_validator("client6")(lambda v: v if v is None else _check_ipv6(v))

@@ -183,28 +183,45 @@ def _canonical_vip(spec: str) -> str:
 class Gateway(Strict):
     """A bastion every connection goes through (Fabric's gateway, ProxyJump's equivalent). Its host
     key is checked against known_hosts like every node's."""
-    host: str
-    user: str | None = None
-    port: int | None = Field(None, ge=1, le=65535)
-    key_filename: str | None = None
-    known_hosts: str | None = None
+    host: str = Field(description="The bastion's address, DNS name or ssh_config alias.")
+    user: str | None = Field(None, description="Login user on the bastion; unset: ssh_config's User, else "
+                             "the local user.")
+    port: int | None = Field(None, ge=1, le=65535, description="The bastion's SSH port; unset: ssh_config's Port, "
+                             "else 22.")
+    key_filename: str | None = Field(None, description="Private key for the bastion, the only one offered; unset: "
+                                     "ssh_config's IdentityFile, the agent and ~/.ssh/id_*.")
+    known_hosts: str | None = Field(None, description="known_hosts file(s) the bastion's host key is checked "
+                                    "against; unset: the node's ssh.known_hosts, then ssh_config's.")
+
+
+CONNECT_TIMEOUT, RETRIES = 5.0, 2    # ssh.connect_timeout (seconds) and ssh.retries when unset
 
 
 class SSH(Strict):
     """How to reach a node. Unset fields come from ssh_config (~/.ssh/config, or config_file), then
     Fabric's defaults: the inventory overrides only what it states. A node's own `ssh:` is merged
     field by field over defaults.ssh."""
-    user: str | None = None
-    port: int | None = Field(None, ge=1, le=65535)
-    key_filename: str | None = None
-    known_hosts: str | None = None
-    connect_timeout: float | None = Field(None, gt=0)
-    config_file: str | None = None            # an ssh_config to read instead of ~/.ssh/config
-    become: Literal["sudo"] | None = None     # run every command and write every file through sudo
-    become_password_env: str | None = None    # sudo's password from this environment variable, else
-    become_password_file: str | None = None   # ... from this file (relative to inventories/, 0600)
-    gateway: Gateway | None = None            # a bastion
-    retries: int | None = Field(None, ge=0, le=10)   # connection attempts after a transient failure
+    user: str | None = Field(None, description="Login user; unset: ssh_config's User, else the local user.")
+    port: int | None = Field(None, ge=1, le=65535, description="SSH port; unset: ssh_config's Port, else 22.")
+    key_filename: str | None = Field(None, description="Private key to log in with, the only one offered; unset: "
+                                     "ssh_config's IdentityFile, the agent and ~/.ssh/id_*.")
+    known_hosts: str | None = Field(None, description="known_hosts file(s), space-separated, host keys are checked "
+                                    "against (an unknown key is refused, never added); unset: ssh_config's "
+                                    "UserKnownHostsFile, else ~/.ssh/known_hosts.")
+    connect_timeout: float | None = Field(None, gt=0, description="Seconds allowed for the TCP connection, the SSH "
+                                          f"banner and authentication, each; unset: {CONNECT_TIMEOUT:g} s.")
+    config_file: str | None = Field(None, description="An ssh_config read instead of ~/.ssh/config (Host aliases, "
+                                    "User, Port, ProxyJump ...).")
+    become: Literal["sudo"] | None = Field(None, description="sudo: run every command and write every file through "
+                                           "sudo (a login that is not root); unset: as the login user.")
+    become_password_env: str | None = Field(None, description="Environment variable holding sudo's password; unset "
+                                            "or empty: become_password_file, else NOPASSWD sudo.")
+    become_password_file: str | None = Field(None, description="File holding sudo's password, relative to "
+                                             "inventories/, mode 0600; read when become_password_env gives none.")
+    gateway: Gateway | None = Field(None, description="A bastion every connection goes through (like ssh's "
+                                    "ProxyJump); unset: direct, or ssh_config's ProxyJump.")
+    retries: int | None = Field(None, ge=0, le=10, description="Connection attempts after a transient failure "
+                                f"(refused, timed out, reset); unset: {RETRIES}.")
 
     def merged(self, over: "SSH | None") -> "SSH":
         """self with every field `over` states replacing ours."""
@@ -213,11 +230,12 @@ class SSH(Strict):
         return self.model_copy(update={k: getattr(over, k) for k in over.model_fields_set})
 
 
-CONNECT_TIMEOUT, RETRIES = 5.0, 2
-
 class Defaults(Strict):
-    interface: str = "eth0"
-    ssh: SSH = SSH()
+    """What every node shares unless it states its own."""
+    interface: str = Field("eth0", description="The interface VRRP runs on and the VIPs are added to (keepalived's "
+                           "`interface`); a node's or an instance's own interface wins.")
+    ssh: SSH = Field(SSH(), description="How every node is reached; a node's own ssh: is merged over it field by "
+                     "field.")
 
     _if = field_validator("interface")(check_ifname)
 
@@ -234,20 +252,32 @@ FAMILY_NAME = {4: "IPv4", 6: "IPv6"}
 
 
 class Node(Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    host: str                     # how SSH reaches it: an address (IPv4 or IPv6), a DNS name or an ssh_config alias
-    address: str | None = None    # its address on the VRRP segment, IPv4 or IPv6 (default: host, when an address)
-    # a dual-stack node's IPv6 address on the VRRP segment (when address/host is IPv4)
-    address6: str | None = None
-    priority: int = Field(ge=1, le=254)
-    state: Literal["MASTER", "BACKUP"] | None = None
-    interface: str | None = None
-    prefixlen: int = Field(24, ge=8, le=32)   # the node's IPv4 subnet, for the VIP-in-subnet rule
-    prefixlen6: int = Field(64, ge=8, le=128)  # the node's IPv6 subnet, likewise
-    mac: str | None = Field(None, pattern=r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
-    ssh: SSH | None = None
-    # lab inventories only, e.g. {release: trixie} for this node: the lab's schema (fabfile.model.extensions)
-    lab: Annotated[Any, ExtensionSection("node")] = None
+    """A director: keepalived, IPVS and nginx run on it."""
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="The node's name in tables, --node and "
+                      "real_servers[].node; `{node}` in router_id and the nginx page.")
+    host: str = Field(description="How SSH reaches it: an address (IPv4 or IPv6), a DNS name or an ssh_config alias.")
+    address: str | None = Field(None, description="Its address on the VRRP segment, IPv4 or IPv6 (unicast_src_ip, "
+                                "the peers' unicast_peer, a real server's address); unset: host, when an address.")
+    address6: str | None = Field(None, description="A dual-stack node's IPv6 address on the VRRP segment, for IPv6 "
+                                 "instances and services (address or host holds the IPv4 one).")
+    priority: int = Field(ge=1, le=254, description="VRRP priority, the highest node is MASTER (each node its own, "
+                          "so the election is deterministic); owner and multi_master rotate it per instance.")
+    state: Literal["MASTER", "BACKUP"] | None = Field(None, description="keepalived's initial state, at start-up "
+                                                      "only; unset: MASTER on the highest priority (or the owner), "
+                                                      "BACKUP elsewhere; nopreempt makes it BACKUP everywhere.")
+    interface: str | None = Field(None, description="This node's VRRP interface, when not defaults.interface; an "
+                                  "instance's own interface wins.")
+    prefixlen: int = Field(24, ge=8, le=32, description="Prefix length of the node's IPv4 subnet: a VIP must lie "
+                           "inside a node's subnet.")
+    prefixlen6: int = Field(64, ge=8, le=128, description="Prefix length of the node's IPv6 subnet, for the same "
+                            "rule.")
+    mac: str | None = Field(None, pattern=r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$", description="MAC address of its "
+                            "VRRP interface (`ip link show`): needed when directors are also DR real servers "
+                            "(director_fix).")
+    ssh: SSH | None = Field(None, description="How this node is reached: each field it states replaces "
+                            "defaults.ssh's.")
+    lab: Annotated[Any, ExtensionSection("node")] = Field(None, description="Lab inventories only: this node's own "
+                                                           "lab settings (its Debian release).")
 
     _if = field_validator("interface")(check_ifname)
     _addr = field_validator("address")(_ip_field)
@@ -311,10 +341,16 @@ class Node(Strict):
 
 
 class Authentication(Strict):
-    auth_type: Literal["PASS", "AH"] = "PASS"
-    auth_pass_env: str | None = None
-    auth_pass_file: str | None = None
-    generate: bool = False  # create a random secret file when missing (the lab's own)
+    """VRRPv2's advert authentication. The password is never in the inventory: it comes from
+    auth_pass_env, else auth_pass_file."""
+    auth_type: Literal["PASS", "AH"] = Field("PASS", description="PASS: a password in each advert, at most 8 "
+                                             "bytes (keepalived uses the first 8); AH: IPsec AH.")
+    auth_pass_env: str | None = Field(None, description="Environment variable holding the VRRP password; set and "
+                                      "not empty, it wins over auth_pass_file.")
+    auth_pass_file: str | None = Field(None, description="File holding the VRRP password, relative to inventories/; "
+                                       "mode 0600 (a file group or others may read is refused).")
+    generate: bool = Field(False, description="Create auth_pass_file with a random 8-byte password (mode 0600) when "
+                           "it is missing: the lab's way; a production secret is made by you.")
 
     @model_validator(mode="after")
     def _has_source(self):
@@ -325,39 +361,63 @@ class Authentication(Strict):
 
 
 class VrrpScript(Strict):
-    script: str
-    interval: PositiveInt = 2
-    weight: int = Field(0, ge=-253, le=253)
-    fall: PositiveInt | None = None
-    rise: PositiveInt | None = None
-    timeout: PositiveInt | None = None
-    user: str | None = None
+    """A check keepalived runs periodically; the instances that track it (track_script) change
+    priority, or go to FAULT, with its result."""
+    script: str = Field(description="The command, run every interval; exit 0 is success (keepalived reads it in "
+                        "double quotes: no \", # or !).")
+    interval: PositiveInt = Field(2, description="Seconds between two runs (keepalived's own default: 1).")
+    weight: int = Field(0, ge=-253, le=253, description="Added to a tracking instance's priority while the script "
+                        "succeeds (> 0), or subtracted while it fails (< 0); 0: the instance goes to FAULT on failure.")
+    fall: PositiveInt | None = Field(None, description="Consecutive failures before the script counts as failed; "
+                                     "unset: keepalived's 1.")
+    rise: PositiveInt | None = Field(None, description="Consecutive successes before it counts as good again; "
+                                     "unset: keepalived's 1.")
+    timeout: PositiveInt | None = Field(None, description="Seconds after which a run counts as failed; unset: "
+                                        "keepalived uses interval.")
+    user: str | None = Field(None, description="The user the script runs as; unset: global_defs.script_user.")
 
     _script = field_validator("script")(lambda v: quoted_string(v, "script"))
     _user = field_validator("user")(lambda v: v if v is None else keepalived_word(v, "user"))
 
 
 class VrrpInstance(Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    virtual_router_id: int = Field(ge=1, le=255)
-    advert_int: float = Field(1, gt=0, le=255)
-    vrrp_version: Literal[2, 3] = 2
-    interface: str | None = None
-    nopreempt: bool = False
-    preempt_delay: int | None = Field(None, ge=0, le=1000)
-    unicast: bool = True
-    authentication: Authentication | None = None
-    virtual_ipaddress: list[str] = Field(min_length=1)
-    notify_master: str | None = None
-    notify_backup: str | None = None
-    notify_fault: str | None = None
-    notify: str | None = None
-    track_script: list[str] = []
-    owner: str | None = None  # multi-master: the node that is MASTER of this instance
-    garp_master_delay: int | None = Field(None, ge=0)
+    """A set of VIPs that moves between the nodes as one, by VRRP."""
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="The instance's name, unique (multi_master adds "
+                      "_NODE, one instance per node).")
+    virtual_router_id: int = Field(ge=1, le=255, description="The VRID, the same on every node, unique per interface "
+                                   "and family on the segment (multi_master also takes the next N-1).")
+    advert_int: float = Field(1, gt=0, le=255, description="Seconds between the MASTER's adverts; backups take over "
+                              "after about 3 missed (VRRPv2: whole seconds, VRRPv3: 0.01 to 40.95).")
+    vrrp_version: Literal[2, 3] = Field(2, description="The VRRP version: 3 for sub-second advert_int; an IPv6 "
+                                        "instance always runs 3 (unset there: 3).")
+    interface: str | None = Field(None, description="The interface this instance runs on; unset: the node's "
+                                  "interface, else defaults.interface.")
+    nopreempt: bool = Field(False, description="A higher-priority node that comes back does not take the VIPs back; "
+                            "every node is then written state BACKUP (keepalived needs it).")
+    preempt_delay: int | None = Field(None, ge=0, le=1000, description="Seconds a node waits before taking over "
+                                      "from a lower-priority MASTER, or at start-up; unset: keepalived's 0.")
+    unicast: bool = Field(True, description="true: adverts go to the other nodes' addresses (unicast_src_ip, "
+                          "unicast_peer, check_unicast_src); false: to multicast 224.0.0.18 or ff02::12.")
+    authentication: Authentication | None = Field(None, description="VRRPv2 advert authentication; unset: none.")
+    virtual_ipaddress: list[str] = Field(min_length=1, description="The VIPs, `ADDRESS[/N] [dev IF] [label L] "
+                                         "[brd B] [scope S]`, one family an instance; the first rides the adverts, "
+                                         "the rest go in virtual_ipaddress_excluded.")
+    notify_master: str | None = Field(None, description="Command keepalived runs when the node becomes MASTER "
+                                      "of this instance.")
+    notify_backup: str | None = Field(None, description="Command run when the node becomes BACKUP.")
+    notify_fault: str | None = Field(None, description="Command run when the instance goes to FAULT.")
+    notify: str | None = Field(None, description="Command run on every state change, with `INSTANCE NAME STATE "
+                               "PRIORITY` appended (sync_daemon mode notify uses it).")
+    track_script: list[str] = Field([], description="vrrp_scripts whose result changes this instance's priority, "
+                                    "or puts it in FAULT.")
+    owner: str | None = Field(None, description="The node that holds these VIPs: it gets the top priority and "
+                              "MASTER, the rest keep their order; unset: the highest-priority node.")
+    garp_master_delay: int | None = Field(None, ge=0, description="Seconds after becoming MASTER before the second "
+                                          "set of gratuitous ARPs (0: none); unset: keepalived's 5.")
     # iptables/ip6tables rules on each node (the lbtk-fwmark unit) that drop VRRP (IP protocol 112)
     # arriving on this instance's interface from anything but the other nodes (docs/SECURITY.md)
-    vrrp_firewall: bool = False
+    vrrp_firewall: bool = Field(False, description="Drop VRRP packets arriving on this instance's interface from "
+                                "anything but the other nodes (iptables, lbtk-fwmark.service); needs unicast.")
 
     _if = field_validator("interface")(check_ifname)
     _notify = field_validator("notify_master", "notify_backup", "notify_fault", "notify")(
@@ -434,28 +494,41 @@ class VrrpInstance(Strict):
 class VrrpSyncGroup(Strict):
     """keepalived's vrrp_sync_group: its instances change state together (a dual-stack service is
     an IPv4 and an IPv6 instance in one group)."""
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    group: list[str] = Field(min_length=1)
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="The group's name, unique.")
+    group: list[str] = Field(min_length=1, description="The vrrp_instances that change state together: two or more, "
+                             "each in one group at most.")
 
 
 class TcpCheck(Strict):
-    connect_timeout: PositiveInt = 3
-    retry: int = Field(3, ge=0)
-    delay_before_retry: PositiveInt = 3
-    connect_port: int | None = Field(None, ge=1, le=65535)
+    """keepalived's TCP_CHECK: the real server is up while a TCP connection to it succeeds."""
+    connect_timeout: PositiveInt = Field(3, description="Seconds to wait for the connection (keepalived's own "
+                                         "default: 5).")
+    retry: int = Field(3, ge=0, description="Checks retried after a failure before the real server is taken out "
+                       "(keepalived's own default: 1).")
+    delay_before_retry: PositiveInt = Field(3, description="Seconds between those retries (keepalived's own "
+                                            "default: 1).")
+    connect_port: int | None = Field(None, ge=1, le=65535, description="Port to check; unset: the real server's "
+                                     "port.")
 
 
 HTTP_PATH = r"^/[^\s#!{}\"'\\]*$"   # an HTTP_GET path: keepalived reads it as one word
 
 
 class HttpGet(Strict):
-    path: str = Field("/", pattern=HTTP_PATH)
-    digest: str | None = Field(None, pattern=r"^[0-9a-f]{32}$")
-    status_code: int | None = Field(None, ge=100, le=599)
-    connect_timeout: PositiveInt = 3
-    retry: int = Field(3, ge=0)
-    delay_before_retry: PositiveInt = 3
-    connect_port: int | None = Field(None, ge=1, le=65535)
+    """keepalived's HTTP_GET: the real server is up while a GET of `path` answers as expected."""
+    path: str = Field("/", pattern=HTTP_PATH, description="The URL path requested.")
+    digest: str | None = Field(None, pattern=r"^[0-9a-f]{32}$", description="MD5 of the expected body, 32 hex "
+                               "digits (keepalived's genhash prints it).")
+    status_code: int | None = Field(None, ge=100, le=599, description="The HTTP status expected; unset: 200 "
+                                    "(with digest: keepalived's own 200-299).")
+    connect_timeout: PositiveInt = Field(3, description="Seconds to wait for the connection and the answer "
+                                         "(keepalived's own default: 5).")
+    retry: int = Field(3, ge=0, description="Checks retried after a failure before the real server is taken out "
+                       "(keepalived's own default: 1).")
+    delay_before_retry: PositiveInt = Field(3, description="Seconds between those retries (keepalived's default "
+                                            "for HTTP_GET: 3).")
+    connect_port: int | None = Field(None, ge=1, le=65535, description="Port to check; unset: the real server's "
+                                     "port.")
 
     @model_validator(mode="after")
     def _expect(self):
@@ -465,12 +538,18 @@ class HttpGet(Strict):
 
 
 class RealServer(Strict):
-    node: str | None = None
-    address: str | None = None     # IPv4 or IPv6, of the virtual server's family
-    port: int | None = Field(None, ge=1, le=65535)
-    weight: int = Field(1, ge=0, le=65535)
-    TCP_CHECK: TcpCheck | None = None
-    HTTP_GET: HttpGet | None = None
+    """A server IPVS forwards the service's connections to: an inventory node, or any address."""
+    node: str | None = Field(None, description="An inventory node serving it (its address of the service's "
+                             "family); give node or address.")
+    address: str | None = Field(None, description="A real server outside the inventory, IPv4 or IPv6 of the "
+                                "service's family.")
+    port: int | None = Field(None, ge=1, le=65535, description="Its port; unset: the virtual server's (only NAT may "
+                             "differ: DR and TUN cannot remap ports).")
+    weight: int = Field(1, ge=0, le=65535, description="Its share of new connections under weighted schedulers "
+                        "(wrr, wlc ...); 0 takes none.")
+    TCP_CHECK: TcpCheck | None = Field(None, description="A TCP connect health check; with neither check the real "
+                                       "server is always in.")
+    HTTP_GET: HttpGet | None = Field(None, description="An HTTP health check (one check per real server).")
 
     _addr = field_validator("address")(_ip_field)
 
@@ -486,26 +565,39 @@ class RealServer(Strict):
 
 
 class VirtualServer(Strict):
-    vip: str | None = None         # IPv4 or IPv6
-    fwmark: int | None = Field(None, ge=1, le=2**32 - 1)
-    # keepalived's ip_family, for a fwmark service without vip (else the vip's family)
-    ip_family: Literal["inet", "inet6"] | None = None
-    port: int = Field(ge=1, le=65535)
-    protocol: Literal["TCP", "UDP"] = "TCP"
+    """An LVS service: a VIP and port (or a firewall mark) balanced over real servers."""
+    vip: str | None = Field(None, description="The service's address, IPv4 or IPv6: a VIP of some vrrp_instance.")
+    fwmark: int | None = Field(None, ge=1, le=2**32 - 1, description="Balance packets carrying this firewall mark; "
+                               "with vip, lbtk's rules mark vip:port, without, your own rules do.")
+    ip_family: Literal["inet", "inet6"] | None = Field(None, description="The family of a fwmark service without "
+                                                       "vip; unset: the vip's, else the real servers', else inet.")
+    port: int = Field(ge=1, le=65535, description="The service's port, and its real servers' unless they name one.")
+    protocol: Literal["TCP", "UDP"] = Field("TCP", description="The service's protocol.")
     lb_algo: Literal["rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh",
-                     "twos"] = "rr"
-    lb_kind: Literal["NAT", "DR", "TUN"] = "DR"
-    delay_loop: PositiveInt = 5
-    persistence_timeout: int | None = Field(None, ge=1)
-    persistence_granularity: str | None = None
+                     "twos"] = Field("rr", description="The IPVS scheduler: rr round robin, wrr weighted, "
+                                     "lc/wlc least connections, sh source hash, mh Maglev hash ...")
+    lb_kind: Literal["NAT", "DR", "TUN"] = Field("DR", description="How IPVS forwards: DR direct routing (same "
+                                                 "segment, replies skip the director), NAT rewriting, TUN IP-in-IP "
+                                                 "(keepalived's own default: NAT).")
+    delay_loop: PositiveInt = Field(5, description="Seconds between two health checks of a real server "
+                                    "(keepalived's own default: 60).")
+    persistence_timeout: int | None = Field(None, ge=1, description="Seconds a client stays on the same real server "
+                                            "after its last connection; unset: no persistence.")
+    persistence_granularity: str | None = Field(None, description="Netmask of the clients that share a real server "
+                                                "under persistence (IPv6: a prefix length); unset: each address "
+                                                "alone.")
     # Directors that are also DR real servers loop unless packets are marked (field notes).
     # true: apply the fwmark + MAC-match fix exactly when that topology is detected.
-    director_fix: bool = True
+    director_fix: bool = Field(True, description="When directors are also this DR service's real servers, mark "
+                               "its packets by MAC so two directors never balance them to each other (needs "
+                               "nodes[].mac); false: never.")
     # one-arm LVS-NAT (real servers on the clients' subnet, no route back through the director):
     # the director also masquerades the client (iptables -m ipvs ... -j MASQUERADE, vs.conntrack=1),
     # so real servers reply to the director, which un-NATs. Only with lb_kind: NAT.
-    snat: bool = False
-    real_servers: list[RealServer] = Field(min_length=1)
+    snat: bool = Field(False, description="One-arm LVS-NAT: the director also masquerades the client, so real "
+                       "servers on the clients' subnet reply through it; lb_kind NAT only.")
+    real_servers: list[RealServer] = Field(min_length=1, description="The real servers (at least one with weight "
+                                           "above 0).")
 
     _vip = field_validator("vip")(_ip_field)
 
@@ -572,8 +664,11 @@ class VirtualServer(Strict):
 
 
 class SyncDaemon(Strict):
-    interface: str
-    syncid: int = Field(1, ge=0, le=255)
+    """IPVS connection sync between directors, so established connections survive a failover
+    (docs/SYNC-DAEMON.md)."""
+    interface: str = Field(description="The interface the sync daemons send and listen on (multicast 224.0.0.81).")
+    syncid: int = Field(1, ge=0, le=255, description="The sync id master and backup daemons share (keepalived's "
+                        "own default: the instance's virtual_router_id).")
     # keepalived: lvs_sync_daemon in global_defs; keepalived's VRRP process flips master/backup
     #   itself. Hazard (caught by the kernel tier, Debian 12's 6.1 kernel + keepalived 2.2.7): a
     #   node that is MASTER for only a moment (3 directors, graceful failover: both backups take
@@ -584,8 +679,12 @@ class SyncDaemon(Strict):
     #   outside the VRRP process: serialized, newest state wins, every ipvsadm call under timeout.
     #   Recommended with 3 or more directors.
     # static: the toolkit runs ipvsadm --start-daemon with the role VRRP gives, as the seed does.
-    mode: Literal["keepalived", "notify", "static"] = "keepalived"
-    vrrp_instance: str | None = None
+    mode: Literal["keepalived", "notify", "static"] = Field("keepalived", description="Who flips the daemons: "
+                                                            "keepalived (its VRRP process), notify (lbtk-ipvs-sync "
+                                                            "from the instance's notify; 3+ directors) or static "
+                                                            "(started once at deploy).")
+    vrrp_instance: str | None = Field(None, description="The instance whose MASTER runs the master daemon; unset: "
+                                      "the first vrrp_instance.")
 
     _if = field_validator("interface")(check_ifname)
 
@@ -608,13 +707,18 @@ def site_name(v: str) -> str:
 
 
 class Nginx(Strict):
-    port: int = Field(80, ge=1, le=65535)
-    page: str = "<h1>{node}</h1>\n<p>served by {node} ({host})</p>\n"
+    """The toolkit's nginx site on every node (sites-enabled/lbtk.conf, default_server): the real
+    servers' service."""
+    port: int = Field(80, ge=1, le=65535, description="The port the site listens on.")
+    page: str = Field("<h1>{node}</h1>\n<p>served by {node} ({host})</p>\n", description="The page it serves; "
+                      "{node}, {host} and {cluster} are filled in per node ({{ and }} for a brace).")
     # Files in /etc/nginx/sites-enabled/ the nginx phase removes (and keeps removed). The phase owns
     # only what it renders: any other site is the operator's and is left alone unless named here
     # (e.g. [default]: Debian's default site claims default_server on :80 as lbtk.conf does, and
     # nginx -t refuses two).
-    remove_sites: list[Annotated[str, AfterValidator(site_name)]] = []
+    remove_sites: list[Annotated[str, AfterValidator(site_name)]] = Field([], description="Files in "
+                                                                          "sites-enabled/ the nginx phase removes and "
+                                                                          "keeps removed (e.g. default).")
 
     _page = field_validator("page")(lambda v: format_fields(v, ("node", "host", "cluster"), "page"))
 
@@ -628,9 +732,14 @@ class Nginx(Strict):
 
 
 class GlobalDefs(Strict):
-    router_id: str = "{node}"
-    enable_script_security: bool = True
-    script_user: str | None = "root"
+    """keepalived's global_defs."""
+    router_id: str = Field("{node}", description="The string identifying the machine in keepalived's logs and "
+                           "mails ({node}, {NODE}: the node's name; keepalived's own default: the host name).")
+    enable_script_security: bool = Field(True, description="Refuse to run a script as root when a non-root user "
+                                         "may write any part of its path; written whenever vrrp_scripts exist.")
+    script_user: str | None = Field("root", description="The user scripts and notify commands run as (keepalived's "
+                                    "own default: keepalived_script if it exists, else root); written only with "
+                                    "scripts.")
 
     @field_validator("router_id")
     @classmethod
@@ -649,9 +758,11 @@ class Logging(Strict):
     """keepalived's own log file, as the seed sets it up: keepalived logs to syslog `facility`
     (`--log-facility`, `--log-detail` with detail, in /etc/default/keepalived) and an rsyslog rule
     writes that facility to `file` only (not also to /var/log/syslog). The journal keeps it too."""
-    facility: str = "local0"
-    file: str = "/var/log/keepalived.log"
-    detail: bool = False       # keepalived --log-detail: more lines per event (the seed turns it on)
+    facility: str = Field("local0", description="The syslog facility keepalived logs to, one of local0..local7 "
+                          "that nothing else on the nodes uses.")
+    file: str = Field("/var/log/keepalived.log", description="The file rsyslog writes that facility to (and "
+                      "logrotate rotates), an absolute path.")
+    detail: bool = Field(False, description="More lines per event (the seed turns it on).")
 
     @field_validator("facility")
     @classmethod
@@ -678,36 +789,43 @@ class Logging(Strict):
 
 
 class Install(Strict):
-    # apt: the install phase apt-installs what is missing; detect: only report (the lab's
-    # nodes have no route out, so they must already carry the packages)
-    method: Literal["apt", "detect"] = "apt"
+    """How the packages (keepalived, ipvsadm, nginx ...) get onto the nodes."""
+    method: Literal["apt", "detect"] = Field("apt", description="apt: the install phase apt-installs what is "
+                                             "missing; detect: it only reports it (nodes with no route to a mirror, "
+                                             "as the lab's).")
 
 
 class Probe(Strict):
     """Where HTTP probes through a VIP start (verify's GET, the failover drill's probe): this
     machine, or the SSH gateway (a bastion that can reach the VIPs when this machine cannot)."""
-    via: Literal["local", "gateway"] = "local"
+    via: Literal["local", "gateway"] = Field("local", description="local: this machine sends the probes; gateway: "
+                                             "the bastion (defaults.ssh.gateway) does, when only it reaches the VIPs.")
 
 
 class Inventory(Strict):
-    cluster: str
-    defaults: Defaults = Defaults()
-    nodes: list[Node] = Field(min_length=1)
-    global_defs: GlobalDefs = GlobalDefs()
-    multi_master: bool = False
-    vrrp_scripts: dict[str, VrrpScript] = {}
-    vrrp_instances: list[VrrpInstance] = Field(min_length=1)
-    vrrp_sync_groups: list[VrrpSyncGroup] = []   # instances that change state together (dual-stack)
-    virtual_servers: list[VirtualServer] = []
-    sync_daemon: SyncDaemon | None = None
-    nginx: Nginx = Nginx()
-    install: Install = Install()
-    lab: Annotated[Any, ExtensionSection("inventory")] = None   # the local lab's (fabfile.model.extensions)
-    probe: Probe = Probe()
-    logging: Logging | None = None      # keepalived's own log file (rsyslog); None: the journal only
-    # a directory of Jinja2 templates that replace ours by name (keepalived.conf.j2 ...);
-    # relative to inventories/. Whatever it renders is still checked by keepalived -t.
-    templates_dir: str | None = None
+    cluster: str = Field(description="The cluster's name: in tables, the history, keepalived.conf's header and the "
+                         "nginx page's {cluster}.")
+    defaults: Defaults = Field(Defaults(), description="What every node shares: the VRRP interface, SSH.")
+    nodes: list[Node] = Field(min_length=1, description="The directors.")
+    global_defs: GlobalDefs = Field(GlobalDefs(), description="keepalived's global settings.")
+    multi_master: bool = Field(False, description="Active-active: each vrrp_instance becomes one instance per node, "
+                               "VIP i owned by node i (one VIP per node, virtual_router_id + i).")
+    vrrp_scripts: dict[str, VrrpScript] = Field({}, description="Health scripts by name, for track_script.")
+    vrrp_instances: list[VrrpInstance] = Field(min_length=1, description="The VRRP instances: each a set of VIPs "
+                                               "that moves as one.")
+    vrrp_sync_groups: list[VrrpSyncGroup] = Field([], description="Instances that change state together (a "
+                                                  "dual-stack service's IPv4 and IPv6 instances).")
+    virtual_servers: list[VirtualServer] = Field([], description="The LVS services.")
+    sync_daemon: SyncDaemon | None = Field(None, description="IPVS connection sync between directors; unset: none.")
+    nginx: Nginx = Field(Nginx(), description="The nginx site on every node.")
+    install: Install = Field(Install(), description="How packages get onto the nodes.")
+    lab: Annotated[Any, ExtensionSection("inventory")] = Field(None, description="Lab inventories only: the local "
+                                                                "lab's settings (its own schema, fabfile/lab/).")
+    probe: Probe = Field(Probe(), description="Where HTTP probes through a VIP start.")
+    logging: Logging | None = Field(None, description="keepalived's own log file (rsyslog); unset: the journal only.")
+    templates_dir: str | None = Field(None, description="A directory of Jinja2 templates replacing the toolkit's by "
+                                      "name (keepalived.conf.j2 ...), relative to inventories/; keepalived -t still "
+                                      "checks what they render.")
     _source: str = PrivateAttr("<inventory>")   # the file it was read from, for one-line errors
 
     @property
