@@ -254,3 +254,11 @@ def test_reload_only_refusal_names_the_node_and_what(monkeypatch):
     by = {r.node: r for r in runs}
     assert reload_only_refusal(by["node2"].plan, by["node2"].facts.files, "/var/lib/lbtk/runtime.json") == (
         "node2: VRRP settings change (priority, state, VIPs, scripts or global_defs)")
+
+
+def test_deploy_check_says_the_plan_it_chose(monkeypatch, capsys):
+    from fabfile.ops.deploy import Outcome
+    from fabfile.views import deploy as view
+    runs, new = _changed(monkeypatch, lambda d: _rs(d).update(weight=5))
+    view.show(Outcome(["keepalived"], runs, [], check=True, roll=roll_plan(new, runs)), "plain")
+    assert f"roll: canary node3, then node2, then VIP holder node1 — {CANARY_REASON}" in capsys.readouterr().out
