@@ -1,6 +1,6 @@
 """Run deploy phases against nodes: facts, plans, rolling batches, settle, planned failovers.
 
-The shell around the pure planner: `plan_runs`, `rolling_batches` and `planned_moves` are pure
+The shell around the pure planner: `plan_runs`, `roll_plan` (and `rolling_batches`) and `planned_moves` are pure
 (facts in, plans out, unit-tested); `run_phases` gathers facts in one round trip per node, then
 applies. Nothing here prints: progress goes to the `say` and `progress` callbacks the task layer
 passes, and the result (`Outcome`) is drawn by fabfile/views/deploy.py.

@@ -147,6 +147,16 @@ def lab_env(monkeypatch, secret: str = "lab3cr3t", data: dict | None = None, nam
     return Env(inv=inv, path=path, secrets=resolve_all(inv, "lab"), name=name)
 
 
+def lab_env_of_size(monkeypatch, size: int) -> Env:
+    """lab.yaml grown to `size` nodes (like lab-30): node4.. as backups below node3, lowest last."""
+    data = lab_data()
+    base = data["nodes"][2]
+    for k in range(4, size + 1):
+        data["nodes"].append(dict(base, name=f"node{k}", host=f"10.189.0.{100 + k}", priority=80 - k,
+                                  mac=f"02:bd:00:00:02:{k:02d}"))
+    return lab_env(monkeypatch, data=data)
+
+
 def env_of(monkeypatch, data: dict, secret: str = "t3stpass") -> Env:
     monkeypatch.setenv("TEST_VRRP_PASS", secret)
     inv = parse(data, "test.yaml")

@@ -26,7 +26,7 @@ from fabfile.parsers.lbtk import FRAMES
 from fabfile.infra import facts as F
 from fabfile.parsers.lbtk import LiveFile
 
-from .core_fixtures import deploy_outputs, file_listing, frame, lab_data, lab_env, live_files
+from .core_fixtures import deploy_outputs, file_listing, frame, lab_data, lab_env, lab_env_of_size, live_files
 
 DRAIN_BUDGET = 8                                 # remote round trips per node
 TOKEN = "0123456789abcdef0123456789abcdef"       # observe's frames token (a UUID on a node)
@@ -130,19 +130,10 @@ def _drain(env, cluster, monkeypatch, server="10.189.0.12"):
     return out, said
 
 
-def _lab30(monkeypatch):
-    data = lab_data()
-    base = data["nodes"][2]
-    for k in range(4, 31):
-        data["nodes"].append(dict(base, name=f"node{k}", host=f"10.189.0.{100 + k}", priority=80 - k,
-                                  mac=f"02:bd:00:00:02:{k:02d}"))
-    return lab_env(monkeypatch, data=data)
-
-
 @pytest.mark.parametrize("size", [3, 30])
 def test_a_drain_costs_at_most_the_budget_per_node_and_no_vrrp_wait(monkeypatch, size):
     """The everyday drain: the nodes keep a runtime record already (an earlier drain or undrain)."""
-    env = lab_env(monkeypatch) if size == 3 else _lab30(monkeypatch)
+    env = lab_env_of_size(monkeypatch, size)
     cluster = FakeCluster(env, drained=("10.189.0.13",))
     out, said = _drain(env, cluster, monkeypatch)
     assert out.error is None and all(r.status is deploy.RunStatus.CHANGED for r in out.runs)

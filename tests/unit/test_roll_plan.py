@@ -17,7 +17,7 @@ from fabfile.core.plan import RollKind, RollPlan, reload_only_refusal, vrrp_part
 from fabfile.core.render import keepalived, nginx
 from fabfile.ops.deploy import plan_runs, planned_moves, roll_plan, rolling_batches
 
-from .core_fixtures import deploy_state, lab_data, lab_env, live_files
+from .core_fixtures import deploy_state, lab_data, lab_env, lab_env_of_size, live_files
 from .test_core_plan import ALL, VIP, fresh, running
 
 CANARY_REASON = "reload-only, no VIP can move"
@@ -91,12 +91,7 @@ def test_a_drain_is_reload_only(monkeypatch):
 def test_at_30_nodes_the_canary_plan_is_three_batches(monkeypatch):
     """The point of it: a drain at 30 nodes is canary, 28 backups at once, the holder — three
     batches instead of thirty, and the line stays one short line."""
-    data = lab_data()
-    base = data["nodes"][2]
-    for k in range(4, 31):
-        data["nodes"].append(dict(base, name=f"node{k}", host=f"10.189.0.{100 + k}", priority=80 - k,
-                                  mac=f"02:bd:00:00:02:{k:02d}"))
-    env = lab_env(monkeypatch, data=data)
+    env = lab_env_of_size(monkeypatch, 30)
     states = {n.name: deploy_state(env, n.name, on_iface=(VIP,) if n.name == "node1" else (), on_lo=(VIP,))
               for n in env.inv.nodes}
     drained = runtime.effective(env, runtime.drained(runtime.newest(states), "10.189.0.12", True, "test"))
