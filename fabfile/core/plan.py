@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from fabfile.core.actions import Action
 from fabfile.core.phase import Phase
@@ -218,3 +219,86 @@ def changes_wire(changes: list[FileChange], live: dict) -> bool:
             if wire_signature(old.content.decode(errors="replace")) != wire_signature(ch.file.content):
                 return True
     return False
+
+
+# ================================================================== how a change is rolled out
+LVS_BLOCKS = ("virtual_server", "virtual_server_group")
+# what a reload-only change may run: keepalived's and nginx's reload re-read their files in place
+# (keepalived keeps every VRRP instance's state across a reload); `enable` only sets boot state
+RELOAD_ONLY_VERBS = frozenset({"reload", "nginx-test", "enable"})
+
+
+def vrrp_part(conf: str) -> list[str]:
+    """Everything of a keepalived.conf but its LVS blocks (virtual_server, virtual_server_group) and
+    comments: what decides VRRP — priorities, states, VIPs, scripts, global_defs. Two files with the
+    same VRRP part differ only in weights, real servers and checkers, which a reload applies without
+    touching VRRP."""
+    out: list[str] = []
+    depth = 0           # > 0: inside an LVS block
+    for ln in conf.splitlines():
+        s = ln.strip()
+        if not s or s.startswith(("#", "!")):
+            continue
+        if depth == 0 and s.split(None, 1)[0] in LVS_BLOCKS:
+            depth = s.count("{") - s.count("}")
+            continue
+        if depth > 0:
+            depth += s.count("{") - s.count("}")
+            continue
+        out.append(s)
+    return out
+
+
+def reload_only_refusal(plan: NodePlan, live: dict, runtime_path: str) -> str | None:
+    """Pure: why this node's plan is NOT a reload-only change that leaves VRRP alone, in a few words
+    (None: it is). Reload-only: every action is a reload (or its test), every changed file is
+    keepalived.conf with the same VRRP part (`vrrp_part`), an nginx file, or the runtime record."""
+    from fabfile.core.render.keepalived import CONF
+    for a in plan.actions:
+        if a.verb not in RELOAD_ONLY_VERBS:
+            return f"{plan.node}: {a.short()}"
+    for ch in plan.changes:
+        path = ch.file.path
+        if path == CONF:
+            old = live.get(CONF)
+            if old is None or ch.file.content is None:
+                return f"{plan.node}: keepalived.conf {ch.kind}"
+            if vrrp_part(old.content.decode(errors="replace")) != vrrp_part(ch.file.content):
+                return f"{plan.node}: VRRP settings change (priority, state, VIPs, scripts or global_defs)"
+        elif path != runtime_path and ch.file.phase is not Phase.NGINX:
+            return f"{plan.node}: {path} changes"
+    return None
+
+
+class RollKind(StrEnum):
+    """How a change goes to the nodes (fabfile.ops.deploy.roll_plan decides)."""
+    FIRST = "first deploy"       # no keepalived runs yet: the planned MASTERs first, then the rest at once
+    AT_ONCE = "all at once"      # what adverts carry: every node together
+    CANARY = "canary"            # reload-only, no VIP can move: one backup, the other backups, the holders
+    ROLLING = "rolling"          # anything that can move a VIP: backups one by one (or --batch), holders alone
+
+
+@dataclass(frozen=True)
+class RollPlan:
+    """The batches a change goes in, in order; `settle_after[i]`: wait for VRRP after batch i (only
+    where a VIP holder may have moved a VIP); `reason`: why this way, in a few words."""
+    kind: RollKind
+    batches: list[list[str]]
+    settle_after: list[bool]
+    reason: str
+    holders: frozenset[str] = frozenset()   # the nodes that held a VIP when the plan was made
+
+    def line(self) -> str:
+        """One line: the order and why (deploy --check and the run's progress say it)."""
+        steps = []
+        for i, b in enumerate(self.batches):
+            label = ("canary " if self.kind is RollKind.CANARY and i == 0 and not set(b) & self.holders else
+                     "planned MASTER " if self.kind is RollKind.FIRST and i == 0 and len(self.batches) > 1 else
+                     "VIP holder " if b and set(b) <= self.holders else "")
+            steps.append(label + _names(b) + (" (VRRP settle)" if self.settle_after[i] else ""))
+        order = "every node at once: " + steps[0] if self.kind is RollKind.AT_ONCE else ", then ".join(steps)
+        return f"roll: {order} — {self.reason}"
+
+
+def _names(batch: list[str]) -> str:
+    return "+".join(batch) if len(batch) <= 4 else "+".join(batch[:3]) + f"+... ({len(batch)} nodes)"

@@ -20,7 +20,9 @@ from fabfile.core import history
 from fabfile.core.actions import Action
 from fabfile.core.actions import script as actions_script
 from fabfile.infra.facts import BACKUP_DIR, PENDING, records_private
-from fabfile.infra.observe import observe_node
+from fabfile.errors import FactError
+from fabfile.infra.observe import observe_node, parse_output
+from fabfile.infra.observe import script as observe_script
 from fabfile.parsers import ParseError
 from fabfile.parsers.journal import worst_line
 from fabfile.parsers.lbtk import parse_action_run
@@ -58,8 +60,11 @@ def apply_node(c, plan: NodePlan, stamp: str, say=lambda s: None, info: RunInfo 
     deletes = [ch for ch in plan.changes if ch.kind == "delete"]
     q = shlex.quote
     if writes:
-        dirs = sorted({posixpath.dirname(ch.file.path) for ch in writes})
-        remote.run(c, "mkdir -p " + " ".join(q(d) for d in dirs))
+        # a file that is there already has its directory: only new files may need one (a drain or a
+        # weight change updates files in place and saves this round trip)
+        dirs = sorted({posixpath.dirname(ch.file.path) for ch in writes if ch.kind == "create"})
+        if dirs:
+            remote.run(c, "mkdir -p " + " ".join(q(d) for d in dirs))
         try:
             remote.put_many(c, [(ch.file.content.encode(), ch.file.path + NEW, ch.file.mode) for ch in writes])
         except BaseException:
@@ -75,9 +80,9 @@ def apply_node(c, plan: NodePlan, stamp: str, say=lambda s: None, info: RunInfo 
     if paths:
         # the swap also records the actions still owed: a deploy cut off after the swap is
         # finished by the next one (facts read PENDING), so files and daemons never disagree
-        remote.run(c, _backup_and_swap(writes, deletes, stamp, plan.actions))
+        # the pruning of old backup sets rides in the same round trip (its own failure is ignored)
+        remote.run(c, _backup_and_swap(writes, deletes, stamp, plan.actions) + f" && {{ {_prune()}; true; }}")
         done.files += plan.changes
-        remote.run(c, _prune(), check=False)
     # validations first, one by one (nginx -t on the swapped tree: a failure restores the files)
     for act in [a for a in plan.actions if a.validates]:
         r = remote.run(c, act.shell(), check=False, timeout=120)
@@ -88,10 +93,14 @@ def apply_node(c, plan: NodePlan, stamp: str, say=lambda s: None, info: RunInfo 
                              "previous files restored, nothing reloaded")
         done.actions.append(act)
         say(act.short())
-    # then every service action in one round trip, stopping at the first that fails
+    # then every service action in one round trip, stopping at the first that fails; the health
+    # check's look at the daemons rides in the same round trip, after HEALTH_WAIT
     rest = [a for a in plan.actions if not a.validates]
+    units = _health_units(plan)
+    active = None
     if rest:
-        r = remote.run(c, actions_script(rest), check=False, timeout=120 + 30 * len(rest))
+        r = remote.run(c, actions_script(rest) + (_health_script() if units else ""), check=False,
+                       timeout=120 + 30 * len(rest))
         try:
             ran, failed = parse_action_run(r.stdout, len(rest))
         except ParseError as e:
@@ -103,7 +112,9 @@ def apply_node(c, plan: NodePlan, stamp: str, say=lambda s: None, info: RunInfo 
         if failed is not None:
             i, rc, detail = failed
             raise ApplyError(f"{plan.node}: `{rest[i].shell()}` exited {rc}: {worst_line(detail)}")
-    _healthy_or_restore(c, plan, paths, stamp)
+        if units:
+            active = _services_seen(c, r.stdout)
+    _healthy_or_restore(c, plan, paths, stamp, active)
     record = ("; " + history.append_command(info.entry(paths, [a.short() for a in done.actions]))) if info else ""
     remote.run(c, f"rm -f {PENDING}" + record, check=False)
     return done
@@ -145,14 +156,39 @@ def default_server_conflict(node: str, dup: DuplicateDefault, listens: list[Defa
     return head + what + f"drop default_server from it (nginx.remove_sites removes only files in {nginx.SITES}/)"
 
 
-def _healthy_or_restore(c, plan: NodePlan, paths: list[str], stamp: str) -> None:
+HEALTH_WAIT = 0.3   # seconds after the reloads before the daemons are looked at: one that dies on its
+                    # new files has exited by then
+
+
+def _health_units(plan: NodePlan) -> list[str]:
+    """The daemons the plan (re)starts or reloads: apply's health check looks at these."""
+    return [u for u in ("keepalived", "nginx", "rsyslog") if any(a.touches(u) for a in plan.actions)]
+
+
+def _health_script() -> str:
+    """Appended to the service actions' script: wait HEALTH_WAIT on the node, then the units fact
+    (observe's framing), so the health check costs no round trip of its own."""
+    return f"sleep {HEALTH_WAIT}\n" + observe_script([facts.SERVICES])
+
+
+def _services_seen(c, stdout: str) -> dict[str, str]:
+    """The units fact from the actions' round trip (_health_script); unreadable is the node's error."""
+    try:
+        return parse_output(c.name, [facts.SERVICES], stdout).active
+    except FactError as e:
+        raise remote.RemoteError(str(e)) from None
+
+
+def _healthy_or_restore(c, plan: NodePlan, paths: list[str], stamp: str, active: dict[str, str] | None = None) -> None:
     """After reloads: every daemon the plan touched must be running. If one is not, put the
-    previous files back, start it again on them, and report keepalived's or nginx's words."""
-    units = [u for u in ("keepalived", "nginx", "rsyslog") if any(a.touches(u) for a in plan.actions)]
+    previous files back, start it again on them, and report keepalived's or nginx's words.
+    `active`: the units' states as the actions' round trip saw them (None: look now)."""
+    units = _health_units(plan)
     if not units:
         return
-    time.sleep(0.3)
-    active = observe_node(c, [facts.SERVICES]).active
+    if active is None:
+        time.sleep(HEALTH_WAIT)
+        active = observe_node(c, [facts.SERVICES]).active
     down = [u for u in units if active.get(u) != "active"]
     if not down:
         return

@@ -1,6 +1,6 @@
 """Run deploy phases against nodes: facts, plans, rolling batches, settle, planned failovers.
 
-The shell around the pure planner: `plan_runs`, `rolling_batches` and `planned_moves` are pure
+The shell around the pure planner: `plan_runs`, `roll_plan` (and `rolling_batches`) and `planned_moves` are pure
 (facts in, plans out, unit-tested); `run_phases` gathers facts in one round trip per node, then
 applies. Nothing here prints: progress goes to the `say` and `progress` callbacks the task layer
 passes, and the result (`Outcome`) is drawn by fabfile/views/deploy.py.
@@ -24,7 +24,8 @@ from fabfile.infra.facts import NodeState
 from fabfile.infra.observe import observe_except, observe_reachable
 from fabfile.parsers.lbtk_state import RuntimeRecord
 from fabfile.core.phase import FILE_PHASES, RUNTIME_PHASE, Phase
-from fabfile.core.plan import FileChange, NodePlan, PlannedMove, changes_wire, file_changes, service_actions
+from fabfile.core.plan import (FileChange, NodePlan, PlannedMove, RollKind, RollPlan, changes_wire, file_changes,
+                               reload_only_refusal, service_actions)
 from fabfile.core.render import NodeFile, RenderFacts, managed_paths, render_node
 from fabfile.infra.runinfo import RunInfo
 from fabfile.core.vrrp import expected_holders, nopreempt_vips
@@ -80,6 +81,7 @@ class Outcome:
     moves: list[PlannedMove]               # VIPs whose holder the new inventory changes
     check: bool                            # --check: nothing was touched
     batches: list[list[str]] = field(default_factory=list)
+    roll: RollPlan | None = None                            # the order it chose, and why (roll_plan)
     error: DeployFailed | None = None
     skipped: dict[str, str] = field(default_factory=dict)   # --skip-unreachable: node -> why
     runtime_before: RuntimeRecord | None = None             # the cluster's runtime record as found
@@ -166,22 +168,25 @@ def drift(env: Env, states: dict[str, NodeState]) -> dict[str, list[FileChange]]
 
 def run_phases(env: Env, phases, check: bool = False, say=lambda s: None,
                progress=None, nodes: list[str] | None = None, skip_unreachable: bool = False,
-               batch: int = 1, change=None, info: RunInfo | None = None, break_lock: bool = False,
+               batch: int | None = None, change=None, info: RunInfo | None = None, break_lock: bool = False,
                on_moves=lambda moves: None) -> Outcome:
     """Under the deploy lock (fabfile/ops/lock.py; --check takes none): facts, plans, then (unless
     check) the rolling apply. Returns the Outcome; a node that refused is in Outcome.error (the
     caller shows the summary, then raises it). `progress(runs)` makes the context manager that
     shows per-node steps (step / finish). `change(record) -> record` changes the cluster's runtime
     record (drain, undrain) before planning; `info` is who runs it (default: this process).
-    `on_moves(moves)`: the planned VIP moves, told before the apply starts (the view words them)."""
+    `on_moves(moves)`: the planned VIP moves, told before the apply starts (the view words them).
+    `batch`: None lets roll_plan size the roll by what the change risks; N is --batch N."""
     phases = check_phases(phases)
     chosen = [n for n in env.inv.nodes if nodes is None or n.name in nodes]
     with remote.nodes(env, chosen) as group:
-        if not check:
+        if not check and change is None:
             # Look before locking. The everyday case, a deploy that finds nothing to do, takes no
             # lock: one round trip. A node that cannot be reached (or whose sudo refuses) fails here,
             # before any lock is taken. A lock record on any node (a run going on, or a dead one), a
-            # node skipped or any planned change: take the lock and look again under it.
+            # node skipped or any planned change: take the lock and look again under it. A runtime
+            # change (drain, undrain) changes something by definition: it goes to the lock at once,
+            # which saves one round trip per node.
             out = _locked(env, phases, group, False, say, progress, skip_unreachable, batch, change, info, {},
                           on_moves, quick=True)
             if out is not None:
@@ -197,7 +202,7 @@ def run_phases(env: Env, phases, check: bool = False, say=lambda s: None,
 
 
 def _locked(env: Env, phases: list[Phase], group: remote.NodeGroup, check: bool, say, progress,
-            skip_unreachable: bool, batch: int, change, info: RunInfo, lock_down: dict[str, str], on_moves,
+            skip_unreachable: bool, batch: int | None, change, info: RunInfo, lock_down: dict[str, str], on_moves,
             quick: bool = False) -> Outcome | None:
     """run_phases' work once the lock is held (lock_down: nodes the lock could not reach). `quick`:
     no lock is held yet — None unless every node answered, none has a lock record and none has
@@ -228,6 +233,7 @@ def _locked(env: Env, phases: list[Phase], group: remote.NodeGroup, check: bool,
                 r.status = RunStatus.UNCHANGED
                 p.finish(r.node, "no changes")
         return out
+    out.roll = roll_plan(env, runs, batch, moves=out.moves)
     if check:
         return out
     on_moves(out.moves)
@@ -252,13 +258,17 @@ class NoProgress:
         pass
 
 
-def apply_runs(env: Env, group: remote.NodeGroup, out: Outcome, say, progress, batch: int = 1, info: RunInfo | None = None) -> None:
+def apply_runs(env: Env, group: remote.NodeGroup, out: Outcome, say, progress, batch: int | None = None,
+               info: RunInfo | None = None) -> None:
+    """Apply out.runs in roll_plan's batches (`batch`: as run_phases), each batch in parallel; a
+    node that fails stops the batches after its own. A VRRP settle only after a batch the plan marks
+    (a VIP holder's, where a VIP can move) and only when that holder took a keepalived change."""
     runs = out.runs
     stamp = info.run if info else runinfo.stamp()   # the backup set's name; the history entry's id
-    batches, why = rolling_batches(env, runs, batch)
-    if why:
-        say(why)
-    out.batches = batches
+    roll = roll_plan(env, runs, batch, moves=out.moves)
+    say(roll.line())
+    out.roll, out.batches = roll, roll.batches
+    batches = roll.batches
     held_before = {v for r in runs for v in expected_holders(env.inv) if r.facts.holds(v)}
     failed = False
     done_at: dict[str, float] = {}
@@ -284,14 +294,14 @@ def apply_runs(env: Env, group: remote.NodeGroup, out: Outcome, say, progress, b
             progress.finish(run.node, "FAILED", ok=False)
 
     with progress:
-        for batch in batches:
-            batch_runs = [by_run[n] for n in batch]
-            group.only(batch).parallel(work)
+        for names, settle_after in zip(batches, roll.settle_after):
+            batch_runs = [by_run[n] for n in names]
+            group.only(names).parallel(work)
             failed = failed or any(r.status is RunStatus.FAILED for r in batch_runs)
             # VRRP can only move where a VIP holder took a change: backups roll on without waiting
             holder_touched = any(r.done.touches("keepalived") and any(r.facts.holds(v) for v in held_before)
                                  for r in batch_runs)
-            if not failed and len(batches) > 1 and holder_touched:
+            if not failed and settle_after and holder_touched:
                 settle.settle_between(env, group, held_before)
     if any(m.moves for m in out.moves) and not failed:
         for line in settle.finish_moves(env, group, done_at):
@@ -324,33 +334,81 @@ def sync_note(env: Env, facts: NodeState) -> str:
     return sync.describe(env.inv)
 
 
-def rolling_batches(env: Env, runs: list[NodeRun], batch: int = 1) -> tuple[list[list[str]], str | None]:
-    """Pure. Backups first (lowest priority first, `batch` at a time: Ansible's serial), the current
-    VIP holders last, one at a time. A cluster where no keepalived runs yet (first deploy): the
-    nodes the VRRP plan makes MASTER first (together), then every other node in one parallel batch,
-    with no wait between: the masters' keepalived starts first and spends its master-down wait
-    (~3.6 s, before it takes the VIPs) while the others are deployed, instead of after the last of
-    them (issue 14: a first deploy of 30 nodes ended on that wait). It is where VRRP converges
-    anyway (nothing holds a VIP yet; the others start as BACKUP and hear a higher priority), and a
-    nopreempt VIP lands on its planned owner instead of whichever keepalived started first. An
-    advert-visible change goes in one parallel batch. Returns (batches, why they are not rolling,
-    or None). Only a batch holding a VIP holder is followed by a wait for VRRP (apply_runs)."""
+def rolling_batches(env: Env, runs: list[NodeRun], batch: int | None = None, *,
+                    moves: list[PlannedMove] | None = None) -> tuple[list[list[str]], str | None]:
+    """Pure: roll_plan's batches, and why they are not one node at a time (None when they are).
+    `batch` None: the planner sizes the roll by what the change risks; N: backups N at a time."""
+    plan = roll_plan(env, runs, batch, moves=moves)
+    return plan.batches, (None if plan.kind in (RollKind.ROLLING, RollKind.FIRST) else plan.reason)
+
+
+def roll_plan(env: Env, runs: list[NodeRun], batch: int | None = None, *,
+              moves: list[PlannedMove] | None = None) -> RollPlan:
+    """Pure: the order a change goes to these nodes, sized by what it risks.
+
+    - First deploy (no keepalived runs anywhere): the nodes the VRRP plan makes MASTER first
+      (together), then every other node in one parallel batch, with no wait between: the masters'
+      keepalived spends its master-down wait (~3.6 s) while the others are deployed (issue 14), and
+      a nopreempt VIP lands on its planned owner instead of whichever keepalived started first.
+    - A change of what adverts carry: every node in one batch (nodes that disagree ignore each
+      other's adverts).
+    - Reload-only and no VIP can move (weights, drains, real servers, checkers, nginx pages:
+      core.plan.reload_only_refusal on every node, and no planned move): one canary backup (the
+      lowest priority one with something to change), then every other backup at once, then the VIP
+      holder(s) together, and no VRRP settle anywhere. Each node validates (keepalived -t) before
+      its swap and passes apply's health check after its reload; a canary that fails stops the run
+      before any other node is touched.
+    - Anything else (restarts, priorities, states, VIPs, a move; or `batch` given: --batch N):
+      backups lowest priority first, `batch` (default 1) at a time, then each VIP holder alone; a
+      VRRP settle after each holder's batch.
+
+    `moves`: planned_moves(env, runs) (computed here when not given)."""
+    names = [r.node for r in runs]
     if not any(r.facts.active.get("keepalived") == "active" for r in runs):
         owners = set(expected_holders(env.inv).values())
-        first = [r.node for r in runs if r.node in owners]
-        rest = [r.node for r in runs if r.node not in owners]
-        return ([first, rest] if first and rest else [[r.node for r in runs]]), None
+        first = [n for n in names if n in owners]
+        rest = [n for n in names if n not in owners]
+        batches = [first, rest] if first and rest else [names]
+        return RollPlan(RollKind.FIRST, batches, [False] * len(batches),
+                        "first deploy: no keepalived runs yet, the planned MASTERs start first")
     if any(changes_wire(r.plan.changes, r.facts.files) for r in runs):
-        return [[r.node for r in runs]], (
-            "advert-visible change (virtual_router_id, advert_int, auth or first VIP): applied to "
-            "every node at once — nodes that disagree ignore each other's adverts")
+        return RollPlan(RollKind.AT_ONCE, [names], [False],
+                        "advert-visible change (virtual_router_id, advert_int, auth or first VIP): applied to "
+                        "every node at once — nodes that disagree ignore each other's adverts")
     vips = list(expected_holders(env.inv))
     prio = {n.name: n.priority for n in env.inv.nodes}
-    holders = [r.node for r in runs if any(r.facts.holds(v) for v in vips)]
-    backups = sorted((r.node for r in runs if r.node not in holders), key=lambda n: prio[n])
-    size = max(1, batch)
-    return ([backups[k:k + size] for k in range(0, len(backups), size)]
-            + [[n] for n in sorted(holders, key=lambda n: prio[n])]), None
+    holders = sorted((r.node for r in runs if any(r.facts.holds(v) for v in vips)), key=lambda n: prio[n])
+    backups = sorted((n for n in names if n not in holders), key=lambda n: prio[n])
+    held = frozenset(holders)
+    if batch is None:
+        refusal = _why_a_vip_can_move(env, runs, moves)
+        if refusal is None:
+            changing = {r.node for r in runs if not r.plan.empty}
+            canary = next((n for n in backups if n in changing), None)
+            batches = [b for b in ([canary] if canary else [], [n for n in backups if n != canary], holders) if b]
+            return RollPlan(RollKind.CANARY, batches, [False] * len(batches),
+                            "reload-only, no VIP can move", held)
+        reason = f"a VIP can move ({refusal})"
+    else:
+        reason = f"--batch {batch}"
+    size = max(1, batch or 1)
+    batches = [backups[k:k + size] for k in range(0, len(backups), size)] + [[n] for n in holders]
+    return RollPlan(RollKind.ROLLING, batches, [len(batches) > 1 and bool(set(b) & held) for b in batches],
+                    reason, held)
+
+
+def _why_a_vip_can_move(env: Env, runs: list[NodeRun], moves: list[PlannedMove] | None) -> str | None:
+    """Pure: the first reason this change is not reload-only with every VIP staying put (None: it is)."""
+    if not any(not r.plan.empty for r in runs):
+        return "nothing planned to judge it by"     # e.g. a caller that plans its work elsewhere
+    for m in (planned_moves(env, runs) if moves is None else moves):
+        return f"VIP {m.vip} " + ("stays by nopreempt, priorities change" if m.nopreempt
+                                  else f"moves {'+'.join(m.holders)} -> {m.owner}")
+    for r in runs:
+        refusal = reload_only_refusal(r.plan, r.facts.files, F.RUNTIME_PATH)
+        if refusal:
+            return refusal
+    return None
 
 
 def planned_moves(env: Env, runs: list[NodeRun]) -> list[PlannedMove]:

@@ -15,7 +15,9 @@ HELP = {"env": "inventory name (inventories/NAME.yaml)",
         "format": "auto|rich|plain|markdown",
         "node": "only this node (a change every node must see at once is refused)",
         "parallel": "at most N nodes at once (default: all)",
-        "batch": "backups changed N at a time (default 1; Ansible's serial); VIP holders always one by one",
+        "batch": "backups changed N at a time (Ansible's serial), VIP holders one by one. Default: sized by "
+                 "what the change risks — reload-only and no VIP can move: one canary backup, the other "
+                 "backups at once, then the VIP holders; anything that can move a VIP: one by one",
         "skip_unreachable": "go ahead on the nodes that answer (refused for a change every node must see at "
                             "once); the others are recorded as owed and caught up by the next deploy",
         "break_lock": "take over a deploy lock left by a run that died (a live run's lock is never broken)"}
@@ -31,7 +33,7 @@ def _phase_task(phase: Phase):
           batch=None, break_lock=False):
         check_format(format)
         e, nodes = node_env(env, node, parallel=parallel)
-        run_and_settle(e, [phase], check, format, nodes, skip_unreachable, number(batch, "batch", 1, int, 1),
+        run_and_settle(e, [phase], check, format, nodes, skip_unreachable, number(batch, "batch", None, int, 1),
                        break_lock)
     t.__doc__ = t.body.__doc__ = phase.summary
     return t
@@ -48,7 +50,7 @@ def deploy(c, env=DEFAULT_ENV, check=False, format=None, node=None, parallel=Non
            batch=None, break_lock=False):
     check_format(format)
     e, nodes = node_env(env, node, parallel=parallel)
-    run_and_settle(e, list(DEPLOY_ORDER), check, format, nodes, skip_unreachable, number(batch, "batch", 1, int, 1),
+    run_and_settle(e, list(DEPLOY_ORDER), check, format, nodes, skip_unreachable, number(batch, "batch", None, int, 1),
                    break_lock)
 
 
@@ -57,7 +59,7 @@ deploy.__doc__ = deploy.body.__doc__ = (f"Every phase in order ({', '.join(DEPLO
 
 
 def deploy_and_show(e: Env, phases: list[Phase], check: bool = False, fmt=None, nodes=None,
-                    skip_unreachable: bool = False, batch: int = 1, break_lock: bool = False,
+                    skip_unreachable: bool = False, batch: int | None = None, break_lock: bool = False,
                     change=None) -> Outcome:
     """The phases with progress, then their tables; a node that refused is raised after the summary."""
     from fabfile.ops.deploy import run_phases
@@ -99,7 +101,7 @@ def record_owed(e: Env, out: Outcome) -> None:
 
 
 def run_and_settle(e: Env, phases: list[Phase], check: bool, fmt, nodes=None, skip_unreachable=False,
-                   batch: int = 1, break_lock: bool = False) -> None:
+                   batch: int | None = None, break_lock: bool = False) -> None:
     """The phases, then (when keepalived changed anywhere) return only once VRRP has settled."""
     from fabfile.ops.settle import wait_for_vips
     out = deploy_and_show(e, phases, check, fmt, nodes, skip_unreachable, batch, break_lock)

@@ -16,6 +16,8 @@ def show(out: Outcome, fmt=None) -> None:
     if out.check:
         check(out.runs, fmt)
         say_moves(out.moves)
+        if out.roll and any(not r.plan.empty for r in out.runs):
+            output.say(out.roll.line())
     else:
         summary(out.runs, out.phases, fmt)
         if any(r.done for r in out.runs):

@@ -98,6 +98,39 @@ def test_weight_change_under_10ms_probe_loses_nothing(deployed):
     assert {r[2] for r in probe.results} == {"node1"}   # the VIP never moved
 
 
+CANARY = "roll: canary node3, then node2, then VIP holder node1 — reload-only, no VIP can move"
+
+
+def test_drain_goes_to_a_canary_first_under_10ms_probe_and_loses_nothing(deployed, nodes):
+    """Issue 25: a drain (reload-only, no VIP can move) goes to one canary backup, then the other
+    backups, then the VIP holder, with no VRRP settle between: it says so, it loses no probe through
+    the VIP, the VIP never moves, and every node ends on the drained weight. `deploy --check` of a
+    weight change names the same plan."""
+    from fabfile.ops.drill import Probe
+    with variant("weight", lambda d: d["virtual_servers"][0]["real_servers"][2].update(weight=2)) as env:
+        check = inv("deploy", "--env", env, "--check", check=True)
+    assert CANARY in check.stdout, check.stdout
+    probe = Probe(VIP, 80, 0.010, ["node1", "node2", "node3"])
+    t = threading.Thread(target=probe.run, daemon=True)
+    t.start()
+    try:
+        time.sleep(0.3)
+        drained = inv("drain", "--env", "lab", "--server", "node2", check=True)
+        weights = {n: sh(c, f"grep -A1 'real_server 10.189.0.12' {CONF}").stdout for n, c in nodes.items()}
+        undrained = inv("undrain", "--env", "lab", "--server", "node2", check=True)
+        time.sleep(0.3)
+    finally:
+        probe.stop.set()
+        t.join()
+    for r in (drained, undrained):
+        assert CANARY in r.stdout, r.stdout
+        assert "VRRP settle" not in r.stdout
+    assert all("weight 0" in w for w in weights.values()), weights
+    failed = [r for r in probe.results if not r[1]]
+    assert len(probe.results) > 100 and failed == [], failed[:5]
+    assert {r[2] for r in probe.results} == {"node1"}   # the VIP never moved
+
+
 # --- transactional: a change keepalived -t rejects --------------------------------------------
 
 def test_broken_template_override_is_rejected_on_first_node_and_nothing_swapped(deployed, nodes):

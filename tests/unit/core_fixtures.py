@@ -147,6 +147,16 @@ def lab_env(monkeypatch, secret: str = "lab3cr3t", data: dict | None = None, nam
     return Env(inv=inv, path=path, secrets=resolve_all(inv, "lab"), name=name)
 
 
+def lab_env_of_size(monkeypatch, size: int) -> Env:
+    """lab.yaml grown to `size` nodes (like lab-30): node4.. as backups below node3, lowest last."""
+    data = lab_data()
+    base = data["nodes"][2]
+    for k in range(4, size + 1):
+        data["nodes"].append(dict(base, name=f"node{k}", host=f"10.189.0.{100 + k}", priority=80 - k,
+                                  mac=f"02:bd:00:00:02:{k:02d}"))
+    return lab_env(monkeypatch, data=data)
+
+
 def env_of(monkeypatch, data: dict, secret: str = "t3stpass") -> Env:
     monkeypatch.setenv("TEST_VRRP_PASS", secret)
     inv = parse(data, "test.yaml")
@@ -171,13 +181,20 @@ def live_files(env: Env, node: str, ipvs: bool = True) -> dict[str, LiveFile | N
     return out
 
 
-def deploy_state(env: Env, node: str, *, files: dict[str, LiveFile | None] | None = None,
-                 active: dict[str, str] | None = None, enabled: dict[str, str] | None = None,
-                 has_ipvs: bool = True, on_iface: tuple[str, ...] = (), on_lo: tuple[str, ...] = (),
-                 binaries: tuple[str, ...] = F.BINARIES, dpkg: str = DPKG_CAPTURE,
-                 pending: str = "", runtime: str = ""):
+def deploy_state(env: Env, node: str, **kw):
     """One node's fabfile.infra.facts.DEPLOY (+ files) round trip, parsed by observe.parse_state.
     Defaults: an up-to-date node (rendered files, every unit active and enabled)."""
+    outputs = deploy_outputs(env, node, **kw)
+    facts = [*F.DEPLOY, F.files(managed_paths(env.inv, node, env.secrets))]
+    return parse_state(node, facts, frame(outputs), TOKEN)
+
+
+def deploy_outputs(env: Env, node: str, *, files: dict[str, LiveFile | None] | None = None,
+                   active: dict[str, str] | None = None, enabled: dict[str, str] | None = None,
+                   has_ipvs: bool = True, on_iface: tuple[str, ...] = (), on_lo: tuple[str, ...] = (),
+                   binaries: tuple[str, ...] = F.BINARIES, dpkg: str = DPKG_CAPTURE,
+                   pending: str = "", runtime: str = "") -> dict[str, tuple[str, str, int]]:
+    """{fact name: (stdout, stderr, rc)} of deploy_state's round trip: what each fact prints."""
     active = {**ALL_UNITS_UP, **(active or {})}
     enabled = {**ALL_ENABLED, **(enabled or {})}
     files = live_files(env, node, has_ipvs) if files is None else files
@@ -196,8 +213,7 @@ def deploy_state(env: Env, node: str, *, files: dict[str, LiveFile | None] | Non
         "runtime": (runtime, "", 0),
     }
     outputs["files"] = (file_listing({p: files[p] for p in paths}), "", 0)
-    facts = [*F.DEPLOY, F.files(paths)]
-    return parse_state(node, facts, frame(outputs), TOKEN)
+    return outputs
 
 
 def verify_state(node: str, host: str, *, on_iface: tuple[str, ...] = (), on_lo: tuple[str, ...] = (),
