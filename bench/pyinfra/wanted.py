@@ -25,7 +25,9 @@ SHIPPED = {
     "/etc/systemd/system/lbtk-fwmark.service": 644,
     KA_CONF: 600,
 }
-# what the toolkit's render says must not exist: Debian's default site also claims default_server on :80
+# what the toolkit's render says must not exist and a fresh Debian node has: the default site (it also
+# claims default_server on :80); the render's other must-not-exist files are lbtk's own of other
+# settings (fwmark6.rules, lbtk-ipvs-sync, ...), never on a node no toolkit deployed (as deploy.yml)
 ABSENT = ["/etc/nginx/sites-enabled/default"]
 DIRECTORIES = ["/etc/lbtk", "/var/www/lbtk"]
 # phase install, as the lab's inventory has it (install.method detect): checked, never installed
