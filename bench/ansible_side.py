@@ -10,38 +10,36 @@ ansible-core it uses lives in bench/.venv-ansible (bench/ansible/setup.sh).
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
-from peer import Shell, lab_numbers, venv_setup
+from peer import PeerTool, Shell, lab_numbers
 
 HERE = Path(__file__).resolve().parent
 PLAYBOOKS = HERE / "ansible"
 PLAYBOOK_BIN = HERE / ".venv-ansible" / "bin" / "ansible-playbook"
-LOG = Path("/tmp/lbtk-bench-ansible.log")     # the last playbook's full output, for a failure
 
 
-def setup(shell: Shell) -> None:
-    """The bench's own virtualenv with the pinned ansible-core (quiet when already there)."""
-    venv_setup(shell, PLAYBOOKS / "setup.sh")
-
-
-class Ansible:
+class Ansible(PeerTool):
     """ansible-playbook against one lab: its inventory, its SSH masters, one temporary directory."""
+    SETUP = PLAYBOOKS / "setup.sh"
+    LOG = Path("/tmp/lbtk-bench-ansible.log")
+    PREFIX = "lbtk-ansible-"
+    INVENTORY = "inventory.yml"
 
     def __init__(self, shell: Shell, n: int, tree: Path):
-        """`tree`: what `inv render --out` wrote (tree/NODE/<path>), read for the inventory's numbers."""
-        self.shell = shell
-        self.n = n
-        self.work = Path(tempfile.mkdtemp(prefix="lbtk-ansible-"))
+        super().__init__(shell, n, tree)
         self.cp_dir = self.work / "cp"         # ControlPath directory: ours, so we can close the masters
         self.cp_dir.mkdir()
-        self.inventory = self.work / "inventory.yml"
-        self.inventory.write_text(inventory(tree, n))
+
+    @staticmethod
+    def write_inventory(tree: Path, n: int) -> str:
+        return inventory(tree, n)
+
+    @staticmethod
+    def last_error(stdout: str, stderr: str) -> str:
+        return last_error(stdout, stderr)
 
     def playbook(self, name: str, rendered: Path | None = None) -> float:
         """Run one playbook cold (no SSH master left from the previous run, as the toolkit opens its
@@ -50,17 +48,9 @@ class Ansible:
         cmd = [str(PLAYBOOK_BIN), "-i", str(self.inventory), "-f", str(max(self.n, 1)), str(PLAYBOOKS / name)]
         if rendered is not None:
             cmd += ["-e", f"lbtk_rendered={rendered}"]
-        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": os.environ.get("HOME", "/root"),
-               "LC_ALL": "C.UTF-8",            # ansible refuses to run without a UTF-8 locale
-               "ANSIBLE_CONFIG": str(PLAYBOOKS / "ansible.cfg"),
+        env = {"ANSIBLE_CONFIG": str(PLAYBOOKS / "ansible.cfg"),
                "ANSIBLE_SSH_CONTROL_PATH_DIR": str(self.cp_dir), "ANSIBLE_NOCOLOR": "1"}
-        took, r = self.shell.run(cmd, cwd=PLAYBOOKS, env=env)
-        if not self.shell.dry:
-            LOG.write_text(r.stdout + r.stderr)
-        if r.returncode != 0:
-            raise SystemExit(f"ansible-playbook {name} failed ({r.returncode}): {last_error(r.stdout, r.stderr)}"
-                             f" (full output: {LOG})")
-        return took
+        return self.timed(f"ansible-playbook {name}", cmd, cwd=PLAYBOOKS, env=env)
 
     def deploy(self, tree: Path) -> float:
         return self.playbook("deploy.yml", tree)
@@ -80,7 +70,7 @@ class Ansible:
 
     def close(self) -> None:
         self.close_masters()
-        shutil.rmtree(self.work, ignore_errors=True)
+        super().close()
 
 
 def inventory(tree: Path, n: int) -> str:

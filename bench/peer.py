@@ -3,12 +3,13 @@
 reads from it, the drained copy a peer ships as "one change", the drift check after a first deploy,
 and one run of a peer (ansible_side.Ansible, pyinfra_side.Pyinfra) on fresh nodes.
 
-A peer is a class built as Peer(shell, n, tree) with deploy(tree) -> s, verify() -> s and close();
-its deploys ship the files `inv render --live --out tree` wrote (tree/NODE/<absolute path>), byte
+A peer is a PeerTool: built as Peer(shell, n, tree), with deploy(tree) -> s, verify() -> s and close(),
+its virtualenv made by its SETUP script; its deploys ship the files `inv render --live --out tree` wrote (tree/NODE/<absolute path>), byte
 for byte what `inv deploy` ships, so `inv diff` finds no drift after them.
 """
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import shutil
@@ -18,13 +19,14 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol
 
 from cost import settle_nodes
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = "etc/keepalived/keepalived.conf"
 INV_ENV = {"LBTK_FORMAT": "plain", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+# a peer tool's environment (ansible refuses to run without a UTF-8 locale)
+TOOL_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": os.environ.get("HOME", "/root"), "LC_ALL": "C.UTF-8"}
 DRAINED_ADDRESS = "10.189.0.12"     # node2, the real server the one change drains
 DRIFT_WORDS = ("missing on node", "present, should not be", "differs")   # inv diff's drift rows
 
@@ -133,13 +135,52 @@ def drained(tree: Path, out: Path, address: str) -> Path:
     return out
 
 
-class Peer(Protocol):
-    def deploy(self, tree: Path) -> float: ...
-    def verify(self) -> float: ...
-    def close(self) -> None: ...
+class PeerTool:
+    """A peer's tool against one lab of n nodes: its inventory (written by `write_inventory` from the
+    render) in a temporary directory of its own; SETUP makes its virtualenv (bench/venv.sh)."""
+    SETUP: Path
+    LOG: Path                 # the tool's last run's full output, for a failure
+    PREFIX = "lbtk-peer-"
+    INVENTORY = "inventory"
+
+    def __init__(self, shell: Shell, n: int, tree: Path):
+        """`tree`: what `inv render --out` wrote (tree/NODE/<path>), read for the inventory's numbers."""
+        self.shell = shell
+        self.n = n
+        self.work = Path(tempfile.mkdtemp(prefix=self.PREFIX))
+        self.inventory = self.work / self.INVENTORY
+        self.inventory.write_text(self.write_inventory(tree, n))
+
+    @staticmethod
+    def write_inventory(tree: Path, n: int) -> str:
+        raise NotImplementedError
+
+    @staticmethod
+    def last_error(stdout: str, stderr: str) -> str:
+        raise NotImplementedError
+
+    def timed(self, what: str, cmd: list[str], *, cwd: Path, env: dict[str, str]) -> float:
+        """Seconds one run of the tool took, its output kept in LOG; a failure is one line (the tool's
+        own words, last_error) and SystemExit."""
+        took, r = self.shell.run(cmd, cwd=cwd, env={**TOOL_ENV, **env})
+        if not self.shell.dry:
+            self.LOG.write_text(r.stdout + r.stderr)
+        if r.returncode != 0:
+            raise SystemExit(f"{what} failed ({r.returncode}): {self.last_error(r.stdout, r.stderr)}"
+                             f" (full output: {self.LOG})")
+        return took
+
+    def deploy(self, tree: Path) -> float:
+        raise NotImplementedError
+
+    def verify(self) -> float:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        shutil.rmtree(self.work, ignore_errors=True)
 
 
-def cycle(n: int, shell: Shell, name: str, make: Callable[[Shell, int, Path], Peer]) -> dict[str, float]:
+def cycle(n: int, shell: Shell, name: str, make: type[PeerTool]) -> dict[str, float]:
     """One run of a peer on fresh nodes: {task: seconds}, plus "render" (the toolkit's render, the
     peer's input, not in its times). Untimed: the drift check after the first deploy, and the change
     reverted at the end (as the toolkit's undrain)."""

@@ -10,37 +10,32 @@ weight to 0 in every keepalived.conf) and, untimed, the change reverted. Every t
 """
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import tempfile
 from pathlib import Path
 
-from peer import Shell, lab_numbers, venv_setup
+from peer import PeerTool, lab_numbers
 
 HERE = Path(__file__).resolve().parent
 DEPLOYS = HERE / "pyinfra"           # deploy.py, verify.py, wanted.py: pyinfra runs from there
 PYINFRA_BIN = HERE / ".venv-pyinfra" / "bin" / "pyinfra"
 LAB_DIR = Path("/var/tmp/lbtk-lab")  # the lab's client key and its nodes' known_hosts (as bench/ansible/ansible.cfg)
-LOG = Path("/tmp/lbtk-bench-pyinfra.log")     # the last run's full output, for a failure
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-def setup(shell: Shell) -> None:
-    """The bench's own virtualenv with the pinned pyinfra (quiet when already there)."""
-    venv_setup(shell, DEPLOYS / "setup.sh")
-
-
-class Pyinfra:
+class Pyinfra(PeerTool):
     """pyinfra against one lab: its inventory file in one temporary directory."""
+    SETUP = DEPLOYS / "setup.sh"
+    LOG = Path("/tmp/lbtk-bench-pyinfra.log")
+    PREFIX = "lbtk-pyinfra-"
+    INVENTORY = "inventory.py"
 
-    def __init__(self, shell: Shell, n: int, tree: Path):
-        """`tree`: what `inv render --out` wrote (tree/NODE/<path>), read for the inventory's numbers."""
-        self.shell = shell
-        self.n = n
-        self.work = Path(tempfile.mkdtemp(prefix="lbtk-pyinfra-"))
-        self.inventory = self.work / "inventory.py"
-        self.inventory.write_text(inventory(tree, n))
+    @staticmethod
+    def write_inventory(tree: Path, n: int) -> str:
+        return inventory(tree, n)
+
+    @staticmethod
+    def last_error(stdout: str, stderr: str) -> str:
+        return last_error(stdout + stderr)
 
     def command(self, deploy_file: str, *extra: str) -> list[str]:
         """pyinfra with no prompt (-y: no change detection before executing, as a pipeline runs it)
@@ -48,25 +43,14 @@ class Pyinfra:
         return [str(PYINFRA_BIN), "-y", "--parallel", str(max(self.n, 1)), str(self.inventory), deploy_file, *extra]
 
     def run(self, deploy_file: str, *extra: str) -> float:
-        """Seconds one pyinfra run took; a failure is one line and SystemExit."""
-        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": os.environ.get("HOME", "/root"),
-               "LC_ALL": "C.UTF-8", "NO_COLOR": "1"}
-        took, r = self.shell.run(self.command(deploy_file, *extra), cwd=DEPLOYS, env=env)
-        if not self.shell.dry:
-            LOG.write_text(r.stdout + r.stderr)
-        if r.returncode != 0:
-            raise SystemExit(f"pyinfra {deploy_file} failed ({r.returncode}): {last_error(r.stdout + r.stderr)}"
-                             f" (full output: {LOG})")
-        return took
+        return self.timed(f"pyinfra {deploy_file}", self.command(deploy_file, *extra), cwd=DEPLOYS,
+                          env={"NO_COLOR": "1"})
 
     def deploy(self, tree: Path) -> float:
         return self.run("deploy.py", "--data", f"lbtk_rendered={tree}")
 
     def verify(self) -> float:
         return self.run("verify.py")
-
-    def close(self) -> None:
-        shutil.rmtree(self.work, ignore_errors=True)
 
 
 def inventory(tree: Path, n: int, lab_dir: Path = LAB_DIR) -> str:

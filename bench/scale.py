@@ -27,7 +27,7 @@ import pyinfra_side
 from peer import Shell
 
 TASKS = ["first deploy", "no-op deploy", "one change", "verify"]
-PEERS = {"ansible": (ansible_side.setup, ansible_side.Ansible), "pyinfra": (pyinfra_side.setup, pyinfra_side.Pyinfra)}
+PEERS: dict[str, type[peer.PeerTool]] = {"ansible": ansible_side.Ansible, "pyinfra": pyinfra_side.Pyinfra}
 LABEL = {"toolkit": "toolkit", "ansible": "Ansible", "pyinfra": "pyinfra"}
 SIDES = {"toolkit": ["toolkit"], "ansible": ["ansible"], "pyinfra": ["pyinfra"],
          "both": ["toolkit", "ansible"], "all": ["toolkit", "ansible", "pyinfra"]}
@@ -60,7 +60,7 @@ def one_size(shell: Shell, n: int, runs: int, sides: list[str]) -> dict[str, dic
     for k in range(runs):
         for side in sides:
             took = (toolkit_cycle(shell, n) if side == "toolkit"
-                    else peer.cycle(n, shell, LABEL[side], PEERS[side][1]))
+                    else peer.cycle(n, shell, LABEL[side], PEERS[side]))
             for task, secs in took.items():
                 out[side].setdefault(task, []).append(secs)
             print(f"  {env} run {k + 1} {side}: " + ", ".join(f"{t} {v:.2f}s" for t, v in took.items()), flush=True)
@@ -164,7 +164,7 @@ def main() -> None:
     sides = SIDES[a.side]
     for side in sides:
         if side in PEERS:
-            PEERS[side][0](shell)
+            peer.venv_setup(shell, PEERS[side].SETUP)
     # the plain lab and the generated ones share node names (node1...): one left up (by bench/cost.py,
     # a test run, an earlier sitting) would stop a size's lab.up
     for env in ["lab"] + [f"lab-{n}" for n in sizes]:
