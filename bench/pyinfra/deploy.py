@@ -11,6 +11,7 @@ DIR is what `inv render --live --out DIR` wrote (DIR/NODE/<absolute path>): byte
 lbtk_priority, and all of them the SSH data (root, the lab's key and known_hosts, strict host key
 checking), lbtk_vip and lbtk_interface. Root logs in, so no operation needs _sudo.
 """
+from functools import cache
 from pathlib import Path
 
 from pyinfra import host, inventory
@@ -24,13 +25,14 @@ import wanted
 SRC = Path(host.data.lbtk_rendered) / host.name
 
 
-def put(path: str, **kwargs):
+def put(path: str):
     """One rendered file to its place, owned by root with the toolkit's mode (uploaded only when the
     node's copy differs in content, owner or mode)."""
     return files.put(name=f"Put {path}", src=str(SRC / path.lstrip("/")), dest=path,
-                     user="root", group="root", mode=wanted.SHIPPED[path], **kwargs)
+                     user="root", group="root", mode=wanted.SHIPPED[path])
 
 
+@cache      # asked by the staging and by the move: once a run (this file runs once for each host)
 def live_conf_differs() -> bool:
     """The node's keepalived.conf is not the rendered one (content, owner or mode): files.put's own
     comparison, asked before anything is staged."""
