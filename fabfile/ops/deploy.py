@@ -24,10 +24,9 @@ from fabfile.infra.facts import NodeState
 from fabfile.infra.observe import observe_except, observe_reachable
 from fabfile.parsers.lbtk_state import RuntimeRecord
 from fabfile.core.phase import FILE_PHASES, RUNTIME_PHASE, Phase
-from fabfile.core.plan import FileChange, NodePlan, PlannedMove, changes_wire, file_changes, service_actions
+from fabfile.core.plan import FileChange, NodePlan, PlannedMove, VipIntent, changes_wire, file_changes, service_actions
 from fabfile.core.render import NodeFile, RenderFacts, managed_paths, render_node
 from fabfile.infra.runinfo import RunInfo
-from fabfile.core.vrrp import expected_holders, nopreempt_vips
 
 # what the install phase needs on every node, and the package that brings it
 REQUIRED = {"keepalived": "keepalived", "ipvsadm": "ipvsadm", "nginx": "nginx-light", "iptables": "iptables"}
@@ -86,9 +85,14 @@ class Outcome:
     runtime: RuntimeRecord | None = None                    # ... and as this run wrote it
 
 
+def deploy_paths(env: Env, node: str) -> list[str]:
+    """The files a deploy reads on a node: every managed one and the runtime record."""
+    return [*managed_paths(env.inv, node, env.secrets), F.RUNTIME_PATH]
+
+
 def deploy_facts(env: Env, nodes: list[str]) -> dict[str, list[F.Fact]]:
     """Per node: the managed files to read besides fabfile.infra.facts.DEPLOY."""
-    return {n: [F.files([*managed_paths(env.inv, n, env.secrets), F.RUNTIME_PATH])] for n in nodes}
+    return {n: [F.files(deploy_paths(env, n))] for n in nodes}
 
 
 def gather(env: Env, nodes: list | None = None) -> dict[str, NodeState]:
@@ -252,14 +256,19 @@ class NoProgress:
         pass
 
 
-def apply_runs(env: Env, group: remote.NodeGroup, out: Outcome, say, progress, batch: int = 1, info: RunInfo | None = None) -> None:
+def apply_runs(env: Env, group: remote.NodeGroup, out: Outcome, say, progress, batch: int = 1,
+               info: RunInfo | None = None, intent: VipIntent | None = None) -> None:
+    """Apply every run's plan in rolling_batches' order, waiting for VRRP where a VIP holder took a
+    change, then for the planned moves. Deploy and rollback both come through here. `intent`: where
+    the VIPs go once the change is in (default: the inventory's plan)."""
     runs = out.runs
+    intent = intent or VipIntent.of(env.inv)
     stamp = info.run if info else runinfo.stamp()   # the backup set's name; the history entry's id
-    batches, why = rolling_batches(env, runs, batch)
+    batches, why = rolling_batches(env, runs, batch, intent)
     if why:
         say(why)
     out.batches = batches
-    held_before = {v for r in runs for v in expected_holders(env.inv) if r.facts.holds(v)}
+    held_before = {v for r in runs for v in intent.owners if r.facts.holds(v)}
     failed = False
     done_at: dict[str, float] = {}
     by_run = {r.node: r for r in runs}
@@ -294,7 +303,7 @@ def apply_runs(env: Env, group: remote.NodeGroup, out: Outcome, say, progress, b
             if not failed and len(batches) > 1 and holder_touched:
                 settle.settle_between(env, group, held_before)
     if any(m.moves for m in out.moves) and not failed:
-        for line in settle.finish_moves(env, group, done_at):
+        for line in settle.finish_moves(env, group, done_at, intent):
             say(line)
     errors = [r.error for r in runs if r.status is RunStatus.FAILED]
     if errors:
@@ -324,7 +333,8 @@ def sync_note(env: Env, facts: NodeState) -> str:
     return sync.describe(env.inv)
 
 
-def rolling_batches(env: Env, runs: list[NodeRun], batch: int = 1) -> tuple[list[list[str]], str | None]:
+def rolling_batches(env: Env, runs: list[NodeRun], batch: int = 1,
+                    intent: VipIntent | None = None) -> tuple[list[list[str]], str | None]:
     """Pure. Backups first (lowest priority first, `batch` at a time: Ansible's serial), the current
     VIP holders last, one at a time. A cluster where no keepalived runs yet (first deploy): the
     nodes the VRRP plan makes MASTER first (together), then every other node in one parallel batch,
@@ -334,9 +344,11 @@ def rolling_batches(env: Env, runs: list[NodeRun], batch: int = 1) -> tuple[list
     anyway (nothing holds a VIP yet; the others start as BACKUP and hear a higher priority), and a
     nopreempt VIP lands on its planned owner instead of whichever keepalived started first. An
     advert-visible change goes in one parallel batch. Returns (batches, why they are not rolling,
-    or None). Only a batch holding a VIP holder is followed by a wait for VRRP (apply_runs)."""
+    or None). Only a batch holding a VIP holder is followed by a wait for VRRP (apply_runs).
+    `intent`: where the VIPs go (default: the inventory's plan; a rollback's: the restored confs')."""
+    intent = intent or VipIntent.of(env.inv)
     if not any(r.facts.active.get("keepalived") == "active" for r in runs):
-        owners = set(expected_holders(env.inv).values())
+        owners = set(intent.owners.values())
         first = [r.node for r in runs if r.node in owners]
         rest = [r.node for r in runs if r.node not in owners]
         return ([first, rest] if first and rest else [[r.node for r in runs]]), None
@@ -344,7 +356,7 @@ def rolling_batches(env: Env, runs: list[NodeRun], batch: int = 1) -> tuple[list
         return [[r.node for r in runs]], (
             "advert-visible change (virtual_router_id, advert_int, auth or first VIP): applied to "
             "every node at once — nodes that disagree ignore each other's adverts")
-    vips = list(expected_holders(env.inv))
+    vips = list(intent.owners)
     prio = {n.name: n.priority for n in env.inv.nodes}
     holders = [r.node for r in runs if any(r.facts.holds(v) for v in vips)]
     backups = sorted((r.node for r in runs if r.node not in holders), key=lambda n: prio[n])
@@ -353,13 +365,13 @@ def rolling_batches(env: Env, runs: list[NodeRun], batch: int = 1) -> tuple[list
             + [[n] for n in sorted(holders, key=lambda n: prio[n])]), None
 
 
-def planned_moves(env: Env, runs: list[NodeRun]) -> list[PlannedMove]:
-    """Pure. VIPs whose holder the new inventory changes: each is one planned failover (unless
-    nopreempt keeps it where it is)."""
-    held = nopreempt_vips(env.inv)
+def planned_moves(env: Env, runs: list[NodeRun], intent: VipIntent | None = None) -> list[PlannedMove]:
+    """Pure. VIPs whose holder the change moves (`intent`, default the new inventory's plan): each
+    is one planned failover (unless nopreempt keeps it where it is)."""
+    intent = intent or VipIntent.of(env.inv)
     out = []
-    for vip, owner in expected_holders(env.inv).items():
+    for vip, owner in intent.owners.items():
         now = tuple(r.node for r in runs if r.facts.holds(vip))
         if now and owner not in now:
-            out.append(PlannedMove(vip, now, owner, nopreempt=vip in held))
+            out.append(PlannedMove(vip, now, owner, nopreempt=vip in intent.nopreempt))
     return out
