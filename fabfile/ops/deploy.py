@@ -15,7 +15,7 @@ from enum import StrEnum
 from fabfile.infra import facts as F
 from fabfile.infra import remote, runinfo
 from fabfile.ops import lock as runlock, settle
-from fabfile.core import runtime, sync_rules as sync
+from fabfile.core import runtime, secret_record, sync_rules as sync
 from fabfile.core.actions import Action
 from fabfile.ops.apply import Applied, ApplyError, apply_node
 from fabfile.model.context import Env
@@ -87,7 +87,7 @@ class Outcome:
 
 def deploy_paths(env: Env, node: str) -> list[str]:
     """The files a deploy reads on a node: every managed one and the runtime record."""
-    return [*managed_paths(env.inv, node, env.secrets), F.RUNTIME_PATH]
+    return [*managed_paths(env.inv, node, env.secrets), F.RUNTIME_PATH, F.SECRET_RECORD_PATH]
 
 
 def deploy_facts(env: Env, nodes: list[str]) -> dict[str, list[F.Fact]]:
@@ -102,8 +102,10 @@ def gather(env: Env, nodes: list | None = None) -> dict[str, NodeState]:
         return observe_reachable(group, F.DEPLOY, deploy_facts(env, group.names))
 
 
-def plan_node(env: Env, node: str, facts: NodeState, phases) -> NodePlan:
-    """Pure: one node's facts -> its plan for these phases (Phase members or their names)."""
+def plan_node(env: Env, node: str, facts: NodeState, phases,
+              setter: secret_record.Setter = secret_record.Setter()) -> NodePlan:
+    """Pure: one node's facts -> its plan for these phases (Phase members or their names). `setter`:
+    the run a new secret fingerprint is recorded for (fabfile/core/secret_record.py)."""
     phases = check_phases(phases)
     p = NodePlan(node)
     desired = render_node(env.inv, node, env.secrets, RenderFacts.of(facts))
@@ -141,9 +143,12 @@ def plan_node(env: Env, node: str, facts: NodeState, phases) -> NodePlan:
         p.notes.append("sync daemon: " + sync_note(env, facts))
     if RUNTIME_PHASE in phases and env.runtime is not None:
         desired.append(NodeFile(F.RUNTIME_PATH, runtime.content(env.runtime), RUNTIME_PHASE, mode=F.RECORD_MODE))
+    if RUNTIME_PHASE in phases:     # the secret's fingerprint rides with the keepalived.conf that carries it
+        desired.append(NodeFile(F.SECRET_RECORD_PATH, secret_record.record_text(
+            env.secrets, secret_record.live_record(facts), setter), RUNTIME_PHASE, mode=F.RECORD_MODE))
     for phase in phases:
         mine = [f for f in desired if f.phase == phase]
-        changes = file_changes(mine, facts, node)
+        changes = secret_record.with_fingerprints(file_changes(mine, facts, node), facts)
         p.changes += changes
         p.add_actions(service_actions(phase, {ch.file.path for ch in changes}, facts, mine))
     return p
@@ -157,9 +162,11 @@ def check_phases(phases) -> list[Phase]:
         raise LbtkError(str(e)) from None
 
 
-def plan_runs(env: Env, states: dict[str, NodeState], phases) -> list[NodeRun]:
+def plan_runs(env: Env, states: dict[str, NodeState], phases, info: RunInfo | None = None) -> list[NodeRun]:
+    """Every node's plan; `info`: the run that records a new secret fingerprint (None: not known yet)."""
     phases = check_phases(phases)
-    return [NodeRun(n, s, plan_node(env, n, s, phases)) for n, s in states.items()]
+    setter = secret_record.Setter(info.run, info.operator, info.since) if info else secret_record.Setter()
+    return [NodeRun(n, s, plan_node(env, n, s, phases, setter)) for n, s in states.items()]
 
 
 def drift(env: Env, states: dict[str, NodeState]) -> dict[str, list[FileChange]]:
@@ -171,13 +178,15 @@ def drift(env: Env, states: dict[str, NodeState]) -> dict[str, list[FileChange]]
 def run_phases(env: Env, phases, check: bool = False, say=lambda s: None,
                progress=None, nodes: list[str] | None = None, skip_unreachable: bool = False,
                batch: int = 1, change=None, info: RunInfo | None = None, break_lock: bool = False,
-               on_moves=lambda moves: None) -> Outcome:
+               on_moves=lambda moves: None, rotation: bool = False) -> Outcome:
     """Under the deploy lock (fabfile/ops/lock.py; --check takes none): facts, plans, then (unless
     check) the rolling apply. Returns the Outcome; a node that refused is in Outcome.error (the
     caller shows the summary, then raises it). `progress(runs)` makes the context manager that
     shows per-node steps (step / finish). `change(record) -> record` changes the cluster's runtime
     record (drain, undrain) before planning; `info` is who runs it (default: this process).
-    `on_moves(moves)`: the planned VIP moves, told before the apply starts (the view words them)."""
+    `on_moves(moves)`: the planned VIP moves, told before the apply starts (the view words them).
+    `rotation`: this run replaces the nodes' VRRP secret on purpose (else a secret other than the
+    one the nodes recorded is refused: fabfile/core/secret_record.py)."""
     phases = check_phases(phases)
     chosen = [n for n in env.inv.nodes if nodes is None or n.name in nodes]
     with remote.nodes(env, chosen) as group:
@@ -187,7 +196,7 @@ def run_phases(env: Env, phases, check: bool = False, say=lambda s: None,
             # before any lock is taken. A lock record on any node (a run going on, or a dead one), a
             # node skipped or any planned change: take the lock and look again under it.
             out = _locked(env, phases, group, False, say, progress, skip_unreachable, batch, change, info, {},
-                          on_moves, quick=True)
+                          on_moves, rotation, quick=True)
             if out is not None:
                 return out
         # who runs it (git's commit and status, for the lock record and the history): only now, when a
@@ -197,12 +206,12 @@ def run_phases(env: Env, phases, check: bool = False, say=lambda s: None,
             for node, holder in (lock.broken if lock else []):
                 say(f"{node}: broke the stale deploy lock left by {runlock.who(holder)}")
             return _locked(env, phases, group, check, say, progress, skip_unreachable, batch, change, info,
-                           lock.down if lock else {}, on_moves)
+                           lock.down if lock else {}, on_moves, rotation)
 
 
 def _locked(env: Env, phases: list[Phase], group: remote.NodeGroup, check: bool, say, progress,
             skip_unreachable: bool, batch: int, change, info: RunInfo, lock_down: dict[str, str], on_moves,
-            quick: bool = False) -> Outcome | None:
+            rotation: bool, quick: bool = False) -> Outcome | None:
     """run_phases' work once the lock is held (lock_down: nodes the lock could not reach). `quick`:
     no lock is held yet — None unless every node answered, none has a lock record and none has
     anything to do (then the Outcome of a deploy that changed nothing)."""
@@ -219,7 +228,7 @@ def _locked(env: Env, phases: list[Phase], group: remote.NodeGroup, check: bool,
     live = group.only(n for n in group.names if n not in down)
     current = runtime.newest(states)
     env = runtime.effective(env, change(current) if change else current)
-    runs = plan_runs(env, {n: s for n, s in states.items() if n not in down}, phases)
+    runs = plan_runs(env, {n: s for n, s in states.items() if n not in down}, phases, None if quick else info)
     if len(live) < len(env.inv.nodes):
         refuse_partial_wire_change(runs, missing=sorted(set(down) | {n.name for n in env.inv.nodes} - set(states)))
     out = Outcome(phases, runs, planned_moves(env, runs) if Phase.KEEPALIVED in phases else [], check,
@@ -232,6 +241,7 @@ def _locked(env: Env, phases: list[Phase], group: remote.NodeGroup, check: bool,
                 r.status = RunStatus.UNCHANGED
                 p.finish(r.node, "no changes")
         return out
+    refuse_secret_drift(env, runs, phases, rotation, check)
     if check:
         return out
     on_moves(out.moves)
@@ -323,6 +333,19 @@ def refuse_partial_wire_change(runs: list[NodeRun], missing: list[str] | None = 
                         "advert_int, auth or first VIP), which every node must take at once, and "
                         f"{', '.join(missing or []) or 'some nodes'} would miss it — run it on every node "
                         "(without --node, once all nodes answer); nothing was changed on any node")
+
+
+def refuse_secret_drift(env: Env, runs: list[NodeRun], phases: list[Phase], rotation: bool, check: bool) -> None:
+    """A run that installs a VRRP secret other than the one the nodes recorded, unasked, is refused
+    (a clone holding an older secret would undo a rotation); --check says it would be."""
+    if RUNTIME_PHASE not in phases or rotation:
+        return
+    found = secret_record.drifts(env.secrets, {r.node: r.facts for r in runs})
+    if not found:
+        return
+    if not check:
+        raise LbtkError(secret_record.refusal(found))
+    runs[0].plan.notes.append("refused without --rotation: " + secret_record.refusal(found).split(" — ")[0])
 
 
 def sync_note(env: Env, facts: NodeState) -> str:

@@ -21,6 +21,7 @@ from fabfile.model.context import Env
 from fabfile.model.loading import load, parse
 from fabfile.infra.observe import parse_state
 from fabfile.parsers.lbtk import LiveFile
+from fabfile.core import secret_record
 from fabfile.core.render import RenderFacts, managed_paths, render_node
 from fabfile.model.secrets import resolve_all
 
@@ -168,6 +169,8 @@ def live_files(env: Env, node: str, ipvs: bool = True) -> dict[str, LiveFile | N
     out: dict[str, LiveFile | None] = {p: None for p in managed_paths(env.inv, node, env.secrets)}
     for f in render_node(env.inv, node, env.secrets, RenderFacts(ipvs=ipvs)):
         out[f.path] = None if f.content is None else LiveFile(f.mode, f.content.encode())
+    record = secret_record.record_text(env.secrets, {}, secret_record.Setter())   # the secret it runs
+    out[F.SECRET_RECORD_PATH] = None if record is None else LiveFile(F.RECORD_MODE, record.encode())
     return out
 
 
@@ -181,7 +184,7 @@ def deploy_state(env: Env, node: str, *, files: dict[str, LiveFile | None] | Non
     active = {**ALL_UNITS_UP, **(active or {})}
     enabled = {**ALL_ENABLED, **(enabled or {})}
     files = live_files(env, node, has_ipvs) if files is None else files
-    paths = managed_paths(env.inv, node, env.secrets)
+    paths = [*managed_paths(env.inv, node, env.secrets), *([F.SECRET_RECORD_PATH] if F.SECRET_RECORD_PATH in files else [])]
     assert set(paths) <= set(files), "a file listing names every managed path"
     for w in active.values():
         assert w in ACTIVE_WORDS, f"{w!r} is not a word systemctl is-active printed in the captures"

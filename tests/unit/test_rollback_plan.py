@@ -12,6 +12,7 @@ from fabfile.core.plan import PlannedMove, VipIntent, changes_wire
 from fabfile.core.render import keepalived, render_node, ASSUMED
 from fabfile.core.restore import backup_copy, copies, restore_plan, sources
 from fabfile.errors import LbtkError
+from fabfile.infra.facts import SECRET_RECORD_PATH
 from fabfile.ops.deploy import plan_runs, planned_moves, rolling_batches
 from fabfile.ops.rollback import plan_rollback, rendered_files
 
@@ -52,8 +53,9 @@ def test_rolling_back_a_secret_rotation_is_one_parallel_batch(monkeypatch):
     old = lab_env(monkeypatch, secret="0ldS3cr7")
     new = lab_env(monkeypatch, secret="n3wS3cr7")
     runs, intent = rolled_back(old, new)
-    assert [ch.file.path for r in runs for ch in r.plan.changes] == [keepalived.CONF] * 3
-    assert all("0ldS3cr7" in ch.file.content for r in runs for ch in r.plan.changes)
+    # the fingerprint record goes back with the keepalived.conf it describes
+    assert [ch.file.path for r in runs for ch in r.plan.changes] == [keepalived.CONF, SECRET_RECORD_PATH] * 3
+    assert all("0ldS3cr7" in r.plan.changes[0].file.content for r in runs)
     assert all(changes_wire(r.plan.changes, r.facts.files) for r in runs)
     batches, why = rolling_batches(new, runs, 1, intent)
     assert batches == [["node1", "node2", "node3"]] and why.startswith("advert-visible change")
