@@ -17,7 +17,50 @@ from fabfile.core.phase import Phase
 from fabfile.infra.facts import NodeState
 from fabfile.core.render import NodeFile
 from fabfile.core.render import arp, fwmark, ipvs_sync, keepalived, nginx, rsyslog
+from fabfile.core.vrrp import expected_holders, nopreempt_vips
+from fabfile.model.schema import Inventory
 from fabfile.model.secrets import mask
+from fabfile.parsers import ParseError
+from fabfile.parsers.keepalived_conf import parse_conf
+
+
+@dataclass(frozen=True)
+class VipIntent:
+    """Where VRRP puts each VIP once a change is in: its owner (the top priority), and the VIPs
+    of nopreempt instances (they stay where they are). A deploy reads it from the inventory, a
+    rollback from the keepalived.conf each node ends on (the inventory that wrote them is gone)."""
+    owners: dict[str, str]                    # VIP address -> node
+    nopreempt: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, inv: Inventory) -> "VipIntent":
+        return cls(expected_holders(inv), frozenset(nopreempt_vips(inv)))
+
+    @classmethod
+    def of_confs(cls, confs: dict[str, str]) -> "VipIntent":
+        """{node: the keepalived.conf it will run} -> per VIP the node whose instance carrying it
+        has the highest priority (ties: the first node, as keepalived then picks by address and
+        the plan never ties). A conf keepalived's parser refuses adds nothing."""
+        best: dict[str, tuple[int, str]] = {}
+        held: set[str] = set()
+        for node, text in confs.items():
+            try:
+                conf = parse_conf(text)
+            except ParseError:
+                continue
+            for vi in conf.find("vrrp_instance"):
+                try:
+                    prio = int(vi.value("priority", "100"))
+                except ValueError:
+                    continue
+                words = [w for key in ("virtual_ipaddress", "virtual_ipaddress_excluded")
+                         for block in vi.find(key) for w in block.words()]
+                for addr in (w.split("/")[0] for w in words):
+                    if vi.first("nopreempt") is not None:
+                        held.add(addr)
+                    if addr not in best or prio > best[addr][0]:
+                        best[addr] = (prio, node)
+        return cls({a: n for a, (_, n) in best.items()}, frozenset(held))
 
 @dataclass(frozen=True)
 class PlannedMove:

@@ -26,6 +26,11 @@ RECORD_MODE = 0o600
 PENDING = "/var/lib/lbtk/pending"   # actions of a swap whose reloads have not all run yet
 BACKUP_DIR = "/var/lib/lbtk/backup"
 RUNTIME_PATH = "/var/lib/lbtk/runtime.json"   # drains and other runtime overrides, kept by every deploy
+# per VRRP instance, a fingerprint of the live secret and the run that set it (never the secret):
+# a deploy from a clone holding another secret is refused (fabfile/core/secret_record.py). A
+# managed file like runtime.json: written by the keepalived phase with keepalived.conf, read with
+# the other managed files (deploy_paths), backed up and rolled back with it.
+SECRET_RECORD_PATH = "/var/lib/lbtk/vrrp-secret.json"
 LOCK_PATH = "/var/lib/lbtk/lock"              # who holds the deploy lock (fabfile/ops/lock.py)
 HISTORY_PATH = "/var/lib/lbtk/history"        # one line per change (fabfile/core/history.py)
 # Where a round trip keeps what a command wrote on stderr: /run/lbtk/e.PID, PID being the shell's

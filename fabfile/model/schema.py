@@ -927,6 +927,14 @@ def cross_problems(inv: "Inventory"):
                                        "leave a gap of one id per node between instances")
                 used[vrid] = i
     yield from extensions.cross_problems(inv)
+    if inv.lab is None:   # a clone minting its own secret would push it to every node unasked
+        for i, vi in enumerate(inv.vrrp_instances):
+            if vi.authentication is not None and vi.authentication.generate:
+                yield FieldProblem(("vrrp_instances", i, "authentication", "generate"),
+                                   "generate: true is for lab inventories only (one with a lab: section): "
+                                   "a fresh clone would mint a new secret and the next deploy install it",
+                                   "drop it and copy the cluster's secret file from the teammate who holds it "
+                                   "(`inv rotate-vrrp-secret` makes a new one on purpose)")
     names = {n.name for n in inv.nodes}
     for i, vi in enumerate(inv.vrrp_instances):
         loc = ("vrrp_instances", i)

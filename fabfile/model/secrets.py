@@ -7,6 +7,8 @@ the run has seen, and nothing outlives the run.
 """
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 import re
@@ -137,6 +139,23 @@ def resolve_all(inv: Inventory, source: str, masker: Masker | None = None) -> di
     if masker is not None:
         masker.add(*out.values())
     return out
+
+
+FINGERPRINT_SHORT = 12     # hex characters a message shows of a fingerprint
+
+
+@functools.lru_cache(maxsize=32)
+def fingerprint(secret: str, salt: bytes) -> str:
+    """A non-reversible fingerprint of a secret: scrypt (N=2^14, r=8, p=1, about 50 ms and 16 MiB
+    a guess) of it with `salt`, hex. Two clones can tell whether they hold the same secret without
+    either showing it. Slow on purpose, but a PASS secret has 8 bytes at most: a low-entropy one is
+    guessable from its fingerprint anyway (docs/SECURITY.md). Cached: the nodes of one run share a salt."""
+    return hashlib.scrypt(secret.encode(), salt=salt, n=2 ** 14, r=8, p=1, dklen=32).hex()
+
+
+def short(fp: str) -> str:
+    """A fingerprint as messages show it."""
+    return fp[:FINGERPRINT_SHORT]
 
 
 def mask(text: str) -> str:

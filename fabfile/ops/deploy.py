@@ -15,7 +15,7 @@ from enum import StrEnum
 from fabfile.infra import facts as F
 from fabfile.infra import remote, runinfo
 from fabfile.ops import lock as runlock, settle
-from fabfile.core import runtime, sync_rules as sync
+from fabfile.core import runtime, secret_record, sync_rules as sync
 from fabfile.core.actions import Action
 from fabfile.ops.apply import Applied, ApplyError, apply_node
 from fabfile.model.context import Env
@@ -24,11 +24,10 @@ from fabfile.infra.facts import NodeState
 from fabfile.infra.observe import observe_except, observe_reachable
 from fabfile.parsers.lbtk_state import RuntimeRecord
 from fabfile.core.phase import FILE_PHASES, RUNTIME_PHASE, Phase
-from fabfile.core.plan import (FileChange, NodePlan, PlannedMove, RollKind, RollPlan, changes_wire, file_changes,
-                               reload_only_refusal, service_actions)
+from fabfile.core.plan import (FileChange, NodePlan, PlannedMove, RollKind, RollPlan, VipIntent, changes_wire,
+                               file_changes, reload_only_refusal, service_actions)
 from fabfile.core.render import NodeFile, RenderFacts, managed_paths, render_node
 from fabfile.infra.runinfo import RunInfo
-from fabfile.core.vrrp import expected_holders, nopreempt_vips
 
 # what the install phase needs on every node, and the package that brings it
 REQUIRED = {"keepalived": "keepalived", "ipvsadm": "ipvsadm", "nginx": "nginx-light", "iptables": "iptables"}
@@ -88,9 +87,14 @@ class Outcome:
     runtime: RuntimeRecord | None = None                    # ... and as this run wrote it
 
 
+def deploy_paths(env: Env, node: str) -> list[str]:
+    """The files a deploy reads on a node: every managed one and the runtime record."""
+    return [*managed_paths(env.inv, node, env.secrets), F.RUNTIME_PATH, F.SECRET_RECORD_PATH]
+
+
 def deploy_facts(env: Env, nodes: list[str]) -> dict[str, list[F.Fact]]:
     """Per node: the managed files to read besides fabfile.infra.facts.DEPLOY."""
-    return {n: [F.files([*managed_paths(env.inv, n, env.secrets), F.RUNTIME_PATH])] for n in nodes}
+    return {n: [F.files(deploy_paths(env, n))] for n in nodes}
 
 
 def gather(env: Env, nodes: list | None = None) -> dict[str, NodeState]:
@@ -100,8 +104,10 @@ def gather(env: Env, nodes: list | None = None) -> dict[str, NodeState]:
         return observe_reachable(group, F.DEPLOY, deploy_facts(env, group.names))
 
 
-def plan_node(env: Env, node: str, facts: NodeState, phases) -> NodePlan:
-    """Pure: one node's facts -> its plan for these phases (Phase members or their names)."""
+def plan_node(env: Env, node: str, facts: NodeState, phases,
+              setter: secret_record.Setter = secret_record.Setter()) -> NodePlan:
+    """Pure: one node's facts -> its plan for these phases (Phase members or their names). `setter`:
+    the run a new secret fingerprint is recorded for (fabfile/core/secret_record.py)."""
     phases = check_phases(phases)
     p = NodePlan(node)
     desired = render_node(env.inv, node, env.secrets, RenderFacts.of(facts))
@@ -139,9 +145,12 @@ def plan_node(env: Env, node: str, facts: NodeState, phases) -> NodePlan:
         p.notes.append("sync daemon: " + sync_note(env, facts))
     if RUNTIME_PHASE in phases and env.runtime is not None:
         desired.append(NodeFile(F.RUNTIME_PATH, runtime.content(env.runtime), RUNTIME_PHASE, mode=F.RECORD_MODE))
+    if RUNTIME_PHASE in phases:     # the secret's fingerprint rides with the keepalived.conf that carries it
+        desired.append(NodeFile(F.SECRET_RECORD_PATH, secret_record.record_text(
+            env.secrets, secret_record.live_record(facts), setter), RUNTIME_PHASE, mode=F.RECORD_MODE))
     for phase in phases:
         mine = [f for f in desired if f.phase == phase]
-        changes = file_changes(mine, facts, node)
+        changes = secret_record.with_fingerprints(file_changes(mine, facts, node), facts)
         p.changes += changes
         p.add_actions(service_actions(phase, {ch.file.path for ch in changes}, facts, mine))
     return p
@@ -155,9 +164,11 @@ def check_phases(phases) -> list[Phase]:
         raise LbtkError(str(e)) from None
 
 
-def plan_runs(env: Env, states: dict[str, NodeState], phases) -> list[NodeRun]:
+def plan_runs(env: Env, states: dict[str, NodeState], phases, info: RunInfo | None = None) -> list[NodeRun]:
+    """Every node's plan; `info`: the run that records a new secret fingerprint (None: not known yet)."""
     phases = check_phases(phases)
-    return [NodeRun(n, s, plan_node(env, n, s, phases)) for n, s in states.items()]
+    setter = secret_record.Setter(info.run, info.operator, info.since) if info else secret_record.Setter()
+    return [NodeRun(n, s, plan_node(env, n, s, phases, setter)) for n, s in states.items()]
 
 
 def drift(env: Env, states: dict[str, NodeState]) -> dict[str, list[FileChange]]:
@@ -169,14 +180,16 @@ def drift(env: Env, states: dict[str, NodeState]) -> dict[str, list[FileChange]]
 def run_phases(env: Env, phases, check: bool = False, say=lambda s: None,
                progress=None, nodes: list[str] | None = None, skip_unreachable: bool = False,
                batch: int | None = None, change=None, info: RunInfo | None = None, break_lock: bool = False,
-               on_moves=lambda moves: None) -> Outcome:
+               on_moves=lambda moves: None, rotation: bool = False) -> Outcome:
     """Under the deploy lock (fabfile/ops/lock.py; --check takes none): facts, plans, then (unless
     check) the rolling apply. Returns the Outcome; a node that refused is in Outcome.error (the
     caller shows the summary, then raises it). `progress(runs)` makes the context manager that
     shows per-node steps (step / finish). `change(record) -> record` changes the cluster's runtime
     record (drain, undrain) before planning; `info` is who runs it (default: this process).
     `on_moves(moves)`: the planned VIP moves, told before the apply starts (the view words them).
-    `batch`: None lets roll_plan size the roll by what the change risks; N is --batch N."""
+    `batch`: None lets roll_plan size the roll by what the change risks; N is --batch N.
+    `rotation`: this run replaces the nodes' VRRP secret on purpose (else a secret other than the
+    one the nodes recorded is refused: fabfile/core/secret_record.py)."""
     phases = check_phases(phases)
     chosen = [n for n in env.inv.nodes if nodes is None or n.name in nodes]
     with remote.nodes(env, chosen) as group:
@@ -188,7 +201,7 @@ def run_phases(env: Env, phases, check: bool = False, say=lambda s: None,
             # change (drain, undrain) changes something by definition: it goes to the lock at once,
             # which saves one round trip per node.
             out = _locked(env, phases, group, False, say, progress, skip_unreachable, batch, change, info, {},
-                          on_moves, quick=True)
+                          on_moves, rotation, quick=True)
             if out is not None:
                 return out
         # who runs it (git's commit and status, for the lock record and the history): only now, when a
@@ -198,12 +211,12 @@ def run_phases(env: Env, phases, check: bool = False, say=lambda s: None,
             for node, holder in (lock.broken if lock else []):
                 say(f"{node}: broke the stale deploy lock left by {runlock.who(holder)}")
             return _locked(env, phases, group, check, say, progress, skip_unreachable, batch, change, info,
-                           lock.down if lock else {}, on_moves)
+                           lock.down if lock else {}, on_moves, rotation)
 
 
 def _locked(env: Env, phases: list[Phase], group: remote.NodeGroup, check: bool, say, progress,
             skip_unreachable: bool, batch: int | None, change, info: RunInfo, lock_down: dict[str, str], on_moves,
-            quick: bool = False) -> Outcome | None:
+            rotation: bool, quick: bool = False) -> Outcome | None:
     """run_phases' work once the lock is held (lock_down: nodes the lock could not reach). `quick`:
     no lock is held yet — None unless every node answered, none has a lock record and none has
     anything to do (then the Outcome of a deploy that changed nothing)."""
@@ -220,7 +233,7 @@ def _locked(env: Env, phases: list[Phase], group: remote.NodeGroup, check: bool,
     live = group.only(n for n in group.names if n not in down)
     current = runtime.newest(states)
     env = runtime.effective(env, change(current) if change else current)
-    runs = plan_runs(env, {n: s for n, s in states.items() if n not in down}, phases)
+    runs = plan_runs(env, {n: s for n, s in states.items() if n not in down}, phases, None if quick else info)
     if len(live) < len(env.inv.nodes):
         refuse_partial_wire_change(runs, missing=sorted(set(down) | {n.name for n in env.inv.nodes} - set(states)))
     out = Outcome(phases, runs, planned_moves(env, runs) if Phase.KEEPALIVED in phases else [], check,
@@ -233,6 +246,7 @@ def _locked(env: Env, phases: list[Phase], group: remote.NodeGroup, check: bool,
                 r.status = RunStatus.UNCHANGED
                 p.finish(r.node, "no changes")
         return out
+    refuse_secret_drift(env, runs, phases, rotation, check)
     out.roll = roll_plan(env, runs, batch, moves=out.moves)
     if check:
         return out
@@ -259,17 +273,20 @@ class NoProgress:
 
 
 def apply_runs(env: Env, group: remote.NodeGroup, out: Outcome, say, progress, batch: int | None = None,
-               info: RunInfo | None = None) -> None:
+               info: RunInfo | None = None, intent: VipIntent | None = None) -> None:
     """Apply out.runs in roll_plan's batches (`batch`: as run_phases), each batch in parallel; a
     node that fails stops the batches after its own. A VRRP settle only after a batch the plan marks
-    (a VIP holder's, where a VIP can move) and only when that holder took a keepalived change."""
+    (a VIP holder's, where a VIP can move) and only when that holder took a keepalived change, then
+    a wait for the planned moves. Deploy and rollback both come through here. `intent`: where the
+    VIPs go once the change is in (default: the inventory's plan)."""
     runs = out.runs
+    intent = intent or VipIntent.of(env.inv)
     stamp = info.run if info else runinfo.stamp()   # the backup set's name; the history entry's id
-    roll = roll_plan(env, runs, batch, moves=out.moves)
+    roll = roll_plan(env, runs, batch, intent, moves=out.moves)
     say(roll.line())
     out.roll, out.batches = roll, roll.batches
     batches = roll.batches
-    held_before = {v for r in runs for v in expected_holders(env.inv) if r.facts.holds(v)}
+    held_before = {v for r in runs for v in intent.owners if r.facts.holds(v)}
     failed = False
     done_at: dict[str, float] = {}
     by_run = {r.node: r for r in runs}
@@ -304,7 +321,7 @@ def apply_runs(env: Env, group: remote.NodeGroup, out: Outcome, say, progress, b
             if not failed and settle_after and holder_touched:
                 settle.settle_between(env, group, held_before)
     if any(m.moves for m in out.moves) and not failed:
-        for line in settle.finish_moves(env, group, done_at):
+        for line in settle.finish_moves(env, group, done_at, intent):
             say(line)
     errors = [r.error for r in runs if r.status is RunStatus.FAILED]
     if errors:
@@ -326,6 +343,19 @@ def refuse_partial_wire_change(runs: list[NodeRun], missing: list[str] | None = 
                         "(without --node, once all nodes answer); nothing was changed on any node")
 
 
+def refuse_secret_drift(env: Env, runs: list[NodeRun], phases: list[Phase], rotation: bool, check: bool) -> None:
+    """A run that installs a VRRP secret other than the one the nodes recorded, unasked, is refused
+    (a clone holding an older secret would undo a rotation); --check says it would be."""
+    if RUNTIME_PHASE not in phases or rotation:
+        return
+    found = secret_record.drifts(env.secrets, {r.node: r.facts for r in runs})
+    if not found:
+        return
+    if not check:
+        raise LbtkError(secret_record.refusal(found))
+    runs[0].plan.notes.append("refused without --rotation: " + secret_record.refusal(found).split(" — ")[0])
+
+
 def sync_note(env: Env, facts: NodeState) -> str:
     if not facts.has_ipvs:
         return "kernel has no IPVS, no connection sync"
@@ -334,15 +364,15 @@ def sync_note(env: Env, facts: NodeState) -> str:
     return sync.describe(env.inv)
 
 
-def rolling_batches(env: Env, runs: list[NodeRun], batch: int | None = None, *,
+def rolling_batches(env: Env, runs: list[NodeRun], batch: int | None = None, intent: VipIntent | None = None, *,
                     moves: list[PlannedMove] | None = None) -> tuple[list[list[str]], str | None]:
     """Pure: roll_plan's batches, and why they are not one node at a time (None when they are).
     `batch` None: the planner sizes the roll by what the change risks; N: backups N at a time."""
-    plan = roll_plan(env, runs, batch, moves=moves)
+    plan = roll_plan(env, runs, batch, intent, moves=moves)
     return plan.batches, (None if plan.kind in (RollKind.ROLLING, RollKind.FIRST) else plan.reason)
 
 
-def roll_plan(env: Env, runs: list[NodeRun], batch: int | None = None, *,
+def roll_plan(env: Env, runs: list[NodeRun], batch: int | None = None, intent: VipIntent | None = None, *,
               moves: list[PlannedMove] | None = None) -> RollPlan:
     """Pure: the order a change goes to these nodes, sized by what it risks.
 
@@ -362,10 +392,12 @@ def roll_plan(env: Env, runs: list[NodeRun], batch: int | None = None, *,
       backups lowest priority first, `batch` (default 1) at a time, then each VIP holder alone; a
       VRRP settle after each holder's batch.
 
-    `moves`: planned_moves(env, runs) (computed here when not given)."""
+    `moves`: planned_moves(env, runs, intent) (computed here when not given). `intent`: where the
+    VIPs go (default: the inventory's plan; a rollback's: the restored confs')."""
+    intent = intent or VipIntent.of(env.inv)
     names = [r.node for r in runs]
     if not any(r.facts.active.get("keepalived") == "active" for r in runs):
-        owners = set(expected_holders(env.inv).values())
+        owners = set(intent.owners.values())
         first = [n for n in names if n in owners]
         rest = [n for n in names if n not in owners]
         batches = [first, rest] if first and rest else [names]
@@ -375,13 +407,13 @@ def roll_plan(env: Env, runs: list[NodeRun], batch: int | None = None, *,
         return RollPlan(RollKind.AT_ONCE, [names], [False],
                         "advert-visible change (virtual_router_id, advert_int, auth or first VIP): applied to "
                         "every node at once — nodes that disagree ignore each other's adverts")
-    vips = list(expected_holders(env.inv))
+    vips = list(intent.owners)
     prio = {n.name: n.priority for n in env.inv.nodes}
     holders = sorted((r.node for r in runs if any(r.facts.holds(v) for v in vips)), key=lambda n: prio[n])
     backups = sorted((n for n in names if n not in holders), key=lambda n: prio[n])
     held = frozenset(holders)
     if batch is None:
-        refusal = _why_a_vip_can_move(env, runs, moves)
+        refusal = _why_a_vip_can_move(env, runs, moves, intent)
         if refusal is None:
             changing = {r.node for r in runs if not r.plan.empty}
             canary = next((n for n in backups if n in changing), None)
@@ -397,11 +429,12 @@ def roll_plan(env: Env, runs: list[NodeRun], batch: int | None = None, *,
                     reason, held)
 
 
-def _why_a_vip_can_move(env: Env, runs: list[NodeRun], moves: list[PlannedMove] | None) -> str | None:
+def _why_a_vip_can_move(env: Env, runs: list[NodeRun], moves: list[PlannedMove] | None,
+                        intent: VipIntent | None = None) -> str | None:
     """Pure: the first reason this change is not reload-only with every VIP staying put (None: it is)."""
     if not any(not r.plan.empty for r in runs):
         return "nothing planned to judge it by"     # e.g. a caller that plans its work elsewhere
-    for m in (planned_moves(env, runs) if moves is None else moves):
+    for m in (planned_moves(env, runs, intent) if moves is None else moves):
         return f"VIP {m.vip} " + ("stays by nopreempt, priorities change" if m.nopreempt
                                   else f"moves {'+'.join(m.holders)} -> {m.owner}")
     for r in runs:
@@ -411,13 +444,13 @@ def _why_a_vip_can_move(env: Env, runs: list[NodeRun], moves: list[PlannedMove] 
     return None
 
 
-def planned_moves(env: Env, runs: list[NodeRun]) -> list[PlannedMove]:
-    """Pure. VIPs whose holder the new inventory changes: each is one planned failover (unless
-    nopreempt keeps it where it is)."""
-    held = nopreempt_vips(env.inv)
+def planned_moves(env: Env, runs: list[NodeRun], intent: VipIntent | None = None) -> list[PlannedMove]:
+    """Pure. VIPs whose holder the change moves (`intent`, default the new inventory's plan): each
+    is one planned failover (unless nopreempt keeps it where it is)."""
+    intent = intent or VipIntent.of(env.inv)
     out = []
-    for vip, owner in expected_holders(env.inv).items():
+    for vip, owner in intent.owners.items():
         now = tuple(r.node for r in runs if r.facts.holds(vip))
         if now and owner not in now:
-            out.append(PlannedMove(vip, now, owner, nopreempt=vip in held))
+            out.append(PlannedMove(vip, now, owner, nopreempt=vip in intent.nopreempt))
     return out

@@ -5,26 +5,33 @@ Each deploy keeps the files it replaced in /var/lib/lbtk/backup/STAMP/ with a `.
 not exist then are removed) — or, with `--to ID`, every set from the newest back to that run's,
 newest first, so the node ends on the files it had before run ID — reloads through the same
 handler rules as a deploy, checks the daemons, and drops the sets it used, so a second rollback
-goes one deploy further back. Backups first, the VIP holder last; under the deploy lock; the
-rollback is recorded in each node's history.
+goes one deploy further back. Under the deploy lock; recorded in each node's history.
+
+A rollback is planned and applied as a deploy is (fabfile/core/restore.py: the restored files
+against the live ones; fabfile/ops/deploy.py apply_runs): the same batching rules, so a change
+VRRP adverts carry (the secret, virtual_router_id, advert_int, the first VIP) goes back on every
+node at once, anything else backups first and the VIP holder last; the same VIP-move prediction,
+from the keepalived.conf each node ends on; the same transactional apply (staged, `keepalived -t`,
+swapped, health-checked, put back on a failure).
 """
 from __future__ import annotations
 
 import shlex
 
 from fabfile.infra import facts as F
-from fabfile.core import history
 from fabfile.infra import remote, runinfo
-from fabfile.ops import lock as runlock, settle
-from fabfile.ops.apply import KEEP_BACKUPS, ApplyError, apply_node, restore
+from fabfile.ops import lock as runlock
+from fabfile.ops.apply import KEEP_BACKUPS
 from fabfile.model.context import Env, select_nodes
 from fabfile.errors import LbtkError
-from fabfile.infra.facts import BACKUP_DIR
-from fabfile.infra.observe import observe_except, observe_node
-from fabfile.ops.deploy import NodeRun, deploy_facts, rolling_batches
-from fabfile.core.phase import RUNTIME_PHASE
-from fabfile.core.plan import NodePlan, service_actions
-from fabfile.core.render import ASSUMED, NodeFile, render_node
+from fabfile.infra.facts import BACKUP_DIR, NodeState
+from fabfile.infra.observe import observe_except, observe_reachable
+from fabfile.ops.deploy import (NodeRun, NoProgress, Outcome, RunStatus, apply_runs, deploy_paths, planned_moves,
+                                refuse_partial_wire_change)
+from fabfile.core import restore
+from fabfile.core.phase import RUNTIME_PHASE, Phase
+from fabfile.core.plan import VipIntent
+from fabfile.core.render import ASSUMED, NodeFile, RenderFacts, keepalived, render_node
 
 
 def sets_to_restore(backups: list[tuple[str, list[str]]], to: str | None) -> list[tuple[str, list[str]]]:
@@ -37,19 +44,51 @@ def sets_to_restore(backups: list[tuple[str, list[str]]], to: str | None) -> lis
 
 
 def rollback(env: Env, node: str | None = None, say=lambda s: None, skip_unreachable: bool = False,
-             to: str | None = None, break_lock: bool = False) -> None:
+             to: str | None = None, break_lock: bool = False, progress=None,
+             on_moves=lambda moves: None) -> Outcome:
+    """Roll back (see the module's text). `progress(runs)` and `on_moves(moves)` as for
+    fabfile.ops.deploy.run_phases; a node that refused is an LbtkError once the others are done."""
     nodes = select_nodes(env.inv, node)
     info = runinfo.current(env.name, env.path)
     with remote.nodes(env, nodes) as group, runlock.Lock(group, info, break_lock) as lock:
         for n, holder in lock.broken:
             say(f"{n}: broke the stale deploy lock left by {runlock.who(holder)}")
-        _rollback(env, group, lock.down, say, skip_unreachable, to, info, len(nodes) > 1)
+        return _rollback(env, group, lock.down, say, skip_unreachable, to, info, progress, on_moves)
 
 
-def _rollback(env: Env, group: remote.NodeGroup, lock_down: dict[str, str], say, skip_unreachable: bool, to: str | None,
-              info: runinfo.RunInfo, several: bool) -> None:
-    per_node = deploy_facts(env, group.names)
-    states = observe_except(group, (*F.DEPLOY, F.BACKUPS), per_node, lock_down)
+def rendered_files(env: Env, node: str) -> dict[str, NodeFile]:
+    """The node's managed files by path (with or without IPVS), and runtime.json: each one's phase."""
+    out = {f.path: f for facts in (RenderFacts(ipvs=False), ASSUMED)
+           for f in render_node(env.inv, node, env.secrets, facts)}
+    out[F.RUNTIME_PATH] = NodeFile(F.RUNTIME_PATH, None, RUNTIME_PHASE, mode=F.RECORD_MODE)
+    return out
+
+
+def plan_rollback(env: Env, states: dict[str, NodeState], sets: dict[str, list[tuple[str, list[str]]]]
+                  ) -> tuple[list[NodeRun], VipIntent]:
+    """Pure: each node's run (the restored files against the live ones; `states` hold both, see
+    restore.restore_plan) and where the VIPs go once every node runs the keepalived.conf it ends on."""
+    runs = [NodeRun(n, s, restore.restore_plan(n, sets[n], s, rendered_files(env, n))) for n, s in states.items()]
+    return runs, intent_after(env, runs)
+
+
+def intent_after(env: Env, runs: list[NodeRun]) -> VipIntent:
+    """Where VRRP puts each VIP once the runs are in: read from the keepalived.conf each node ends
+    on (the inventory that wrote the restored ones is gone); the inventory's plan where none reads."""
+    confs = {}
+    for r in runs:
+        ch = next((c for c in r.plan.changes if c.file.path == keepalived.CONF), None)
+        live = r.facts.files.get(keepalived.CONF)
+        text = ch.file.content if ch else (live.content.decode(errors="replace") if live else None)
+        if text:
+            confs[r.node] = text
+    found = VipIntent.of_confs(confs)
+    return found if found.owners else VipIntent.of(env.inv)
+
+
+def _rollback(env: Env, group: remote.NodeGroup, lock_down: dict[str, str], say, skip_unreachable: bool,
+              to: str | None, info: runinfo.RunInfo, progress, on_moves) -> Outcome:
+    states = observe_except(group, (*F.DEPLOY, F.BACKUPS), None, lock_down)
     down = {n: s.error for n, s in states.items() if not s.reachable}
     if down and (not skip_unreachable or len(down) == len(states)):
         raise remote.RemoteError(next(iter(down.values())) + " — nothing was changed on any node"
@@ -66,35 +105,44 @@ def _rollback(env: Env, group: remote.NodeGroup, lock_down: dict[str, str], say,
     if to is None and missing:
         raise LbtkError(f"{', '.join(missing)}: no deploy backup under {BACKUP_DIR} — nothing to roll back to; "
                         "nothing was changed")
-    runs = [NodeRun(n, states[n], NodePlan(n)) for n in states]
-    batches, _ = rolling_batches(env, runs)
-    for batch in batches:
-        for name in batch:
-            if not sets[name]:
-                say(f"{name}: nothing to roll back (no deploy touched it since {to})")
-                continue
-            c = group[name]
-            phase_of = {f.path: f.phase for f in render_node(env.inv, name, env.secrets, ASSUMED)}
-            phase_of[F.RUNTIME_PATH] = RUNTIME_PHASE
-            for stamp, paths in sets[name]:            # newest first: the oldest set's files win
-                restore(c, paths, stamp)
-            paths = list(dict.fromkeys(p for _, ps in sets[name] for p in ps))
-            now = observe_node(c, (*F.DEPLOY, *per_node[name]))
-            restored = [NodeFile(p, (now.files[p].content.decode() if now.files.get(p) else None),
-                                 phase_of.get(p, RUNTIME_PHASE)) for p in paths]
-            plan = NodePlan(name)
-            for phase in dict.fromkeys(f.phase for f in restored):
-                mine = [f for f in restored if f.phase == phase]
-                plan.add_actions(service_actions(phase, {f.path for f in mine}, now, mine))
-            oldest = sets[name][-1][0]
-            try:
-                done = apply_node(c, plan, oldest)
-            except ApplyError as e:
-                raise LbtkError(f"{e} (rollback to {oldest})") from None
-            drop = " ".join(shlex.quote(f"{BACKUP_DIR}/{s}") for s, _ in sets[name])
-            remote.run(c, f"rm -rf {drop}; " + history.append_command(
-                info.entry(paths, [a.short() for a in done.actions])), check=False)
-            say(f"{name}: rolled back to the files before deploy {oldest} "
-                f"({len(paths)} file(s); {', '.join(a.short() for a in done.actions) or 'no reload needed'})")
-        if len(batch) == 1 and several:
-            settle.settle_between(env, group.only(states), None)
+    live = group.only(states)
+    # a second look, still under the lock: the backup copies to put back, with the live files they replace
+    paths = {n: list(dict.fromkeys([*deploy_paths(env, n), *restore.sources(n, sets[n]),
+                                    *restore.copies(n, sets[n])])) for n in states}
+    states = observe_reachable(live, F.DEPLOY, {n: [F.files(paths[n])] for n in states})
+    runs, intent = plan_rollback(env, states, sets)
+    if len(states) < len(env.inv.nodes):
+        refuse_partial_wire_change(runs, missing=sorted({n.name for n in env.inv.nodes} - set(states)))
+    phases = [p for p in Phase if any(ch.file.phase == p for r in runs for ch in r.plan.changes)]
+    out = Outcome(phases, runs, planned_moves(env, runs, intent), False, skipped=down)
+    on_moves(out.moves)
+    try:
+        apply_runs(env, live, out, say, (progress or NoProgress)(runs), None, info, intent)
+    finally:
+        _drop_sets(live, out.runs, sets, info, say)
+    if out.error:
+        raise LbtkError(f"{out.error} (rollback to the files before {_oldest(sets)})") from None
+    return out
+
+
+def _oldest(sets: dict[str, list[tuple[str, list[str]]]]) -> str:
+    return min((s[-1][0] for s in sets.values() if s), default="?")
+
+
+def _drop_sets(group: remote.NodeGroup, runs: list[NodeRun], sets, info: runinfo.RunInfo, say) -> None:
+    """The rollback's own backup set goes wherever it was made (a second rollback must not undo this
+    one); the sets it restored go on the nodes now on them, so a second rollback goes one further back."""
+    by_node = {r.node: r for r in runs}
+
+    def drop(c):
+        r = by_node[c.name]
+        if r.status not in (RunStatus.CHANGED, RunStatus.UNCHANGED, RunStatus.FAILED):
+            return                                  # not reached: as it was
+        used = [s for s, _ in sets[r.node]] if r.status.took_it else []
+        gone = " ".join(shlex.quote(f"{BACKUP_DIR}/{s}") for s in [*used, info.run])
+        remote.run(c, f"rm -rf {gone}", check=False)
+        if r.status.took_it:
+            say(f"{r.node}: " + (f"rolled back to the files before deploy {used[-1]} ({len(r.done.files)} file(s) "
+                                 f"changed; {', '.join(a.short() for a in r.done.actions) or 'no reload needed'})"
+                                 if used else "nothing to roll back (no deploy touched it since --to)"))
+    group.only(by_node).parallel(drop)

@@ -77,10 +77,14 @@ def settle_between(env: Env, conns, held_before: set[str] | None = None) -> None
             f"{v} on {'+'.join(n) or 'no node'}" for v, n in h.items()) + " — stopped the rolling deploy")
 
 
-def finish_moves(env: Env, conns, done_at: dict[str, float]) -> list[str]:
+def finish_moves(env: Env, conns, done_at: dict[str, float], intent=None) -> list[str]:
     """The planned failover(s): wait until each moved VIP is on its new owner alone; returns one
-    line per move saying how long after the new owner took its config (preempt: master_down + skew)."""
-    owners = {v: o for v, o in expected_now(env).items() if o}
+    line per move saying how long after the new owner took its config (preempt: master_down + skew).
+    `intent` (fabfile.core.plan.VipIntent): where the VIPs go, when not the inventory's plan (a
+    rollback's restored confs); only the VIPs the inventory names are watched."""
+    want = expected_now(env) if intent is None else {
+        v: ("" if v in intent.nopreempt else o) for v, o in intent.owners.items() if v in expected_holders(env.inv)}
+    owners = {v: o for v, o in want.items() if o}
     h, _, ok = wait_until(env, conns, lambda h: all(h.get(v) == [o] for v, o in owners.items()),
                           timeout=settle_timeout(env))
     now = time.monotonic()

@@ -7,6 +7,9 @@ their parsers; fabfile/core/runtime.py, fabfile/ops/lock.py and fabfile/core/his
 - lock: who holds the deploy lock, one JSON object `{"run", "operator", "pid", "cwd", "task",
   "since"}`; the lock command answers `LOCK HELD`, `LOCK BUSY` or `LOCK STALE` on its first line,
   followed by the holder's record for the last two.
+- vrrp-secret.json: per VRRP instance, a fingerprint of the secret its keepalived.conf carries and
+  the run that set it, `{"VI_1": {"fingerprint": HEX, "salt": HEX, "run", "operator", "at"}}`
+  (fabfile/core/secret_record.py writes it; never the secret).
 - history: one JSON object per line and change (`{"id", "at", "operator", "commit", "dirty",
   "task", "env", "files", "actions", "result"}`), oldest first.
 """
@@ -39,6 +42,16 @@ class LockHolder:
         """The holder in words, as every message naming it says it."""
         return f"{self.operator} (`{self.task}`, pid {self.pid}" + (f" in {self.cwd}" if self.cwd else "") + \
             f") since {self.since}"
+
+
+@dataclass(frozen=True)
+class SecretPrint:
+    """One instance's entry in vrrp-secret.json: the live secret's fingerprint and who set it."""
+    fingerprint: str             # hex (fabfile.model.secrets.fingerprint)
+    salt: str                    # hex
+    run: str                     # the run's id (`inv history`); "" when recorded without one
+    operator: str
+    at: str
 
 
 @dataclass(frozen=True)
@@ -149,4 +162,25 @@ def parse_history(text: str) -> list[HistoryEntry]:
                                     _str(d, "result", w, "ok")))
         except ParseError:
             continue
+    return out
+
+
+def _hex(data: dict, key: str, what: str) -> str:
+    v = _str(data, key, what)
+    if not v or len(v) > 128 or any(c not in "0123456789abcdef" for c in v):
+        raise ParseError(f"{what}: {key!r} is not lowercase hex")
+    return v
+
+
+def parse_secret_record(text: str) -> dict[str, SecretPrint]:
+    """vrrp-secret.json's content: {instance: SecretPrint}; {} when the node has none."""
+    if not text.strip():
+        return {}
+    w = "vrrp-secret.json"
+    out = {}
+    for name, entry in _object(text.strip(), w).items():
+        if not isinstance(entry, dict):
+            raise ParseError(f"{w}: {excerpt(name)} is not a JSON object")
+        out[name] = SecretPrint(_hex(entry, "fingerprint", w), _hex(entry, "salt", w), _str(entry, "run", w, ""),
+                                _str(entry, "operator", w, ""), _str(entry, "at", w, ""))
     return out

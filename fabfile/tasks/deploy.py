@@ -20,7 +20,9 @@ HELP = {"env": "inventory name (inventories/NAME.yaml)",
                  "backups at once, then the VIP holders; anything that can move a VIP: one by one",
         "skip_unreachable": "go ahead on the nodes that answer (refused for a change every node must see at "
                             "once); the others are recorded as owed and caught up by the next deploy",
-        "break_lock": "take over a deploy lock left by a run that died (a live run's lock is never broken)"}
+        "break_lock": "take over a deploy lock left by a run that died (a live run's lock is never broken)",
+        "rotation": "this deploy replaces the VRRP secret the nodes run (else a secret other than the "
+                    "nodes' recorded one is refused: another clone may hold a newer one)"}
 if TYPE_CHECKING:
     from fabfile.ops.deploy import Outcome
 
@@ -30,11 +32,11 @@ def _phase_task(phase: Phase):
     @task(name=phase.value, help=HELP)
     @one_line_errors
     def t(c, env=DEFAULT_ENV, check=False, format=None, node=None, parallel=None, skip_unreachable=False,
-          batch=None, break_lock=False):
+          batch=None, break_lock=False, rotation=False):
         check_format(format)
         e, nodes = node_env(env, node, parallel=parallel)
         run_and_settle(e, [phase], check, format, nodes, skip_unreachable, number(batch, "batch", None, int, 1),
-                       break_lock)
+                       break_lock, rotation)
     t.__doc__ = t.body.__doc__ = phase.summary
     return t
 
@@ -47,11 +49,11 @@ install, arp, nginx, lvs, keepalived = (PHASE_TASKS[p] for p in (Phase.INSTALL, 
 @task(help=HELP)
 @one_line_errors
 def deploy(c, env=DEFAULT_ENV, check=False, format=None, node=None, parallel=None, skip_unreachable=False,
-           batch=None, break_lock=False):
+           batch=None, break_lock=False, rotation=False):
     check_format(format)
     e, nodes = node_env(env, node, parallel=parallel)
     run_and_settle(e, list(DEPLOY_ORDER), check, format, nodes, skip_unreachable, number(batch, "batch", None, int, 1),
-                   break_lock)
+                   break_lock, rotation)
 
 
 deploy.__doc__ = deploy.body.__doc__ = (f"Every phase in order ({', '.join(DEPLOY_ORDER)}), "
@@ -60,7 +62,7 @@ deploy.__doc__ = deploy.body.__doc__ = (f"Every phase in order ({', '.join(DEPLO
 
 def deploy_and_show(e: Env, phases: list[Phase], check: bool = False, fmt=None, nodes=None,
                     skip_unreachable: bool = False, batch: int | None = None, break_lock: bool = False,
-                    change=None) -> Outcome:
+                    change=None, rotation: bool = False) -> Outcome:
     """The phases with progress, then their tables; a node that refused is raised after the summary."""
     from fabfile.ops.deploy import run_phases
     from fabfile.progress import Progress
@@ -72,7 +74,7 @@ def deploy_and_show(e: Env, phases: list[Phase], check: bool = False, fmt=None, 
         return Progress([r.node for r in runs], total=lambda n: steps[n])
     out = run_phases(e, phases, check=check, say=output.say, progress=progress,
                      nodes=[n.name for n in nodes] if nodes else None, skip_unreachable=skip_unreachable,
-                     batch=batch, break_lock=break_lock, change=change, on_moves=view.say_moves)
+                     batch=batch, break_lock=break_lock, change=change, on_moves=view.say_moves, rotation=rotation)
     view.show(out, fmt)
     if not check:
         record_owed(e, out)
@@ -101,10 +103,10 @@ def record_owed(e: Env, out: Outcome) -> None:
 
 
 def run_and_settle(e: Env, phases: list[Phase], check: bool, fmt, nodes=None, skip_unreachable=False,
-                   batch: int | None = None, break_lock: bool = False) -> None:
+                   batch: int | None = None, break_lock: bool = False, rotation: bool = False) -> None:
     """The phases, then (when keepalived changed anywhere) return only once VRRP has settled."""
     from fabfile.ops.settle import wait_for_vips
-    out = deploy_and_show(e, phases, check, fmt, nodes, skip_unreachable, batch, break_lock)
+    out = deploy_and_show(e, phases, check, fmt, nodes, skip_unreachable, batch, break_lock, rotation=rotation)
     if {Phase.LVS, Phase.KEEPALIVED} & set(phases) and not check and any(r.done for r in out.runs):
         _, line = wait_for_vips(e, exclude=set(out.skipped))
         output.say(line)

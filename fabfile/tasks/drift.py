@@ -42,8 +42,10 @@ def diff(c, env=DEFAULT_ENV, node=None, format=None):
                              "break_lock": "take over a deploy lock left by a run that died"})
 @one_line_errors
 def rollback(c, env=DEFAULT_ENV, node=None, skip_unreachable=False, to=None, break_lock=False):
-    """Return to the files before the last deploy, or before run --to ID (backups first, VIP holder
-    last), reload, check."""
+    """Return to the files before the last deploy, or before run --to ID, planned as a deploy (a
+    change VRRP adverts carry on every node at once; else backups first, VIP holder last), reload, check."""
     from fabfile.ops.rollback import rollback as do_rollback
+    from fabfile.views.deploy import say_moves
     e, _ = node_env(env, node)
-    do_rollback(e, node, say=output.say, skip_unreachable=skip_unreachable, to=to, break_lock=break_lock)
+    do_rollback(e, node, say=output.say, skip_unreachable=skip_unreachable, to=to, break_lock=break_lock,
+                on_moves=say_moves)

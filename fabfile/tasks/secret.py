@@ -18,5 +18,5 @@ def rotate_vrrp_secret(c, env=DEFAULT_ENV, previous=False, format=None):
     from fabfile.ops.secret import rotate
     from fabfile.ops.settle import wait_for_vips
     check_format(format)
-    rotate(env, previous, deploy=lambda e: deploy_and_show(e, ["keepalived"], fmt=format), settle=wait_for_vips,
+    rotate(env, previous, deploy=lambda e: deploy_and_show(e, ["keepalived"], fmt=format, rotation=True), settle=wait_for_vips,
            say=output.say)

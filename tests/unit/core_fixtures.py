@@ -21,6 +21,7 @@ from fabfile.model.context import Env
 from fabfile.model.loading import load, parse
 from fabfile.infra.observe import parse_state
 from fabfile.parsers.lbtk import LiveFile
+from fabfile.core import secret_record
 from fabfile.core.render import RenderFacts, managed_paths, render_node
 from fabfile.model.secrets import resolve_all
 
@@ -178,15 +179,25 @@ def live_files(env: Env, node: str, ipvs: bool = True) -> dict[str, LiveFile | N
     out: dict[str, LiveFile | None] = {p: None for p in managed_paths(env.inv, node, env.secrets)}
     for f in render_node(env.inv, node, env.secrets, RenderFacts(ipvs=ipvs)):
         out[f.path] = None if f.content is None else LiveFile(f.mode, f.content.encode())
+    record = secret_record.record_text(env.secrets, {}, secret_record.Setter())   # the secret it runs
+    out[F.SECRET_RECORD_PATH] = None if record is None else LiveFile(F.RECORD_MODE, record.encode())
     return out
 
 
 def deploy_state(env: Env, node: str, **kw):
     """One node's fabfile.infra.facts.DEPLOY (+ files) round trip, parsed by observe.parse_state.
     Defaults: an up-to-date node (rendered files, every unit active and enabled)."""
-    outputs = deploy_outputs(env, node, **kw)
-    facts = [*F.DEPLOY, F.files(managed_paths(env.inv, node, env.secrets))]
+    files = kw.pop("files", None)
+    files = live_files(env, node, kw.get("has_ipvs", True)) if files is None else files
+    outputs = deploy_outputs(env, node, files=files, **kw)
+    facts = [*F.DEPLOY, F.files(listed_paths(env, node, files))]
     return parse_state(node, facts, frame(outputs), TOKEN)
+
+
+def listed_paths(env: Env, node: str, files: dict[str, LiveFile | None]) -> list[str]:
+    """The paths a deploy's file listing asks for: the managed files, and the secret record where the
+    node is given one."""
+    return [*managed_paths(env.inv, node, env.secrets), *([F.SECRET_RECORD_PATH] if F.SECRET_RECORD_PATH in files else [])]
 
 
 def deploy_outputs(env: Env, node: str, *, files: dict[str, LiveFile | None] | None = None,
@@ -198,7 +209,7 @@ def deploy_outputs(env: Env, node: str, *, files: dict[str, LiveFile | None] | N
     active = {**ALL_UNITS_UP, **(active or {})}
     enabled = {**ALL_ENABLED, **(enabled or {})}
     files = live_files(env, node, has_ipvs) if files is None else files
-    paths = managed_paths(env.inv, node, env.secrets)
+    paths = listed_paths(env, node, files)
     assert set(paths) <= set(files), "a file listing names every managed path"
     for w in active.values():
         assert w in ACTIVE_WORDS, f"{w!r} is not a word systemctl is-active printed in the captures"

@@ -369,7 +369,7 @@ def test_first_deploy_plan_converges_in_one_pass(env):
         s0 = fresh(env, node)
         p0 = plan_node(env, node, s0, ALL)
         assert {ch.kind for ch in p0.changes} == {"create"}
-        assert len(p0.changes) == 8
+        assert len(p0.changes) == 9      # 8 managed files and the secret's fingerprint record
         # two unit files changed, one daemon-reload (NodePlan.add_actions)
         assert verbs(p0.actions).count(("daemon-reload", "")) == 1
         assert verbs(p0.actions) == [
@@ -601,7 +601,7 @@ def test_a_new_vrrp_secret_is_one_batch(monkeypatch):
     old = lab_env(monkeypatch, secret="0ldS3cr7")
     new = lab_env(monkeypatch, secret="n3wS3cr7")
     runs = running(old, new)
-    assert [ch.file.path for r in runs for ch in r.plan.changes] == [keepalived.CONF] * 3
+    assert [ch.file.path for r in runs for ch in r.plan.changes] == [keepalived.CONF, F.SECRET_RECORD_PATH] * 3
     batches, why = rolling_batches(new, runs)
     assert batches == [["node1", "node2", "node3"]] and "advert-visible" in why
 

@@ -479,7 +479,7 @@ def test_diffs_of_live_files_show_escapes(lab, base, capsys):
         live = {**live_files(lab, n), F.RUNTIME_PATH: None}
         if n == "node2":
             live[CONF] = LiveFile(0o600, live[CONF].content + b"# \x1b[2J\x1b[32mlooks fine\r\x1b]0;x\x07\n")
-        assert set(live) == {*managed_paths(lab.inv, n, lab.secrets), F.RUNTIME_PATH}
+        assert set(live) == {*managed_paths(lab.inv, n, lab.secrets), F.RUNTIME_PATH, F.SECRET_RECORD_PATH}
         outputs[n] = {**base[n], "runtime": ("", "", 0), "files": (file_listing(live), "", 0)}
     Cluster.outputs = outputs
     out = run_task(drift.diff, format="plain")
