@@ -49,7 +49,7 @@ def hostile_node3(deployed, nodes):
                         "commit": "", "dirty": False, "task": BY, "env": "lab", "files": [], "actions": [],
                         "result": "ok"})
     try:
-        r = sh(c, f"ip link add name {bytes_word(IFNAME)} type dummy")
+        r = sh(c, f"ip link add name {bytes_word(IFNAME)} type veth peer name lbtk-hpeer")   # no dummy module in the lab
         assert r.exited == 0, r.stderr
         # JSON as the toolkit writes these files (json.dumps: ESC as \u001b, read back as ESC itself)
         assert sh(c, f"printf '%s\\n' {shlex.quote(record)} > {RUNTIME} && "

@@ -51,6 +51,7 @@ def variant(name: str, change, extra_files: dict[str, str] | None = None):
             p = INV_DIR / rel
             p.parent.mkdir(parents=True, exist_ok=True)
             p.write_text(text)
+            p.chmod(0o600)          # secret files others may read are refused
             made.append(p)
         path.write_text(yaml.safe_dump(data, sort_keys=False))
         yield str(path.relative_to(ROOT))
