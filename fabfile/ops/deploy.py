@@ -17,6 +17,7 @@ from fabfile.infra import remote, runinfo
 from fabfile.ops import lock as runlock, settle
 from fabfile.core import runtime, sync_rules as sync
 from fabfile.core.actions import Action
+from fabfile.core.checks import needs_ipvs, no_ipvs_error, no_ipvs_words
 from fabfile.ops.apply import Applied, ApplyError, apply_node
 from fabfile.model.context import Env
 from fabfile.errors import LbtkError
@@ -131,8 +132,11 @@ def plan_node(env: Env, node: str, facts: NodeState, phases) -> NodePlan:
         if owed:
             p.notes.append("finishing an interrupted deploy: " + "; ".join(a.short() for a in owed))
             p.actions += owed
-    if Phase.LVS in phases and not facts.has_ipvs:
-        p.notes.append("kernel has no IPVS: keepalived runs VRRP-only (--vrrp); virtual_server blocks are inert")
+    if {Phase.LVS, Phase.SYNC_DAEMON} & set(phases) and facts.has_ipvs is False:
+        if needs_ipvs(env.inv):      # production: nothing would be load balanced
+            raise LbtkError(no_ipvs_error(node, facts.no_ipvs_why))
+        if Phase.LVS in phases:
+            p.notes.append(f"{no_ipvs_words(env.inv)}: keepalived runs VRRP-only (--vrrp); virtual_server blocks are inert")
     if Phase.SYNC_DAEMON in phases and env.inv.sync_daemon:
         p.notes.append("sync daemon: " + sync_note(env, facts))
     if RUNTIME_PHASE in phases and env.runtime is not None:

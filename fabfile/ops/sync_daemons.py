@@ -8,7 +8,7 @@ from fabfile.infra import facts as F
 from fabfile.infra import remote
 from fabfile.core import sync_rules as sync
 from fabfile.core.actions import Action
-from fabfile.core.checks import sync_check
+from fabfile.core.checks import sync_check, without_ipvs
 from fabfile.model.context import Env
 from fabfile.errors import LbtkError
 from fabfile.infra.facts import NodeState
@@ -54,7 +54,8 @@ def status(e: Env, obs: dict[str, NodeState], holds: dict[str, bool]) -> list[Ro
         if not o.reachable:
             rows.append(Row(n, "?", want, o.error, False))
         elif o.ipvs is None:
-            rows.append(Row(n, vrrp, "-", NO_IPVS, True))
+            ok, detail = without_ipvs(e.inv, "no connection sync on this node")
+            rows.append(Row(n, vrrp, "-", detail, ok))
         else:
             running = ", ".join(f"{d.role} (mcast={d.mcast_interface}, syncid={d.syncid}, "
                                 f"group={d.group}:{d.port})" for d in o.sync_daemons) or "none"
