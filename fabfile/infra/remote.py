@@ -544,6 +544,11 @@ class NodeGroup:
             self._bastion = connect_gateway(self.inv)
         return self._bastion
 
+    def reconnect(self, names: Iterable[str]) -> None:
+        """Drop these nodes' connections (a reboot ended them): the next command opens a new one."""
+        for name in names:
+            self[name].close()
+
     def close(self) -> None:
         for c in self.links + ([self._bastion] if self._bastion else []):
             c.close()

@@ -171,16 +171,23 @@ def drift(env: Env, states: dict[str, NodeState]) -> dict[str, list[FileChange]]
 def run_phases(env: Env, phases, check: bool = False, say=lambda s: None,
                progress=None, nodes: list[str] | None = None, skip_unreachable: bool = False,
                batch: int = 1, change=None, info: RunInfo | None = None, break_lock: bool = False,
-               on_moves=lambda moves: None) -> Outcome:
+               on_moves=lambda moves: None, lock: runlock.Lock | None = None) -> Outcome:
     """Under the deploy lock (fabfile/ops/lock.py; --check takes none): facts, plans, then (unless
     check) the rolling apply. Returns the Outcome; a node that refused is in Outcome.error (the
     caller shows the summary, then raises it). `progress(runs)` makes the context manager that
     shows per-node steps (step / finish). `change(record) -> record` changes the cluster's runtime
     record (drain, undrain) before planning; `info` is who runs it (default: this process).
-    `on_moves(moves)`: the planned VIP moves, told before the apply starts (the view words them)."""
+    `on_moves(moves)`: the planned VIP moves, told before the apply starts (the view words them).
+    `lock`: the deploy lock the caller already holds on these nodes (os-upgrade's drain): the run
+    goes on under it, as the caller's run (its RunInfo), instead of taking the lock again."""
     phases = check_phases(phases)
     chosen = [n for n in env.inv.nodes if nodes is None or n.name in nodes]
     with remote.nodes(env, chosen) as group:
+        if lock is not None:
+            if not lock.covers(n.name for n in chosen):
+                raise RuntimeError("run_phases(lock=): the lock is not held on every node the run changes")
+            return _locked(env, phases, group, check, say, progress, skip_unreachable, batch, change,
+                           info or lock.info, lock.down, on_moves)
         if not check:
             # Look before locking. The everyday case, a deploy that finds nothing to do, takes no
             # lock: one round trip. A node that cannot be reached (or whose sudo refuses) fails here,

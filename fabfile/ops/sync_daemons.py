@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 
 from fabfile.infra import facts as F
 from fabfile.infra import remote
+from fabfile.ops import lock as runlock
 from fabfile.core import sync_rules as sync
 from fabfile.core.actions import Action
 from fabfile.core.checks import sync_check, without_ipvs
@@ -31,11 +32,15 @@ class Row:
         return asdict(self)
 
 
+def require_sync_daemon(e: Env) -> None:
+    if e.inv.sync_daemon is None:
+        raise LbtkError(f"{e.path.name}: no sync_daemon section — add sync_daemon: {{interface: eth0, syncid: 1}}")
+
+
 def observed(e: Env, group: remote.NodeGroup | None = None) -> tuple[dict[str, NodeState], dict[str, bool]]:
     """Every node's state and whether it holds the sync instance's VIP (one round trip each), over
     `group` (default: a group of its own, every node)."""
-    if e.inv.sync_daemon is None:
-        raise LbtkError(f"{e.path.name}: no sync_daemon section — add sync_daemon: {{interface: eth0, syncid: 1}}")
+    require_sync_daemon(e)
     if group is None:
         with remote.nodes(e) as group:
             return observed(e, group)
@@ -63,9 +68,13 @@ def status(e: Env, obs: dict[str, NodeState], holds: dict[str, bool]) -> list[Ro
     return rows
 
 
-def apply(e: Env, start: bool, say=lambda s: None) -> None:
-    """Start (each node's role from the VIP it holds now) or stop every node's sync daemons."""
-    with remote.nodes(e) as group:
+def apply(e: Env, start: bool, info, say=lambda s: None, break_lock: bool = False) -> None:
+    """Start (each node's role from the VIP it holds now) or stop every node's sync daemons, under
+    the deploy lock held on every node, the roles read once it is held. `info`: this run
+    (fabfile/infra/runinfo.RunInfo), or a callable that makes it."""
+    require_sync_daemon(e)                       # before any connection or lock
+    with remote.nodes(e) as group, runlock.held_on_all(group, info() if callable(info) else info,
+                                                       break_lock, say):
         obs, holds = observed(e, group)
         sd = e.inv.sync_daemon
         for c in group:
