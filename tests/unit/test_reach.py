@@ -215,7 +215,6 @@ def test_a_lab_inventory_whose_bridge_is_missing_is_refused_before_any_connectio
     msg = str(e.value)
     assert "\n" not in msg and "lbtk-nonexist" in msg and "10.189.0.1/24 and fd00:189::1/64" in msg
     assert "inv lab.up --env lab-dual" in msg
-    from fabfile.infra import remote
     c = link(inv, inv.nodes[0])     # lazy: nothing opens yet
     with _pytest.raises(LbtkError):           # the connection layer refuses too (tasks that load the env themselves)
         c.conn.open()
