@@ -15,11 +15,13 @@ from fabfile.core.runtime import as_run
 from fabfile.infra.facts import NodeState
 from fabfile.parsers.lbtk import node_in_page
 from fabfile.parsers.ipvsadm import service_key
+from fabfile.model import extensions
 from fabfile.model.schema import Inventory
 from fabfile.parsers import join_host_port
 from fabfile.core.vrrp import expected_holders
 
 NO_IPVS = "kernel has no IPVS"
+LAB_NO_IPVS = f"lab: {NO_IPVS}"
 RATE_FIELDS = ("cps", "inpps", "outpps", "inbps", "outbps")
 
 
@@ -173,9 +175,37 @@ def judge_ipvs(want: dict[str, dict[str, int]], table) -> list[IpvsEntry]:
     return out + [IpvsEntry(key, None, IpvsProblem.SERVICE_MISSING) for key in want if key not in seen]
 
 
+# ---------------------------------------------------------------- a director without IPVS
+def needs_ipvs(inv: Inventory) -> bool:
+    """Does the inventory load balance (virtual servers) or sync connections? Then every director
+    needs IPVS — except in the lab, whose kernel may lack it: an announced fallback (VRRP only)."""
+    return bool(inv.virtual_servers or inv.sync_daemon) and not extensions.claims(inv)
+
+
+def no_ipvs_words(inv: Inventory) -> str:
+    """How a kernel without IPVS is named: the lab's announces itself as the lab's."""
+    return LAB_NO_IPVS if extensions.claims(inv) else NO_IPVS
+
+
+def without_ipvs(inv: Inventory, lab_detail: str) -> tuple[bool, str]:
+    """(ok, detail) of a verify row for a director whose kernel has no IPVS: the lab's fallback,
+    said as such, is ok; anywhere else nothing is load balanced, and the row fails."""
+    if extensions.claims(inv):
+        return True, f"{no_ipvs_words(inv)}: {lab_detail}"
+    return False, (f"{NO_IPVS}: nothing is load balanced on this director — load the module "
+                   "(`modprobe ip_vs`) or boot a kernel with IPVS, then `inv deploy`")
+
+
+def no_ipvs_error(node: str, why: str) -> str:
+    """The one line that refuses a production deploy to a director that cannot load ip_vs."""
+    return (f"{node}: the kernel has no IPVS and `modprobe ip_vs` failed ({why or 'no message'}): this "
+            "inventory load balances (virtual_servers, sync_daemon), which needs IPVS on every director "
+            "— install the kernel's modules (or a kernel with IPVS) on the node; nothing was changed on any node")
+
+
 def ipvs_check(inv: Inventory, name: str, o: NodeState) -> Check:
     if o.ipvs is None:
-        return Check("IPVS table", name, True, f"{NO_IPVS}: keepalived runs VRRP-only", CheckKind.IPVS_TABLE)
+        return Check("IPVS table", name, *without_ipvs(inv, "keepalived runs VRRP-only"), CheckKind.IPVS_TABLE)
     want = wanted_ipvs(inv)
     entries = judge_ipvs(want, o.ipvs)
     # the inventory's order: wanted services and their real servers as listed, then the unwanted
@@ -193,7 +223,8 @@ def ipvs_check(inv: Inventory, name: str, o: NodeState) -> Check:
 def ipvs_rows(inv: Inventory, states: dict[str, NodeState]) -> list[dict]:
     """One row per (director, service, real server), from `ipvsadm -L -n` and `--rate`, against the
     inventory as the cluster runs it (drains applied): `ok` false and `problem` saying what was
-    wanted when they differ. A reachable node without IPVS is one row, without a service, ok.
+    wanted when they differ. A reachable node without IPVS is one row, without a service: ok in the
+    lab only (`without_ipvs`).
     Plain values with stable field names: what `inv ipvs --json` prints."""
     want = wanted_ipvs(as_run(inv, states))
     rows: list[dict] = []
@@ -203,8 +234,8 @@ def ipvs_rows(inv: Inventory, states: dict[str, NodeState]) -> list[dict]:
             rows.append({**base, **_blank(), "problem": f"{'unreadable' if s.unreadable else 'unreachable'}: {s.error}", "ok": False})
             continue
         if s.ipvs is None:
-            rows.append({**base, **_blank(), "problem": "no IPVS in this kernel: keepalived runs VRRP only",
-                         "ok": True})
+            ok, detail = without_ipvs(inv, "keepalived runs VRRP-only")
+            rows.append({**base, **_blank(), "problem": detail, "ok": ok})
             continue
         rates = {}
         for svc in (s.ipvs_rate.services if s.ipvs_rate else []):
@@ -248,7 +279,7 @@ def _blank() -> dict:
 def sync_check(inv: Inventory, name: str, o: NodeState, is_master: bool) -> Check:
     """The VRRP MASTER runs the master sync daemon, every other director a backup one."""
     if o.ipvs is None:
-        return Check("sync daemon", name, True, f"{NO_IPVS}: no connection sync", CheckKind.SYNC_DAEMON)
+        return Check("sync daemon", name, *without_ipvs(inv, "no connection sync"), CheckKind.SYNC_DAEMON)
     sd = inv.sync_daemon
     want = sync.role(is_master)
     roles = {d.role for d in o.sync_daemons if d.syncid == sd.syncid}

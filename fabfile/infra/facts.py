@@ -68,6 +68,7 @@ class NodeState:
     packages: dict[str, str] = field(default_factory=dict)       # installed only: name -> version
     binaries: set[str] = field(default_factory=set)              # on PATH: keepalived, nginx, ...
     has_ipvs: bool | None = None                                 # the kernel has IPVS (ip_vs loads)
+    no_ipvs_why: str = ""                                        # has_ipvs False: what `modprobe ip_vs` said
     interfaces: list[Interface] | None = None                    # ip -j addr
     sysctl: dict[str, str] = field(default_factory=dict)
     active: dict[str, str] = field(default_factory=dict)         # unit -> is-active word (ActiveState)
@@ -137,6 +138,12 @@ def _if_ipvs(cmd: str) -> str:
     return f"if [ -e /proc/net/ip_vs ]; then {cmd}; else echo {ipvsadm.NO_IPVS_MARK}; fi"
 
 
+def ipvs_available(r: Raw) -> tuple[bool, str]:
+    """IPVS_AVAILABLE's output -> (has IPVS, what `modprobe ip_vs` said when not: its last line)."""
+    has = lbtk.yes_no(r.stdout)
+    return has, "" if has else lbtk.last_line(r.stderr)
+
+
 def _read(path: str) -> str:
     """`cat path` when it exists, with shell builtins only (no fork: 30 lab nodes share 2 cores), for
     the toolkit's own small text files on the node (a missing last newline comes out added)."""
@@ -150,9 +157,11 @@ INSTALLED = Fact("packages", "dpkg-query -W -f='${Package}\\t${Version}\\t${db:S
                  + " ".join(PACKAGES), lambda r: dpkg.parse_installed(r.stdout), "packages")
 ON_PATH = Fact("binaries", f"for b in {' '.join(BINARIES)}; do command -v $b >/dev/null 2>&1 && echo $b; done; true",
                lambda r: lbtk.word_set(r.stdout), "binaries")
-IPVS_AVAILABLE = Fact("has_ipvs", "if [ -e /proc/net/ip_vs ] || { modprobe -q ip_vs 2>/dev/null && "
+# modprobe's stderr is the fact's (observe keeps it): when ip_vs will not load, its words are what a
+# production deploy's refusal quotes (fabfile.core.checks.no_ipvs_error)
+IPVS_AVAILABLE = Fact("has_ipvs", "if [ -e /proc/net/ip_vs ] || { modprobe ip_vs && "
                       "[ -e /proc/net/ip_vs ]; }; then echo yes; else echo no; fi",
-                      lambda r: lbtk.yes_no(r.stdout), "has_ipvs")
+                      ipvs_available, ("has_ipvs", "no_ipvs_why"))
 ADDRS = Fact("addrs", "ip -j addr", lambda r: ip_addr.parse_ip_addr(r.stdout), "interfaces")
 SYSCTLS = Fact("sysctl", "cd /proc/sys && sysctl -e " + " ".join(SYSCTL_PATHS),
                lambda r: sysctl.parse_sysctl(r.stdout).values, "sysctl")

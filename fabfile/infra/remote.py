@@ -139,9 +139,10 @@ def _bastion(ssh: SSH) -> Connection | None:
     return _connection(g.host, g.user, g.port, g.key_filename, g.known_hosts or ssh.known_hosts, ssh)
 
 
-def connect(inv: Inventory, node: Node, masker: Masker | None = None) -> NodeLink:
-    """A node's link, lazy: nothing connects until a command needs it. Tasks and ops take theirs
-    from a NodeGroup (nodes()), which closes them."""
+def _link(inv: Inventory, node: Node, masker: Masker | None = None) -> NodeLink:
+    """A node's link, lazy: nothing connects until a command needs it. Only a NodeGroup makes them
+    (nodes()), and closes them: no code outside this module opens or closes a connection
+    (tests/unit/test_node_group.py)."""
     ssh = inv.ssh_of(node)
     gateway = _bastion(ssh)
     c = _connection(node.host, ssh.user, ssh.port, ssh.key_filename, ssh.known_hosts, ssh,
@@ -156,10 +157,10 @@ def connect(inv: Inventory, node: Node, masker: Masker | None = None) -> NodeLin
                     retries=RETRIES if ssh.retries is None else ssh.retries, masker=masker)
 
 
-def connect_gateway(inv: Inventory) -> NodeLink | None:
+def _gateway_link(inv: Inventory) -> NodeLink | None:
     """A link to the bastion itself (defaults.ssh.gateway), for work that runs there (HTTP probes
-    through a VIP this machine cannot reach). None without a gateway. NodeGroup.bastion() is the
-    one a group closes."""
+    through a VIP this machine cannot reach). None without a gateway. NodeGroup.bastion() makes
+    it, and closes it with the group."""
     c = _bastion(inv.defaults.ssh)
     return None if c is None else NodeLink(f"bastion {c.host}", c)
 
@@ -467,11 +468,6 @@ def _open(c: NodeLink) -> None:
         raise RemoteError(describe(c, e)) from None
 
 
-def open_all(conns: list[NodeLink]) -> None:
-    """NodeGroup.open() for links opened without a group (the drill's, until it uses one)."""
-    NodeGroup.of(conns).open()
-
-
 class NodeGroup:
     """The links to a set of nodes, worked on together and closed together (Fabric's Group, for
     work that differs per node): `with remote.nodes(env) as group:` closes every connection when
@@ -534,15 +530,20 @@ class NodeGroup:
         self.parallel(_open)
 
     def bastion(self) -> NodeLink | None:
-        """The link to the inventory's bastion itself (connect_gateway; None without one), closed
+        """The link to the inventory's bastion itself (_gateway_link; None without one), closed
         with the group that opened the links."""
         if self._parent is not None:
             return self._parent.bastion()
         if self.inv is None:
             raise ValueError("a NodeGroup made of a plain list knows no inventory, so no bastion")
         if self._bastion is None:
-            self._bastion = connect_gateway(self.inv)
+            self._bastion = _gateway_link(self.inv)
         return self._bastion
+
+    def reconnect(self, names: Iterable[str]) -> None:
+        """Drop these nodes' connections (a reboot ended them): the next command opens a new one."""
+        for name in names:
+            self[name].close()
 
     def close(self) -> None:
         for c in self.links + ([self._bastion] if self._bastion else []):
@@ -573,7 +574,7 @@ def nodes(env, chosen: Iterable[Node | str] | None = None) -> NodeGroup:
     the run's parallelism (env.parallel). Lazy: nothing connects until a command needs it. Use it
     as a context manager: the group closes every connection it opened."""
     picked = env.inv.nodes if chosen is None else [n if isinstance(n, Node) else env.inv.node(n) for n in chosen]
-    return NodeGroup([connect(env.inv, n, env.masker) for n in picked], limit=env.parallel, inv=env.inv)
+    return NodeGroup([_link(env.inv, n, env.masker) for n in picked], limit=env.parallel, inv=env.inv)
 
 
 def stream(c: NodeLink, command: str, on_line, stop) -> None:
@@ -692,12 +693,6 @@ def hold(c: NodeLink, command: str, until: str, timeout: float = 30) -> tuple[He
         raise
     except Exception as e:  # noqa: BLE001
         raise RemoteError(describe(c, e, "lock")) from None
-
-
-def close(conns: list[NodeLink]) -> None:
-    """Close links opened without a group (the drill's and the upgrade's, until they use one)."""
-    for c in conns:
-        c.close()
 
 
 def describe(link: NodeLink, e: Exception, doing: str = "connect") -> str:

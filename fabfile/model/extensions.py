@@ -11,7 +11,8 @@ or views/ imports fabfile.lab (tests/unit/test_layers.py); they ask here instead
 - `before_connect(inv, env)`: called before a socket opens to one of `inv`'s nodes; raises one line
   when it must not (a lab's addresses are reached only through its own bridge);
 - `traffic_client(inv)`: where real client requests through a VIP start (`TrafficClient`), or None;
-- `os_swap(inv, env)`: how `inv os-upgrade` swaps a node's OS when not by apt (`OsSwap`), or None.
+- `os_swap(inv, env)`: how `inv os-upgrade` swaps a node's OS when not by apt (`OsSwap`), or None;
+- `claims(inv)`: is the inventory the lab's (its gaps, e.g. a kernel without IPVS, are allowed)?
 
 `register(hooks)` fills the registry once; fabfile/lab/hooks.py does that when it is imported (the
 task layer imports it, and tests/conftest.py for the tests). Without it, every hook answers
@@ -72,6 +73,13 @@ def register(hooks: Hooks) -> None:
 
 def registered() -> Hooks | None:
     return _hooks[0] if _hooks else None
+
+
+def claims(inv: Inventory) -> bool:
+    """Is `inv` the extension's own (it carries its section: the lab's `lab:`)? Such an inventory
+    runs on the extension's machines, whose announced gaps are allowed (a lab kernel without IPVS:
+    keepalived VRRP-only). Any other inventory is production's and gets no such allowance."""
+    return registered() is not None and inv.lab is not None
 
 
 def section_model(which: str) -> type[BaseModel] | None:

@@ -17,6 +17,7 @@ from fabfile.infra import remote, runinfo
 from fabfile.ops import lock as runlock, settle
 from fabfile.core import runtime, secret_record, sync_rules as sync
 from fabfile.core.actions import Action
+from fabfile.core.checks import needs_ipvs, no_ipvs_error, no_ipvs_words
 from fabfile.ops.apply import Applied, ApplyError, apply_node
 from fabfile.model.context import Env
 from fabfile.errors import LbtkError
@@ -139,8 +140,11 @@ def plan_node(env: Env, node: str, facts: NodeState, phases,
         if owed:
             p.notes.append("finishing an interrupted deploy: " + "; ".join(a.short() for a in owed))
             p.actions += owed
-    if Phase.LVS in phases and not facts.has_ipvs:
-        p.notes.append("kernel has no IPVS: keepalived runs VRRP-only (--vrrp); virtual_server blocks are inert")
+    if {Phase.LVS, Phase.SYNC_DAEMON} & set(phases) and facts.has_ipvs is False:
+        if needs_ipvs(env.inv):      # production: nothing would be load balanced
+            raise LbtkError(no_ipvs_error(node, facts.no_ipvs_why))
+        if Phase.LVS in phases:
+            p.notes.append(f"{no_ipvs_words(env.inv)}: keepalived runs VRRP-only (--vrrp); virtual_server blocks are inert")
     if Phase.SYNC_DAEMON in phases and env.inv.sync_daemon:
         p.notes.append("sync daemon: " + sync_note(env, facts))
     if RUNTIME_PHASE in phases and env.runtime is not None:
@@ -180,7 +184,7 @@ def drift(env: Env, states: dict[str, NodeState]) -> dict[str, list[FileChange]]
 def run_phases(env: Env, phases, check: bool = False, say=lambda s: None,
                progress=None, nodes: list[str] | None = None, skip_unreachable: bool = False,
                batch: int | None = None, change=None, info: RunInfo | None = None, break_lock: bool = False,
-               on_moves=lambda moves: None, rotation: bool = False) -> Outcome:
+               on_moves=lambda moves: None, rotation: bool = False, lock: runlock.Lock | None = None) -> Outcome:
     """Under the deploy lock (fabfile/ops/lock.py; --check takes none): facts, plans, then (unless
     check) the rolling apply. Returns the Outcome; a node that refused is in Outcome.error (the
     caller shows the summary, then raises it). `progress(runs)` makes the context manager that
@@ -189,10 +193,17 @@ def run_phases(env: Env, phases, check: bool = False, say=lambda s: None,
     `on_moves(moves)`: the planned VIP moves, told before the apply starts (the view words them).
     `batch`: None lets roll_plan size the roll by what the change risks; N is --batch N.
     `rotation`: this run replaces the nodes' VRRP secret on purpose (else a secret other than the
-    one the nodes recorded is refused: fabfile/core/secret_record.py)."""
+    one the nodes recorded is refused: fabfile/core/secret_record.py).
+    `lock`: the deploy lock the caller already holds on these nodes (os-upgrade's drain): the run
+    goes on under it, as the caller's run (its RunInfo), instead of taking the lock again."""
     phases = check_phases(phases)
     chosen = [n for n in env.inv.nodes if nodes is None or n.name in nodes]
     with remote.nodes(env, chosen) as group:
+        if lock is not None:
+            if not lock.covers(n.name for n in chosen):
+                raise RuntimeError("run_phases(lock=): the lock is not held on every node the run changes")
+            return _locked(env, phases, group, check, say, progress, skip_unreachable, batch, change,
+                           info or lock.info, lock.down, on_moves, rotation)
         if not check and change is None:
             # Look before locking. The everyday case, a deploy that finds nothing to do, takes no
             # lock: one round trip. A node that cannot be reached (or whose sudo refuses) fails here,

@@ -28,6 +28,7 @@ from fabfile.errors import LbtkError
 from fabfile.infra import facts as F
 from fabfile.infra import remote
 from fabfile.infra.observe import observe
+from fabfile.model.context import Env
 from fabfile.model.schema import Inventory, family_of
 from fabfile.parsers import ParseError
 from fabfile.parsers.lbtk import Raw, node_in_page, node_in_page_script, parse_advert, parse_probe_line
@@ -343,45 +344,45 @@ class Rig:
 
 @dataclass
 class LiveNodes:
-    """The node actions over SSH."""
+    """The node actions over SSH, through the run's node group."""
     inv: Inventory
-    conns: dict
+    group: remote.NodeGroup
 
     def fail(self, node: str, mode: str, iface: str, restore_after: float) -> None:
-        remote.run(self.conns[node], fail_command(mode, iface, restore_after), check=True, timeout=30)
+        remote.run(self.group[node], fail_command(mode, iface, restore_after), check=True, timeout=30)
 
     def restore(self, node: str, mode: str, iface: str, check: bool = True) -> None:
-        remote.run(self.conns[node], restore_command(mode, iface), check=check, timeout=30)
+        remote.run(self.group[node], restore_command(mode, iface), check=check, timeout=30)
 
     def vip_holders(self) -> dict[str, list[str]]:
-        return vip_holders(self.inv, observe(list(self.conns.values()), (F.ADDRS,)))
+        return vip_holders(self.inv, observe(self.group, (F.ADDRS,)))
 
 
 @dataclass
 class LivePoller:
     """Every node's address poller (and VRRP sniffer), one SSH channel each, feeding the watch."""
-    conns: dict
+    group: remote.NodeGroup
     done: threading.Event = field(default_factory=threading.Event)
 
     def start(self, names: list[str], watch: Watch, sniff: bool) -> None:
-        remote.open_all([self.conns[n] for n in names])
+        self.group.only(names).open()
         commands = [POLLER.format(poll=POLL_S)] + ([SNIFFER] if sniff else [])
         for cmd in commands:
             for n in names:
                 threading.Thread(target=remote.stream, daemon=True,
-                                 args=(self.conns[n], cmd, lambda ln, n=n: watch.feed(n, ln), self.done)).start()
+                                 args=(self.group[n], cmd, lambda ln, n=n: watch.feed(n, ln), self.done)).start()
 
     def stop(self) -> None:
         self.done.set()
 
 
-def live_rig(inv: Inventory, conns: dict, interval: float, say) -> Rig:
+def live_rig(inv: Inventory, group: remote.NodeGroup, interval: float, say) -> Rig:
     def start_probe(vip: str, names: list[str]) -> RunningProbe:
-        gateway = remote.connect_gateway(inv) if inv.probe.via == "gateway" else None
+        gateway = group.bastion() if inv.probe.via == "gateway" else None
         if gateway is not None:
             return RemoteProbe(vip, inv.nginx.port, interval, names, conn=gateway).start()
         return Probe(vip, inv.nginx.port, interval, names).start()
-    return Rig(LiveNodes(inv, conns), LivePoller(conns), start_probe, interval, Clock(), say)
+    return Rig(LiveNodes(inv, group), LivePoller(group), start_probe, interval, Clock(), say)
 
 
 # ---------------------------------------------------------------- the steps, and the one clean-up
@@ -510,12 +511,25 @@ class Drilling:
 
 
 # ---------------------------------------------------------------- the drills
-def run(inv: Inventory, conns: dict, mode: str, interval: float = 0.02, say=print,
-        vip: str | None = None) -> DrillResult:
-    """`inv failover-test`: the drill of `mode` over these SSH connections."""
+def failover_test(e: Env, mode: str, info, interval: float = 0.02, say=print, vip: str | None = None,
+                  break_lock: bool = False) -> DrillResult:
+    """`inv failover-test`: the drill under the deploy lock, held on every node for the whole drill
+    (it fails a node for real: no deploy, drain or other drill may run meanwhile). `info`: this run
+    (fabfile/infra/runinfo.RunInfo), or a callable that makes it once the mode is known good."""
     if mode not in MODES:
         raise DrillError(f"--mode must be one of {', '.join(MODES)}")
-    rig = live_rig(inv, conns, interval, say)
+    from fabfile.ops import lock as runlock
+    with remote.nodes(e) as group, runlock.held_on_all(group, info() if callable(info) else info,
+                                                       break_lock, say):
+        return run(e.inv, group, mode, interval, say, vip)
+
+
+def run(inv: Inventory, group: remote.NodeGroup, mode: str, interval: float = 0.02, say=print,
+        vip: str | None = None) -> DrillResult:
+    """The drill of `mode` over this node group (every node of `inv`)."""
+    if mode not in MODES:
+        raise DrillError(f"--mode must be one of {', '.join(MODES)}")
+    rig = live_rig(inv, group, interval, say)
     if mode == "all-but-one":
         if vip is not None:
             raise DrillError("--vip: all-but-one takes down directors, whatever they hold — drop --vip")

@@ -1,5 +1,7 @@
 """The deploy lock, held ON THE NODES so two operators (two clones, two machines) never change one
-cluster at once: deploy, its phases, rollback, drain/undrain and secret rotation take it.
+cluster at once: every task that changes a node takes it (deploy, its phases, rollback, drain/undrain,
+secret rotation, os-upgrade, failover-test, sync-start/stop) for its whole run, and decides under it.
+A run that must deploy while it holds the lock (os-upgrade's drain) passes its Lock on (run_phases(lock=)).
 
 On each node a small command holds `flock` on /var/lib/lbtk/lock.flock for as long as our SSH
 channel stays open, and writes who holds it (fabfile/infra/runinfo.RunInfo) to /var/lib/lbtk/lock.
@@ -11,6 +13,7 @@ A lock whose holder is alive (flock taken) is never broken.
 from __future__ import annotations
 
 import shlex
+from contextlib import contextmanager
 
 from fabfile.infra import remote
 from fabfile.errors import LbtkError
@@ -72,6 +75,23 @@ class Lock:
         self.broken: list[tuple[str, LockHolder | None]] = []
 
     def __enter__(self) -> "Lock":
+        return self._take_on(self.nodes)
+
+    def take_again(self, nodes) -> None:
+        """Hold the lock again on nodes whose hold ended while this run goes on (os-upgrade's reboot
+        ended the command; the record it left names this run, so it is not stale to this run).
+        A node that refuses releases the whole lock and raises, as taking it does."""
+        group = remote.NodeGroup.of(nodes)
+        for name in group.names:
+            if name in self.held:
+                _give(self.held.pop(name))       # a hold still alive is given back as a release would
+        self._take_on(group)
+        if any(n in self.down for n in group.names):
+            why = next(self.down[n] for n in group.names if n in self.down)
+            self.release()
+            raise LockError(f"{why} — the deploy lock could not be taken again there")
+
+    def _take_on(self, nodes: remote.NodeGroup) -> "Lock":
         cmd = script(self.info, self.break_stale)
         # Every command started, as soon as it answers: a Ctrl-C while the lock is being taken
         # (before __enter__ returns, so __exit__ never runs) must still release what was taken —
@@ -86,15 +106,19 @@ class Lock:
             started[c.name] = h
             return c.name, h, text
         try:
-            return self._take(take)
+            return self._take(take, nodes)
         except BaseException:
-            self.held = {n: h for n, h in started.items() if h.open}   # a refusal closed its own
+            self.held.update({n: h for n, h in started.items() if h.open})   # a refusal closed its own
             self.release()
             raise
 
-    def _take(self, take) -> "Lock":
+    def covers(self, names) -> bool:
+        """Is the lock held on every one of these nodes (a run under it may change them)?"""
+        return set(names) <= set(self.held)
+
+    def _take(self, take, nodes: remote.NodeGroup) -> "Lock":
         refusals = []
-        for node, h, text in self.nodes.parallel(take):
+        for node, h, text in nodes.parallel(take):
             if h is None:
                 self.down[node] = text
                 continue
@@ -119,18 +143,33 @@ class Lock:
         return self
 
     def release(self) -> None:
-        def give(item):
-            node, h = item
-            try:
-                h.send("release\n")
-                h.read_until(RELEASED, 10)
-            except Exception:  # noqa: BLE001 - the node is gone: its record shows the lock as stale
-                pass
-            h.close()
         if self.held:
-            remote.parallel(list(self.held.items()), give, limit=self.nodes.limit)
+            remote.parallel(list(self.held.values()), _give, limit=self.nodes.limit)
         self.held = {}
 
     def __exit__(self, *exc) -> bool:
         self.release()
         return False
+
+
+def _give(h: remote.Held) -> None:
+    """Release one node's hold: the record removed, the command ended."""
+    try:
+        h.send("release\n")
+        h.read_until(RELEASED, 10)
+    except Exception:  # noqa: BLE001 - the node is gone: its record shows the lock as stale
+        pass
+    h.close()
+
+
+@contextmanager
+def held_on_all(group: remote.NodeGroup, info: RunInfo, break_stale: bool = False, say=lambda s: None):
+    """The lock on every node of `group`, for a task that changes nodes and needs them all
+    (os-upgrade, failover-test, sync-start/stop): a node it cannot reach ends the run here, one
+    line; a stale lock broken on request is said. Decide under it: read the facts after entering."""
+    with Lock(group, info, break_stale) as lock:
+        if lock.down:
+            raise remote.RemoteError(next(iter(lock.down.values())) + " — nothing was changed on any node")
+        for node, holder in lock.broken:
+            say(f"{node}: broke the stale deploy lock left by {who(holder)}")
+        yield lock

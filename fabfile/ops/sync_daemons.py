@@ -6,9 +6,10 @@ from dataclasses import asdict, dataclass
 
 from fabfile.infra import facts as F
 from fabfile.infra import remote
+from fabfile.ops import lock as runlock
 from fabfile.core import sync_rules as sync
 from fabfile.core.actions import Action
-from fabfile.core.checks import sync_check
+from fabfile.core.checks import sync_check, without_ipvs
 from fabfile.model.context import Env
 from fabfile.errors import LbtkError
 from fabfile.infra.facts import NodeState
@@ -31,11 +32,15 @@ class Row:
         return asdict(self)
 
 
+def require_sync_daemon(e: Env) -> None:
+    if e.inv.sync_daemon is None:
+        raise LbtkError(f"{e.path.name}: no sync_daemon section — add sync_daemon: {{interface: eth0, syncid: 1}}")
+
+
 def observed(e: Env, group: remote.NodeGroup | None = None) -> tuple[dict[str, NodeState], dict[str, bool]]:
     """Every node's state and whether it holds the sync instance's VIP (one round trip each), over
     `group` (default: a group of its own, every node)."""
-    if e.inv.sync_daemon is None:
-        raise LbtkError(f"{e.path.name}: no sync_daemon section — add sync_daemon: {{interface: eth0, syncid: 1}}")
+    require_sync_daemon(e)
     if group is None:
         with remote.nodes(e) as group:
             return observed(e, group)
@@ -54,7 +59,8 @@ def status(e: Env, obs: dict[str, NodeState], holds: dict[str, bool]) -> list[Ro
         if not o.reachable:
             rows.append(Row(n, "?", want, o.error, False))
         elif o.ipvs is None:
-            rows.append(Row(n, vrrp, "-", NO_IPVS, True))
+            ok, detail = without_ipvs(e.inv, "no connection sync on this node")
+            rows.append(Row(n, vrrp, "-", detail, ok))
         else:
             running = ", ".join(f"{d.role} (mcast={d.mcast_interface}, syncid={d.syncid}, "
                                 f"group={d.group}:{d.port})" for d in o.sync_daemons) or "none"
@@ -62,9 +68,13 @@ def status(e: Env, obs: dict[str, NodeState], holds: dict[str, bool]) -> list[Ro
     return rows
 
 
-def apply(e: Env, start: bool, say=lambda s: None) -> None:
-    """Start (each node's role from the VIP it holds now) or stop every node's sync daemons."""
-    with remote.nodes(e) as group:
+def apply(e: Env, start: bool, info, say=lambda s: None, break_lock: bool = False) -> None:
+    """Start (each node's role from the VIP it holds now) or stop every node's sync daemons, under
+    the deploy lock held on every node, the roles read once it is held. `info`: this run
+    (fabfile/infra/runinfo.RunInfo), or a callable that makes it."""
+    require_sync_daemon(e)                       # before any connection or lock
+    with remote.nodes(e) as group, runlock.held_on_all(group, info() if callable(info) else info,
+                                                       break_lock, say):
         obs, holds = observed(e, group)
         sd = e.inv.sync_daemon
         for c in group:

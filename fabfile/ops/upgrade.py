@@ -160,80 +160,67 @@ def plan(d: Decision, packages: dict[str, str], swap: OsSwap | None = None) -> l
 
 # ---------------------------------------------------------------- shell
 
-def observe_all(inv: Inventory) -> dict[str, NodeState]:
-    conns = [remote.connect(inv, n) for n in inv.nodes]
-    try:
-        return observe(conns, (F.OS_RELEASE, F.INSTALLED, F.ADDRS, F.SERVICES, F.RUNTIME))
-    finally:
-        remote.close(conns)
+FACTS = (F.OS_RELEASE, F.INSTALLED, F.ADDRS, F.SERVICES, F.RUNTIME)   # what decide() reads
 
 
-def take_out(env, d: Decision, say) -> None:
-    """keepalived stopped and masked on the node; with VIPs, wait until another node holds each
-    (`env`: context.Env). No other node takes over in time: keepalived started again, an error."""
+def observe_all(e: Env, group: remote.NodeGroup | None = None) -> dict[str, NodeState]:
+    """Every node's release, packages, addresses, units and runtime record, over `group` (default:
+    a group of its own)."""
+    if group is None:
+        with remote.nodes(e) as group:
+            return observe_all(e, group)
+    return observe(group, FACTS)
+
+
+def take_out(env: Env, group: remote.NodeGroup, d: Decision, say) -> None:
+    """keepalived stopped and masked on the node; with VIPs, wait until another node holds each.
+    No other node takes over in time: keepalived started again, an error."""
     from fabfile.ops.settle import settle_timeout
     inv = env.inv
-    c = remote.connect(inv, inv.node(d.node))
-    try:
-        remote.run(c, "systemctl mask --now keepalived")
-    finally:
-        remote.close([c])
+    remote.run(group[d.node], "systemctl mask --now keepalived")
     say(f"{d.node}: keepalived stopped and masked (it cannot take a VIP until `inv deploy --node {d.node}`)")
     if not d.holds:
         return
     t0 = time.monotonic()
-    others = [n for n in inv.nodes if n.name != d.node]
-    conns = [remote.connect(inv, n) for n in others]
-    try:
-        while True:
-            h = vip_holders(inv, observe(conns, [F.ADDRS]))
-            if all(len(h.get(v, [])) == 1 for v in d.holds):
-                say(f"{d.node}: handed over in {time.monotonic() - t0:.1f}s: "
-                    + ", ".join(f"{v} on {h[v][0]}" for v in d.holds))
-                return
-            if time.monotonic() - t0 > settle_timeout(env):
-                break
-            time.sleep(0.1)
-    finally:
-        remote.close(conns)
-    c = remote.connect(inv, inv.node(d.node))
-    try:
-        remote.run(c, "systemctl unmask keepalived && systemctl start keepalived")
-    finally:
-        remote.close([c])
+    others = group.only(n for n in group.names if n != d.node)
+    while True:
+        h = vip_holders(inv, observe(others, [F.ADDRS]))
+        if all(len(h.get(v, [])) == 1 for v in d.holds):
+            say(f"{d.node}: handed over in {time.monotonic() - t0:.1f}s: "
+                + ", ".join(f"{v} on {h[v][0]}" for v in d.holds))
+            return
+        if time.monotonic() - t0 > settle_timeout(env):
+            break
+        time.sleep(0.1)
+    remote.run(group[d.node], "systemctl unmask keepalived && systemctl start keepalived")
     raise LbtkError(f"{d.node}: no other node took {', '.join(d.holds)} — keepalived started again on {d.node}, "
                     "nothing else was changed; `inv verify` and `inv logs` say why")
 
 
-def apt_swap(inv: Inventory, d: Decision, packages: dict[str, str], say, timeout: float = REBOOT_TIMEOUT) -> float:
+def apt_swap(env: Env, group: remote.NodeGroup, d: Decision, packages: dict[str, str], say,
+             timeout: float = REBOOT_TIMEOUT) -> float:
     """The apt path on a real node: Debian's upgrade commands one by one (each one line of output
-    here), then a reboot; returns once the node answers SSH with a new boot id."""
-    node = inv.node(d.node)
-    c = remote.connect(inv, node)
-    try:
-        before = remote.run(c, "cat /proc/sys/kernel/random/boot_id").stdout.strip()
-        for cmd in apt_commands(d.current, d.target, packages):
-            t0 = time.monotonic()
-            remote.run(c, cmd, timeout=3600)
-            say(f"{d.node}: {cmd.split(';')[0][:70]} ... ok ({time.monotonic() - t0:.0f}s)")
-        remote.run(c, "systemctl unmask keepalived && systemctl mask keepalived")   # still masked at boot
-        remote.run(c, "nohup sh -c 'sleep 1; systemctl reboot' >/dev/null 2>&1 &")
-    finally:
-        remote.close([c])
+    here), then a reboot; returns once the node answers SSH with a new boot id (each try over a
+    connection of its own: the group's died with the reboot)."""
+    c = group[d.node]
+    before = remote.run(c, "cat /proc/sys/kernel/random/boot_id").stdout.strip()
+    for cmd in apt_commands(d.current, d.target, packages):
+        t0 = time.monotonic()
+        remote.run(c, cmd, timeout=3600)
+        say(f"{d.node}: {cmd.split(';')[0][:70]} ... ok ({time.monotonic() - t0:.0f}s)")
+    remote.run(c, "systemctl unmask keepalived && systemctl mask keepalived")   # still masked at boot
+    remote.run(c, "nohup sh -c 'sleep 1; systemctl reboot' >/dev/null 2>&1 &")
     say(f"{d.node}: rebooting")
     t0 = time.monotonic()
     time.sleep(5)
     while time.monotonic() - t0 < timeout:
         try:
-            c = remote.connect(inv, node)
-            try:
-                now = remote.run(c, "cat /proc/sys/kernel/random/boot_id", timeout=10).stdout.strip()
+            with remote.nodes(env, [d.node]) as one:
+                now = remote.run(one[d.node], "cat /proc/sys/kernel/random/boot_id", timeout=10).stdout.strip()
                 if now and now != before:
-                    remote.run(c, "systemctl unmask keepalived")
+                    remote.run(one[d.node], "systemctl unmask keepalived")
                     say(f"{d.node}: back after {time.monotonic() - t0:.0f}s (new boot); keepalived unmasked, not started")
                     return time.monotonic() - t0
-            finally:
-                remote.close([c])
         except LbtkError:
             pass
         time.sleep(5)
@@ -241,12 +228,10 @@ def apt_swap(inv: Inventory, d: Decision, packages: dict[str, str], say, timeout
                     "masked there, the other nodes carry the VIP")
 
 
-def release_of(inv: Inventory, node: str) -> str | None:
-    c = remote.connect(inv, inv.node(node))
-    try:
-        return observe([c], [F.OS_RELEASE])[node].release
-    finally:
-        remote.close([c])
+def release_of(env: Env, node: str) -> str | None:
+    """The node's release now, over a connection of its own (the node was just swapped)."""
+    with remote.nodes(env, [node]) as one:
+        return observe(one, [F.OS_RELEASE])[node].release
 
 
 @dataclass(frozen=True)
@@ -258,34 +243,63 @@ class Prepared:
     swap: OsSwap | None               # None: the apt path
 
 
-def prepare(e: Env, node: str, release: str, force: bool = False) -> Prepared:
-    """Observe every node, decide and plan; nothing is changed. Raises UsageError when refused."""
+def prepare(e: Env, node: str, release: str, force: bool = False,
+            group: remote.NodeGroup | None = None) -> Prepared:
+    """Observe every node (over `group`: the one the caller holds the lock on), decide and plan;
+    nothing is changed. Raises UsageError when refused."""
     from fabfile.core import runtime
     swap = extensions.os_swap(e.inv, e.name)     # first: a refusal here costs no connection
-    obs = observe_all(e.inv)
+    obs = observe_all(e, group)
     d = decide(e.inv, node, release, obs, force=force, drained=set(runtime.newest(obs).drained))
     packages = obs[node].packages
     return Prepared(d, tuple(plan(d, packages, swap)), packages, swap)
 
 
-def execute(e: Env, p: Prepared, say, drain) -> float:
-    """Run a prepared upgrade: `drain()` first unless drained (the caller's deploy), keepalived out,
-    the OS swapped (apt + reboot, or `p.swap`), the release read back. Returns the seconds it took."""
+def execute(e: Env, p: Prepared, say, drain, group: remote.NodeGroup, lock=None) -> float:
+    """Run a prepared upgrade over `group` (every node), under `lock` (fabfile/ops/lock.Lock, held on
+    them): `drain(lock)` first unless drained (the caller's deploy, under the same lock), keepalived
+    out, the OS swapped (apt + reboot, or `p.swap`), the lock taken again on the node (its hold died
+    with the old system), the release read back. Returns the seconds it took."""
     d = p.decision
     t0 = time.monotonic()
     if not d.drained:
-        drain()
-    take_out(e, d, say)
+        drain(lock)
+    take_out(e, group, d, say)
     if p.swap is not None:
         p.swap.run(d.node, d.target, say)
     else:
-        apt_swap(e.inv, d, p.packages, say)
-    now = release_of(e.inv, d.node)
+        apt_swap(e, group, d, p.packages, say)
+    group.reconnect([d.node])            # its connection ended with the old system
+    if lock is not None:
+        lock.take_again(group.only([d.node]))
+    now = release_of(e, d.node)
     if now != d.target:
         raise UsageError(f"{d.node} runs {now} after the upgrade, not {d.target} — keepalived stays off there; "
                          "check the node's console and apt's log (/var/log/apt/term.log)")
     return time.monotonic() - t0
 
 
+def os_upgrade(e: Env, node: str, release: str, info, say, drain, show_plan, force: bool = False,
+               check: bool = False, break_lock: bool = False) -> tuple[Prepared, float | None]:
+    """`inv os-upgrade`: (what was prepared, the seconds the upgrade took; None: nothing ran).
+    `--check` observes and plans under no lock. Otherwise the deploy lock is held on every node
+    from before the facts are read to the end (so "one node at a time" is decided under it: two
+    operators cannot take two nodes out), and the drain runs under it. `info`: this run
+    (fabfile/infra/runinfo.RunInfo), or a callable that makes it; `show_plan(p)` is told the plan
+    before anything changes; `drain(lock)` drains the node's real server under that lock."""
+    if check:
+        p = prepare(e, node, release, force)
+        show_plan(p)
+        return p, None
+    from fabfile.ops import lock as runlock
+    with remote.nodes(e) as group, runlock.held_on_all(group, info() if callable(info) else info,
+                                                       break_lock, say) as lock:
+        p = prepare(e, node, release, force, group)
+        show_plan(p)
+        if p.decision.nothing_to_do:
+            return p, None
+        return p, execute(e, p, say, drain, group, lock)
+
+
 __all__ = ["Step", "Decision", "Prepared", "apt_commands", "decide", "plan", "prepare", "execute", "observe_all",
-           "take_out", "apt_swap", "release_of", "RELEASES", "NEXT"]
+           "take_out", "apt_swap", "release_of", "os_upgrade", "RELEASES", "NEXT"]

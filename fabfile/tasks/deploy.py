@@ -62,8 +62,9 @@ deploy.__doc__ = deploy.body.__doc__ = (f"Every phase in order ({', '.join(DEPLO
 
 def deploy_and_show(e: Env, phases: list[Phase], check: bool = False, fmt=None, nodes=None,
                     skip_unreachable: bool = False, batch: int | None = None, break_lock: bool = False,
-                    change=None, rotation: bool = False) -> Outcome:
-    """The phases with progress, then their tables; a node that refused is raised after the summary."""
+                    change=None, rotation: bool = False, lock=None) -> Outcome:
+    """The phases with progress, then their tables; a node that refused is raised after the summary.
+    `lock`: the deploy lock the caller holds already (os-upgrade's drain runs under it)."""
     from fabfile.ops.deploy import run_phases
     from fabfile.progress import Progress
     from fabfile.views import deploy as view
@@ -74,7 +75,8 @@ def deploy_and_show(e: Env, phases: list[Phase], check: bool = False, fmt=None, 
         return Progress([r.node for r in runs], total=lambda n: steps[n])
     out = run_phases(e, phases, check=check, say=output.say, progress=progress,
                      nodes=[n.name for n in nodes] if nodes else None, skip_unreachable=skip_unreachable,
-                     batch=batch, break_lock=break_lock, change=change, on_moves=view.say_moves, rotation=rotation)
+                     batch=batch, break_lock=break_lock, change=change, on_moves=view.say_moves, rotation=rotation,
+                     lock=lock)
     view.show(out, fmt)
     if not check:
         record_owed(e, out)

@@ -32,9 +32,10 @@ def status(c, env=DEFAULT_ENV, format=None, json=False):
 
 
 def _drain(env: str, server: str, weight_zero: bool, format=None, skip_unreachable=False,
-           break_lock=False) -> None:
+           break_lock=False, lock=None) -> None:
     """The drain is a new runtime record (fabfile/core/runtime.py) written to every director with its
-    keepalived.conf, under the deploy lock: a deploy from any clone keeps it until undrain."""
+    keepalived.conf, under the deploy lock: a deploy from any clone keeps it until undrain. `lock`:
+    the caller holds it already (os-upgrade), and the drain runs under it."""
     from fabfile.infra import runinfo
     from fabfile.core import runtime
     e, _ = node_env(env)
@@ -52,7 +53,7 @@ def _drain(env: str, server: str, weight_zero: bool, format=None, skip_unreachab
                              f"(drained: {', '.join(rec.drained) or 'none'})")
         return runtime.drained(rec, addr or server, weight_zero, who)
     out = deploy_and_show(e, ["keepalived"], fmt=format, skip_unreachable=skip_unreachable, break_lock=break_lock,
-                          change=change)
+                          change=change, lock=lock)
     if out.runtime == out.runtime_before:
         output.say(f"{server} ({addr or server}) was already {'drained' if weight_zero else 'in service'}: "
                    "nothing to change (the keepalived phase still checked every node)")

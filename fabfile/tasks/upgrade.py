@@ -14,24 +14,26 @@ from fabfile.tasks.common import DEFAULT_ENV, UsageError, node_env, one_line_err
 
 HELP = {"env": "inventory name (inventories/NAME.yaml)", "node": "the node to upgrade (one at a time)",
         "release": "the Debian release to go to (the next one after the node's: trixie from bookworm)",
-        "check": "print the steps and the commands they run, touch nothing",
-        "force": "also the VIP holder: its keepalived stops gracefully first and VRRP hands the VIP over"}
+        "check": "print the steps and the commands they run, touch nothing (takes no lock)",
+        "force": "also the VIP holder: its keepalived stops gracefully first and VRRP hands the VIP over",
+        "break_lock": "take over a deploy lock left by a run that died (a live run's lock is never broken)"}
 
 
 @task(name="os-upgrade", help=HELP)
 @one_line_errors
-def os_upgrade(c, node=None, release=None, env=DEFAULT_ENV, check=False, force=False):
+def os_upgrade(c, node=None, release=None, env=DEFAULT_ENV, check=False, force=False, break_lock=False):
     """Upgrade one node's Debian release: drain, keepalived out, OS swap (apt + reboot; lab: re-image).
     Then `inv deploy --node NODE` puts the toolkit's config back and starts keepalived."""
+    from fabfile.infra import runinfo
     from fabfile.ops import upgrade
+    from fabfile.tasks.oncall import _drain
     from fabfile.views import upgrade as view
     if not node or not release:
         raise UsageError("name the node and the release: --node NODE --release trixie")
     e, _ = node_env(env, node)
-    p = upgrade.prepare(e, node, release, force=force)
-    view.show_plan(p, check)
-    if p.decision.nothing_to_do or check:
-        return
-    from fabfile.tasks.oncall import _drain
-    seconds = upgrade.execute(e, p, output.say, drain=lambda: _drain(env, node, True))
-    view.show_done(p, env, seconds)
+    p, seconds = upgrade.os_upgrade(
+        e, node, release, info=lambda: runinfo.current(e.name, e.path), say=output.say,
+        drain=lambda lock: _drain(env, node, True, lock=lock), show_plan=lambda p: view.show_plan(p, check),
+        force=force, check=check, break_lock=break_lock)
+    if seconds is not None:
+        view.show_done(p, env, seconds)

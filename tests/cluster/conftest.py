@@ -42,13 +42,14 @@ def deployed(lab):
 
 @pytest.fixture(scope="package")
 def nodes(lab):
-    """{name: fabric Connection} over the lab's real SSH, host keys verified."""
+    """{name: its link} over the lab's real SSH, host keys verified (one node group, closed when
+    the package's tests end)."""
     from fabfile.infra import remote
+    from fabfile.model.context import Env
     from fabfile.model.loading import load
-    invy, _ = load("lab")
-    conns = {n.name: remote.connect(invy, n) for n in invy.nodes}
-    yield conns
-    remote.close(list(conns.values()))
+    invy, path = load("lab")
+    with remote.nodes(Env(inv=invy, path=path, secrets={}, name="lab")) as group:
+        yield {c.name: c for c in group}
 
 
 @contextlib.contextmanager

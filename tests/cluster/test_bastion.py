@@ -45,11 +45,8 @@ def node_sh(node: str, cmd: str) -> str:
     from fabfile.infra import remote
     from fabfile.model.context import load_env
     e = load_env(ENV)
-    c = remote.connect(e.inv, e.inv.node(node))
-    try:
-        return remote.run(c, cmd, check=False).stdout
-    finally:
-        remote.close([c])
+    with remote.nodes(e, [node]) as group:
+        return remote.run(group[node], cmd, check=False).stdout
 
 
 def variant(tmp_path, name: str, change) -> str:

@@ -417,13 +417,14 @@ def test_upgrade_runbook_runs_on_the_lab(upgrade_lab, tmp_path):
     import threading
     from fabfile.ops import upgrade
     from fabfile.ops.drill import Probe
+    from fabfile.model.context import load_env
     from fabfile.model.loading import load
     rb = upgrade_lab
     env = rb.lab_env
     invy, _ = load(env)
     r = inv("deploy", "--env", env)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert {s.release for s in upgrade.observe_all(invy).values()} == {"bookworm"}
+    assert {s.release for s in upgrade.observe_all(load_env(env)).values()} == {"bookworm"}
     vip = invy.vrrp_instances[0].vips[0]
     probe = Probe(vip, invy.nginx.port, PROBE_INTERVAL, [n.name for n in invy.nodes])
     th = threading.Thread(target=probe.run, daemon=True)
@@ -455,7 +456,7 @@ def test_upgrade_runbook_runs_on_the_lab(upgrade_lab, tmp_path):
         probe.stop.set()
         th.join()
     assert not wrong, "\n\n".join(wrong)
-    releases = {n: s.release for n, s in upgrade.observe_all(invy).items()}
+    releases = {n: s.release for n, s in upgrade.observe_all(load_env(env)).items()}
     assert releases == {n.name: "trixie" for n in invy.nodes}, releases
     figures = {"probe_interval_s": PROBE_INTERVAL, "probes": len(probe.results),
                "failed": sum(1 for x in probe.results if not x[1]), "swaps": []}

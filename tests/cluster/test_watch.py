@@ -228,7 +228,7 @@ def test_ipvs_table_plain_and_json(deployed):
     rc, rows = inv_json("ipvs", "--env", "lab")
     assert rc == 0
     assert [(x["node"], x["service"], x["ok"]) for x in rows] == [(n, None, True) for n in NODES]
-    assert all(x["problem"] == "no IPVS in this kernel: keepalived runs VRRP only" for x in rows)
+    assert all(x["problem"] == "lab: kernel has no IPVS: keepalived runs VRRP-only" for x in rows)
 
 
 def _plain_rows(text: str, first: str) -> list[list[str]]:

@@ -135,13 +135,14 @@ def deployed(klab):
 
 @pytest.fixture(scope="package")
 def nodes(klab):
-    """{name: fabric Connection} over real SSH into the VM's nodes, host keys verified."""
+    """{name: its link} over real SSH into the VM's nodes, host keys verified (one node group,
+    closed when the package's tests end)."""
     from fabfile.infra import remote
+    from fabfile.model.context import Env
     from fabfile.model.loading import load
-    invy, _ = load(ENV)
-    conns = {n.name: remote.connect(invy, n) for n in invy.nodes}
-    yield conns
-    remote.close(list(conns.values()))
+    invy, path = load(ENV)
+    with remote.nodes(Env(inv=invy, path=path, secrets={}, name=ENV)) as group:
+        yield {c.name: c for c in group}
 
 
 def sh(conn, cmd, timeout=60):

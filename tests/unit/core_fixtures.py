@@ -204,8 +204,9 @@ def deploy_outputs(env: Env, node: str, *, files: dict[str, LiveFile | None] | N
                    active: dict[str, str] | None = None, enabled: dict[str, str] | None = None,
                    has_ipvs: bool = True, on_iface: tuple[str, ...] = (), on_lo: tuple[str, ...] = (),
                    binaries: tuple[str, ...] = F.BINARIES, dpkg: str = DPKG_CAPTURE,
-                   pending: str = "", runtime: str = "") -> dict[str, tuple[str, str, int]]:
-    """{fact name: (stdout, stderr, rc)} of deploy_state's round trip: what each fact prints."""
+                   pending: str = "", runtime: str = "", modprobe: str = "") -> dict[str, tuple[str, str, int]]:
+    """{fact name: (stdout, stderr, rc)} of deploy_state's round trip: what each fact prints.
+    `modprobe`: what `modprobe ip_vs` wrote on stderr (has_ipvs False)."""
     active = {**ALL_UNITS_UP, **(active or {})}
     enabled = {**ALL_ENABLED, **(enabled or {})}
     files = live_files(env, node, has_ipvs) if files is None else files
@@ -217,7 +218,7 @@ def deploy_outputs(env: Env, node: str, *, files: dict[str, LiveFile | None] | N
         "kernel": (UNAME_CAPTURE, "", 0),
         "packages": (dpkg, "", 0),
         "binaries": ("".join(b + "\n" for b in binaries), "", 0),
-        "has_ipvs": ("yes\n" if has_ipvs else "no\n", "", 0),
+        "has_ipvs": ("yes\n" if has_ipvs else "no\n", modprobe, 0),
         "addrs": (addrs_json(env.inv.node(node).host, on_iface, on_lo) + "\n", "", 0),
         "pending": (pending, "", 0),
         "units": (units_output(active, enabled), "", 0),

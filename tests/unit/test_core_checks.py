@@ -24,7 +24,6 @@ from fabfile.infra.observe import parse_state, script
 from fabfile.parsers import ipvsadm
 from fabfile.parsers.lbtk import LiveFile, frames_token
 from fabfile.core.render import nginx
-from fabfile.ops.sync_daemons import NO_IPVS as SYNC_NO_IPVS
 from fabfile.ops.sync_daemons import Row, status
 from fabfile.ops.verify import Report, checks_of
 
@@ -48,6 +47,9 @@ def fx_data(**changes) -> dict:
     }
     data.update(changes)
     return data
+
+
+LAB = {"bridge": "lbtk-br0", "gateway": "10.190.0.1/24"}     # the fixture cluster as a lab inventory
 
 
 @pytest.fixture
@@ -316,12 +318,14 @@ def test_arp_sysctls_wrong(inv):
     assert lo_wrong.detail == "net.ipv4.conf.lo.arp_ignore=0 (want 1); net.ipv4.conf.lo.arp_announce=0 (want 2)"
 
 
-def test_without_ipvs_the_vs_sysctls_are_not_wanted(inv):
+def test_without_ipvs_the_vs_sysctls_are_not_wanted():
+    lab = parse(fx_data(lab=LAB), "fx.yaml")      # the lab: no IPVS is its announced fallback
     no_vs = sysctl_text("arp_set", values={"net.ipv4.conf.eth0.rp_filter": "0", "net.ipv4.conf.lo.rp_filter": "0"})
-    rows = by_name(node_checks(inv, "node1", director("node1", holds=True, ipvs=None, sysctl=no_vs), is_master=True))
+    rows = by_name(node_checks(lab, "node1", director("node1", holds=True, ipvs=None, sysctl=no_vs), is_master=True))
     assert rows["node1", "ARP sysctls"] == Check("ARP sysctls", "node1", True, "9 values as wanted", CheckKind.ARP_SYSCTLS)
-    assert rows["node1", "IPVS table"].ok and rows["node1", "IPVS table"].detail.startswith(NO_IPVS)
-    assert rows["node1", "sync daemon"] == Check("sync daemon", "node1", True, f"{NO_IPVS}: no connection sync", CheckKind.SYNC_DAEMON)
+    assert rows["node1", "IPVS table"].ok and rows["node1", "IPVS table"].detail.startswith(f"lab: {NO_IPVS}")
+    assert rows["node1", "sync daemon"] == Check("sync daemon", "node1", True, f"lab: {NO_IPVS}: no connection sync",
+                                                 CheckKind.SYNC_DAEMON)
 
 
 def test_vip_on_lo_missing(inv):
@@ -396,9 +400,25 @@ def test_ipvs_wrr_weights_from_the_one_service_listing():
         f"TCP {VIP}:82 -> 10.190.0.13:82 weight 1 (want 5)")
 
 
-def test_no_ipvs(inv):
-    assert ipvs_check(inv, "node1", director("node1", ipvs=None)) == Check(
-        "IPVS table", "node1", True, "kernel has no IPVS: keepalived runs VRRP-only", CheckKind.IPVS_TABLE)
+def test_no_ipvs_in_the_lab_is_its_announced_fallback():
+    lab = parse(fx_data(lab=LAB), "fx.yaml")
+    assert ipvs_check(lab, "node1", director("node1", ipvs=None)) == Check(
+        "IPVS table", "node1", True, "lab: kernel has no IPVS: keepalived runs VRRP-only", CheckKind.IPVS_TABLE)
+    assert sync_check(lab, "node1", director("node1", ipvs=None), is_master=True) == Check(
+        "sync daemon", "node1", True, "lab: kernel has no IPVS: no connection sync", CheckKind.SYNC_DAEMON)
+    assert [(r["ok"], r["problem"]) for r in ipvs_rows(lab, {"node1": director("node1", ipvs=None)})] == [
+        (True, "lab: kernel has no IPVS: keepalived runs VRRP-only")]
+
+
+def test_no_ipvs_outside_the_lab_fails_the_ipvs_and_sync_rows(inv):
+    """Production: a director without IPVS load balances nothing; verify must not say ok."""
+    o = director("node1", ipvs=None)
+    table, sync = ipvs_check(inv, "node1", o), sync_check(inv, "node1", o, is_master=True)
+    assert (table.ok, table.kind, sync.ok, sync.kind) == (False, CheckKind.IPVS_TABLE, False, CheckKind.SYNC_DAEMON)
+    assert table.detail.startswith("kernel has no IPVS: nothing is load balanced") and "modprobe ip_vs" in table.detail
+    assert "lab" not in table.detail and sync.detail == table.detail
+    assert [r["ok"] for r in ipvs_rows(inv, {"node1": o})] == [False]
+    assert not all(c.ok for c in node_checks(inv, "node1", o, is_master=True))
 
 
 # ================================================================== sync daemon
@@ -507,11 +527,14 @@ def test_sync_status_wrong_role_none_running_and_no_ipvs():
            "node2": director("node2", daemons="L_daemon_none"),
            "node3": director("node3", ipvs=None)}
     rows = status(e, obs, {n: o.holds(VIP) for n, o in obs.items()})
-    assert rows == [
+    assert rows[:2] == [
         Row("node1", "MASTER", "master", "backup (mcast=eth0, syncid=1, group=224.0.0.81:8848)", False),
-        Row("node2", "BACKUP", "backup", "none", False),
-        Row("node3", "BACKUP", "-", SYNC_NO_IPVS, True)]
+        Row("node2", "BACKUP", "backup", "none", False)]
+    assert (rows[2].want, rows[2].ok) == ("-", False) and rows[2].running.startswith("kernel has no IPVS")
     assert rows[0].as_dict()["want"] == "master"
+    lab = Env(inv=parse(fx_data(lab=LAB)), path=Path("fx.yaml"), secrets={}, name="fx")
+    assert status(lab, obs, {n: o.holds(VIP) for n, o in obs.items()})[2] == Row(
+        "node3", "BACKUP", "-", "lab: kernel has no IPVS: no connection sync on this node", True)
 
 
 @pytest.mark.parametrize("shell", ["sh", "bash"])      # sh is dash: what `sudo sh -c` runs
@@ -557,7 +580,10 @@ def test_verify_and_the_ipvs_table_say_the_same_judgment(inv, table):
     entries = judge_ipvs(wanted_ipvs(inv), s.ipvs) if s.ipvs else []
     assert [e.row_problem for e in entries] == [r["problem"] for r in rows if r["service"]]
     problems = {e.check_problem for e in entries if e.check_problem}
-    assert (set() if check.ok else set(check.detail.split("; "))) == problems
+    if s.ipvs is None:       # no table to judge: the kernel's lack is the one problem, said alike
+        assert rows[0]["problem"] == check.detail
+    else:
+        assert (set() if check.ok else set(check.detail.split("; "))) == problems
 
 
 def test_every_node_and_cluster_check_has_a_kind(inv):

@@ -396,12 +396,70 @@ def test_without_ipvs_keepalived_runs_vrrp_only(env):
     s = deploy_state(env, "node1", has_ipvs=False, files=live_files(env, "node1", ipvs=False))
     p = plan_node(env, "node1", s, ALL)
     assert p.empty
-    assert "kernel has no IPVS: keepalived runs VRRP-only (--vrrp); virtual_server blocks are inert" in p.notes
+    assert "lab: kernel has no IPVS: keepalived runs VRRP-only (--vrrp); virtual_server blocks are inert" in p.notes
     assert "sync daemon: kernel has no IPVS, no connection sync" in p.notes
     assert 'DAEMON_ARGS="--vrrp"' in content(env, keepalived.DEFAULTS, ipvs=False)
     assert 'DAEMON_ARGS=""' in content(env, keepalived.DEFAULTS, ipvs=True)
     assert "net.ipv4.vs." not in content(env, arp.SYSCTL, ipvs=False)
     assert "lvs_sync_daemon" not in content(env, keepalived.CONF, ipvs=False)
+
+
+MODPROBE_SAID = "modprobe: FATAL: Module ip_vs not found in directory /lib/modules/6.1.0-18-amd64"
+
+
+def production_env(monkeypatch):
+    """The lab inventory without its `lab:` section: what the lab hook does not claim."""
+    data = lab_data()
+    del data["lab"]
+    for n in data["nodes"]:
+        n.pop("lab", None)
+    for vi in data["vrrp_instances"]:      # generate: is for lab inventories only
+        (vi.get("authentication") or {}).pop("generate", None)
+    return lab_env(monkeypatch, data=data)
+
+
+@pytest.mark.parametrize("phases", [ALL, [Phase.LVS], [Phase.SYNC_DAEMON]])
+def test_without_ipvs_a_production_deploy_is_one_line_naming_the_node_and_modprobe(monkeypatch, phases):
+    env = production_env(monkeypatch)
+    s = deploy_state(env, "node2", has_ipvs=False, files=live_files(env, "node2", ipvs=False),
+                     modprobe=MODPROBE_SAID + "\n")
+    assert (s.has_ipvs, s.no_ipvs_why) == (False, MODPROBE_SAID)
+    with pytest.raises(LbtkError) as e:
+        plan_runs(env, {"node1": deploy_state(env, "node1"), "node2": s}, phases)
+    msg = str(e.value)
+    assert "\n" not in msg and e.value.exit_code == 2
+    assert msg.startswith("node2: the kernel has no IPVS") and MODPROBE_SAID in msg
+    assert msg.endswith("nothing was changed on any node")
+
+
+def test_without_ipvs_production_phases_that_need_no_ipvs_and_inventories_that_balance_nothing_go_ahead(monkeypatch):
+    env = production_env(monkeypatch)
+    s = deploy_state(env, "node1", has_ipvs=False, files=live_files(env, "node1", ipvs=False))
+    assert plan_node(env, "node1", s, [Phase.NGINX]).empty
+    data = lab_data()
+    for key in ("lab", "virtual_servers", "sync_daemon"):
+        del data[key]
+    for vi in data["vrrp_instances"]:      # generate: is for lab inventories only
+        (vi.get("authentication") or {}).pop("generate", None)
+    vrrp_only = lab_env(monkeypatch, data=data)
+    s = deploy_state(vrrp_only, "node1", has_ipvs=False, files=live_files(vrrp_only, "node1", ipvs=False))
+    assert "kernel has no IPVS: keepalived runs VRRP-only (--vrrp); virtual_server blocks are inert" in \
+        plan_node(vrrp_only, "node1", s, ALL).notes      # not the lab's words: it is no lab
+
+
+def test_the_ipvs_fact_keeps_what_modprobe_said(tmp_path):
+    """IPVS_AVAILABLE run by a shell whose modprobe fails: `no`, and modprobe's last stderr line."""
+    import subprocess
+    (tmp_path / "modprobe").write_text(f"#!/bin/sh\necho 'modprobe: WARNING: x' >&2\necho '{MODPROBE_SAID}' >&2\nexit 1\n")
+    (tmp_path / "modprobe").chmod(0o755)
+    cmd = F.IPVS_AVAILABLE.command.replace("/proc/net/ip_vs", str(tmp_path / "ip_vs"))
+    r = subprocess.run(["sh", "-c", cmd], capture_output=True, text=True, timeout=10,
+                       env={"PATH": f"{tmp_path}:/usr/bin:/bin"})
+    from fabfile.parsers.lbtk import Raw
+    assert F.IPVS_AVAILABLE.parse(Raw(r.stdout, r.stderr, r.returncode)) == (False, MODPROBE_SAID)
+    (tmp_path / "ip_vs").write_text("")
+    r = subprocess.run(["sh", "-c", cmd], capture_output=True, text=True, timeout=10)
+    assert F.IPVS_AVAILABLE.parse(Raw(r.stdout, r.stderr, r.returncode)) == (True, "")
 
 
 def test_a_node_that_lost_ipvs_gets_vrrp_only_daemon_args_and_a_restart(env):

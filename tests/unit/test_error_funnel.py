@@ -503,14 +503,13 @@ CHILD = textwrap.dedent("""
         })
         node = inv.nodes[0]
         assert node.host == "127.0.0.1" and inv.ssh_of(node).port == port   # loopback only
-        c = remote.connect(inv, node)
-        try:
-            remote.run(c, "true", timeout=10)
-            return {"port": port, "error": None}
-        except remote.RemoteError as e:
-            return {"port": port, "error": str(e), "line": one_line(e)[0], "code": one_line(e)[1]}
-        finally:
-            c.close()
+        from fabfile.model.context import Env
+        with remote.nodes(Env(inv=inv, path=None, secrets={}, name="loop"), [node]) as group:
+            try:
+                remote.run(group[node.name], "true", timeout=10)
+                return {"port": port, "error": None}
+            except remote.RemoteError as e:
+                return {"port": port, "error": str(e), "line": one_line(e)[0], "code": one_line(e)[1]}
 
     key, known = sys.argv[1], sys.argv[2]
     for port in sys.argv[3:]:                   # every case in this one interpreter: a JSON line each

@@ -209,7 +209,7 @@ def hostile_clusters(draw, base: dict[str, dict[str, tuple[str, str, int]]]):
 
 # ================================================================== the cluster, through a fake remote
 class FakeConn:
-    """What remote.connect returns, as far as the read path looks at it."""
+    """A node group's link, as far as the read path looks at it."""
 
     def __init__(self, node: str):
         self.name = node
@@ -251,9 +251,7 @@ def lab():
         for mod in (history, oncall, tables, verify):
             m.setattr(mod, "node_env", lambda *a, **k: (env, list(inv.nodes)))
         m.setattr(watch, "load_env", lambda *a, **k: env)
-        m.setattr(remote, "connect", lambda inv_, n, masker=None: FakeConn(n.name))
-        m.setattr(remote, "close", lambda conns: None)
-        m.setattr(remote, "open_all", lambda conns: None)
+        m.setattr(remote, "_link", lambda inv_, n, masker=None: FakeConn(n.name))   # the transport faked
         m.setattr(remote, "parallel", lambda conns, fn, *a, limit=None: [fn(c, *a) for c in conns])
         m.setattr(remote, "run", fake_run)
         yield env

@@ -16,7 +16,7 @@ import pytest
 from fabfile.infra import remote
 from fabfile.parsers import known_hosts as kh
 
-from .test_reach import inv_with
+from .test_reach import inv_with, link
 
 HOST = "10.189.0.11"            # the lab inventory's first node, port 22
 
@@ -96,7 +96,7 @@ def conn(tmp_path):
         cfg = tmp_path / "ssh_config"
         cfg.write_text(f"Host *\n  UserKnownHostsFile {user_file}\n  GlobalKnownHostsFile {global_file}\n{extra}")
         inv = inv_with({"config_file": str(cfg)})
-        return remote.connect(inv, inv.nodes[0])
+        return link(inv, inv.nodes[0])
     return make
 
 
@@ -157,7 +157,7 @@ def test_ssh_config_files_are_read_and_the_inventory_s_file_wins(tmp_path, keys,
     assert accepted(handshake(c, good))
     cfg = tmp_path / "ssh_config"
     inv = inv_with({"config_file": str(cfg), "known_hosts": str(tmp_path / "b")})
-    e = handshake(remote.connect(inv, inv.nodes[0]), good)
+    e = handshake(link(inv, inv.nodes[0]), good)
     assert not accepted(e) and "not found in known_hosts" in str(e)
 
 

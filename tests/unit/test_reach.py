@@ -13,6 +13,12 @@ from fabfile.infra import remote
 from fabfile.model.loading import InventoryError, inventory_dir, parse
 from fabfile.parsers.sudo import refusal
 
+
+def link(inv, node) -> remote.NodeLink:
+    """A node's link as a run gets it: from a node group (lazy: nothing connects yet)."""
+    from fabfile.model.context import Env
+    return remote.nodes(Env(inv=inv, path=None, secrets={}, name="t"), [node])[node.name]
+
 BASE = yaml.safe_load((inventory_dir() / "lab.yaml").read_text())
 
 
@@ -37,13 +43,13 @@ def ssh_config(tmp_path):
 
 def test_ssh_config_supplies_what_the_inventory_does_not_state(ssh_config):
     inv = inv_with({"config_file": str(ssh_config)}, hosts=["lb1"])
-    c = remote.connect(inv, inv.nodes[0]).conn
+    c = link(inv, inv.nodes[0]).conn
     assert (c.host, c.port, c.user) == ("127.0.0.1", 2222, "deploy")
 
 
 def test_the_inventory_overrides_only_what_it_states(ssh_config):
     inv = inv_with({"config_file": str(ssh_config), "port": 2200}, hosts=["lb1"])
-    c = remote.connect(inv, inv.nodes[0]).conn
+    c = link(inv, inv.nodes[0]).conn
     assert (c.host, c.port, c.user) == ("127.0.0.1", 2200, "deploy")
 
 
@@ -67,7 +73,7 @@ def test_a_host_name_needs_an_address_for_keepalived():
 
 def test_a_proxyjump_bastion_host_key_is_checked(ssh_config):
     inv = inv_with({"config_file": str(ssh_config)}, hosts=["lb1", "lb2"])
-    c = remote.connect(inv, inv.nodes[1]).conn
+    c = link(inv, inv.nodes[1]).conn
     assert c.gateway is not None and c.gateway.host == "jump"
     assert isinstance(c.gateway.client._policy, paramiko.RejectPolicy)
     assert isinstance(c.client._policy, paramiko.RejectPolicy)
@@ -75,13 +81,13 @@ def test_a_proxyjump_bastion_host_key_is_checked(ssh_config):
 
 def test_an_inventory_gateway_is_checked_too():
     inv = inv_with({"user": "ops", "gateway": {"host": "127.0.0.9", "user": "ops", "known_hosts": "/nonexistent"}})
-    c = remote.connect(inv, inv.nodes[0]).conn
+    c = link(inv, inv.nodes[0]).conn
     assert c.gateway.host == "127.0.0.9" and isinstance(c.gateway.client._policy, paramiko.RejectPolicy)
 
 
 def test_sudo_wraps_every_command_and_answers_its_prompt(monkeypatch):
     inv = inv_with({"user": "ops", "become": "sudo"}, node_ssh={"become_password_env": "T_SUDO_PW"})
-    c0, c1 = remote.connect(inv, inv.nodes[0]), remote.connect(inv, inv.nodes[1])
+    c0, c1 = link(inv, inv.nodes[0]), link(inv, inv.nodes[1])
     cmd, prompt = remote.privileged(c0, "systemctl reload keepalived")
     assert cmd == "sudo -n -H -- sh -c 'exec </dev/null\nsystemctl reload keepalived'" and prompt is None
     monkeypatch.setenv("T_SUDO_PW", "s3cret")
@@ -91,7 +97,7 @@ def test_sudo_wraps_every_command_and_answers_its_prompt(monkeypatch):
     monkeypatch.delenv("T_SUDO_PW")
     with pytest.raises(remote.RemoteError, match="sudo needs a password: set the environment variable T_SUDO_PW"):
         remote.privileged(c1, "true")
-    plain = remote.connect(inv_with({"user": "root"}), inv.nodes[0])
+    plain = link(inv_with({"user": "root"}), inv.nodes[0])
     assert remote.privileged(plain, "true") == ("true", None)
 
 
@@ -142,7 +148,7 @@ def test_the_group_takes_the_runs_parallelism_and_closes_what_it_opened():
 
 def test_a_group_run_keeps_every_nodes_outcome(monkeypatch):
     inv = inv_with({"user": "root"})
-    group = remote.NodeGroup([remote.connect(inv, n) for n in inv.nodes[:2]])
+    group = remote.NodeGroup([link(inv, n) for n in inv.nodes[:2]])
 
     def fake_run(c, command, **kw):
         if c.name == inv.nodes[1].name:
@@ -209,8 +215,7 @@ def test_a_lab_inventory_whose_bridge_is_missing_is_refused_before_any_connectio
     msg = str(e.value)
     assert "\n" not in msg and "lbtk-nonexist" in msg and "10.189.0.1/24 and fd00:189::1/64" in msg
     assert "inv lab.up --env lab-dual" in msg
-    from fabfile.infra import remote
-    c = remote.connect(inv, inv.nodes[0])     # lazy: nothing opens yet
+    c = link(inv, inv.nodes[0])     # lazy: nothing opens yet
     with _pytest.raises(LbtkError):           # the connection layer refuses too (tasks that load the env themselves)
         c.conn.open()
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from fabfile.infra import remote
 from fabfile.ops import upgrade
 from fabfile.errors import UsageError
 from fabfile.infra.facts import NodeState
@@ -171,15 +172,21 @@ def test_execute_drains_takes_out_swaps_and_reads_the_release_back(monkeypatch):
     the OS swap (here an extension's, as the lab's re-image), the release read back."""
     from fabfile.model.extensions import OsSwap
     done = []
-    monkeypatch.setattr(upgrade, "take_out", lambda e, d, say: done.append("take out"))
-    monkeypatch.setattr(upgrade, "release_of", lambda inv, node: "trixie")
+    monkeypatch.setattr(upgrade, "take_out", lambda e, group, d, say: done.append("take out"))
+    monkeypatch.setattr(upgrade, "release_of", lambda e, node: "trixie")
     swap = OsSwap("test swap", lambda n, r: f"swap {n} to {r}", lambda n, r, say: done.append(f"swap {n} {r}"))
     d = upgrade.decide(_inv(), "u3", "trixie", _obs())
     p = upgrade.Prepared(d, tuple(upgrade.plan(d, BOOKWORM_PKGS, swap)), dict(BOOKWORM_PKGS), swap)
     assert p.steps[2].what.startswith("swap u3 to trixie; production runs instead: ")
     e = type("E", (), {"inv": _inv(), "name": "lab-upgrade"})()
-    assert upgrade.execute(e, p, say=lambda s: None, drain=lambda: done.append("drain")) >= 0
+    group = remote.NodeGroup([remote.NodeLink(n.name, Conn()) for n in e.inv.nodes])
+    assert upgrade.execute(e, p, say=lambda s: None, drain=lambda lock: done.append("drain"), group=group) >= 0
     assert done == ["drain", "take out", "swap u3 trixie"]
-    monkeypatch.setattr(upgrade, "release_of", lambda inv, node: "bookworm")
+    monkeypatch.setattr(upgrade, "release_of", lambda e, node: "bookworm")
     with pytest.raises(UsageError, match="u3 runs bookworm after the upgrade, not trixie"):
-        upgrade.execute(e, p, say=lambda s: None, drain=lambda: None)
+        upgrade.execute(e, p, say=lambda s: None, drain=lambda lock: None, group=group)
+
+
+class Conn:
+    def close(self):
+        pass
