@@ -6,11 +6,13 @@ virtual_router_id change rolled back. The probe and the sampler are bench/rollba
 from __future__ import annotations
 
 import importlib.util
+import sys
 
 from .conftest import ROOT, inv, lab_variant
 
 _spec = importlib.util.spec_from_file_location("rollback_under_probe", ROOT / "bench" / "rollback_under_probe.py")
 bench = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = bench          # its dataclasses look their module up there
 _spec.loader.exec_module(bench)
 
 
