@@ -10,4 +10,6 @@ if [ "$LBTK_KERNEL_TESTS" = 1 ]; then
 else
   bash scripts/setup.sh
 fi
-exec .venv/bin/python -m pytest -ra "${PYTEST_ARGS:--q}"
+# the unit tier on both cores (pytest-xdist), then the tiers that share the lab one test at a time
+.venv/bin/python -m pytest -ra -q -m unit -n "${LBTK_UNIT_WORKERS:-2}"
+exec .venv/bin/python -m pytest -ra "${PYTEST_ARGS:--q}" -m "not unit"
