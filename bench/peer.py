@@ -24,7 +24,9 @@ from cost import settle_nodes
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = "etc/keepalived/keepalived.conf"
-INV_ENV = {"LBTK_FORMAT": "plain", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+# the toolkit's environment: the user's choice of inventories ($LBTK_INVENTORIES) goes along
+INV_ENV = {"LBTK_FORMAT": "plain", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+           **{k: v for k, v in os.environ.items() if k == "LBTK_INVENTORIES"}}
 # a peer tool's environment (ansible refuses to run without a UTF-8 locale)
 TOOL_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": os.environ.get("HOME", "/root"), "LC_ALL": "C.UTF-8"}
 DRAINED_ADDRESS = "10.189.0.12"     # node2, the real server the one change drains
