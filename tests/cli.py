@@ -10,6 +10,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def shown(path: Path) -> str:
+    """A path as `inv` (run from ROOT, as inv() runs it) prints it: relative to ROOT when inside
+    it, else absolute (fabfile.model.context.rel): the session's inventories are a temporary copy."""
+    try:
+        return str(Path(path).resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
 def inv(*args, check=False, timeout=300):
     r = subprocess.run([sys.executable, "-m", "invoke", *args], cwd=ROOT, capture_output=True,
                        text=True, timeout=timeout, env={**os.environ, "LBTK_FORMAT": "plain"})

@@ -6,19 +6,136 @@ imported): `-m unit` does not pay for importing the lab and kernel tests, `-m ke
 unit tier's Hypothesis.
 
 Every tier loads lab inventories: the lab's hooks (fabfile.model.extensions) are registered here as
-the task layer does when `inv` starts."""
+the task layer does when `inv` starts.
+
+No tier writes into the repository's inventories/: from pytest_configure on (so collection too),
+every test, and every `inv` it runs (a subprocess inherits the variable), sees a copy of them in a
+temporary directory through $LBTK_INVENTORIES (fabfile.model.loading.inventory_dir()). Variant
+inventories, the secrets lab inventories generate on first use and the clone's .state/ land
+there, and go with it. One copy a process: each pytest-xdist worker has its own. A session
+that changed the repository's inventories/ anyway fails, naming the files.
+
+The live tiers (lab, cluster, kernel) drive labs that are up already, deployed from this checkout
+with its local secrets (gitignored: lab.auth_pass, lab-bastion.sudo ...): a session holding their
+tests starts from a copy of those and of .state/ too, read, never written back. A secret first
+generated in a session dies with it: a lab that outlives the session then holds a secret no later
+session has (a deploy is refused as secret drift); `inv deploy --env lab` from the checkout keeps
+the lab's secret in the checkout, as an operator's run would.
+
+Secret files are refused when group or others may read them (fabfile/model/secrets.py), and git
+checks every file out 0644: the committed ones (the seed's public demo secret, the broken
+inventories' fixtures) are made 0600 before any test reads them, as a user's `chmod 600` would."""
 from __future__ import annotations
 
 import itertools
+import os
 import re
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 import fabfile.lab.hooks  # noqa: F401  (registers the lab's hooks)
+from fabfile.model.loading import INVENTORIES_VAR
 
 TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
 TIERS = ("unit", "lab", "cluster", "kernel")     # a directory of tests/ each, and its marker
+LIVE_TIERS = ("lab", "cluster", "kernel")        # tiers that drive labs deployed from this checkout
+
+REPO_INVENTORIES = ROOT / "inventories"          # read here only: copied, never written
+SHIPPED_SECRETS = ("README.md", "example.auth_pass")   # what the repository ships in secrets/
+COMMITTED_SECRETS = [REPO_INVENTORIES / "secrets/example.auth_pass",
+                     *(TESTS / "inventories/broken/secrets").glob("*.auth_pass")]
+OPEN_SECRET = TESTS / "inventories/broken/secrets/open_to_others.secret"   # the refusal's own case
+
+for _p in COMMITTED_SECRETS:     # at import: before any test module is collected
+    if _p.is_file():
+        _p.chmod(0o600)
+if OPEN_SECRET.is_file():
+    OPEN_SECRET.chmod(0o644)     # whatever the umask made of it
+
+
+def copy_inventories(repo: Path) -> Path:
+    """repo/inventories: the repository's inventories and shipped secrets (not this checkout's
+    generated ones, nor its .state/). repo/tests links to tests/: broken inventories name ../tests/..."""
+    (repo / "tests").symlink_to(TESTS)
+    root = repo / "inventories"
+    root.mkdir()
+    for p in REPO_INVENTORIES.glob("*.yaml"):
+        shutil.copy2(p, root / p.name)
+    (root / "secrets").mkdir(mode=0o700)
+    for name in SHIPPED_SECRETS:
+        shutil.copy2(REPO_INVENTORIES / "secrets" / name, root / "secrets" / name)
+    return root
+
+
+def add_checkout_state(root: Path) -> None:
+    """This checkout's local secrets and .state/ into the copy (what its live labs were deployed
+    with), where the copy has none of its own yet."""
+    for sub in ("secrets", ".state"):
+        src = REPO_INVENTORIES / sub
+        if src.is_dir():
+            shutil.copytree(src, root / sub, dirs_exist_ok=True,
+                            ignore=lambda d, names: [n for n in names if (root / sub / n).exists()])
+
+
+_COPY = pytest.StashKey[tuple]()      # (the temporary directory, $LBTK_INVENTORIES before it)
+
+
+_BEFORE = pytest.StashKey[dict]()      # the repository's inventories/ as the session found it
+_WROTE = pytest.StashKey[list]()       # what the session changed there
+
+
+def repo_inventories_now() -> dict[str, tuple[int, int]]:
+    """Every file under the repository's inventories/ (secrets/ and .state/ too): its size and mtime."""
+    return {str(p.relative_to(REPO_INVENTORIES)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(REPO_INVENTORIES.rglob("*")) if p.is_file()}
+
+
+def pytest_configure(config):
+    work = Path(tempfile.mkdtemp(prefix="lbtk-inventories-"))
+    config.stash[_COPY] = (work, os.environ.get(INVENTORIES_VAR))
+    os.environ[INVENTORIES_VAR] = str(copy_inventories(work))
+    config.stash[_BEFORE] = repo_inventories_now()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """A test (or what it ran: bench/, a subprocess with an environment of its own) that wrote into
+    the repository's inventories/ fails the session, naming the files. Once, in the process that
+    saw the whole session (xdist's controller, or the only one)."""
+    if hasattr(session.config, "workerinput") or _BEFORE not in session.config.stash:
+        return
+    before, now = session.config.stash[_BEFORE], repo_inventories_now()
+    changed = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
+    if changed:
+        session.config.stash[_WROTE] = changed
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if config.stash.get(_WROTE, None):
+        terminalreporter.write_line(f"error: the tests wrote into the repository's inventories/ "
+                                    f"({', '.join(config.stash[_WROTE])}): they must use "
+                                    f"fabfile.model.loading.inventory_dir(), the session's copy", red=True)
+
+
+def pytest_collection_finish(session):
+    """Before the first test: a session with live-tier tests takes this checkout's secrets and .state/."""
+    if {tier_of(item.path) for item in session.items} & set(LIVE_TIERS):
+        add_checkout_state(Path(os.environ[INVENTORIES_VAR]))
+
+
+def pytest_unconfigure(config):
+    work, before = config.stash.get(_COPY, (None, None))
+    if work is None:
+        return
+    if before is None:
+        os.environ.pop(INVENTORIES_VAR, None)
+    else:
+        os.environ[INVENTORIES_VAR] = before
+    shutil.rmtree(work, ignore_errors=True)
 
 
 def tier_of(path: Path) -> str | None:

@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from ..cli import inv, inv_json  # noqa: F401 - the tests import them from here
+from fabfile.model.loading import inventory_dir
 
-__all__ = ["inv", "inv_json", "ROOT", "sh"]
+from ..cli import inv, inv_json, shown  # noqa: F401 - the tests import them from here
+
+__all__ = ["inv", "inv_json", "shown", "ROOT", "sh"]
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -54,19 +56,19 @@ def nodes(lab):
 
 @contextlib.contextmanager
 def lab_variant(name: str, edit):
-    """A temporary copy of the lab inventory, changed by `edit(data)`, as inventories/NAME.yaml
-    (beside lab.yaml: the same secret file); afterwards it is gone and the plain lab deployed
-    again, as the next test expects."""
+    """A temporary copy of the lab inventory, changed by `edit(data)`, as NAME.yaml in the session's
+    inventories (beside lab.yaml: the same secret file); afterwards it is gone and the plain lab
+    deployed again, as the next test expects."""
     import yaml
-    data = yaml.safe_load((ROOT / "inventories" / "lab.yaml").read_text())
+    data = yaml.safe_load((inventory_dir() / "lab.yaml").read_text())
     edit(data)
-    path = ROOT / "inventories" / f"{name}.yaml"
+    path = inventory_dir() / f"{name}.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     try:
         yield name
     finally:
         path.unlink()
-        (ROOT / "inventories" / ".state" / f"{name}.owed.yaml").unlink(missing_ok=True)
+        (inventory_dir() / ".state" / f"{name}.owed.yaml").unlink(missing_ok=True)
         inv("deploy", "--env", "lab", check=True)
 
 

@@ -11,7 +11,7 @@ import yaml
 
 from fabfile.model.loading import inventory_dir
 
-from .conftest import inv, inv_json
+from .conftest import inv, inv_json, shown
 
 ENV = "lab-bastion"
 NODES = ["lb1", "lb2", "lb3"]
@@ -58,7 +58,8 @@ def variant(tmp_path, name: str, change) -> str:
 
 
 def test_deploy_and_verify_through_the_bastion(bastion_deployed):
-    assert bastion_deployed.stdout.splitlines()[0].startswith(f"{ENV} (inventories/{ENV}.yaml): lb1, lb2, lb3")
+    where = shown(inventory_dir() / f"{ENV}.yaml")      # the session's copy: an absolute path
+    assert bastion_deployed.stdout.splitlines()[0].startswith(f"{ENV} ({where}): lb1, lb2, lb3")
     rc, out = inv_json("verify", "--env", ENV)
     assert rc == 0, [c for c in out["checks"] if not c["ok"]]
     assert out["vip_holders"] == {VIP: ["lb1"]}

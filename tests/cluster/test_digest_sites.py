@@ -1,8 +1,8 @@
 """Issue 15 on the lab: HTTP_GET digests (inv digest, verify's digest check) and the nginx phase
 owning only what it renders (an operator's default site left alone, a conflict named in one line).
 
-Each test deploys a temporary copy of inventories/lab.yaml (written under inventories/, so its
-secret file resolves as the lab's) and ends with `inv deploy --env lab`: the lab is left as deployed.
+Each test deploys a temporary copy of lab.yaml (written beside it in the session's inventories, so
+its secret file resolves as the lab's) and ends with `inv deploy --env lab`: the lab is left as deployed.
 """
 from __future__ import annotations
 
@@ -10,16 +10,18 @@ import re
 
 import yaml
 
-from .conftest import ROOT, inv, inv_json, sh
+from fabfile.model.loading import inventory_dir
+
+from .conftest import inv, inv_json, sh
 
 SITE = "/etc/nginx/sites-enabled/lbtk.conf"
 DEFAULT = "/etc/nginx/sites-enabled/default"
 
 
 def lab_copy(name: str, change) -> str:
-    data = yaml.safe_load((ROOT / "inventories" / "lab.yaml").read_text())
+    data = yaml.safe_load((inventory_dir() / "lab.yaml").read_text())
     change(data)
-    path = ROOT / "inventories" / f"{name}.yaml"
+    path = inventory_dir() / f"{name}.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return name
 
@@ -65,7 +67,7 @@ def test_digest_then_verify_flags_a_changed_page(deployed, nodes):
         inv("deploy", "--env", env, check=True)           # the inventory's site comes back
         assert inv("verify", "--env", env).returncode == 0
     finally:
-        (ROOT / "inventories" / f"{env}.yaml").unlink()
+        (inventory_dir() / f"{env}.yaml").unlink()
         inv("deploy", "--env", "lab", check=True)
 
 
@@ -86,7 +88,7 @@ def test_an_operators_site_is_left_alone_and_a_conflict_named(deployed, nodes):
         assert "nginx.remove_sites: [default]" in line
         assert sh(c, f"test -e {SITE}").exited == 1 and sh(c, "systemctl is-active nginx").stdout.strip() == "active"
     finally:
-        (ROOT / "inventories" / f"{env}.yaml").unlink()
+        (inventory_dir() / f"{env}.yaml").unlink()
         r = inv("deploy", "--env", "lab", check=True)         # remove_sites: [default] takes it away
     assert sh(c, f"test -e {DEFAULT}").exited == 1 and sh(c, f"test -e {SITE}").exited == 0
     assert inv("verify", "--env", "lab").returncode == 0

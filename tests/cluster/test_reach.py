@@ -10,7 +10,7 @@ import yaml
 
 from fabfile.model.loading import inventory_dir
 
-from .conftest import inv, inv_json, sh
+from .conftest import inv, inv_json, sh, shown
 
 VIP = "10.189.0.100"
 DRAINED_WEIGHT = "grep -A1 'real_server 10.189.0.12' /etc/keepalived/keepalived.conf"
@@ -32,9 +32,10 @@ def wait_single_holder(node: str, limit: float = 20) -> None:
 
 def test_first_line_names_the_inventory_and_its_nodes(deployed):
     r = inv("verify", "--env", "lab", check=True)
-    assert r.stdout.splitlines()[0] == "lab (inventories/lab.yaml): node1, node2, node3"
+    lab_yaml = shown(inventory_dir() / "lab.yaml")      # the session's copy: an absolute path
+    assert r.stdout.splitlines()[0] == f"lab ({lab_yaml}): node1, node2, node3"
     r = inv("verify", "--env", "lab", "--node", "node2", check=True)
-    assert r.stdout.splitlines()[0] == "lab (inventories/lab.yaml): node2 (of 3)"
+    assert r.stdout.splitlines()[0] == f"lab ({lab_yaml}): node2 (of 3)"
     assert "VIP 10.189.0.100" not in r.stdout and "VIP holders" not in r.stdout   # that needs every node
     assert any(ln.startswith("keepalived running") and " node2 " in ln for ln in r.stdout.splitlines())
 

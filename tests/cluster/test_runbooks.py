@@ -33,6 +33,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from fabfile.model.loading import inventory_dir
+
 from .conftest import ROOT, inv, sh
 
 RUNBOOKS = ROOT / "runbooks"
@@ -223,8 +225,8 @@ def fault_keepalived_down(nodes, tmp):
 
 def fault_bad_nginx_deploy(nodes, tmp):
     """A deploy from another checkout whose inventory moved nginx to port 8080: the VIP is held
-    but nothing answers on :80. The live files no longer match inventories/lab.yaml."""
-    data = yaml.safe_load((ROOT / "inventories" / "lab.yaml").read_text())
+    but nothing answers on :80. The live files no longer match the session's lab.yaml."""
+    data = yaml.safe_load((inventory_dir() / "lab.yaml").read_text())
     data["nginx"]["port"] = 8080
     other = tmp / "lab.yaml"   # stem "lab": same drain record, secret file relative to inventories/
     other.write_text(yaml.safe_dump(data))
@@ -264,7 +266,7 @@ FAULTS = {"keepalived-down": fault_keepalived_down, "bad-nginx-deploy": fault_ba
 # ---------------------------------------------------------------- (b) on the lab
 
 def _secrets() -> set[str]:
-    d = ROOT / "inventories" / "secrets"
+    d = inventory_dir() / "secrets"
     return {p.read_text().strip() for p in (d / "lab.auth_pass", d / "lab.auth_pass.prev") if p.exists()} - {""}
 
 
@@ -331,7 +333,7 @@ def test_runbook_runs_on_the_lab(deployed, nodes, tmp_path, name):
 # ---------------------------------------------------------------- inv rotate-vrrp-secret, no lab
 
 def test_rotate_refuses_when_the_env_var_wins(monkeypatch):
-    before = (ROOT / "inventories" / "secrets" / "lab.auth_pass")
+    before = inventory_dir() / "secrets" / "lab.auth_pass"
     old = before.read_text() if before.exists() else None
     monkeypatch.setenv("LAB_VRRP_PASS", "envpass1")
     r = inv("rotate-vrrp-secret", "--env", "lab")

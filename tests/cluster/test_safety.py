@@ -17,10 +17,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from fabfile.model.loading import inventory_dir
+
 from .conftest import ROOT, inv, inv_json, sh
 
 VIP = "10.189.0.100"
-INV_DIR = ROOT / "inventories"
 CONF = "/etc/keepalived/keepalived.conf"
 
 # what "nothing changed on a node" means: same managed files, same backups, no upload left
@@ -40,21 +41,21 @@ def fingerprints(nodes) -> dict[str, str]:
 
 @contextlib.contextmanager
 def variant(name: str, change, extra_files: dict[str, str] | None = None):
-    """A temporary inventory beside lab.yaml (so relative secret paths still resolve):
-    lab.yaml with `change(data)` applied. Yields its --env argument."""
-    data = yaml.safe_load((INV_DIR / "lab.yaml").read_text())
+    """A temporary inventory beside lab.yaml in the session's inventories (so relative secret
+    paths still resolve): lab.yaml with `change(data)` applied. Yields its --env argument (its name)."""
+    data = yaml.safe_load((inventory_dir() / "lab.yaml").read_text())
     change(data)
-    path = INV_DIR / f"lab-test-{name}.yaml"
+    path = inventory_dir() / f"lab-test-{name}.yaml"
     made = []
     try:
         for rel, text in (extra_files or {}).items():
-            p = INV_DIR / rel
+            p = inventory_dir() / rel
             p.parent.mkdir(parents=True, exist_ok=True)
             p.write_text(text)
             p.chmod(0o600)          # secret files others may read are refused
             made.append(p)
         path.write_text(yaml.safe_dump(data, sort_keys=False))
-        yield str(path.relative_to(ROOT))
+        yield path.stem
     finally:
         path.unlink(missing_ok=True)
         for p in made:
@@ -247,7 +248,7 @@ def test_node_without_keepalived_gives_one_line_and_changes_nothing(deployed, no
         sh(nodes["node2"], show)
     assert fingerprints(nodes) == before
     # the drain record was rolled back with the failed deploy: inventory and nodes still agree
-    assert not (INV_DIR / ".state/lab.yaml").exists()
+    assert not (inventory_dir() / ".state/lab.yaml").exists()
     assert inv("diff", "--env", "lab").returncode == 0
 
 

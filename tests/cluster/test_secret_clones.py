@@ -12,6 +12,7 @@ import sys
 
 import pytest
 
+from fabfile.model.loading import inventory_dir
 from fabfile.model.secrets import fingerprint, short
 
 from .conftest import ROOT, inv, sh
@@ -20,7 +21,8 @@ RECORD = "/var/lib/lbtk/vrrp-secret.json"
 
 
 def clone(where, secret: str | None):
-    shutil.copytree(ROOT / "inventories", where)
+    """A clone's inventories: the session's (the lab's secret as deployed), `secret` in its secret file."""
+    shutil.copytree(inventory_dir(), where)
     f = where / "secrets" / "lab.auth_pass"
     if secret is not None:
         f.write_text(secret + "\n")

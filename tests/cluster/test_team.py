@@ -3,7 +3,8 @@ nodes refuses a second run and names the first, a killed run's lock stays until 
 every change leaves a history row with operator and commit.
 
 Clone A is a copy of this project (its own git commit, its own inventories/), run as operator
-alice; this checkout is clone B, run as bob. Both drive the same real lab nodes.
+alice; this checkout is clone B, run as bob, on the session's inventories ($LBTK_INVENTORIES, as
+every test). Both drive the same real lab nodes.
 """
 from __future__ import annotations
 
@@ -19,21 +20,29 @@ from pathlib import Path
 
 import pytest
 
+from fabfile.model.loading import INVENTORIES_VAR, inventory_dir
+
 from .conftest import ROOT, sh
 
 CONF = "/etc/keepalived/keepalived.conf"
 NODE3_WEIGHT = f"grep -A1 'real_server 10.189.0.13' {CONF}"
 
 
+def env_of(where: Path, operator: str) -> dict[str, str]:
+    """The environment of `inv` run in `where` as `operator`: clone A reads its own inventories/,
+    this checkout the session's copy (never the repository's)."""
+    inventories = inventory_dir() if where == ROOT else where / "inventories"
+    return {**os.environ, "LBTK_FORMAT": "plain", "LBTK_OPERATOR": operator, INVENTORIES_VAR: str(inventories)}
+
+
 def run(where: Path, operator: str, *args, timeout=180) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=where, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "LBTK_FORMAT": "plain", "LBTK_OPERATOR": operator})
+                          timeout=timeout, env=env_of(where, operator))
 
 
 def start(where: Path, operator: str, *args) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "invoke", *args], cwd=where, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "LBTK_FORMAT": "plain", "LBTK_OPERATOR": operator})
+                            stderr=subprocess.PIPE, text=True, env=env_of(where, operator))
 
 
 def ok(r: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
@@ -47,11 +56,13 @@ def b(*args, **kw):
 
 @pytest.fixture(scope="module")
 def clone_a(tmp_path_factory, deployed):
-    """Another operator's clone: the project's files (inventories and the lab's secrets included),
-    committed in its own git repository."""
+    """Another operator's clone: the project's files, committed in its own git repository, with the
+    session's inventories (the lab's secret as deployed, and .state/) as its inventories/."""
     a = tmp_path_factory.mktemp("team") / "clone-a"
     shutil.copytree(ROOT, a, ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__", ".pytest_cache",
                                                            ".venv-ansible", ".hypothesis"))
+    shutil.rmtree(a / "inventories")
+    shutil.copytree(inventory_dir(), a / "inventories")
     git = ["git", "-c", "user.name=alice", "-c", "user.email=alice@example.invalid"]
     subprocess.run(git + ["init", "-q"], cwd=a, check=True)
     subprocess.run(git + ["add", "-A"], cwd=a, check=True)

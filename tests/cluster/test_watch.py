@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import threading
@@ -18,6 +19,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from fabfile.model.loading import INVENTORIES_VAR, inventory_dir
 
 from .conftest import ROOT, inv, inv_json, sh
 
@@ -113,7 +116,9 @@ def watch_pane(deployed):
     if not shutil.which("tmux"):
         pytest.fail("tmux is not installed (scripts/setup.sh installs it)")
     tmux("kill-server", check=False)
-    cmd = (f"cd {ROOT} && env -u LBTK_FORMAT -u COLUMNS -u LINES {ROOT}/.venv/bin/inv watch --env lab --interval {INTERVAL:g}; "
+    # the session's inventories named on the command line: the pane's shell has the tmux server's environment
+    cmd = (f"cd {ROOT} && env -u LBTK_FORMAT -u COLUMNS -u LINES {INVENTORIES_VAR}={shlex.quote(str(inventory_dir()))} "
+           f"{ROOT}/.venv/bin/inv watch --env lab --interval {INTERVAL:g}; "
            "echo WATCH-EXIT=$?; sleep 60")
     tmux("new-session", "-d", "-s", SESSION, "-x", "220", "-y", "60", cmd)
     try:

@@ -38,6 +38,7 @@ if str(ROOT) not in sys.path:
 
 from fabfile import lab  # noqa: E402
 from fabfile.lab import LabBastion, LabError, LabNode, LabSpec, LabUsers, nspawn  # noqa: E402
+from fabfile.model.loading import inventory_dir  # noqa: E402
 
 ENV = "lab-bastion"
 LOCK = Path(os.environ.get("LBTK_LAB_LOCK", "/tmp/lbtk-lab.lock"))
@@ -66,7 +67,7 @@ def test_inventory_makes_the_bastion_spec():
     assert (spec.bridge, spec.inner_bridge, spec.name) == ("lbtk-br0", "lbtk-ibr0", "lab-bastion")
     assert (spec.bastion.name, spec.bastion.host, spec.bastion.inner) == ("bastion", "10.189.0.30", "10.189.0.94/27")
     assert spec.users.name == "ops" and spec.users.sudo_password_nodes == PW_NODES
-    assert spec.users.password_file == ROOT / "inventories/secrets/lab-bastion.sudo"
+    assert spec.users.password_file == inventory_dir() / "secrets/lab-bastion.sudo"
     assert str(spec.ssh_config) == "/var/tmp/lbtk-lab/lab-bastion.ssh_config"
     lab.validate(spec)
 

@@ -27,6 +27,7 @@ if str(ROOT) not in sys.path:
 
 from fabfile import lab  # noqa: E402
 from fabfile.lab import rootfs  # noqa: E402
+from fabfile.model.loading import inventory_dir  # noqa: E402
 from tests.cli import inv, inv_json  # noqa: E402
 
 pytestmark = pytest.mark.lab
@@ -92,10 +93,10 @@ def test_trixie_deploy_refuses_a_warning_of_233(trixie, tmp_path):
     (tmp_path / "templates").mkdir()
     (tmp_path / "templates/keepalived.conf.j2").write_text(
         ours.replace("advert_int {{", "bogus_keyword_xyz 1\n    advert_int {{", 1))
-    src = (ROOT / "inventories/lab-trixie.yaml").read_text()
+    src = (inventory_dir() / "lab-trixie.yaml").read_text()
     bad = tmp_path / "lab-trixie-bad.yaml"
     bad.write_text(src.replace("auth_pass_file: secrets/lab-trixie.auth_pass",
-                               f"auth_pass_file: {ROOT}/inventories/secrets/lab-trixie.auth_pass")
+                               f"auth_pass_file: {inventory_dir()}/secrets/lab-trixie.auth_pass")
                    + f"templates_dir: {tmp_path / 'templates'}\n")
     before = {n.name: ssh(trixie, n.host, "md5sum /etc/keepalived/keepalived.conf").stdout for n in trixie.nodes}
     r = inv("deploy", "--env", str(bad))
@@ -129,14 +130,14 @@ def test_mixed_deploy_verify_green(mixed):
 def _variant(tmp_path, prios: dict[str, int], master: str) -> str:
     """lab-mixed with other priorities (MASTER state on `master`), as a file --env takes."""
     import yaml
-    data = yaml.safe_load((ROOT / "inventories/lab-mixed.yaml").read_text())
+    data = yaml.safe_load((inventory_dir() / "lab-mixed.yaml").read_text())
     for n in data["nodes"]:
         n["priority"] = prios[n["name"]]
         n.pop("state", None)
         if n["name"] == master:
             n["state"] = "MASTER"
     auth = data["vrrp_instances"][0]["authentication"]
-    auth["auth_pass_file"] = str(ROOT / "inventories" / auth["auth_pass_file"])
+    auth["auth_pass_file"] = str(inventory_dir() / auth["auth_pass_file"])
     p = tmp_path / f"lab-mixed-{master}-{'-'.join(str(prios[k]) for k in sorted(prios))}.yaml"
     p.write_text(yaml.safe_dump(data, sort_keys=False))
     return str(p)

@@ -15,7 +15,7 @@ from fabfile.model.schema import Authentication
 from fabfile.model.secrets import resolve
 
 ROOT = Path(__file__).resolve().parents[2]
-INVENTORIES = sorted((ROOT / "inventories").glob("*.yaml")) + sorted((ROOT / "tests/inventories/good").glob("*.yaml"))
+INVENTORIES = sorted(inventory_dir().glob("*.yaml")) + sorted((ROOT / "tests/inventories/good").glob("*.yaml"))
 
 
 def cli(*args):

@@ -11,10 +11,10 @@ import yaml
 from fabfile.infra import facts as F
 from fabfile.core.checks import digest_checks, digest_targets
 from fabfile.ops.digest import rows
-from fabfile.model.loading import parse
+from fabfile.model.loading import inventory_dir, parse
 from fabfile.infra.observe import parse_state
 
-from .core_fixtures import ROOT, TOKEN, frame, read
+from .core_fixtures import TOKEN, frame, read
 
 HEALTHZ = "eff5bc1ef8ec9d03e640fc4370f5eacd"     # the lab's /healthz ("ok\n"), as genhash printed it
 OTHER = "0123456789abcdef0123456789abcdef"
@@ -22,7 +22,7 @@ OTHER = "0123456789abcdef0123456789abcdef"
 
 def lab(**http) -> object:
     """inventories/lab.yaml with HTTP_GET {path: /healthz, **http} on every real server."""
-    data = yaml.safe_load((ROOT / "inventories" / "lab.yaml").read_text())
+    data = yaml.safe_load((inventory_dir() / "lab.yaml").read_text())
     for rs in data["virtual_servers"][0]["real_servers"]:
         rs.pop("TCP_CHECK")
         rs["HTTP_GET"] = {"path": "/healthz", **http}
@@ -51,7 +51,7 @@ def test_targets_of_one_server_for_inv_digest():
     assert (t.path, t.digest, t.node) == ("/healthz", HEALTHZ, "node3")
     (other,) = digest_targets(inv, "10.189.0.13", "/")                 # another page: no digest to compare
     assert (other.path, other.digest, other.status_code) == ("/", None, None)
-    plain = parse(yaml.safe_load((ROOT / "inventories" / "lab.yaml").read_text()), "lab.yaml")
+    plain = parse(yaml.safe_load((inventory_dir() / "lab.yaml").read_text()), "lab.yaml")
     (tcp,) = digest_targets(plain, "10.189.0.12")                     # TCP_CHECK: / on the service port
     assert (tcp.port, tcp.path, tcp.digest, tcp.timeout) == (80, "/", None, 3)
     assert digest_targets(plain, "10.189.0.99") == []

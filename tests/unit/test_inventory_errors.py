@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from fabfile.model.loading import inventory_dir
+
 ROOT = Path(__file__).resolve().parents[2]
 BROKEN = sorted((ROOT / "tests/inventories/broken").glob("*.yaml"))
 
@@ -75,6 +77,6 @@ def test_several_problems_are_all_listed(monkeypatch, capsys):
 def test_unknown_env_names_the_choices():
     r = inv("check", "--env", "nosuch")
     assert r.returncode == 2
-    choices = sorted(p.stem for p in (ROOT / "inventories").glob("*.yaml"))
+    choices = sorted(p.stem for p in inventory_dir().glob("*.yaml"))
     assert {"example", "lab"} <= set(choices)
     assert f"no such inventory — choose --env from {', '.join(choices)}" in r.stderr

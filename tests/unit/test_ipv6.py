@@ -15,7 +15,7 @@ from fabfile.core import desired
 from fabfile.core.checks import observed_ipvs, wanted_ipvs
 from fabfile.infra.confcheck import keepalived_check
 from fabfile.infra.facts import NodeState
-from fabfile.model.loading import InventoryError, parse
+from fabfile.model.loading import InventoryError, inventory_dir, parse
 from fabfile.parsers.ipvsadm import parse_list
 from fabfile.core.plan import service_actions
 from fabfile.core.render import ASSUMED, arp, fwmark, nginx, render_node
@@ -143,7 +143,7 @@ def test_fwmark_fix_ipv6_only_uses_ip6tables_alone():
 
 
 def test_fwmark_ipv4_only_inventory_renders_no_ip6tables_file():
-    inv = parse(yaml.safe_load((ROOT / "inventories/lab.yaml").read_text()), "lab.yaml")
+    inv = parse(yaml.safe_load((inventory_dir() / "lab.yaml").read_text()), "lab.yaml")
     files = {f.path: f.content for f in fwmark.files(inv, inv.node("node1"))}
     assert files[fwmark.RULES6] is None and "ip6tables" not in files[fwmark.UNIT]
 
@@ -161,7 +161,7 @@ def test_lvs_phase_restarts_the_unit_when_only_the_ip6tables_rules_change():
 def test_nginx_listens_on_ipv6_only_when_the_inventory_has_ipv6():
     site = lambda inv: next(f.content for f in nginx.files(inv, inv.nodes[0]) if f.path == nginx.SITE)  # noqa: E731
     assert "listen [::]:80 default_server;" in site(inv_of(DUAL))
-    lab = parse(yaml.safe_load((ROOT / "inventories/lab.yaml").read_text()), "lab.yaml")
+    lab = parse(yaml.safe_load((inventory_dir() / "lab.yaml").read_text()), "lab.yaml")
     assert "[::]" not in site(lab)
 
 

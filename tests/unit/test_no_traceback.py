@@ -15,10 +15,11 @@ from invoke import Context, Exit
 
 from fabfile.tasks.core import check, render
 from fabfile.tasks.deploy import deploy
+from fabfile.model.loading import inventory_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 BROKEN = sorted((ROOT / "tests/inventories/broken").glob("*.yaml"))
-GOOD = [ROOT / "inventories/lab.yaml", ROOT / "inventories/example.yaml", ROOT / "inventories/kernel-nat.yaml"]
+GOOD = [inventory_dir() / f"{name}.yaml" for name in ("lab", "example", "kernel-nat")]
 
 
 def run_task(task, path: Path, **kw) -> tuple[int, str]:

@@ -9,17 +9,14 @@ import pytest
 
 from fabfile.errors import LbtkError
 from fabfile.model import secrets
-from fabfile.model.loading import INVENTORIES_VAR
+from fabfile.model.loading import INVENTORIES_VAR, inventory_dir
 from fabfile.ops.lock import LockError
 from fabfile.ops.secret import PREV, rotate
-
-REPO_LAB = Path(__file__).resolve().parents[2] / "inventories" / "lab.yaml"
-
 
 @pytest.fixture
 def lab_dir(tmp_path, monkeypatch):
     """inventories/ with lab.yaml alone and its secret file, through $LBTK_INVENTORIES."""
-    shutil.copy2(REPO_LAB, tmp_path / "lab.yaml")
+    shutil.copy2(inventory_dir() / "lab.yaml", tmp_path / "lab.yaml")   # the session's
     (tmp_path / "secrets").mkdir()
     (tmp_path / "secrets" / "lab.auth_pass").write_text("oldpass1\n")
     (tmp_path / "secrets" / "lab.auth_pass").chmod(0o600)      # a secret file others may read is refused
