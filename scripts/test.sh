@@ -10,6 +10,10 @@ if [ "$LBTK_KERNEL_TESTS" = 1 ]; then
 else
   bash scripts/setup.sh
 fi
-# the unit tier on both cores (pytest-xdist), then the tiers that share the lab one test at a time
+# Compiled test modules and pytest's rewritten asserts are cached (__pycache__, gitignored): an
+# environment that forbids bytecode makes every run, and every `inv` a test starts, compile again.
+unset PYTHONDONTWRITEBYTECODE
+# the unit tier on both cores (pytest-xdist),
+# then the tiers that share the lab, one test at a time
 .venv/bin/python -m pytest -ra -q -m unit -n "${LBTK_UNIT_WORKERS:-2}"
 exec .venv/bin/python -m pytest -ra "${PYTEST_ARGS:--q}" -m "not unit"

@@ -497,7 +497,7 @@ CHILD = textwrap.dedent("""
         inv = inventory.parse({
             "cluster": "loop",
             "defaults": {"interface": "lo", "ssh": {"user": "root", "port": port, "key_filename": key,
-                                                    "known_hosts": known, "connect_timeout": 5}},
+                                                    "known_hosts": known, "connect_timeout": 5, "retries": 0}},
             "nodes": [{"name": "loop1", "host": "127.0.0.1", "priority": 100, "state": "MASTER"}],
             "vrrp_instances": [{"name": "VI_1", "virtual_router_id": 51, "virtual_ipaddress": ["127.0.0.100"]}],
         })

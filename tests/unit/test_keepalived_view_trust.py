@@ -4,9 +4,12 @@ signalled, as keepalived does: a new file renamed into place), with its paths mo
 directory. Another user's file, a symlink or a FIFO in the dump's place reads as "unavailable"."""
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -36,21 +39,38 @@ while :; do sleep 0.02; done
 """
 
 
-@pytest.fixture(scope="module")
-def rig(tmp_path_factory):
+def _start_rig() -> tuple[Path, subprocess.Popen, float] | None:
+    """The fake keepalived and its directory, started when this module is collected: the command
+    leaves a keepalived younger than 2 s alone, so by the time a test here runs it has (mostly)
+    aged instead of every run sleeping 2 s. Stopped and removed when the test process exits."""
     if os.geteuid() != 0:
-        pytest.skip("needs root: a dump owned by another user is made with chown")
-    d = tmp_path_factory.mktemp("ka")
+        return None
+    d = Path(tempfile.mkdtemp(prefix="lbtk-ka-view-"))
     (d / "dump.json").write_text(FIXTURE.read_text())
     (d / "binary").write_text("")
     os.utime(d / "binary", (0, 0))          # older than the cached signal number: it is used
     (d / "signum").write_text(f"{int(signal.SIGUSR1)}\n")
     ka = subprocess.Popen(["sh", "-c", KEEPALIVED, "sh", str(d)])
     (d / "pid").write_text(f"{ka.pid}\n")
-    time.sleep(2.1)            # the command leaves a keepalived younger than 2 s alone
-    yield d
-    ka.kill()
-    ka.wait()
+
+    def stop():
+        ka.kill()
+        ka.wait()
+        shutil.rmtree(d, ignore_errors=True)
+    atexit.register(stop)
+    return d, ka, time.monotonic()
+
+
+_RIG = _start_rig()
+
+
+@pytest.fixture(scope="module")
+def rig():
+    if _RIG is None:
+        pytest.skip("needs root: a dump owned by another user is made with chown")
+    d, _, started = _RIG
+    time.sleep(max(0.0, 2.1 - (time.monotonic() - started)))   # older than 2 s, as a running keepalived is
+    return d
 
 
 def view(d: Path, mode: str):
