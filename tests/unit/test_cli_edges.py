@@ -1,14 +1,13 @@
 """Issue 24, CLI edges: --env is a name matched whole (or a .yaml path), secret files open to others
 are refused as ssh refuses a private key, and YAML 1.1's implicit types never turn into a number or
 a boolean the operator did not write. Each refusal is one line, exit 2."""
-import subprocess
-import sys
 import types
 from pathlib import Path
 
 import pytest
 
 from fabfile.model import loading
+from tests.cli import run_inv
 from fabfile.lab.hooks import generated
 from fabfile.model.loading import inventory_dir, InventoryError, load, parse, read_yaml
 from fabfile.model.schema import Authentication
@@ -19,8 +18,7 @@ INVENTORIES = sorted(inventory_dir().glob("*.yaml")) + sorted((ROOT / "tests/inv
 
 
 def cli(*args):
-    return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=60)
+    return run_inv(args, timeout=60)          # a real `python -m invoke`, forked warm (tests/cli.py)
 
 
 # ---------------------------------------------------------------- --env

@@ -37,7 +37,7 @@ from fabfile.parsers import ParseError
 from fabfile.parsers.lbtk import LiveFile, Raw, frames_token
 from fabfile.infra.remote import RemoteError
 from fabfile.tasks.common import one_line_errors
-from tests.cli import inv
+from tests.cli import inv_warm as inv
 from tests.unit.core_fixtures import file_listing, units_output
 
 ROOT = Path(__file__).resolve().parents[2]

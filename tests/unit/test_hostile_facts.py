@@ -247,8 +247,8 @@ def lab():
         m.setenv("LAB_VRRP_PASS", SECRET)
         m.setenv("COLUMNS", "200")     # rich's width off a terminal (80 wraps every wide table)
         env = Env(inv=inv, path=path, secrets=resolve_all(inv, "lab"), name="lab")
-        from fabfile.tasks import history, oncall, tables, verify, watch
-        for mod in (history, oncall, tables, verify):
+        from fabfile.tasks import drift, history, oncall, tables, verify, watch
+        for mod in (drift, history, oncall, tables, verify):
             m.setattr(mod, "node_env", lambda *a, **k: (env, list(inv.nodes)))
         m.setattr(watch, "load_env", lambda *a, **k: env)
         m.setattr(remote, "_link", lambda inv_, n, masker=None: FakeConn(n.name))   # the transport faked
