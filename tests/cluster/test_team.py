@@ -163,7 +163,9 @@ def test_history_shows_each_change_with_operator_and_commit_and_rollback_names_a
         ("alice@ops-a", "inv drain --env lab --server node2"), ("bob@ops-b", "inv undrain --env lab --server node3"),
         ("alice@ops-a", "inv drain --env lab --server node3")]
     assert top[0]["commit"] == commit_of(clone_a) and top[0]["dirty"] is False
-    assert top[1]["commit"] == commit_of(ROOT)
+    # the commit of the repository holding clone B's inventories (the session's copy, outside git:
+    # none), as for any inventory directory $LBTK_INVENTORIES names
+    assert top[1]["commit"] == commit_of(inventory_dir())
     assert all(r["nodes"] == ["node1", "node2", "node3"] for r in top)
     assert all(CONF in r["files"] and "/var/lib/lbtk/runtime.json" in r["files"] for r in top)
     table = ok(b("history", "--env", "lab")).stdout
