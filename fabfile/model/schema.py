@@ -118,7 +118,10 @@ class Strict(BaseModel):
     # extra="forbid" turns every typo in the inventory into an "unknown key" error; strict=True takes
     # a number only as a number and a word only as text (no "80" for 80, no true for 1, no 1 for
     # true), and the loader reads YAML's 0x10, 010, 1e3, yes and on as text (fabfile.model.loading)
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True)
+    # defer_build: the validators are built on first use, not at import; most imports (inv --list,
+    # a view, a parser test) never validate an inventory, and the build costs ~70 ms per process
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True,
+                              defer_build=True)
 
 
 IPv4 = Annotated[str, Field(pattern=r"^\d{1,3}(\.\d{1,3}){3}$")]
@@ -234,7 +237,7 @@ class Defaults(Strict):
     """What every node shares unless it states its own."""
     interface: str = Field("eth0", description="The interface VRRP runs on and the VIPs are added to (keepalived's "
                            "`interface`); a node's or an instance's own interface wins.")
-    ssh: SSH = Field(SSH(), description="How every node is reached; a node's own ssh: is merged over it field by "
+    ssh: SSH = Field(default_factory=SSH, description="How every node is reached; a node's own ssh: is merged over it field by "
                      "field.")
 
     _if = field_validator("interface")(check_ifname)
@@ -805,9 +808,9 @@ class Probe(Strict):
 class Inventory(Strict):
     cluster: str = Field(description="The cluster's name: in tables, the history, keepalived.conf's header and the "
                          "nginx page's {cluster}.")
-    defaults: Defaults = Field(Defaults(), description="What every node shares: the VRRP interface, SSH.")
+    defaults: Defaults = Field(default_factory=Defaults, description="What every node shares: the VRRP interface, SSH.")
     nodes: list[Node] = Field(min_length=1, description="The directors.")
-    global_defs: GlobalDefs = Field(GlobalDefs(), description="keepalived's global settings.")
+    global_defs: GlobalDefs = Field(default_factory=GlobalDefs, description="keepalived's global settings.")
     multi_master: bool = Field(False, description="Active-active: each vrrp_instance becomes one instance per node, "
                                "VIP i owned by node i (one VIP per node, virtual_router_id + i).")
     vrrp_scripts: dict[str, VrrpScript] = Field({}, description="Health scripts by name, for track_script.")
@@ -817,11 +820,11 @@ class Inventory(Strict):
                                                   "dual-stack service's IPv4 and IPv6 instances).")
     virtual_servers: list[VirtualServer] = Field([], description="The LVS services.")
     sync_daemon: SyncDaemon | None = Field(None, description="IPVS connection sync between directors; unset: none.")
-    nginx: Nginx = Field(Nginx(), description="The nginx site on every node.")
-    install: Install = Field(Install(), description="How packages get onto the nodes.")
+    nginx: Nginx = Field(default_factory=Nginx, description="The nginx site on every node.")
+    install: Install = Field(default_factory=Install, description="How packages get onto the nodes.")
     lab: Annotated[Any, ExtensionSection("inventory")] = Field(None, description="Lab inventories only: the local "
                                                                 "lab's settings (its own schema, fabfile/lab/).")
-    probe: Probe = Field(Probe(), description="Where HTTP probes through a VIP start.")
+    probe: Probe = Field(default_factory=Probe, description="Where HTTP probes through a VIP start.")
     logging: Logging | None = Field(None, description="keepalived's own log file (rsyslog); unset: the journal only.")
     templates_dir: str | None = Field(None, description="A directory of Jinja2 templates replacing the toolkit's by "
                                       "name (keepalived.conf.j2 ...), relative to inventories/; keepalived -t still "

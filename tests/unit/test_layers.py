@@ -34,6 +34,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.source_trees import parse
+
 ROOT = Path(__file__).resolve().parents[2]
 PKG = ROOT / "fabfile"
 GUEST = PKG / "lab" / "guest"
@@ -80,7 +82,7 @@ def imports_of(path: Path) -> list[tuple[int, str, list[str]]]:
     mod = module_name(path)
     pkg = mod if path.name == "__init__.py" else mod.rpartition(".")[0]
     out = []
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in ast.walk(parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             out += [(node.lineno, a.name, []) for a in node.names]
         elif isinstance(node, ast.ImportFrom):

@@ -6,6 +6,8 @@ successors be reached from outside."""
 from __future__ import annotations
 
 import ast
+
+from tests.source_trees import parse
 from pathlib import Path
 
 from fabfile.infra import remote
@@ -23,7 +25,7 @@ def sources() -> list[Path]:
 
 def reaches(path: Path) -> list[str]:
     """`remote.NAME` and `from fabfile.infra.remote import NAME` for the names above, as 'file:line NAME'."""
-    tree = ast.parse(path.read_text(), str(path))
+    tree = parse(path.read_text(), str(path))
     where = path.relative_to(ROOT) if ROOT in path.parents else path.name
     out = []
     for node in ast.walk(tree):

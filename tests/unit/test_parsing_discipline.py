@@ -31,6 +31,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.source_trees import parse
+
 ROOT = Path(__file__).resolve().parents[2]
 PKG = ROOT / "fabfile"
 PARSERS = PKG / "parsers"
@@ -87,7 +89,7 @@ def _module_name(rel: Path) -> tuple[str, bool]:
 
 
 def load_module(name: str, path: str, source: str, is_package: bool = False) -> Module:
-    m = Module(name, path, ast.parse(source), source, is_package)
+    m = Module(name, path, parse(source, path), source, is_package)
     pkg = name.split(".") if is_package else name.split(".")[:-1]
     for node in ast.walk(m.tree):
         if isinstance(node, ast.Import):

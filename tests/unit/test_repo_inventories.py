@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.source_trees import parse
+
 from fabfile.model.loading import INVENTORIES_VAR, inventory_dir
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -59,7 +61,7 @@ def _names_inventories(text: str) -> bool:
 
 def repo_inventory_paths(source: str, here: Path = TESTS / "unit" / "test_x.py") -> list[tuple[int, str]]:
     """(line, expression) of every path to the repository's inventories/ built in `source` (the file `here`)."""
-    tree = ast.parse(source)
+    tree = parse(source)
     found = []
     for node in ast.walk(tree):
         if (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div)
