@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fabfile.model.schema import Inventory, Node, RealServer, VirtualServer, family_of
+from fabfile.model.fields import family_of
+from fabfile.model.schema import Inventory, Node, RealServer, VirtualServer
 from fabfile.parsers import join_host_port
 
 

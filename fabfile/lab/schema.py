@@ -11,7 +11,7 @@ from typing import Literal, get_args
 from pydantic import Field, field_validator
 
 from fabfile.lab import DEFAULT_RELEASE
-from fabfile.model.schema import FieldProblem, Strict, _check_any_ip, _check_ip, _check_ipv6
+from fabfile.model.fields import FieldProblem, Strict, _check_any_ip, _check_ip, _check_ipv6
 
 # The Debian releases the lab builds nodes of (fabfile/lab/rootfs.py builds each; a unit test keeps
 # the two lists equal). Only the lab reads it: deploy and verify take what differs between

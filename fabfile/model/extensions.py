@@ -29,7 +29,8 @@ from pydantic_core import core_schema
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-    from fabfile.model.schema import FieldProblem, Inventory
+    from fabfile.model.fields import FieldProblem
+    from fabfile.model.schema import Inventory
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,7 @@ class ExtensionSection:
             return None
         model = self.model()
         if model is None:
-            from fabfile.model.schema import FieldProblem
+            from fabfile.model.fields import FieldProblem
             raise FieldProblem((), "a section of the local lab, which this program has not loaded",
                                "run it through `inv` (the task layer loads the lab), or drop the section")
         return model.model_validate(value)

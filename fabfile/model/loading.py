@@ -16,7 +16,8 @@ from pydantic import ValidationError
 
 from fabfile.errors import LbtkError
 from fabfile.model import extensions
-from fabfile.model.schema import FieldProblem, FieldProblems, Inventory, dotted
+from fabfile.model.fields import FieldProblem, FieldProblems
+from fabfile.model.schema import Inventory, dotted
 
 ROOT = Path(__file__).resolve().parents[2]
 INVENTORIES_VAR = "LBTK_INVENTORIES"

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Iterator
 
 from fabfile.model.loading import InventoryError, inventory_file
-from fabfile.model.schema import WORD_BREAKERS, Authentication, Inventory
+from fabfile.model.fields import WORD_BREAKERS
+from fabfile.model.schema import Authentication, Inventory
 
 MASK = "********"
 PASS_MAX_BYTES = 8  # keepalived silently truncates a longer auth_pass with auth_type PASS

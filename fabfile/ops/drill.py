@@ -29,7 +29,8 @@ from fabfile.infra import facts as F
 from fabfile.infra import remote
 from fabfile.infra.observe import observe
 from fabfile.model.context import Env
-from fabfile.model.schema import Inventory, family_of
+from fabfile.model.fields import family_of
+from fabfile.model.schema import Inventory
 from fabfile.parsers import ParseError
 from fabfile.parsers.lbtk import Raw, node_in_page, node_in_page_script, parse_advert, parse_probe_line
 

@@ -13,7 +13,7 @@ import yaml
 
 from fabfile.infra.confcheck import keepalived_check
 from fabfile.model.loading import InventoryError, inventory_dir, parse
-from fabfile.model.schema import LB_ALGOS
+from fabfile.model.fields import LB_ALGOS
 from fabfile.core.render import ASSUMED, render_all
 from fabfile.core.render.keepalived import CONF
 
