@@ -24,14 +24,24 @@ class ToolMissing(LbtkError):
     pass
 
 
-def keepalived_check(inv: Inventory, node: Node, conf_text: str) -> KeepalivedCheck:
+def keepalived_check(inv: Inventory, node: Node, conf_text: str, root: Path | None = None) -> KeepalivedCheck:
+    """`keepalived -t` of this machine on conf_text; with `root`, the keepalived of that Debian
+    root file system instead (the lab's trixie base: keepalived 2.3.3), run chrooted with the
+    config bind-mounted on its /mnt in a mount namespace of its own, so the root is never written."""
     exe = shutil.which("keepalived") or "/usr/sbin/keepalived"
+    if root is not None:
+        exe = str(root / "usr/sbin/keepalived")
     if not os.path.exists(exe):
         raise ToolMissing("keepalived is not installed here — run scripts/setup.sh")
     with tempfile.TemporaryDirectory(prefix="lbtk-check-") as d:
         conf = Path(d) / "keepalived.conf"
         conf.write_text(conf_text)
         cmd = [exe, "-t", "-f", str(conf)]
+        if root is not None:
+            # the binary must run as itself inside its root: keepalived 2.3 reads its own build
+            # options through /proc/self/exe, which a loader trick (ld.so --library-path) breaks
+            cmd = ["unshare", "-m", "sh", "-c", 'mount --bind "$1" "$2/mnt" && exec chroot "$2" keepalived -t '
+                   '-f /mnt/keepalived.conf', "sh", d, str(root)]
         ns = f"lbtk-chk{os.getpid()}"
         use_ns = os.geteuid() == 0 and shutil.which("ip") is not None
         try:
@@ -48,8 +58,9 @@ def keepalived_check(inv: Inventory, node: Node, conf_text: str) -> KeepalivedCh
         finally:
             if use_ns:
                 subprocess.run(["ip", "netns", "del", ns], capture_output=True)
-        return parse_keepalived_check(r.stdout.replace(str(conf), "keepalived.conf"),
-                                      r.stderr.replace(str(conf), "keepalived.conf"), r.returncode)
+        shown = "/mnt/keepalived.conf" if root is not None else str(conf)
+        return parse_keepalived_check(r.stdout.replace(shown, "keepalived.conf"),
+                                      r.stderr.replace(shown, "keepalived.conf"), r.returncode)
 
 
 def _make_netns(ns: str, inv: Inventory, node: Node) -> None:

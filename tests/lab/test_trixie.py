@@ -187,3 +187,26 @@ def test_a_running_node_keeps_its_release(mixed, tmp_path):
     with pytest.raises(LabError, match="m3: running on trixie, the inventory now says bookworm"):
         lab.up(spec, progress=lambda s: None)
     assert {s.name: s.pid for s in lab.status(mixed)} == pids
+
+
+# ---------------------------------------------------------------- golden files, keepalived 2.3.3
+
+def _golden_cases():
+    from tests.unit.test_golden import CASES
+    return CASES
+
+
+@pytest.mark.parametrize("case", _golden_cases())
+def test_golden_keepalived_conf_passes_trixies_keepalived(trixie, case):
+    """Every golden keepalived.conf (checked by this host's 2.2.7 in the unit tier) also passes
+    Debian 13's keepalived 2.3.3, from the trixie base the lab-trixie fixture built."""
+    from fabfile.core.render.keepalived import CONF
+    from fabfile.infra.confcheck import keepalived_check
+    from fabfile.model.loading import load
+    from tests.unit.test_golden import CASES, GOLDEN
+    inv, _ = load(CASES[case])
+    root = rootfs.base_dir(trixie, "trixie")
+    for node in inv.nodes:
+        text = (GOLDEN / case / node.name / CONF.lstrip("/")).read_text()
+        r = keepalived_check(inv, node, text, root=root)
+        assert (r.verdict, r.messages) == ("ok", []), f"{case}/{node.name} (2.3.3): {r.messages}"
