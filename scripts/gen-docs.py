@@ -37,6 +37,7 @@ MARKDOWN = ROOT / "docs" / "inventory.md"
 JSON_SCHEMA = ROOT / "docs" / "inventory.schema.json"
 TEMPLATE = ROOT / "fabfile" / "core" / "render" / "keepalived.conf.j2"
 INVENTORIES = ROOT / "inventories"
+GOOD = ROOT / "tests" / "inventories" / "good"
 # where examples are looked up first: the production-shaped inventories, then every other one by name
 EXAMPLE_FIRST = ("prod.example.yaml", "example.yaml")
 REGENERATE = ".venv/bin/python scripts/gen-docs.py"
@@ -271,6 +272,9 @@ def _inventories() -> list[tuple[str, dict]]:
     files = sorted(INVENTORIES.glob("*.yaml"), key=lambda p: (p.name not in EXAMPLE_FIRST,
                                                               EXAMPLE_FIRST.index(p.name)
                                                               if p.name in EXAMPLE_FIRST else 0, p.name))
+    # then the reviewed golden cases of the test suite (each keyword's showcase), where the
+    # committed inventories have no example of a key
+    files += sorted(GOOD.glob("*.yaml"))
     return [(p.name, yaml.safe_load(p.read_text()) or {}) for p in files]
 
 
@@ -370,7 +374,7 @@ def markdown() -> str:
         "decides). Durations are in seconds. Values keep their YAML type: a number is written as a",
         "number, a flag as true or false (`yes`, `on`, `0x10`, `010` and `1e3` are text here). Unknown",
         "keys are refused, each mistake one line naming the field and the fix.",
-        "Examples are taken from the committed inventories. For an editor, point the YAML language",
+        "Examples are taken from the committed inventories, then from the test suite's reviewed cases (tests/inventories/good/). For an editor, point the YAML language",
         "server at [inventory.schema.json](inventory.schema.json):",
         "`# yaml-language-server: $schema=../docs/inventory.schema.json` on an inventory's first line.",
         "",
