@@ -66,7 +66,8 @@ def keepalived_check(inv: Inventory, node: Node, conf_text: str, root: Path | No
 def _make_netns(ns: str, inv: Inventory, node: Node) -> None:
     subprocess.run(["ip", "netns", "del", ns], capture_output=True)
     subprocess.run(["ip", "netns", "add", ns], check=True, capture_output=True)
-    ifaces = {inv.interface_of(node, vi) for vi in inv.vrrp_instances} | {inv.interface_of(node)}
+    ifaces = {inv.interface_of(node, vi) for vi in inv.vrrp_instances} | {inv.interface_of(node)} \
+        | set(node.interfaces)
     if inv.sync_daemon:
         ifaces.add(inv.sync_daemon.interface)
     for vi in inv.vrrp_instances:          # a VIP's `dev X` names an interface too
@@ -84,3 +85,7 @@ def _make_netns(ns: str, inv: Inventory, node: Node) -> None:
         net = node.network_of(family)
         subprocess.run(["ip", "-n", ns, "addr", "add", f"{ip}/{net.prefixlen}", "dev", inv.interface_of(node)]
                        + (["nodad"] if family == 6 else []), check=True, capture_output=True)
+    for name, entry in sorted(node.interfaces.items()):   # the node's other networks
+        for family, ip in sorted(entry.ips.items()):
+            subprocess.run(["ip", "-n", ns, "addr", "add", f"{ip}/{entry.network_of(family).prefixlen}", "dev",
+                            name] + (["nodad"] if family == 6 else []), check=True, capture_output=True)

@@ -91,6 +91,49 @@ def _is_ip(v: str) -> bool:
 FAMILY_NAME = {4: "IPv4", 6: "IPv6"}
 
 
+class NodeInterface(Strict):
+    """One more network a node is on, besides its VRRP segment: a two-legged NAT director's inside
+    leg, a gateway pair's second segment, the second interface an instance runs on. An instance
+    (or a VIP's `dev`) on this interface takes the node's address here as its unicast_src_ip and
+    the other nodes' addresses here as its peers; its VIPs must lie in this subnet."""
+    address: str | None = Field(None, description="The node's IPv4 (or IPv6) address on this interface.")
+    address6: str | None = Field(None, description="Its IPv6 address here, when address holds the IPv4 one.")
+    prefixlen: int = Field(24, ge=8, le=32, description="Prefix length of the IPv4 subnet on this interface.")
+    prefixlen6: int = Field(64, ge=8, le=128, description="Prefix length of the IPv6 subnet on this interface.")
+
+    _addr = field_validator("address")(_ip_field)
+
+    @field_validator("address6")
+    @classmethod
+    def _addr6(cls, v: str | None) -> str | None:
+        if v is not None and ":" not in v:
+            raise ValueError("not an IPv6 address: address6 holds the IPv6 one (the IPv4 one goes in address)")
+        return _ip_field(v)
+
+    @model_validator(mode="after")
+    def _some_address(self):
+        if self.address is None and self.address6 is None:
+            raise FieldProblem(("address",), "an interface entry needs the node's address on it",
+                               "add address: A.B.C.D (or address6)")
+        if self.address is not None and self.address6 is not None and family_of(self.address) == 6:
+            raise FieldProblem(("address6",), "address already holds an IPv6 address",
+                               "put the IPv4 address in address, or drop address6")
+        return self
+
+    @property
+    def ips(self) -> dict[int, str]:
+        out = {family_of(self.address): self.address} if self.address else {}
+        if self.address6 is not None:
+            out[6] = self.address6
+        return out
+
+    def network_of(self, family: int):
+        ip = self.ips.get(family)
+        if ip is None:
+            return None
+        return ipaddress.ip_interface(f"{ip}/{self.prefixlen6 if family == 6 else self.prefixlen}").network
+
+
 class Node(Strict):
     """A director: keepalived, IPVS and nginx run on it."""
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="The node's name in tables, --node and "
@@ -107,6 +150,9 @@ class Node(Strict):
                                                       "BACKUP elsewhere; nopreempt makes it BACKUP everywhere.")
     interface: str | None = Field(None, description="This node's VRRP interface, when not defaults.interface; an "
                                   "instance's own interface wins.")
+    interfaces: dict[str, NodeInterface] = Field({}, description="More networks this node is on, by interface "
+                                                 "name (`eth1: {address: 192.168.10.11, prefixlen: 24}`): an "
+                                                 "instance on one of them uses these addresses.")
     prefixlen: int = Field(24, ge=8, le=32, description="Prefix length of the node's IPv4 subnet: a VIP must lie "
                            "inside a node's subnet.")
     prefixlen6: int = Field(64, ge=8, le=128, description="Prefix length of the node's IPv6 subnet, for the same "
@@ -121,6 +167,13 @@ class Node(Strict):
 
     _if = field_validator("interface")(check_ifname)
     _addr = field_validator("address")(_ip_field)
+
+    @field_validator("interfaces")
+    @classmethod
+    def _ifnames(cls, v: dict) -> dict:
+        for name in v:
+            check_ifname(name)
+        return v
 
     @field_validator("address6")
     @classmethod
@@ -718,6 +771,20 @@ class Inventory(Strict):
     def interface_of(self, node: Node, vi: VrrpInstance | None = None) -> str:
         return (vi and vi.interface) or node.interface or self.defaults.interface
 
+    def vip_interface(self, node: Node, vi: VrrpInstance, spec: str) -> str:
+        """The interface a VIP goes on: its own `dev`, else its instance's."""
+        return parse_vip(spec)[2].get("dev") or self.interface_of(node, vi)
+
+    def ip_on(self, node: Node, iface: str, family: int) -> str | None:
+        """THE place that answers "this node's address of family F on interface I": the entry in
+        node.interfaces, else the node's own address (its VRRP segment's, as before interfaces:)."""
+        entry = node.interfaces.get(iface)
+        return entry.ips.get(family) if entry is not None else node.ip_of(family)
+
+    def network_on(self, node: Node, iface: str, family: int):
+        entry = node.interfaces.get(iface)
+        return entry.network_of(family) if entry is not None else node.network_of(family)
+
     def ssh_of(self, node: Node) -> SSH:
         """defaults.ssh with the node's own ssh: fields over it (field by field)."""
         return self.defaults.ssh.merged(node.ssh)
@@ -749,6 +816,7 @@ def cross_problems(inv: "Inventory"):
     yield from _unique(inv.nodes, "host", ("nodes",))
     yield from _unique([n for n in inv.nodes if n.address], "address", ("nodes",))
     yield from _unique(inv.nodes, "address6", ("nodes",), skip_none=True)
+    yield from interface_address_problems(inv)
     yield from _unique(inv.nodes, "priority", ("nodes",),
             fix="give every node its own priority so the MASTER is deterministic")
     yield from _unique(inv.vrrp_instances, "name", ("vrrp_instances",),
@@ -792,22 +860,34 @@ def cross_problems(inv: "Inventory"):
                                        "nopreempt is silently cleared with state MASTER "
                                        f"(vrrp_instances[{i}] sets nopreempt)",
                                        "set state: BACKUP on every node when using nopreempt")
-        lacking = [k for k, n in enumerate(inv.nodes) if n.ip_of(vi.family) is None]
+        lacking = [k for k, n in enumerate(inv.nodes) if inv.ip_on(n, inv.interface_of(n, vi), vi.family) is None]
         for k in lacking:
             n = inv.nodes[k]
+            iface = inv.interface_of(n, vi)
+            if iface in n.interfaces:
+                yield FieldProblem(("nodes", k, "interfaces", iface),
+                                   f"{n.name} has no {FAMILY_NAME[vi.family]} address on {iface}, and "
+                                   f"vrrp_instances[{i}] ({vi.name}) runs there (unicast_src_ip, peers, its subnet)",
+                                   f"add the node's {FAMILY_NAME[vi.family]} address on {iface}")
+                continue
             yield FieldProblem(("nodes", k, "address6" if vi.family == 6 else "address"),
                                f"{n.name} has no {FAMILY_NAME[vi.family]} address, and vrrp_instances[{i}] "
                                f"({vi.name}) is {FAMILY_NAME[vi.family]} (unicast_src_ip, peers, its subnet)",
                                "add address6: the node's IPv6 address on the VRRP segment" if vi.family == 6
                                else "give address (or host) the node's IPv4 address")
-        for j, vip in enumerate(vi.vips):
+        for j, spec in enumerate(vi.virtual_ipaddress):
             if lacking:
                 break
-            if not any(ipaddress.ip_address(vip) in n.network_of(vi.family) for n in inv.nodes):
+            vip = vi.vips[j]
+            nets = [inv.network_on(n, inv.vip_interface(n, vi, spec), vi.family) for n in inv.nodes]
+            if not any(net is not None and ipaddress.ip_address(vip) in net for net in nets):
                 yield FieldProblem(loc + ("virtual_ipaddress", j),
-                                   f"VIP {vip} is outside every node's subnet",
+                                   f"VIP {vip} is outside every node's subnet"
+                                   + (f" on {inv.vip_interface(inv.nodes[0], vi, spec)}"
+                                      if any(n.interfaces for n in inv.nodes) else ""),
                                    "use an address in the nodes' subnet (or fix nodes[].prefixlen"
-                                   + ("6)" if vi.family == 6 else ")"))
+                                   + ("6" if vi.family == 6 else "") + ", or the interface's entry in "
+                                   "nodes[].interfaces)")
         if inv.multi_master and len(vi.vips) != len(inv.nodes):
             yield FieldProblem(loc + ("virtual_ipaddress",),
                                f"multi_master needs one VIP per node ({len(inv.nodes)}), got {len(vi.vips)}",
@@ -853,6 +933,26 @@ def cross_problems(inv: "Inventory"):
                                "or set sync_daemon.mode: keepalived")
 
     yield from address_problems(inv)
+
+
+def interface_address_problems(inv: "Inventory"):
+    """An address in nodes[].interfaces is one node's: not another node's, on any of its networks."""
+    owner: dict[str, str] = {}
+    for n in inv.nodes:
+        for a in n.ips.values():
+            owner.setdefault(a, n.name)
+    for k, n in enumerate(inv.nodes):
+        for iface, entry in n.interfaces.items():
+            for family, a in entry.ips.items():
+                if owner.setdefault(a, n.name) != n.name:
+                    yield FieldProblem(("nodes", k, "interfaces", iface, "address6" if family == 6 and entry.address
+                                        else "address"), f"{a} is {owner[a]}'s address too",
+                                       "give each node its own address on every interface")
+                if iface == inv.interface_of(n) and a != n.ip_of(family):
+                    yield FieldProblem(("nodes", k, "interfaces", iface),
+                                       f"{iface} is {n.name}'s VRRP interface, whose address is the node's own "
+                                       f"({n.ip_of(family) or 'address'})", f"drop the interfaces entry for {iface} "
+                                       "(address and prefixlen on the node say it)")
 
 
 def sync_group_problems(inv: "Inventory"):
@@ -904,7 +1004,8 @@ def vrid_problems(inv: "Inventory"):
 
 def address_problems(inv: "Inventory"):
     """VIPs that keepalived would take but that break the cluster, and addresses that collide."""
-    hosts = {a: k for k, n in enumerate(inv.nodes) for a in n.ips.values()}
+    hosts = {a: k for k, n in enumerate(inv.nodes)
+             for a in [*n.ips.values(), *(x for e in n.interfaces.values() for x in e.ips.values())]}
     vip_at: dict[str, tuple] = {}
     for i, vi in enumerate(inv.vrrp_instances):
         for j, spec in enumerate(vi.virtual_ipaddress):
@@ -917,7 +1018,7 @@ def address_problems(inv: "Inventory"):
                                    f"keepalived would delete it from {n.name} whenever it turns BACKUP",
                                    "use a free address in the subnet for the VIP")
             for n in inv.nodes:
-                net = n.network_of(ip.version)
+                net = inv.network_on(n, inv.vip_interface(n, vi, spec), ip.version)
                 if net is None:
                     continue
                 if ip.version == 6:

@@ -39,7 +39,8 @@ def vrrp_admits(inv: Inventory, node: Node, family: int) -> list[dict]:
     for vi in inv.vrrp_instances:
         if vi.vrrp_firewall and vi.family == family:
             peers = out.setdefault(inv.interface_of(node, vi), [])
-            peers += [n.ip_of(family) for n in inv.nodes if n.name != node.name and n.ip_of(family) not in peers]
+            peers += [a for n in inv.nodes if n.name != node.name
+                      for a in [inv.ip_on(n, inv.interface_of(n, vi), family)] if a not in peers]
     return [dict(interface=i, peers=p) for i, p in out.items()]
 
 
