@@ -88,6 +88,7 @@ class NodeState:
     # genhash from this node: (address, port, path) -> the page's digest as keepalived's HTTP_GET sees it
     digests: dict[tuple[str, int, str], genhash_parser.GenHash] = field(default_factory=dict)
     nginx_defaults: list[nginx_t.DefaultListen] = field(default_factory=list)   # listen ... default_server
+    config_tree: dict[str, bytes] = field(default_factory=dict)   # inv import: /etc/keepalived's files
 
     # -- derived views, so no caller walks interfaces itself
     @property
@@ -252,6 +253,17 @@ def files(paths: list[str]) -> Fact:
     q = " ".join(shlex.quote(p) for p in paths)
     cmd = f"tar -chf - -b 1 --no-recursion --ignore-failed-read -- {q} 2>/dev/null | base64 -w0; echo"
     return Fact("files", cmd, lambda r: lbtk.parse_files(r.stdout, list(paths)), "files")
+
+
+IMPORT_ROOTS = ["/etc/keepalived", "/etc/default/keepalived"]
+
+
+def config_tree(roots: list[str] = IMPORT_ROOTS) -> Fact:
+    """Every regular file under the roots (keepalived.conf and whatever it includes from there,
+    the daemon's options): ONE tar, base64 on one line, for `inv import`."""
+    q = " ".join(shlex.quote(r) for r in roots)
+    cmd = f"tar -chf - -b 1 --ignore-failed-read -- {q} 2>/dev/null | base64 -w0; echo"
+    return Fact("config_tree", cmd, lambda r: lbtk.parse_tree(r.stdout, list(roots)), "config_tree")
 
 
 def genhash(targets: list[tuple[str, int, str, int]]) -> Fact:

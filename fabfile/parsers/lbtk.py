@@ -136,6 +136,36 @@ def parse_files(text: str, paths: list[str]) -> dict[str, LiveFile | None]:
     return out
 
 
+def parse_tree(text: str, roots: list[str], limit: int = 4 << 20) -> dict[str, bytes]:
+    """facts.config_tree(roots): one tar of every regular file under the roots (leading / stripped),
+    base64 on one line -> {path: bytes}. A file outside the roots, or more than `limit` bytes in
+    all, is refused (a node's output never grows without bound here)."""
+    try:
+        raw = base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise ParseError(f"config tree: not base64: {excerpt(text)}") from None
+    if not raw:
+        raise ParseError("config tree: empty (no tar archive, not even an empty one)")
+    out: dict[str, bytes] = {}
+    total = 0
+    try:
+        with tarfile.open(fileobj=io.BytesIO(raw), mode="r:") as tar:
+            for m in tar:
+                path = "/" + m.name.lstrip("/").rstrip("/")
+                if not any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots):
+                    raise ParseError(f"config tree: a file outside {', '.join(roots)}: {excerpt(m.name)}")
+                if not m.isfile():
+                    continue
+                total += m.size
+                if total > limit:
+                    raise ParseError(f"config tree: more than {limit >> 20} MiB under {', '.join(roots)}")
+                f = tar.extractfile(m)
+                out[path] = f.read() if f else b""
+    except (tarfile.TarError, EOFError, OSError) as e:
+        raise ParseError(f"config tree: not a complete tar archive ({e})") from None
+    return out
+
+
 # ---------------------------------------------------------------- owed actions
 # /var/lib/lbtk/pending: one action a line, `VERB<TAB>UNIT<TAB>ARG` (UNIT and ARG may be empty).
 def parse_pending(text: str) -> list[tuple[str, str, str]]:
