@@ -49,7 +49,11 @@ RENAMED = {"nb_get_retry": "retry (nb_get_retry is deprecated since keepalived 2
            "unicast_peer": "unicast: true (peers are the other nodes)", "unicast_src_ip": "nodes[].address (or host)",
            "version": "vrrp_version", "interval": "advert_int", "algo": "lb_algo", "kind": "lb_kind",
            "lvs_sched": "lb_algo", "lvs_method": "lb_kind", "real_server": "real_servers",
-           "virtual_server": "virtual_servers", "vrrp_instance": "vrrp_instances", "vrrp_script": "vrrp_scripts"}
+           "virtual_server": "virtual_servers", "vrrp_instance": "vrrp_instances", "vrrp_script": "vrrp_scripts",
+           # keepalived keywords lbtk renders from another section
+           "lvs_sync_daemon": "sync_daemon: {interface, vrrp_instance, syncid} (lbtk writes lvs_sync_daemon from it)",
+           "lvs_sync_daemon_interface": "sync_daemon: {interface, vrrp_instance} (keepalived deprecated "
+           "lvs_sync_daemon_interface after 1.2.19)"}
 
 
 class InventoryLoader(yaml.SafeLoader):

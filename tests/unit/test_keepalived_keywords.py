@@ -73,3 +73,8 @@ def test_keyword_lists_are_keepalived_2_2_7s():
             "virtual_server/real_server", "virtual_server/real_server/TCP_CHECK",
             "virtual_server/real_server/HTTP_GET/url"} <= set(kk.BLOCKS)
     assert "router_id" in kk.BLOCKS["global_defs"] and "lvs_id" not in kk.BLOCKS["global_defs"]
+
+
+def test_a_keyword_lbtk_writes_from_another_section_points_there():
+    lines = problems(["global_defs"], "lvs_sync_daemon", "eth0 VI_1")
+    assert any("unknown key 'lvs_sync_daemon' — use sync_daemon:" in line for line in lines), lines
