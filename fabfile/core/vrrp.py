@@ -70,8 +70,9 @@ def companions(inv: Inventory, p: PlannedInstance) -> tuple[str, ...]:
 
 
 def _states(inv: Inventory, vi: VrrpInstance, owner: str, declared: bool) -> dict[str, str]:
-    """nopreempt needs BACKUP everywhere; otherwise a node's declared state, else owner = MASTER."""
-    if vi.nopreempt:
+    """nopreempt needs BACKUP everywhere, and so does vrrp_strict (there MASTER is the priority-255
+    address owner's, which lbtk never writes); otherwise a node's declared state, else owner = MASTER."""
+    if vi.nopreempt or inv.global_defs.vrrp_strict:
         return {n.name: "BACKUP" for n in inv.nodes}
     return {n.name: (n.state if declared and n.state else ("MASTER" if n.name == owner else "BACKUP"))
             for n in inv.nodes}

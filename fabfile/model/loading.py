@@ -15,7 +15,7 @@ import yaml
 from pydantic import ValidationError
 
 from fabfile.errors import LbtkError
-from fabfile.model import extensions
+from fabfile.model import extensions, keepalived_keywords
 from fabfile.model.fields import FieldProblem, FieldProblems
 from fabfile.model.schema import Inventory, dotted
 
@@ -49,7 +49,11 @@ RENAMED = {"nb_get_retry": "retry (nb_get_retry is deprecated since keepalived 2
            "unicast_peer": "unicast: true (peers are the other nodes)", "unicast_src_ip": "nodes[].address (or host)",
            "version": "vrrp_version", "interval": "advert_int", "algo": "lb_algo", "kind": "lb_kind",
            "lvs_sched": "lb_algo", "lvs_method": "lb_kind", "real_server": "real_servers",
-           "virtual_server": "virtual_servers", "vrrp_instance": "vrrp_instances", "vrrp_script": "vrrp_scripts"}
+           "virtual_server": "virtual_servers", "vrrp_instance": "vrrp_instances", "vrrp_script": "vrrp_scripts",
+           # keepalived keywords lbtk renders from another section
+           "lvs_sync_daemon": "sync_daemon: {interface, vrrp_instance, syncid} (lbtk writes lvs_sync_daemon from it)",
+           "lvs_sync_daemon_interface": "sync_daemon: {interface, vrrp_instance} (keepalived deprecated "
+           "lvs_sync_daemon_interface after 1.2.19)"}
 
 
 class InventoryLoader(yaml.SafeLoader):
@@ -218,6 +222,10 @@ def _one(loc: tuple, err: dict, source: str, typo_for: str | None = None) -> str
             fix = f"did you mean {typo_for}? (a required key)"
         elif key in RENAMED:
             fix = f"use {RENAMED[key]}"
+        elif (block := unmodelled_keyword(loc)) is not None:
+            msg = f"not supported: {key} (keepalived {block} keyword lbtk does not model)"
+            fix = ("drop it, or render it yourself with templates_dir (lbtk writes only the keys it models: "
+                   "docs/inventory.md)")
         else:
             near = difflib.get_close_matches(key, _keys_at(loc[:-1]), n=1, cutoff=0.6)
             fix = (f"did you mean {near[0]}?" if near else
@@ -278,6 +286,36 @@ def _keys_at(loc: tuple) -> list[str]:
     trimmed = tuple(x for k, x in enumerate(loc) if not (k and loc[k - 1] == "vrrp_scripts"))
     model = _model_at(trimmed)
     return sorted(model.model_fields) if model is not None else []
+
+
+# inventory keys that hold a keepalived block under another name (a list of them): the rest are
+# keepalived's own block names (global_defs, TCP_CHECK, url ...)
+BLOCK_OF_FIELD = {"vrrp_instances": "vrrp_instance", "vrrp_scripts": "vrrp_script",
+                  "vrrp_sync_groups": "vrrp_sync_group", "virtual_servers": "virtual_server",
+                  "real_servers": "real_server"}
+
+
+def unmodelled_keyword(loc: tuple) -> str | None:
+    """The keepalived block (as a user reads it: 'global_defs', 'HTTP_GET url') whose keyword the
+    key at `loc` is, when the model holding it lacks it; None for a key that is no keepalived
+    keyword there (a typo). The model's place in keepalived's nesting is its path of inventory
+    keys; a block the model flattens into itself (HTTP_GET's url: path, digest ...) counts as its
+    own."""
+    parents = [x for k, x in enumerate(loc[:-1]) if isinstance(x, str) and not (k and loc[k - 1] == "vrrp_scripts")]
+    path = "/".join(BLOCK_OF_FIELD.get(x, x) for x in parents)
+    blocks = keepalived_keywords.BLOCKS
+    if path not in blocks:
+        return None
+    key, fields = str(loc[-1]), set(_keys_at(loc[:-1]))
+    flattened = [child for child in blocks[path] if f"{path}/{child}" in blocks and child not in fields
+                 and fields & blocks[f"{path}/{child}"]]
+    for where, name in [(path, None)] + [(f"{path}/{c}", c) for c in flattened]:
+        if key in blocks[where]:
+            block = (where.rsplit("/", 1)[-1] if name is None else f"{path.rsplit('/', 1)[-1]} {name}") \
+                if where else "top-level"
+            since = keepalived_keywords.SINCE.get((where, key))
+            return f"{since} {block}" if since else block
+    return None
 
 
 def _bounds(loc: tuple) -> str:

@@ -14,8 +14,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, PositiveInt, PrivateAttr, field_validator, model_validator
 
-from fabfile.model import extensions
+from fabfile.model import extensions, global_defs
 from fabfile.model.extensions import ExtensionSection
+from fabfile.model.global_defs import LvsTimeouts, SmtpServer
 from fabfile.model.fields import (FieldProblem, FieldProblems, Strict, _canonical_vip, _check_any_ip, _check_ip,
                                   _ip_field, check_ifname, family_of, keepalived_word, parse_vip, quoted_string)
 
@@ -311,6 +312,8 @@ class VrrpInstance(Strict):
     # arriving on this instance's interface from anything but the other nodes (docs/SECURITY.md)
     vrrp_firewall: bool = Field(False, description="Drop VRRP packets arriving on this instance's interface from "
                                 "anything but the other nodes (iptables, lbtk-fwmark.service); needs unicast.")
+    smtp_alert: bool | None = Field(None, description="Mail global_defs.notification_email on this instance's "
+                                    "state changes (true) or never (false); unset: global_defs.smtp_alert.")
 
     _if = field_validator("interface")(check_ifname)
     _notify = field_validator("notify_master", "notify_backup", "notify_fault", "notify")(
@@ -627,12 +630,64 @@ class Nginx(Strict):
 class GlobalDefs(Strict):
     """keepalived's global_defs."""
     router_id: str = Field("{node}", description="The string identifying the machine in keepalived's logs and "
-                           "mails ({node}, {NODE}: the node's name; keepalived's own default: the host name).")
+                           "mails ({node}, {NODE}: the node's name; keepalived's own default: the host name). "
+                           "The old name lvs_id is read as router_id.")
     enable_script_security: bool = Field(True, description="Refuse to run a script as root when a non-root user "
                                          "may write any part of its path; written whenever vrrp_scripts exist.")
     script_user: str | None = Field("root", description="The user scripts and notify commands run as (keepalived's "
                                     "own default: keepalived_script if it exists, else root); written only with "
                                     "scripts.")
+    notification_email: list[str] = Field([], description="Who gets keepalived's alert mails (smtp_alert), one "
+                                          "address each.")
+    notification_email_from: str | None = Field(None, description="The mails' From address; unset: keepalived's "
+                                                "keepalived@HOSTNAME.")
+    smtp_server: SmtpServer | None = Field(None, description="The SMTP relay the mails go through: `HOST [PORT]` "
+                                           "(an address or a DNS name; port 25 unset). keepalived resolves a name "
+                                           "as it reads its config: `keepalived -t` fails where it does not resolve.")
+    smtp_connect_timeout: int | None = Field(None, ge=1, le=4294, description="Seconds to reach smtp_server; "
+                                             "unset: keepalived's 30.")
+    smtp_alert: bool | None = Field(None, description="Mail on every VRRP and checker state change (true), or never "
+                                    "(false); an instance's own smtp_alert wins; unset: keepalived's off.")
+    vrrp_garp_interval: float | None = Field(None, ge=0.000001, le=4294, description="Seconds between the "
+                                             "gratuitous ARPs of one burst on an interface (microseconds at "
+                                             "most); unset: none.")
+    vrrp_gna_interval: float | None = Field(None, ge=0.000001, le=4294, description="The same for IPv6 unsolicited "
+                                            "neighbour advertisements.")
+    vrrp_garp_master_delay: int | None = Field(None, ge=0, le=4294, description="Seconds after becoming MASTER "
+                                               "before the second burst of gratuitous ARPs (0: none); unset: "
+                                               "keepalived's 5; an instance's garp_master_delay wins.")
+    vrrp_garp_master_repeat: int | None = Field(None, ge=1, description="Gratuitous ARPs per burst; unset: "
+                                                "keepalived's 5.")
+    vrrp_garp_master_refresh: int | None = Field(None, ge=0, description="Seconds between repeated bursts while "
+                                                 "MASTER (0: none); unset: none.")
+    vrrp_garp_master_refresh_repeat: int | None = Field(None, ge=1, description="Gratuitous ARPs per refresh "
+                                                        "burst; unset: keepalived's 1.")
+    vrrp_garp_lower_prio_delay: int | None = Field(None, ge=0, le=4294, description="Seconds before the second "
+                                                   "burst after a lower-priority advert is seen; unset: "
+                                                   "vrrp_garp_master_delay.")
+    vrrp_garp_lower_prio_repeat: int | None = Field(None, ge=0, le=2**31 - 1, description="Gratuitous ARPs per "
+                                                    "burst then (0: none); unset: vrrp_garp_master_repeat.")
+    vrrp_skip_check_adv_addr: bool = Field(False, description="Skip comparing an advert's addresses with the "
+                                           "instance's when it comes from the same MASTER as the last one.")
+    vrrp_strict: bool = Field(False, description="Strict RFC 3768/5798 compliance: multicast only (unicast: false), "
+                              "no authentication, no preempt_delay, no IPv6 instance, no state MASTER; keepalived "
+                              "also adds firewall rules dropping traffic to the VIPs.")
+    notify_fifo: str | None = Field(None, description="A FIFO keepalived creates and writes every VRRP and checker "
+                                    "state change to, one line each (absolute path).")
+    notify_fifo_script: str | None = Field(None, description="A command keepalived starts to read notify_fifo "
+                                           "(the FIFO's path appended).")
+    vrrp_notify_fifo: str | None = Field(None, description="A FIFO for VRRP state changes only.")
+    vrrp_notify_fifo_script: str | None = Field(None, description="A command reading vrrp_notify_fifo.")
+    lvs_notify_fifo: str | None = Field(None, description="A FIFO for virtual and real server state changes only.")
+    lvs_notify_fifo_script: str | None = Field(None, description="A command reading lvs_notify_fifo.")
+    max_auto_priority: int | None = Field(None, ge=-1, le=99, description="The highest realtime priority "
+                                          "keepalived raises its processes to when they run late (-1: never); "
+                                          "unset: keepalived's own (none).")
+    lvs_timeouts: LvsTimeouts | None = Field(None, description="IPVS connection timeouts (tcp, tcpfin, udp "
+                                             "seconds); unset: the kernel's.")
+
+    _legacy = model_validator(mode="before")(
+        classmethod(lambda cls, v: global_defs.read_legacy(v, global_defs.LEGACY_GLOBAL)))
 
     @field_validator("router_id")
     @classmethod
@@ -642,6 +697,11 @@ class GlobalDefs(Strict):
         return v
 
     _user = field_validator("script_user")(lambda v: v if v is None else keepalived_word(v, "script_user"))
+    _emails = field_validator("notification_email")(lambda v: [global_defs.email_address(x) for x in v])
+    _from = field_validator("notification_email_from")(lambda v: v if v is None else global_defs.email_address(v))
+    _fifos = field_validator(*global_defs.FIFOS)(global_defs.fifo_path)
+    _fifo_scripts = field_validator(*(f + "_script" for f in global_defs.FIFOS))(
+        lambda v: v if v is None else quoted_string(v, "notify_fifo_script"))
 
 
 FACILITIES = tuple(f"local{i}" for i in range(8))
@@ -893,6 +953,7 @@ def cross_problems(inv: "Inventory"):
                                f"multi_master needs one VIP per node ({len(inv.nodes)}), got {len(vi.vips)}",
                                "list exactly one VIP per node; VIP i is owned by node i")
     yield from sync_group_problems(inv)
+    yield from global_defs.problems(inv)
     for i, vs in enumerate(inv.virtual_servers):
         for j, rs in enumerate(vs.real_servers):
             if rs.node is not None and rs.node not in names:

@@ -1,6 +1,7 @@
 """keepalived.conf and /etc/default/keepalived for one node."""
 from __future__ import annotations
 
+from fabfile.model.global_defs import FIFOS
 from fabfile.model.schema import Inventory, Node
 from fabfile.parsers import join_host_port
 from fabfile.core.desired import services
@@ -53,7 +54,7 @@ def conf(inv: Inventory, node: Node, secrets: dict[str, str], facts: Facts, t: T
             auth_pass=secrets.get(vi.name) if auth else None,
             vips=p.vips, track_script=vi.track_script,
             notify_master=vi.notify_master, notify_backup=vi.notify_backup,
-            notify_fault=vi.notify_fault, notify=vi.notify))
+            notify_fault=vi.notify_fault, notify=vi.notify, smtp_alert=vi.smtp_alert))
     sd = inv.sync_daemon
     if ipvs_sync.wanted(inv, facts):
         name = sync_instance(inv).name
@@ -67,6 +68,7 @@ def conf(inv: Inventory, node: Node, secrets: dict[str, str], facts: Facts, t: T
     return t(
         "keepalived.conf.j2", cluster=inv.cluster, node=node,
         router_id=inv.global_defs.router_id.format(node=node.name, NODE=node.name.upper()),
+        global_defs=inv.global_defs,
         script_security=inv.global_defs.enable_script_security or bool(inv.vrrp_scripts),
         script_user=inv.global_defs.script_user if (inv.vrrp_scripts or _has_notify(inv)
                                                     or (sd and sd.mode == "notify")) else None,
@@ -102,5 +104,6 @@ def _num(x: float):
 
 
 def _has_notify(inv: Inventory) -> bool:
+    g = inv.global_defs
     return any(vi.notify_master or vi.notify_backup or vi.notify_fault or vi.notify
-               for vi in inv.vrrp_instances)
+               for vi in inv.vrrp_instances) or any(getattr(g, f + "_script") for f in FIFOS)
