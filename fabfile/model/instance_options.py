@@ -75,8 +75,10 @@ def _check_family(families: dict[str, int], spec: str) -> int | None:
 
 def parse_route(spec: str) -> int | None:
     """A virtual_routes / static_routes line as keepalived reads it (`[TYPE] [src ADDR] [to]
-    PREFIX [via|gw ADDR [or ADDR]] [dev IF] [scope S] [table T] [metric|priority|preference N]
-    [proto P] [mtu N] [onlink] [no_track]`); its family. Raises ValueError, one sentence."""
+    PREFIX [via|gw ADDR] [dev IF] [scope S] [table T] [metric|priority|preference N]
+    [protocol P] [mtu N] [onlink] [no_track]`); its family. Raises ValueError, one sentence.
+    keepalived tracks a route (restores it, else FAULT) unless no_track: a tracked route needs a
+    dev (2.2.7: "cannot track route ... with no interface") and protocol keepalived."""
     words = spec.split()
     if not words:
         raise ValueError("empty route")
@@ -104,13 +106,11 @@ def parse_route(spec: str) -> int | None:
         if k + 1 >= len(words):
             raise ValueError(f"{w!r} needs a value")
         v = words[k + 1]
-        key = {"gw": "via", "priority": "metric", "preference": "metric", "protocol": "proto"}.get(w, w)
-        if key in seen and key != "or":
+        key = {"gw": "via", "priority": "metric", "preference": "metric"}.get(w, w)
+        if key in seen:
             raise ValueError(f"{w} given twice")
         seen.add(key)
-        if key == "via" or key == "or":
-            if key == "or" and "via" not in seen:
-                raise ValueError("'or ADDR' follows 'via ADDR' (keepalived's alternative gateway)")
+        if key == "via":
             fam[w] = _address(v, w)
         elif key == "dev":
             if not check_ifname_ok(v):
@@ -124,20 +124,28 @@ def parse_route(spec: str) -> int | None:
         elif key == "scope":
             if v not in SCOPES:
                 _number(v, "scope", 255)
-        elif key == "proto":
-            keepalived_word(v, "proto")
+        elif key == "protocol":
+            keepalived_word(v, "protocol")
         else:
-            raise ValueError(f"not supported: {w!r} (lbtk reads src, to, via/gw, or, dev, scope, table, "
-                             "metric/priority/preference, proto, mtu, onlink, no_track)")
+            raise ValueError(f"not supported: {w!r} (lbtk reads src, to, via/gw, dev, scope, table, "
+                             "metric/priority/preference, protocol, mtu, onlink, no_track; 2.3.3 deprecates "
+                             "'or')")
         k += 2
     if words[0] in ROUTE_TYPES and ("via" in seen or "dev" in seen):
         raise ValueError(f"a {words[0]} route takes no via or dev")
+    if "no_track" not in words:
+        if "dev" not in seen:
+            raise ValueError("keepalived tracks a route by its dev (2.2.7 warns \"cannot track route with no "
+                             "interface\"): add dev IF, or no_track")
+        if "protocol" in seen:
+            raise ValueError("keepalived tracks only its own routes (protocol keepalived): drop protocol, "
+                             "or add no_track")
     return _check_family(fam, spec)
 
 
 def parse_rule(spec: str) -> int | None:
     """A virtual_rules / static_rules line (`[from PREFIX|all] [to PREFIX|all] [iif IF] [oif IF]
-    [fwmark N[/M]] [tos N] [preference|priority|pref N] table T|goto N [no_track]`); its family
+    [fwmark N[/M]] [tos N] preference|priority N table T|goto N [no_track]`); its family
     (None: from all/to all only). Raises ValueError, one sentence."""
     words = spec.split()
     if not words:
@@ -153,7 +161,7 @@ def parse_rule(spec: str) -> int | None:
         if k + 1 >= len(words):
             raise ValueError(f"{w!r} needs a value")
         v = words[k + 1]
-        key = {"priority": "preference", "pref": "preference", "lookup": "table"}.get(w, w)
+        key = {"priority": "preference", "lookup": "table"}.get(w, w)
         if key in seen:
             raise ValueError(f"{w} given twice")
         seen.add(key)
@@ -174,10 +182,13 @@ def parse_rule(spec: str) -> int | None:
             _table(v)
         else:
             raise ValueError(f"not supported: {w!r} (lbtk reads from, to, iif, oif, fwmark, tos, "
-                             "preference/priority/pref, table/lookup, goto, no_track)")
+                             "preference/priority, table/lookup, goto, no_track)")
         k += 2
     if "table" not in seen and "goto" not in seen:
         raise ValueError(f"{spec!r} has no action: give table T (or goto N)")
+    if "preference" not in seen:
+        raise ValueError("a rule needs a preference (keepalived: \"setting to 16384. This is probably not what "
+                         "you want\"): add preference N")
     return _check_family(fam, spec)
 
 
@@ -220,8 +231,17 @@ def lines_validator(parse, what: str, fix: str):
 
 
 ROUTE_FIX = "write e.g. `192.168.2.0/24 via 192.168.1.100 dev eth0 [table N] [metric N]`"
-RULE_FIX = "write e.g. `from 192.168.2.0/24 table 100 [preference N]`"
+RULE_FIX = "write e.g. `from 192.168.2.0/24 table 100 preference 100`"
 ADDRESS_FIX = "write e.g. `192.168.1.1/24 dev eth1`"
+
+
+def check_priorities(v: dict[str, int] | None) -> dict[str, int] | None:
+    """A per-node priority map: 1 .. 255 (255: the address owner, RFC 3768 5.3.4)."""
+    for name, p in (v or {}).items():
+        if not 1 <= p <= OWNER_PRIORITY:
+            raise FieldProblem((name,), f"{p} is out of range", f"use a value from 1 to {OWNER_PRIORITY} "
+                               "(255: the address owner)")
+    return v
 
 
 # -- election facts, one place each ---------------------------------------------------------
@@ -411,3 +431,18 @@ def _mcast_problems(inv: "Inventory", loc: tuple, vi: "VrrpInstance", names: set
             yield FieldProblem(loc + ("mcast_src_ip", name), f"{addr} is not {name}'s address "
                                f"({', '.join(node.ips.values())})", f"use {node.ip_of(vi.family)}, or "
                                "mcast_src_ip: true")
+
+
+IF_WORDS = ("dev", "iif", "oif")
+
+
+def named_interfaces(inv: "Inventory", node: "Node") -> set[str]:
+    """Interfaces node's keepalived.conf names in routes, rules and static addresses (the real
+    `keepalived -t` refuses a missing one: confcheck's namespace must hold them)."""
+    lines = [*node.static_ipaddress, *node.static_routes, *node.static_rules,
+             *(line for vi in inv.vrrp_instances for line in (*vi.virtual_routes, *vi.virtual_rules))]
+    out = set()
+    for line in lines:
+        words = line.split()
+        out |= {words[k + 1] for k, w in enumerate(words[:-1]) if w in IF_WORDS}
+    return out

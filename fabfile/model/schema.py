@@ -123,11 +123,11 @@ class Node(Strict):
                                         "on this node whatever its VRRP state, `ADDRESS[/N] dev IF [label L] [brd B] "
                                         "[scope S]`, e.g. `192.168.1.1/24 dev eth1`.")
     static_routes: list[str] = Field([], description="keepalived's static_routes on this node, `ip route` words: "
-                                     "`PREFIX [via ADDR] [dev IF] [table T] [metric N] ...`, e.g. "
+                                     "`PREFIX [via ADDR] dev IF [table T] [metric N] [no_track] ...`, e.g. "
                                      "`192.168.2.0/24 via 192.168.1.100 dev eth0`.")
     static_rules: list[str] = Field([], description="keepalived's static_rules on this node, `ip rule` words: "
-                                    "`[from PREFIX] [to PREFIX] [preference N] table T`, e.g. "
-                                    "`from 192.168.2.0/24 table 100`.")
+                                    "`[from PREFIX] [to PREFIX] preference N table T`, e.g. "
+                                    "`from 192.168.2.0/24 table 100 preference 100`.")
 
     _if = field_validator("interface")(check_ifname)
     _addr = field_validator("address")(_ip_field)
@@ -272,7 +272,7 @@ class VrrpInstance(Strict):
     # arriving on this instance's interface from anything but the other nodes (docs/SECURITY.md)
     vrrp_firewall: bool = Field(False, description="Drop VRRP packets arriving on this instance's interface from "
                                 "anything but the other nodes (iptables, lbtk-fwmark.service); needs unicast.")
-    priority: dict[str, Annotated[int, Field(ge=1, le=255)]] | None = Field(None, description="This instance's "
+    priority: dict[str, int] | None = Field(None, description="This instance's "
                                                                          "priority per node, e.g. `{node1: 150, node2: "
                                                                          "100}` (keepalived's `priority` in each "
                                                                          "node's vrrp_instance): wins over nodes[]."
@@ -297,15 +297,16 @@ class VrrpInstance(Strict):
     vmac_xmit_base: bool = Field(False, description="With use_vmac: adverts are sent and received on the base "
                                  "interface (unicast needs it).")
     virtual_routes: list[str] = Field([], description="Routes added while MASTER, `ip route` words: `[src ADDR] "
-                                      "PREFIX [via ADDR] [dev IF] [table T] [metric N] ...`, e.g. "
+                                      "PREFIX [via ADDR] dev IF [table T] [metric N] [no_track] ...`, e.g. "
                                       "`192.168.2.0/24 via 192.168.1.100 dev eth0`.")
     virtual_rules: list[str] = Field([], description="Policy rules added while MASTER, `ip rule` words: "
-                                     "`[from PREFIX] [to PREFIX] [preference N] table T`, e.g. "
-                                     "`from 192.168.2.0/24 table 100`.")
+                                     "`[from PREFIX] [to PREFIX] preference N table T`, e.g. "
+                                     "`from 192.168.2.0/24 table 100 preference 100`.")
 
     _if = field_validator("interface")(check_ifname)
     _notify = field_validator("notify_master", "notify_backup", "notify_fault", "notify", "notify_stop")(
         lambda v: v if v is None else quoted_string(v, "notify command"))
+    _priority = field_validator("priority")(io.check_priorities)
     _vmac = field_validator("use_vmac")(lambda v: check_ifname(v) if isinstance(v, str) else v)
     _route_lines = field_validator("virtual_routes")(io.lines_validator(io.parse_route, "route", io.ROUTE_FIX))
     _rule_lines = field_validator("virtual_rules")(io.lines_validator(io.parse_rule, "rule", io.RULE_FIX))
