@@ -230,6 +230,10 @@ def lines_validator(parse, what: str, fix: str):
     return check
 
 
+ROUTE_WORDS = ("`ip route` words: `[src ADDR] PREFIX [via ADDR] dev IF [table T] [metric N] [no_track] ...`, "
+               "e.g. `192.168.2.0/24 via 192.168.1.100 dev eth0`.")
+RULE_WORDS = ("`ip rule` words: `[from PREFIX] [to PREFIX] preference N table T`, e.g. "
+              "`from 192.168.2.0/24 table 100 preference 100`.")
 ROUTE_FIX = "write e.g. `192.168.2.0/24 via 192.168.1.100 dev eth0 [table N] [metric N]`"
 RULE_FIX = "write e.g. `from 192.168.2.0/24 table 100 preference 100`"
 ADDRESS_FIX = "write e.g. `192.168.1.1/24 dev eth1`"

@@ -122,12 +122,8 @@ class Node(Strict):
     static_ipaddress: list[str] = Field([], description="keepalived's static_ipaddress: addresses keepalived keeps "
                                         "on this node whatever its VRRP state, `ADDRESS[/N] dev IF [label L] [brd B] "
                                         "[scope S]`, e.g. `192.168.1.1/24 dev eth1`.")
-    static_routes: list[str] = Field([], description="keepalived's static_routes on this node, `ip route` words: "
-                                     "`PREFIX [via ADDR] dev IF [table T] [metric N] [no_track] ...`, e.g. "
-                                     "`192.168.2.0/24 via 192.168.1.100 dev eth0`.")
-    static_rules: list[str] = Field([], description="keepalived's static_rules on this node, `ip rule` words: "
-                                    "`[from PREFIX] [to PREFIX] preference N table T`, e.g. "
-                                    "`from 192.168.2.0/24 table 100 preference 100`.")
+    static_routes: list[str] = Field([], description="keepalived's static_routes on this node, " + io.ROUTE_WORDS)
+    static_rules: list[str] = Field([], description="keepalived's static_rules on this node, " + io.RULE_WORDS)
 
     _if = field_validator("interface")(check_ifname)
     _addr = field_validator("address")(_ip_field)
@@ -296,12 +292,8 @@ class VrrpInstance(Strict):
                                  "interface name.")
     vmac_xmit_base: bool = Field(False, description="With use_vmac: adverts are sent and received on the base "
                                  "interface (unicast needs it).")
-    virtual_routes: list[str] = Field([], description="Routes added while MASTER, `ip route` words: `[src ADDR] "
-                                      "PREFIX [via ADDR] dev IF [table T] [metric N] [no_track] ...`, e.g. "
-                                      "`192.168.2.0/24 via 192.168.1.100 dev eth0`.")
-    virtual_rules: list[str] = Field([], description="Policy rules added while MASTER, `ip rule` words: "
-                                     "`[from PREFIX] [to PREFIX] preference N table T`, e.g. "
-                                     "`from 192.168.2.0/24 table 100 preference 100`.")
+    virtual_routes: list[str] = Field([], description="Routes added while MASTER, " + io.ROUTE_WORDS)
+    virtual_rules: list[str] = Field([], description="Policy rules added while MASTER, " + io.RULE_WORDS)
 
     _if = field_validator("interface")(check_ifname)
     _notify = field_validator("notify_master", "notify_backup", "notify_fault", "notify", "notify_stop")(
