@@ -18,7 +18,7 @@ from fabfile.parsers.ipvsadm import service_key
 from fabfile.model import extensions
 from fabfile.model.schema import Inventory
 from fabfile.parsers import join_host_port
-from fabfile.core.vrrp import expected_holders
+from fabfile.core.vrrp import expected_holders, keepers
 
 NO_IPVS = "kernel has no IPVS"
 LAB_NO_IPVS = f"lab: {NO_IPVS}"
@@ -60,10 +60,11 @@ def vip_holders(inv: Inventory, obs: dict[str, NodeState]) -> dict[str, list[str
 def vip_checks(inv: Inventory, obs: dict[str, NodeState]) -> list[Check]:
     """Exactly one holder per VIP. Two holders is split brain."""
     out = []
-    expected = expected_holders(inv)
+    expected, keep = expected_holders(inv), keepers(inv)
     for vip, holders in vip_holders(inv, obs).items():
         if len(holders) == 1:
-            where = "" if holders[0] == expected[vip] else f" (inventory prefers {expected[vip]})"
+            where = "" if holders[0] == expected[vip] or holders[0] in keep[vip] else \
+                f" (inventory prefers {expected[vip]})"
             out.append(_vip_check(vip, True, f"held by {holders[0]}{where}"))
         elif not holders:
             out.append(_vip_check(vip, False, "held by no node: VIP down"))

@@ -47,6 +47,10 @@ def field_of(inv: Inventory, node: Node, conf_text: str, message: str) -> str:
         return ".".join([f"vrrp_scripts.{head.args[0]}", *rest[:1]])
     if head.keyword == "vrrp_instance" and head.args and head.args[0] in planned:
         i = source_index[planned[head.args[0]].source.name]
+        declared = getattr(inv.vrrp_instances[i], rest[0], None) if rest and rest[0] in ("priority", "state") \
+            else None
+        if isinstance(declared, dict) and node.name in declared:    # the instance's own per-node value
+            return f"vrrp_instances[{i}].{rest[0]}.{node.name}"
         if rest and rest[0] in _NODE_KEYS:
             return f"nodes[{k}].{_NODE_KEYS[rest[0]]}"
         if rest and rest[0] in ("virtual_ipaddress", "virtual_ipaddress_excluded"):

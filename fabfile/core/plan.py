@@ -8,6 +8,7 @@ service up means an empty plan: a second deploy does nothing and says so.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -17,7 +18,7 @@ from fabfile.core.phase import Phase
 from fabfile.infra.facts import NodeState
 from fabfile.core.render import NodeFile
 from fabfile.core.render import arp, fwmark, ipvs_sync, keepalived, nginx, rsyslog
-from fabfile.core.vrrp import expected_holders, nopreempt_vips
+from fabfile.core.vrrp import expected_holders, keepers, nopreempt_vips
 from fabfile.model.schema import Inventory
 from fabfile.model.secrets import mask
 from fabfile.parsers import ParseError
@@ -31,17 +32,27 @@ class VipIntent:
     rollback from the keepalived.conf each node ends on (the inventory that wrote them is gone)."""
     owners: dict[str, str]                    # VIP address -> node
     nopreempt: frozenset[str] = frozenset()
+    # VIP address -> the nodes sharing its top priority (equal_priorities): whichever of them holds
+    # it keeps it (an equal-priority BACKUP does not preempt); the owner is the one VRRP elects
+    # when they contend (the highest advert source address)
+    ties: dict[str, frozenset[str]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, inv: Inventory) -> "VipIntent":
-        return cls(expected_holders(inv), frozenset(nopreempt_vips(inv)))
+        return cls(expected_holders(inv), frozenset(nopreempt_vips(inv)),
+                   {v: k for v, k in keepers(inv).items() if len(k) > 1})
+
+    def stays(self, vip: str, holders) -> bool:
+        """Does `vip`, held by `holders`, stay where it is (nopreempt aside)?"""
+        return self.owners.get(vip) in holders or bool(set(holders) & self.ties.get(vip, frozenset()))
 
     @classmethod
     def of_confs(cls, confs: dict[str, str]) -> "VipIntent":
         """{node: the keepalived.conf it will run} -> per VIP the node whose instance carrying it
-        has the highest priority (ties: the first node, as keepalived then picks by address and
-        the plan never ties). A conf keepalived's parser refuses adds nothing."""
-        best: dict[str, tuple[int, str]] = {}
+        has the highest priority (a tie: the highest advert source, unicast_src_ip or mcast_src_ip,
+        as VRRP elects; unknown sources rank lowest). A conf keepalived's parser refuses adds nothing."""
+        best: dict[str, tuple[int, int, str]] = {}
+        top: dict[str, dict[str, int]] = {}
         held: set[str] = set()
         for node, text in confs.items():
             try:
@@ -55,12 +66,24 @@ class VipIntent:
                     continue
                 words = [w for key in ("virtual_ipaddress", "virtual_ipaddress_excluded")
                          for block in vi.find(key) for w in block.words()]
+                src = _source_rank(vi.value("unicast_src_ip", "") or vi.value("mcast_src_ip", ""))
                 for addr in (w.split("/")[0] for w in words):
                     if vi.first("nopreempt") is not None:
                         held.add(addr)
-                    if addr not in best or prio > best[addr][0]:
-                        best[addr] = (prio, node)
-        return cls({a: n for a, (_, n) in best.items()}, frozenset(held))
+                    top.setdefault(addr, {})[node] = prio
+                    if addr not in best or (prio, src) > best[addr][:2]:
+                        best[addr] = (prio, src, node)
+        ties = {a: frozenset(n for n, p in ps.items() if p == best[a][0]) for a, ps in top.items()}
+        return cls({a: n for a, (_, _, n) in best.items()}, frozenset(held),
+                   {a: k for a, k in ties.items() if len(k) > 1})
+
+def _source_rank(addr: str) -> int:
+    """An advert source address as VRRP compares them (numerically); -1 when absent or unreadable."""
+    try:
+        return int(ipaddress.ip_address(addr))
+    except ValueError:
+        return -1
+
 
 @dataclass(frozen=True)
 class PlannedMove:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fabfile.model.instance_options import declared_priorities, election_winner, tied_top
 from fabfile.model.schema import Inventory, VrrpInstance
 
 
@@ -18,8 +19,14 @@ class PlannedInstance:
     virtual_router_id: int
     vips: tuple[str, ...]           # as written in the inventory (may carry /prefix dev ...)
     priorities: dict[str, int]      # node name -> priority
-    owner: str                      # node expected to hold the VIPs
+    owner: str                      # node expected to hold the VIPs (VRRP's election: priority, then address)
     states: dict[str, str]          # node name -> initial state (MASTER / BACKUP)
+
+    @property
+    def keepers(self) -> frozenset[str]:
+        """The nodes that keep the VIPs once they hold them: those sharing the top priority (an
+        equal-priority BACKUP never preempts, RFC 3768 6.4.2); the owner alone without a tie."""
+        return tied_top(self.priorities)
 
     @property
     def addresses(self) -> tuple[str, ...]:
@@ -41,8 +48,8 @@ def plan(inv: Inventory) -> list[PlannedInstance]:
                     priorities={n: ladder[r] for r, n in enumerate(rotated)}, owner=owner,
                     states=_states(inv, vi, owner, declared=False)))
         else:
-            owner = vi.owner or _initial_master(inv)
-            prios = {n.name: n.priority for n in inv.nodes}
+            prios = declared_priorities(inv, vi)
+            owner = vi.owner or election_winner(inv, vi, prios)
             if vi.owner:  # the owner gets the top priority, the rest keep their order
                 rest = [n.name for n in by_prio if n.name != owner]
                 prios = {owner: ladder[0], **{n: ladder[r + 1] for r, n in enumerate(rest)}}
@@ -71,21 +78,24 @@ def companions(inv: Inventory, p: PlannedInstance) -> tuple[str, ...]:
 
 def _states(inv: Inventory, vi: VrrpInstance, owner: str, declared: bool) -> dict[str, str]:
     """nopreempt needs BACKUP everywhere, and so does vrrp_strict (there MASTER is the priority-255
-    address owner's, which lbtk never writes); otherwise a node's declared state, else owner = MASTER."""
+    address owner's, which lbtk never writes); otherwise the instance's declared state, else the
+    node's, else owner = MASTER."""
     if vi.nopreempt or inv.global_defs.vrrp_strict:
         return {n.name: "BACKUP" for n in inv.nodes}
-    return {n.name: (n.state if declared and n.state else ("MASTER" if n.name == owner else "BACKUP"))
+    own = vi.state or {}
+    return {n.name: own.get(n.name) or (n.state if declared and n.state else
+                                        ("MASTER" if n.name == owner else "BACKUP"))
             for n in inv.nodes}
-
-
-def _initial_master(inv: Inventory) -> str:
-    """Highest priority wins VRRP; `state MASTER` only matters at start-up."""
-    return max(inv.nodes, key=lambda n: n.priority).name
 
 
 def nopreempt_vips(inv: Inventory) -> set[str]:
     """VIPs of nopreempt instances: they stay where they are, whatever the priorities say."""
     return {a for p in plan(inv) if p.source.nopreempt for a in p.addresses}
+
+
+def keepers(inv: Inventory) -> dict[str, frozenset[str]]:
+    """{VIP address: the nodes that keep it once they hold it} (PlannedInstance.keepers)."""
+    return {a: p.keepers for p in plan(inv) for a in p.addresses}
 
 
 def expected_holders(inv: Inventory) -> dict[str, str]:

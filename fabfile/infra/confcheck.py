@@ -16,6 +16,7 @@ from pathlib import Path
 
 from fabfile.errors import LbtkError
 from fabfile.model.schema import Inventory, Node
+from fabfile.model.instance_options import named_interfaces
 from fabfile.parsers.lbtk import last_line
 from fabfile.parsers.keepalived_t import KeepalivedCheck, parse_keepalived_check
 
@@ -70,6 +71,7 @@ def _make_netns(ns: str, inv: Inventory, node: Node) -> None:
         | set(node.interfaces)
     if inv.sync_daemon:
         ifaces.add(inv.sync_daemon.interface)
+    ifaces |= named_interfaces(inv, node)  # routes, rules, static addresses
     for vi in inv.vrrp_instances:          # a VIP's `dev X` names an interface too
         for spec in vi.virtual_ipaddress:
             words = spec.split()

@@ -19,6 +19,7 @@ from fabfile.model.extensions import ExtensionSection
 from fabfile.model.global_defs import LvsTimeouts, SmtpServer
 from fabfile.model.fields import (FieldProblem, FieldProblems, Strict, _canonical_vip, _check_any_ip, _check_ip,
                                   _ip_field, check_ifname, family_of, keepalived_word, parse_vip, quoted_string)
+from fabfile.model import instance_options as io
 
 
 class Gateway(Strict):
@@ -165,9 +166,18 @@ class Node(Strict):
                             "defaults.ssh's.")
     lab: Annotated[Any, ExtensionSection("node")] = Field(None, description="Lab inventories only: this node's own "
                                                            "lab settings (its Debian release).")
+    static_ipaddress: list[str] = Field([], description="keepalived's static_ipaddress: addresses keepalived keeps "
+                                        "on this node whatever its VRRP state, `ADDRESS[/N] dev IF [label L] [brd B] "
+                                        "[scope S]`, e.g. `192.168.1.1/24 dev eth1`.")
+    static_routes: list[str] = Field([], description="keepalived's static_routes on this node, " + io.ROUTE_WORDS)
+    static_rules: list[str] = Field([], description="keepalived's static_rules on this node, " + io.RULE_WORDS)
 
     _if = field_validator("interface")(check_ifname)
     _addr = field_validator("address")(_ip_field)
+    _static_addr = field_validator("static_ipaddress")(
+        io.lines_validator(io.static_address, "static_ipaddress", io.ADDRESS_FIX))
+    _static_routes = field_validator("static_routes")(io.lines_validator(io.parse_route, "route", io.ROUTE_FIX))
+    _static_rules = field_validator("static_rules")(io.lines_validator(io.parse_rule, "rule", io.RULE_FIX))
 
     @field_validator("interfaces")
     @classmethod
@@ -314,10 +324,42 @@ class VrrpInstance(Strict):
                                 "anything but the other nodes (iptables, lbtk-fwmark.service); needs unicast.")
     smtp_alert: bool | None = Field(None, description="Mail global_defs.notification_email on this instance's "
                                     "state changes (true) or never (false); unset: global_defs.smtp_alert.")
+    priority: dict[str, int] | None = Field(None, description="This instance's "
+                                                                         "priority per node, e.g. `{node1: 150, node2: "
+                                                                         "100}` (keepalived's `priority` in each "
+                                                                         "node's vrrp_instance): wins over nodes[]."
+                                                                         "priority; 255 is the address owner (one "
+                                                                         "node, never lowered).")
+    state: dict[str, Literal["MASTER", "BACKUP"]] | None = Field(None, description="This instance's initial state "
+                                                                 "per node, e.g. `{node1: MASTER, node2: BACKUP}`; "
+                                                                 "unnamed nodes: nodes[].state, else MASTER on the "
+                                                                 "elected node.")
+    equal_priorities: bool = Field(False, description="lbtk's own key (keepalived has none): nodes may share a "
+                                   "priority on purpose; a tie is broken by the highest advert source address (RFC "
+                                   "3768/5798), and an equal-priority BACKUP never preempts the holder.")
+    notify_stop: str | None = Field(None, description="Command keepalived runs when its VRRP process stops this "
+                                    "instance.")
+    mcast_src_ip: bool | dict[str, str] = Field(False, description="Multicast instances (unicast: false): the "
+                                                "adverts' source, true: each node's own address, or a map "
+                                                "`{node1: 10.0.0.11}` of the node's addresses; unset: the "
+                                                "interface's primary address (IPv4 only).")
+    use_vmac: bool | str = Field(False, description="keepalived's use_vmac: the VIPs and adverts go on a macvlan "
+                                 "with the VRRP virtual MAC; true: keepalived names it (vrrp.ID), a string: its "
+                                 "interface name.")
+    vmac_xmit_base: bool = Field(False, description="With use_vmac: adverts are sent and received on the base "
+                                 "interface (unicast needs it).")
+    virtual_routes: list[str] = Field([], description="Routes added while MASTER, " + io.ROUTE_WORDS)
+    virtual_rules: list[str] = Field([], description="Policy rules added while MASTER, " + io.RULE_WORDS)
 
     _if = field_validator("interface")(check_ifname)
-    _notify = field_validator("notify_master", "notify_backup", "notify_fault", "notify")(
+    _notify = field_validator("notify_master", "notify_backup", "notify_fault", "notify", "notify_stop")(
         lambda v: v if v is None else quoted_string(v, "notify command"))
+    _priority = field_validator("priority")(io.check_priorities)
+    _vmac = field_validator("use_vmac")(lambda v: check_ifname(v) if isinstance(v, str) else v)
+    _route_lines = field_validator("virtual_routes")(io.lines_validator(io.parse_route, "route", io.ROUTE_FIX))
+    _rule_lines = field_validator("virtual_rules")(io.lines_validator(io.parse_rule, "rule", io.RULE_FIX))
+    _mcast = field_validator("mcast_src_ip")(lambda v: {k: _check_any_ip(a) for k, a in v.items()}
+                                             if isinstance(v, dict) else v)
     _tracks = field_validator("track_script")(lambda v: [keepalived_word(x, "track_script") for x in v])
 
     @field_validator("virtual_ipaddress")
@@ -393,6 +435,23 @@ class VrrpSyncGroup(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="The group's name, unique.")
     group: list[str] = Field(min_length=1, description="The vrrp_instances that change state together: two or more, "
                              "each in one group at most.")
+    notify_master: str | None = Field(None, description="Command keepalived runs when the group becomes MASTER.")
+    notify_backup: str | None = Field(None, description="Command run when the group becomes BACKUP.")
+    notify_fault: str | None = Field(None, description="Command run when the group goes to FAULT.")
+    notify_stop: str | None = Field(None, description="Command run when keepalived's VRRP process stops.")
+    notify: str | None = Field(None, description="Command run on every group state change, with `GROUP NAME STATE "
+                               "PRIORITY` appended.")
+    sync_group_tracking_weight: bool = Field(False, description="Let the group's instances keep differing track "
+                                             "weights (keepalived otherwise sets them to 0 in a sync group).")
+    global_tracking: bool = Field(False, description="keepalived's deprecated name of sync_group_tracking_weight: "
+                                  "read, written as sync_group_tracking_weight.")
+
+    _notify = field_validator("notify_master", "notify_backup", "notify_fault", "notify_stop", "notify")(
+        lambda v: v if v is None else quoted_string(v, "notify command"))
+
+    @property
+    def tracking_weight(self) -> bool:
+        return self.sync_group_tracking_weight or self.global_tracking
 
 
 class TcpCheck(Strict):
@@ -877,8 +936,7 @@ def cross_problems(inv: "Inventory"):
     yield from _unique([n for n in inv.nodes if n.address], "address", ("nodes",))
     yield from _unique(inv.nodes, "address6", ("nodes",), skip_none=True)
     yield from interface_address_problems(inv)
-    yield from _unique(inv.nodes, "priority", ("nodes",),
-            fix="give every node its own priority so the MASTER is deterministic")
+    yield from io.priority_problems(inv)
     yield from _unique(inv.vrrp_instances, "name", ("vrrp_instances",),
                        fix="give each vrrp_instance its own name (keepalived: \"already defined\")")
     yield from vrid_problems(inv)
@@ -915,7 +973,7 @@ def cross_problems(inv: "Inventory"):
                                f"use one of {sorted(names)}")
         if vi.nopreempt:
             for k, n in enumerate(inv.nodes):
-                if n.state == "MASTER":
+                if n.state == "MASTER" and n.name not in (vi.state or {}):
                     yield FieldProblem(("nodes", k, "state"),
                                        "nopreempt is silently cleared with state MASTER "
                                        f"(vrrp_instances[{i}] sets nopreempt)",
@@ -954,6 +1012,7 @@ def cross_problems(inv: "Inventory"):
                                "list exactly one VIP per node; VIP i is owned by node i")
     yield from sync_group_problems(inv)
     yield from global_defs.problems(inv)
+    yield from io.instance_problems(inv)
     for i, vs in enumerate(inv.virtual_servers):
         for j, rs in enumerate(vs.real_servers):
             if rs.node is not None and rs.node not in names:

@@ -462,6 +462,6 @@ def planned_moves(env: Env, runs: list[NodeRun], intent: VipIntent | None = None
     out = []
     for vip, owner in intent.owners.items():
         now = tuple(r.node for r in runs if r.facts.holds(vip))
-        if now and owner not in now:
+        if now and not intent.stays(vip, now):
             out.append(PlannedMove(vip, now, owner, nopreempt=vip in intent.nopreempt))
     return out

@@ -12,7 +12,7 @@ from fabfile.core.checks import vip_holders
 from fabfile.model.context import Env
 from fabfile.errors import LbtkError
 from fabfile.infra.observe import observe
-from fabfile.core.vrrp import expected_holders, master_down_interval, nopreempt_vips, plan
+from fabfile.core.vrrp import expected_holders, keepers, master_down_interval, nopreempt_vips, plan
 
 
 def settle_timeout(env: Env) -> float:
@@ -41,8 +41,9 @@ def wait_until(env: Env, conns, predicate, timeout: float, interval: float = 0.2
 
 def expected_now(env: Env) -> dict[str, str]:
     """{VIP: the node VRRP should give it} once settled: the plan's owner, except that a nopreempt
-    VIP may stay wherever it is (any single holder will do: "")."""
-    held = nopreempt_vips(env.inv)
+    VIP may stay wherever it is, and so may one whose top priority is shared (equal_priorities: a
+    BACKUP does not preempt an equal priority): any single holder will do ("")."""
+    held = nopreempt_vips(env.inv) | {v for v, k in keepers(env.inv).items() if len(k) > 1}
     return {v: ("" if v in held else o) for v, o in expected_holders(env.inv).items()}
 
 
@@ -83,7 +84,8 @@ def finish_moves(env: Env, conns, done_at: dict[str, float], intent=None) -> lis
     `intent` (fabfile.core.plan.VipIntent): where the VIPs go, when not the inventory's plan (a
     rollback's restored confs); only the VIPs the inventory names are watched."""
     want = expected_now(env) if intent is None else {
-        v: ("" if v in intent.nopreempt else o) for v, o in intent.owners.items() if v in expected_holders(env.inv)}
+        v: ("" if v in intent.nopreempt or v in intent.ties else o) for v, o in intent.owners.items()
+        if v in expected_holders(env.inv)}
     owners = {v: o for v, o in want.items() if o}
     h, _, ok = wait_until(env, conns, lambda h: all(h.get(v) == [o] for v, o in owners.items()),
                           timeout=settle_timeout(env))

@@ -6,9 +6,10 @@ from fabfile.model.schema import Inventory, Node
 from fabfile.parsers import join_host_port
 from fabfile.core.desired import services
 from fabfile.core.sync_rules import sync_instance
-from fabfile.core.vrrp import plan, sync_groups
+from fabfile.core.vrrp import plan
 from fabfile.core.phase import Phase
 from fabfile.core.render import Facts, NodeFile, Templates, ipvs_sync, rsyslog, templates
+from fabfile.core.render import instance_options
 
 CONF = "/etc/keepalived/keepalived.conf"
 DEFAULTS = "/etc/default/keepalived"
@@ -54,7 +55,8 @@ def conf(inv: Inventory, node: Node, secrets: dict[str, str], facts: Facts, t: T
             auth_pass=secrets.get(vi.name) if auth else None,
             vips=p.vips, track_script=vi.track_script,
             notify_master=vi.notify_master, notify_backup=vi.notify_backup,
-            notify_fault=vi.notify_fault, notify=vi.notify, smtp_alert=vi.smtp_alert))
+            notify_fault=vi.notify_fault, notify=vi.notify, smtp_alert=vi.smtp_alert,
+            extras=instance_options.instance_extras(node, vi)))
     sd = inv.sync_daemon
     if ipvs_sync.wanted(inv, facts):
         name = sync_instance(inv).name
@@ -73,7 +75,8 @@ def conf(inv: Inventory, node: Node, secrets: dict[str, str], facts: Facts, t: T
         script_user=inv.global_defs.script_user if (inv.vrrp_scripts or _has_notify(inv)
                                                     or (sd and sd.mode == "notify")) else None,
         sync=sync, scripts={k: v.model_dump() for k, v in inv.vrrp_scripts.items()},
-        sync_groups=sync_groups(inv), instances=instances, virtual_servers=virtual_servers(inv))
+        sync_groups=instance_options.sync_groups_with_options(inv), statics=instance_options.statics(node),
+        instances=instances, virtual_servers=virtual_servers(inv))
 
 
 def virtual_servers(inv: Inventory) -> list[dict]:
@@ -105,5 +108,7 @@ def _num(x: float):
 
 def _has_notify(inv: Inventory) -> bool:
     g = inv.global_defs
-    return any(vi.notify_master or vi.notify_backup or vi.notify_fault or vi.notify
-               for vi in inv.vrrp_instances) or any(getattr(g, f + "_script") for f in FIFOS)
+    return any(vi.notify_master or vi.notify_backup or vi.notify_fault or vi.notify or vi.notify_stop
+               for vi in inv.vrrp_instances) \
+        or any(getattr(g, f + "_script") for f in FIFOS) \
+        or any(getattr(sg, k) for sg in inv.vrrp_sync_groups for k in instance_options.GROUP_KEYS)
