@@ -328,7 +328,9 @@ def _include(state: _Reading, path: str, n: int, kind: str, pattern: str, depth:
     where = f"{path}:{n}"
     if not pattern:
         raise ParseError(f"{where}: {kind} names no file")
-    full = pattern if pattern.startswith("/") or "/" not in path else posixpath.join(posixpath.dirname(path), pattern)
+    # keepalived chdir()s into the directory of each file it opens (when its name has one)
+    full = pattern if pattern.startswith("/") or "/" not in path else \
+        posixpath.normpath(posixpath.join(posixpath.dirname(path), pattern))
     if state.reader is None:
         state.conf.includes.append(Include(path, n, pattern, (), kind))
         return
