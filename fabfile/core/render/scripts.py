@@ -66,11 +66,15 @@ def _read_source(inv: Inventory, path: str, source: str) -> str:
     return text
 
 
+def is_shipped(f: NodeFile) -> bool:
+    """A shipped script (or one lbtk shipped and now removes)."""
+    return f.phase is Phase.KEEPALIVED and (f.mode == MODE or f.recorded)
+
+
 def appeared_or_gone(changed: set[str], want: dict[str, NodeFile], live: dict) -> list[str]:
     """Shipped scripts this change creates or removes: keepalived checks a script's path (there,
     executable, secure) when it loads its config and disables one that fails for good, so these need
     keepalived to reload; a script whose content alone changes does not (keepalived runs the file at
     its path each time); one made executable again does."""
-    return sorted(p for p in changed if p in want and want[p].phase is Phase.KEEPALIVED
-                  and (want[p].mode == MODE or want[p].recorded)
+    return sorted(p for p in changed if p in want and is_shipped(want[p])
                   and (want[p].content is None or live.get(p) is None or live[p].mode != MODE))
