@@ -13,6 +13,8 @@ from fabfile.parsers.keepalived_t import split_location
 # keywords of a vrrp_instance that come from the node, not the instance
 _NODE_KEYS = {"priority": "priority", "unicast_src_ip": "address", "state": "state"}
 _INSTANCE_RE = re.compile(r"^\(([A-Za-z0-9_.-]+)\)")
+# keepalived's word on a vrrp_script whose file is missing, not executable or on an unsafe path
+_TRACK_SCRIPT_RE = re.compile(r"^Disabling track script (\S+) (?:since not found|due to insecure)")
 _VS_RE = re.compile(r"^Virtual server \[?([0-9.:a-fA-F]+)\]?:(?:tcp|udp|sctp):(\d+)", re.I)
 
 
@@ -28,6 +30,9 @@ def field_of(inv: Inventory, node: Node, conf_text: str, message: str) -> str:
         m = _INSTANCE_RE.match(text)
         if m and m.group(1) in planned:
             return f"vrrp_instances[{source_index[planned[m.group(1)].source.name]}]"
+        m = _TRACK_SCRIPT_RE.match(text)
+        if m and m.group(1) in inv.vrrp_scripts:
+            return f"vrrp_scripts.{m.group(1)}.script"
         m = _VS_RE.match(text)
         if m:
             for i, vs in enumerate(inv.virtual_servers):

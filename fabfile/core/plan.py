@@ -17,7 +17,7 @@ from fabfile.core.actions import Action
 from fabfile.core.phase import Phase
 from fabfile.infra.facts import NodeState
 from fabfile.core.render import NodeFile
-from fabfile.core.render import arp, fwmark, ipvs_sync, keepalived, nginx, rsyslog
+from fabfile.core.render import arp, fwmark, ipvs_sync, keepalived, nginx, rsyslog, scripts
 from fabfile.core.vrrp import expected_holders, keepers, nopreempt_vips
 from fabfile.model.schema import Inventory
 from fabfile.model.secrets import mask
@@ -131,6 +131,9 @@ def file_changes(desired: list[NodeFile], facts: NodeState, node: str) -> list[F
         if f.content is None:
             if live is not None:
                 out.append(FileChange(f, "delete", _diff(node, f, live.content.decode(errors="replace"), "")))
+            elif f.recorded and f.path not in facts.files:
+                out.append(FileChange(f, "delete", f"{node}:{f.path}: remove (lbtk shipped it; the inventory "
+                                      "no longer names it)\n"))
             continue
         if live is None:
             out.append(FileChange(f, "create", _diff(node, f, "", f.content)))
@@ -201,8 +204,10 @@ def service_actions(phase: Phase, changed: set[str], facts: NodeState, desired: 
             acts.append(Action("run", arg=ipvs_sync.RECONCILE,
                                why="sync script changed: set the daemons for this node's VRRP state now"))
     elif phase is Phase.KEEPALIVED:
-        if keepalived.CONF in changed:
-            acts.append(_reload_or_start(facts, "keepalived", "keepalived.conf changed"))
+        new_scripts = scripts.appeared_or_gone(changed, want, facts.files)
+        if keepalived.CONF in changed or new_scripts:
+            acts.append(_reload_or_start(facts, "keepalived", "keepalived.conf changed" if keepalived.CONF in changed
+                                         else f"{new_scripts[0]} shipped or removed"))
             _ensure(acts, facts, "keepalived", start=False)
         else:
             _ensure(acts, facts, "keepalived")

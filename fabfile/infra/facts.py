@@ -10,7 +10,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from fabfile.parsers import (dpkg, genhash as genhash_parser, ip_addr, ipvsadm, journal, keepalived_json, lbtk, lbtk_state, nginx_t, os_release, sysctl, systemctl_show)
+from fabfile.parsers import (dpkg, genhash as genhash_parser, ip_addr, ipvsadm, journal, keepalived_json, lbtk, lbtk_scripts, lbtk_state, nginx_t, os_release, sysctl, systemctl_show)
 from fabfile.parsers.ip_addr import Interface
 from fabfile.parsers.lbtk import LiveFile, Raw
 
@@ -89,6 +89,7 @@ class NodeState:
     digests: dict[tuple[str, int, str], genhash_parser.GenHash] = field(default_factory=dict)
     nginx_defaults: list[nginx_t.DefaultListen] = field(default_factory=list)   # listen ... default_server
     config_tree: dict[str, bytes] = field(default_factory=dict)   # inv import: /etc/keepalived's files
+    script_files: dict[str, str] = field(default_factory=dict)   # declared-present script -> ok|noexec|missing
 
     # -- derived views, so no caller walks interfaces itself
     @property
@@ -277,6 +278,16 @@ def genhash(targets: list[tuple[str, int, str, int]]) -> Fact:
             f"genhash -v -t {t} -s {q(a)} -p {p} -u {q(path)} 2>&1 | awk {q(genhash_parser.DROP_BODY)}"
             for a, p, path, t in targets]
     return Fact("digests", "; ".join(cmds) + "; true", lambda r: genhash_parser.parse_genhash(r.stdout), "digests")
+
+
+def script_files(paths: list[str]) -> Fact:
+    """Each script the inventory declares present on the nodes: a regular file root may execute
+    (`ok`), there but not executable (`noexec`), or `missing` (fabfile/parsers/lbtk_scripts.py)."""
+    q = " ".join(shlex.quote(p) for p in paths)
+    cmd = (f'for p in {q}; do if [ -f "$p" ] && [ -x "$p" ]; then s=ok; elif [ -e "$p" ]; then s=noexec; '
+           'else s=missing; fi; printf "%s %s\\n" "$s" "$p"; done')
+    return Fact("script_files", cmd, lambda r: lbtk_scripts.parse_script_states(r.stdout, list(paths)),
+                "script_files")
 
 
 # every `listen ... default_server` nginx reads besides the packaged nginx.conf (Debian includes

@@ -20,6 +20,7 @@ from fabfile.model.global_defs import LvsTimeouts, SmtpServer
 from fabfile.model.fields import (FieldProblem, FieldProblems, Strict, _canonical_vip, _check_any_ip, _check_ip,
                                   _ip_field, check_ifname, family_of, keepalived_word, parse_vip, quoted_string)
 from fabfile.model import instance_options as io
+from fabfile.model.scripts import ScriptFile, node_path, scripts_problems
 
 
 class Gateway(Strict):
@@ -823,6 +824,9 @@ class Inventory(Strict):
     multi_master: bool = Field(False, description="Active-active: each vrrp_instance becomes one instance per node, "
                                "VIP i owned by node i (one VIP per node, virtual_router_id + i).")
     vrrp_scripts: dict[str, VrrpScript] = Field({}, description="Health scripts by name, for track_script.")
+    scripts: dict[str, ScriptFile] = Field({}, description="The files the inventory's commands run, by their path "
+                                           "on the nodes: shipped from the repository (source, content) or "
+                                           "present there already (present: true).")
     vrrp_instances: list[VrrpInstance] = Field(min_length=1, description="The VRRP instances: each a set of VIPs "
                                                "that moves as one.")
     vrrp_sync_groups: list[VrrpSyncGroup] = Field([], description="Instances that change state together (a "
@@ -852,6 +856,19 @@ class Inventory(Strict):
                 keepalived_word(name, "vrrp_script name")
             except ValueError as e:
                 raise FieldProblem((name,), str(e), "use letters, digits, '_', '-' and '.' in the name") from None
+        return v
+
+    @field_validator("scripts")
+    @classmethod
+    def _script_paths(cls, v: dict) -> dict:
+        for path, entry in v.items():
+            try:
+                node_path(path, entry)
+            except FieldProblem:
+                raise
+            except ValueError as e:
+                raise FieldProblem((path,), str(e), "write the path as one word: no spaces, quotes, '#' or '!'") \
+                    from None
         return v
 
     @field_validator("cluster")
@@ -1053,6 +1070,7 @@ def cross_problems(inv: "Inventory"):
                                "or set sync_daemon.mode: keepalived")
 
     yield from address_problems(inv)
+    yield from scripts_problems(inv)
 
 
 def interface_address_problems(inv: "Inventory"):

@@ -29,7 +29,7 @@ from fabfile.parsers.lbtk import parse_action_run
 from fabfile.parsers.keepalived_t import parse_keepalived_check
 from fabfile.parsers.nginx_t import DefaultListen, DuplicateDefault, endpoint, parse_duplicate_default
 from fabfile.core.plan import FileChange, NodePlan
-from fabfile.core.render import keepalived, nginx
+from fabfile.core.render import keepalived, nginx, scripts
 from fabfile.infra.runinfo import RunInfo
 
 NEW = ".lbtk-new"
@@ -58,6 +58,7 @@ def apply_node(c, plan: NodePlan, stamp: str, say=lambda s: None, info: RunInfo 
     done = Applied()
     writes = [ch for ch in plan.changes if ch.kind in ("create", "update", "mode")]
     deletes = [ch for ch in plan.changes if ch.kind == "delete"]
+    ships_scripts = any(scripts.is_shipped(ch.file) for ch in plan.changes)
     q = shlex.quote
     if writes:
         # a file that is there already has its directory: only new files may need one (a drain or a
@@ -73,7 +74,7 @@ def apply_node(c, plan: NodePlan, stamp: str, say=lambda s: None, info: RunInfo 
             _drop_uploads(c, writes)
             raise
         say(f"uploaded {len(writes)} file(s)")
-        if any(ch.file.path == keepalived.CONF for ch in writes):
+        if any(ch.file.path == keepalived.CONF for ch in writes) and not ships_scripts:
             _validate_keepalived(c, keepalived.CONF + NEW, writes)
             say("keepalived -t: ok")
     paths = [ch.file.path for ch in plan.changes]
@@ -83,6 +84,18 @@ def apply_node(c, plan: NodePlan, stamp: str, say=lambda s: None, info: RunInfo 
         # the pruning of old backup sets rides in the same round trip (its own failure is ignored)
         remote.run(c, _backup_and_swap(writes, deletes, stamp, plan.actions) + f" && {{ {_prune()}; true; }}")
         done.files += plan.changes
+    if ships_scripts:
+        # keepalived -t checks each script at its path (there, executable, a secure path): the staged
+        # keepalived.conf would name scripts not swapped in yet, so with shipped scripts in the change
+        # it checks the swapped tree instead — before any reload (keepalived reads neither until then;
+        # a running one runs a changed script's new text at its next interval, as it would after the
+        # reload). Refused: the previous files go back.
+        r = remote.run(c, f"keepalived -t -f {keepalived.CONF}", check=False)
+        refusal = keepalived_check_refusal(r.stdout, r.stderr, r.exited)
+        if refusal is not None:
+            restore(c, paths, stamp)
+            raise ApplyError(f"{c.name}: {refusal} — previous files restored, nothing reloaded")
+        say("keepalived -t: ok")
     # validations first, one by one (nginx -t on the swapped tree: a failure restores the files)
     for act in [a for a in plan.actions if a.validates]:
         r = remote.run(c, act.shell(), check=False, timeout=120)

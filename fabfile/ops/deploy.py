@@ -95,7 +95,8 @@ def deploy_paths(env: Env, node: str) -> list[str]:
 
 def deploy_facts(env: Env, nodes: list[str]) -> dict[str, list[F.Fact]]:
     """Per node: the managed files to read besides fabfile.infra.facts.DEPLOY."""
-    return {n: [F.files(deploy_paths(env, n))] for n in nodes}
+    present = [p for p, s in env.inv.scripts.items() if s.present]
+    return {n: [F.files(deploy_paths(env, n))] + ([F.script_files(present)] if present else []) for n in nodes}
 
 
 def gather(env: Env, nodes: list | None = None) -> dict[str, NodeState]:
@@ -126,6 +127,12 @@ def plan_node(env: Env, node: str, facts: NodeState, phases,
         raise LbtkError(f"{node}: logging: needs {LOGGING_NEEDS} (its rule writes {env.inv.logging.file}) and it "
                         "is not installed — run `inv install` (or drop logging: from the inventory); "
                         "nothing was changed on any node")
+    if Phase.KEEPALIVED in phases:
+        for path, state in facts.script_files.items():
+            if state != "ok":
+                raise LbtkError(f"{node}: {path} is {'not executable' if state == 'noexec' else 'missing'} "
+                                f"(scripts: declares it present) — put it there, root's and executable "
+                                "(or ship it: source/content); nothing was changed on any node")
     for phase in phases:
         if phase.binary and phase.binary not in facts.binaries:
             raise LbtkError(f"{node}: {phase.binary} is not installed (no {phase.binary} on PATH) — "

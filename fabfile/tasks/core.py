@@ -146,6 +146,7 @@ def check(c, env=DEFAULT_ENV, format=None, json=False):
     whatever keepalived -t still reports is one error line naming the inventory field behind it."""
     from fabfile.core.keepalived_fields import field_of
     from fabfile.infra.confcheck import keepalived_check  # (netns + keepalived -t: only this task)
+    from fabfile.core.render.scripts import stand_ins
     check_format(format)
     e = load_env(env)
     table = output.Table(f"keepalived -t ({e.path.name})", ["node", "file", "verdict", "keepalived says"])
@@ -153,7 +154,7 @@ def check(c, env=DEFAULT_ENV, format=None, json=False):
     for name, files in render_all(e.inv, e.secrets, ASSUMED).items():
         node = e.inv.node(name)
         conf = next(f for f in files if f.path == CONF)
-        r = keepalived_check(e.inv, node, conf.content)
+        r = keepalived_check(e.inv, node, conf.content, stand_ins(e.inv))
         msg = "; ".join(r.messages) or "configuration is valid"
         table.add(name, CONF, r.verdict, msg, ok=r.verdict == "ok")
         fields = [field_of(e.inv, node, conf.content, m) for m in r.messages]

@@ -201,6 +201,7 @@ def test_golden_keepalived_conf_passes_trixies_keepalived(trixie, case):
     """Every golden keepalived.conf (checked by this host's 2.2.7 in the unit tier) also passes
     Debian 13's keepalived 2.3.3, from the trixie base the lab-trixie fixture built."""
     from fabfile.core.render.keepalived import CONF
+    from fabfile.core.render.scripts import stand_ins
     from fabfile.infra.confcheck import keepalived_check
     from fabfile.model.loading import load
     from tests.unit.test_golden import CASES, GOLDEN
@@ -208,5 +209,5 @@ def test_golden_keepalived_conf_passes_trixies_keepalived(trixie, case):
     root = rootfs.base_dir(trixie, "trixie")
     for node in inv.nodes:
         text = (GOLDEN / case / node.name / CONF.lstrip("/")).read_text()
-        r = keepalived_check(inv, node, text, root=root)
+        r = keepalived_check(inv, node, text, stand_ins(inv), root=root)
         assert (r.verdict, r.messages) == ("ok", []), f"{case}/{node.name} (2.3.3): {r.messages}"

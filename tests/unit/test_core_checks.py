@@ -171,9 +171,13 @@ def test_parse_state_fills_every_node_state_field():
         "history": (read("lbtk_state/history"), "", 0),
         "nginx_defaults": (read("nginx_t/defaults_ok.txt"), "", 0),
         "digests": (read("genhash/healthz_all.txt"), "", 0),
+        "script_files": ("ok /usr/local/sbin/site-health\n", "", 0),
+        "config_tree": (file_listing({"/etc/keepalived/keepalived.conf": LiveFile(0o644, b"global_defs {}\n")}),
+                        "", 0),
     })
     targets = [(f"10.189.0.1{k}", 80, "/healthz", 3) for k in (1, 2, 3)]
-    s = parse_state("node2", [*F.ALL, F.files(paths), F.genhash(targets)], text, TOKEN)
+    s = parse_state("node2", [*F.ALL, F.files(paths), F.genhash(targets),
+                              F.script_files(["/usr/local/sbin/site-health"]), F.config_tree()], text, TOKEN)
     assert (s.name, s.reachable, s.error) == ("node2", True, "")
     for f in dataclasses.fields(NodeState):
         if f.name not in ("name", "reachable", "error"):

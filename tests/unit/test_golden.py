@@ -14,6 +14,7 @@ from fabfile.infra.confcheck import keepalived_check
 from fabfile.model.loading import load
 from fabfile.core.render import ASSUMED, render_all
 from fabfile.core.render.keepalived import CONF
+from fabfile.core.render.scripts import stand_ins
 from fabfile.model.secrets import resolve_all
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,7 +61,7 @@ def test_golden_keepalived_conf_passes_real_keepalived(case):
     inv, _ = load(CASES[case])
     for node in inv.nodes:
         text = (GOLDEN / case / node.name / CONF.lstrip("/")).read_text()
-        r = keepalived_check(inv, node, text)
+        r = keepalived_check(inv, node, text, stand_ins(inv))
         assert (r.verdict, r.messages) == ("ok", []), f"{case}/{node.name}: {r.messages}"
 
 

@@ -24,6 +24,9 @@ class RenderFacts:
     """The node facts rendering depends on, passed in explicitly (fabfile.infra.facts.RENDER reads them
     from a live node; `inv render` without --live assumes ASSUMED and says so)."""
     ipvs: bool                 # kernel has IPVS; without it keepalived runs VRRP-only
+    # the scripts an earlier deploy shipped (its record on the node): those the inventory no longer
+    # names are removed (fabfile/core/render/scripts.py); none when not read (render, check)
+    shipped_before: tuple[str, ...] = ()
 
     def describe(self) -> str:
         return "ipvs=yes (kernel has IPVS)" if self.ipvs else "ipvs=no (no IPVS: keepalived --vrrp, no net.ipv4.vs.*)"
@@ -31,7 +34,10 @@ class RenderFacts:
     @classmethod
     def of(cls, state) -> "RenderFacts":
         """From an observed fabfile.infra.facts.NodeState (needs the facts in fabfile.infra.facts.RENDER)."""
-        return cls(ipvs=bool(state.has_ipvs))
+        from fabfile.core.render.scripts import MANIFEST
+        from fabfile.parsers.lbtk_scripts import parse_manifest
+        live = state.files.get(MANIFEST)
+        return cls(ipvs=bool(state.has_ipvs), shipped_before=parse_manifest(live.content if live else None))
 
 
 Facts = RenderFacts            # the short name the renderers use
@@ -45,6 +51,9 @@ class NodeFile:
     phase: Phase               # the phase that writes it and whose service actions follow from it
     mode: int = 0o644
     secret: bool = False       # holds the VRRP secret: mask before showing, 0600 on the node
+    # content None and not among the files deploy read: lbtk's own record says it wrote this file
+    # (a script dropped from the inventory), so it is removed without having been read
+    recorded: bool = False
 
 
 HERE = Path(__file__).parent
@@ -150,10 +159,11 @@ def render_node(inv: Inventory, node_name: str, secrets: dict[str, str], facts: 
 
 
 def _render(inv: Inventory, node_name: str, secrets: dict[str, str], facts: RenderFacts) -> list[NodeFile]:
-    from fabfile.core.render import arp, fwmark, ipvs_sync, keepalived, nginx, rsyslog  # noqa: E402 (they import NodeFile from here)
+    from fabfile.core.render import arp, fwmark, ipvs_sync, keepalived, nginx, rsyslog, scripts  # noqa: E402 (they import NodeFile from here)
     node = inv.node(node_name)
     t = templates(inv)
     files = []
+    files += scripts.files(inv, facts)      # before keepalived.conf: the files it runs
     files += keepalived.files(inv, node, secrets, facts, t)
     files += fwmark.files(inv, node, t)
     files += arp.files(inv, node, facts, t)

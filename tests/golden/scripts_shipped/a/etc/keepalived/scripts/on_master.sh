@@ -1,0 +1,2 @@
+#!/bin/sh
+logger -t keepalived-notify "$(hostname) is MASTER"
