@@ -82,6 +82,7 @@ class NodeConfig:
     host: str | None = None
     address: str | None = None
     file: str = "keepalived.conf"
+    addresses: dict[str, str] = field(default_factory=dict)    # interface -> the node's address there
 
 
 @dataclass
@@ -204,7 +205,9 @@ def _value(annotation, s: Stmt, file: str, findings: list[Finding]):
             return [_scalar(item, [c.keyword, *c.args], f"{file}:{c.line}", s.keyword) for c in s.children]
         return [_scalar(item, [w], f"{file}:{s.line}", s.keyword) for w in s.args]
     if origin is None and _is_model(args):
-        return convert(args, s.children or [], file, findings)
+        if s.children is None:       # a section keepalived writes on one line (smtp_server HOST PORT)
+            return " ".join(s.args)
+        return convert(args, s.children, file, findings)
     if s.children is not None:
         raise ValueError("is a block here; lbtk reads it as one value")
     return _scalar(args if origin is None else annotation, s.args, f"{file}:{s.line}", s.keyword)
@@ -307,7 +310,14 @@ def _instance(view: _NodeView, s: Stmt, findings: list[Finding]) -> None:
     excluded = s.first("virtual_ipaddress_excluded")
     if excluded is not None:
         vips += [" ".join([c.keyword, *c.args]) for c in excluded.children or []]
-    data["virtual_ipaddress"] = list(dict.fromkeys(vips))      # keepalived keeps one of a repeated VIP
+    seen: dict[str, str] = {}
+    for spec in vips:                   # an address listed twice: 2.2.7 adds it once, 2.3.3 refuses the file
+        addr = spec.split()[0].split("/")[0]
+        if addr in seen:
+            view.notes.append(f"vrrp_instance {name}: {spec!r} repeats VIP {addr} ({seen[addr]!r} kept)")
+        else:
+            seen[addr] = spec
+    data["virtual_ipaddress"] = list(seen.values())
     auth = s.first("authentication")
     if auth is not None:
         data["authentication"] = {"auth_type": auth.value("auth_type", "PASS")}
@@ -449,12 +459,28 @@ def import_configs(configs: list[NodeConfig], cluster: str, secret_file: str,
     _agree(views, "virtual_servers", conflicts, lambda v: v.virtual_servers, "the virtual servers")
     _agree(views, "vrrp_scripts", conflicts, lambda v: v.scripts, "the vrrp_scripts")
     del names
+    _drop_ignored(inv, notes := [])
     out = Imported(inv, secrets={secret_file: next(iter(first.secrets.values()))} if first.secrets else {},
                    unsupported=unsupported, conflicts=conflicts,
-                   notes=list(dict.fromkeys(n for v in views for n in v.notes)))
+                   notes=list(dict.fromkeys([*notes, *(n for v in views for n in v.notes)])))
     if conflicts or (unsupported and not partial):
         raise ImportRefused(conflicts + ([] if partial else unsupported))
     return out
+
+
+def _drop_ignored(inv: dict, notes: list[str]) -> None:
+    """Settings keepalived ignores, which the model refuses as the mistakes they usually are, go
+    with a note: leaving them out changes nothing keepalived does."""
+    gd = inv.get("global_defs", {})
+    if not gd.get("smtp_server") or not gd.get("notification_email"):
+        where = [("global_defs", gd)] + [(f"vrrp_instance {i['name']}", i) for i in inv["vrrp_instances"]]
+        for what, section in where:
+            if section.pop("smtp_alert", None):
+                notes.append(f"{what}: smtp_alert left out: without smtp_server and notification_email "
+                             "keepalived sends no mail")
+        for key in ("notification_email_from", "smtp_connect_timeout"):
+            if not gd.get("smtp_server") and gd.pop(key, None) is not None:
+                notes.append(f"global_defs: {key} left out: without smtp_server keepalived sends no mail")
 
 
 def _agree(views, what: str, conflicts: list[Finding], key, words: str) -> None:
@@ -497,6 +523,12 @@ def _node(view: _NodeView, conflicts: list[Finding]) -> dict:
                                                     else "address", src)
     if cfg.address:
         addrs.setdefault(family_of(cfg.address), cfg.address)
+    for iface, a in cfg.addresses.items():      # --address IFACE=IP: where the config names none
+        if iface in (None, primary):
+            addrs.setdefault(family_of(a), a)
+        elif any(m.get("interface") == iface for m in mine):
+            others.setdefault(iface, {}).setdefault("address6" if family_of(a) == 6
+                                                    and others.get(iface, {}).get("address") else "address", a)
     address = addrs.get(4) or addrs.get(6)
     if cfg.host:
         node["host"] = cfg.host

@@ -88,11 +88,12 @@ class LvsTimeouts(Strict):
 
 
 def email_address(v: str) -> str:
-    """An address keepalived puts in a mail header: one word, a local part and a domain."""
+    """An address keepalived puts in a mail header: one word, user@domain, or a local user alone
+    (keepalived's own samples mail `acassen`: the relay delivers it locally)."""
     keepalived_word(v, "e-mail address")
     local, at, domain = v.rpartition("@")
-    if not at or not local or "." not in domain.strip(".") or any(c in v for c in "<>,;"):
-        raise ValueError(f"{v!r} is not an e-mail address (user@example.org)")
+    if any(c in v for c in "<>,;") or (at and (not local or "." not in domain.strip("."))):
+        raise ValueError(f"{v!r} is not an e-mail address (user@example.org, or a local user)")
     return v
 
 
