@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel
 
 from fabfile.model.fields import family_of
+from fabfile.model.keepalived_keywords import BLOCKS as KEEPALIVED, VERSIONS
 from fabfile.model.schema import Inventory, Node, RealServer, VirtualServer, VrrpInstance, VrrpScript
 from fabfile.parsers.keepalived_conf import Conf, Stmt
 
@@ -152,25 +153,33 @@ def _scalar(t, words: list[str], where: str, keyword: str):
 
 
 def convert(model: type[BaseModel], stmt_children: list[Stmt], file: str, out_findings: list[Finding],
-            skip: set[str] = frozenset()) -> dict:
-    """The generic walk: each statement in a block -> the model's field of that name."""
+            skip: set[str] = frozenset(), path: str = "", notes: list[str] | None = None) -> dict:
+    """The generic walk: each statement in a block -> the model's field of that name. `path` is
+    the block's place in keepalived's grammar (virtual_server/real_server/TCP_CHECK): a keyword
+    keepalived does not know there is one it ignores ("Unknown keyword"), left out with a note."""
     data: dict = {}
     fields = model.model_fields
+    known = KEEPALIVED.get(path)
     for s in stmt_children:
-        key = RENAMES.get((model.__name__, s.keyword), LEGACY.get(s.keyword, s.keyword))
         where = f"{file}:{s.line}"
+        if known is not None and s.keyword not in known and f"{path}/{s.keyword}" not in KEEPALIVED:
+            if notes is not None:
+                notes.append(f"{where}: {s.keyword}: keepalived {VERSIONS[0]} does not know it in {path} and "
+                             "ignores it (Unknown keyword): left out, which changes nothing keepalived does")
+            continue
+        key = RENAMES.get((model.__name__, s.keyword), LEGACY.get(s.keyword, s.keyword))
         if key in skip:
             continue
         if key == "url" and key not in fields and s.children is not None and "path" in fields:
             # one url block where the model keeps path/digest/status_code on the checker itself
-            data.update(convert(model, s.children, file, out_findings))
+            data.update(convert(model, s.children, file, out_findings, path=f"{path}/url", notes=notes))
             continue
         if key not in fields:
             out_findings.append(Finding(where, s.keyword, f"not supported in {_block_name(model)} (lbtk's "
                                         "inventory has no such key)"))
             continue
         try:
-            value = _value(fields[key].annotation, s, file, out_findings)
+            value = _value(fields[key].annotation, s, file, out_findings, f"{path}/{s.keyword}".lstrip("/"), notes)
         except (ValueError, TypeError) as e:
             out_findings.append(Finding(where, s.keyword, str(e)))
             continue
@@ -187,27 +196,28 @@ def _block_name(model: type[BaseModel]) -> str:
             "RealServer": "real_server", "GlobalDefs": "global_defs"}.get(model.__name__, model.__name__)
 
 
-def _value(annotation, s: Stmt, file: str, findings: list[Finding]):
+def _value(annotation, s: Stmt, file: str, findings: list[Finding], path: str = "",
+           notes: list[str] | None = None):
     origin, args = _unwrap(annotation)
     if origin is typing.Union:                 # one of several shapes: a section first, then a list
         models = [a for a in args if _is_model(a)]
         if models and s.children is not None:
-            return _value(models[0], s, file, findings)
+            return _value(models[0], s, file, findings, path, notes)
         lists = [a for a in args if typing.get_origin(a) is list]
         if lists:
-            return _value(lists[0], s, file, findings)
-        return _value(args[0], s, file, findings)
+            return _value(lists[0], s, file, findings, path, notes)
+        return _value(args[0], s, file, findings, path, notes)
     if origin is list:
         (item,) = args or (str,)
         if _is_model(item):
-            return [convert(item, s.children or [], file, findings)]
+            return [convert(item, s.children or [], file, findings, path=path, notes=notes)]
         if s.children is not None:             # a block of lines: each line one item
             return [_scalar(item, [c.keyword, *c.args], f"{file}:{c.line}", s.keyword) for c in s.children]
         return [_scalar(item, [w], f"{file}:{s.line}", s.keyword) for w in s.args]
     if origin is None and _is_model(args):
         if s.children is None:       # a section keepalived writes on one line (smtp_server HOST PORT)
             return " ".join(s.args)
-        return convert(args, s.children, file, findings)
+        return convert(args, s.children, file, findings, path=path, notes=notes)
     if s.children is not None:
         raise ValueError("is a block here; lbtk reads it as one value")
     return _scalar(args if origin is None else annotation, s.args, f"{file}:{s.line}", s.keyword)
@@ -243,13 +253,14 @@ def read_node(cfg: NodeConfig, findings: list[Finding]) -> _NodeView:
             if not s.args:
                 findings.append(Finding(where, "vrrp_script", "has no name"))
                 continue
-            view.scripts[s.args[0]] = _with_keepalived_defaults(VrrpScript, convert(VrrpScript, s.children or [], f,
-                                                                                    findings))
+            view.scripts[s.args[0]] = _with_keepalived_defaults(VrrpScript, convert(
+                VrrpScript, s.children or [], f, findings, path="vrrp_script", notes=view.notes))
         elif s.keyword == "vrrp_instance":
             _instance(view, s, findings)
         elif s.keyword == "vrrp_sync_group":
             group = s.first("group")
-            data = convert(_model("VrrpSyncGroup"), [c for c in s.children or [] if c.keyword != "group"], f, findings)
+            data = convert(_model("VrrpSyncGroup"), [c for c in s.children or [] if c.keyword != "group"], f, findings,
+                           path="vrrp_sync_group", notes=view.notes)
             view.sync_groups.append({"name": s.args[0] if s.args else "", **data,
                                      "group": group.words() if group else []})
         elif s.keyword == "virtual_server":
@@ -292,7 +303,8 @@ def _global_defs(view: _NodeView, s: Stmt, findings: list[Finding]) -> None:
             view.sync_daemon = sd
         else:
             rest.append(c)
-    gd = _with_keepalived_defaults(_model("GlobalDefs"), convert(_model("GlobalDefs"), rest, f, findings))
+    gd = _with_keepalived_defaults(_model("GlobalDefs"), convert(_model("GlobalDefs"), rest, f, findings,
+                                                                 path="global_defs", notes=view.notes))
     gd.setdefault("script_user", None)     # keepalived: unset runs scripts as keepalived_script / root
     view.global_defs = gd
 
@@ -305,7 +317,7 @@ def _instance(view: _NodeView, s: Stmt, findings: list[Finding]) -> None:
     if s.first("unicast_peer") is not None and s.first("check_unicast_src") is None:
         view.notes.append(f"vrrp_instance {name}: the first deploy adds check_unicast_src (adverts from an "
                           "address that is no peer are dropped)")
-    data = convert(VrrpInstance, body, f, findings, skip={"name"})
+    data = convert(VrrpInstance, body, f, findings, skip={"name"}, path="vrrp_instance", notes=view.notes)
     vips = list(data.get("virtual_ipaddress", []))
     excluded = s.first("virtual_ipaddress_excluded")
     if excluded is not None:
@@ -358,14 +370,16 @@ def _virtual_server(view: _NodeView, s: Stmt, findings: list[Finding]) -> dict |
                                 "or `virtual_server fwmark N`"))
         return None
     body = [c for c in s.children or [] if c.keyword != "real_server"]
-    data = _with_keepalived_defaults(VirtualServer, {**head, **convert(VirtualServer, body, f, findings)})
+    data = _with_keepalived_defaults(VirtualServer, {**head, **convert(VirtualServer, body, f, findings,
+                                                                       path="virtual_server", notes=view.notes)})
     rss = []
     for c in s.find("real_server"):
         if len(c.args) < 1:
             findings.append(Finding(f"{f}:{c.line}", "real_server", "needs an address"))
             continue
         rs = {"address": c.args[0], **({"port": int(c.args[1])} if len(c.args) > 1 else {})}
-        rs.update(convert(RealServer, c.children or [], f, findings))
+        rs.update(convert(RealServer, c.children or [], f, findings, path="virtual_server/real_server",
+                          notes=view.notes))
         for key in list(rs):
             model = _checker_model(key)
             if model is not None:

@@ -86,15 +86,30 @@ def test_different_secrets_are_a_conflict():
 
 def test_a_keyword_the_model_lacks_is_refused_with_file_and_line_and_partial_leaves_it_out():
     inv, _, confs = _rendered("tests/inventories/good/nat_wrr.yaml")
-    for n in confs:
-        confs[n] = confs[n].replace("    advert_int 1\n", "    advert_int 1\n    no_such_keyword_here 3\n", 1)
+    for n in confs:       # a real keepalived keyword (vrrp_instance's promote_secondaries) lbtk does not model
+        confs[n] = confs[n].replace("    advert_int 1\n", "    advert_int 1\n    promote_secondaries\n", 1)
     with pytest.raises(ci.ImportRefused) as e:
         _import(inv, confs)
     f = e.value.findings[0]
-    assert f.keyword == "no_such_keyword_here" and f.where.startswith("lb1/keepalived.conf:")
+    assert f.keyword == "promote_secondaries" and f.where.startswith("lb1/keepalived.conf:")
     out = _import(inv, confs, partial=True)
-    assert [u.keyword for u in out.unsupported] == ["no_such_keyword_here"] * 2
+    assert [u.keyword for u in out.unsupported] == ["promote_secondaries"] * 2
     Inventory.model_validate(out.inventory)
+
+
+def test_a_keyword_keepalived_itself_ignores_is_left_out_with_a_note():
+    """The seed's own mistakes: nat_mask is no keepalived 2.2.7 keyword anywhere, nb_get_retry none
+    in TCP_CHECK: keepalived ignores both ("Unknown keyword"), so leaving them out keeps the meaning
+    (TCP_CHECK's retry stays keepalived's 1, not the 3 the line seems to say)."""
+    inv, _, confs = _rendered("tests/inventories/good/nat_wrr.yaml")
+    for n in confs:
+        confs[n] = confs[n].replace("    lb_kind NAT\n", "    lb_kind NAT\n    nat_mask 255.255.255.0\n", 1)
+        confs[n] = confs[n].replace("            retry 3\n", "            nb_get_retry 3\n")
+    out = _import(inv, confs)
+    assert any("nat_mask" in n and "ignores it" in n for n in out.notes), out.notes
+    assert any("nb_get_retry" in n for n in out.notes)
+    rs = out.inventory["virtual_servers"][0]["real_servers"][0]
+    assert rs["TCP_CHECK"]["retry"] == 1 and "nat_mask" not in out.inventory["virtual_servers"][0]
 
 
 def test_a_peer_that_is_no_node_is_reported():
