@@ -468,6 +468,11 @@ def import_configs(configs: list[NodeConfig], cluster: str, secret_file: str,
         inv["vrrp_sync_groups"] = first.sync_groups
     if first.virtual_servers:
         inv["virtual_servers"] = [_real_servers_to_nodes(vs, nodes) for vs in first.virtual_servers]
+        for vs in inv["virtual_servers"]:
+            if vs.get("director_fix") is False:
+                first.notes.append(f"virtual_server {vs['vip']}:{vs['port']}: the directors are also its DR real "
+                                   "servers, which loops; imported as it runs (director_fix: false). Set "
+                                   "director_fix: true (and nodes[].mac) to have lbtk mark packets by MAC")
     if first.sync_daemon:
         inv["sync_daemon"] = first.sync_daemon
     _agree(views, "virtual_servers", conflicts, lambda v: v.virtual_servers, "the virtual servers")
@@ -615,7 +620,13 @@ def _real_servers_to_nodes(vs: dict, nodes: list[dict]) -> dict:
         if rs.get("port") == vs.get("port"):
             rs = {k: v for k, v in rs.items() if k != "port"}
         rss.append(rs)
-    return {**vs, "real_servers": rss}
+    out = {**vs, "real_servers": rss}
+    if out.get("lb_kind") == "DR" and "fwmark" not in out and any("node" in rs for rs in rss):
+        # the seed's topology: directors that are also DR real servers loop (the backups re-balance
+        # what the MASTER sent them). The cluster runs without lbtk's fix today; adopting it changes
+        # nothing, and turning the fix on is a decision of its own (a note says how)
+        out["director_fix"] = False
+    return out
 
 
 def valid_address(text: str) -> bool:

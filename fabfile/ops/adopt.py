@@ -9,7 +9,7 @@ written anywhere until every node is read and the import is accepted: a refusal 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from fabfile.core import conf_import as ci
@@ -19,13 +19,13 @@ from fabfile.infra import remote
 from fabfile.infra.observe import observe
 from fabfile.model import secrets as secrets_mod
 from fabfile.model.context import Env
-from fabfile.model.schema import SSH, Defaults, Gateway, Inventory, Node
+from fabfile.model.schema import NGINX_SITE, NGINX_SITES, SSH, Defaults, Gateway, Inventory, Node
 from fabfile.parsers import ParseError
 from fabfile.parsers.keepalived_conf import MemoryFiles, parse_file
 
 MAIN_CONF = "/etc/keepalived/keepalived.conf"
 DAEMON_OPTIONS = "/etc/default/keepalived"
-IMPORT_FACTS = (F.config_tree(), F.ADDRS, F.SYSCTLS, F.SERVICES, F.INSTALLED)
+IMPORT_FACTS = (F.config_tree(), F.ADDRS, F.SYSCTLS, F.SERVICES, F.INSTALLED, F.NGINX_DEFAULTS)
 
 
 class ImportError_(LbtkError):
@@ -38,6 +38,7 @@ class Sources:
     configs: list[ci.NodeConfig]
     origin: dict[str, str]            # node -> "host:/etc/keepalived/keepalived.conf" or the file's path
     notes: list[str]                  # what the nodes show that the first deploy changes
+    remove_sites: list[str] = field(default_factory=list)   # nginx sites claiming default_server
 
 
 def from_files(paths: list[str], addresses: list[str]) -> Sources:
@@ -130,7 +131,9 @@ def from_nodes(env: Env) -> Sources:
                          "starts it")
         if not st.has("nginx") and not st.has("nginx-light"):
             notes.append(f"{name}: nginx is not installed: the first deploy installs it and lbtk's site")
-    return Sources(configs, origin, notes)
+    sites = sorted({d.file.rsplit("/", 1)[-1] for st in states.values() for d in st.nginx_defaults
+                    if d.file.startswith(NGINX_SITES + "/") and not d.file.endswith("/" + NGINX_SITE)})
+    return Sources(configs, origin, notes, remove_sites=sites)
 
 
 def run_import(sources: Sources, name: str, out: Path, partial: bool) -> tuple[ci.Imported, Inventory, Path | None]:
@@ -140,6 +143,11 @@ def run_import(sources: Sources, name: str, out: Path, partial: bool) -> tuple[c
     secret_rel = f"secrets/{name}.auth_pass"
     imported = ci.import_configs(sources.configs, name, secret_rel, partial=partial)
     imported.notes = sources.notes + imported.notes
+    if sources.remove_sites:
+        # lbtk's site is the nodes' default_server; nginx -t refuses two
+        imported.inventory["nginx"] = {"remove_sites": sources.remove_sites}
+        imported.notes.append(f"nginx: {', '.join(sources.remove_sites)} claim(s) default_server: the first deploy "
+                              "removes them for lbtk's site (nginx.remove_sites)")
     try:
         inv = Inventory.model_validate(imported.inventory)
     except ValueError as e:
