@@ -22,6 +22,7 @@ from fabfile.core.vrrp import expected_holders, keepers, nopreempt_vips
 from fabfile.model.schema import Inventory
 from fabfile.model.secrets import mask
 from fabfile.parsers import ParseError
+from fabfile.parsers.lbtk import daemon_args
 from fabfile.parsers.keepalived_conf import parse_conf
 
 
@@ -156,6 +157,15 @@ def _diff(node: str, f: NodeFile, old: str, new: str) -> str:
     return mask("".join(lines))
 
 
+def _daemon_args_differ(live, wanted) -> bool:
+    """Whether keepalived would start with other options: a rewritten /etc/default/keepalived whose
+    DAEMON_ARGS are the same words (comments, quoting, an adopted cluster's own file) needs no
+    restart, which would be a failover on the MASTER."""
+    if live is None or wanted is None or wanted.content is None:
+        return True
+    return daemon_args(live.content.decode(errors="replace")) != daemon_args(wanted.content)
+
+
 def service_actions(phase: Phase, changed: set[str], facts: NodeState, desired: list[NodeFile]) -> list[Action]:
     """Actions one phase needs on one node, given the paths it changed."""
     phase = Phase(phase)      # a name is taken, a misspelt one refused (it would plan nothing)
@@ -195,7 +205,8 @@ def service_actions(phase: Phase, changed: set[str], facts: NodeState, desired: 
             acts.append(Action("restart", "lbtk-fwmark", why="fwmark rules changed"))
         # rsyslog before keepalived: keepalived's first lines on the new facility find the rule
         acts += _rsyslog(changed, facts, want)
-        if keepalived.DEFAULTS in changed and facts.active.get("keepalived") == "active":
+        if keepalived.DEFAULTS in changed and facts.active.get("keepalived") == "active" \
+                and _daemon_args_differ(facts.files.get(keepalived.DEFAULTS), want.get(keepalived.DEFAULTS)):
             acts.append(Action("restart", "keepalived",
                                why="DAEMON_ARGS changed: keepalived reads it only at start (this is a failover if MASTER)"))
     elif phase is Phase.SYNC_DAEMON:

@@ -39,6 +39,7 @@ class Sources:
     origin: dict[str, str]            # node -> "host:/etc/keepalived/keepalived.conf" or the file's path
     notes: list[str]                  # what the nodes show that the first deploy changes
     remove_sites: list[str] = field(default_factory=list)   # nginx sites claiming default_server
+    ssh: dict = field(default_factory=dict)        # how the import reached the nodes: defaults.ssh
 
 
 def from_files(paths: list[str], addresses: list[str]) -> Sources:
@@ -133,7 +134,8 @@ def from_nodes(env: Env) -> Sources:
             notes.append(f"{name}: nginx is not installed: the first deploy installs it and lbtk's site")
     sites = sorted({d.file.rsplit("/", 1)[-1] for st in states.values() for d in st.nginx_defaults
                     if d.file.startswith(NGINX_SITES + "/") and not d.file.endswith("/" + NGINX_SITE)})
-    return Sources(configs, origin, notes, remove_sites=sites)
+    ssh = env.inv.defaults.ssh.model_dump(exclude_none=True, exclude_defaults=True)
+    return Sources(configs, origin, notes, remove_sites=sites, ssh=ssh)
 
 
 def run_import(sources: Sources, name: str, out: Path, partial: bool) -> tuple[ci.Imported, Inventory, Path | None]:
@@ -143,6 +145,11 @@ def run_import(sources: Sources, name: str, out: Path, partial: bool) -> tuple[c
     secret_rel = f"secrets/{name}.auth_pass"
     imported = ci.import_configs(sources.configs, name, secret_rel, partial=partial)
     imported.notes = sources.notes + imported.notes
+    if sources.ssh:     # deploy reaches the nodes the way the import did
+        defaults = imported.inventory.setdefault("defaults", {})
+        defaults["ssh"] = sources.ssh
+        imported.inventory = {k: imported.inventory[k] for k in
+                              ["cluster", "defaults", *[k for k in imported.inventory if k not in ("cluster", "defaults")]]}
     if sources.remove_sites:
         # lbtk's site is the nodes' default_server; nginx -t refuses two
         imported.inventory["nginx"] = {"remove_sites": sources.remove_sites}

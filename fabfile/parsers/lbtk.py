@@ -11,6 +11,7 @@ import base64
 import binascii
 import io
 import re
+import shlex
 import tarfile
 from dataclasses import dataclass
 
@@ -164,6 +165,21 @@ def parse_tree(text: str, roots: list[str], limit: int = 4 << 20) -> dict[str, b
     except (tarfile.TarError, EOFError, OSError) as e:
         raise ParseError(f"config tree: not a complete tar archive ({e})") from None
     return out
+
+
+def daemon_args(text: str) -> list[str] | None:
+    """/etc/default/keepalived -> the words of its DAEMON_ARGS (the last assignment wins, as the
+    shell that reads it does); None when it sets none or cannot be read as one."""
+    args = None
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("DAEMON_ARGS="):
+            try:
+                words = shlex.split(line[len("DAEMON_ARGS="):], comments=True)
+            except ValueError:
+                return None
+            args = " ".join(words).split()
+    return args
 
 
 # ---------------------------------------------------------------- owed actions
