@@ -990,7 +990,8 @@ def address_problems(inv: "Inventory"):
             seen_vs[key] = i
         if vs.vip is not None and vs.vip not in vip_at and vs.vip_managed_by == "vrrp":
             yield FieldProblem(loc + ("vip",), f"{vs.vip} is not a VIP of any vrrp_instance: no director "
-                               "would hold it", "add it to a vrrp_instance's virtual_ipaddress, or fix vip")
+                               "would hold it", "add it to a vrrp_instance's virtual_ipaddress, or fix vip (a router "
+                               "brings it to every director: vip_managed_by: external)")
         seen_rs: dict[tuple, int] = {}
         for j, rs in enumerate(vs.real_servers):
             rloc = loc + ("real_servers", j)

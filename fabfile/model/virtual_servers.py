@@ -173,8 +173,8 @@ def parse_member(spec: str) -> GroupMember:
             raise ValueError(f"{spec!r}: a fwmark's family is inet or inet6")
         return GroupMember(fwmark=int(words[1]), ip_family=words[2] if len(words) == 3 else None)
     if len(words) != 2:
-        raise ValueError(f"{spec!r}: write ADDRESS PORT, FIRST-LAST PORT or fwmark N "
-                         "(lbtk wants the port: a member without one is every port)")
+        raise ValueError(f"{spec!r} is not ADDRESS PORT, FIRST-LAST PORT or fwmark N (lbtk wants the port: "
+                         "a member without one is every port)")
     where, port = words
     if not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535:
         raise ValueError(f"{spec!r}: port {port!r} is not 1 to 65535")
@@ -218,7 +218,7 @@ class VirtualServerGroup(Strict):
             try:
                 fams.append(parse_member(m).family)
             except ValueError as e:
-                raise FieldProblem((k,), str(e), "write ADDRESS PORT, FIRST-LAST PORT or fwmark N") from None
+                raise FieldProblem((k,), str(e), "e.g. 10.0.0.5 443, 192.168.1.1-10 80 or fwmark 7") from None
         known = [f for f in fams if f is not None]
         for k, f in enumerate(fams):
             if f is not None and f != known[0]:
