@@ -129,7 +129,7 @@ def option_problems(vs: "VirtualServer"):
     s = vs.sorry_server
     if s is None:
         for k in ("sorry_server_inhibit", "sorry_server_lvs_method"):
-            if k in vs.model_fields_set:
+            if getattr(vs, k):     # (by value: an inventory dumped and read again states every field)
                 yield FieldProblem((k,), f"{k} without sorry_server means nothing", f"add sorry_server, or drop {k}")
         return
     if family_of(s.address) != vs.family:
