@@ -58,8 +58,11 @@ def vip_holders(inv: Inventory, obs: dict[str, NodeState]) -> dict[str, list[str
 
 
 def vip_checks(inv: Inventory, obs: dict[str, NodeState]) -> list[Check]:
-    """Exactly one holder per VIP. Two holders is split brain."""
-    out = []
+    """Exactly one holder per VIP. Two holders is split brain. A VIP a router brings to every
+    director (vip_managed_by: external) has no VRRP holder: its row says so, and the VIP-on-lo
+    check of each node is what is checked for it."""
+    out = [_vip_check(vip, True, "brought by a router (vip_managed_by: external): on lo of every director, "
+                      "no VRRP holder expected") for vip in desired.external_vips(inv)]
     expected, keep = expected_holders(inv), keepers(inv)
     for vip, holders in vip_holders(inv, obs).items():
         if len(holders) == 1:
@@ -121,6 +124,13 @@ class IpvsProblem(Enum):
     RS_MISSING = "missing from the pool (its health check fails?)"
     RS_UNWANTED = "real server not in the inventory"
     WEIGHT = "weight differs"
+    SORRY_STANDS_IN = "out of the pool: the sorry server stands in (quorum lost)"
+
+    @property
+    def failing(self) -> bool:
+        """The sorry server standing in is what the inventory asked for when its real servers are
+        down: said, not failed."""
+        return self is not IpvsProblem.SORRY_STANDS_IN
 
 
 @dataclass(frozen=True)
@@ -149,13 +159,17 @@ class IpvsEntry:
                 IpvsProblem.RS_MISSING: f"{svc} -> {rs} not in pool (health check failing?)",
                 IpvsProblem.RS_UNWANTED: f"{svc} -> {rs} not in inventory",
                 IpvsProblem.WEIGHT: f"{svc} -> {rs} weight {self.weight} (want {self.wanted_weight})",
+                IpvsProblem.SORRY_STANDS_IN: f"{svc} -> {rs} out, the sorry server stands in",
                 }.get(self.problem)
 
 
-def judge_ipvs(want: dict[str, dict[str, int]], table) -> list[IpvsEntry]:
+def judge_ipvs(want: dict[str, dict[str, int]], table, sorry: dict[str, str] | None = None) -> list[IpvsEntry]:
     """Pure: a live table (ipvsadm -L -n) against the wanted one. Live services in table order
     (their real servers, then the wanted ones missing from the pool), then the wanted services
-    missing from the table."""
+    missing from the table. `sorry` ({service: "addr:port"}, desired.sorry_servers): a service's
+    sorry server is never unwanted, and while it serves (weight above 0) the real servers missing
+    are its reason, not a failure."""
+    sorry = sorry or {}
     out: list[IpvsEntry] = []
     for svc in table.services:
         key = service_key(svc)
@@ -167,11 +181,16 @@ def judge_ipvs(want: dict[str, dict[str, int]], table) -> list[IpvsEntry]:
         if not svc.real_servers:
             out.append(IpvsEntry(key, None, IpvsProblem.EMPTY_POOL))
         live = {r.endpoint: r.weight for r in svc.real_servers}
+        standby = sorry.get(key)
         for ep, weight in live.items():
             w = wanted.get(ep)
+            if ep == standby and w is None:
+                out.append(IpvsEntry(key, ep, None, weight))
+                continue
             problem = IpvsProblem.RS_UNWANTED if w is None else IpvsProblem.WEIGHT if w != weight else None
             out.append(IpvsEntry(key, ep, problem, weight, w))
-        out += [IpvsEntry(key, ep, IpvsProblem.RS_MISSING, None, w) for ep, w in wanted.items() if ep not in live]
+        missing = IpvsProblem.SORRY_STANDS_IN if live.get(standby) else IpvsProblem.RS_MISSING
+        out += [IpvsEntry(key, ep, missing, None, w) for ep, w in wanted.items() if ep not in live]
     seen = {service_key(svc) for svc in table.services}
     return out + [IpvsEntry(key, None, IpvsProblem.SERVICE_MISSING) for key in want if key not in seen]
 
@@ -208,16 +227,17 @@ def ipvs_check(inv: Inventory, name: str, o: NodeState) -> Check:
     if o.ipvs is None:
         return Check("IPVS table", name, *without_ipvs(inv, "keepalived runs VRRP-only"), CheckKind.IPVS_TABLE)
     want = wanted_ipvs(inv)
-    entries = judge_ipvs(want, o.ipvs)
+    entries = judge_ipvs(want, o.ipvs, desired.sorry_servers(inv))
     # the inventory's order: wanted services and their real servers as listed, then the unwanted
     order = {key: i for i, key in enumerate(want)}
     rank = {(key, ep): i for key, pool in want.items() for i, ep in enumerate(pool)}
     entries = sorted(entries, key=lambda e: (order.get(e.service, len(order)), rank.get((e.service, e.real_server),
                                                                                         len(rank))))
-    problems = list(dict.fromkeys(e.check_problem for e in entries if e.check_problem))
+    problems = list(dict.fromkeys(e.check_problem for e in entries if e.check_problem and e.problem.failing))
+    notes = list(dict.fromkeys(e.check_problem for e in entries if e.check_problem and not e.problem.failing))
     n = sum(len(s.real_servers) for s in o.ipvs.services)
     return Check("IPVS table", name, not problems,
-                 "; ".join(problems) or f"{len(o.ipvs.services)} service(s), {n} real server(s) as wanted",
+                 "; ".join(problems + notes) or f"{len(o.ipvs.services)} service(s), {n} real server(s) as wanted",
                  CheckKind.IPVS_TABLE)
 
 
@@ -227,7 +247,8 @@ def ipvs_rows(inv: Inventory, states: dict[str, NodeState]) -> list[dict]:
     wanted when they differ. A reachable node without IPVS is one row, without a service: ok in the
     lab only (`without_ipvs`).
     Plain values with stable field names: what `inv ipvs --json` prints."""
-    want = wanted_ipvs(as_run(inv, states))
+    run = as_run(inv, states)
+    want, sorry = wanted_ipvs(run), desired.sorry_servers(run)
     rows: list[dict] = []
     for node, s in states.items():
         base = {"node": node}
@@ -244,7 +265,7 @@ def ipvs_rows(inv: Inventory, states: dict[str, NodeState]) -> list[dict]:
                                        {r.endpoint: {f: getattr(r.stats, f) for f in RATE_FIELDS}
                                         for r in svc.real_servers})
         live = {service_key(svc): svc for svc in s.ipvs.services}
-        for e in judge_ipvs(want, s.ipvs):
+        for e in judge_ipvs(want, s.ipvs, sorry):
             svc = live.get(e.service)
             if svc is None:                         # a wanted service the table lacks
                 rows.append({**base, **_blank(), "service": e.service, "problem": e.row_problem, "ok": False})
@@ -259,7 +280,7 @@ def ipvs_rows(inv: Inventory, states: dict[str, NodeState]) -> list[dict]:
                              "problem": e.row_problem, "ok": False})
             elif r is None:                         # a wanted real server missing from the pool
                 rows.append({**head, **_rs_blank(), "real_server": e.real_server, "wanted_weight": e.wanted_weight,
-                             "problem": e.row_problem, "ok": False})
+                             "problem": e.row_problem, "ok": not e.problem.failing})
             else:
                 rows.append({**head, "real_server": r.endpoint, "forward": r.forward, "weight": r.weight,
                              "wanted_weight": e.wanted_weight, "active_conn": r.active_conn,

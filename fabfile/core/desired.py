@@ -10,20 +10,22 @@ from dataclasses import dataclass
 
 from fabfile.model.fields import family_of
 from fabfile.model.schema import Inventory, Node, RealServer, VirtualServer
+from fabfile.model.virtual_servers import GroupMember
 from fabfile.parsers import join_host_port
 
 
 @dataclass(frozen=True)
 class WantedRealServer:
     address: str                # of the service's family (a node's address for that family)
-    port: int                   # the real server's port, else the service's
+    port: int | None            # the real server's port, else the service's (a group's: its own or None)
     weight: int
-    source: RealServer          # the inventory entry (its health checks)
+    source: RealServer | None   # the inventory entry (its health checks); None: the sorry server
 
 
 @dataclass(frozen=True)
 class WantedService:
-    """One virtual_servers entry as keepalived loads it into IPVS."""
+    """One virtual_servers entry as keepalived loads it into IPVS (a group's entry: once per
+    address and fwmark of the group in `ipvs_services`)."""
     vip: str | None
     port: int | None
     fwmark: int | None
@@ -31,6 +33,8 @@ class WantedService:
     family: int
     real_servers: tuple[WantedRealServer, ...]
     source: VirtualServer
+    group: str | None = None                 # virtual_server group NAME
+    sorry: WantedRealServer | None = None    # sorry_server: what IPVS holds when the quorum is lost
 
     @property
     def key(self) -> str:
@@ -42,7 +46,16 @@ class WantedService:
     @property
     def pool(self) -> dict[str, int]:
         """{"addr:port": weight} as ipvsadm -L -n shows the real servers (fwmark ones with port 0)."""
-        return {join_host_port(rs.address, 0 if self.fwmark else rs.port): rs.weight for rs in self.real_servers}
+        return {self.endpoint(rs): rs.weight for rs in self.real_servers}
+
+    def endpoint(self, rs: WantedRealServer) -> str:
+        """How ipvsadm -L -n shows a real server (or the sorry server) of this service; a group
+        member's ports are keepalived's already (`_member`)."""
+        return join_host_port(rs.address, rs.port if self.group else 0 if self.fwmark else rs.port)
+
+    @property
+    def sorry_endpoint(self) -> str | None:
+        return None if self.sorry is None else self.endpoint(self.sorry)
 
 
 def services(inv: Inventory) -> list[WantedService]:
@@ -51,23 +64,80 @@ def services(inv: Inventory) -> list[WantedService]:
     for i, vs in enumerate(inv.virtual_servers):
         rss = tuple(WantedRealServer(inv.real_server_address(rs, vs), rs.port or vs.port, rs.weight, rs)
                     for rs in vs.real_servers)
-        out.append(WantedService(vs.vip, vs.port, inv.fwmark_of(i), vs.protocol, vs.family, rss, vs))
+        sorry = None
+        if vs.sorry_server is not None:
+            sorry = WantedRealServer(vs.sorry_server.address, vs.sorry_server.port or vs.port, 1, None)
+        out.append(WantedService(vs.vip, vs.port, inv.fwmark_of(i), vs.protocol, vs.family, rss, vs,
+                                 vs.group, sorry))
     return out
+
+
+def ipvs_services(inv: Inventory) -> list[WantedService]:
+    """The IPVS services keepalived loads: every virtual server, a group's once per address of
+    its members (a range is one service per address) and per fwmark."""
+    groups = {g.name: g for g in inv.virtual_server_groups}
+    out = []
+    for s in services(inv):
+        if s.group is None:
+            out.append(s)
+        else:
+            out += [_member(s, m, a) for m in groups[s.group].parsed for a in (m.addresses or (None,))]
+    return out
+
+
+def _member(s: WantedService, m: GroupMember, address: str | None) -> WantedService:
+    """A group's virtual server at one member (keepalived's ipvswrapper.c): a DR or TUN real
+    server takes the member's port (a fwmark's: 0), a NAT one its own."""
+    vs = s.source
+
+    def at(rs: WantedRealServer | None, method: str) -> WantedRealServer | None:
+        if rs is None:
+            return None
+        port = rs.port if method == "NAT" else (m.port or 0)
+        return WantedRealServer(rs.address, port, rs.weight, rs.source)
+    return WantedService(address, m.port, m.fwmark, s.protocol, m.family or s.family,
+                         tuple(at(rs, vs.lb_kind) for rs in s.real_servers), vs, s.group,
+                         at(s.sorry, vs.sorry_server_lvs_method or vs.lb_kind))
 
 
 def ipvs_table(inv: Inventory) -> dict[str, dict[str, int]]:
     """{service key: {"addr:port": weight}}: the IPVS table keepalived will load, keys as ipvsadm shows."""
-    return {s.key: s.pool for s in services(inv)}
+    return {s.key: s.pool for s in ipvs_services(inv)}
+
+
+def sorry_servers(inv: Inventory) -> dict[str, str]:
+    """{service key: "addr:port"}: the sorry server IPVS holds in a service whose quorum is lost."""
+    return {s.key: s.sorry_endpoint for s in ipvs_services(inv) if s.sorry is not None}
 
 
 def dr_vips(inv: Inventory, node: Node) -> list[str]:
-    """VIPs this node serves as a DR real server (it must hold them on lo)."""
+    """VIPs this node holds on lo: those it serves as a DR real server, and those a router brings
+    to every director (vip_managed_by: external)."""
+    return list(dict.fromkeys(external_vips(inv) + real_server_vips(inv, node)))
+
+
+def external_vips(inv: Inventory) -> list[str]:
+    """Addresses a router brings to every director (vip_managed_by: external): each holds them on lo."""
+    return list(dict.fromkeys(a for vs in inv.virtual_servers if vs.vip_managed_by == "external"
+                              for a in service_addresses(inv, vs)))
+
+
+def real_server_vips(inv: Inventory, node: Node) -> list[str]:
+    """VIPs this node serves as a DR real server."""
     out = []
     for vs in inv.virtual_servers:
-        if vs.lb_kind == "DR" and vs.vip and any(
-                inv.real_server_address(rs, vs) in node.ips.values() for rs in vs.real_servers):
-            out.append(vs.vip)
+        if vs.lb_kind == "DR" and any(inv.real_server_address(rs, vs) in node.ips.values() for rs in vs.real_servers):
+            out += service_addresses(inv, vs)
     return list(dict.fromkeys(out))
+
+
+def service_addresses(inv: Inventory, vs: VirtualServer) -> list[str]:
+    """The addresses a virtual server answers on: its vip, or its group's members' (none for a
+    fwmark alone)."""
+    if vs.vip is not None:
+        return [vs.vip]
+    group = next((g for g in inv.virtual_server_groups if g.name == vs.group), None)
+    return [a for m in group.parsed for a in m.addresses] if group else []
 
 
 def sysctl_devices(inv: Inventory, node: Node) -> list[str]:
@@ -95,7 +165,7 @@ def sysctls(inv: Inventory, node: Node, ipvs: bool = True) -> dict[str, str]:
         # switched pool) is dropped by default, retransmits included: the client hangs until it
         # gives up. With 1 the kernel (6.1) expires that connection and schedules the packet again.
         out["net.ipv4.vs.expire_nodest_conn"] = "1"
-    if ipvs and inv.sync_daemon and dr_vips(inv, node):
+    if ipvs and inv.sync_daemon and real_server_vips(inv, node):
         # A backup director that is also a DR real server holds the connections the master synced
         # to it, and IPVS looks connections up before any fwmark: when a client reuses a source
         # port, the backup forwards the master's packet by its stale copy to another node, which

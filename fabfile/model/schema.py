@@ -12,7 +12,7 @@ import ipaddress
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, PositiveInt, PrivateAttr, field_validator, model_validator
+from pydantic import AfterValidator, AliasChoices, Field, PositiveInt, PrivateAttr, field_validator, model_validator
 
 from fabfile.model import extensions, global_defs
 from fabfile.model.extensions import ExtensionSection
@@ -21,6 +21,8 @@ from fabfile.model.fields import (FieldProblem, FieldProblems, Strict, _canonica
                                   _ip_field, check_ifname, family_of, keepalived_word, parse_vip, quoted_string)
 from fabfile.model import instance_options as io
 from fabfile.model.scripts import ScriptFile, node_path, scripts_problems
+from fabfile.model.virtual_servers import (RealServerOptions, VirtualServerGroup, VirtualServerOptions, group_problems,
+                                           option_problems)
 
 
 class Gateway(Strict):
@@ -493,7 +495,7 @@ class HttpGet(Strict):
         return self
 
 
-class RealServer(Strict):
+class RealServer(RealServerOptions):
     """A server IPVS forwards the service's connections to: an inventory node, or any address."""
     node: str | None = Field(None, description="An inventory node serving it (its address of the service's "
                              "family); give node or address.")
@@ -520,21 +522,27 @@ class RealServer(Strict):
         return self
 
 
-class VirtualServer(Strict):
-    """An LVS service: a VIP and port (or a firewall mark) balanced over real servers."""
-    vip: str | None = Field(None, description="The service's address, IPv4 or IPv6: a VIP of some vrrp_instance.")
+class VirtualServer(VirtualServerOptions):
+    """An LVS service: a VIP and port (or a firewall mark, or a virtual_server_group) balanced over
+    real servers."""
+    vip: str | None = Field(None, description="The service's address, IPv4 or IPv6: a VIP of some vrrp_instance "
+                            "(or, with vip_managed_by: external, one a router brings).")
     fwmark: int | None = Field(None, ge=1, le=2**32 - 1, description="Balance packets carrying this firewall mark; "
                                "with vip, lbtk's rules mark vip:port, without, your own rules do.")
     ip_family: Literal["inet", "inet6"] | None = Field(None, description="The family of a fwmark service without "
                                                        "vip; unset: the vip's, else the real servers', else inet.")
-    port: int = Field(ge=1, le=65535, description="The service's port, and its real servers' unless they name one.")
-    protocol: Literal["TCP", "UDP"] = Field("TCP", description="The service's protocol.")
+    port: int | None = Field(None, ge=1, le=65535, description="The service's port, and its real servers' unless "
+                             "they name one; required but with group (its members carry theirs).")
+    protocol: Literal["TCP", "UDP", "SCTP"] = Field("TCP", description="The service's protocol.")
     lb_algo: Literal["rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh",
-                     "twos"] = Field("rr", description="The IPVS scheduler: rr round robin, wrr weighted, "
-                                     "lc/wlc least connections, sh source hash, mh Maglev hash ...")
-    lb_kind: Literal["NAT", "DR", "TUN"] = Field("DR", description="How IPVS forwards: DR direct routing (same "
+                     "twos"] = Field("rr", validation_alias=AliasChoices("lb_algo", "lvs_sched"),
+                                     description="The IPVS scheduler: rr round robin, wrr weighted, "
+                                     "lc/wlc least connections, sh source hash, mh Maglev hash ... (also read as "
+                                     "keepalived's lvs_sched).")
+    lb_kind: Literal["NAT", "DR", "TUN"] = Field("DR", validation_alias=AliasChoices("lb_kind", "lvs_method"),
+                                                 description="How IPVS forwards: DR direct routing (same "
                                                  "segment, replies skip the director), NAT rewriting, TUN IP-in-IP "
-                                                 "(keepalived's own default: NAT).")
+                                                 "(keepalived's own default: NAT; also read as lvs_method).")
     delay_loop: PositiveInt = Field(5, description="Seconds between two health checks of a real server "
                                     "(keepalived's own default: 60).")
     persistence_timeout: int | None = Field(None, ge=1, description="Seconds a client stays on the same real server "
@@ -557,6 +565,14 @@ class VirtualServer(Strict):
 
     _vip = field_validator("vip")(_ip_field)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _port(cls, data):
+        # the port is required except for a group's virtual server (its members carry theirs)
+        if isinstance(data, dict) and data.get("group") is None and data.get("port") is None:
+            raise FieldProblem(("port",), "required field is missing", "add port: (the service's port)")
+        return data
+
     @field_validator("persistence_granularity", mode="before")
     @classmethod
     def _granularity(cls, v):
@@ -565,7 +581,8 @@ class VirtualServer(Strict):
 
     @property
     def family(self) -> int:
-        """4 or 6: the vip's family, else ip_family, else the literal real servers', else 4."""
+        """4 or 6: the vip's family, else ip_family, else the literal real servers', else 4 (a group's
+        members are checked against it: fabfile.model.virtual_servers.group_problems)."""
         if self.vip is not None:
             return family_of(self.vip)
         if self.ip_family is not None:
@@ -575,8 +592,13 @@ class VirtualServer(Strict):
 
     @model_validator(mode="after")
     def _rules(self):
-        if self.vip is None and self.fwmark is None:
-            raise FieldProblem(("vip",), "a virtual server needs vip (or fwmark)",
+        if self.group is not None:
+            for k in ("vip", "fwmark", "port"):
+                if getattr(self, k) is not None:
+                    raise FieldProblem((k,), f"a group's virtual server takes its addresses from the group, not {k}",
+                                       f"drop {k} (list it among the group's members)")
+        elif self.vip is None and self.fwmark is None:
+            raise FieldProblem(("vip",), "a virtual server needs vip (or fwmark, or group)",
                                "add vip: A.B.C.D")
         if self.vip is not None and self.ip_family is not None \
                 and self.ip_family != ("inet6" if family_of(self.vip) == 6 else "inet"):
@@ -611,11 +633,21 @@ class VirtualServer(Strict):
                                "drop snat, or use lb_kind: NAT")
         if self.lb_kind in ("DR", "TUN"):
             for i, rs in enumerate(self.real_servers):
+                if self.group is not None and rs.port is not None:
+                    raise FieldProblem(("real_servers", i, "port"), f"LVS-{self.lb_kind} cannot remap ports: a "
+                                       "group's real servers take each member's port", "drop port")
                 if rs.port is not None and rs.port != self.port:
                     raise FieldProblem(("real_servers", i, "port"),
                                        f"LVS-{self.lb_kind} cannot remap ports: real server port {rs.port} "
                                        f"differs from virtual port {self.port}",
                                        f"set port: {self.port} (or drop it), or use lb_kind: NAT")
+        elif self.group is not None:
+            for i, rs in enumerate(self.real_servers):
+                if rs.port is None:
+                    raise FieldProblem(("real_servers", i, "port"), "a group's LVS-NAT real server needs its "
+                                       "port (the group's members carry theirs)", "set port")
+        for p in option_problems(self):
+            raise p
         return self
 
 
@@ -827,11 +859,16 @@ class Inventory(Strict):
     scripts: dict[str, ScriptFile] = Field({}, description="The files the inventory's commands run, by their path "
                                            "on the nodes: shipped from the repository (source, content) or "
                                            "present there already (present: true).")
-    vrrp_instances: list[VrrpInstance] = Field(min_length=1, description="The VRRP instances: each a set of VIPs "
-                                               "that moves as one.")
+    vrrp_instances: list[VrrpInstance] = Field([], description="The VRRP instances: each a set of VIPs "
+                                               "that moves as one; none only when every virtual server's vip is "
+                                               "brought by a router (vip_managed_by: external): keepalived then "
+                                               "runs the health checker only.")
     vrrp_sync_groups: list[VrrpSyncGroup] = Field([], description="Instances that change state together (a "
                                                   "dual-stack service's IPv4 and IPv6 instances).")
     virtual_servers: list[VirtualServer] = Field([], description="The LVS services.")
+    virtual_server_groups: list[VirtualServerGroup] = Field([], description="keepalived's virtual_server_group: "
+                                                            "addresses, ranges and fwmarks a virtual server (group: "
+                                                            "NAME) serves alike.")
     sync_daemon: SyncDaemon | None = Field(None, description="IPVS connection sync between directors; unset: none.")
     nginx: Nginx = Field(default_factory=Nginx, description="The nginx site on every node.")
     install: Install = Field(default_factory=Install, description="How packages get onto the nodes.")
@@ -1060,7 +1097,7 @@ def cross_problems(inv: "Inventory"):
             yield FieldProblem(("sync_daemon", "vrrp_instance"),
                                f"unknown vrrp_instance {inv.sync_daemon.vrrp_instance!r}",
                                "name one of vrrp_instances[].name")
-    if inv.sync_daemon and inv.sync_daemon.mode == "notify":
+    if inv.sync_daemon and inv.sync_daemon.mode == "notify" and inv.vrrp_instances:
         name = inv.sync_daemon.vrrp_instance or inv.vrrp_instances[0].name
         i, vi = next(((i, v) for i, v in enumerate(inv.vrrp_instances) if v.name == name), (None, None))
         if vi is not None and vi.notify:
@@ -1182,16 +1219,18 @@ def address_problems(inv: "Inventory"):
     seen_vs: dict[tuple, int] = {}
     for i, vs in enumerate(inv.virtual_servers):
         loc = ("virtual_servers", i)
-        key = ("fwmark", vs.fwmark, vs.protocol) if vs.fwmark and not vs.vip else (vs.vip, vs.port, vs.protocol)
-        if key in seen_vs:
+        key = ("fwmark", vs.fwmark, vs.protocol) if vs.fwmark and not vs.vip else \
+            ("group", vs.group, vs.protocol) if vs.group else (vs.vip, vs.port, vs.protocol)
+        if key in seen_vs and not vs.group:   # a group used twice: group_problems says it
             yield FieldProblem(loc, f"virtual server {vs.vip or 'fwmark ' + str(vs.fwmark)}:{vs.port}/{vs.protocol} "
                                f"is listed twice (also virtual_servers[{seen_vs[key]}])",
                                "merge their real_servers into one entry")
         else:
             seen_vs[key] = i
-        if vs.vip is not None and vs.vip not in vip_at:
+        if vs.vip is not None and vs.vip not in vip_at and vs.vip_managed_by == "vrrp":
             yield FieldProblem(loc + ("vip",), f"{vs.vip} is not a VIP of any vrrp_instance: no director "
-                               "would hold it", "add it to a vrrp_instance's virtual_ipaddress, or fix vip")
+                               "would hold it", "add it to a vrrp_instance's virtual_ipaddress, or fix vip (a router "
+                               "brings it to every director: vip_managed_by: external)")
         seen_rs: dict[tuple, int] = {}
         for j, rs in enumerate(vs.real_servers):
             rloc = loc + ("real_servers", j)
@@ -1208,6 +1247,7 @@ def address_problems(inv: "Inventory"):
                                    f"(also real_servers[{seen_rs[rkey]}])", "list each real server once")
             else:
                 seen_rs[rkey] = j
+    yield from group_problems(inv, vip_at)
 
 
 def dotted(loc: tuple) -> str:

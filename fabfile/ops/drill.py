@@ -519,6 +519,9 @@ def failover_test(e: Env, mode: str, info, interval: float = 0.02, say=print, vi
     (fabfile/infra/runinfo.RunInfo), or a callable that makes it once the mode is known good."""
     if mode not in MODES:
         raise DrillError(f"--mode must be one of {', '.join(MODES)}")
+    if not e.inv.vrrp_instances:
+        raise DrillError("this inventory has no vrrp_instance (a router brings its VIPs: vip_managed_by: "
+                         "external): there is no VRRP failover to drill — nothing was changed")
     from fabfile.ops import lock as runlock
     with remote.nodes(e) as group, runlock.held_on_all(group, info() if callable(info) else info,
                                                        break_lock, say):

@@ -8,7 +8,7 @@ from fabfile.core.desired import services
 from fabfile.core.sync_rules import sync_instance
 from fabfile.core.vrrp import plan
 from fabfile.core.phase import Phase
-from fabfile.core.render import Facts, NodeFile, Templates, ipvs_sync, rsyslog, templates
+from fabfile.core.render import Facts, NodeFile, Templates, ipvs_sync, rsyslog, templates, vservers
 from fabfile.core.render import instance_options
 
 CONF = "/etc/keepalived/keepalived.conf"
@@ -29,6 +29,8 @@ def files(inv: Inventory, node: Node, secrets: dict[str, str], facts: Facts,
 def daemon_args(inv: Inventory, facts: Facts) -> list[str]:
     """keepalived's start options (DAEMON_ARGS)."""
     args = [] if facts.ipvs else ["--vrrp"]
+    if not inv.vrrp_instances:   # routers bring the VIPs (vip_managed_by: external): the health checker only
+        args = ["--check"]
     if inv.logging:
         # keepalived 2.2.7 takes the facility by name (-S local0) as well as by number
         args.append(f"--log-facility={inv.logging.facility}")
@@ -72,11 +74,11 @@ def conf(inv: Inventory, node: Node, secrets: dict[str, str], facts: Facts, t: T
         router_id=inv.global_defs.router_id.format(node=node.name, NODE=node.name.upper()),
         global_defs=inv.global_defs,
         script_security=inv.global_defs.enable_script_security or bool(inv.vrrp_scripts),
-        script_user=inv.global_defs.script_user if (inv.vrrp_scripts or _has_notify(inv)
+        script_user=inv.global_defs.script_user if (inv.vrrp_scripts or _has_notify(inv) or vservers.has_commands(inv)
                                                     or (sd and sd.mode == "notify")) else None,
         sync=sync, scripts={k: v.model_dump() for k, v in inv.vrrp_scripts.items()},
         sync_groups=instance_options.sync_groups_with_options(inv), statics=instance_options.statics(node),
-        instances=instances, virtual_servers=virtual_servers(inv))
+        instances=instances, virtual_servers=virtual_servers(inv), vs_groups=vservers.groups(inv))
 
 
 def virtual_servers(inv: Inventory) -> list[dict]:
@@ -92,8 +94,10 @@ def virtual_servers(inv: Inventory) -> list[dict]:
             check_port = (check.connect_port if check and check.connect_port else
                           (rs.port if s.fwmark and check else None))
             rss.append(dict(address=rs.address, port=rs.port, weight=rs.weight,
-                            tcp=rs.source.TCP_CHECK, http=rs.source.HTTP_GET, check_port=check_port))
+                            tcp=rs.source.TCP_CHECK, http=rs.source.HTTP_GET, check_port=check_port,
+                            options=vservers.rs_options(rs.source)))
         out.append(dict(vip=s.vip, port=s.port, fwmark=s.fwmark, protocol=s.protocol, family=s.family,
+                        group=s.group, options=vservers.vs_options(vs),
                         where=join_host_port(s.vip, s.port) if s.vip else f"fwmark {s.fwmark}",
                         director_fix=inv.director_fix_applies(vs), delay_loop=vs.delay_loop,
                         lb_algo=vs.lb_algo, lb_kind=vs.lb_kind,
