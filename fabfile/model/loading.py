@@ -49,7 +49,10 @@ RENAMED = {"nb_get_retry": "retry (nb_get_retry is deprecated since keepalived 2
            "unicast_peer": "unicast: true (peers are the other nodes)", "unicast_src_ip": "nodes[].address (or host)",
            "version": "vrrp_version", "interval": "advert_int", "algo": "lb_algo", "kind": "lb_kind",
            "lvs_sched": "lb_algo", "lvs_method": "lb_kind", "real_server": "real_servers",
-           "virtual_server": "virtual_servers", "vrrp_instance": "vrrp_instances", "vrrp_script": "vrrp_scripts"}
+           "virtual_server": "virtual_servers", "vrrp_instance": "vrrp_instances", "vrrp_script": "vrrp_scripts",
+           "vrrp_track_process": "vrrp_track_processes", "vrrp_track_file": "track_files (keepalived's current "
+           "name)", "vrrp_track_files": "track_files (keepalived's current name)", "track_processes":
+           "vrrp_track_processes"}
 
 
 class InventoryLoader(yaml.SafeLoader):
@@ -273,9 +276,12 @@ def _section_model(field):
     return next((m.model() for m in field.metadata if isinstance(m, extensions.ExtensionSection)), None)
 
 
+NAMED_SECTIONS = ("vrrp_scripts", "vrrp_track_processes", "track_files")   # {name: {...}} sections
+
+
 def _keys_at(loc: tuple) -> list[str]:
     # a dict of models (vrrp_scripts: {name: {...}}): the name is a free key, skip it
-    trimmed = tuple(x for k, x in enumerate(loc) if not (k and loc[k - 1] == "vrrp_scripts"))
+    trimmed = tuple(x for k, x in enumerate(loc) if not (k and loc[k - 1] in NAMED_SECTIONS))
     model = _model_at(trimmed)
     return sorted(model.model_fields) if model is not None else []
 

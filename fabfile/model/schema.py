@@ -18,6 +18,8 @@ from fabfile.model import extensions
 from fabfile.model.extensions import ExtensionSection
 from fabfile.model.fields import (FieldProblem, FieldProblems, Strict, _canonical_vip, _check_any_ip, _check_ip,
                                   _ip_field, check_ifname, family_of, keepalived_word, parse_vip, quoted_string)
+from fabfile.model.tracking import (TrackFile, TrackFileDef, TrackInterface, TrackProcess, TrackScript,
+                                    VrrpTrackProcess, tracking_problems)
 
 
 class Gateway(Strict):
@@ -248,8 +250,18 @@ class VrrpInstance(Strict):
     notify_fault: str | None = Field(None, description="Command run when the instance goes to FAULT.")
     notify: str | None = Field(None, description="Command run on every state change, with `INSTANCE NAME STATE "
                                "PRIORITY` appended (sync_daemon mode notify uses it).")
-    track_script: list[str] = Field([], description="vrrp_scripts whose result changes this instance's priority, "
-                                    "or puts it in FAULT.")
+    track_script: list[TrackScript] = Field([], description="vrrp_scripts whose result changes this instance's "
+                                            "priority, or puts it in FAULT: `NAME` or `NAME weight N` "
+                                            "(-253..253; unset: the script's weight).")
+    track_interface: list[TrackInterface] = Field([], description="Interfaces watched besides the instance's own: "
+                                                  "`IFACE` (down: FAULT) or `IFACE weight N` (-253..253: the "
+                                                  "priority moves instead).")
+    track_process: list[TrackProcess] = Field([], description="vrrp_track_processes followed: `NAME` or `NAME "
+                                              "weight N` (-254..254; unset: the process's weight).")
+    track_file: list[TrackFile] = Field([], description="track_files followed: `NAME` or `NAME weight N` "
+                                        "(-254..254; unset: the file's weight).")
+    dont_track_primary: bool = Field(False, description="Ignore faults of the instance's own interface (a link "
+                                     "down no longer means FAULT).")
     owner: str | None = Field(None, description="The node that holds these VIPs: it gets the top priority and "
                               "MASTER, the rest keep their order; unset: the highest-priority node.")
     garp_master_delay: int | None = Field(None, ge=0, description="Seconds after becoming MASTER before the second "
@@ -262,7 +274,6 @@ class VrrpInstance(Strict):
     _if = field_validator("interface")(check_ifname)
     _notify = field_validator("notify_master", "notify_backup", "notify_fault", "notify")(
         lambda v: v if v is None else quoted_string(v, "notify command"))
-    _tracks = field_validator("track_script")(lambda v: [keepalived_word(x, "track_script") for x in v])
 
     @field_validator("virtual_ipaddress")
     @classmethod
@@ -651,6 +662,11 @@ class Inventory(Strict):
     multi_master: bool = Field(False, description="Active-active: each vrrp_instance becomes one instance per node, "
                                "VIP i owned by node i (one VIP per node, virtual_router_id + i).")
     vrrp_scripts: dict[str, VrrpScript] = Field({}, description="Health scripts by name, for track_script.")
+    vrrp_track_processes: dict[str, VrrpTrackProcess] = Field({}, description="Processes watched by name "
+                                                               "(keepalived's vrrp_track_process), for "
+                                                               "track_process.")
+    track_files: dict[str, TrackFileDef] = Field({}, description="Files holding a number, by name (keepalived's "
+                                                 "track_file, formerly vrrp_track_file), for track_file.")
     vrrp_instances: list[VrrpInstance] = Field(min_length=1, description="The VRRP instances: each a set of VIPs "
                                                "that moves as one.")
     vrrp_sync_groups: list[VrrpSyncGroup] = Field([], description="Instances that change state together (a "
@@ -778,10 +794,6 @@ def cross_problems(inv: "Inventory"):
     names = {n.name for n in inv.nodes}
     for i, vi in enumerate(inv.vrrp_instances):
         loc = ("vrrp_instances", i)
-        for j, s in enumerate(vi.track_script):
-            if s not in inv.vrrp_scripts:
-                yield FieldProblem(loc + ("track_script", j), f"unknown vrrp_script {s!r}",
-                                   f"define it under vrrp_scripts (known: {sorted(inv.vrrp_scripts) or 'none'})")
         if vi.owner is not None and vi.owner not in names:
             yield FieldProblem(loc + ("owner",), f"unknown node {vi.owner!r}",
                                f"use one of {sorted(names)}")
@@ -813,6 +825,7 @@ def cross_problems(inv: "Inventory"):
                                f"multi_master needs one VIP per node ({len(inv.nodes)}), got {len(vi.vips)}",
                                "list exactly one VIP per node; VIP i is owned by node i")
     yield from sync_group_problems(inv)
+    yield from tracking_problems(inv)
     for i, vs in enumerate(inv.virtual_servers):
         for j, rs in enumerate(vs.real_servers):
             if rs.node is not None and rs.node not in names:
