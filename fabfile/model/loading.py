@@ -279,17 +279,20 @@ def _section_model(field):
 NAMED_SECTIONS = ("vrrp_scripts", "vrrp_track_processes", "track_files")   # {name: {...}} sections
 
 
+def _schema_path(loc: tuple) -> tuple:
+    """loc without the free keys of a dict of models (vrrp_scripts: {name: {...}})."""
+    return tuple(x for k, x in enumerate(loc) if not (k and loc[k - 1] in NAMED_SECTIONS))
+
+
 def _keys_at(loc: tuple) -> list[str]:
-    # a dict of models (vrrp_scripts: {name: {...}}): the name is a free key, skip it
-    trimmed = tuple(x for k, x in enumerate(loc) if not (k and loc[k - 1] in NAMED_SECTIONS))
-    model = _model_at(trimmed)
+    model = _model_at(_schema_path(loc))
     return sorted(model.model_fields) if model is not None else []
 
 
 def _bounds(loc: tuple) -> str:
     """Both bounds of the field at `loc` ("a value from 1 to 255"), read from the model."""
     model, field = Inventory, None
-    for part in loc:
+    for part in _schema_path(loc):
         if isinstance(part, int) or model is None:
             continue
         field = model.model_fields.get(part)

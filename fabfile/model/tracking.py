@@ -43,8 +43,8 @@ def parse_entry(v, what: str):
     if len(words) == 3 and words[1] == "weight" and re.fullmatch(r"[-+]?[0-9]+", words[2]):
         return {"name": words[0], "weight": int(words[2])}
     if len(words) >= 2 and words[1] == "weight":
-        raise ValueError(f"{what} {v!r}: weight needs a whole number (keepalived reads `{ENTRY}`)")
-    raise ValueError(f"{what} {v!r}: keepalived reads `{ENTRY}` here; a name holding a space would be split")
+        raise ValueError(f"{what}: weight needs a whole number (keepalived reads `{ENTRY}`)")
+    raise ValueError(f"{what}: keepalived reads `{ENTRY}` here; a name holding a space would be split")
 
 
 class _Tracked(Strict):
