@@ -46,13 +46,24 @@ REGENERATE = ".venv/bin/python scripts/gen-docs.py"
 # template is that keyword). A field may name its keepalived form itself with
 # Field(json_schema_extra={"keepalived": "..."}); that wins over everything here.
 KEEPALIVED_SECTIONS = {"GlobalDefs", "VrrpScript", "VrrpInstance", "VrrpSyncGroup", "Authentication",
-                       "VirtualServer", "RealServer", "TcpCheck", "HttpGet"}
+                       "VirtualServer", "RealServer", "TcpCheck", "HttpGet", "VrrpTrackProcess", "TrackFileDef"}
 # Keys keepalived knows by another name or shape ((section, key) -> keepalived's form).
 KEEPALIVED_FORMS = {
     ("Inventory", "global_defs"): "global_defs",
     ("Inventory", "vrrp_scripts"): "vrrp_script NAME",
     ("Inventory", "vrrp_instances"): "vrrp_instance NAME",
     ("Inventory", "vrrp_sync_groups"): "vrrp_sync_group NAME",
+    ("Inventory", "vrrp_track_processes"): "vrrp_track_process NAME",
+    ("Inventory", "track_files"): "track_file NAME (vrrp_track_file)",
+    **{("VrrpInstance", f): f for f in ("track_interface", "track_script", "track_process", "track_file")},
+    ("TrackFileDef", "init_file"): "init_file",
+    ("InitFile", "value"): "init_file VALUE",
+    ("InitFile", "overwrite"): "init_file ... overwrite",
+    **{(cls, key): f"{field} {{ {form} }}" for cls, field in (("TrackInterface", "track_interface"),
+                                                            ("TrackScript", "track_script"),
+                                                            ("TrackProcess", "track_process"),
+                                                            ("TrackFile", "track_file"))
+       for key, form in (("name", "NAME"), ("weight", "NAME weight N"))},
     ("Inventory", "virtual_servers"): "virtual_server",
     ("Inventory", "sync_daemon"): "lvs_sync_daemon",
     ("Defaults", "interface"): "interface",
@@ -219,9 +230,10 @@ def _bracketed(items: list[str]) -> str:
 
 
 def _keepalived_words() -> set[str]:
-    """The keywords keepalived.conf.j2 writes: words outside Jinja2 expressions and comments, and
-    the quoted names its loops write (`for k in ("fall", "rise", ...)`)."""
-    text = TEMPLATE.read_text()
+    """The keywords keepalived.conf.j2 and the macro files beside it (keepalived_*.j2) write: words
+    outside Jinja2 expressions and comments, and the quoted names its loops write (`for k in
+    ("fall", "rise", ...)`)."""
+    text = "\n".join(p.read_text() for p in sorted(TEMPLATE.parent.glob("keepalived*.j2")))
     words = set(re.findall(r'\(\s*"(\w+)"', text)) | set(re.findall(r',\s*"(\w+)"', text))
     for line in text.splitlines():
         if line.lstrip().startswith(("#", "{%")):

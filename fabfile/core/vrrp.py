@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from fabfile.model.instance_options import declared_priorities, election_winner, tied_top
 from fabfile.model.schema import Inventory, VrrpInstance
+from fabfile.model.tracking import own_weight
 
 
 @dataclass(frozen=True)
@@ -111,3 +112,47 @@ def master_down_interval(advert_int: float, priority: int, version: int = 2) -> 
 
 def skew_time(advert_int: float, priority: int, version: int = 2) -> float:
     return (256 - priority) / 256 * (advert_int if version == 3 else 1)
+
+
+PRIORITY_RANGE = (1, 254)   # keepalived clamps a tracked priority here (255 is an address owner's, fixed)
+
+
+def effective_priority(base: int, offset: int) -> int:
+    """The priority keepalived advertises: the configured one plus what tracked objects add, clamped."""
+    return max(PRIORITY_RANGE[0], min(PRIORITY_RANGE[1], base + offset))
+
+
+def tracked_weights(inv: Inventory, vi: VrrpInstance) -> list[tuple[str, int]]:
+    """(what, weight) of each weighted, up-or-down tracked object of vi: an interface, a script or
+    a process adds a positive weight while it is up and a negative one while it is down. A
+    track_file adds its number times the weight, which no inventory predicts: left out."""
+    return [(f"{field} {e.name}", w) for field in ("track_interface", "track_script", "track_process")
+            for e in getattr(vi, field) if (w := own_weight(inv, field, e))]
+
+
+def election_warnings(inv: Inventory) -> list[str]:
+    """Where tracked weights make an election a tie (then the higher IP address wins, which few
+    mean): two nodes equal with everything up (their weights clamp at 254), or one node's single
+    failure landing it exactly on another node's priority."""
+    out = []
+    for p in plan(inv):
+        weights = tracked_weights(inv, p.source)
+        if not weights:
+            continue
+        up = sum(w for _, w in weights if w > 0)
+        healthy = {n: effective_priority(b, up) for n, b in p.priorities.items()}
+        names = list(healthy)
+        for k, a in enumerate(names):
+            for b in names[k + 1:]:
+                if healthy[a] == healthy[b]:
+                    out.append(f"{p.name}: {a} and {b} both run at priority {healthy[a]} with every tracked "
+                               f"object up (keepalived clamps at {PRIORITY_RANGE[1]}): the higher IP address "
+                               "wins the election")
+        for n, base in p.priorities.items():
+            for what, w in weights:
+                after = effective_priority(base, up - w if w > 0 else up + w)
+                for m in names:
+                    if m != n and after == healthy[m]:
+                        out.append(f"{p.name}: with {what} down on {n}, its priority {after} equals {m}'s: "
+                                   "the higher IP address wins the election")
+    return out

@@ -137,6 +137,7 @@ def _make_netns(ns: str, inv: Inventory, node: Node) -> None:
     if inv.sync_daemon:
         ifaces.add(inv.sync_daemon.interface)
     ifaces |= named_interfaces(inv, node)  # routes, rules, static addresses
+    ifaces |= {t.name for vi in inv.vrrp_instances for t in vi.track_interface}   # else: "doesn't exist"
     for vi in inv.vrrp_instances:          # a VIP's `dev X` names an interface too
         for spec in vi.virtual_ipaddress:
             words = spec.split()

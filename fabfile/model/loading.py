@@ -53,7 +53,10 @@ RENAMED = {"nb_get_retry": "retry (nb_get_retry is deprecated since keepalived 2
            # keepalived keywords lbtk renders from another section
            "lvs_sync_daemon": "sync_daemon: {interface, vrrp_instance, syncid} (lbtk writes lvs_sync_daemon from it)",
            "lvs_sync_daemon_interface": "sync_daemon: {interface, vrrp_instance} (keepalived deprecated "
-           "lvs_sync_daemon_interface after 1.2.19)"}
+           "lvs_sync_daemon_interface after 1.2.19)",
+           "vrrp_track_process": "vrrp_track_processes", "vrrp_track_file": "track_files (keepalived's current "
+           "name)", "vrrp_track_files": "track_files (keepalived's current name)", "track_processes":
+           "vrrp_track_processes"}
 
 
 class InventoryLoader(yaml.SafeLoader):
@@ -281,10 +284,16 @@ def _section_model(field):
     return next((m.model() for m in field.metadata if isinstance(m, extensions.ExtensionSection)), None)
 
 
+NAMED_SECTIONS = ("vrrp_scripts", "vrrp_track_processes", "track_files")   # {name: {...}} sections
+
+
+def _schema_path(loc: tuple) -> tuple:
+    """loc without the free keys of a dict of models (vrrp_scripts: {name: {...}})."""
+    return tuple(x for k, x in enumerate(loc) if not (k and loc[k - 1] in NAMED_SECTIONS))
+
+
 def _keys_at(loc: tuple) -> list[str]:
-    # a dict of models (vrrp_scripts: {name: {...}}): the name is a free key, skip it
-    trimmed = tuple(x for k, x in enumerate(loc) if not (k and loc[k - 1] == "vrrp_scripts"))
-    model = _model_at(trimmed)
+    model = _model_at(_schema_path(loc))
     return sorted(model.model_fields) if model is not None else []
 
 
@@ -321,7 +330,7 @@ def unmodelled_keyword(loc: tuple) -> str | None:
 def _bounds(loc: tuple) -> str:
     """Both bounds of the field at `loc` ("a value from 1 to 255"), read from the model."""
     model, field = Inventory, None
-    for part in loc:
+    for part in _schema_path(loc):
         if isinstance(part, int) or model is None:
             continue
         field = model.model_fields.get(part)

@@ -23,6 +23,8 @@ from fabfile.model import instance_options as io
 from fabfile.model.scripts import ScriptFile, node_path, scripts_problems
 from fabfile.model.virtual_servers import (RealServerOptions, VirtualServerGroup, VirtualServerOptions, group_problems,
                                            option_problems)
+from fabfile.model.tracking import (TrackFile, TrackFileDef, TrackInterface, TrackProcess, TrackScript,
+                                    VrrpTrackProcess, tracking_problems)
 
 
 class Gateway(Strict):
@@ -315,8 +317,18 @@ class VrrpInstance(Strict):
     notify_fault: str | None = Field(None, description="Command run when the instance goes to FAULT.")
     notify: str | None = Field(None, description="Command run on every state change, with `INSTANCE NAME STATE "
                                "PRIORITY` appended (sync_daemon mode notify uses it).")
-    track_script: list[str] = Field([], description="vrrp_scripts whose result changes this instance's priority, "
-                                    "or puts it in FAULT.")
+    track_script: list[TrackScript] = Field([], description="vrrp_scripts whose result changes this instance's "
+                                            "priority, or puts it in FAULT: `NAME` or `NAME weight N` "
+                                            "(-253..253; unset: the script's weight).")
+    track_interface: list[TrackInterface] = Field([], description="Interfaces watched besides the instance's own: "
+                                                  "`IFACE` (down: FAULT) or `IFACE weight N` (-253..253: the "
+                                                  "priority moves instead).")
+    track_process: list[TrackProcess] = Field([], description="vrrp_track_processes followed: `NAME` or `NAME "
+                                              "weight N` (-254..254; unset: the process's weight).")
+    track_file: list[TrackFile] = Field([], description="track_files followed: `NAME` or `NAME weight N` "
+                                        "(-254..254; unset: the file's weight).")
+    dont_track_primary: bool = Field(False, description="Ignore faults of the instance's own interface (a link "
+                                     "down no longer means FAULT).")
     owner: str | None = Field(None, description="The node that holds these VIPs: it gets the top priority and "
                               "MASTER, the rest keep their order; unset: the highest-priority node.")
     garp_master_delay: int | None = Field(None, ge=0, description="Seconds after becoming MASTER before the second "
@@ -363,7 +375,6 @@ class VrrpInstance(Strict):
     _rule_lines = field_validator("virtual_rules")(io.lines_validator(io.parse_rule, "rule", io.RULE_FIX))
     _mcast = field_validator("mcast_src_ip")(lambda v: {k: _check_any_ip(a) for k, a in v.items()}
                                              if isinstance(v, dict) else v)
-    _tracks = field_validator("track_script")(lambda v: [keepalived_word(x, "track_script") for x in v])
 
     @field_validator("virtual_ipaddress")
     @classmethod
@@ -859,6 +870,11 @@ class Inventory(Strict):
     scripts: dict[str, ScriptFile] = Field({}, description="The files the inventory's commands run, by their path "
                                            "on the nodes: shipped from the repository (source, content) or "
                                            "present there already (present: true).")
+    vrrp_track_processes: dict[str, VrrpTrackProcess] = Field({}, description="Processes watched by name "
+                                                               "(keepalived's vrrp_track_process), for "
+                                                               "track_process.")
+    track_files: dict[str, TrackFileDef] = Field({}, description="Files holding a number, by name (keepalived's "
+                                                 "track_file, formerly vrrp_track_file), for track_file.")
     vrrp_instances: list[VrrpInstance] = Field([], description="The VRRP instances: each a set of VIPs "
                                                "that moves as one; none only when every virtual server's vip is "
                                                "brought by a router (vip_managed_by: external): keepalived then "
@@ -1018,10 +1034,6 @@ def cross_problems(inv: "Inventory"):
     names = {n.name for n in inv.nodes}
     for i, vi in enumerate(inv.vrrp_instances):
         loc = ("vrrp_instances", i)
-        for j, s in enumerate(vi.track_script):
-            if s not in inv.vrrp_scripts:
-                yield FieldProblem(loc + ("track_script", j), f"unknown vrrp_script {s!r}",
-                                   f"define it under vrrp_scripts (known: {sorted(inv.vrrp_scripts) or 'none'})")
         if vi.owner is not None and vi.owner not in names:
             yield FieldProblem(loc + ("owner",), f"unknown node {vi.owner!r}",
                                f"use one of {sorted(names)}")
@@ -1067,6 +1079,7 @@ def cross_problems(inv: "Inventory"):
     yield from sync_group_problems(inv)
     yield from global_defs.problems(inv)
     yield from io.instance_problems(inv)
+    yield from tracking_problems(inv)
     for i, vs in enumerate(inv.virtual_servers):
         for j, rs in enumerate(vs.real_servers):
             if rs.node is not None and rs.node not in names:

@@ -145,6 +145,7 @@ def check(c, env=DEFAULT_ENV, format=None, json=False):
     """Validate the inventory and run the real `keepalived -t` on each node's keepalived.conf;
     whatever keepalived -t still reports is one error line naming the inventory field behind it."""
     from fabfile.core.keepalived_fields import field_of
+    from fabfile.core.vrrp import election_warnings
     from fabfile.infra.confcheck import keepalived_check  # (netns + keepalived -t: only this task)
     from fabfile.core.render.scripts import stand_ins
     check_format(format)
@@ -163,10 +164,13 @@ def check(c, env=DEFAULT_ENV, format=None, json=False):
         for f, m in zip(fields, r.messages):
             problems.setdefault((f, split_location(m)[2]), []).append(name)
     ok = not problems and all(r["verdict"] == "ok" for r in results)
+    warnings = election_warnings(e.inv)     # valid, but an election keepalived settles by address
     if json:
-        output.show_json({"ok": ok, "inventory": str(e.path.name), "results": results})
+        output.show_json({"ok": ok, "inventory": str(e.path.name), "results": results, "warnings": warnings})
     else:
         output.show(table, format)
+        for w in warnings:
+            output.say(f"warning: {e.inv.source}: {w}")
     if not ok:
         raise InventoryError([f"{e.inv.source}: {f}: keepalived -t ({', '.join(nodes)}): {words}"
                               for (f, words), nodes in problems.items()]

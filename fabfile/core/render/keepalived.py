@@ -8,7 +8,7 @@ from fabfile.core.desired import services
 from fabfile.core.sync_rules import sync_instance
 from fabfile.core.vrrp import plan
 from fabfile.core.phase import Phase
-from fabfile.core.render import Facts, NodeFile, Templates, ipvs_sync, rsyslog, templates, vservers
+from fabfile.core.render import Facts, NodeFile, Templates, ipvs_sync, rsyslog, templates, tracking, vservers
 from fabfile.core.render import instance_options
 
 CONF = "/etc/keepalived/keepalived.conf"
@@ -55,7 +55,8 @@ def conf(inv: Inventory, node: Node, secrets: dict[str, str], facts: Facts, t: T
             peers=[inv.ip_on(n, inv.interface_of(n, vi), vi.family) for n in inv.nodes if n.name != node.name],
             auth_type=auth.auth_type if auth else None,
             auth_pass=secrets.get(vi.name) if auth else None,
-            vips=p.vips, track_script=vi.track_script,
+            vips=p.vips, tracking=tracking.instance(vi),
+            track_script=[t.rendered() for t in vi.track_script],   # what templates_dir copies read
             notify_master=vi.notify_master, notify_backup=vi.notify_backup,
             notify_fault=vi.notify_fault, notify=vi.notify, smtp_alert=vi.smtp_alert,
             extras=instance_options.instance_extras(node, vi)))
@@ -76,7 +77,7 @@ def conf(inv: Inventory, node: Node, secrets: dict[str, str], facts: Facts, t: T
         script_security=inv.global_defs.enable_script_security or bool(inv.vrrp_scripts),
         script_user=inv.global_defs.script_user if (inv.vrrp_scripts or _has_notify(inv) or vservers.has_commands(inv)
                                                     or (sd and sd.mode == "notify")) else None,
-        sync=sync, scripts={k: v.model_dump() for k, v in inv.vrrp_scripts.items()},
+        sync=sync, track=tracking.sections(inv), scripts={k: v.model_dump() for k, v in inv.vrrp_scripts.items()},
         sync_groups=instance_options.sync_groups_with_options(inv), statics=instance_options.statics(node),
         instances=instances, virtual_servers=virtual_servers(inv), vs_groups=vservers.groups(inv))
 
