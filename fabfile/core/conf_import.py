@@ -215,12 +215,26 @@ def _value(annotation, s: Stmt, file: str, findings: list[Finding], path: str = 
             return [_scalar(item, [c.keyword, *c.args], f"{file}:{c.line}", s.keyword) for c in s.children]
         return [_scalar(item, [w], f"{file}:{s.line}", s.keyword) for w in s.args]
     if origin is None and _is_model(args):
-        if s.children is None:       # a section keepalived writes on one line (smtp_server HOST PORT)
-            return " ".join(s.args)
+        if s.children is None:       # a section keepalived writes on one line: its words, in field order
+            return _positional(args, s, file)
         return convert(args, s.children, file, findings, path=path, notes=notes)
     if s.children is not None:
         raise ValueError("is a block here; lbtk reads it as one value")
     return _scalar(args if origin is None else annotation, s.args, f"{file}:{s.line}", s.keyword)
+
+
+def _positional(model: type[BaseModel], s: Stmt, file: str) -> dict:
+    """`sorry_server 192.168.200.200 1358`, `smtp_server HOST PORT`: the words fill the model's
+    fields in their order."""
+    names = list(model.model_fields)
+    if len(s.args) > len(names):
+        raise ValueError(f"takes at most {len(names)} words ({' '.join(names)})")
+    out = {}
+    for name, word in zip(names, s.args):
+        origin, t = _unwrap(model.model_fields[name].annotation)
+        out[name] = _scalar(t if origin is None else model.model_fields[name].annotation, [word],
+                            f"{file}:{s.line}", s.keyword)
+    return out
 
 
 # ---------------------------------------------------------------- one node's config
@@ -236,6 +250,7 @@ class _NodeView:
     scripts: dict[str, dict] = field(default_factory=dict)
     sync_groups: list[dict] = field(default_factory=list)
     virtual_servers: list[dict] = field(default_factory=list)
+    vs_groups: list[dict] = field(default_factory=list)
     global_defs: dict = field(default_factory=dict)
     sync_daemon: dict | None = None
     where: dict[str, str] = field(default_factory=dict)             # instance -> FILE:LINE
@@ -263,6 +278,9 @@ def read_node(cfg: NodeConfig, findings: list[Finding]) -> _NodeView:
                            path="vrrp_sync_group", notes=view.notes)
             view.sync_groups.append({"name": s.args[0] if s.args else "", **data,
                                      "group": group.words() if group else []})
+        elif s.keyword == "virtual_server_group":
+            view.vs_groups.append({"name": s.args[0] if s.args else "",
+                                   "members": [" ".join([c.keyword, *c.args]) for c in s.children or []]})
         elif s.keyword == "virtual_server":
             vs = _virtual_server(view, s, findings)
             if vs is not None:
@@ -363,6 +381,8 @@ def _virtual_server(view: _NodeView, s: Stmt, findings: list[Finding]) -> dict |
     head: dict = {}
     if s.args[:1] == ["fwmark"] and len(s.args) == 2:
         head["fwmark"] = int(s.args[1])
+    elif s.args[:1] == ["group"] and len(s.args) == 2:
+        head["group"] = s.args[1]
     elif len(s.args) == 2:
         head["vip"], head["port"] = s.args[0], int(s.args[1])
     else:
@@ -387,7 +407,7 @@ def _virtual_server(view: _NodeView, s: Stmt, findings: list[Finding]) -> dict |
                     else _with_keepalived_defaults(model, rs[key])
         rss.append(rs)
     data["real_servers"] = rss
-    if "fwmark" in head and "port" not in data:
+    if "fwmark" in head and "port" not in data and "group" not in head:
         # lbtk keeps a port on every service: a fwmark one's is its real servers'
         data["port"] = next((rs["port"] for rs in rss if "port" in rs), 80)
     return data
@@ -473,6 +493,9 @@ def import_configs(configs: list[NodeConfig], cluster: str, secret_file: str,
                 first.notes.append(f"virtual_server {vs['vip']}:{vs['port']}: the directors are also its DR real "
                                    "servers, which loops; imported as it runs (director_fix: false). Set "
                                    "director_fix: true (and nodes[].mac) to have lbtk mark packets by MAC")
+    if first.vs_groups:
+        inv["virtual_server_groups"] = first.vs_groups
+    _vips_from_elsewhere(inv, first.notes)
     if first.sync_daemon:
         inv["sync_daemon"] = first.sync_daemon
     _agree(views, "virtual_servers", conflicts, lambda v: v.virtual_servers, "the virtual servers")
@@ -485,6 +508,23 @@ def import_configs(configs: list[NodeConfig], cluster: str, secret_file: str,
     if conflicts or (unsupported and not partial):
         raise ImportRefused(conflicts + ([] if partial else unsupported))
     return out
+
+
+def _vips_from_elsewhere(inv: dict, notes: list[str]) -> None:
+    """A virtual server whose address no vrrp_instance holds gets it from elsewhere (a router, BGP/
+    ECMP, a hand-made address): keepalived only checks and balances it. lbtk says so
+    (vip_managed_by: external) and puts that address on lo of each director, which the note says."""
+    held = {spec.split()[0].split("/")[0] for vi in inv.get("vrrp_instances", []) for spec in vi["virtual_ipaddress"]}
+    groups = {g["name"]: g["members"] for g in inv.get("virtual_server_groups", [])}
+    for vs in inv.get("virtual_servers", []):
+        members = groups.get(vs.get("group"), [])
+        addrs = [m.split()[0] for m in members if m.split()[0] != "fwmark"]
+        unheld = (vs.get("vip") and vs["vip"] not in held) or any(a not in held for a in addrs)
+        if unheld and "vip_managed_by" in VirtualServer.model_fields:
+            vs["vip_managed_by"] = "external"
+            notes.append(f"virtual_server {vs.get('vip') or 'group ' + str(vs.get('group'))}:{vs.get('port')}: "
+                         "no vrrp_instance holds its address: "
+                         "imported as vip_managed_by: external (the first deploy puts it on lo of each director)")
 
 
 def _drop_ignored(inv: dict, notes: list[str]) -> None:
@@ -576,12 +616,18 @@ def _per_node_priorities(views, name: str, inst: dict, nodes: list[dict]) -> Non
     if prios != {k: node_prio[k] for k in prios}:
         if "priority" in VrrpInstance.model_fields:
             inst["priority"] = prios
-    if "state" in VrrpInstance.model_fields and any(states.values()):
-        inst["state"] = {k: v for k, v in states.items() if v}
-    elif any(states.values()):
+    # keepalived's own default state is BACKUP; lbtk's is MASTER on the highest priority: the
+    # instance states its map only where the two differ
+    states = {k: v or "BACKUP" for k, v in states.items()}
+    top = max(prios, key=lambda k: prios[k]) if prios else None
+    lbtk_default = {k: "BACKUP" if inst.get("nopreempt") else ("MASTER" if k == top else "BACKUP") for k in states}
+    if states == lbtk_default:
+        return
+    if "state" in VrrpInstance.model_fields:
+        inst["state"] = states
+    else:
         for n in nodes:
-            if states.get(n["name"]):
-                n["state"] = states[n["name"]]
+            n["state"] = states.get(n["name"], "BACKUP")
 
 
 def _global_defs_merged(views, conflicts: list[Finding]) -> dict:
