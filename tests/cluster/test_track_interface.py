@@ -4,7 +4,7 @@ link coming back raises it again and the VIP comes home (preemption).
 
 The lab's nodes have one interface (eth0: SSH and VRRP), so each node gets a veth pair of its
 own (trk0, peer trk0p) for the instance to track: taking trk0 down cuts neither SSH nor the
-adverts. A lab variant (lab-track) tracks it with weight -30: node1 100 -> 70, below node2 (90),
+adverts. A lab variant (lab-track) tracks it with weight -15: node1 100 -> 85, below node2 (90),
 above node3 (80). The plain lab is deployed again, and trk0 removed, at the end.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ from .conftest import inv, inv_json, lab_variant, sh
 
 VIP = "10.189.0.100"
 TRACKED = "trk0"
-WEIGHT = -30
+WEIGHT = -15
 SLACK = 2.0          # s: our polling (one SSH round trip per node) and keepalived's scheduling
 
 
@@ -59,7 +59,7 @@ def tracking(deployed, nodes):
 
 def test_the_priorities_the_theory_expects():
     """node1 with trk0 down sits between node2 and node3: the VIP goes to node2, never node3."""
-    assert effective_priority(100, WEIGHT) == 70
+    assert effective_priority(100, WEIGHT) == 85
     assert 90 > effective_priority(100, WEIGHT) > 80
 
 
@@ -67,7 +67,7 @@ def test_tracked_link_down_moves_the_vip_and_back(tracking, nodes):
     code, st = inv_json("status", "--env", tracking)
     assert st["vip_holders"] == {VIP: ["node1"]}, st
     # node2 takes over at the latest when node1's adverts stop counting: node1 keeps advertising,
-    # at 70 now, which node2 (90, preempting) discards, so its Master_Down_Interval runs out
+    # at 85 now, which node2 (90, preempting) discards, so its Master_Down_Interval runs out
     bound = master_down_interval(1, 90) + SLACK
     sh(nodes["node1"], f"ip link set {TRACKED} down")
     try:
