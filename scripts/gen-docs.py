@@ -85,7 +85,7 @@ KEEPALIVED_FORMS = {
     ("SslGet", "status_code"): "url { status_code }",
     ("SslGet", "url"): "url",
     ("Inventory", "vrrp_track_files"): "track_file NAME",
-    ("SmtpCheck", "host"): "host",
+    ("SmtpCheck", "host"): "one SMTP_CHECK per host",
     ("FileCheck", "reverse"): "weight N reverse",
     ("SyncDaemon", "interface"): "lvs_sync_daemon IFACE",
     ("SyncDaemon", "syncid"): "lvs_sync_daemon ... id N",

@@ -169,7 +169,9 @@ def judge_ipvs(want: dict[str, dict[str, int]], table) -> list[IpvsEntry]:
         live = {r.endpoint: r.weight for r in svc.real_servers}
         for ep, weight in live.items():
             w = wanted.get(ep)
-            problem = IpvsProblem.RS_UNWANTED if w is None else IpvsProblem.WEIGHT if w != weight else None
+            # a wanted weight of None is keepalived's to set (a dynamic checker): any is right
+            problem = (IpvsProblem.RS_UNWANTED if ep not in wanted else
+                       IpvsProblem.WEIGHT if w is not None and w != weight else None)
             out.append(IpvsEntry(key, ep, problem, weight, w))
         out += [IpvsEntry(key, ep, IpvsProblem.RS_MISSING, None, w) for ep, w in wanted.items() if ep not in live]
     seen = {service_key(svc) for svc in table.services}

@@ -40,9 +40,12 @@ class WantedService:
         return f"{self.protocol} {join_host_port(self.vip, self.port)}"
 
     @property
-    def pool(self) -> dict[str, int]:
-        """{"addr:port": weight} as ipvsadm -L -n shows the real servers (fwmark ones with port 0)."""
-        return {join_host_port(rs.address, 0 if self.fwmark else rs.port): rs.weight for rs in self.real_servers}
+    def pool(self) -> dict[str, int | None]:
+        """{"addr:port": weight} as ipvsadm -L -n shows the real servers (fwmark ones with port 0);
+        every real server is wanted whatever kinds of checker it has (keepalived keeps it while they
+        all pass); weight None: keepalived sets it at run time (misc_dynamic, a FILE_CHECK's file)."""
+        return {join_host_port(rs.address, 0 if self.fwmark else rs.port):
+                None if rs.source.dynamic_weight else rs.weight for rs in self.real_servers}
 
 
 def services(inv: Inventory) -> list[WantedService]:
@@ -55,7 +58,7 @@ def services(inv: Inventory) -> list[WantedService]:
     return out
 
 
-def ipvs_table(inv: Inventory) -> dict[str, dict[str, int]]:
+def ipvs_table(inv: Inventory) -> dict[str, dict[str, int | None]]:
     """{service key: {"addr:port": weight}}: the IPVS table keepalived will load, keys as ipvsadm shows."""
     return {s.key: s.pool for s in services(inv)}
 

@@ -25,8 +25,10 @@ DNS_TYPES = ("A", "NS", "CNAME", "SOA", "MX", "TXT", "AAAA", "RRSIG", "DNSKEY") 
 
 def one_or_many(model: type[BaseModel]):
     """A checker key's type: one object (validated as itself, so its errors name the key without
-    an index) or a list of them; always a list once read."""
+    an index), a list of them or null; always a list once read."""
     def read(v, handler):
+        if v is None:                 # `TCP_CHECK: null`, as before: no checker
+            return []
         if isinstance(v, dict):
             return [model.model_validate(v)]
         return handler(v)
@@ -34,7 +36,7 @@ def one_or_many(model: type[BaseModel]):
     def schema(s: dict) -> None:   # editors: the JSON Schema says both forms
         items = s.pop("items")
         s.pop("type", None)
-        s["anyOf"] = [items, {"type": "array", "items": items}]
+        s["anyOf"] = [items, {"type": "array", "items": items}, {"type": "null"}]
     return Annotated[list[model], WrapValidator(read)], schema
 
 
@@ -51,6 +53,12 @@ def _status_words(v: int | str) -> list[tuple[int, int]]:
                              "(keepalived ignores it)")
         out.append((a, b))
     return out
+
+
+def _check_status(v: int | str | None) -> int | str | None:
+    if v is not None:
+        _status_words(v)
+    return v
 
 
 def status_accepts(spec: int | str | None, status: int) -> bool:
@@ -133,12 +141,16 @@ class NetworkCheck(Connection, Timers):
 
 # ---------------------------------------------------------------- the checkers
 
-class TcpCheck(NetworkCheck):
-    """keepalived's TCP_CHECK: the real server is up while a TCP connection to it succeeds."""
-    connect_timeout: PositiveInt = Field(3, description="Seconds to wait for the connection (keepalived's own "
-                                         "default: 5).")
+class LbtkTimed(NetworkCheck):
+    """lbtk's own defaults of TCP_CHECK and HTTP_GET (always written), quicker than keepalived's."""
+    connect_timeout: PositiveInt = Field(3, description="Seconds to wait for the connection (and an HTTP answer; "
+                                         "keepalived's own default: 5).")
     retry: int = Field(3, ge=0, description="Checks retried after a failure before the real server is taken out "
                        "(keepalived's own default: 1).")
+
+
+class TcpCheck(LbtkTimed):
+    """keepalived's TCP_CHECK: the real server is up while a TCP connection to it succeeds."""
     delay_before_retry: PositiveInt = Field(3, description="Seconds between those retries (keepalived's own "
                                             "default: 1).")
 
@@ -154,15 +166,10 @@ class Url(Strict):
 
     _vhost = field_validator("virtualhost")(_one_word("virtualhost"))
 
-    @field_validator("status_code")
-    @classmethod
-    def _status(cls, v):
-        if v is not None:
-            _status_words(v)
-        return v
+    _status = field_validator("status_code")(_check_status)
 
 
-class HttpGet(NetworkCheck):
+class HttpGet(LbtkTimed):
     """keepalived's HTTP_GET: the real server is up while every url answers as expected. One url
     is written inline (path, digest, status_code), several as `url:`."""
     path: str | None = Field(None, pattern=HTTP_PATH, description="The URL path requested (one url inline); "
@@ -179,10 +186,6 @@ class HttpGet(NetworkCheck):
     http_protocol: Literal["1.0", "1.0C", "1.1"] | None = Field(None, description="The request's HTTP version "
                                                                 "(1.0C: 1.0 with Connection: close); unset: "
                                                                 "keepalived's 1.0.")
-    connect_timeout: PositiveInt = Field(3, description="Seconds to wait for the connection and the answer "
-                                         "(keepalived's own default: 5).")
-    retry: int = Field(3, ge=0, description="Checks retried after a failure before the real server is taken out "
-                       "(keepalived's own default: 1).")
     delay_before_retry: PositiveInt = Field(3, description="Seconds between those retries (keepalived's default "
                                             "for HTTP_GET: 3).")
 
@@ -194,12 +197,7 @@ class HttpGet(NetworkCheck):
         # YAML reads 1.0 and 1.1 as numbers
         return {1.0: "1.0", 1.1: "1.1"}.get(v, v) if isinstance(v, float) else v
 
-    @field_validator("status_code")
-    @classmethod
-    def _status(cls, v):
-        if v is not None:
-            _status_words(v)
-        return v
+    _status = field_validator("status_code")(_check_status)
 
     @model_validator(mode="after")
     def _expect(self):
@@ -268,17 +266,34 @@ class DnsCheck(NetworkCheck):
 
 
 class SmtpHost(Connection):
-    """One more server an SMTP_CHECK checks (keepalived's deprecated host block: each is a checker
-    of its own)."""
+    """A server an SMTP_CHECK checks (keepalived's deprecated host block: each is a checker of its
+    own, written as an SMTP_CHECK each)."""
 
 
 class SmtpCheck(NetworkCheck):
     """keepalived's SMTP_CHECK: the real server is up while it answers HELO."""
     helo_name: str | None = Field(None, description="The name sent in HELO; unset: the director's host name.")
-    host: list[SmtpHost] = Field([], description="More servers checked by this checker, each with its own "
-                                 "connection options (keepalived's host blocks).")
+    host: list[SmtpHost] = Field([], description="Servers checked instead of the real server, each with its "
+                                 "own connection options (keepalived's deprecated host blocks: written as one "
+                                 "SMTP_CHECK each).")
 
     _helo = field_validator("helo_name")(lambda v: v if v is None else quoted_string(v, "helo_name"))
+
+    @model_validator(mode="after")
+    def _hosts(self):
+        own = [k for k in Connection.model_fields if getattr(self, k) is not None]
+        if self.host and own:
+            raise FieldProblem((own[0],), f"{own[0]} beside host: keepalived checks only the host entries and "
+                               "ignores the checker's own connection options", f"move {own[0]} into each host entry")
+        return self
+
+    def per_host(self) -> list["SmtpCheck"]:
+        """The checkers keepalived makes of this one: one per host entry (it checks only those),
+        each with this checker's helo_name and timers; keepalived 2.3.3's `keepalived -t` hangs
+        on host blocks, so they are written this way, as keepalived's docs advise."""
+        if not self.host:
+            return [self]
+        return [self.model_copy(update={**h.model_dump(), "host": []}) for h in self.host]
 
 
 class UdpCheck(NetworkCheck):

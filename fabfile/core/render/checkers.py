@@ -25,7 +25,7 @@ def checker_blocks(rs: RealServer, fwmark_port: int | None) -> list[dict]:
     """[{kind, lines}] for every checker of `rs`; `fwmark_port`: the port a checker must name
     itself (a fwmark service's real servers carry none), else None."""
     out = []
-    for kind, c in rs.checkers:
+    for kind, c in ((k, one) for k, c in rs.checkers for one in (c.per_host() if k == "SMTP_CHECK" else [c])):
         lines = _urls(c) if kind in ("HTTP_GET", "SSL_GET") else []
         lines += _options(c, OWN[kind])
         if kind == "FILE_CHECK" and c.weight is not None:
@@ -36,8 +36,6 @@ def checker_blocks(rs: RealServer, fwmark_port: int | None) -> list[dict]:
         lines += _options(c, COMMON, values)
         if kind in ("HTTP_GET", "SSL_GET"):
             lines += _options(c, HTTP_TAIL)
-        for h in getattr(c, "host", []):
-            lines += ["host {", *("    " + x for x in _options(h, COMMON)), "}"]
         out.append(dict(kind=kind, lines=lines))
     return out
 
