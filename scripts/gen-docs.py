@@ -36,6 +36,7 @@ from fabfile.model.schema import Inventory  # noqa: E402
 MARKDOWN = ROOT / "docs" / "inventory.md"
 JSON_SCHEMA = ROOT / "docs" / "inventory.schema.json"
 TEMPLATE = ROOT / "fabfile" / "core" / "render" / "keepalived.conf.j2"
+CHECKER_LINES = ROOT / "fabfile" / "core" / "render" / "checkers.py"
 INVENTORIES = ROOT / "inventories"
 GOOD = ROOT / "tests" / "inventories" / "good"
 # where examples are looked up first: the production-shaped inventories, then every other one by name
@@ -46,7 +47,9 @@ REGENERATE = ".venv/bin/python scripts/gen-docs.py"
 # template is that keyword). A field may name its keepalived form itself with
 # Field(json_schema_extra={"keepalived": "..."}); that wins over everything here.
 KEEPALIVED_SECTIONS = {"GlobalDefs", "VrrpScript", "VrrpInstance", "VrrpSyncGroup", "Authentication",
-                       "VirtualServer", "RealServer", "TcpCheck", "HttpGet", "VrrpTrackProcess", "TrackFileDef"}
+                       "VirtualServer", "RealServer", "TcpCheck", "HttpGet", "VrrpTrackProcess", "TrackFileDef",
+                       "Url", "SslGet", "MiscCheck", "DnsCheck", "SmtpCheck", "SmtpHost", "UdpCheck", "PingCheck",
+                       "FileCheck"}
 # Keys keepalived knows by another name or shape ((section, key) -> keepalived's form).
 KEEPALIVED_FORMS = {
     ("Inventory", "global_defs"): "global_defs",
@@ -89,6 +92,13 @@ KEEPALIVED_FORMS = {
     ("HttpGet", "path"): "url { path }",
     ("HttpGet", "digest"): "url { digest }",
     ("HttpGet", "status_code"): "url { status_code }",
+    ("HttpGet", "url"): "url",
+    ("SslGet", "path"): "url { path }",
+    ("SslGet", "digest"): "url { digest }",
+    ("SslGet", "status_code"): "url { status_code }",
+    ("SslGet", "url"): "url",
+    ("SmtpCheck", "host"): "one SMTP_CHECK per host",
+    ("FileCheck", "reverse"): "weight N reverse",
     ("SyncDaemon", "interface"): "lvs_sync_daemon IFACE",
     ("SyncDaemon", "syncid"): "lvs_sync_daemon ... id N",
     ("SyncDaemon", "vrrp_instance"): "lvs_sync_daemon IFACE INSTANCE",
@@ -239,7 +249,8 @@ def _keepalived_words() -> set[str]:
         if line.lstrip().startswith(("#", "{%")):
             continue
         words |= set(re.findall(r"[A-Za-z_]\w*", re.sub(r"\{\{.*?\}\}", " ", line)))
-    return words
+    # the checker blocks' keywords are written by fabfile/core/render/checkers.py, named there in quotes
+    return words | set(re.findall(r'"([A-Za-z_]\w*)"', CHECKER_LINES.read_text()))
 
 
 def keepalived_name(model: type[BaseModel], name: str, field: FieldInfo, words: set[str]) -> str:

@@ -16,6 +16,7 @@ from fabfile.infra.facts import NodeState
 from fabfile.parsers.lbtk import node_in_page
 from fabfile.parsers.ipvsadm import service_key
 from fabfile.model import extensions
+from fabfile.model.checkers import status_accepts
 from fabfile.model.schema import Inventory
 from fabfile.parsers import join_host_port
 from fabfile.core.vrrp import expected_holders, keepers
@@ -187,7 +188,9 @@ def judge_ipvs(want: dict[str, dict[str, int]], table, sorry: dict[str, str] | N
             if ep == standby and w is None:
                 out.append(IpvsEntry(key, ep, None, weight))
                 continue
-            problem = IpvsProblem.RS_UNWANTED if w is None else IpvsProblem.WEIGHT if w != weight else None
+            # a wanted weight of None is keepalived's to set (a dynamic checker): any is right
+            problem = (IpvsProblem.RS_UNWANTED if ep not in wanted else
+                       IpvsProblem.WEIGHT if w is not None and w != weight else None)
             out.append(IpvsEntry(key, ep, problem, weight, w))
         missing = IpvsProblem.SORRY_STANDS_IN if live.get(standby) else IpvsProblem.RS_MISSING
         out += [IpvsEntry(key, ep, missing, None, w) for ep, w in wanted.items() if ep not in live]
@@ -329,7 +332,7 @@ class DigestTarget:
     path: str
     timeout: int                   # HTTP_GET.connect_timeout: genhash -t
     digest: str | None             # HTTP_GET.digest (None: --path given, or no digest in the inventory)
-    status_code: int | None        # HTTP_GET.status_code (None: keepalived accepts any 2xx)
+    status_code: int | str | None  # HTTP_GET url's status_code: a code or ranges (None: keepalived's 2xx)
     node: str | None               # the inventory node that is this real server, if any
 
     @property
@@ -348,7 +351,7 @@ class DigestTarget:
         """keepalived's HTTP_GET: the status_code it names, else any 2xx (genhash without -v: unknown)."""
         if status is None:
             return True
-        return status == self.status_code if self.status_code else 200 <= status <= 299
+        return status_accepts(self.status_code, status)
 
 
 def digest_targets(inv: Inventory, address: str | None = None, path: str | None = None) -> list[DigestTarget]:
@@ -359,18 +362,32 @@ def digest_targets(inv: Inventory, address: str | None = None, path: str | None 
     for vs in inv.virtual_servers:
         for rs in vs.real_servers:
             # a node's address of the service's family; `address` may name the node by its primary one
-            addr, http = inv.real_server_address(rs, vs), rs.HTTP_GET
-            named = address in (addr, inv.real_server_address(rs))
-            if (address is None and (http is None or http.digest is None)) or (address is not None and not named):
+            addr = inv.real_server_address(rs, vs)
+            if address is not None and address not in (addr, inv.real_server_address(rs)):
                 continue
-            check = rs.HTTP_GET or rs.TCP_CHECK
-            port = (check.connect_port if check and check.connect_port else None) or rs.port or vs.port
-            p = path or (http.path if http else "/")
-            same = http is not None and http.path == p
-            t = DigestTarget(addr, port, p, http.connect_timeout if http else 3, http.digest if same else None,
-                             http.status_code if same else None, rs.node)
-            out.setdefault(t.key, t)
+            for t in _rs_digest_targets(rs, addr, rs.port or vs.port, address is not None, path):
+                out.setdefault(t.key, t)
     return list(out.values())
+
+
+def _rs_digest_targets(rs, addr: str, port: int, named: bool, path: str | None) -> list[DigestTarget]:
+    """One real server's URLs: each HTTP_GET url with a digest (verify); named (inv digest): its
+    urls, the one at `path`, else `path` (or /) on the port its checkers probe."""
+    urls = [(h, u) for h in rs.HTTP_GET for u in h.urls]
+
+    def target(h, u) -> DigestTarget:
+        return DigestTarget(addr, h.connect_port or port, u.path, h.connect_timeout, u.digest, u.status_code,
+                            rs.node)
+    if not named:
+        return [target(h, u) for h, u in urls if u.digest is not None]
+    if path is None and urls:
+        return [target(h, u) for h, u in urls]
+    same = [target(h, u) for h, u in urls if u.path == (path or "/")]
+    if same:
+        return same[:1]
+    probe = next((c for _, c in rs.checkers if getattr(c, "connect_port", None)), None)
+    timeout = rs.HTTP_GET[0].connect_timeout if rs.HTTP_GET else 3
+    return [DigestTarget(addr, probe.connect_port if probe else port, path or "/", timeout, None, None, rs.node)]
 
 
 def digest_checks(targets: list[DigestTarget], obs: dict[str, NodeState]) -> list[Check]:

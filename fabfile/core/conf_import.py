@@ -405,6 +405,8 @@ def _virtual_server(view: _NodeView, s: Stmt, findings: list[Finding]) -> dict |
             if model is not None:
                 rs[key] = [_with_keepalived_defaults(model, x) for x in rs[key]] if isinstance(rs[key], list) \
                     else _with_keepalived_defaults(model, rs[key])
+                if isinstance(rs[key], list) and len(rs[key]) == 1:
+                    rs[key] = rs[key][0]          # one checker of a kind: written as one object
         rss.append(rs)
     data["real_servers"] = rss
     if "fwmark" in head and "port" not in data and "group" not in head:
@@ -420,6 +422,8 @@ def _checker_model(key: str) -> type[BaseModel] | None:
     origin, args = _unwrap(ann)
     if origin is None and _is_model(args):
         return args
+    if origin is list and args and _is_model(args[0]):
+        return args[0]
     if origin is typing.Union:
         models = [a for a in args if _is_model(a)]
         return models[0] if models else None

@@ -44,9 +44,11 @@ class WantedService:
         return f"{self.protocol} {join_host_port(self.vip, self.port)}"
 
     @property
-    def pool(self) -> dict[str, int]:
-        """{"addr:port": weight} as ipvsadm -L -n shows the real servers (fwmark ones with port 0)."""
-        return {self.endpoint(rs): rs.weight for rs in self.real_servers}
+    def pool(self) -> dict[str, int | None]:
+        """{"addr:port": weight} as ipvsadm -L -n shows the real servers (fwmark ones with port 0);
+        every real server is wanted whatever kinds of checker it has (keepalived keeps it while they
+        all pass); weight None: keepalived sets it at run time (misc_dynamic, a FILE_CHECK's file)."""
+        return {self.endpoint(rs): None if rs.source.dynamic_weight else rs.weight for rs in self.real_servers}
 
     def endpoint(self, rs: WantedRealServer) -> str:
         """How ipvsadm -L -n shows a real server (or the sorry server) of this service; a group
@@ -100,7 +102,7 @@ def _member(s: WantedService, m: GroupMember, address: str | None) -> WantedServ
                          at(s.sorry, vs.sorry_server_lvs_method or vs.lb_kind))
 
 
-def ipvs_table(inv: Inventory) -> dict[str, dict[str, int]]:
+def ipvs_table(inv: Inventory) -> dict[str, dict[str, int | None]]:
     """{service key: {"addr:port": weight}}: the IPVS table keepalived will load, keys as ipvsadm shows."""
     return {s.key: s.pool for s in ipvs_services(inv)}
 

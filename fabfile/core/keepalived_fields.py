@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from fabfile.core.vrrp import plan
+from fabfile.model.checkers import CHECKERS
 from fabfile.model.schema import Inventory, Node
 from fabfile.parsers import ParseError
 from fabfile.parsers.keepalived_conf import parse_conf
@@ -71,7 +72,23 @@ def field_of(inv: Inventory, node: Node, conf_text: str, message: str) -> str:
             j = [s for s in head.children if s.keyword == "real_server"].index(rs_line)
             out += f".real_servers[{j}]"
             rest = rest[1:]
-            if rest and rest[0] == "HTTP_GET" and rest[1:2] == ["url"]:
-                rest = ["HTTP_GET"] + rest[2:]
+            if rest and rest[0] in CHECKERS:
+                rest = _checker_path(inv.virtual_servers[idx].real_servers[j], chain[1:], rest)
         return ".".join([out, *rest]) if rest else out
     return f"keepalived.conf line {line}"
+
+
+def _checker_path(rs, chain, rest: list[str]) -> list[str]:
+    """['HTTP_GET', 'url', 'path'] -> ['HTTP_GET[1]', 'url[0]', 'path'] as the inventory names it:
+    an index where the inventory lists several (one url inline: no url at all)."""
+    kind, block = rest[0], chain[1]
+    checks = getattr(rs, kind)
+    siblings = [s for s in chain[0].children if s.keyword == kind]
+    k = siblings.index(block)
+    head = f"{kind}[{k}]" if len(checks) > 1 and kind != "SMTP_CHECK" else kind   # SMTP: host entries split
+    if rest[1:2] == ["url"] and kind in ("HTTP_GET", "SSL_GET") and k < len(checks):
+        if checks[k].url is None:
+            return [head] + rest[2:]
+        u = [s for s in block.children if s.keyword == "url"].index(chain[2])
+        return [head, f"url[{u}]"] + rest[2:]
+    return [head] + rest[1:]

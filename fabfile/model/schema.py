@@ -17,6 +17,8 @@ from pydantic import AfterValidator, AliasChoices, Field, PositiveInt, PrivateAt
 from fabfile.model import extensions, global_defs
 from fabfile.model.extensions import ExtensionSection
 from fabfile.model.global_defs import LvsTimeouts, SmtpServer
+from fabfile.model.checkers import CHECKERS, Checkers, checker_field, checker_problems
+from fabfile.model.checkers import HTTP_PATH, HttpGet, TcpCheck  # noqa: F401  (the checkers' long-standing home)
 from fabfile.model.fields import (FieldProblem, FieldProblems, Strict, _canonical_vip, _check_any_ip, _check_ip,
                                   _ip_field, check_ifname, family_of, keepalived_word, parse_vip, quoted_string)
 from fabfile.model import instance_options as io
@@ -468,44 +470,6 @@ class VrrpSyncGroup(Strict):
         return self.sync_group_tracking_weight or self.global_tracking
 
 
-class TcpCheck(Strict):
-    """keepalived's TCP_CHECK: the real server is up while a TCP connection to it succeeds."""
-    connect_timeout: PositiveInt = Field(3, description="Seconds to wait for the connection (keepalived's own "
-                                         "default: 5).")
-    retry: int = Field(3, ge=0, description="Checks retried after a failure before the real server is taken out "
-                       "(keepalived's own default: 1).")
-    delay_before_retry: PositiveInt = Field(3, description="Seconds between those retries (keepalived's own "
-                                            "default: 1).")
-    connect_port: int | None = Field(None, ge=1, le=65535, description="Port to check; unset: the real server's "
-                                     "port.")
-
-
-HTTP_PATH = r"^/[^\s#!{}\"'\\]*$"   # an HTTP_GET path: keepalived reads it as one word
-
-
-class HttpGet(Strict):
-    """keepalived's HTTP_GET: the real server is up while a GET of `path` answers as expected."""
-    path: str = Field("/", pattern=HTTP_PATH, description="The URL path requested.")
-    digest: str | None = Field(None, pattern=r"^[0-9a-f]{32}$", description="MD5 of the expected body, 32 hex "
-                               "digits (keepalived's genhash prints it).")
-    status_code: int | None = Field(None, ge=100, le=599, description="The HTTP status expected; unset: 200 "
-                                    "(with digest: keepalived's own 200-299).")
-    connect_timeout: PositiveInt = Field(3, description="Seconds to wait for the connection and the answer "
-                                         "(keepalived's own default: 5).")
-    retry: int = Field(3, ge=0, description="Checks retried after a failure before the real server is taken out "
-                       "(keepalived's own default: 1).")
-    delay_before_retry: PositiveInt = Field(3, description="Seconds between those retries (keepalived's default "
-                                            "for HTTP_GET: 3).")
-    connect_port: int | None = Field(None, ge=1, le=65535, description="Port to check; unset: the real server's "
-                                     "port.")
-
-    @model_validator(mode="after")
-    def _expect(self):
-        if self.digest is None and self.status_code is None:
-            return self.model_copy(update={"status_code": 200})
-        return self
-
-
 class RealServer(RealServerOptions):
     """A server IPVS forwards the service's connections to: an inventory node, or any address."""
     node: str | None = Field(None, description="An inventory node serving it (its address of the service's "
@@ -516,9 +480,18 @@ class RealServer(RealServerOptions):
                              "differ: DR and TUN cannot remap ports).")
     weight: int = Field(1, ge=0, le=65535, description="Its share of new connections under weighted schedulers "
                         "(wrr, wlc ...); 0 takes none.")
-    TCP_CHECK: TcpCheck | None = Field(None, description="A TCP connect health check; with neither check the real "
-                                       "server is always in.")
-    HTTP_GET: HttpGet | None = Field(None, description="An HTTP health check (one check per real server).")
+    smtp_alert: bool | None = Field(None, description="Mail on this real server's checker transitions "
+                                    "(global_defs' smtp settings); unset: keepalived's default.")
+    TCP_CHECK: Checkers["TCP_CHECK"] = checker_field("TCP_CHECK", "TCP connect health checks (one or a list); with "
+                                                     "no checker the real server is always in.")
+    HTTP_GET: Checkers["HTTP_GET"] = checker_field("HTTP_GET", "HTTP health checks (one or a list).")
+    SSL_GET: Checkers["SSL_GET"] = checker_field("SSL_GET", "HTTPS health checks (one or a list).")
+    MISC_CHECK: Checkers["MISC_CHECK"] = checker_field("MISC_CHECK", "Command health checks (one or a list).")
+    DNS_CHECK: Checkers["DNS_CHECK"] = checker_field("DNS_CHECK", "DNS query health checks (one or a list).")
+    SMTP_CHECK: Checkers["SMTP_CHECK"] = checker_field("SMTP_CHECK", "SMTP HELO health checks (one or a list).")
+    UDP_CHECK: Checkers["UDP_CHECK"] = checker_field("UDP_CHECK", "UDP datagram health checks (one or a list).")
+    PING_CHECK: Checkers["PING_CHECK"] = checker_field("PING_CHECK", "ICMP echo health checks (one or a list).")
+    FILE_CHECK: Checkers["FILE_CHECK"] = checker_field("FILE_CHECK", "Track-file health checks (one or a list).")
 
     _addr = field_validator("address")(_ip_field)
 
@@ -527,10 +500,19 @@ class RealServer(RealServerOptions):
         if (self.node is None) == (self.address is None):
             raise FieldProblem(("node",), "a real server needs exactly one of node or address",
                                "name an inventory node (node: node1) or give address: A.B.C.D")
-        if self.TCP_CHECK and self.HTTP_GET:
-            raise FieldProblem(("HTTP_GET",), "a real server takes one health check",
-                               "keep TCP_CHECK or HTTP_GET, not both")
         return self
+
+    @property
+    def checkers(self) -> list[tuple[str, Any]]:
+        """Every checker block, (keepalived keyword, checker), in keepalived.conf's order: the real
+        server is in the pool while all of them pass."""
+        return [(kind, c) for kind in CHECKERS for c in getattr(self, kind)]
+
+    @property
+    def dynamic_weight(self) -> bool:
+        """keepalived sets this real server's IPVS weight at run time (a misc_dynamic exit code, a
+        track file's number), so the inventory's weight is only its start."""
+        return any(m.misc_dynamic for m in self.MISC_CHECK) or any(f.weight != 0 for f in self.FILE_CHECK)
 
 
 class VirtualServer(VirtualServerOptions):
@@ -901,7 +883,7 @@ class Inventory(Strict):
     def source(self) -> str:
         return self._source
 
-    @field_validator("vrrp_scripts")
+    @field_validator("vrrp_scripts", "track_files")
     @classmethod
     def _script_names(cls, v: dict) -> dict:
         for name in v:
@@ -1080,6 +1062,7 @@ def cross_problems(inv: "Inventory"):
     yield from global_defs.problems(inv)
     yield from io.instance_problems(inv)
     yield from tracking_problems(inv)
+    yield from checker_problems(inv)
     for i, vs in enumerate(inv.virtual_servers):
         for j, rs in enumerate(vs.real_servers):
             if rs.node is not None and rs.node not in names:

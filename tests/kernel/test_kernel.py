@@ -110,7 +110,7 @@ def _wait_pool(conn, addr: str, present: bool, limit: float) -> float | None:
 def test_stopped_nginx_leaves_the_ipvs_table_and_comes_back(deployed, nodes):
     deployed.ensure()
     vs = INV.virtual_servers[0]
-    chk = vs.real_servers[2].TCP_CHECK
+    chk = vs.real_servers[2].TCP_CHECK[0]
     victim = "node3"
     addr = INV.node(victim).host
     bound = vs.delay_loop + chk.connect_timeout + chk.retry * (chk.delay_before_retry + chk.connect_timeout)

@@ -76,7 +76,12 @@ def inventories(draw):
                                "delay_before_retry": draw(st.integers(1, 3))}
         elif check == "HTTP_GET":
             rs["HTTP_GET"] = {"path": draw(st.sampled_from(["/", "/health", "/a/b.html"])),
-                              "status_code": draw(st.sampled_from([200, 204, 301]))}
+                              "status_code": draw(st.sampled_from([200, 204, 301, "200-299 301"]))}
+        extra = draw(st.sampled_from([None, "MISC_CHECK", "PING_CHECK"]))   # several checkers on one server
+        if extra == "MISC_CHECK":
+            rs["MISC_CHECK"] = [{"misc_path": "/bin/true", "misc_timeout": draw(st.integers(1, 5))}]
+        elif extra == "PING_CHECK":
+            rs["PING_CHECK"] = {"delay_loop": draw(st.integers(1, 5))}
         real.append(rs)
     vs = {"vip": vips[0], "port": draw(st.sampled_from([80, 443, 8080])),
           "lb_algo": draw(st.sampled_from(["rr", "wrr", "wlc", "sh", "sed", "mh"])),
@@ -196,14 +201,20 @@ def read_back(conf: str, inv, node, planned) -> None:
             if not fw:
                 assert r.args[1] == str(rs.port or vs.port)
             assert r.value("weight") == str(rs.weight)
-            for kind in ("TCP_CHECK", "HTTP_GET"):
-                want, got = getattr(rs, kind), r.first(kind)
-                assert (want is None) == (got is None), kind
-                if want is not None:
-                    assert got.value("connect_timeout") == str(want.connect_timeout)
-                    assert got.value("retry") == str(want.retry)
+            for kind in ("TCP_CHECK", "HTTP_GET", "MISC_CHECK", "PING_CHECK"):
+                wants, gots = getattr(rs, kind), r.find(kind)
+                assert len(wants) == len(gots), kind
+                for want, got in zip(wants, gots):
+                    if kind in ("TCP_CHECK", "HTTP_GET"):
+                        assert got.value("connect_timeout") == str(want.connect_timeout)
+                        assert got.value("retry") == str(want.retry)
                     if kind == "HTTP_GET":
                         assert got.first("url").value("path") == want.path
+                        assert " ".join(got.first("url").first("status_code").args) == str(want.status_code)
+                    if kind == "MISC_CHECK":
+                        assert got.value("misc_timeout") == str(want.misc_timeout)
+                    if kind == "PING_CHECK":
+                        assert got.value("delay_loop") == str(want.delay_loop)
 
 
 @seed(20261201)

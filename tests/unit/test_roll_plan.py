@@ -46,7 +46,7 @@ def _paths(runs) -> set[str]:
     ("weight", lambda d: _rs(d).update(weight=5), {keepalived.CONF}),
     ("real server added", lambda d: d["virtual_servers"][0]["real_servers"].append(
         {"address": "10.189.0.50", "weight": 1, "TCP_CHECK": {"connect_timeout": 1}}), {keepalived.CONF}),
-    ("checker timeout", lambda d: _rs(d, 0)["TCP_CHECK"].update(connect_timeout=3), {keepalived.CONF}),
+    ("checker timeout", lambda d: _rs(d, 0)["TCP_CHECK"][0].update(connect_timeout=3), {keepalived.CONF}),
     ("delay_loop", lambda d: d["virtual_servers"][0].update(delay_loop=5), {keepalived.CONF}),
     ("nginx page", lambda d: d["nginx"].update(page="<h1>{node}</h1>\n<p>new page</p>\n"), {nginx.PAGE}),
 ])

@@ -10,6 +10,7 @@ from fabfile.core.vrrp import plan
 from fabfile.core.phase import Phase
 from fabfile.core.render import Facts, NodeFile, Templates, ipvs_sync, rsyslog, templates, tracking, vservers
 from fabfile.core.render import instance_options
+from fabfile.core.render.checkers import checker_blocks
 
 CONF = "/etc/keepalived/keepalived.conf"
 DEFAULTS = "/etc/default/keepalived"
@@ -74,9 +75,9 @@ def conf(inv: Inventory, node: Node, secrets: dict[str, str], facts: Facts, t: T
         "keepalived.conf.j2", cluster=inv.cluster, node=node,
         router_id=inv.global_defs.router_id.format(node=node.name, NODE=node.name.upper()),
         global_defs=inv.global_defs,
-        script_security=inv.global_defs.enable_script_security or bool(inv.vrrp_scripts),
+        script_security=inv.global_defs.enable_script_security or bool(inv.vrrp_scripts) or _has_misc(inv),
         script_user=inv.global_defs.script_user if (inv.vrrp_scripts or _has_notify(inv) or vservers.has_commands(inv)
-                                                    or (sd and sd.mode == "notify")) else None,
+                                                    or _has_misc(inv) or (sd and sd.mode == "notify")) else None,
         sync=sync, track=tracking.sections(inv), scripts={k: v.model_dump() for k, v in inv.vrrp_scripts.items()},
         sync_groups=instance_options.sync_groups_with_options(inv), statics=instance_options.statics(node),
         instances=instances, virtual_servers=virtual_servers(inv), vs_groups=vservers.groups(inv))
@@ -90,13 +91,15 @@ def virtual_servers(inv: Inventory) -> list[dict]:
         vs = s.source
         rss = []
         for rs in s.real_servers:
-            check = rs.source.TCP_CHECK or rs.source.HTTP_GET
-            # fwmark services carry no port, so a health check must name the one to probe
-            check_port = (check.connect_port if check and check.connect_port else
-                          (rs.port if s.fwmark and check else None))
-            rss.append(dict(address=rs.address, port=rs.port, weight=rs.weight,
-                            tcp=rs.source.TCP_CHECK, http=rs.source.HTTP_GET, check_port=check_port,
-                            options=vservers.rs_options(rs.source)))
+            # fwmark services carry no port, so a checker must name the one to probe
+            fwmark_port = rs.port if s.fwmark else None
+            # tcp, http, check_port: the one checker templates_dir templates of lbtk < issue 26 write
+            tcp, http = (rs.source.TCP_CHECK or [None])[0], (rs.source.HTTP_GET or [None])[0]
+            check = tcp or http
+            check_port = (check.connect_port if check and check.connect_port else (fwmark_port if check else None))
+            rss.append(dict(address=rs.address, port=rs.port, weight=rs.weight, smtp_alert=rs.source.smtp_alert,
+                            checkers=checker_blocks(rs.source, fwmark_port), tcp=tcp, http=http,
+                            check_port=check_port, options=vservers.rs_options(rs.source)))
         out.append(dict(vip=s.vip, port=s.port, fwmark=s.fwmark, protocol=s.protocol, family=s.family,
                         group=s.group, options=vservers.vs_options(vs),
                         where=join_host_port(s.vip, s.port) if s.vip else f"fwmark {s.fwmark}",
@@ -117,3 +120,8 @@ def _has_notify(inv: Inventory) -> bool:
                for vi in inv.vrrp_instances) \
         or any(getattr(g, f + "_script") for f in FIFOS) \
         or any(getattr(sg, k) for sg in inv.vrrp_sync_groups for k in instance_options.GROUP_KEYS)
+
+
+def _has_misc(inv: Inventory) -> bool:
+    """A MISC_CHECK runs a command, under the same script security as vrrp_scripts."""
+    return any(rs.MISC_CHECK for vs in inv.virtual_servers for rs in vs.real_servers)
