@@ -206,7 +206,13 @@ def _value(annotation, s: Stmt, file: str, findings: list[Finding], path: str = 
         lists = [a for a in args if typing.get_origin(a) is list]
         if lists:
             return _value(lists[0], s, file, findings, path, notes)
-        return _value(args[0], s, file, findings, path, notes)
+        errors = []
+        for a in args:                      # scalars: the first type the words read as (200, or 200-299)
+            try:
+                return _value(a, s, file, findings, path, notes)
+            except (ValueError, TypeError) as e:
+                errors.append(e)
+        raise errors[0]
     if origin is list:
         (item,) = args or (str,)
         if _is_model(item):

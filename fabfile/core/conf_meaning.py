@@ -205,12 +205,32 @@ def real_server(r: Stmt, vs: dict, handed: dict, vs_port: str | None) -> tuple[s
     if "inhibit_on_failure" in vs or "inhibit_on_failure" in d:
         d["inhibit_on_failure"] = _bool(d.get("inhibit_on_failure", vs.get("inhibit_on_failure")))
     handed = {**handed, **{k: d.pop(k) for k in INHERITED_BY_CHECKERS if k in d}}
-    found = sorted((checker(c, handed, addr, port) for c in r.children or [] if c.keyword in CHECKERS),
+    found = sorted((kc for c in r.children or [] if c.keyword in CHECKERS for kc in checkers_of(c, handed, addr, port)),
                    key=lambda kc: (kc[0], repr(sorted(kc[1].items(), key=str))))
     kinds = [k for k, _ in found]
     d["checkers"] = {(k if kinds.count(k) == 1 else f"{k}[{kinds[:i].count(k)}]"): c
                      for i, (k, c) in enumerate(found)}
     return f"{addr} {port}", d
+
+
+# a checker's connection options (keepalived's conn_opts_t): what an SMTP host block brings of its own
+CONNECTION_OPTIONS = ("connect_ip", "connect_port", "bindto", "bind_port", "bind_if", "fwmark", "connect_timeout")
+
+
+def checkers_of(c: Stmt, handed: dict, addr: str, port: str) -> list[tuple[str, dict]]:
+    """The checkers one block makes. An SMTP_CHECK with (deprecated) host blocks is several
+    (check_smtp.c, smtp_check_end_handler): itself when it sets a connection option of its own,
+    then one per host, with the block's other settings and only the host's connection options."""
+    hosts = c.find("host") if c.keyword == "SMTP_CHECK" else []
+    if not hosts:
+        return [checker(c, handed, addr, port)]
+    rest = [x for x in c.children or [] if x.keyword != "host"]
+    own = any(x.keyword in CONNECTION_OPTIONS for x in rest)
+    common = [x for x in rest if x.keyword not in CONNECTION_OPTIONS]
+    made = [Stmt(c.keyword, c.args, c.line, [*common, *(h.children or [])]) for h in hosts]
+    if own:
+        made.insert(0, Stmt(c.keyword, c.args, c.line, rest))
+    return [checker(m, handed, addr, port) for m in made]
 
 
 def checker(c: Stmt, handed: dict, addr: str, port: str) -> tuple[str, dict]:

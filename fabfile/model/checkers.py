@@ -265,6 +265,10 @@ class DnsCheck(NetworkCheck):
         return v
 
 
+# keepalived's connection options (conn_opts_t): what a checker's host entry brings of its own
+CONNECTION_OPTIONS = ("connect_ip", "connect_port", "bindto", "bind_port", "fwmark", "connect_timeout")
+
+
 class SmtpHost(Connection):
     """A server an SMTP_CHECK checks (keepalived's deprecated host block: each is a checker of its
     own, written as an SMTP_CHECK each)."""
@@ -279,21 +283,19 @@ class SmtpCheck(NetworkCheck):
 
     _helo = field_validator("helo_name")(lambda v: v if v is None else quoted_string(v, "helo_name"))
 
-    @model_validator(mode="after")
-    def _hosts(self):
-        own = [k for k in Connection.model_fields if getattr(self, k) is not None]
-        if self.host and own:
-            raise FieldProblem((own[0],), f"{own[0]} beside host: keepalived checks only the host entries and "
-                               "ignores the checker's own connection options", f"move {own[0]} into each host entry")
-        return self
-
     def per_host(self) -> list["SmtpCheck"]:
-        """The checkers keepalived makes of this one: one per host entry (it checks only those),
-        each with this checker's helo_name and timers; keepalived 2.3.3's `keepalived -t` hangs
-        on host blocks, so they are written this way, as keepalived's docs advise."""
+        """The checkers keepalived makes of this one (check_smtp.c, smtp_check_end_handler): the
+        checker itself when it sets a connection option of its own (or has no host), then one per
+        host entry, each with this checker's helo_name and timers but only the host's connection
+        options. keepalived 2.3.3's `keepalived -t` hangs on host blocks, so lbtk writes them this
+        way, as keepalived's docs advise ("define additional checkers")."""
         if not self.host:
             return [self]
-        return [self.model_copy(update={**h.model_dump(), "host": []}) for h in self.host]
+        co = [k for k in CONNECTION_OPTIONS if k in type(self).model_fields]
+        own = any(getattr(self, k) is not None for k in co)
+        bare = self.model_copy(update={**{k: None for k in co}, "host": []})
+        hosts = [bare.model_copy(update={**h.model_dump(exclude_none=True), "host": []}) for h in self.host]
+        return ([self.model_copy(update={"host": []})] if own else []) + hosts
 
 
 class UdpCheck(NetworkCheck):

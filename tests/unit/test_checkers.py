@@ -99,3 +99,20 @@ def test_smtp_host_entries_are_written_as_checkers_of_their_own():
     inv = _inv(SMTP_CHECK={"helo_name": "x", "host": [{"connect_ip": "10.0.0.41"}, {"connect_ip": "10.0.0.42"}]})
     text = _conf(inv)
     assert text.count("SMTP_CHECK {") == 2 and "host {" not in text
+
+
+def test_smtp_host_entries_are_the_checkers_keepalived_makes():
+    """check_smtp.c: the checker itself runs when it sets a connection option of its own, then one
+    checker per host entry with the block's helo_name and timers but only the host's connection
+    options (keepalived's own doc/samples/keepalived.conf.SMTP_CHECK does both)."""
+    from fabfile.model.checkers import SmtpCheck
+    c = SmtpCheck.model_validate({"connect_timeout": 10, "retry": 2, "helo_name": "foo.bar.com",
+                                  "host": [{"connect_ip": "172.16.1.11"}, {"connect_ip": "192.168.155.10",
+                                                                         "connect_port": 587}]})
+    made = c.per_host()
+    assert [(m.connect_ip, m.connect_port, m.connect_timeout, m.retry, m.helo_name, m.host) for m in made] == [
+        (None, None, 10, 2, "foo.bar.com", []),
+        ("172.16.1.11", None, None, 2, "foo.bar.com", []),
+        ("192.168.155.10", 587, None, 2, "foo.bar.com", [])]
+    hosts_only = SmtpCheck.model_validate({"retry": 2, "host": [{"connect_ip": "172.16.1.11"}]}).per_host()
+    assert [m.connect_ip for m in hosts_only] == ["172.16.1.11"]
