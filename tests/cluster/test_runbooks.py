@@ -475,3 +475,69 @@ def test_upgrade_runbook_runs_on_the_lab(upgrade_lab, tmp_path):
     kept = [s for s in swaps if not s["vip_holder"]]
     assert all(s["probes"] > 100 for s in kept), swaps
     assert sum(s["failed"] for s in kept) == 0, f"failed probes while a backup was swapped: {swaps}"
+
+
+# ---------------------------------------------------------------- adopt-existing-cluster.md
+
+ADOPTED = "adopted-runbook"
+
+
+def _adoption_argv(s: Step) -> list[str]:
+    """A box of adopt-existing-cluster.md as the rehearsal runs it: the new inventory is
+    ADOPTED, and `inv import` reaches the lab's nodes (their addresses, root and the lab's key)
+    instead of production's host names, sudo user and bastion."""
+    argv = [ADOPTED if a == "prod" and k and argv_k in ("--env", "-e") else a
+            for k, (a, argv_k) in enumerate(zip(s.argv, [""] + s.argv[:-1]))]
+    if argv[0] != "import":
+        return argv
+    from .test_adopt import HOSTS
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        if a in ("--hosts", "--user", "--gateway"):
+            skip = True
+            continue
+        if a != "--become":
+            out.append(a)
+    return out + ["--hosts", ",".join(HOSTS.values()), "--user", "root",
+                  "--key-filename", "/var/tmp/lbtk-lab/id_ed25519", "--known-hosts", "/var/tmp/lbtk-lab/known_hosts"]
+
+
+def test_adopt_runbook_runs_on_a_hand_built_lab(deployed, nodes):
+    """The adoption runbook on the lab built by hand as the seed tutorial builds it (test_adopt's
+    script): every box as written, with the lab's hosts; verify green at the end; the lab put back."""
+    from .test_adopt import STRIP, hand_build
+    rb = parse(RUNBOOKS / "adopt-existing-cluster.md")
+    assert rb.steps and not rb.errors, rb.errors
+    for c in nodes.values():
+        sh(c, STRIP)
+    for name, c in nodes.items():
+        hand_build(c, name)
+    wrong = []
+    try:
+        for s in rb.steps:
+            if s.fault or s.prod_only:
+                continue
+            argv = _adoption_argv(s)
+            if argv[0] == "check" or argv[:2] == ["deploy", "--check"]:
+                # the plain lab's kernel has no IPVS: the lab's section lets lbtk run VRRP-only
+                path = inventory_dir() / f"{ADOPTED}.yaml"
+                if "lab:" not in path.read_text():
+                    path.write_text(path.read_text() + "lab: {bridge: lbtk-br0, gateway: 10.189.0.1/24}\n")
+            r = inv(*argv, timeout=300)
+            missing = [t for t in s.output if t not in r.stdout + r.stderr]
+            if r.returncode != s.expect or missing:
+                wrong.append(f"adopt-existing-cluster.md:{s.line}: `{' '.join(argv)}` exited {r.returncode}"
+                             + "".join(f"; it does not print {t!r}" for t in missing)
+                             + f"\n{r.stdout[-2000:]}\n{r.stderr[-1500:]}")
+                break
+    finally:
+        (inventory_dir() / f"{ADOPTED}.yaml").unlink(missing_ok=True)
+        (inventory_dir() / "secrets" / f"{ADOPTED}.auth_pass").unlink(missing_ok=True)
+        for c in nodes.values():
+            sh(c, "systemctl disable --now lvs-vip; rm -f /etc/systemd/system/lvs-vip.service "
+                  "/etc/sysctl.d/99-lvs.conf; " + STRIP)
+        inv("deploy", "--env", "lab", check=True)
+    assert not wrong, "\n\n".join(wrong)
