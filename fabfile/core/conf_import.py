@@ -93,6 +93,7 @@ class Imported:
     unsupported: list[Finding] = field(default_factory=list)
     conflicts: list[Finding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)    # what the first deploy adds or changes
+    meaning: list[str] = field(default_factory=list)  # per node: keepalived.conf keeps its meaning, or how not
 
 
 class ImportRefused(ValueError):

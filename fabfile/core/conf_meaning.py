@@ -17,10 +17,12 @@ meanings.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import ipaddress
 from decimal import Decimal, InvalidOperation
 
+from fabfile.model.keepalived_keywords import BLOCKS
 from fabfile.parsers.keepalived_conf import Conf, Stmt
 
 Meaning = dict
@@ -264,8 +266,26 @@ def _bool(v) -> bool:
 
 # -- the whole -------------------------------------------------------------------------------
 
+def known_only(stmts: list[Stmt], path: str = "") -> list[Stmt]:
+    """The statements keepalived acts on: one its grammar (model/keepalived_keywords.BLOCKS) does
+    not know in its block it ignores ("Unknown keyword": the seed's nat_mask, nb_get_retry inside
+    TCP_CHECK), so it means nothing. Blocks the grammar does not list are kept whole."""
+    known = BLOCKS.get(path)
+    out = []
+    for s in stmts:
+        if known is not None and s.keyword not in known and f"{path}/{s.keyword}".lstrip("/") not in BLOCKS:
+            continue
+        if s.children is not None:
+            sub = f"{path}/{s.keyword}".lstrip("/")
+            s = dataclasses.replace(s, children=known_only(s.children, sub) if sub in BLOCKS else s.children)
+        out.append(s)
+    return out
+
+
 def meaning_of(conf: Conf) -> Meaning:
-    """What `conf` means (module docstring): keyword -> name -> the block's settings."""
+    """What `conf` means (module docstring): keyword -> name -> the block's settings, of the
+    statements keepalived acts on (known_only)."""
+    conf = dataclasses.replace(conf, top=known_only(conf.top))
     gd = generic([c for g in conf.find("global_defs") for c in g.children or []])
     scripts = {s.args[0]: vrrp_script(s) for s in conf.find("vrrp_script") if s.args}
     out: Meaning = {"global_defs": gd, "vrrp_script": scripts,
@@ -288,6 +308,25 @@ def meaning_of(conf: Conf) -> Meaning:
             out["other"][s.keyword] = val if prev is None else frozenset(
                 (prev if isinstance(prev, frozenset) else {prev}) | {val})
     return out
+
+
+# what an adoption must keep: per VRRP instance these, and its VIPs as one set (lbtk moves every VIP
+# after the first to virtual_ipaddress_excluded); every virtual server and group whole
+INSTANCE_BEHAVIOUR = ("virtual_router_id", "priority", "state", "interface", "advert_int", "nopreempt",
+                      "preempt_delay", "authentication", "track_script", "track_interface")
+
+
+def behaviour(m: Meaning) -> dict:
+    """The part of a meaning that decides what keepalived does with the traffic: the VRRP
+    instances (INSTANCE_BEHAVIOUR and the VIP set) and the virtual servers, whole. global_defs
+    (router_id, script security, mail) and the formatting are left out."""
+    insts = {}
+    for name, vi in m["vrrp_instance"].items():
+        vips = {v.split()[0].split("/")[0] for v in vi.get("virtual_ipaddress", frozenset())
+                | vi.get("virtual_ipaddress_excluded", frozenset())}
+        insts[name] = {k: vi.get(k) for k in INSTANCE_BEHAVIOUR} | {"vips": frozenset(vips)}
+    return {"vrrp_instance": insts, "virtual_server": m["virtual_server"],
+            "virtual_server_group": m["virtual_server_group"]}
 
 
 def diff(a: Meaning, b: Meaning) -> list[str]:

@@ -171,9 +171,30 @@ def run_import(sources: Sources, name: str, out: Path, partial: bool) -> tuple[c
         with os.fdopen(fd, "w") as f:
             f.write(next(iter(imported.secrets.values())) + "\n")
         secrets_mod.current().add(next(iter(imported.secrets.values())))
+    imported.meaning = meaning_changes(sources, inv, imported)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render_yaml(imported, sources))
     return imported, inv, secret_path
+
+
+def meaning_changes(sources: Sources, inv: Inventory, imported: ci.Imported) -> list[str]:
+    """The adoption guarantee, checked before anything is written: each node's keepalived.conf as
+    lbtk will render it, read as keepalived reads it, against the node's own (conf_meaning
+    .behaviour: instances, VIPs, virtual and real servers, weights, checkers). One line per node:
+    the same, or each difference."""
+    from fabfile.core.conf_meaning import behaviour, diff, meaning_of
+    from fabfile.core.render import ASSUMED, render_node
+    from fabfile.core.render.keepalived import CONF
+    from fabfile.parsers.keepalived_conf import parse_conf
+    password = next(iter(imported.secrets.values()), None)
+    secrets = {vi.name: password for vi in inv.vrrp_instances if vi.authentication and password}
+    out = []
+    for cfg in sources.configs:
+        text = next(f.content for f in render_node(inv, cfg.name, secrets, ASSUMED) if f.path == CONF)
+        changes = diff(behaviour(meaning_of(cfg.conf)), behaviour(meaning_of(parse_conf(text))))
+        out.append(f"{cfg.name}: keepalived.conf keeps its meaning (instances, VIPs, virtual and real servers)"
+                   if not changes else f"{cfg.name}: keepalived.conf changes meaning: " + "; ".join(changes))
+    return out
 
 
 def render_yaml(imported: ci.Imported, sources: Sources) -> str:

@@ -56,4 +56,6 @@ def import_(c, env, hosts=None, user=None, become=False, gateway=None, key_filen
         output.say(f"left out: {f.line()}")
     for n in imported.notes:
         output.say(f"first deploy: {n}")
+    for line in imported.meaning:
+        output.say(f"meaning: {line}")
     output.say(f"next: inv deploy --check --env {env}")

@@ -149,6 +149,7 @@ def test_a_hand_built_cluster_is_adopted_and_deployed_without_a_lost_probe(hand_
     assert [n["priority"] for n in data["nodes"]] == [100, 90, 80]
     assert data["vrrp_instances"][0]["virtual_router_id"] == 51
     assert "nat_mask" in r.stdout and "director_fix" in r.stdout          # the notes say what changes
+    assert r.stdout.count("keepalived.conf keeps its meaning") == 3, r.stdout
 
     # the plain lab's kernel has no IPVS: a production deploy refuses that (no_ipvs_error); the lab's
     # own section is what tells lbtk to run VRRP-only there (the kernel tier has no such excuse)
