@@ -320,8 +320,10 @@ def unmodelled_keyword(loc: tuple) -> str | None:
                  and fields & blocks[f"{path}/{child}"]]
     for where, name in [(path, None)] + [(f"{path}/{c}", c) for c in flattened]:
         if key in blocks[where]:
-            block = (where.rsplit("/", 1)[-1] if name is None else f"{path.rsplit('/', 1)[-1]} {name}") \
-                if where else "top-level"
+            parts = where.split("/")
+            # a checker's own sub-blocks read with their checker's name: "HTTP_GET url", "SMTP_CHECK host"
+            last = " ".join(parts[-2:]) if len(parts) > 1 and parts[-1] in ("url", "host") else parts[-1]
+            block = (last if name is None else f"{path.rsplit('/', 1)[-1]} {name}") if where else "top-level"
             since = keepalived_keywords.SINCE.get((where, key))
             return f"{since} {block}" if since else block
     return None

@@ -310,12 +310,23 @@ def test_fwmark_rules_change_restarts_the_fwmark_unit(env):
 
 
 def test_daemon_args_change_restarts_a_running_keepalived(env):
-    state = deploy_state(env, "node1")
+    other = {**live_files(env, "node1"), keepalived.DEFAULTS: LiveFile(0o644, b'DAEMON_ARGS="--vrrp --log-detail"\n')}
+    state = deploy_state(env, "node1", files=other)
     acts = service_actions(Phase.LVS, {keepalived.DEFAULTS}, state, desired(env, phase="lvs"))
     assert verbs(acts) == [("restart", "keepalived")]
     assert "DAEMON_ARGS" in acts[0].why
-    stopped = deploy_state(env, "node1", active={"keepalived": "inactive"})
+    stopped = deploy_state(env, "node1", files=other, active={"keepalived": "inactive"})
     assert service_actions(Phase.LVS, {keepalived.DEFAULTS}, stopped, desired(env, phase="lvs")) == []
+
+
+def test_a_rewritten_defaults_file_with_the_same_args_restarts_nothing(env):
+    """An adopted cluster's own /etc/default/keepalived (comments, another quoting) with the very
+    DAEMON_ARGS lbtk renders: replacing it needs no restart, which on the MASTER is a failover."""
+    wanted = next(f for f in desired(env, phase="lvs") if f.path == keepalived.DEFAULTS).content
+    args = next(ln for ln in wanted.splitlines() if ln.startswith("DAEMON_ARGS="))
+    own = {**live_files(env, "node1"), keepalived.DEFAULTS: LiveFile(0o644, f"# by hand\n{args}\n".encode())}
+    state = deploy_state(env, "node1", files=own)
+    assert service_actions(Phase.LVS, {keepalived.DEFAULTS}, state, desired(env, phase="lvs")) == []
 
 
 def test_units_no_longer_wanted_are_disabled_and_stopped(monkeypatch):

@@ -31,7 +31,7 @@ def refused(global_defs: dict, where: str, text: str, **top) -> None:
 
 
 @pytest.mark.parametrize("gd,where,text", [
-    ({"notification_email": ["ops"]}, "global_defs.notification_email", "not an e-mail address"),
+    ({"notification_email": ["ops@localhost"]}, "global_defs.notification_email", "not an e-mail address"),
     ({"notification_email_from": "a b@c.d", **MAIL}, "global_defs.notification_email_from", "contains ' '"),
     ({"smtp_server": "10.0.0.1 25 x"}, "global_defs.smtp_server", "not `HOST [PORT]`"),
     ({"smtp_server": "10.0.0.1 70000"}, "global_defs.smtp_server.port", "out of range"),

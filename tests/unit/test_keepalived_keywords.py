@@ -14,7 +14,7 @@ from fabfile.model.loading import InventoryError, inventory_dir, parse
 
 pytestmark = pytest.mark.unit
 BASE = yaml.safe_load((inventory_dir() / "lab.yaml").read_text())
-HTTP_RS = {"node": "node1", "HTTP_GET": {"path": "/"}}
+HTTP_RS = {"node": "node1", "HTTP_GET": {"url": [{"path": "/"}]}}
 
 
 def problems(where: list, key: str, value=1, real_server: dict | None = None) -> list[str]:
@@ -36,10 +36,9 @@ def problems(where: list, key: str, value=1, real_server: dict | None = None) ->
     (["vrrp_instances", 0], "native_ipv6", "vrrp_instance", None),
     (["vrrp_instances", 0, "authentication"], "auth_type_x", None, None),
     (["virtual_servers", 0], "snmp_name", "virtual_server", None),
-    (["virtual_servers", 0, "real_servers", 0], "uthreshold", "real_server", None),
+    (["virtual_servers", 0, "real_servers", 0], "snmp_name", "real_server", None),
     (["virtual_servers", 0, "real_servers", 0, "TCP_CHECK"], "bind_if", "TCP_CHECK", None),
-    # lbtk flattens HTTP_GET's url block into HTTP_GET (path, digest, status_code)
-    (["virtual_servers", 0, "real_servers", 0, "HTTP_GET"], "regex_options", "HTTP_GET url", HTTP_RS),
+    (["virtual_servers", 0, "real_servers", 0, "HTTP_GET", "url", 0], "regex_options", "HTTP_GET url", HTTP_RS),
 ])
 def test_a_keepalived_keyword_lbtk_lacks_is_not_supported(where, key, block, rs):
     lines = problems(where, key, real_server=rs)
