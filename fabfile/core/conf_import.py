@@ -84,6 +84,10 @@ class NodeConfig:
     address: str | None = None
     file: str = "keepalived.conf"
     addresses: dict[str, str] = field(default_factory=dict)    # interface -> the node's address there
+    # the main file's text as written: the parser drops comments, and lbtk's own comments say what
+    # keepalived.conf cannot (the VIP:PORT a director-fix fwmark stands for)
+    text: str | None = None
+    mac: str | None = None       # its VRRP interface's MAC (`ip link`; the director fix needs it)
 
 
 @dataclass
@@ -395,6 +399,9 @@ def _virtual_server(view: _NodeView, s: Stmt, findings: list[Finding]) -> dict |
         findings.append(Finding(where, "virtual_server " + " ".join(s.args), "lbtk reads `virtual_server IP PORT` "
                                 "or `virtual_server fwmark N`"))
         return None
+    lbtk_mark = _lbtk_fwmarks(view.cfg.text).get(head.get("fwmark"))
+    if lbtk_mark is not None:
+        head = _service_of_lbtk_mark(head, lbtk_mark)
     body = [c for c in s.children or [] if c.keyword != "real_server"]
     data = _with_keepalived_defaults(VirtualServer, {**head, **convert(VirtualServer, body, f, findings,
                                                                        path="virtual_server", notes=view.notes)})
@@ -415,10 +422,50 @@ def _virtual_server(view: _NodeView, s: Stmt, findings: list[Finding]) -> dict |
                     rs[key] = rs[key][0]          # one checker of a kind: written as one object
         rss.append(rs)
     data["real_servers"] = rss
+    if lbtk_mark is not None:
+        _ports_of_lbtk_mark(data)
     if "fwmark" in head and "port" not in data and "group" not in head:
         # lbtk keeps a port on every service: a fwmark one's is its real servers'
         data["port"] = next((rs["port"] for rs in rss if "port" in rs), 80)
     return data
+
+
+# lbtk's own comment above a virtual_server it renders as a fwmark (fabfile/core/render/keepalived.conf.j2):
+# `# fwmark 1 = TCP 10.0.0.100:80, marked by lbtk-fwmark.service[ only for ... (director fix)]`
+_LBTK_FWMARK = re.compile(r"^# fwmark (\d+) = (\w+) (\[[^\]\s]+\]|[^\s\[\]]+):(\d+), marked by "
+                          r"lbtk-fwmark\.service( only for)?", re.M)
+
+
+def _lbtk_fwmarks(text: str | None) -> dict[int, dict]:
+    """{fwmark: {protocol, vip, port, director_fix}} from lbtk's comments in a config lbtk rendered.
+    A special case of the import: the mark is lbtk's (its rules in lbtk-fwmark.service set it for
+    VIP:PORT), so the service the inventory states is VIP:PORT, and the director fix when the comment
+    says so; the parser drops comments, hence the raw text."""
+    if not text:
+        return {}
+    return {int(m[1]): {"protocol": m[2], "vip": m[3].strip("[]"), "port": int(m[4]), "director_fix": bool(m[5])}
+            for m in _LBTK_FWMARK.finditer(text)}
+
+
+def _service_of_lbtk_mark(head: dict, mark: dict) -> dict:
+    """`virtual_server fwmark N` lbtk rendered -> the service the inventory said: VIP:PORT and the
+    director fix (lbtk numbers the mark itself), or VIP:PORT with the inventory's own fwmark."""
+    out = {"vip": mark["vip"], "port": mark["port"]}
+    if mark["protocol"] != "TCP":
+        out["protocol"] = mark["protocol"]
+    return {**out, "director_fix": True} if mark["director_fix"] else {**head, **out}
+
+
+def _ports_of_lbtk_mark(vs: dict) -> None:
+    """A fwmark service's real servers carry no port (the service's, as lbtk renders it) and lbtk
+    writes that port into their checkers (connect_port): the checker goes back without it."""
+    for rs in vs["real_servers"]:
+        for key in list(rs):
+            if _checker_model(key) is None:
+                continue
+            for check in rs[key] if isinstance(rs[key], list) else [rs[key]]:
+                if check.get("connect_port") == vs["port"]:
+                    del check["connect_port"]
 
 
 def _checker_model(key: str) -> type[BaseModel] | None:
@@ -609,6 +656,8 @@ def _node(view: _NodeView, conflicts: list[Finding]) -> dict:
         node["address6"] = addrs[6]
     if primary:
         node["interface"] = primary
+    if cfg.mac:
+        node["mac"] = cfg.mac
     if others:
         node["interfaces"] = others
     # the first instance's priority: the node's own (instances that order the nodes otherwise say
@@ -677,7 +726,8 @@ def _real_servers_to_nodes(vs: dict, nodes: list[dict]) -> dict:
             rs = {k: v for k, v in rs.items() if k != "port"}
         rss.append(rs)
     out = {**vs, "real_servers": rss}
-    if out.get("lb_kind") == "DR" and "fwmark" not in out and any("node" in rs for rs in rss):
+    if out.get("lb_kind") == "DR" and "fwmark" not in out and "director_fix" not in out \
+            and any("node" in rs for rs in rss):
         # the seed's topology: directors that are also DR real servers loop (the backups re-balance
         # what the MASTER sent them). The cluster runs without lbtk's fix today; adopting it changes
         # nothing, and turning the fix on is a decision of its own (a note says how)
