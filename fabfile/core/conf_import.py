@@ -35,7 +35,9 @@ from pydantic import BaseModel
 
 from fabfile.model.fields import family_of
 from fabfile.model.keepalived_keywords import BLOCKS as KEEPALIVED, VERSIONS
-from fabfile.model.schema import Inventory, Node, RealServer, VirtualServer, VrrpInstance, VrrpScript
+from fabfile.core.render import ipvs_sync
+from fabfile.model.schema import (Inventory, Node, RealServer, SyncDaemon, VirtualServer, VrrpInstance,
+                                  VrrpScript)
 from fabfile.parsers.keepalived_conf import Conf, Stmt
 
 # keepalived's defaults where lbtk's differ ((model, field) -> keepalived's value): an imported
@@ -423,6 +425,7 @@ def _virtual_server(view: _NodeView, s: Stmt, findings: list[Finding]) -> dict |
         rss.append(rs)
     data["real_servers"] = rss
     if lbtk_mark is not None:
+        data.pop("ip_family", None)         # the VIP says the family
         _ports_of_lbtk_mark(data)
     if "fwmark" in head and "port" not in data and "group" not in head:
         # lbtk keeps a port on every service: a fwmark one's is its real servers'
@@ -555,6 +558,7 @@ def import_configs(configs: list[NodeConfig], cluster: str, secret_file: str,
     _vips_from_elsewhere(inv, first.notes)
     if first.sync_daemon:
         inv["sync_daemon"] = first.sync_daemon
+    _sync_daemon_by_notify(inv, first.notes)
     _agree(views, "virtual_servers", conflicts, lambda v: v.virtual_servers, "the virtual servers")
     _agree(views, "vrrp_scripts", conflicts, lambda v: v.scripts, "the vrrp_scripts")
     del names
@@ -565,6 +569,28 @@ def import_configs(configs: list[NodeConfig], cluster: str, secret_file: str,
     if conflicts or (unsupported and not partial):
         raise ImportRefused(conflicts + ([] if partial else unsupported))
     return out
+
+
+def _sync_daemon_by_notify(inv: dict, notes: list[str]) -> None:
+    """An instance whose `notify` is lbtk's own lbtk-ipvs-sync is sync_daemon mode notify (lbtk
+    writes that notify itself, so the instance does not state it). The sync interface and syncid
+    live in the script, not in keepalived.conf: the import takes the instance's interface and
+    lbtk's default syncid, and the note says to check them against the script."""
+    for k, vi in enumerate(inv["vrrp_instances"]):
+        if vi.get("notify") != ipvs_sync.SCRIPT:
+            continue
+        del vi["notify"]
+        if inv.get("sync_daemon"):
+            continue              # lvs_sync_daemon too: keepalived runs both; the model says one
+        iface = vi.get("interface") or inv["nodes"][0].get("interface")
+        sd = {"mode": "notify", "interface": iface or "eth0"}
+        if k:
+            sd["vrrp_instance"] = vi["name"]
+        inv["sync_daemon"] = sd
+        notes.append(f"vrrp_instance {vi['name']}: notify {ipvs_sync.SCRIPT} is lbtk's sync_daemon mode notify; "
+                     f"its sync interface and syncid are in that script, not in keepalived.conf: imported as "
+                     f"interface {sd['interface']}, syncid {SyncDaemon.model_fields['syncid'].default} "
+                     "(check SYNC_IF and SYNCID in the script)")
 
 
 def _vips_from_elsewhere(inv: dict, notes: list[str]) -> None:
@@ -639,6 +665,8 @@ def _node(view: _NodeView, conflicts: list[Finding]) -> dict:
                                                     else "address", src)
     if cfg.address:
         addrs.setdefault(family_of(cfg.address), cfg.address)
+    if cfg.host and valid_address(cfg.host):    # SSH reaches it there: its address of that family too
+        addrs.setdefault(family_of(cfg.host), cfg.host)
     for iface, a in cfg.addresses.items():      # --address IFACE=IP: where the config names none
         if iface in (None, primary):
             addrs.setdefault(family_of(a), a)
@@ -716,7 +744,7 @@ def _common_template(ids, names, upper) -> str | None:
 def _real_servers_to_nodes(vs: dict, nodes: list[dict]) -> dict:
     """A real server at a node's address is that node (`node: NAME`): lbtk then knows the
     director is also a real server (the DR loop fix, the VIP on lo)."""
-    by_addr = {_addr_of(n): n["name"] for n in nodes}
+    by_addr = {a: n["name"] for n in nodes for a in (_addr_of(n), n.get("address6")) if a}
     rss = []
     for rs in vs["real_servers"]:
         name = by_addr.get(rs.get("address"))
