@@ -221,6 +221,11 @@ def _value(annotation, s: Stmt, file: str, findings: list[Finding], path: str = 
         raise errors[0]
     if origin is list:
         (item,) = args or (str,)
+        if _is_model(item) and s.children and all(c.children is None and c.keyword not in item.model_fields
+                                                  for c in s.children):
+            # a block of lines, each an item in keepalived's own words (track_script's `chk weight -30`):
+            # the model reads the line itself
+            return [" ".join([c.keyword, *c.args]) for c in s.children]
         if _is_model(item):
             return [convert(item, s.children or [], file, findings, path=path, notes=notes)]
         if s.children is not None:             # a block of lines: each line one item
@@ -237,8 +242,15 @@ def _value(annotation, s: Stmt, file: str, findings: list[Finding], path: str = 
 
 def _positional(model: type[BaseModel], s: Stmt, file: str) -> dict:
     """`sorry_server 192.168.200.200 1358`, `smtp_server HOST PORT`: the words fill the model's
-    fields in their order."""
+    fields in their order; `lvs_timeouts tcp 900 udp 300`: the words name the fields."""
     names = list(model.model_fields)
+    if s.args and s.args[0] in names:
+        # keepalived's NAME VALUE pairs (`lvs_timeouts tcp 900 udp 300`)
+        pairs = dict(zip(s.args[::2], s.args[1::2]))
+        if len(s.args) % 2 or not set(pairs) <= set(names):
+            raise ValueError(f"reads NAME VALUE pairs of {', '.join(names)}")
+        return {n: _scalar(_unwrap(model.model_fields[n].annotation)[1], [w], f"{file}:{s.line}", s.keyword)
+                for n, w in pairs.items()}
     if len(s.args) > len(names):
         raise ValueError(f"takes at most {len(names)} words ({' '.join(names)})")
     out = {}
@@ -601,13 +613,28 @@ def _vips_from_elsewhere(inv: dict, notes: list[str]) -> None:
     groups = {g["name"]: g["members"] for g in inv.get("virtual_server_groups", [])}
     for vs in inv.get("virtual_servers", []):
         members = groups.get(vs.get("group"), [])
-        addrs = [m.split()[0] for m in members if m.split()[0] != "fwmark"]
+        addrs = [a for m in members if m.split()[0] != "fwmark" for a in _range_addresses(m.split()[0])]
         unheld = (vs.get("vip") and vs["vip"] not in held) or any(a not in held for a in addrs)
         if unheld and "vip_managed_by" in VirtualServer.model_fields:
             vs["vip_managed_by"] = "external"
             notes.append(f"virtual_server {vs.get('vip') or 'group ' + str(vs.get('group'))}:{vs.get('port')}: "
                          "no vrrp_instance holds its address: "
                          "imported as vip_managed_by: external (the first deploy puts it on lo of each director)")
+
+
+def _range_addresses(text: str) -> list[str]:
+    """A virtual_server_group member's addresses: `10.0.0.110-112` is .110 to .112 (keepalived's
+    range: the last byte of IPv4, the last group, hex, of IPv6)."""
+    base, sep, end = text.rpartition("-")
+    if not sep or not valid_address(base):
+        return [text]
+    first = ipaddress.ip_address(base)
+    try:
+        last = int(end, 16 if first.version == 6 else 10)
+    except ValueError:
+        return [text]
+    low = int(first) & (0xFFFF if first.version == 6 else 0xFF)
+    return [str(first + k) for k in range(max(last - low, 0) + 1)]
 
 
 def _drop_ignored(inv: dict, notes: list[str]) -> None:

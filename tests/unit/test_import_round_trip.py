@@ -136,12 +136,8 @@ def shipped_secrets(monkeypatch):
 # inventories the import cannot give back yet, and why (strict: one that starts passing fails here)
 GAPS: dict[str, str] = {
     "tests/inventories/good/checkers_full.yaml": "track_file at the top level",
-    "tests/inventories/good/globals_full.yaml": "lvs_timeouts' keyword-value words",
-    "tests/inventories/good/http_get_scripts.yaml": "track_script lines with a weight",
-    "tests/inventories/good/instance_full.yaml": "static_ipaddress/routes/rules, track_script lines",
-    "tests/inventories/good/scripts_shipped.yaml": "track_script lines with a weight",
+    "tests/inventories/good/instance_full.yaml": "static_ipaddress/routes/rules",
     "tests/inventories/good/tracking_full.yaml": "vrrp_track_process, track_file",
-    "tests/inventories/good/vservers_full.yaml": "a real server at a director's address",
 }
 
 
