@@ -13,6 +13,12 @@ few places where the inventory says a thing differently are spelled out below, e
 - `authentication { auth_pass }`: the password goes to a secret file, never into the YAML.
 - `virtual_ipaddress_excluded` joins `virtual_ipaddress` (lbtk puts every VIP after the first
   there itself).
+- lbtk's own renders: `virtual_server fwmark N` under lbtk's comment `# fwmark N = TCP VIP:PORT,
+  marked by lbtk-fwmark.service` is the service VIP:PORT (with the director fix when the comment
+  says so): the mark is lbtk's, numbered by lbtk (NodeConfig.text carries the comment the parser
+  drops); `notify /usr/local/sbin/lbtk-ipvs-sync` is sync_daemon mode notify (its interface and
+  syncid live in the script: noted); `mcast_src_ip` with each node's address is the flag; equal
+  priorities in one instance are said (equal_priorities), as lbtk asks.
 - Where keepalived's default differs from lbtk's (lb_kind NAT, delay_loop 60, a checker's retry
   1 ...), the imported inventory states keepalived's value: the adopted cluster keeps doing what
   it did.
@@ -36,8 +42,7 @@ from pydantic import BaseModel
 from fabfile.model.fields import family_of
 from fabfile.model.keepalived_keywords import BLOCKS as KEEPALIVED, VERSIONS
 from fabfile.core.render import ipvs_sync
-from fabfile.model.schema import (Inventory, Node, RealServer, SyncDaemon, VirtualServer, VrrpInstance,
-                                  VrrpScript)
+from fabfile.model.schema import Inventory, Node, RealServer, SyncDaemon, VirtualServer, VrrpInstance
 from fabfile.parsers.keepalived_conf import Conf, Stmt
 
 # keepalived's defaults where lbtk's differ ((model, field) -> keepalived's value): an imported
@@ -58,8 +63,15 @@ KEEPALIVED_DEFAULTS: dict[tuple[str, str], object] = {
 LEGACY = {"lvs_sched": "lb_algo", "lvs_method": "lb_kind", "nb_get_retry": "retry", "lvs_id": "router_id"}
 # keepalived keywords the inventory spells otherwise, per block ((model, keyword) -> field)
 RENAMES = {("VrrpInstance", "version"): "vrrp_version"}
+# a keyword written bare where the model wants a value: keepalived's meaning of it ((model, field) -> value)
+BARE = {("VrrpTrackProcess", "param_match"): "exact"}     # track_process.c: no argument is exact
 # statements handled by the mapping itself, not by the generic walk
 PER_NODE_INSTANCE = {"state", "priority", "unicast_src_ip", "unicast_peer", "mcast_src_ip"}
+# named top-level blocks -> the inventory's mapping of them by name (`vrrp_script chk {` -> vrrp_scripts.chk)
+NAMED_SECTIONS = {"vrrp_script": "vrrp_scripts", "vrrp_track_process": "vrrp_track_processes",
+                  "track_file": "track_files"}
+# top-level blocks that belong to one node (each node keeps its own): the node's field of that name
+NODE_SECTIONS = {"static_ipaddress", "static_routes", "static_rules"}
 # what lbtk always writes where it applies (a unicast instance's check_unicast_src): read as implied;
 # a config without it learns it from the first deploy (a note says so)
 IMPLIED_INSTANCE = {"check_unicast_src"}
@@ -184,6 +196,13 @@ def convert(model: type[BaseModel], stmt_children: list[Stmt], file: str, out_fi
             out_findings.append(Finding(where, s.keyword, f"not supported in {_block_name(model)} (lbtk's "
                                         "inventory has no such key)"))
             continue
+        if not s.args and s.children is None and (model.__name__, key) in BARE:
+            data[key] = BARE[(model.__name__, key)]
+            continue
+        flags = _trailing_flags(model, s)
+        if flags:            # `weight 5 reverse`: the words after the value name flags of the block
+            data.update(flags)
+            s = Stmt(s.keyword, s.args[:-len(flags)], s.line, s.children, s.file)
         try:
             value = _value(fields[key].annotation, s, file, out_findings, f"{path}/{s.keyword}".lstrip("/"), notes)
         except (ValueError, TypeError) as e:
@@ -195,6 +214,22 @@ def convert(model: type[BaseModel], stmt_children: list[Stmt], file: str, out_fi
         else:
             data[key] = value
     return data
+
+
+def _flag_fields(model: type[BaseModel]) -> set[str]:
+    return {n for n, f in model.model_fields.items() if _unwrap(f.annotation) == (None, bool)}
+
+
+def _trailing_flags(model: type[BaseModel], s: Stmt) -> dict:
+    """{flag: True} for the words ending a statement that name bool fields of the block (not the
+    statement's own): FILE_CHECK's `weight 5 reverse`."""
+    flags = _flag_fields(model) - {s.keyword}
+    out = {}
+    for w in reversed(s.args[1:]):
+        if w not in flags:
+            break
+        out[w] = True
+    return out
 
 
 def _block_name(model: type[BaseModel]) -> str:
@@ -253,8 +288,9 @@ def _positional(model: type[BaseModel], s: Stmt, file: str) -> dict:
                 for n, w in pairs.items()}
     if len(s.args) > len(names):
         raise ValueError(f"takes at most {len(names)} words ({' '.join(names)})")
-    out = {}
-    for name, word in zip(names, s.args):
+    flags = _flag_fields(model)
+    out = {w: True for w in s.args if w in flags}      # `init_file 5 overwrite`
+    for name, word in zip(names, [w for w in s.args if w not in flags]):
         origin, t = _unwrap(model.model_fields[name].annotation)
         out[name] = _scalar(t if origin is None else model.model_fields[name].annotation, [word],
                             f"{file}:{s.line}", s.keyword)
@@ -271,7 +307,8 @@ class _NodeView:
     instances: dict[str, dict] = field(default_factory=dict)       # name -> inventory instance dict
     per_node: dict[str, dict] = field(default_factory=dict)        # instance -> {state, priority, src, peers}
     secrets: dict[str, str] = field(default_factory=dict)          # instance -> auth_pass
-    scripts: dict[str, dict] = field(default_factory=dict)
+    named: dict[str, dict[str, dict]] = field(default_factory=dict)   # vrrp_scripts ... -> name -> section
+    node_fields: dict = field(default_factory=dict)                  # static_ipaddress ... of this node
     sync_groups: list[dict] = field(default_factory=list)
     virtual_servers: list[dict] = field(default_factory=list)
     vs_groups: list[dict] = field(default_factory=list)
@@ -288,12 +325,20 @@ def read_node(cfg: NodeConfig, findings: list[Finding]) -> _NodeView:
         where = f"{f}:{s.line}"
         if s.keyword == "global_defs":
             _global_defs(view, s, findings)
-        elif s.keyword == "vrrp_script":
+        elif s.keyword in NAMED_SECTIONS:
             if not s.args:
-                findings.append(Finding(where, "vrrp_script", "has no name"))
+                findings.append(Finding(where, s.keyword, "has no name"))
                 continue
-            view.scripts[s.args[0]] = _with_keepalived_defaults(VrrpScript, convert(
-                VrrpScript, s.children or [], f, findings, path="vrrp_script", notes=view.notes))
+            key = NAMED_SECTIONS[s.keyword]
+            model = typing.get_args(Inventory.model_fields[key].annotation)[1]
+            view.named.setdefault(key, {})[s.args[0]] = _with_keepalived_defaults(model, convert(
+                model, s.children or [], f, findings, path=s.keyword, notes=view.notes))
+        elif s.keyword in NODE_SECTIONS:
+            try:
+                view.node_fields[s.keyword] = _value(Node.model_fields[s.keyword].annotation, s, f, findings,
+                                                     s.keyword, view.notes)
+            except (ValueError, TypeError) as e:
+                findings.append(Finding(where, s.keyword, str(e)))
         elif s.keyword == "vrrp_instance":
             _instance(view, s, findings)
         elif s.keyword == "vrrp_sync_group":
@@ -388,6 +433,7 @@ def _instance(view: _NodeView, s: Stmt, findings: list[Finding]) -> None:
         mine["src"] = s.value("unicast_src_ip")
     if s.value("mcast_src_ip"):
         mine["src"] = s.value("mcast_src_ip")
+        mine["mcast_src_ip"] = True
     peers = s.first("unicast_peer")
     data["unicast"] = peers is not None
     mine["peers"] = [c.keyword for c in (peers.children or [])] if peers is not None else []
@@ -544,6 +590,8 @@ def import_configs(configs: list[NodeConfig], cluster: str, secret_file: str,
         if name in first.secrets:
             inst["authentication"] = {**inst.get("authentication", {}), "auth_pass_file": secret_file}
         _per_node_priorities(views, name, inst, nodes)
+        if all(v.per_node.get(name, {}).get("mcast_src_ip") for v in views):
+            inst["mcast_src_ip"] = True      # lbtk's flag: each node's own address, written as mcast_src_ip
         known = {a for n in nodes for a in _all_addresses(n)}
         for v in views:
             for peer in v.per_node.get(name, {}).get("peers", []):
@@ -554,8 +602,9 @@ def import_configs(configs: list[NodeConfig], cluster: str, secret_file: str,
         instances.append(inst)
     inv: dict = {"cluster": cluster, "nodes": nodes, "global_defs": _global_defs_merged(views, conflicts),
                  "vrrp_instances": instances}
-    if first.scripts:
-        inv["vrrp_scripts"] = first.scripts
+    for key in NAMED_SECTIONS.values():
+        if first.named.get(key):
+            inv[key] = first.named[key]
     if first.sync_groups:
         inv["vrrp_sync_groups"] = first.sync_groups
     if first.virtual_servers:
@@ -572,7 +621,8 @@ def import_configs(configs: list[NodeConfig], cluster: str, secret_file: str,
         inv["sync_daemon"] = first.sync_daemon
     _sync_daemon_by_notify(inv, first.notes)
     _agree(views, "virtual_servers", conflicts, lambda v: v.virtual_servers, "the virtual servers")
-    _agree(views, "vrrp_scripts", conflicts, lambda v: v.scripts, "the vrrp_scripts")
+    for key in NAMED_SECTIONS.values():
+        _agree(views, key, conflicts, lambda v: v.named.get(key), f"the {key}")
     del names
     _drop_ignored(inv, notes := [])
     out = Imported(inv, secrets={secret_file: next(iter(first.secrets.values()))} if first.secrets else {},
@@ -713,6 +763,7 @@ def _node(view: _NodeView, conflicts: list[Finding]) -> dict:
         node["interface"] = primary
     if cfg.mac:
         node["mac"] = cfg.mac
+    node.update(view.node_fields)
     if others:
         node["interfaces"] = others
     # the first instance's priority: the node's own (instances that order the nodes otherwise say
@@ -730,6 +781,9 @@ def _per_node_priorities(views, name: str, inst: dict, nodes: list[dict]) -> Non
     if prios != {k: node_prio[k] for k in prios}:
         if "priority" in VrrpInstance.model_fields:
             inst["priority"] = prios
+    if len(set(prios.values())) < len(prios) and "equal_priorities" in VrrpInstance.model_fields:
+        # keepalived runs a tie (the higher address wins); lbtk wants it said
+        inst["equal_priorities"] = True
     # keepalived's own default state is BACKUP; lbtk's is MASTER on the highest priority: the
     # instance states its map only where the two differ
     states = {k: v or "BACKUP" for k, v in states.items()}
