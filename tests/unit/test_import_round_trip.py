@@ -38,14 +38,14 @@ from hypothesis import HealthCheck, given, seed, settings
 from fabfile.core import conf_import as ci
 from fabfile.core.render import ASSUMED, render_all
 from fabfile.core.render.keepalived import CONF
-from fabfile.model.loading import InventoryError, load, parse
+from fabfile.model.loading import InventoryError, inventory_dir, load, parse
 from fabfile.model.schema import Inventory
 from fabfile.model.secrets import resolve_all
 from fabfile.parsers.keepalived_conf import parse_conf
 from tests.unit.test_generative_inventory import EXAMPLES, SECRET_ENV, SOURCE, inventories
 
 ROOT = Path(__file__).resolve().parents[2]
-SHIPPED = sorted([Path(p).stem for p in glob.glob(str(ROOT / "inventories/*.yaml"))]
+SHIPPED = sorted([p.stem for p in inventory_dir().glob("*.yaml")]        # the session's copy of inventories/
                  + [str(Path(p).relative_to(ROOT)) for p in glob.glob(str(ROOT / "tests/inventories/good/*.yaml"))])
 SECRET_FILE = "secrets/adopted.auth_pass"
 # what keepalived.conf does not hold (the docstring says why)
