@@ -13,6 +13,12 @@ few places where the inventory says a thing differently are spelled out below, e
 - `authentication { auth_pass }`: the password goes to a secret file, never into the YAML.
 - `virtual_ipaddress_excluded` joins `virtual_ipaddress` (lbtk puts every VIP after the first
   there itself).
+- lbtk's own renders: `virtual_server fwmark N` under lbtk's comment `# fwmark N = TCP VIP:PORT,
+  marked by lbtk-fwmark.service` is the service VIP:PORT (with the director fix when the comment
+  says so): the mark is lbtk's, numbered by lbtk (NodeConfig.text carries the comment the parser
+  drops); `notify /usr/local/sbin/lbtk-ipvs-sync` is sync_daemon mode notify (its interface and
+  syncid live in the script: noted); `mcast_src_ip` with each node's address is the flag; equal
+  priorities in one instance are said (equal_priorities), as lbtk asks.
 - Where keepalived's default differs from lbtk's (lb_kind NAT, delay_loop 60, a checker's retry
   1 ...), the imported inventory states keepalived's value: the adopted cluster keeps doing what
   it did.
@@ -35,7 +41,8 @@ from pydantic import BaseModel
 
 from fabfile.model.fields import family_of
 from fabfile.model.keepalived_keywords import BLOCKS as KEEPALIVED, VERSIONS
-from fabfile.model.schema import Inventory, Node, RealServer, VirtualServer, VrrpInstance, VrrpScript
+from fabfile.core.render import ipvs_sync
+from fabfile.model.schema import Inventory, Node, RealServer, SyncDaemon, VirtualServer, VrrpInstance
 from fabfile.parsers.keepalived_conf import Conf, Stmt
 
 # keepalived's defaults where lbtk's differ ((model, field) -> keepalived's value): an imported
@@ -56,8 +63,15 @@ KEEPALIVED_DEFAULTS: dict[tuple[str, str], object] = {
 LEGACY = {"lvs_sched": "lb_algo", "lvs_method": "lb_kind", "nb_get_retry": "retry", "lvs_id": "router_id"}
 # keepalived keywords the inventory spells otherwise, per block ((model, keyword) -> field)
 RENAMES = {("VrrpInstance", "version"): "vrrp_version"}
+# a keyword written bare where the model wants a value: keepalived's meaning of it ((model, field) -> value)
+BARE = {("VrrpTrackProcess", "param_match"): "exact"}     # track_process.c: no argument is exact
 # statements handled by the mapping itself, not by the generic walk
 PER_NODE_INSTANCE = {"state", "priority", "unicast_src_ip", "unicast_peer", "mcast_src_ip"}
+# named top-level blocks -> the inventory's mapping of them by name (`vrrp_script chk {` -> vrrp_scripts.chk)
+NAMED_SECTIONS = {"vrrp_script": "vrrp_scripts", "vrrp_track_process": "vrrp_track_processes",
+                  "track_file": "track_files"}
+# top-level blocks that belong to one node (each node keeps its own): the node's field of that name
+NODE_SECTIONS = {"static_ipaddress", "static_routes", "static_rules"}
 # what lbtk always writes where it applies (a unicast instance's check_unicast_src): read as implied;
 # a config without it learns it from the first deploy (a note says so)
 IMPLIED_INSTANCE = {"check_unicast_src"}
@@ -84,6 +98,10 @@ class NodeConfig:
     address: str | None = None
     file: str = "keepalived.conf"
     addresses: dict[str, str] = field(default_factory=dict)    # interface -> the node's address there
+    # the main file's text as written: the parser drops comments, and lbtk's own comments say what
+    # keepalived.conf cannot (the VIP:PORT a director-fix fwmark stands for)
+    text: str | None = None
+    mac: str | None = None       # its VRRP interface's MAC (`ip link`; the director fix needs it)
 
 
 @dataclass
@@ -179,6 +197,13 @@ def convert(model: type[BaseModel], stmt_children: list[Stmt], file: str, out_fi
             out_findings.append(Finding(where, s.keyword, f"not supported in {_block_name(model)} (lbtk's "
                                         "inventory has no such key)"))
             continue
+        if not s.args and s.children is None and (model.__name__, key) in BARE:
+            data[key] = BARE[(model.__name__, key)]
+            continue
+        flags = _trailing_flags(model, s)
+        if flags:            # `weight 5 reverse`: the words after the value name flags of the block
+            data.update(flags)
+            s = Stmt(s.keyword, s.args[:-len(flags)], s.line, s.children, s.file)
         try:
             value = _value(fields[key].annotation, s, file, out_findings, f"{path}/{s.keyword}".lstrip("/"), notes)
         except (ValueError, TypeError) as e:
@@ -190,6 +215,22 @@ def convert(model: type[BaseModel], stmt_children: list[Stmt], file: str, out_fi
         else:
             data[key] = value
     return data
+
+
+def _flag_fields(model: type[BaseModel]) -> set[str]:
+    return {n for n, f in model.model_fields.items() if _unwrap(f.annotation) == (None, bool)}
+
+
+def _trailing_flags(model: type[BaseModel], s: Stmt) -> dict:
+    """{flag: True} for the words ending a statement that name bool fields of the block (not the
+    statement's own): FILE_CHECK's `weight 5 reverse`."""
+    flags = _flag_fields(model) - {s.keyword}
+    out = {}
+    for w in reversed(s.args[1:]):
+        if w not in flags:
+            break
+        out[w] = True
+    return out
 
 
 def _block_name(model: type[BaseModel]) -> str:
@@ -216,6 +257,11 @@ def _value(annotation, s: Stmt, file: str, findings: list[Finding], path: str = 
         raise errors[0]
     if origin is list:
         (item,) = args or (str,)
+        if _is_model(item) and s.children and all(c.children is None and c.keyword not in item.model_fields
+                                                  for c in s.children):
+            # a block of lines, each an item in keepalived's own words (track_script's `chk weight -30`):
+            # the model reads the line itself
+            return [" ".join([c.keyword, *c.args]) for c in s.children]
         if _is_model(item):
             return [convert(item, s.children or [], file, findings, path=path, notes=notes)]
         if s.children is not None:             # a block of lines: each line one item
@@ -232,12 +278,20 @@ def _value(annotation, s: Stmt, file: str, findings: list[Finding], path: str = 
 
 def _positional(model: type[BaseModel], s: Stmt, file: str) -> dict:
     """`sorry_server 192.168.200.200 1358`, `smtp_server HOST PORT`: the words fill the model's
-    fields in their order."""
+    fields in their order; `lvs_timeouts tcp 900 udp 300`: the words name the fields."""
     names = list(model.model_fields)
+    if s.args and s.args[0] in names:
+        # keepalived's NAME VALUE pairs (`lvs_timeouts tcp 900 udp 300`)
+        pairs = dict(zip(s.args[::2], s.args[1::2]))
+        if len(s.args) % 2 or not set(pairs) <= set(names):
+            raise ValueError(f"reads NAME VALUE pairs of {', '.join(names)}")
+        return {n: _scalar(_unwrap(model.model_fields[n].annotation)[1], [w], f"{file}:{s.line}", s.keyword)
+                for n, w in pairs.items()}
     if len(s.args) > len(names):
         raise ValueError(f"takes at most {len(names)} words ({' '.join(names)})")
-    out = {}
-    for name, word in zip(names, s.args):
+    flags = _flag_fields(model)
+    out = {w: True for w in s.args if w in flags}      # `init_file 5 overwrite`
+    for name, word in zip(names, [w for w in s.args if w not in flags]):
         origin, t = _unwrap(model.model_fields[name].annotation)
         out[name] = _scalar(t if origin is None else model.model_fields[name].annotation, [word],
                             f"{file}:{s.line}", s.keyword)
@@ -254,7 +308,8 @@ class _NodeView:
     instances: dict[str, dict] = field(default_factory=dict)       # name -> inventory instance dict
     per_node: dict[str, dict] = field(default_factory=dict)        # instance -> {state, priority, src, peers}
     secrets: dict[str, str] = field(default_factory=dict)          # instance -> auth_pass
-    scripts: dict[str, dict] = field(default_factory=dict)
+    named: dict[str, dict[str, dict]] = field(default_factory=dict)   # vrrp_scripts ... -> name -> section
+    node_fields: dict = field(default_factory=dict)                  # static_ipaddress ... of this node
     sync_groups: list[dict] = field(default_factory=list)
     virtual_servers: list[dict] = field(default_factory=list)
     vs_groups: list[dict] = field(default_factory=list)
@@ -271,12 +326,20 @@ def read_node(cfg: NodeConfig, findings: list[Finding]) -> _NodeView:
         where = f"{f}:{s.line}"
         if s.keyword == "global_defs":
             _global_defs(view, s, findings)
-        elif s.keyword == "vrrp_script":
+        elif s.keyword in NAMED_SECTIONS:
             if not s.args:
-                findings.append(Finding(where, "vrrp_script", "has no name"))
+                findings.append(Finding(where, s.keyword, "has no name"))
                 continue
-            view.scripts[s.args[0]] = _with_keepalived_defaults(VrrpScript, convert(
-                VrrpScript, s.children or [], f, findings, path="vrrp_script", notes=view.notes))
+            key = NAMED_SECTIONS[s.keyword]
+            model = typing.get_args(Inventory.model_fields[key].annotation)[1]
+            view.named.setdefault(key, {})[s.args[0]] = _with_keepalived_defaults(model, convert(
+                model, s.children or [], f, findings, path=s.keyword, notes=view.notes))
+        elif s.keyword in NODE_SECTIONS:
+            try:
+                view.node_fields[s.keyword] = _value(Node.model_fields[s.keyword].annotation, s, f, findings,
+                                                     s.keyword, view.notes)
+            except (ValueError, TypeError) as e:
+                findings.append(Finding(where, s.keyword, str(e)))
         elif s.keyword == "vrrp_instance":
             _instance(view, s, findings)
         elif s.keyword == "vrrp_sync_group":
@@ -371,6 +434,7 @@ def _instance(view: _NodeView, s: Stmt, findings: list[Finding]) -> None:
         mine["src"] = s.value("unicast_src_ip")
     if s.value("mcast_src_ip"):
         mine["src"] = s.value("mcast_src_ip")
+        mine["mcast_src_ip"] = True
     peers = s.first("unicast_peer")
     data["unicast"] = peers is not None
     mine["peers"] = [c.keyword for c in (peers.children or [])] if peers is not None else []
@@ -396,6 +460,9 @@ def _virtual_server(view: _NodeView, s: Stmt, findings: list[Finding]) -> dict |
         findings.append(Finding(where, "virtual_server " + " ".join(s.args), "lbtk reads `virtual_server IP PORT` "
                                 "or `virtual_server fwmark N`"))
         return None
+    lbtk_mark = _lbtk_fwmarks(view.cfg.text).get(head.get("fwmark"))
+    if lbtk_mark is not None:
+        head = _service_of_lbtk_mark(head, lbtk_mark)
     body = [c for c in s.children or [] if c.keyword != "real_server"]
     data = _with_keepalived_defaults(VirtualServer, {**head, **convert(VirtualServer, body, f, findings,
                                                                        path="virtual_server", notes=view.notes)})
@@ -416,10 +483,51 @@ def _virtual_server(view: _NodeView, s: Stmt, findings: list[Finding]) -> dict |
                     rs[key] = rs[key][0]          # one checker of a kind: written as one object
         rss.append(rs)
     data["real_servers"] = rss
+    if lbtk_mark is not None:
+        data.pop("ip_family", None)         # the VIP says the family
+        _ports_of_lbtk_mark(data)
     if "fwmark" in head and "port" not in data and "group" not in head:
         # lbtk keeps a port on every service: a fwmark one's is its real servers'
         data["port"] = next((rs["port"] for rs in rss if "port" in rs), 80)
     return data
+
+
+# lbtk's own comment above a virtual_server it renders as a fwmark (fabfile/core/render/keepalived.conf.j2):
+# `# fwmark 1 = TCP 10.0.0.100:80, marked by lbtk-fwmark.service[ only for ... (director fix)]`
+_LBTK_FWMARK = re.compile(r"^# fwmark (\d+) = (\w+) (\[[^\]\s]+\]|[^\s\[\]]+):(\d+), marked by "
+                          r"lbtk-fwmark\.service( only for)?", re.M)
+
+
+def _lbtk_fwmarks(text: str | None) -> dict[int, dict]:
+    """{fwmark: {protocol, vip, port, director_fix}} from lbtk's comments in a config lbtk rendered.
+    A special case of the import: the mark is lbtk's (its rules in lbtk-fwmark.service set it for
+    VIP:PORT), so the service the inventory states is VIP:PORT, and the director fix when the comment
+    says so; the parser drops comments, hence the raw text."""
+    if not text:
+        return {}
+    return {int(m[1]): {"protocol": m[2], "vip": m[3].strip("[]"), "port": int(m[4]), "director_fix": bool(m[5])}
+            for m in _LBTK_FWMARK.finditer(text)}
+
+
+def _service_of_lbtk_mark(head: dict, mark: dict) -> dict:
+    """`virtual_server fwmark N` lbtk rendered -> the service the inventory said: VIP:PORT and the
+    director fix (lbtk numbers the mark itself), or VIP:PORT with the inventory's own fwmark."""
+    out = {"vip": mark["vip"], "port": mark["port"]}
+    if mark["protocol"] != "TCP":
+        out["protocol"] = mark["protocol"]
+    return {**out, "director_fix": True} if mark["director_fix"] else {**head, **out}
+
+
+def _ports_of_lbtk_mark(vs: dict) -> None:
+    """A fwmark service's real servers carry no port (the service's, as lbtk renders it) and lbtk
+    writes that port into their checkers (connect_port): the checker goes back without it."""
+    for rs in vs["real_servers"]:
+        for key in list(rs):
+            if _checker_model(key) is None:
+                continue
+            for check in rs[key] if isinstance(rs[key], list) else [rs[key]]:
+                if check.get("connect_port") == vs["port"]:
+                    del check["connect_port"]
 
 
 def _checker_model(key: str) -> type[BaseModel] | None:
@@ -483,6 +591,8 @@ def import_configs(configs: list[NodeConfig], cluster: str, secret_file: str,
         if name in first.secrets:
             inst["authentication"] = {**inst.get("authentication", {}), "auth_pass_file": secret_file}
         _per_node_priorities(views, name, inst, nodes)
+        if all(v.per_node.get(name, {}).get("mcast_src_ip") for v in views):
+            inst["mcast_src_ip"] = True      # lbtk's flag: each node's own address, written as mcast_src_ip
         known = {a for n in nodes for a in _all_addresses(n)}
         for v in views:
             for peer in v.per_node.get(name, {}).get("peers", []):
@@ -493,8 +603,9 @@ def import_configs(configs: list[NodeConfig], cluster: str, secret_file: str,
         instances.append(inst)
     inv: dict = {"cluster": cluster, "nodes": nodes, "global_defs": _global_defs_merged(views, conflicts),
                  "vrrp_instances": instances}
-    if first.scripts:
-        inv["vrrp_scripts"] = first.scripts
+    for key in NAMED_SECTIONS.values():
+        if first.named.get(key):
+            inv[key] = first.named[key]
     if first.sync_groups:
         inv["vrrp_sync_groups"] = first.sync_groups
     if first.virtual_servers:
@@ -509,8 +620,10 @@ def import_configs(configs: list[NodeConfig], cluster: str, secret_file: str,
     _vips_from_elsewhere(inv, first.notes)
     if first.sync_daemon:
         inv["sync_daemon"] = first.sync_daemon
+    _sync_daemon_by_notify(inv, first.notes)
     _agree(views, "virtual_servers", conflicts, lambda v: v.virtual_servers, "the virtual servers")
-    _agree(views, "vrrp_scripts", conflicts, lambda v: v.scripts, "the vrrp_scripts")
+    for key in NAMED_SECTIONS.values():
+        _agree(views, key, conflicts, lambda v: v.named.get(key), f"the {key}")
     del names
     _drop_ignored(inv, notes := [])
     out = Imported(inv, secrets={secret_file: next(iter(first.secrets.values()))} if first.secrets else {},
@@ -521,6 +634,28 @@ def import_configs(configs: list[NodeConfig], cluster: str, secret_file: str,
     return out
 
 
+def _sync_daemon_by_notify(inv: dict, notes: list[str]) -> None:
+    """An instance whose `notify` is lbtk's own lbtk-ipvs-sync is sync_daemon mode notify (lbtk
+    writes that notify itself, so the instance does not state it). The sync interface and syncid
+    live in the script, not in keepalived.conf: the import takes the instance's interface and
+    lbtk's default syncid, and the note says to check them against the script."""
+    for k, vi in enumerate(inv["vrrp_instances"]):
+        if vi.get("notify") != ipvs_sync.SCRIPT:
+            continue
+        del vi["notify"]
+        if inv.get("sync_daemon"):
+            continue              # lvs_sync_daemon too: keepalived runs both; the model says one
+        iface = vi.get("interface") or inv["nodes"][0].get("interface")
+        sd = {"mode": "notify", "interface": iface or "eth0"}
+        if k:
+            sd["vrrp_instance"] = vi["name"]
+        inv["sync_daemon"] = sd
+        notes.append(f"vrrp_instance {vi['name']}: notify {ipvs_sync.SCRIPT} is lbtk's sync_daemon mode notify; "
+                     f"its sync interface and syncid are in that script, not in keepalived.conf: imported as "
+                     f"interface {sd['interface']}, syncid {SyncDaemon.model_fields['syncid'].default} "
+                     "(check SYNC_IF and SYNCID in the script)")
+
+
 def _vips_from_elsewhere(inv: dict, notes: list[str]) -> None:
     """A virtual server whose address no vrrp_instance holds gets it from elsewhere (a router, BGP/
     ECMP, a hand-made address): keepalived only checks and balances it. lbtk says so
@@ -529,13 +664,28 @@ def _vips_from_elsewhere(inv: dict, notes: list[str]) -> None:
     groups = {g["name"]: g["members"] for g in inv.get("virtual_server_groups", [])}
     for vs in inv.get("virtual_servers", []):
         members = groups.get(vs.get("group"), [])
-        addrs = [m.split()[0] for m in members if m.split()[0] != "fwmark"]
+        addrs = [a for m in members if m.split()[0] != "fwmark" for a in _range_addresses(m.split()[0])]
         unheld = (vs.get("vip") and vs["vip"] not in held) or any(a not in held for a in addrs)
         if unheld and "vip_managed_by" in VirtualServer.model_fields:
             vs["vip_managed_by"] = "external"
             notes.append(f"virtual_server {vs.get('vip') or 'group ' + str(vs.get('group'))}:{vs.get('port')}: "
                          "no vrrp_instance holds its address: "
                          "imported as vip_managed_by: external (the first deploy puts it on lo of each director)")
+
+
+def _range_addresses(text: str) -> list[str]:
+    """A virtual_server_group member's addresses: `10.0.0.110-112` is .110 to .112 (keepalived's
+    range: the last byte of IPv4, the last group, hex, of IPv6)."""
+    base, sep, end = text.rpartition("-")
+    if not sep or not valid_address(base):
+        return [text]
+    first = ipaddress.ip_address(base)
+    try:
+        last = int(end, 16 if first.version == 6 else 10)
+    except ValueError:
+        return [text]
+    low = int(first) & (0xFFFF if first.version == 6 else 0xFF)
+    return [str(first + k) for k in range(max(last - low, 0) + 1)]
 
 
 def _drop_ignored(inv: dict, notes: list[str]) -> None:
@@ -593,6 +743,8 @@ def _node(view: _NodeView, conflicts: list[Finding]) -> dict:
                                                     else "address", src)
     if cfg.address:
         addrs.setdefault(family_of(cfg.address), cfg.address)
+    if cfg.host and valid_address(cfg.host):    # SSH reaches it there: its address of that family too
+        addrs.setdefault(family_of(cfg.host), cfg.host)
     for iface, a in cfg.addresses.items():      # --address IFACE=IP: where the config names none
         if iface in (None, primary):
             addrs.setdefault(family_of(a), a)
@@ -610,6 +762,9 @@ def _node(view: _NodeView, conflicts: list[Finding]) -> dict:
         node["address6"] = addrs[6]
     if primary:
         node["interface"] = primary
+    if cfg.mac:
+        node["mac"] = cfg.mac
+    node.update(view.node_fields)
     if others:
         node["interfaces"] = others
     # the first instance's priority: the node's own (instances that order the nodes otherwise say
@@ -627,6 +782,9 @@ def _per_node_priorities(views, name: str, inst: dict, nodes: list[dict]) -> Non
     if prios != {k: node_prio[k] for k in prios}:
         if "priority" in VrrpInstance.model_fields:
             inst["priority"] = prios
+    if len(set(prios.values())) < len(prios) and "equal_priorities" in VrrpInstance.model_fields:
+        # keepalived runs a tie (the higher address wins); lbtk wants it said
+        inst["equal_priorities"] = True
     # keepalived's own default state is BACKUP; lbtk's is MASTER on the highest priority: the
     # instance states its map only where the two differ
     states = {k: v or "BACKUP" for k, v in states.items()}
@@ -668,7 +826,7 @@ def _common_template(ids, names, upper) -> str | None:
 def _real_servers_to_nodes(vs: dict, nodes: list[dict]) -> dict:
     """A real server at a node's address is that node (`node: NAME`): lbtk then knows the
     director is also a real server (the DR loop fix, the VIP on lo)."""
-    by_addr = {_addr_of(n): n["name"] for n in nodes}
+    by_addr = {a: n["name"] for n in nodes for a in (_addr_of(n), n.get("address6")) if a}
     rss = []
     for rs in vs["real_servers"]:
         name = by_addr.get(rs.get("address"))
@@ -678,7 +836,8 @@ def _real_servers_to_nodes(vs: dict, nodes: list[dict]) -> dict:
             rs = {k: v for k, v in rs.items() if k != "port"}
         rss.append(rs)
     out = {**vs, "real_servers": rss}
-    if out.get("lb_kind") == "DR" and "fwmark" not in out and any("node" in rs for rs in rss):
+    if out.get("lb_kind") == "DR" and "fwmark" not in out and "director_fix" not in out \
+            and any("node" in rs for rs in rss):
         # the seed's topology: directors that are also DR real servers loop (the backups re-balance
         # what the MASTER sent them). The cluster runs without lbtk's fix today; adopting it changes
         # nothing, and turning the fix on is a decision of its own (a note says how)

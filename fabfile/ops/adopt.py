@@ -60,7 +60,8 @@ def from_files(paths: list[str], addresses: list[str]) -> Sources:
         conf = _parse(str(p), files)
         name = _name_for(conf, k, taken={c.name for c in configs}, fallback=f"node{k + 1}")
         primary, per_iface = _address_flag(addresses[k]) if addresses else (None, {})
-        configs.append(ci.NodeConfig(name, conf, address=primary, file=path, addresses=per_iface))
+        configs.append(ci.NodeConfig(name, conf, address=primary, file=path, addresses=per_iface,
+                                     text=files[str(p)]))
         origin[name] = path
     return Sources(configs, origin, [])
 
@@ -125,7 +126,8 @@ def from_nodes(env: Env) -> Sources:
             raise ImportError_(f"{node.host}: no {MAIN_CONF} — is keepalived configured there?")
         conf = _parse(MAIN_CONF, files)
         name = _name_for(conf, len(configs), taken={c.name for c in configs}, fallback=node.name)
-        configs.append(ci.NodeConfig(name, conf, host=node.host, file=f"{node.host}:{MAIN_CONF}"))
+        configs.append(ci.NodeConfig(name, conf, host=node.host, file=f"{node.host}:{MAIN_CONF}",
+                                     text=files[MAIN_CONF]))
         origin[name] = f"{node.host}:{MAIN_CONF}"
         if st.active.get("keepalived") != "active":
             notes.append(f"{name}: keepalived is {st.active.get('keepalived', 'not installed')}: the first deploy "
