@@ -32,9 +32,9 @@ STRIP = ("systemctl stop keepalived; systemctl disable --now lbtk-vip-lo lbtk-fw
          "systemctl daemon-reload; true")
 
 
-def tutorial_conf(node: str) -> str:
-    me = HOSTS[node]
-    peers = "\n".join(f"        {a}" for n, a in HOSTS.items() if n != node)
+def tutorial_conf(node: str, hosts: dict = HOSTS, vip: str = VIP) -> str:
+    me = hosts[node]
+    peers = "\n".join(f"        {a}" for n, a in hosts.items() if n != node)
     rss = "".join(f"""    real_server {a} 80 {{
         weight 1
         TCP_CHECK {{
@@ -43,7 +43,7 @@ def tutorial_conf(node: str) -> str:
             delay_before_retry 3
         }}
     }}
-""" for a in HOSTS.values())
+""" for a in hosts.values())
     return f"""! Configuration File for keepalived (built by hand, as the tutorial does)
 global_defs {{
    router_id LVS_{node.upper()}
@@ -64,11 +64,11 @@ vrrp_instance VI_1 {{
         auth_pass 123456
     }}
     virtual_ipaddress {{
-        {VIP}
+        {vip}
     }}
 }}
 
-virtual_server {VIP} 80 {{
+virtual_server {vip} 80 {{
     delay_loop 5
     lb_algo rr
     lb_kind DR
@@ -79,21 +79,23 @@ virtual_server {VIP} 80 {{
 """
 
 
-def hand_build(c, node: str) -> None:
+def hand_build(c, node: str, hosts: dict = HOSTS, vip: str = VIP, vrrp_only: bool = True) -> None:
+    """What the tutorial's operator does on one node. vrrp_only: this lab's kernel has no IPVS, and
+    keepalived exits on a virtual_server without it (the kernel tier has IPVS: no --vrrp there)."""
     unit = f"""[Unit]
 Description=VIP on lo for LVS-DR
 After=network.target
 [Service]
 Type=oneshot
-ExecStart=/usr/sbin/ip addr add {VIP}/32 dev lo
+ExecStart=/usr/sbin/ip addr add {vip}/32 dev lo
 RemainAfterExit=yes
 [Install]
 WantedBy=multi-user.target
 """
     script = f"""set -e
 cat > /etc/keepalived/keepalived.conf <<'EOF'
-{tutorial_conf(node)}EOF
-echo 'DAEMON_ARGS="--vrrp"' > /etc/default/keepalived
+{tutorial_conf(node, hosts, vip)}EOF
+echo 'DAEMON_ARGS="{"--vrrp" if vrrp_only else ""}"' > /etc/default/keepalived
 cat > /etc/sysctl.d/99-lvs.conf <<'EOF'
 net.ipv4.conf.all.arp_ignore = 1
 net.ipv4.conf.all.arp_announce = 2

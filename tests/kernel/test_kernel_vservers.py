@@ -55,7 +55,7 @@ def wait_for(what, limit: float) -> float | None:
 
 def bound(vs) -> float:
     """Seconds keepalived may take to call a real server down: a check period and its retries."""
-    chk = vs.real_servers[0].TCP_CHECK
+    chk = vs.real_servers[0].TCP_CHECK[0]   # a checker key is a list once read
     return vs.delay_loop + chk.connect_timeout + chk.retry * (chk.delay_before_retry + chk.connect_timeout) + SLACK
 
 
