@@ -17,8 +17,8 @@ from fabfile.core.vrrp import expected_holders, keepers, master_down_interval, n
 
 def settle_timeout(env: Env) -> float:
     """Generous: a fresh MASTER starts as BACKUP and waits master_down_interval first."""
-    worst = max(master_down_interval(p.source.advert_int, min(p.priorities.values()),
-                                     p.source.vrrp_version) for p in plan(env.inv))
+    worst = max((master_down_interval(p.source.advert_int, min(p.priorities.values()), p.source.vrrp_version)
+                 for p in plan(env.inv)), default=0)     # an LVS-only inventory: nothing settles
     return 3 * worst + 5
 
 

@@ -121,3 +121,12 @@ def test_legacy_names_read_as_the_current_ones():
                                  "real_servers": [{"address": "10.189.0.31"}]}]}
     vs = parse(data, "l.yaml").virtual_servers[0]
     assert (vs.lb_algo, vs.lb_kind) == ("sh", "TUN")
+
+
+def test_lvs_only_has_nothing_to_settle():
+    """A deploy waits for VRRP after the VIP holders' batch; with no vrrp_instance there is nothing
+    to wait for (it used to end in `max() arg is an empty sequence`, found on the kernel tier)."""
+    from fabfile.model.context import Env
+    from fabfile.ops.settle import expected_now, settle_timeout
+    env = Env(good("lvs_only"), None, {}, "lvs_only")
+    assert settle_timeout(env) == 5 and expected_now(env) == {}
