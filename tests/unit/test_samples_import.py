@@ -66,3 +66,35 @@ def test_a_valid_sample_is_expressible_and_renders_to_the_same_meaning(sample):
     text = next(f.content for f in render_all(inv, secrets, ASSUMED)["lb1"] if f.path == CONF)
     differences = diff(behaviour(meaning_of(conf)), behaviour(meaning_of(parse_conf(text))))
     assert differences == [], "\n".join(differences)
+
+
+def test_inv_import_file_writes_the_inventory_and_the_secret_and_refuses_in_one_line_each(tmp_path):
+    """The CLI path: `inv import --file` on keepalived's own sample (no source address in it:
+    --address), then a file with a keyword lbtk cannot express (exit 2, one line naming file:line,
+    nothing written)."""
+    import stat
+    from fabfile.model.loading import inventory_dir
+    from tests.cli import run_inv
+    sample = SAMPLES / "keepalived.conf.vrrp"
+    out = tmp_path / "adopted.yaml"
+    secret = inventory_dir() / "secrets" / "samples-cli.auth_pass"
+    secret.unlink(missing_ok=True)
+    try:
+        r = run_inv(["import", "--env", "samples-cli", "--file", str(sample),
+                     "--address", "192.168.200.250,eth1=192.168.201.250", "--out", str(out)])
+        assert r.returncode == 0, r.stderr
+        assert "1111" not in r.stdout + r.stderr + out.read_text()       # the sample's auth_pass
+        assert secret.read_text().strip() == "1111" and stat.S_IMODE(secret.stat().st_mode) == 0o600
+        assert "keepalived.conf keeps its meaning" in r.stdout
+        bad = tmp_path / "bad.conf"
+        bad.write_text(sample.read_text().replace("    advert_int 1\n", "    advert_int 1\n    promote_secondaries\n", 1))
+        again = run_inv(["import", "--env", "samples-cli2", "--file", str(bad), "--address", "192.168.200.250",
+                         "--out", str(tmp_path / "never.yaml")])
+        assert again.returncode == 2
+        lines = again.stderr.strip().splitlines()
+        assert any(f"{bad}:" in ln and "promote_secondaries" in ln for ln in lines), lines
+        assert all(ln.startswith("error: ") for ln in lines) and "Traceback" not in again.stderr
+        assert not (tmp_path / "never.yaml").exists()
+        assert not (inventory_dir() / "secrets" / "samples-cli2.auth_pass").exists()
+    finally:
+        secret.unlink(missing_ok=True)
