@@ -60,7 +60,7 @@ def conf(inv: Inventory, node: Node, secrets: dict[str, str], facts: Facts, t: T
             track_script=[t.rendered() for t in vi.track_script],   # what templates_dir copies read
             notify_master=vi.notify_master, notify_backup=vi.notify_backup,
             notify_fault=vi.notify_fault, notify=vi.notify, smtp_alert=vi.smtp_alert,
-            extras=instance_options.instance_extras(node, vi)))
+            extras=instance_options.instance_extras(inv, node, vi)))
     sd = inv.sync_daemon
     if ipvs_sync.wanted(inv, facts):
         name = sync_instance(inv).name
