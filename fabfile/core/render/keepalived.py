@@ -101,7 +101,7 @@ def virtual_servers(inv: Inventory) -> list[dict]:
                             checkers=checker_blocks(rs.source, fwmark_port), tcp=tcp, http=http,
                             check_port=check_port, options=vservers.rs_options(rs.source)))
         out.append(dict(vip=s.vip, port=s.port, fwmark=s.fwmark, protocol=s.protocol, family=s.family,
-                        group=s.group, options=vservers.vs_options(vs),
+                        group=s.group, options=vservers.vs_options(vs, fwmark=bool(s.fwmark)),
                         where=join_host_port(s.vip, s.port) if s.vip else f"fwmark {s.fwmark}",
                         director_fix=inv.director_fix_applies(vs), delay_loop=vs.delay_loop,
                         lb_algo=vs.lb_algo, lb_kind=vs.lb_kind,
