@@ -257,25 +257,30 @@ def declared_priorities(inv: "Inventory", vi: "VrrpInstance") -> dict[str, int]:
     return {n.name: own.get(n.name, n.priority) for n in inv.nodes}
 
 
-def advert_source(node: "Node", vi: "VrrpInstance") -> str | None:
+def own_address(inv: "Inventory", node: "Node", vi: "VrrpInstance") -> str | None:
+    """`node`'s address on `vi`'s interface (nodes[].interfaces, else the node's own), of vi's family."""
+    return inv.ip_on(node, inv.interface_of(node, vi), vi.family)
+
+
+def advert_source(inv: "Inventory", node: "Node", vi: "VrrpInstance") -> str | None:
     """The address `node`'s adverts for `vi` come from, which breaks a tie of priorities (RFC 3768
     6.4.3, RFC 5798 6.4.3: the higher primary address wins): unicast_src_ip, else mcast_src_ip,
-    else the interface's primary address (the node's address on the segment). None: an IPv6
-    multicast advert, sent from a link-local address the inventory does not know."""
+    else the interface's primary address (the node's address there). None: an IPv6 multicast
+    advert, sent from a link-local address the inventory does not know."""
     if vi.unicast:
-        return node.ip_of(vi.family)
+        return own_address(inv, node, vi)
     if isinstance(vi.mcast_src_ip, dict):
         if node.name in vi.mcast_src_ip:
             return vi.mcast_src_ip[node.name]
-    return node.ip_of(vi.family) if vi.family == 4 else None
+    return own_address(inv, node, vi) if vi.family == 4 else None
 
 
-def mcast_src_of(node: "Node", vi: "VrrpInstance") -> str | None:
+def mcast_src_of(inv: "Inventory", node: "Node", vi: "VrrpInstance") -> str | None:
     """The mcast_src_ip written in `node`'s instance, or None (keepalived picks the interface's)."""
     if vi.unicast or not vi.mcast_src_ip:
         return None
     if vi.mcast_src_ip is True:
-        return node.ip_of(vi.family)
+        return own_address(inv, node, vi)
     return vi.mcast_src_ip.get(node.name)
 
 
@@ -283,7 +288,7 @@ def election_winner(inv: "Inventory", vi: "VrrpInstance", priorities: dict[str, 
     """The node VRRP elects among `priorities`: the highest priority, a tie broken by the highest
     advert source address (validation refuses a tie it cannot break)."""
     def key(n: "Node"):
-        src = advert_source(n, vi)
+        src = advert_source(inv, n, vi)
         return priorities[n.name], int(ipaddress.ip_address(src)) if src else -1
     return max(inv.nodes, key=key).name
 
@@ -431,10 +436,10 @@ def _mcast_problems(inv: "Inventory", loc: tuple, vi: "VrrpInstance", names: set
             yield FieldProblem(loc + ("mcast_src_ip", name), f"{addr} is IPv{family_of(addr)}, {vi.name} is "
                                f"IPv{vi.family} (keepalived: \"MUST be of the same family\")",
                                f"give {name}'s IPv{vi.family} address")
-        elif addr not in node.ips.values():
-            yield FieldProblem(loc + ("mcast_src_ip", name), f"{addr} is not {name}'s address "
-                               f"({', '.join(node.ips.values())})", f"use {node.ip_of(vi.family)}, or "
-                               "mcast_src_ip: true")
+        elif addr != own_address(inv, node, vi):
+            yield FieldProblem(loc + ("mcast_src_ip", name), f"{addr} is not {name}'s address on "
+                               f"{inv.interface_of(node, vi)} ({own_address(inv, node, vi)})",
+                               f"use {own_address(inv, node, vi)}, or mcast_src_ip: true")
 
 
 IF_WORDS = ("dev", "iif", "oif")

@@ -24,7 +24,7 @@ from fabfile.model.fields import (FieldProblem, FieldProblems, Strict, _canonica
 from fabfile.model import instance_options as io
 from fabfile.model.scripts import ScriptFile, node_path, scripts_problems
 from fabfile.model.virtual_servers import (RealServerOptions, VirtualServerGroup, VirtualServerOptions, group_problems,
-                                           option_problems)
+                                           option_problems, sorry_problems)
 from fabfile.model.tracking import (TrackFile, TrackFileDef, TrackInterface, TrackProcess, TrackScript,
                                     VrrpTrackProcess, tracking_problems)
 
@@ -1244,6 +1244,7 @@ def address_problems(inv: "Inventory"):
             else:
                 seen_rs[rkey] = j
     yield from group_problems(inv, vip_at)
+    yield from sorry_problems(inv)
 
 
 def dotted(loc: tuple) -> str:

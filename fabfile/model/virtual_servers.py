@@ -145,6 +145,23 @@ def option_problems(vs: "VirtualServer"):
                            "members carry theirs)", "set sorry_server.port")
 
 
+def sorry_problems(inv: "Inventory"):
+    """A sorry server that is also one of the service's real servers (same address and port) shares
+    its IPVS entry: keepalived then overrides sorry_server_inhibit with that real server's
+    inhibit_on_failure ("matches sorry server, but inhibit setting differs", check_data.c)."""
+    for i, vs in enumerate(inv.virtual_servers):
+        s = vs.sorry_server
+        if s is None:
+            continue
+        for j, rs in enumerate(vs.real_servers):
+            same = (inv.real_server_address(rs, vs), rs.port or vs.port) == (s.address, s.port or vs.port)
+            if same and rs.inhibit_on_failure != vs.sorry_server_inhibit:
+                yield FieldProblem(("virtual_servers", i, "sorry_server_inhibit"), f"the sorry server is also "
+                                   f"real_servers[{j}], whose inhibit_on_failure differs: keepalived uses the real "
+                                   "server's (\"inhibit setting differs\")", f"make sorry_server_inhibit and "
+                                   f"real_servers[{j}].inhibit_on_failure the same")
+
+
 # ------------------------------------------------------------------ virtual_server_group
 @dataclass(frozen=True)
 class GroupMember:

@@ -15,9 +15,9 @@ def statics(node: Node) -> list[tuple[str, list[str]]]:
     return [(k, getattr(node, k)) for k in STATIC_SECTIONS if getattr(node, k)]
 
 
-def instance_extras(node: Node, vi: VrrpInstance) -> dict | None:
+def instance_extras(inv: Inventory, node: Node, vi: VrrpInstance) -> dict | None:
     """What node's vrrp_instance block adds for vi; None when nothing (the block is then as before)."""
-    out = dict(mcast_src_ip=mcast_src_of(node, vi), use_vmac=vi.use_vmac, vmac_xmit_base=vi.vmac_xmit_base,
+    out = dict(mcast_src_ip=mcast_src_of(inv, node, vi), use_vmac=vi.use_vmac, vmac_xmit_base=vi.vmac_xmit_base,
                virtual_routes=vi.virtual_routes, virtual_rules=vi.virtual_rules, notify_stop=vi.notify_stop)
     return out if any(out.values()) else None
 

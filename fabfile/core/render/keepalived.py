@@ -60,7 +60,7 @@ def conf(inv: Inventory, node: Node, secrets: dict[str, str], facts: Facts, t: T
             track_script=[t.rendered() for t in vi.track_script],   # what templates_dir copies read
             notify_master=vi.notify_master, notify_backup=vi.notify_backup,
             notify_fault=vi.notify_fault, notify=vi.notify, smtp_alert=vi.smtp_alert,
-            extras=instance_options.instance_extras(node, vi)))
+            extras=instance_options.instance_extras(inv, node, vi)))
     sd = inv.sync_daemon
     if ipvs_sync.wanted(inv, facts):
         name = sync_instance(inv).name
@@ -101,7 +101,7 @@ def virtual_servers(inv: Inventory) -> list[dict]:
                             checkers=checker_blocks(rs.source, fwmark_port), tcp=tcp, http=http,
                             check_port=check_port, options=vservers.rs_options(rs.source)))
         out.append(dict(vip=s.vip, port=s.port, fwmark=s.fwmark, protocol=s.protocol, family=s.family,
-                        group=s.group, options=vservers.vs_options(vs),
+                        group=s.group, options=vservers.vs_options(vs, fwmark=bool(s.fwmark)),
                         where=join_host_port(s.vip, s.port) if s.vip else f"fwmark {s.fwmark}",
                         director_fix=inv.director_fix_applies(vs), delay_loop=vs.delay_loop,
                         lb_algo=vs.lb_algo, lb_kind=vs.lb_kind,

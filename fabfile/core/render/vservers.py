@@ -8,16 +8,21 @@ from fabfile.model.schema import Inventory, RealServer, VirtualServer
 VS_FLAGS = ("ops", "ha_suspend", "alpha", "omega")
 
 
-def vs_options(vs: VirtualServer) -> dict:
+def vs_options(vs: VirtualServer, fwmark: bool = False) -> dict:
     """What a virtual_server block says beyond lbtk's original keywords; empty by default (an
-    inventory without these options renders what it rendered before)."""
+    inventory without these options renders what it rendered before). `fwmark`: the block is
+    `virtual_server fwmark N` (director_fix makes one of a vip:port service too)."""
     s = vs.sorry_server
+    # DR/TUN to a fwmark service forwards by mark, not port: keepalived clears a sorry server's
+    # port there with a warning, as it does a real server's (which lbtk writes without one)
+    portless = fwmark and (vs.sorry_server_lvs_method or vs.lb_kind) != "NAT"
     return dict(
         flags=[k for k in VS_FLAGS if getattr(vs, k)],
         persistence_engine=vs.persistence_engine, virtualhost=vs.virtualhost,
         quorum=vs.quorum, hysteresis=vs.hysteresis, quorum_up=vs.quorum_up, quorum_down=vs.quorum_down,
         # a fwmark or group service has no port of its own: the sorry server names one when given
-        sorry=None if s is None else s.address + (f" {s.port or vs.port}" if (s.port or vs.port) else ""),
+        sorry=None if s is None else s.address + (f" {s.port or vs.port}" if (s.port or vs.port) and not portless
+                                                  else ""),
         sorry_inhibit=vs.sorry_server_inhibit, sorry_method=vs.sorry_server_lvs_method)
 
 
