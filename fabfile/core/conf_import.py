@@ -612,11 +612,15 @@ def import_configs(configs: list[NodeConfig], cluster: str, secret_file: str,
         inv["virtual_servers"] = [_real_servers_to_nodes(vs, nodes) for vs in first.virtual_servers]
         for vs in inv["virtual_servers"]:
             if vs.get("director_fix") is False:
-                first.notes.append(f"virtual_server {vs['vip']}:{vs['port']}: the directors are also its DR real "
+                first.notes.append(f"virtual_server {vs.get('vip') or 'group ' + str(vs.get('group'))}:{vs.get('port')}: the directors are also its DR real "
                                    "servers, which loops; imported as it runs (director_fix: false). Set "
                                    "director_fix: true (and nodes[].mac) to have lbtk mark packets by MAC")
     if first.vs_groups:
         inv["virtual_server_groups"] = first.vs_groups
+        six = {g["name"] for g in first.vs_groups if any(":" in m.split()[0] for m in g["members"])}
+        for vs in inv.get("virtual_servers", []):      # the model takes a group service's family from ip_family
+            if vs.get("group") in six:
+                vs.setdefault("ip_family", "inet6")
     _vips_from_elsewhere(inv, first.notes)
     if first.sync_daemon:
         inv["sync_daemon"] = first.sync_daemon
@@ -790,7 +794,8 @@ def _per_node_priorities(views, name: str, inst: dict, nodes: list[dict]) -> Non
     states = {k: v or "BACKUP" for k, v in states.items()}
     top = max(prios, key=lambda k: prios[k]) if prios else None
     lbtk_default = {k: "BACKUP" if inst.get("nopreempt") else ("MASTER" if k == top else "BACKUP") for k in states}
-    if states == lbtk_default:
+    shared_top = prios and list(prios.values()).count(max(prios.values())) > 1   # lbtk breaks it by address
+    if states == lbtk_default and not shared_top:
         return
     if "state" in VrrpInstance.model_fields:
         inst["state"] = states

@@ -93,8 +93,11 @@ def round_trip(inv: Inventory, secrets: dict[str, str]) -> ci.Imported:
     confs = {n: next(f.content for f in fs if f.path == CONF) for n, fs in files.items()}
     # host, MAC and a dual-stack node's IPv6 address: what an SSH import knows of each node besides
     # its files (`ip link`, `ip addr`), and what a multicast instance does not say
+    # and its addresses on other interfaces (`ip addr`: --address IFACE=IP from files)
     cfgs = [ci.NodeConfig(n.name, parse_conf(confs[n.name]), host=n.host, file=f"{n.name}/keepalived.conf",
-                          text=confs[n.name], mac=n.mac, address=n.address6) for n in inv.nodes]
+                          text=confs[n.name], mac=n.mac, address=n.address6,
+                          addresses={i: e.address or e.address6 for i, e in n.interfaces.items()})
+            for n in inv.nodes]
     out = ci.import_configs(cfgs, inv.cluster, SECRET_FILE)
     again = Inventory.model_validate(with_what_keepalived_conf_does_not_say(out.inventory, inv))
     # the imported inventory's secrets, as `inv deploy` would read them from the files import writes
