@@ -743,8 +743,7 @@ def _node(view: _NodeView, conflicts: list[Finding]) -> dict:
         if iface in (None, primary):
             addrs.setdefault(fam, src)
         else:
-            others.setdefault(iface, {}).setdefault("address6" if fam == 6 and others.get(iface, {}).get("address")
-                                                    else "address", src)
+            _add_address(others.setdefault(iface, {}), src)
     if cfg.address:
         addrs.setdefault(family_of(cfg.address), cfg.address)
     if cfg.host and valid_address(cfg.host):    # SSH reaches it there: its address of that family too
@@ -753,8 +752,7 @@ def _node(view: _NodeView, conflicts: list[Finding]) -> dict:
         if iface in (None, primary):
             addrs.setdefault(family_of(a), a)
         elif any(m.get("interface") == iface for m in mine):
-            others.setdefault(iface, {}).setdefault("address6" if family_of(a) == 6
-                                                    and others.get(iface, {}).get("address") else "address", a)
+            _add_address(others.setdefault(iface, {}), a)
     address = addrs.get(4) or addrs.get(6)
     if cfg.host:
         node["host"] = cfg.host
@@ -775,6 +773,17 @@ def _node(view: _NodeView, conflicts: list[Finding]) -> dict:
     # so themselves, as per-instance priorities)
     node["priority"] = mine[0]["priority"] if mine else 100
     return node
+
+
+def _add_address(entry: dict, a: str) -> None:
+    """One more address of a node's interfaces entry: `address` first (IPv4 or IPv6), `address6`
+    for an IPv6 one beside an IPv4 address; one already there, or a second of a family, is not."""
+    if a in entry.values():
+        return
+    if "address" not in entry:
+        entry["address"] = a
+    elif family_of(a) == 6 and family_of(entry["address"]) == 4:
+        entry.setdefault("address6", a)
 
 
 def _per_node_priorities(views, name: str, inst: dict, nodes: list[dict]) -> None:
