@@ -27,6 +27,7 @@ checks every file out 0644: the committed ones (the seed's public demo secret, t
 inventories' fixtures) are made 0600 before any test reads them, as a user's `chmod 600` would."""
 from __future__ import annotations
 
+import gc
 import itertools
 import os
 import re
@@ -122,9 +123,14 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 
 
 def pytest_collection_finish(session):
-    """Before the first test: a session with live-tier tests takes this checkout's secrets and .state/."""
+    """Before the first test: a session with live-tier tests takes this checkout's secrets and .state/.
+    What collection built (every module, every parametrized case) lives as long as the session, so
+    it goes where the cyclic collector no longer walks it (gc.freeze): else each full collection
+    during the tests, and pytest's five at the end, walk it again."""
     if {tier_of(item.path) for item in session.items} & set(LIVE_TIERS):
         add_checkout_state(Path(os.environ[INVENTORIES_VAR]))
+    gc.collect()
+    gc.freeze()
 
 
 def pytest_unconfigure(config):

@@ -7,9 +7,12 @@ worker parses a file once and they share the tree. The trees are read, never cha
 from __future__ import annotations
 
 import ast
+import gc
 import functools
 
 
 @functools.lru_cache(maxsize=None)
 def parse(source: str, filename: str = "<unknown>") -> ast.Module:
-    return ast.parse(source, filename)
+    tree = ast.parse(source, filename)
+    gc.freeze()     # kept for the session: the cyclic collector need not walk its nodes again
+    return tree

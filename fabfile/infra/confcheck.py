@@ -27,6 +27,7 @@ from pathlib import Path
 from fabfile.errors import LbtkError
 from fabfile.model.schema import Inventory, Node
 from fabfile.model.instance_options import named_interfaces
+from fabfile.parsers.ip_addr import batch_failure
 from fabfile.parsers.lbtk import last_line
 from fabfile.parsers.keepalived_t import KeepalivedCheck, parse_keepalived_check
 
@@ -143,17 +144,22 @@ def _make_netns(ns: str, inv: Inventory, node: Node) -> None:
             words = spec.split()
             if "dev" in words[1:-1]:
                 ifaces.add(words[words.index("dev") + 1])
+    # one `ip -batch` for every link and address: a check costs three processes, not two per interface
+    lines = []
     for i, name in enumerate(sorted(ifaces)):
         # veth, not dummy: this host's kernel has no dummy driver
         # `name X`, `dev X`: an interface called "a" or "up" is not read as an ip keyword
-        subprocess.run(["ip", "-n", ns, "link", "add", "name", name, "type", "veth", "peer", "name", f"lbtkp{i}"],
-                       check=True, capture_output=True)
-        subprocess.run(["ip", "-n", ns, "link", "set", "dev", name, "up"], check=True, capture_output=True)
+        lines += [f"link add name {name} type veth peer name lbtkp{i}", f"link set dev {name} up"]
     for family, ip in sorted(node.ips.items()):     # a dual-stack node's IPv6 address too
         net = node.network_of(family)
-        subprocess.run(["ip", "-n", ns, "addr", "add", f"{ip}/{net.prefixlen}", "dev", inv.interface_of(node)]
-                       + (["nodad"] if family == 6 else []), check=True, capture_output=True)
+        lines.append(f"addr add {ip}/{net.prefixlen} dev {inv.interface_of(node)}" + (" nodad" if family == 6 else ""))
     for name, entry in sorted(node.interfaces.items()):   # the node's other networks
         for family, ip in sorted(entry.ips.items()):
-            subprocess.run(["ip", "-n", ns, "addr", "add", f"{ip}/{entry.network_of(family).prefixlen}", "dev",
-                            name] + (["nodad"] if family == 6 else []), check=True, capture_output=True)
+            lines.append(f"addr add {ip}/{entry.network_of(family).prefixlen} dev {name}"
+                         + (" nodad" if family == 6 else ""))
+    r = subprocess.run(["ip", "-n", ns, "-batch", "-"], input="\n".join(lines) + "\n", capture_output=True,
+                       text=True)
+    if r.returncode != 0:
+        at, reason = batch_failure(r.stderr)
+        line = lines[at - 1] if at and at <= len(lines) else "-batch"
+        raise subprocess.CalledProcessError(r.returncode, ["ip", "-n", ns, *line.split()], stderr=reason.encode())

@@ -4,6 +4,7 @@
     ip -j -4 addr show dev eth0     parse_ip_addr(text) -> [Interface] (or [] if it has no IPv4)
     holds(ifaces, ip)               True if any interface has the address
     address_owner(ifaces, ip)       names of the interfaces holding the address (ip -j order)
+    batch_failure(stderr)           `ip -batch -` that failed -> (its failing line, the reason)
 
 Real behaviour (iproute2 6.1, tests/fixtures/ip_addr/):
 - With -4/-6, iproute2 leaves out the link fields: no "address" (MAC), no "link_type", so
@@ -17,6 +18,7 @@ Real behaviour (iproute2 6.1, tests/fixtures/ip_addr/):
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass, field
 
 from fabfile.parsers import ParseError, excerpt, json_field, load_json, same_ip
@@ -115,3 +117,17 @@ def link_kind(text: str) -> str:
         return (data[0].get("linkinfo") or {}).get("info_kind", "") if data else ""
     except (ParseError, AttributeError, IndexError, TypeError, KeyError):
         raise ParseError(f"ip -j -d link: not an interface list: {excerpt(text or 'empty output')}") from None
+
+
+def batch_failure(stderr: str) -> tuple[int | None, str]:
+    """`ip -batch -` that failed (tests/fixtures/ip_addr/batch_*.stderr) -> (the 1-based line of its
+    input that failed, or None; the reason). iproute2 prints the reason, then "Command failed -:N"."""
+    line = None
+    reasons = []
+    for ln in stderr.splitlines():
+        m = re.fullmatch(r"Command failed -:(\d+)", ln.strip())
+        if m:
+            line = int(m.group(1))
+        elif ln.strip():
+            reasons.append(ln.strip())
+    return line, (reasons[0] if reasons else "failed")

@@ -511,6 +511,14 @@ def test_ip_addr_missing_device():
         ifaces("netns_missing_dev")
 
 
+def test_ip_batch_failure_names_the_line_and_the_reason():
+    # iproute2 6.1's `ip -batch -`, third line failing: the reason first, then the line number
+    assert ip_addr.batch_failure(read("ip_addr/batch_failed_line3.stderr")) == (3, 'Cannot find device "nope"')
+    assert ip_addr.batch_failure(read("ip_addr/batch_exists_line3.stderr")) == \
+        (3, "Error: ipv4: Address already assigned.")
+    assert ip_addr.batch_failure("") == (None, "failed")
+
+
 def test_ip_addr_director_and_real_server_in_kernel_tier():
     d = ifaces("guest_director")
     assert ip_addr.address_owner(d, VIP) == ["eth0"]
