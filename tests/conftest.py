@@ -27,11 +27,13 @@ checks every file out 0644: the committed ones (the seed's public demo secret, t
 inventories' fixtures) are made 0600 before any test reads them, as a user's `chmod 600` would."""
 from __future__ import annotations
 
+import compileall
 import gc
 import itertools
 import os
 import re
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -96,6 +98,11 @@ def repo_inventories_now() -> dict[str, tuple[int, int]]:
 
 
 def pytest_configure(config):
+    if not hasattr(config, "workerinput") and not sys.dont_write_bytecode:
+        # a fresh clone has no bytecode: compiled once here, not by every worker and every child
+        # process of the import checks (tests/unit/test_imports.py) racing to write the same files
+        compileall.compile_dir(ROOT / "fabfile", quiet=2)
+        compileall.compile_file(ROOT / "tasks.py", quiet=2)
     work = Path(tempfile.mkdtemp(prefix="lbtk-inventories-"))
     config.stash[_COPY] = (work, os.environ.get(INVENTORIES_VAR))
     os.environ[INVENTORIES_VAR] = str(copy_inventories(work))
