@@ -20,9 +20,10 @@ from fabfile.core.actions import Action
 from fabfile.core.checks import needs_ipvs, no_ipvs_error, no_ipvs_words
 from fabfile.ops.apply import Applied, ApplyError, apply_node
 from fabfile.model.context import Env
-from fabfile.errors import LbtkError
+from fabfile.errors import FactError, LbtkError
 from fabfile.infra.facts import NodeState
-from fabfile.infra.observe import observe_except, observe_reachable
+from fabfile.infra.observe import observe_except, observe_reachable, parse_output, unreadable
+from fabfile.infra.observe import script as observe_script
 from fabfile.parsers.lbtk_state import RuntimeRecord
 from fabfile.core.phase import FILE_PHASES, RUNTIME_PHASE, Phase
 from fabfile.core.plan import (FileChange, NodePlan, PlannedMove, RollKind, RollPlan, VipIntent, changes_wire,
@@ -97,6 +98,21 @@ def deploy_facts(env: Env, nodes: list[str]) -> dict[str, list[F.Fact]]:
     """Per node: the managed files to read besides fabfile.infra.facts.DEPLOY."""
     present = [p for p, s in env.inv.scripts.items() if s.present]
     return {n: [F.files(deploy_paths(env, n))] + ([F.script_files(present)] if present else []) for n in nodes}
+
+
+def read_looked(lock: runlock.Lock, per_node: dict[str, list[F.Fact]]) -> dict[str, NodeState]:
+    """The deploy facts each node printed under the lock (Lock(look=)) as NodeStates: a node whose
+    look did not finish is unreachable, one whose output the parsers refuse unreadable (observe's rules)."""
+    out = {}
+    for n, text in lock.looked.items():
+        if isinstance(text, remote.RemoteError):
+            out[n] = NodeState(n, reachable=False, error=str(text))
+            continue
+        try:
+            out[n] = parse_output(n, [*F.DEPLOY, *per_node[n]], text)
+        except FactError as e:
+            out[n] = unreadable(n, e)
+    return out
 
 
 def gather(env: Env, nodes: list | None = None) -> dict[str, NodeState]:
@@ -225,21 +241,31 @@ def run_phases(env: Env, phases, check: bool = False, say=lambda s: None,
         # who runs it (git's commit and status, for the lock record and the history): only now, when a
         # change may follow — a deploy that found nothing to do never pays for it
         info = info or runinfo.current(env.name, env.path)
-        with (nullcontext() if check else runlock.Lock(group, info, break_lock)) as lock:
+        # the facts are read under the lock in the lock's own round trip (a drain: two round trips
+        # before the apply, not three)
+        per_node = deploy_facts(env, group.names)
+        look = lambda n: observe_script([*F.DEPLOY, *per_node[n]])   # noqa: E731
+        with (nullcontext() if check else runlock.Lock(group, info, break_lock, look=look)) as lock:
             for node, holder in (lock.broken if lock else []):
                 say(f"{node}: broke the stale deploy lock left by {runlock.who(holder)}")
             return _locked(env, phases, group, check, say, progress, skip_unreachable, batch, change, info,
-                           lock.down if lock else {}, on_moves, rotation)
+                           lock.down if lock else {}, on_moves, rotation,
+                           looked=read_looked(lock, per_node) if lock else None)
 
 
 def _locked(env: Env, phases: list[Phase], group: remote.NodeGroup, check: bool, say, progress,
             skip_unreachable: bool, batch: int | None, change, info: RunInfo, lock_down: dict[str, str], on_moves,
-            rotation: bool, quick: bool = False) -> Outcome | None:
+            rotation: bool, quick: bool = False, looked: dict[str, NodeState] | None = None) -> Outcome | None:
     """run_phases' work once the lock is held (lock_down: nodes the lock could not reach). `quick`:
     no lock is held yet — None unless every node answered, none has a lock record and none has
-    anything to do (then the Outcome of a deploy that changed nothing)."""
-    states = observe_except(group, (*F.DEPLOY, F.LOCK) if quick else F.DEPLOY,
-                            deploy_facts(env, group.names), lock_down)
+    anything to do (then the Outcome of a deploy that changed nothing). `looked`: the deploy facts
+    the lock read under it (read_looked), else they are observed here."""
+    if looked is not None:
+        states = {n: looked.get(n) or NodeState(n, reachable=False, error=lock_down.get(n, f"{n}: not observed"))
+                  for n in group.names}
+    else:
+        states = observe_except(group, (*F.DEPLOY, F.LOCK) if quick else F.DEPLOY,
+                                deploy_facts(env, group.names), lock_down)
     down = {n: s.error for n, s in states.items() if not s.reachable}
     if down and not skip_unreachable:
         raise remote.RemoteError(next(iter(down.values())) + " — nothing was changed on any node "

@@ -12,6 +12,7 @@ A lock whose holder is alive (flock taken) is never broken.
 """
 from __future__ import annotations
 
+import secrets
 import shlex
 from contextlib import contextmanager
 
@@ -31,11 +32,13 @@ class LockError(LbtkError):
     """Another run holds the lock, or a dead run left it."""
 
 
-def script(info: RunInfo, break_stale: bool) -> str:
+def script(info: RunInfo, break_stale: bool, look: str = "", looked: str = "") -> str:
     """Answers `LOCK BUSY` / `LOCK STALE` + the holder's record and ends, or `LOCK HELD` and waits
     for `release` on stdin (then removes the record); breaking a stale lock answers `LOCK BROKEN` +
     the dead run's record before `LOCK HELD`. EOF without `release` (our side died) leaves
-    the record: that is what makes a killed run's lock visible."""
+    the record: that is what makes a killed run's lock visible. `look`: a script run once the lock
+    is held (in a subshell, its stdin /dev/null: whatever it does, the hold goes on), followed by the
+    line `looked`: the facts a run decides on, read under the lock in the lock's own round trip."""
     q, lock = shlex.quote, shlex.quote(LOCK_PATH)
     mine = q(info.holder())
     stale = f"echo 'LOCK BROKEN'; cat {lock}; " if break_stale else f"echo 'LOCK STALE'; cat {lock}; exit 0; "
@@ -47,6 +50,7 @@ def script(info: RunInfo, break_stale: bool) -> str:
             + stale_check +
             f"printf '%s\\n' {mine} > {lock}.new && mv -f {lock}.new {lock} || exit 1; "
             f"echo '{HELD}'; "
+            + (f"( {look}\n) </dev/null; echo {q(looked)}; " if look else "") +
             f"if read -r word && [ \"$word\" = release ]; then rm -f {lock}; echo '{RELEASED}'; fi")
 
 
@@ -68,8 +72,14 @@ def describe(node: str, word: str, h: LockHolder | None) -> str:
 class Lock:
     """Held on a set of nodes; use as a context manager. Unreachable nodes come back in `down`."""
 
-    def __init__(self, nodes, info: RunInfo, break_stale: bool = False):
+    def __init__(self, nodes, info: RunInfo, break_stale: bool = False, look=None):
+        """`look(node) -> script`: what to run on each node once its lock is held (observe's
+        script): its output is in `looked` (node -> text, or a RemoteError's line when it did not
+        finish), one round trip less for a run that reads its facts under the lock."""
         self.nodes, self.info, self.break_stale = remote.NodeGroup.of(nodes), info, break_stale
+        self.look = look
+        self.looked: dict[str, str | remote.RemoteError] = {}
+        self._looked_line = f"LOCK LOOKED {secrets.token_hex(16)}"   # no file on a node can end the look early
         self.held: dict[str, remote.Held] = {}
         self.down: dict[str, str] = {}
         self.broken: list[tuple[str, LockHolder | None]] = []
@@ -92,19 +102,21 @@ class Lock:
             raise LockError(f"{why} — the deploy lock could not be taken again there")
 
     def _take_on(self, nodes: remote.NodeGroup) -> "Lock":
-        cmd = script(self.info, self.break_stale)
         # Every command started, as soon as it answers: a Ctrl-C while the lock is being taken
         # (before __enter__ returns, so __exit__ never runs) must still release what was taken —
         # or it would leave a record that the next run reports as a dead run's stale lock.
         started: dict[str, remote.Held] = {}
 
         def take(c):
+            cmd = script(self.info, self.break_stale, self.look(c.name) if self.look else "", self._looked_line)
             try:
                 h, text = remote.hold(c, cmd, HELD)
             except remote.RemoteError as e:
-                return c.name, None, str(e)
+                return c.name, None, str(e), None
             started[c.name] = h
-            return c.name, h, text
+            # the look's output read here, each node in its own thread, as soon as its lock is held
+            look = self._read_look(h) if self.look and text.endswith(HELD + "\n") else None
+            return c.name, h, text, look
         try:
             return self._take(take, nodes)
         except BaseException:
@@ -118,7 +130,7 @@ class Lock:
 
     def _take(self, take, nodes: remote.NodeGroup) -> "Lock":
         refusals = []
-        for node, h, text in nodes.parallel(take):
+        for node, h, text, look in nodes.parallel(take):
             if h is None:
                 self.down[node] = text
                 continue
@@ -133,6 +145,8 @@ class Lock:
                 self.held[node] = h
                 if word == "BROKEN":
                     self.broken.append((node, holder))
+                if look is not None:
+                    self.looked[node] = look
             else:
                 h.close()
                 refusals.append(describe(node, word, holder))
@@ -141,6 +155,15 @@ class Lock:
             raise LockError(refusals[0] + (f" ({len(refusals) - 1} more node(s) refused too)"
                                            if len(refusals) > 1 else ""))
         return self
+
+    def _read_look(self, h: remote.Held) -> str | remote.RemoteError:
+        try:
+            text = h.read_until(self._looked_line, 60)
+        except remote.RemoteError as e:
+            return e
+        if not text.endswith(self._looked_line + "\n"):
+            return remote.RemoteError(f"{h.c.name}: the connection ended while its facts were read under the lock")
+        return text[: -len(self._looked_line) - 1]
 
     def release(self) -> None:
         if self.held:
