@@ -21,7 +21,7 @@ from fabfile.errors import LbtkError
 from fabfile.infra.facts import SECRET_RECORD_PATH, NodeState
 from fabfile.model.secrets import fingerprint, short
 from fabfile.parsers import ParseError
-from fabfile.parsers.keepalived_conf import parse_conf
+from fabfile.parsers.keepalived_conf import parse_conf, secret_lines
 from fabfile.parsers.lbtk_state import SecretPrint, parse_secret_record
 
 
@@ -122,6 +122,8 @@ def fingerprint_note(old_conf: str, new_conf: str, live: dict[str, SecretPrint])
     """Lines for a keepalived.conf diff where a secret changes, in place of two identical masks:
     `VRRP secret of VI_1: fingerprint OLD -> NEW`, both under one salt (the record's, when the
     node has one). "" when no secret changes."""
+    if secret_lines(old_conf) == secret_lines(new_conf):
+        return ""
     old, new = conf_secrets(old_conf), conf_secrets(new_conf)
     lines = []
     for name in sorted(set(old) | set(new)):

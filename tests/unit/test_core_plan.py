@@ -811,3 +811,23 @@ def test_render_node_memo_hands_out_fresh_lists_and_tells_inventories_secrets_an
     changed = lab_env(monkeypatch, data=data)
     assert "advert_int 3" in content(changed, conf) and "advert_int 3" not in content(env, conf)
     assert desired(env, ipvs=False) != desired(env, ipvs=True)     # the facts are part of the key
+
+
+def test_every_inventory_names_the_same_paths_whatever_the_facts(monkeypatch):
+    """managed_paths renders once (ASSUMED): every renderer names its paths whatever the facts, a
+    file a fact rules out coming as content None. Held for every shipped and test inventory (the
+    generator holds it for its shapes: tests/unit/test_generative_inventory.py)."""
+    from pathlib import Path
+    from fabfile.model.loading import inventory_dir, load
+    paths = sorted(inventory_dir().glob("*.yaml")) + sorted((Path(__file__).parents[1] / "inventories/good").glob("*.yaml"))
+    monkeypatch.setenv("LAB_VRRP_PASS", "s3cr3t")
+    seen = 0
+    for p in paths:
+        inv, _ = load(str(p))
+        secrets = {vi.name: "s3cr3t" for vi in inv.vrrp_instances}
+        for n in inv.nodes:
+            variants = [[f.path for f in render_node(inv, n.name, secrets, facts)] for facts in
+                        (ASSUMED, RenderFacts(ipvs=False), RenderFacts(ipvs=True, shipped_before=("/usr/local/bin/x",)))]
+            assert variants[0] == variants[1] and set(variants[0]) <= set(variants[2]), (p.name, n.name)
+        seen += 1
+    assert seen >= 20

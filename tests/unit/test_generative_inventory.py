@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from fabfile.infra.confcheck import keepalived_check
 from fabfile.model.loading import InventoryError, parse
 from fabfile.parsers.keepalived_conf import parse_conf
-from fabfile.core.render import ASSUMED, render_all
+from fabfile.core.render import ASSUMED, RenderFacts, render_all
 from fabfile.core.render.keepalived import CONF
 from fabfile.model.secrets import resolve_all
 from fabfile.core.vrrp import election_warnings, plan, sync_groups
@@ -531,6 +531,9 @@ def check_example(data) -> None:
     event("accepted: keepalived -t and read back")
     event("accepted, families " + "+".join(f"IPv{f}" for f in sorted({vi.family for vi in inv.vrrp_instances})))
     files = render_all(inv, secrets, ASSUMED)
+    # deploy reads the paths of one render (managed_paths): a fact may empty a file, never name another
+    without_ipvs = render_all(inv, secrets, RenderFacts(ipvs=False))
+    assert all([f.path for f in files[n]] == [f.path for f in without_ipvs[n]] for n in files)
     planned = plan(inv)
     election_warnings(inv)     # `inv check`'s warnings about ties weights make: lines, never a traceback
     for node in inv.nodes:

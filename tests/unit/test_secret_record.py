@@ -124,3 +124,14 @@ def test_generate_is_refused_outside_lab_inventories():
     assert "vrrp_instances[0].authentication.generate" in str(e.value) and "lab" in str(e.value)
     data["vrrp_instances"][0]["authentication"]["generate"] = False
     parse(data, "prod.yaml")
+
+
+def test_the_fingerprint_note_reads_only_configs_whose_secret_lines_differ():
+    """A weight change leaves every auth_pass line alone: no note, and no config parsed for it. A new
+    secret or an instance renamed around the same secret is still noted."""
+    conf = ("vrrp_instance VI_1 {\n  authentication {\n    auth_pass s3cr3t\n  }\n}\n"
+            "virtual_server 10.0.0.1 80 {\n  real_server 10.0.0.2 80 {\n    weight 1\n  }\n}\n")
+    assert secret_record.fingerprint_note(conf, conf.replace("weight 1", "weight 0"), {}) == ""
+    assert "VI_1: fingerprint" in secret_record.fingerprint_note(conf, conf.replace("s3cr3t", "n3w"), {})
+    renamed = secret_record.fingerprint_note(conf, conf.replace("VI_1", "VI_2"), {})
+    assert "VI_1: fingerprint" in renamed and "VI_2: fingerprint" in renamed
