@@ -112,28 +112,34 @@ def word_set(text: str) -> set[str]:
 
 # ---------------------------------------------------------------- files
 # Per path: `@@file PATH`, then either `MISSING` or the octal mode and the base64 content on one line.
-def parse_files(text: str, paths: list[str]) -> dict[str, LiveFile | None]:
-    """facts.files(paths): GNU tar's archive of the files that exist (leading / stripped), base64 on
-    one line -> {path: LiveFile, or None when it does not exist}."""
+def _tar_members(text: str, what: str):
+    """A one-line base64 GNU tar archive (facts.files, facts.config_tree) -> (its path with the
+    leading / put back, the member, the open archive) for each member, as the archive is read."""
     try:
         raw = base64.b64decode(text.strip(), validate=True)
     except (binascii.Error, ValueError):
-        raise ParseError(f"file listing: not base64: {excerpt(text)}") from None
+        raise ParseError(f"{what}: not base64: {excerpt(text)}") from None
     if not raw:
-        raise ParseError("file listing: empty (no tar archive, not even an empty one)")
-    out: dict[str, LiveFile | None] = {p: None for p in paths}
+        raise ParseError(f"{what}: empty (no tar archive, not even an empty one)")
     try:
         with tarfile.open(fileobj=io.BytesIO(raw), mode="r:") as tar:
             for m in tar:
-                path = "/" + m.name.lstrip("/")
-                if path not in out:
-                    raise ParseError(f"file listing: a file nobody asked for: {excerpt(m.name)}")
-                if not m.isfile():
-                    continue          # a directory where a file should be: as good as missing
-                f = tar.extractfile(m)
-                out[path] = LiveFile(m.mode & 0o7777, f.read() if f else b"")
+                yield "/" + m.name.lstrip("/").rstrip("/"), m, tar
     except (tarfile.TarError, EOFError, OSError) as e:
-        raise ParseError(f"file listing: not a complete tar archive ({e})") from None
+        raise ParseError(f"{what}: not a complete tar archive ({e})") from None
+
+
+def parse_files(text: str, paths: list[str]) -> dict[str, LiveFile | None]:
+    """facts.files(paths): GNU tar's archive of the files that exist (leading / stripped), base64 on
+    one line -> {path: LiveFile, or None when it does not exist}."""
+    out: dict[str, LiveFile | None] = {p: None for p in paths}
+    for path, m, tar in _tar_members(text, "file listing"):
+        if path not in out:
+            raise ParseError(f"file listing: a file nobody asked for: {excerpt(m.name)}")
+        if not m.isfile():
+            continue          # a directory where a file should be: as good as missing
+        f = tar.extractfile(m)
+        out[path] = LiveFile(m.mode & 0o7777, f.read() if f else b"")
     return out
 
 
@@ -141,29 +147,18 @@ def parse_tree(text: str, roots: list[str], limit: int = 4 << 20) -> dict[str, b
     """facts.config_tree(roots): one tar of every regular file under the roots (leading / stripped),
     base64 on one line -> {path: bytes}. A file outside the roots, or more than `limit` bytes in
     all, is refused (a node's output never grows without bound here)."""
-    try:
-        raw = base64.b64decode(text.strip(), validate=True)
-    except (binascii.Error, ValueError):
-        raise ParseError(f"config tree: not base64: {excerpt(text)}") from None
-    if not raw:
-        raise ParseError("config tree: empty (no tar archive, not even an empty one)")
     out: dict[str, bytes] = {}
     total = 0
-    try:
-        with tarfile.open(fileobj=io.BytesIO(raw), mode="r:") as tar:
-            for m in tar:
-                path = "/" + m.name.lstrip("/").rstrip("/")
-                if not any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots):
-                    raise ParseError(f"config tree: a file outside {', '.join(roots)}: {excerpt(m.name)}")
-                if not m.isfile():
-                    continue
-                total += m.size
-                if total > limit:
-                    raise ParseError(f"config tree: more than {limit >> 20} MiB under {', '.join(roots)}")
-                f = tar.extractfile(m)
-                out[path] = f.read() if f else b""
-    except (tarfile.TarError, EOFError, OSError) as e:
-        raise ParseError(f"config tree: not a complete tar archive ({e})") from None
+    for path, m, tar in _tar_members(text, "config tree"):
+        if not any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots):
+            raise ParseError(f"config tree: a file outside {', '.join(roots)}: {excerpt(m.name)}")
+        if not m.isfile():
+            continue
+        total += m.size
+        if total > limit:
+            raise ParseError(f"config tree: more than {limit >> 20} MiB under {', '.join(roots)}")
+        f = tar.extractfile(m)
+        out[path] = f.read() if f else b""
     return out
 
 
