@@ -54,7 +54,9 @@ vip_lo_unit = put("/etc/systemd/system/lbtk-vip-lo.service")
 # phase nginx: the site, the page naming the node, no Debian default site
 site = put("/etc/nginx/sites-enabled/lbtk.conf")
 page = put("/var/www/lbtk/index.html")
-no_default_site = files.file(name="No Debian default site", path=wanted.ABSENT[0], present=False)
+# Debian's default site is a symlink: files.file refuses "not a file" unless forced (lbtk removes it too)
+no_default_site = files.file(name="No Debian default site", path=wanted.ABSENT[0], present=False, force=True,
+                             force_backup=False)
 
 # phase lvs: keepalived's start options (VRRP-only without IPVS), the fwmark rules
 ka_defaults = put("/etc/default/keepalived")
