@@ -30,7 +30,7 @@ INV_ENV = {"LBTK_FORMAT": "plain", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
 # a peer tool's environment (ansible refuses to run without a UTF-8 locale)
 TOOL_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": os.environ.get("HOME", "/root"), "LC_ALL": "C.UTF-8"}
 DRAINED_ADDRESS = "10.189.0.12"     # node2, the real server the one change drains
-LBTK_RECORDS = "/var/lib/lbtk/"
+LBTK_RECORDS = "/var/lib/lbtk/"      # fabfile.infra.facts.RECORDS_DIR: the bench drives lbtk by its CLI only
 DRIFT_WORDS = ("missing on node", "present, should not be", "differs")   # inv diff's drift rows
 
 

@@ -69,6 +69,17 @@ def unreadable(node: str, e: FactError) -> NodeState:
     return NodeState(node, reachable=False, error=str(e), unreadable=True)
 
 
+def state_of(node: str, facts: Iterable[Fact], out: str | remote.RemoteError) -> NodeState:
+    """What script(facts) printed on a node (or why it could not run there) -> its NodeState:
+    unreachable with the one-line reason, unreadable when the parsers refuse the output."""
+    if isinstance(out, remote.RemoteError):
+        return NodeState(node, reachable=False, error=str(out))
+    try:
+        return parse_output(node, facts, out)
+    except FactError as e:
+        return unreadable(node, e)
+
+
 def observe(nodes, facts: Iterable[Fact], per_node: dict[str, list[Fact]] | None = None,
             timeout: float = 60) -> dict[str, NodeState]:
     """{node: NodeState} for every node of `nodes` (a remote.NodeGroup, or a list of NodeLinks). An
@@ -82,13 +93,9 @@ def observe(nodes, facts: Iterable[Fact], per_node: dict[str, list[Fact]] | None
     def one(c: remote.NodeLink) -> NodeState:
         mine = facts + per_node.get(c.name, [])
         try:
-            r = remote.run(c, script(mine), timeout=timeout)
+            return state_of(c.name, mine, remote.run(c, script(mine), timeout=timeout).stdout)
         except remote.RemoteError as e:
-            return NodeState(c.name, reachable=False, error=str(e))
-        try:
-            return parse_output(c.name, mine, r.stdout)
-        except FactError as e:
-            return unreadable(c.name, e)
+            return state_of(c.name, mine, e)
 
     return dict(zip(group.names, group.parallel(one)))
 

@@ -8,7 +8,6 @@ passes, and the result (`Outcome`) is drawn by fabfile/views/deploy.py.
 from __future__ import annotations
 
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -20,9 +19,9 @@ from fabfile.core.actions import Action
 from fabfile.core.checks import needs_ipvs, no_ipvs_error, no_ipvs_words
 from fabfile.ops.apply import Applied, ApplyError, apply_node
 from fabfile.model.context import Env
-from fabfile.errors import FactError, LbtkError
+from fabfile.errors import LbtkError
 from fabfile.infra.facts import NodeState
-from fabfile.infra.observe import observe_except, observe_reachable, parse_output, unreadable
+from fabfile.infra.observe import observe_except, observe_reachable, state_of
 from fabfile.infra.observe import script as observe_script
 from fabfile.parsers.lbtk_state import RuntimeRecord
 from fabfile.core.phase import FILE_PHASES, RUNTIME_PHASE, Phase
@@ -101,18 +100,8 @@ def deploy_facts(env: Env, nodes: list[str]) -> dict[str, list[F.Fact]]:
 
 
 def read_looked(lock: runlock.Lock, per_node: dict[str, list[F.Fact]]) -> dict[str, NodeState]:
-    """The deploy facts each node printed under the lock (Lock(look=)) as NodeStates: a node whose
-    look did not finish is unreachable, one whose output the parsers refuse unreadable (observe's rules)."""
-    out = {}
-    for n, text in lock.looked.items():
-        if isinstance(text, remote.RemoteError):
-            out[n] = NodeState(n, reachable=False, error=str(text))
-            continue
-        try:
-            out[n] = parse_output(n, [*F.DEPLOY, *per_node[n]], text)
-        except FactError as e:
-            out[n] = unreadable(n, e)
-    return out
+    """The deploy facts each node printed under the lock (Lock(look=)) as NodeStates (observe's rules)."""
+    return {n: state_of(n, [*F.DEPLOY, *per_node[n]], out) for n, out in lock.looked.items()}
 
 
 def gather(env: Env, nodes: list | None = None) -> dict[str, NodeState]:
@@ -241,16 +230,18 @@ def run_phases(env: Env, phases, check: bool = False, say=lambda s: None,
         # who runs it (git's commit and status, for the lock record and the history): only now, when a
         # change may follow — a deploy that found nothing to do never pays for it
         info = info or runinfo.current(env.name, env.path)
+        if check:
+            return _locked(env, phases, group, True, say, progress, skip_unreachable, batch, change, info, {},
+                           on_moves, rotation)
         # the facts are read under the lock in the lock's own round trip (a drain: two round trips
         # before the apply, not three)
         per_node = deploy_facts(env, group.names)
         look = lambda n: observe_script([*F.DEPLOY, *per_node[n]])   # noqa: E731
-        with (nullcontext() if check else runlock.Lock(group, info, break_lock, look=look)) as lock:
-            for node, holder in (lock.broken if lock else []):
+        with runlock.Lock(group, info, break_lock, look=look) as lock:
+            for node, holder in lock.broken:
                 say(f"{node}: broke the stale deploy lock left by {runlock.who(holder)}")
-            return _locked(env, phases, group, check, say, progress, skip_unreachable, batch, change, info,
-                           lock.down if lock else {}, on_moves, rotation,
-                           looked=read_looked(lock, per_node) if lock else None)
+            return _locked(env, phases, group, False, say, progress, skip_unreachable, batch, change, info,
+                           lock.down, on_moves, rotation, looked=read_looked(lock, per_node))
 
 
 def _locked(env: Env, phases: list[Phase], group: remote.NodeGroup, check: bool, say, progress,
