@@ -22,6 +22,7 @@ from fabfile.model.checkers import HTTP_PATH, HttpGet, TcpCheck  # noqa: F401  (
 from fabfile.model.fields import (FieldProblem, FieldProblems, Strict, _canonical_vip, _check_any_ip, _check_ip,
                                   _ip_field, check_ifname, family_of, keepalived_word, parse_vip, quoted_string)
 from fabfile.model import instance_options as io
+from fabfile.model.monitoring import Monitoring
 from fabfile.model.scripts import ScriptFile, node_path, scripts_problems
 from fabfile.model.virtual_servers import (RealServerOptions, VirtualServerGroup, VirtualServerOptions, group_problems,
                                            option_problems, sorry_problems)
@@ -874,6 +875,8 @@ class Inventory(Strict):
                                                                 "lab's settings (its own schema, fabfile/lab/).")
     probe: Probe = Field(default_factory=Probe, description="Where HTTP probes through a VIP start.")
     logging: Logging | None = Field(None, description="keepalived's own log file (rsyslog); unset: the journal only.")
+    monitoring: Monitoring = Field(default_factory=Monitoring, description="The Prometheus alert rules' "
+                                   "thresholds and scrape interval (`inv render --monitoring`).")
     templates_dir: str | None = Field(None, description="A directory of Jinja2 templates replacing the toolkit's by "
                                       "name (keepalived.conf.j2 ...), relative to inventories/; keepalived -t still "
                                       "checks what they render.")

@@ -1,0 +1,49 @@
+"""The inventory's `monitoring:` section: what lbtk's Prometheus alert rules and Grafana dashboard
+(fabfile/core/monitoring/) assume of the Prometheus that scrapes the directors, and how long each
+condition must hold before its alert fires.
+
+Times are whole seconds, as keepalived writes its own (advert_int, delay_loop, preempt_delay); the
+rules file turns them into Prometheus durations. Every key is optional: an inventory without the
+section renders rules with these defaults.
+"""
+from __future__ import annotations
+
+from pydantic import Field, PositiveInt, field_validator
+from pydantic.fields import FieldInfo
+
+from fabfile.model.fields import Strict
+
+
+def _for(default: int, what: str) -> FieldInfo:
+    return Field(default, ge=0, le=86400, description=f"Seconds {what} before the alert fires (the rule's "
+                 f"`for`; 0: at the first evaluation that sees it).")
+
+
+class Monitoring(Strict):
+    """The alert rules' thresholds and the Prometheus they run in (`inv render --monitoring`)."""
+    scrape_interval: PositiveInt = Field(15, le=3600, description="Seconds between two scrapes of a director's "
+                                         "node_exporter: the rules are evaluated as often, and a counter's rise "
+                                         "is judged over at least 4 scrapes.")
+    runbook_url: str = Field("runbooks/", description="Where the runbooks are, as the alerts' runbook_url starts: "
+                             "your repository's web address of runbooks/ (ending in /), e.g. "
+                             "https://git.example.com/ops/lbtk/-/blob/main/runbooks/.")
+    split_brain_for: int = _for(30, "two nodes must both be MASTER of a VIP")
+    no_master_for: int = _for(30, "a VIP must have no MASTER")
+    preferred_node_for: int = _for(300, "a VIP must sit on another node than the one the inventory "
+                                              "prefers (never for nopreempt instances)")
+    auth_failures_for: int = _for(60, "keepalived's authentication failures must keep rising")
+    adverts_stopped_for: int = _for(30, "a MASTER must send no advert, or a BACKUP receive none,")
+    real_server_for: int = _for(60, "a real server must be out of the pool, or at weight 0 with no "
+                                           "drain recorded,")
+    sync_daemon_for: int = _for(60, "the IPVS sync daemon must be down where sync_daemon wants it")
+    service_down_for: int = _for(30, "keepalived or nginx must be down on a director")
+    ipvs_table_for: int = _for(120, "a director's IPVS table must differ from the inventory")
+    silent_for: int = _for(120, "a director must publish no lbtk metrics")
+
+    @field_validator("runbook_url")
+    @classmethod
+    def _base(cls, v: str) -> str:
+        # the rules append FILE.md#anchor: a base without its slash would glue the names together
+        if not v.endswith("/") or any(c.isspace() for c in v) or not v.isprintable():
+            raise ValueError(f"runbook_url {v!r} must be one word ending in / (runbook file names are appended)")
+        return v
