@@ -9,8 +9,9 @@
 #                              (default "bookworm trixie") names the releases whose kernels it fetches
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# prometheus: for its promtool, which checks and tests the alert rules (tests/unit/test_alert_rules.py)
 APT_PKGS="keepalived ipvsadm nginx-light iproute2 iptables debootstrap systemd-container
-          openssh-client curl procps python3-venv tmux"
+          openssh-client curl procps python3-venv tmux prometheus"
 KERNEL_PKGS="qemu-system-x86 busybox-static kmod"
 want="$APT_PKGS"
 [ "${1:-}" = --kernel ] && want="$want $KERNEL_PKGS"
@@ -19,13 +20,21 @@ if [ -n "$missing" ]; then
   echo "setup: apt-get install" $missing
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  # keepalived and nginx run only inside lab nodes: their packages must not start host daemons
+  # keepalived and nginx run only inside lab nodes, and prometheus is here for its promtool: their
+  # packages must not start host daemons
   own_policy=
   if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; own_policy=1
   fi
   apt-get install -y -qq --no-install-recommends $missing >/dev/null
   [ -n "$own_policy" ] && rm -f /usr/sbin/policy-rc.d
+fi
+# policy-rc.d kept the Prometheus server from starting, not its unit from being enabled for the next
+# boot; and a host that had the package before may run it: stopped and disabled, once
+if systemctl is-enabled -q prometheus 2>/dev/null || systemctl is-active -q prometheus 2>/dev/null; then
+  echo "setup: prometheus.service stopped and disabled (only its promtool is needed here)"
+  systemctl stop prometheus 2>/dev/null || true
+  systemctl disable -q prometheus 2>/dev/null || true
 fi
 if [ "${1:-}" = --kernel ]; then
   # Debian's kernels, unpacked (not installed): the version linux-image-amd64 depends on, of each

@@ -51,9 +51,13 @@ class WantedService:
         return {self.endpoint(rs): None if rs.source.dynamic_weight else rs.weight for rs in self.real_servers}
 
     def endpoint(self, rs: WantedRealServer) -> str:
-        """How ipvsadm -L -n shows a real server (or the sorry server) of this service; a group
-        member's ports are keepalived's already (`_member`)."""
-        return join_host_port(rs.address, rs.port if self.group else 0 if self.fwmark else rs.port)
+        """How ipvsadm -L -n shows a real server (or the sorry server) of this service."""
+        return join_host_port(rs.address, self.endpoint_port(rs))
+
+    def endpoint_port(self, rs: WantedRealServer) -> int:
+        """The port IPVS holds for a real server of this service: a fwmark service's are 0, a group
+        member's are keepalived's already (`_member`)."""
+        return rs.port if self.group else 0 if self.fwmark else rs.port
 
     @property
     def sorry_endpoint(self) -> str | None:

@@ -16,6 +16,8 @@ from fabfile.core.plan import wire_signature
 from fabfile.core.render.keepalived import CONF
 from fabfile.core.vrrp import PlannedInstance, plan
 
+FLAPPING_MOVES = 2    # a VIP whose MASTER changed this often within RECENT_S is flapping
+
 WIRE_WORDS = {"auth_pass": "the VRRP secret (auth_pass)", "auth_type": "auth_type",
               "virtual_router_id": "virtual_router_id", "advert_int": "advert_int", "version": "vrrp_version",
               "vrrp_instance": "vrrp_instance name", "virtual_ipaddress": "first VIP"}
@@ -99,7 +101,7 @@ def flapping(inv: Inventory, states: dict[str, NodeState], now: float | None = N
             if n != path[-1]:
                 path.append(n)
         moves = len(path) - 1
-        if moves >= 2:
+        if moves >= FLAPPING_MOVES:
             out.append(Finding(", ".join(p.addresses), f"VIP moved {moves} times in the last "
                                f"{window_s / 60:.0f} min ({' -> '.join(path)}): flapping, unless a drill or "
                                "a deploy did it", "warning"))
