@@ -1,8 +1,10 @@
-"""Monitoring generated from the inventory: Prometheus alert rules (alert_rules.py) over the metric
-names in metrics.py. Pure: nothing here reads a node.
+"""Monitoring generated from the inventory: Prometheus alert rules (alert_rules.py) and a Grafana
+dashboard (dashboard.py) over the metric names in metrics.py. Pure: `inv render --monitoring`
+writes what `files` returns; nothing here reads a node.
 """
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
@@ -40,6 +42,12 @@ def rules_yaml(inv: Inventory, env: str) -> str:
     return head + yaml.dump(document(inv, env), Dumper=Dumper, sort_keys=False, width=120, allow_unicode=True)
 
 
+def dashboard_json(inv: Inventory) -> str:
+    from fabfile.core.monitoring.dashboard import dashboard
+    return json.dumps(dashboard(inv), indent=2, sort_keys=False) + "\n"
+
+
 def files(inv: Inventory, env: str) -> list[MonitoringFile]:
     stem = file_stem(inv)
-    return [MonitoringFile(f"{stem}.rules.yml", rules_yaml(inv, env))]
+    return [MonitoringFile(f"{stem}.rules.yml", rules_yaml(inv, env)),
+            MonitoringFile(f"{stem}.dashboard.json", dashboard_json(inv))]
