@@ -20,11 +20,15 @@ from fabfile.tasks.common import DEFAULT_ENV, UsageError, check_format, load_env
 @task(help={"env": "inventory name (inventories/NAME.yaml)", "node": "only this node",
             "out": "write files under DIR/NODE/<path> instead of printing them",
             "live": "read the facts rendering depends on (IPVS in the kernel) from the nodes, one round "
-                    "trip each: the output is then byte for byte what deploy ships"})
+                    "trip each: the output is then byte for byte what deploy ships",
+            "monitoring": "the cluster's Prometheus alert rules and Grafana dashboard instead (written under "
+                          "DIR/monitoring/ with --out)"})
 @one_line_errors
-def render(c, env=DEFAULT_ENV, node=None, out=None, live=False):
+def render(c, env=DEFAULT_ENV, node=None, out=None, live=False, monitoring=False):
     """Print (or write) every file for every node, rendered from the inventory and the node facts
     it depends on (assumed unless --live; the first line says which)."""
+    if monitoring:
+        return render_monitoring(env, node, out, live)
     e = load_env(env)
     nodes = select_nodes(e.inv, node)
     if live:
@@ -53,6 +57,27 @@ def render(c, env=DEFAULT_ENV, node=None, out=None, live=False):
             else:
                 print(f"# ==== {n.name}:{f.path} (mode {oct(f.mode)[2:]}, phase {f.phase})")
                 print(mask(f.content))
+
+
+def render_monitoring(env: str, node, out, live) -> None:
+    """The cluster's alert rules and dashboard: from the inventory alone (no secret, no node)."""
+    from fabfile.core.monitoring import files
+    from fabfile.model.loading import load
+    if node or live:
+        raise UsageError(f"--monitoring renders the cluster's files, from the inventory alone: drop "
+                         f"{'--node' if node else '--live'}")
+    inv, _ = load(env)
+    if not out:
+        for f in files(inv, env):
+            print(f"# ==== monitoring/{f.path}")
+            print(f.content)
+        return
+    root = out_dir(out)
+    try:
+        for f in files(inv, env):
+            output.say(f"wrote {write_out(root, out, 'monitoring', f)} ({oct(f.mode)[2:]})")
+    finally:
+        os.close(root)
 
 
 # --out: the files hold the plaintext VRRP secret and run as root once installed. Every directory

@@ -121,3 +121,19 @@ def test_a_directory_or_file_of_another_user_is_refused(tmp_path):
 def test_an_impossible_out_is_one_line_exit_2(out):
     code, lines = run(out)
     assert code == 2 and len(lines) == 1 and lines[0].startswith(f"error: --out {out}: "), lines
+
+
+def test_monitoring_writes_the_rules_and_the_dashboard_without_a_secret(tmp_path, monkeypatch, capsys):
+    """`inv render --monitoring --out DIR`: the cluster's files, from the inventory alone."""
+    monkeypatch.delenv("TEST_VRRP_PASS")
+    render(Context(), env=ENV, out=str(tmp_path / "out"), monitoring=True)
+    written = sorted(p.name for p in (tmp_path / "out" / "monitoring").iterdir())
+    assert [n.rsplit(".", 2)[-2:] for n in written] == [["dashboard", "json"], ["rules", "yml"]]
+    assert "wrote " in capsys.readouterr().out
+
+
+def test_monitoring_refuses_node_and_live_in_one_line(tmp_path):
+    for flag in ("node", "live"):
+        with pytest.raises(Exit) as e:
+            render(Context(), env=ENV, monitoring=True, **{flag: "lb1" if flag == "node" else True})
+        assert e.value.code == 2 and f"drop --{flag}" in str(e.value.message) and "\n" not in str(e.value.message)
