@@ -106,6 +106,9 @@ def pytest_configure(config):
     work = Path(tempfile.mkdtemp(prefix="lbtk-inventories-"))
     config.stash[_COPY] = (work, os.environ.get(INVENTORIES_VAR))
     os.environ[INVENTORIES_VAR] = str(copy_inventories(work))
+    # compiled templates (fabfile/infra/template_cache.py) go to the session's directory, not the
+    # user's ~/.cache: the tasks and every `inv` the tests run use the cache as a user's run does
+    os.environ.setdefault("LBTK_CACHE_DIR", str(work / "cache"))
     config.stash[_BEFORE] = repo_inventories_now()
 
 

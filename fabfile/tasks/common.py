@@ -26,6 +26,7 @@ def one_line_errors(fn):
     @functools.wraps(fn)
     def wrapper(*a, **kw):
         quiet_third_party_logging()
+        keep_compiled_templates()
         # the task is one run: its secrets are masked in all it prints, this line included, and
         # forgotten when it ends (a task that calls another shares its run)
         with secrets.masking() as masker:
@@ -42,6 +43,13 @@ def one_line_errors(fn):
                 msg, code = one_line(e)
                 raise Exit(masker.mask(msg), code=code) from None
     return wrapper
+
+
+def keep_compiled_templates() -> None:
+    """A command-line run keeps its compiled templates for the next (fabfile/infra/template_cache.py)."""
+    from fabfile.core import render
+    from fabfile.infra import template_cache
+    render.bytecode_cache_factory = template_cache.user_cache
 
 
 def node_env(env: str, node: str | None = None, quiet: bool = False, parallel=None) -> tuple[Env, list]:

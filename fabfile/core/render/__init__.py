@@ -1,7 +1,8 @@
 """Pure rendering: (inventory, node, facts, secrets) -> the exact files that node needs.
 
 Each concern has a small module with its Jinja2 templates beside it. Nothing here touches
-the network or the disk except reading the templates.
+the network or the disk except reading the templates (and the compiled-template cache the
+command line may hand in: bytecode_cache_factory).
 """
 from __future__ import annotations
 
@@ -59,6 +60,10 @@ class NodeFile:
 HERE = Path(__file__).parent
 _envs: dict[str | None, Environment] = {}   # a cache of Jinja2 environments, per templates_dir
 _envs_lock = threading.Lock()               # deploy renders from threads
+# Where compiled templates are kept between runs: a callable giving a jinja2 BytecodeCache, or None
+# (set by the command line's shell, fabfile/infra/template_cache.py; the core itself writes nothing).
+# Compiling the templates was 0.11 s of every deploy, drain and no-op run.
+bytecode_cache_factory = None
 
 
 # A value a systemd unit or an iptables-restore file takes as one word, unquoted: what the model
@@ -105,6 +110,8 @@ class Templates:
                                                     undefined=StrictUndefined, trim_blocks=True,
                                                     lstrip_blocks=True, keep_trailing_newline=True)
                 env.filters.update(shquote=shquote, unit_word=unit_word)
+                if bytecode_cache_factory is not None:
+                    env.bytecode_cache = bytecode_cache_factory()
                 _envs[override_dir] = env
             self.env = _envs[override_dir]
 
