@@ -1,6 +1,6 @@
 """sudo's password reaches sudo and never the command (issue 24): answered only at sudo's own
-prompt, with and without a cached ticket, with NOPASSWD, through run() (Invoke) and hold() (the
-lock's channel). A fake `sudo` on PATH stands in for sudo 1.9: it uses a cached ticket unless -k,
+prompt, with and without a cached ticket, with NOPASSWD, through run() and hold() (the lock's
+channel). A fake `sudo` on PATH stands in for sudo 1.9: it uses a cached ticket unless -k,
 asks nothing under NOPASSWD, and re-prompts after a wrong password."""
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import threading
 import time
 from types import SimpleNamespace
 
-import invoke
 import pytest
 
 from fabfile.infra import remote
@@ -52,7 +51,9 @@ def fake_env(tmp_path, monkeypatch):
 
 
 class LocalChannel:
-    """The slice of paramiko's Channel that remote.hold and remote.stream use, over a local sh."""
+    """The slice of paramiko's Channel that remote.run, remote.hold and remote.stream use, over a
+    local sh. Like paramiko's, fileno() is readable while either stream holds data, and once both
+    have ended."""
 
     def __init__(self, env: dict):
         self.env, self.closed, self.timeout = env, False, None
@@ -60,6 +61,8 @@ class LocalChannel:
         self.out_eof = threading.Event()
         self.err_eof = threading.Event()
         self.lock = threading.Condition()
+        self._r, self._w = os.pipe()
+        os.set_blocking(self._r, False)
 
     def exec_command(self, cmd: str) -> None:
         self.p = subprocess.Popen(["sh", "-c", cmd], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -71,10 +74,41 @@ class LocalChannel:
         while chunk := os.read(f.fileno(), 65536):
             with self.lock:
                 buf += chunk
-                self.lock.notify_all()
+                self._wake()
         with self.lock:
             eof.set()
-            self.lock.notify_all()
+            self._wake()
+
+    def _wake(self) -> None:
+        self.lock.notify_all()
+        if not self.closed:             # a channel closed early (hold's) has closed its pipe too
+            os.write(self._w, b".")
+
+    def _drained(self) -> None:
+        """Nothing left to read: fileno() is no longer readable (unless both streams ended)."""
+        if not self.out and not self.err and not self.eof_received:
+            try:
+                while os.read(self._r, 4096):
+                    pass
+            except BlockingIOError:
+                pass
+
+    @property
+    def eof_received(self) -> bool:
+        return self.out_eof.is_set() and self.err_eof.is_set()
+
+    def fileno(self) -> int:
+        return self._r
+
+    def shutdown_write(self) -> None:
+        self.p.stdin.close()
+
+    def recv_ready(self) -> bool:
+        with self.lock:
+            return bool(self.out)
+
+    def recv_exit_status(self) -> int:
+        return self.p.wait(10)
 
     def settimeout(self, t):
         self.timeout = t
@@ -85,6 +119,7 @@ class LocalChannel:
                 raise socket.timeout()
             data = bytes(self.out[:n])
             del self.out[:n]
+            self._drained()
             return data
 
     def recv_stderr_ready(self):
@@ -95,6 +130,7 @@ class LocalChannel:
         with self.lock:
             data = bytes(self.err[:n])
             del self.err[:n]
+            self._drained()
             return data
 
     def makefile_stderr(self, mode):
@@ -106,18 +142,23 @@ class LocalChannel:
         self.p.stdin.flush()
 
     def close(self):
-        self.closed = True
+        with self.lock:
+            self.closed = True
         if self.p.poll() is None:
             self.p.kill()
         self.p.wait(5)
+        for fd in (self._r, self._w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
 
 def fake_conn(env: dict):
     """What run/hold read of a NodeLink: sudo with a password from T_SUDO_PW, and a transport."""
     conn = SimpleNamespace(
         is_connected=True, host="127.0.0.1", port=22, gateway=None,
-        transport=SimpleNamespace(open_session=lambda: LocalChannel(env)),
-        run=lambda cmd, **kw: invoke.Context().run(cmd, env=env, **kw))
+        transport=SimpleNamespace(open_session=lambda: LocalChannel(env)))
     return remote.NodeLink("lb1", conn, become="sudo", password_env="T_SUDO_PW")
 
 
