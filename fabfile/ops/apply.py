@@ -20,13 +20,12 @@ from fabfile.core import history
 from fabfile.core.actions import Action
 from fabfile.core.actions import script as actions_script
 from fabfile.infra.facts import BACKUP_DIR, PENDING, records_private
-from fabfile.errors import FactError
-from fabfile.infra.observe import observe_node, parse_output
-from fabfile.infra.observe import script as observe_script
+from fabfile.infra.observe import observe_node
 from fabfile.parsers import ParseError
 from fabfile.parsers.journal import worst_line
-from fabfile.parsers.lbtk import parse_action_run
-from fabfile.parsers.keepalived_t import parse_keepalived_check
+from fabfile.parsers.lbtk import FINISHED, HEALTH, finished, health_section, parse_action_run
+from fabfile.parsers.systemctl import parse_is_active
+from fabfile.parsers.keepalived_t import HELD, held_back, parse_keepalived_check
 from fabfile.parsers.nginx_t import DefaultListen, DuplicateDefault, endpoint, parse_duplicate_default
 from fabfile.core.plan import FileChange, NodePlan
 from fabfile.core.render import keepalived, nginx, scripts
@@ -74,15 +73,14 @@ def apply_node(c, plan: NodePlan, stamp: str, say=lambda s: None, info: RunInfo 
             _drop_uploads(c, writes)
             raise
         say(f"uploaded {len(writes)} file(s)")
-        if any(ch.file.path == keepalived.CONF for ch in writes) and not ships_scripts:
-            _validate_keepalived(c, keepalived.CONF + NEW, writes)
-            say("keepalived -t: ok")
     paths = [ch.file.path for ch in plan.changes]
     if paths:
         # the swap also records the actions still owed: a deploy cut off after the swap is
         # finished by the next one (facts read PENDING), so files and daemons never disagree
-        # the pruning of old backup sets rides in the same round trip (its own failure is ignored)
-        remote.run(c, _backup_and_swap(writes, deletes, stamp, plan.actions) + f" && {{ {_prune()}; true; }}")
+        check_staged = any(ch.file.path == keepalived.CONF for ch in writes) and not ships_scripts
+        _check_and_swap(c, writes, deletes, stamp, plan.actions, check_staged)
+        if check_staged:
+            say("keepalived -t: ok")
         done.files += plan.changes
     if ships_scripts:
         # keepalived -t checks each script at its path (there, executable, a secure path): the staged
@@ -111,8 +109,13 @@ def apply_node(c, plan: NodePlan, stamp: str, say=lambda s: None, info: RunInfo 
     rest = [a for a in plan.actions if not a.validates]
     units = _health_units(plan)
     active = None
+    record = history.append_command(info.entry(paths, [a.short() for a in done.actions + rest])) if info else None
+    finish = _finish_command(record)
+    recorded = False
     if rest:
-        r = remote.run(c, actions_script(rest) + (_health_script() if units else ""), check=False,
+        # when every action ran and every daemon it touched is up, the node also finishes the
+        # change itself (the owed actions cleared, the history line written): no round trip more
+        r = remote.run(c, actions_script(rest) + _health_script(units, finish), check=False,
                        timeout=120 + 30 * len(rest))
         try:
             ran, failed = parse_action_run(r.stdout, len(rest))
@@ -126,11 +129,17 @@ def apply_node(c, plan: NodePlan, stamp: str, say=lambda s: None, info: RunInfo 
             i, rc, detail = failed
             raise ApplyError(f"{plan.node}: `{rest[i].shell()}` exited {rc}: {worst_line(detail)}")
         if units:
-            active = _services_seen(c, r.stdout)
+            active = _services_seen(c, units, r.stdout)
+        recorded = finished(r.stdout)
     _healthy_or_restore(c, plan, paths, stamp, active)
-    record = ("; " + history.append_command(info.entry(paths, [a.short() for a in done.actions]))) if info else ""
-    remote.run(c, f"rm -f {PENDING}" + record, check=False)
+    if not recorded:
+        remote.run(c, finish, check=False)
     return done
+
+
+def _finish_command(record: str | None) -> str:
+    """Shell that ends a node's change: nothing owed any more, and its history line (if any)."""
+    return f"rm -f {PENDING}" + (f"; {record}" if record else "")
 
 
 def _nginx_conflict(c, node: str, stderr: str) -> str | None:
@@ -178,18 +187,28 @@ def _health_units(plan: NodePlan) -> list[str]:
     return [u for u in ("keepalived", "nginx", "rsyslog") if any(a.touches(u) for a in plan.actions)]
 
 
-def _health_script() -> str:
-    """Appended to the service actions' script: wait HEALTH_WAIT on the node, then the units fact
-    (observe's framing), so the health check costs no round trip of its own."""
-    return f"sleep {HEALTH_WAIT}\n" + observe_script([facts.SERVICES])
+def _health_script(units: list[str], finish: str) -> str:
+    """Appended to the service actions' script (which ends before this when an action fails), so
+    neither the health check nor the end of the change costs a round trip of its own. With daemons
+    to look at: wait HEALTH_WAIT, then ONE `systemctl is-active` of them, printed after HEALTH for
+    the health check to judge; the node finishes the change (and says FINISHED) only when every
+    word it printed is `active`, one per unit: its exit status says only that ANY unit is active
+    (tests/fixtures/systemctl/is_active.rc). The node's decision and the check's are one answer."""
+    if not units:
+        return f"{{ {finish}; }} >/dev/null 2>&1 && echo {FINISHED}\n"
+    q = " ".join(shlex.quote(u) for u in units)
+    return (f"sleep {HEALTH_WAIT}\n"
+            f"__a=$(systemctl is-active {q} 2>/dev/null); echo {HEALTH}; printf '%s\\n' \"$__a\"\n"
+            "__n=0; __up=1; for __w in $__a; do __n=$((__n + 1)); [ \"$__w\" = active ] || __up=; done\n"
+            f"if [ -n \"$__up\" ] && [ $__n -eq {len(units)} ]; then {{ {finish}; }} >/dev/null 2>&1 && echo {FINISHED}; fi\n")
 
 
-def _services_seen(c, stdout: str) -> dict[str, str]:
-    """The units fact from the actions' round trip (_health_script); unreadable is the node's error."""
+def _services_seen(c, units: list[str], stdout: str) -> dict[str, str]:
+    """{unit: is-active word} from the actions' round trip (_health_script); unreadable is the node's error."""
     try:
-        return parse_output(c.name, [facts.SERVICES], stdout).active
-    except FactError as e:
-        raise remote.RemoteError(str(e)) from None
+        return parse_is_active(units, health_section(stdout))
+    except ParseError as e:
+        raise remote.RemoteError(f"{c.name}: {e}") from None
 
 
 def _healthy_or_restore(c, plan: NodePlan, paths: list[str], stamp: str, active: dict[str, str] | None = None) -> None:
@@ -219,9 +238,14 @@ def _backup_and_swap(writes, deletes, stamp: str, owed: list[Action]) -> str:
     # PENDING afresh (rm first): a new file under umask 077 is 0600, where `>` keeps an old one's mode
     cmds = [f"rm -f {PENDING}"] + ([f"printf '%s\\n' {' '.join(q(a.record()) for a in owed)} > {PENDING}"]
                                    if owed else [])
+    # every backup directory made by ONE mkdir, their names worked out here (was a dirname and a
+    # mkdir per file on the node); then a cp of each file that is there now
+    bdirs = sorted({posixpath.dirname(f"{BACKUP_DIR}/{stamp}{ch.file.path}") for ch in writes + deletes})
+    if bdirs:
+        cmds.append("mkdir -p " + " ".join(q(d) for d in bdirs))
     for ch in writes + deletes:
         p, b = q(ch.file.path), q(f"{BACKUP_DIR}/{stamp}{ch.file.path}")
-        cmds.append(f"if [ -e {p} ] || [ -L {p} ]; then mkdir -p $(dirname {b}) && cp -pP {p} {b}; fi")
+        cmds.append(f"{{ {{ [ ! -e {p} ] && [ ! -L {p} ]; }} || cp -pP {p} {b}; }}")
     cmds.append(f"echo {' '.join(q(ch.file.path) for ch in writes + deletes)} > {BACKUP_DIR}/{stamp}/.paths")
     cmds += [f"mv -f {q(ch.file.path + NEW)} {q(ch.file.path)}" for ch in writes]
     cmds += [f"rm -f {q(ch.file.path)}" for ch in deletes]
@@ -237,15 +261,38 @@ def _drop_uploads(c, writes) -> None:
         pass
 
 
-def _validate_keepalived(c, path: str, writes) -> None:
-    """The node's own keepalived (2.2.7 on Debian 12, 2.3.3 on 13) checks the staged file; any
-    message refuses it, warnings too: keepalived says 0 with a message for a missing include,
-    and a config it would run with only in part is not the inventory's."""
-    r = remote.run(c, f"keepalived -t -f {shlex.quote(path)}", check=False)
-    res = keepalived_check_refusal(r.stdout, r.stderr, r.exited)
-    if res is not None:
-        _drop_uploads(c, writes)
-        raise ApplyError(f"{c.name}: {res} — nothing was swapped")
+def _check_and_swap(c, writes, deletes, stamp: str, owed: list[Action], check_staged: bool) -> None:
+    """ONE round trip: with check_staged, the node's own keepalived (2.2.7 on Debian 12, 2.3.3 on 13)
+    checks the staged keepalived.conf first, and the node goes on to back up and swap only when the
+    check is clean (exit 0, not a word); else it prints what keepalived said and swaps nothing. Any
+    message refuses the file, warnings too: keepalived says 0 with a message for a missing include,
+    and a config it would run with only in part is not the inventory's. The pruning of old backup
+    sets rides in the same round trip (its own failure is ignored)."""
+    swap = _backup_and_swap(writes, deletes, stamp, owed) + f" && {{ {_prune()}; true; }}"
+    if not check_staged:
+        remote.run(c, swap)
+        return
+    r = remote.run(c, check_then(keepalived.CONF + NEW, swap))
+    try:
+        held = held_back(r.stdout)
+    except ParseError as e:
+        raise ApplyError(f"{c.name}: {e} — state of the swap unknown; run inv diff") from None
+    if held is None:
+        return
+    res = keepalived_check_refusal("", held[1], held[0])
+    if res is None:               # only blank lines: clean by the parser's rules, so swap after all
+        remote.run(c, swap)
+        return
+    _drop_uploads(c, writes)
+    raise ApplyError(f"{c.name}: {res} — nothing was swapped")
+
+
+def check_then(staged: str, then: str) -> str:
+    """Shell: `keepalived -t` of the staged file, then `then` only when it said nothing and exited 0;
+    else HELD, its exit code and what it printed (stdout and stderr as one), and nothing more."""
+    return (f"__k=$(keepalived -t -f {shlex.quote(staged)} 2>&1); __kr=$?\n"
+            f"if [ $__kr -ne 0 ] || [ -n \"$__k\" ]; then echo {HELD} $__kr; printf '%s\\n' \"$__k\"; exit 0; fi\n"
+            + then)
 
 
 def keepalived_check_refusal(stdout: str, stderr: str, exited: int) -> str | None:
@@ -269,6 +316,9 @@ def restore(c, paths: list[str], stamp: str) -> None:
 
 
 def _prune() -> str:
-    """Keep the newest KEEP_BACKUPS deploys' backups."""
-    return (f"ls -1d {BACKUP_DIR}/*/ 2>/dev/null | sort -r | tail -n +{KEEP_BACKUPS + 1} "
-            "| xargs -r rm -rf")
+    """Keep the newest KEEP_BACKUPS deploys' backups. The shell's own glob lists them, oldest first
+    (stamps sort by time in the C locale), so a deploy forks only the rm of what goes, if anything
+    (was ls, sort, tail and xargs every time: 30 lab nodes share 2 cores)."""
+    return (f"LC_ALL=C; set -- {BACKUP_DIR}/*/; [ -d \"$1\" ] && [ $# -gt {KEEP_BACKUPS} ] && "
+            f"__n=$(($# - {KEEP_BACKUPS})) && __o= && while [ $__n -gt 0 ]; do __o=\"$__o $1\"; shift; "
+            "__n=$((__n - 1)); done && rm -rf $__o")

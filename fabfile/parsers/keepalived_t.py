@@ -33,6 +33,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from fabfile.parsers import ParseError
+
 VERDICTS = {0: "ok", 4: "fatal", 5: "warnings", 6: "script-security"}
 LOCATION_RE = re.compile(r"^\((?:(.+?): )?Line (\d+)\) (.*)$")
 MAIN_FILE_MISSING_RE = re.compile(r"^Config files missing '.*'\.$")
@@ -76,4 +78,19 @@ def parse_keepalived_check(stdout: str, stderr: str, exit_code: int) -> Keepaliv
     return KeepalivedCheck(exit_code, verdict, messages)
 
 
-__all__ = ["KeepalivedCheck", "parse_keepalived_check", "split_location", "VERDICTS"]
+HELD = "@@keepalived-t"   # the node held a swap back: keepalived -t was not clean (fabfile/ops/apply.py)
+
+
+def held_back(stdout: str) -> tuple[int, str] | None:
+    """The output of a check-then-swap round trip -> (keepalived -t's exit code, what it printed,
+    stdout and stderr together) when the node held the swap back; None when it swapped."""
+    head, _, rest = stdout.partition("\n")
+    f = head.split()
+    if len(f) != 2 or f[0] != HELD:
+        return None
+    if not (f[1].isascii() and f[1].isdigit()):
+        raise ParseError(f"keepalived -t: unrecognised exit code {f[1]!r}")
+    return int(f[1]), rest
+
+
+__all__ = ["KeepalivedCheck", "parse_keepalived_check", "split_location", "VERDICTS", "HELD", "held_back"]

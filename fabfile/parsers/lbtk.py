@@ -286,6 +286,24 @@ def first_cause(log: str, default: str = "no log") -> str:
 
 
 # ---------------------------------------------------------------- actions run in one round trip
+FINISHED = "@@finished"   # a change's round trip recorded it on the node (fabfile/ops/apply.py)
+HEALTH = "@@health"       # what follows: `systemctl is-active` of the daemons a change touched
+
+
+def finished(text: str) -> bool:
+    """The node printed FINISHED on a line of its own: it recorded the change itself."""
+    return FINISHED in text.split("\n")
+
+
+def health_section(text: str) -> str:
+    """The lines between HEALTH and FINISHED (or the end): `systemctl is-active`'s own output."""
+    lines = text.split("\n")
+    if HEALTH not in lines:
+        raise ParseError("health check: no answer from systemctl is-active (cut short?)")
+    rest = lines[lines.index(HEALTH) + 1:]
+    return "\n".join(rest[:rest.index(FINISHED)] if FINISHED in rest else rest)
+
+
 def parse_action_run(text: str, count: int) -> tuple[list[int], tuple[int, int, str] | None]:
     """fabfile.core.actions.script's output -> (indices that succeeded, (index, exit code, stderr) of the
     one that failed, or None). Output that ends before every action reported is an error."""

@@ -5,11 +5,12 @@ and every wait.
 
 The budget, per node, for a drain on a settled cluster:
   lock take (+ the facts and files, read under the lock in the same round trip), upload,
-  keepalived -t, swap (+ pruning), service actions (+ the health check's look at the daemons),
-  history (+ the owed-actions file), lock release = 7.
+  keepalived -t (+ the swap and pruning, when the check is clean), service actions (+ the health
+  check's look at the daemons, + the history line and the owed-actions file once they are up),
+  lock release = 5.
 Before issue 25 it was 12 (a look before the lock, the look under it, mkdir, pruning and the health
 check on their own) plus one VRRP settle poll on every node, and the 30 nodes of lab-30 went in 30
-batches, not 3.
+batches, not 3; then 7 (keepalived -t, the swap and the history on their own).
 """
 from __future__ import annotations
 
@@ -23,18 +24,20 @@ from fabfile.core.plan import RollKind
 from fabfile.infra import remote
 from fabfile.infra.runinfo import RunInfo
 from fabfile.ops import apply as apply_mod, deploy, settle
-from fabfile.parsers.lbtk import FRAMES
+from fabfile.parsers import systemctl_show
+from fabfile.parsers.lbtk import FINISHED, FRAMES, HEALTH
 
 from fabfile.infra import facts as F
 from fabfile.parsers.lbtk import LiveFile
 
 from .core_fixtures import deploy_outputs, file_listing, frame, lab_data, lab_env, lab_env_of_size, live_files
 
-DRAIN_BUDGET = 7                                 # remote round trips per node
+DRAIN_BUDGET = 5                                 # remote round trips per node
 TOKEN = "0123456789abcdef0123456789abcdef"       # observe's frames token (a UUID on a node)
 VIP = "10.189.0.100"
 FACT_NAME = re.compile(r"fact %s\\n' \"\$__t\" (\S+);")
 ACT = re.compile(r"echo '@@act (\d+) ok'")
+IS_ACTIVE = re.compile(r"systemctl is-active ([^2]+?) 2>")
 
 
 class FakeLink:
@@ -97,16 +100,26 @@ class FakeCluster:
     def run(self, c, command: str, check: bool = True, timeout=60) -> remote.Result:
         acts = ACT.findall(command)
         framed = FRAMES in command
-        if framed:
+        asked = IS_ACTIVE.search(command)
+        if acts:
+            what = "actions" + (" + health" if asked else "") + (" + history" if "history" in command else "")
+        elif framed:
             names = FACT_NAME.findall(command)
-            what = "actions + health" if acts else ("vrrp settle poll" if names == ["addrs"] else "observe " + "+".join(names))
+            what = "vrrp settle poll" if names == ["addrs"] else "observe " + "+".join(names)
         else:
             what = ("mkdir" if command.startswith("mkdir -p") else
                     "restore" if command.startswith("if [ -e /var/lib/lbtk/backup/") else
-                    next((w for k, w in (("keepalived -t", "keepalived -t"), ("setsid -w", "swap"),
+                    next((w for k, w in (("keepalived -t", "keepalived -t + swap"), ("setsid -w", "swap"),
                                          ("history", "history")) if k in command), command.split()[0]))
         self.trip(c.name, what)
         out = "".join(f"@@act {i} ok\n" for i in acts)
+        if asked:
+            # the daemons as the node's units fact has them; the node finishes the change when all are up
+            units = asked.group(1).split()
+            active = systemctl_show.split(systemctl_show.parse_show(list(F.UNITS), self.outputs[c.name]["units"][0]))[0]
+            out += HEALTH + "\n" + "".join(active[u] + "\n" for u in units)
+            if all(active[u] == "active" for u in units):
+                out += FINISHED + "\n"
         if framed:
             out += f"{FRAMES} {TOKEN}\n" + frame({n: self.outputs[c.name][n] for n in names}, TOKEN)
         return remote.Result(out, "", 0)
@@ -152,8 +165,8 @@ def test_a_drain_costs_at_most_the_budget_per_node_and_no_vrrp_wait(monkeypatch,
         assert len(trips) <= DRAIN_BUDGET, (node, trips)
         assert "vrrp settle poll" not in trips and "mkdir" not in trips
     assert cluster.trips["node2"] == ["lock take + observe kernel+packages+binaries+has_ipvs+addrs+pending+units"
-                                      "+runtime+files", "upload", "keepalived -t", "swap", "actions + health",
-                                      "history", "lock release"]
+                                      "+runtime+files", "upload", "keepalived -t + swap",
+                                      "actions + health + history", "lock release"]
     # the only wait: the health check's, on the node (sleep in the actions' round trip), none here
     assert cluster.slept == []
 
@@ -201,5 +214,6 @@ def test_the_health_check_reads_the_daemons_from_the_actions_round_trip(monkeypa
     assert status == {"node1": deploy.RunStatus.SKIPPED, "node2": deploy.RunStatus.SKIPPED,
                       "node3": deploy.RunStatus.FAILED}
     assert "node3: keepalived is not running after the change" in out.error.args[0]
-    assert cluster.trips["node3"][4:] == ["swap", "actions + health", "journalctl", "restore", "systemctl", "lock release"]
+    assert cluster.trips["node3"][3:] == ["keepalived -t + swap", "actions + health + history", "journalctl",
+                                          "restore", "systemctl", "lock release"]
     assert "node1" not in cluster.trips or "upload" not in cluster.trips["node1"]   # nobody else was touched

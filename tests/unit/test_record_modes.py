@@ -94,3 +94,20 @@ def test_runtime_json_is_written_0600_and_an_old_0644_one_is_made_private():
     old.files[F.RUNTIME_PATH] = LiveFile(0o644, runtime.content(rec).encode())
     p = plan_node(eff, "node1", old, ["keepalived"])
     assert [(ch.kind, ch.file.mode) for ch in p.changes if ch.file.path == F.RUNTIME_PATH] == [("mode", 0o600)]
+
+
+@pytest.mark.parametrize("kept_before", [0, 3, apply.KEEP_BACKUPS, apply.KEEP_BACKUPS + 4])
+def test_pruning_keeps_the_newest_backup_sets(records, kept_before):
+    """The shell's own glob (C locale) orders the stamps: the oldest go, the newest KEEP_BACKUPS stay,
+    whatever the shell (dash here, bash on a node's login)."""
+    stamps = [f"2026120{d}T0{h}0000.{k:03d}" for d in (1, 2) for h in range(3) for k in (5, 40)][:kept_before]
+    for s in stamps:
+        (records / "backup" / s).mkdir()
+    (records / "backup" / "stray-file").write_text("")           # not a set: never removed
+    for shell in ("sh", "bash"):
+        cmd = apply._prune().replace(F.RECORDS_DIR, str(records))
+        r = subprocess.run([shell, "-c", cmd + "; true"], capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        left = sorted(p.name for p in (records / "backup").iterdir() if p.is_dir())
+        assert left == sorted(stamps)[-apply.KEEP_BACKUPS:] if stamps else left == []
+    assert (records / "backup" / "stray-file").exists()
