@@ -105,7 +105,7 @@ def apply_node(c, plan: NodePlan, stamp: str, say=lambda s: None, info: RunInfo 
         done.actions.append(act)
         say(act.short())
     # then every service action in one round trip, stopping at the first that fails; the health
-    # check's look at the daemons rides in the same round trip, after HEALTH_WAIT
+    # check's look at the daemons rides in the same round trip, after health_wait
     rest = [a for a in plan.actions if not a.validates]
     units = _health_units(plan)
     active = None
@@ -115,7 +115,7 @@ def apply_node(c, plan: NodePlan, stamp: str, say=lambda s: None, info: RunInfo 
     if rest:
         # when every action ran and every daemon it touched is up, the node also finishes the
         # change itself (the owed actions cleared, the history line written): no round trip more
-        r = remote.run(c, actions_script(rest) + _health_script(units, finish), check=False,
+        r = remote.run(c, actions_script(rest) + _health_script(units, finish, health_wait(plan)), check=False,
                        timeout=120 + 30 * len(rest))
         try:
             ran, failed = parse_action_run(r.stdout, len(rest))
@@ -178,8 +178,20 @@ def default_server_conflict(node: str, dup: DuplicateDefault, listens: list[Defa
     return head + what + f"drop default_server from it (nginx.remove_sites removes only files in {nginx.SITES}/)"
 
 
-HEALTH_WAIT = 0.3   # seconds after the reloads before the daemons are looked at: one that dies on its
-                    # new files has exited by then
+HEALTH_WAIT = 0.3   # seconds after a start or restart before the daemons are looked at: one that dies
+                    # on its new files has exited by then
+# ... and after reloads alone: a reload keeps the daemon's process, and finishes in milliseconds
+# (keepalived logs "Reload complete" 1 ms after systemd's "Reloading", systemd "Reloaded" 2 ms
+# later, on the lab; nginx's master re-reads its files and stays, whatever they hold), so what could
+# end it has shown by then. A drain waits this three times in a row (canary, backups, holder).
+RELOAD_WAIT = 0.1
+
+
+def health_wait(plan: NodePlan) -> float:
+    """How long after its service actions a node's daemons are looked at (HEALTH_WAIT, RELOAD_WAIT)."""
+    units = _health_units(plan)
+    verbs = {a.verb for a in plan.actions if any(a.touches(u) for u in units)}
+    return RELOAD_WAIT if verbs <= {"reload"} else HEALTH_WAIT
 
 
 def _health_units(plan: NodePlan) -> list[str]:
@@ -187,17 +199,17 @@ def _health_units(plan: NodePlan) -> list[str]:
     return [u for u in ("keepalived", "nginx", "rsyslog") if any(a.touches(u) for a in plan.actions)]
 
 
-def _health_script(units: list[str], finish: str) -> str:
+def _health_script(units: list[str], finish: str, wait: float = HEALTH_WAIT) -> str:
     """Appended to the service actions' script (which ends before this when an action fails), so
     neither the health check nor the end of the change costs a round trip of its own. With daemons
-    to look at: wait HEALTH_WAIT, then ONE `systemctl is-active` of them, printed after HEALTH for
+    to look at: wait `wait` seconds (health_wait), then ONE `systemctl is-active` of them, printed after HEALTH for
     the health check to judge; the node finishes the change (and says FINISHED) only when every
     word it printed is `active`, one per unit: its exit status says only that ANY unit is active
     (tests/fixtures/systemctl/is_active.rc). The node's decision and the check's are one answer."""
     if not units:
         return f"{{ {finish}; }} >/dev/null 2>&1 && echo {FINISHED}\n"
     q = " ".join(shlex.quote(u) for u in units)
-    return (f"sleep {HEALTH_WAIT}\n"
+    return (f"sleep {wait:g}\n"
             f"__a=$(systemctl is-active {q} 2>/dev/null); echo {HEALTH}; printf '%s\\n' \"$__a\"\n"
             "__n=0; __up=1; for __w in $__a; do __n=$((__n + 1)); [ \"$__w\" = active ] || __up=; done\n"
             f"if [ -n \"$__up\" ] && [ $__n -eq {len(units)} ]; then {{ {finish}; }} >/dev/null 2>&1 && echo {FINISHED}; fi\n")
@@ -219,7 +231,7 @@ def _healthy_or_restore(c, plan: NodePlan, paths: list[str], stamp: str, active:
     if not units:
         return
     if active is None:
-        time.sleep(HEALTH_WAIT)
+        time.sleep(health_wait(plan))
         active = observe_node(c, [facts.SERVICES]).active
     down = [u for u in units if active.get(u) != "active"]
     if not down:

@@ -39,22 +39,20 @@ IS_ACTIVE = {"is_active": ["nginx", "keepalived", "ssh", "lbtk-vip-lo", "lbtk-fa
 
 
 @pytest.mark.parametrize("name", sorted(IS_ACTIVE))
-def test_the_node_finishes_only_when_every_daemon_is_up(tmp_path, monkeypatch, name):
-    monkeypatch.setattr(apply, "HEALTH_WAIT", 0)
+def test_the_node_finishes_only_when_every_daemon_is_up(tmp_path, name):
     units = IS_ACTIVE[name]
     rc = int((FX / f"systemctl/{name}.rc").read_text()) if (FX / f"systemctl/{name}.rc").exists() else 0
     env = stand_in(tmp_path, "systemctl", FX / f"systemctl/{name}.txt", rc)
-    out = sh(apply._health_script(units, f"touch {tmp_path}/done"), env)
+    out = sh(apply._health_script(units, f"touch {tmp_path}/done", wait=0), env)
     seen = systemctl.parse_is_active(units, health_section(out))
     everyone_up = all(w == "active" for w in seen.values())
     assert finished(out) == everyone_up == (tmp_path / "done").exists()
     assert name != "is_active" or (rc == 0 and not everyone_up)      # is-active's 0 means "any", not "all"
 
 
-def test_a_silent_systemctl_is_no_health_and_no_finish(tmp_path, monkeypatch):
-    monkeypatch.setattr(apply, "HEALTH_WAIT", 0)
+def test_a_silent_systemctl_is_no_health_and_no_finish(tmp_path):
     env = stand_in(tmp_path, "systemctl", None, 1)
-    out = sh(apply._health_script(["keepalived"], f"touch {tmp_path}/done"), env)
+    out = sh(apply._health_script(["keepalived"], f"touch {tmp_path}/done", wait=0), env)
     assert not finished(out) and not (tmp_path / "done").exists()
     with pytest.raises(Exception, match="0 line"):
         systemctl.parse_is_active(["keepalived"], health_section(out))
@@ -77,3 +75,20 @@ def test_keepalived_t_holds_the_swap_back_unless_clean(tmp_path, name):
     assert swapped.exists() == (held is None) == direct.ok
     if held is not None:
         assert parse_keepalived_check("", held[1], held[0]) == direct
+
+
+def test_reloads_alone_wait_less_than_a_start_or_restart():
+    """The health check's wait follows what the plan does to the daemons it looks at."""
+    from fabfile.core.actions import Action
+    from fabfile.core.plan import NodePlan
+
+    def plan(*actions):
+        p = NodePlan("lb1")
+        p.actions += list(actions)
+        return p
+    assert apply.health_wait(plan(Action("reload", "keepalived"))) == apply.RELOAD_WAIT
+    assert apply.health_wait(plan(Action("nginx-test"), Action("reload", "nginx"), Action("reload", "keepalived"))) \
+        == apply.RELOAD_WAIT
+    assert apply.health_wait(plan(Action("reload", "keepalived"), Action("restart", "nginx"))) == apply.HEALTH_WAIT
+    assert apply.health_wait(plan(Action("enable-now", "keepalived"))) == apply.HEALTH_WAIT
+    assert apply.RELOAD_WAIT < apply.HEALTH_WAIT
