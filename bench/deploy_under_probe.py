@@ -5,7 +5,7 @@ Goal: zero failed probes (rolling reload, backups first, MASTER last). Runs agai
 (`inv lab.up deploy` first). Changes, each deployed and then reverted:
   1. a real server weight (inv drain / undrain: weight 0 and back)
   2. a new VIP on the VRRP instance (10.189.0.101), through a temporary copy of the inventory
-Usage: .venv/bin/python bench/deploy_under_probe.py [--env lab]
+Usage: .venv/bin/python bench/deploy_under_probe.py [--env lab]   (or a generated lab-N: --env lab-30)
 """
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ sys.path.insert(0, str(ROOT))
 
 from fabfile.ops.drill import Probe  # noqa: E402
 import fabfile.lab.hooks  # noqa: E402,F401 (the lab's inventory section, fabfile.model.extensions)
-from fabfile.model.loading import load  # noqa: E402
+from fabfile.model import extensions  # noqa: E402
+from fabfile.model.loading import inventory_dir, load  # noqa: E402
 
 
 def inv(*args) -> float:
@@ -52,13 +53,24 @@ def probed(label: str, fn) -> dict:
     return row
 
 
+def inventory_data(env: str) -> dict:
+    """The inventory's YAML as data: its file, or what the lab makes of a name like lab-30."""
+    path = inventory_dir() / f"{env}.yaml"
+    if path.exists():
+        return yaml.safe_load(path.read_text())
+    made = extensions.generated(env, inventory_dir())
+    if made is None:
+        raise SystemExit(f"--env {env}: no inventories/{env}.yaml and no lab-N name")
+    return made[0]
+
+
 def with_new_vip() -> float:
-    data = yaml.safe_load((ROOT / f"inventories/{ENV}.yaml").read_text())
+    data = inventory_data(ENV)
     data["vrrp_instances"][0]["virtual_ipaddress"].append("10.189.0.101")
-    tmp = ROOT / f"inventories/{ENV}-bench-vip.yaml"   # same nodes, one more VIP
+    tmp = inventory_dir() / f"{ENV}-bench-vip.yaml"   # same nodes, one more VIP
     tmp.write_text(yaml.safe_dump(data, sort_keys=False))
     try:
-        return inv("keepalived", "--env", str(tmp.relative_to(ROOT)))
+        return inv("keepalived", "--env", str(tmp))
     finally:
         tmp.unlink()
 
