@@ -298,10 +298,11 @@ NGINX_DEFAULTS = Fact("nginx_defaults", "grep -HnE '^[[:space:]]*listen[[:space:
                       "2>/dev/null; true", lambda r: nginx_t.parse_default_listens(r.stdout), "nginx_defaults")
 
 
-# what deploy planning reads (plus files(paths)); what verify, status and sync read
+# what deploy planning reads (plus files(paths)); what verify, status, sync, watch and metrics read
 DEPLOY = (KERNEL, INSTALLED, ON_PATH, IPVS_AVAILABLE, ADDRS, OWED, SERVICES, RUNTIME)
 VERIFY = (ADDRS, SYSCTLS, SERVICES, IPVS_TABLE, SYNC_DAEMONS, IPVS_RATE, KEEPALIVED_VIEW, STATE_CHANGES, RUNTIME)
 WATCH = (ADDRS, SERVICES, IPVS_TABLE, IPVS_RATE, KEEPALIVED_VIEW, RUNTIME)
+METRICS = (SERVICES, IPVS_TABLE, SYNC_DAEMONS, KEEPALIVED_VIEW, RUNTIME)   # fabfile/core/monitoring/exposition.py
 RENDER = (IPVS_AVAILABLE,)      # what rendering depends on (fabfile.core.render.RenderFacts)
 ALL = (KERNEL, OS_RELEASE, INSTALLED, ON_PATH, IPVS_AVAILABLE, ADDRS, SYSCTLS, SERVICES, IPVS_TABLE,
        SYNC_DAEMONS, IPVS_STATS, OWED, BACKUPS, IPVS_RATE, KEEPALIVED_VIEW, STATE_CHANGES, RUNTIME, LOCK,

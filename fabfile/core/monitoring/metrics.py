@@ -1,6 +1,7 @@
 """Every metric lbtk's alert rules and dashboard read: its name, type, help text and labels. The
-one place these names live: the rules (alert_rules.py), the dashboard (dashboard.py) and whatever
-publishes lbtk's own metrics on the directors (node_exporter's textfile collector) take them here.
+one place these names live: the rules (alert_rules.py), the dashboard (dashboard.py) and what
+publishes lbtk's own metrics (exposition.py, for `inv metrics` and node_exporter's textfile
+collector on the directors) take them here.
 
 lbtk's metrics carry `cluster` and `node` themselves (the inventory's names), so a scrape config
 needs no relabelling for them. The VRRP instance's label is `vrrp_instance`, not `instance`: the
@@ -54,6 +55,16 @@ VRRP_AUTH_FAILURES = Metric("lbtk_vrrp_auth_failures_total", "counter", "Adverts
                             "authentication (keepalived's stats: Authentication failures)", VRRP)
 VRRP_TRANSITIONS = Metric("lbtk_vrrp_transitions_total", "counter", "Times the node became MASTER or released "
                           "MASTER (keepalived's stats: Became master + Released master)", VRRP)
+VRRP_PRIORITY_ZERO_RECEIVED = Metric("lbtk_vrrp_priority_zero_received_total", "counter", "Priority-0 adverts "
+                                     "received: a MASTER gave the VIP up (keepalived's stats: Priority zero: "
+                                     "Received)", VRRP)
+VRRP_PRIORITY_ZERO_SENT = Metric("lbtk_vrrp_priority_zero_sent_total", "counter", "Priority-0 adverts sent: this "
+                                 "node gave the VIP up (keepalived's stats: Priority zero: Sent)", VRRP)
+# a time, not an age (Prometheus's way: time() minus it is the time in state), so a published value
+# never goes stale between two refreshes
+VRRP_LAST_TRANSITION = Metric("lbtk_vrrp_last_transition_timestamp_seconds", "gauge", "When the instance entered "
+                              "its state, in seconds since the epoch (keepalived's last_transition): time() minus "
+                              "it is the time in state", VRRP)
 REAL_SERVER_WEIGHT = Metric("lbtk_real_server_weight", "gauge", "The real server's weight in the director's IPVS "
                             "table (no series: not in the pool)", REAL_SERVER)
 REAL_SERVER_WANTED_WEIGHT = Metric("lbtk_real_server_wanted_weight", "gauge", "The weight the inventory gives it, "
@@ -64,8 +75,8 @@ SERVICE_UP = Metric("lbtk_service_up", "gauge", "1 while the service runs: keepa
                     "IPVS sync daemon the node's VRRP role wants)", (*NODE, "service"))
 
 LBTK = (NODE_INFO, VRRP_STATE, VRRP_PRIORITY, VRRP_WANTED_PRIORITY, VRRP_ADVERTS_RECEIVED, VRRP_ADVERTS_SENT,
-        VRRP_AUTH_FAILURES, VRRP_TRANSITIONS, REAL_SERVER_WEIGHT, REAL_SERVER_WANTED_WEIGHT, REAL_SERVER_DRAINED,
-        SERVICE_UP)
+        VRRP_AUTH_FAILURES, VRRP_TRANSITIONS, VRRP_PRIORITY_ZERO_RECEIVED, VRRP_PRIORITY_ZERO_SENT,
+        VRRP_LAST_TRANSITION, REAL_SERVER_WEIGHT, REAL_SERVER_WANTED_WEIGHT, REAL_SERVER_DRAINED, SERVICE_UP)
 
 # node_exporter's ipvs collector (prometheus-node-exporter), labelled by target only: joined to a
 # node through lbtk_node_info on the target labels job and instance
