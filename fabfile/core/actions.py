@@ -30,6 +30,12 @@ VERBS: dict[str, tuple[str, bool]] = {
     "restart": ("systemctl restart {u}", False),
     "enable-restart": ("SYSTEMCTL_SKIP_SYSV=1 systemctl enable --no-reload {u} && systemctl restart {u}", False),
     "disable-now": ("SYSTEMCTL_SKIP_SYSV=1 systemctl disable --now {u}", False),
+    # a unit whose file a deploy removes: stopped before any daemon-reload (NodePlan.add_actions), while
+    # systemd still holds its ExecStop (lbtk-vip-lo's takes the VIP off lo); after the reload systemd
+    # no longer has the unit loaded (a stop then fails, exit 5), and `disable` removes its wants/ link
+    # (measured on the kernel tier, systemd 252). disable-now stays for owed records of older runs.
+    "stop": ("systemctl stop {u}", False),
+    "disable": ("SYSTEMCTL_SKIP_SYSV=1 systemctl disable {u}", False),
     "sysctl-load": ("sysctl -q -p {a}", False),
     "nginx-test": ("nginx -t -q", True),
     "rsyslog-test": ("rsyslogd -N1", True),   # rsyslog's config check (all of it, our rule included)

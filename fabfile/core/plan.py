@@ -119,9 +119,16 @@ class NodePlan:
         return not self.changes and not self.actions
 
     def add_actions(self, actions: list[Action]) -> None:
-        """Append, skipping an action already planned (one daemon-reload covers every unit)."""
+        """Append, skipping an action already planned (one daemon-reload covers every unit); a `stop`
+        goes before the first daemon-reload, which would make systemd forget the stopped unit's
+        ExecStop (fabfile/core/actions.py)."""
         for a in actions:
-            if a not in self.actions:
+            if a in self.actions:
+                continue
+            if a.verb == "stop":
+                at = next((i for i, b in enumerate(self.actions) if b.verb == "daemon-reload"), len(self.actions))
+                self.actions.insert(at, a)
+            else:
                 self.actions.append(a)
 
 
@@ -173,11 +180,14 @@ def service_actions(phase: Phase, changed: set[str], facts: NodeState, desired: 
     acts: list[Action] = []
 
     def unit(name: str, path: str, present: bool) -> None:
+        going = not present and facts.active.get(name) == "active"
+        if going:       # its ExecStop runs only while systemd has not reloaded the removal
+            acts.append(Action("stop", name, why=f"{name} no longer wanted: stopped while its ExecStop is known"))
         if path in changed:
             acts.append(Action("daemon-reload", why=f"{path} changed"))
         if not present:
-            if facts.active.get(name) == "active":
-                acts.append(Action("disable-now", name, why=f"{name} no longer wanted"))
+            if going:
+                acts.append(Action("disable", name, why=f"{name} no longer wanted"))
             return
         if path in changed:
             acts.append(Action("enable-restart", name, why=f"{name} unit changed (oneshot: restart re-applies it)"))
