@@ -57,7 +57,8 @@ CPU = os.environ.get("LBTK_KERNEL_CPU", "max")
 GUEST_MODULES = ("virtio_net", "bridge", "veth", "overlay", "nf_conntrack", "ip_vs", "ip_vs_rr",
                  "ip_vs_wrr", "ip_vs_sh", "ip_vs_lc", "ip_vs_wlc", "nf_tables", "nft_compat",
                  "x_tables", "ip_tables", "iptable_mangle", "xt_mac", "xt_mark",
-                 "nf_nat", "iptable_nat", "nft_chain_nat", "xt_MASQUERADE", "xt_ipvs")
+                 "nf_nat", "iptable_nat", "nft_chain_nat", "xt_MASQUERADE", "xt_ipvs",
+                 "8021q")   # VLAN interfaces: the two-legged NAT test's inside segment (test_kernel_nat2.py)
 # In the initramfs: what mounting the host root over 9p and the overlays needs (deps resolved).
 INITRD_MODULES = ("virtio_pci", "9pnet_virtio", "9p", "overlay")
 INITRD_RECIPE = 2
