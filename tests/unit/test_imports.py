@@ -172,6 +172,7 @@ def test_the_walk_finds_every_package():
         assert (d / "__init__.py").exists(), f"{d.relative_to(ROOT)} has .py files but no __init__.py"
 
 
+@pytest.mark.xdist_group("imports")      # one worker builds `imported` (pyproject.toml: --dist loadgroup)
 @pytest.mark.parametrize("mod", MODULES)
 def test_module_imports_alone(imported, mod):
     r = imported[mod]
