@@ -36,6 +36,8 @@ VERBS: dict[str, tuple[str, bool]] = {
     # (measured on the kernel tier, systemd 252). disable-now stays for owed records of older runs.
     "stop": ("systemctl stop {u}", False),
     "disable": ("SYSTEMCTL_SKIP_SYSV=1 systemctl disable {u}", False),
+    # the sync daemon no longer wanted: the kernel's daemons stop (each may be running or not)
+    "stop-sync-daemons": ("{{ ipvsadm --stop-daemon master; ipvsadm --stop-daemon backup; }} 2>/dev/null; true", False),
     "sysctl-load": ("sysctl -q -p {a}", False),
     "nginx-test": ("nginx -t -q", True),
     "rsyslog-test": ("rsyslogd -N1", True),   # rsyslog's config check (all of it, our rule included)
@@ -81,6 +83,8 @@ class Action:
             return "nginx -t"
         if self.verb == "rsyslog-test":
             return "rsyslogd -N1"
+        if self.verb == "stop-sync-daemons":
+            return "ipvsadm --stop-daemon"
         if self.verb in ("sysctl-load", "apt-install", "run"):
             return {"sysctl-load": "sysctl -p", "apt-install": "apt-get install", "run": self.arg}[self.verb]
         return f"{self.verb} {self.unit}".strip()

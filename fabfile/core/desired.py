@@ -171,11 +171,14 @@ def sysctls(inv: Inventory, node: Node, ipvs: bool = True) -> dict[str, str]:
         # switched pool) is dropped by default, retransmits included: the client hangs until it
         # gives up. With 1 the kernel (6.1) expires that connection and schedules the packet again.
         out["net.ipv4.vs.expire_nodest_conn"] = "1"
-    if ipvs and inv.sync_daemon and real_server_vips(inv, node):
+    if ipvs and inv.virtual_servers:
         # A backup director that is also a DR real server holds the connections the master synced
         # to it, and IPVS looks connections up before any fwmark: when a client reuses a source
         # port, the backup forwards the master's packet by its stale copy to another node, which
         # sends it back: a loop between directors (the kernel tier saw 26 of 1,500 requests time
         # out; 0 with this). backup_only turns the director off while the backup daemon runs.
-        out["net.ipv4.vs.backup_only"] = "1"
+        # Stated either way: a sysctl file that merely drops the line leaves the kernel's 1 in place,
+        # and a director whose inventory no longer wants it would stay off as a backup (the kernel
+        # tier's two-legged NAT pair, switched from kernel.yaml, answered a failover locally)
+        out["net.ipv4.vs.backup_only"] = "1" if inv.sync_daemon and real_server_vips(inv, node) else "0"
     return out

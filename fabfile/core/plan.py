@@ -224,6 +224,9 @@ def service_actions(phase: Phase, changed: set[str], facts: NodeState, desired: 
         if ipvs_sync.SCRIPT in changed and script is not None and script.content is not None:
             acts.append(Action("run", arg=ipvs_sync.RECONCILE,
                                why="sync script changed: set the daemons for this node's VRRP state now"))
+        elif ipvs_sync.SCRIPT in changed and script is not None and facts.has_ipvs:
+            acts.append(Action("stop-sync-daemons", why="sync_daemon no longer wanted: the kernel's daemons "
+                               "stop with the script that ran them"))
     elif phase is Phase.KEEPALIVED:
         new_scripts = scripts.appeared_or_gone(changed, want, facts.files)
         if keepalived.CONF in changed or new_scripts:

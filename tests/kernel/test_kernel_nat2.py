@@ -28,18 +28,9 @@ VLAN = "ip link add link eth0 name eth1 type vlan id 10 && ip link set eth1 mtu 
 TABLE = 110                                # node3's routing table for what it sends as a real server
 
 
-# kernel.yaml runs the IPVS sync daemon with backup_only=1 (its directors are DR real servers too);
-# kernel-nat2.yaml has none, and a deploy that drops the sync daemon leaves the kernel's daemons and
-# backup_only as they were: a backup daemon with backup_only=1 turns the director off, so node2
-# would answer a failover with its own nginx. A known gap of the sync-daemon phase (the closing
-# note of 2026-12-07); the rig clears that state itself until the phase does.
-NO_SYNC = ("{ ipvsadm --stop-daemon master; ipvsadm --stop-daemon backup; } 2>/dev/null; "
-           "sysctl -q -w net.ipv4.vs.backup_only=0")
-
-
 def director_leg(name: str) -> str:
     e = NAT2.node(name).interfaces["eth1"]
-    return f"{NO_SYNC} && {VLAN} && ip addr add {e.address}/{e.prefixlen} dev eth1"
+    return f"{VLAN} && ip addr add {e.address}/{e.prefixlen} dev eth1"
 
 
 REAL_SERVERS = (f"systemctl stop keepalived && {VLAN} && "
@@ -71,6 +62,11 @@ def test_two_legged_nat_director_balances_outside_to_inside(deployed, nodes):
                                 _journal(nodes))
         # no longer DR real servers: the VIP left lo with lbtk-vip-lo (stopped before systemd forgot it)
         assert holder(nodes, VS.vip, "dev lo") == [], "a NAT director kept the DR real server's VIP on lo"
+        # no sync daemon wanted: kernel.yaml's daemons stopped, backup_only back to 0 (else a backup
+        # director with a backup daemon left running stays off and answers a failover locally)
+        for name in ("node1", "node2"):
+            left = sh(nodes[name], "ipvsadm -L --daemon; sysctl -n net.ipv4.vs.backup_only").stdout.split()
+            assert left == ["0"], (name, left)
         table = sh(nodes["node1"], "ipvsadm -L -n").stdout
         assert table.count("Masq") == 2, table
         before = _conns(nodes["node1"])

@@ -68,12 +68,17 @@ def sysctl_text(*fixtures: str, values: dict[str, str] | None = None) -> str:
 RIGHT_SYSCTL = sysctl_text("arp_set", "guest_director_vs", values={
     "net.ipv4.conf.eth0.rp_filter": "0", "net.ipv4.conf.lo.rp_filter": "0",
     "net.ipv4.vs.expire_nodest_conn": "1", "net.ipv4.vs.backup_only": "1"})
+# node3 is no DR real server (no VIP on lo): its director stays on as a backup
+NOT_RS_SYSCTL = sysctl_text("arp_set", "guest_director_vs", values={
+    "net.ipv4.conf.eth0.rp_filter": "0", "net.ipv4.conf.lo.rp_filter": "0",
+    "net.ipv4.vs.expire_nodest_conn": "1", "net.ipv4.vs.backup_only": "0"})
 
 
-def director(node: str, *, holds: bool = False, lo: bool = True, sysctl: str = RIGHT_SYSCTL,
+def director(node: str, *, holds: bool = False, lo: bool = True, sysctl: str | None = None,
              ipvs: str | None = "shared_q3_dir1_L_n", daemons: str | None = None, active=None) -> NodeState:
     """A director of the fixture cluster as `inv verify` reads it."""
     daemons = daemons or ("shared_q4_dir1_L_daemon" if holds else "shared_q4_dir2_L_daemon")
+    sysctl = sysctl if sysctl is not None else (NOT_RS_SYSCTL if node == "node3" else RIGHT_SYSCTL)
     return verify_state(node, HOSTS[node], on_iface=(VIP,) if holds else (),
                         on_lo=(VIP,) if lo and node != "node3" else (), sysctl=sysctl, active=active,
                         ipvs=read(f"ipvsadm/{ipvs}.txt") if ipvs else None,
@@ -282,9 +287,10 @@ def test_healthy_director_checks(inv):
     assert d["ARP sysctls"] == "11 values as wanted" and d["VIP on lo"] == VIP
     assert d["IPVS table"] == "1 service(s), 2 real server(s) as wanted"
     assert d["sync daemon"] == "master (mcast=eth0, syncid=1)"
-    # node3 is no real server: no VIP on lo to check, no ARP keys, only the IPVS one
+    # node3 is no real server: no VIP on lo to check, no ARP keys, only the IPVS ones
+    # (expire_nodest_conn, and backup_only stated 0)
     rows3 = {c.name: c for c in node_checks(inv, "node3", director("node3"), is_master=False)}
-    assert "VIP on lo" not in rows3 and rows3["ARP sysctls"].detail == "1 values as wanted"
+    assert "VIP on lo" not in rows3 and rows3["ARP sysctls"].detail == "2 values as wanted"
 
 
 def test_unreachable_node_is_one_row(inv):

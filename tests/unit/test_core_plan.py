@@ -94,6 +94,8 @@ SHELL_CASES = [
     (Action("disable-now", "lbtk-fwmark"), "SYSTEMCTL_SKIP_SYSV=1 systemctl disable --now lbtk-fwmark"),
     (Action("stop", "lbtk-vip-lo"), "systemctl stop lbtk-vip-lo"),
     (Action("disable", "lbtk-vip-lo"), "SYSTEMCTL_SKIP_SYSV=1 systemctl disable lbtk-vip-lo"),
+    (Action("stop-sync-daemons"),
+     "{ ipvsadm --stop-daemon master; ipvsadm --stop-daemon backup; } 2>/dev/null; true"),
     (Action("sysctl-load", arg=arp.SYSCTL), "sysctl -q -p /etc/sysctl.d/60-lbtk-lvs.conf"),
     (Action("nginx-test"), "nginx -t -q"),
     (Action("rsyslog-test"), "rsyslogd -N1"),
@@ -154,7 +156,7 @@ def test_action_record_round_trip_through_the_pending_file():
             Action("restart", "keepalived"), Action("disable-now", "lbtk-fwmark"),
             Action("apt-install", arg="keepalived nginx-light"), Action("run", arg=ipvs_sync.RECONCILE),
             Action("enable", "keepalived"), Action("start", "keepalived"), Action("enable-now", "nginx"),
-            Action("stop", "lbtk-vip-lo"), Action("disable", "lbtk-vip-lo")]
+            Action("stop", "lbtk-vip-lo"), Action("disable", "lbtk-vip-lo"), Action("stop-sync-daemons")]
     assert {a.verb for a in owed} == set(VERBS)
     text = "".join(a.record() + "\n" for a in owed)       # what `printf '%s\n' RECORD...` writes
     back = [Action.from_record(r) for r in parse_pending(text)]
@@ -367,7 +369,21 @@ def test_sync_script_change_runs_it(monkeypatch):
     acts = service_actions(Phase.SYNC_DAEMON, {ipvs_sync.SCRIPT}, state, desired(inv_env, "node2", phase="sync-daemon"))
     assert verbs(acts) == [("run", ipvs_sync.RECONCILE)]
     no_ipvs = desired(inv_env, "node2", ipvs=False, phase="sync-daemon")
-    assert service_actions(Phase.SYNC_DAEMON, {ipvs_sync.SCRIPT}, state, no_ipvs) == []   # script deleted
+    without = fresh(inv_env, "node2", has_ipvs=False)
+    assert service_actions(Phase.SYNC_DAEMON, {ipvs_sync.SCRIPT}, without, no_ipvs) == []   # script deleted
+
+
+def test_a_dropped_sync_daemon_stops_the_kernels_daemons(monkeypatch):
+    """The inventory no longer wants the sync daemon: its script goes, and the daemons it started
+    stop with it (with backup_only, which the sysctl file now states as 0, a backup daemon left
+    running would have kept the director off: found on the kernel tier)."""
+    data = _kernel_data()
+    data.pop("sync_daemon")
+    inv_env = env_of(monkeypatch, data)
+    state = fresh(inv_env, "node2")
+    gone = desired(inv_env, "node2", phase="sync-daemon")
+    assert [f.content for f in gone if f.path == ipvs_sync.SCRIPT] == [None]
+    assert verbs(service_actions(Phase.SYNC_DAEMON, {ipvs_sync.SCRIPT}, state, gone)) == [("stop-sync-daemons", "")]
 
 
 def _kernel_data() -> dict:

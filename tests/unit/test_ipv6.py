@@ -116,7 +116,7 @@ def test_arp_phase_ipv6_vip_on_lo_and_no_arp_sysctl():
     assert desired.dr_vips(inv, n1) == ["fd00:190::100"]
     want = desired.sysctls(inv, n1)
     assert not any(k.startswith("net.ipv4.conf.") for k in want), want     # nothing IPv4 needs alone
-    assert want == {"net.ipv4.vs.expire_nodest_conn": "1"}                  # IPVS's own, either family
+    assert want == {"net.ipv4.vs.expire_nodest_conn": "1", "net.ipv4.vs.backup_only": "0"}   # IPVS's own
     unit = next(f.content for f in arp.files(inv, n1, ASSUMED) if f.path == arp.VIP_UNIT)
     assert "ExecStart=/usr/sbin/ip addr replace fd00:190::100/128 dev lo nodad\n" in unit
     assert "ExecStop=-/usr/sbin/ip addr del fd00:190::100/128 dev lo\n" in unit

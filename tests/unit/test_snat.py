@@ -15,7 +15,8 @@ def test_kernel_nat_renders_masquerade_and_conntrack():
     assert "*mangle" not in rules                      # NAT: no director fix, no marks
     assert "-t nat -D POSTROUTING -j LBTK-SNAT" in files[fwmark.UNIT]
     assert desired.sysctls(inv, node) == {"net.ipv4.ip_forward": "1", "net.ipv4.vs.conntrack": "1",
-                                             "net.ipv4.vs.expire_nodest_conn": "1"}
+                                             "net.ipv4.vs.expire_nodest_conn": "1",
+                                             "net.ipv4.vs.backup_only": "0"}
     assert desired.dr_vips(inv, node) == []
 
 
