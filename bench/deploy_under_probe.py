@@ -23,8 +23,8 @@ sys.path.insert(0, str(ROOT))
 
 from fabfile.ops.drill import Probe  # noqa: E402
 import fabfile.lab.hooks  # noqa: E402,F401 (the lab's inventory section, fabfile.model.extensions)
-from fabfile.model import extensions  # noqa: E402
 from fabfile.model.loading import inventory_dir, load  # noqa: E402
+from rollback_under_probe import inventory_data  # noqa: E402 (its file, or a generated lab-N's data)
 
 
 def inv(*args) -> float:
@@ -51,17 +51,6 @@ def probed(label: str, fn) -> dict:
     row = dict(change=label, deploy_s=round(secs, 2), probes=len(probe.results), failed=failed)
     print(f"{label:<34} deploy {secs:6.2f} s   probes {len(probe.results):5d}   failed {failed}", flush=True)
     return row
-
-
-def inventory_data(env: str) -> dict:
-    """The inventory's YAML as data: its file, or what the lab makes of a name like lab-30."""
-    path = inventory_dir() / f"{env}.yaml"
-    if path.exists():
-        return yaml.safe_load(path.read_text())
-    made = extensions.generated(env, inventory_dir())
-    if made is None:
-        raise SystemExit(f"--env {env}: no inventories/{env}.yaml and no lab-N name")
-    return made[0]
 
 
 def with_new_vip() -> float:
