@@ -109,6 +109,9 @@ def pytest_configure(config):
     # compiled templates (fabfile/infra/template_cache.py) go to the session's directory, not the
     # user's ~/.cache: the tasks and every `inv` the tests run use the cache as a user's run does
     os.environ.setdefault("LBTK_CACHE_DIR", str(work / "cache"))
+    # connections are not kept between the tests' runs (fabfile/infra/keeper.py): each test sees a
+    # run that connects, as it has since before the keeper; tests/cluster/test_keeper.py turns it on
+    os.environ.setdefault("LBTK_CONTROL_PERSIST", "0")
     config.stash[_BEFORE] = repo_inventories_now()
 
 

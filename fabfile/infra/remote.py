@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import getpass
 import io
+import json
 import os
 import secrets as _random
 import select
@@ -26,6 +27,7 @@ import paramiko
 from fabric import Config, Connection
 
 from fabfile.errors import LbtkError, quiet_third_party_logging
+from fabfile.infra import keeper
 from fabfile.model import extensions
 from fabfile.model.schema import CONNECT_TIMEOUT, RETRIES, SSH, Inventory, Node
 from fabfile.model.secrets import Masker, current as current_masker
@@ -61,9 +63,24 @@ class NodeLink:
     password_file: str | None = None
     retries: int = RETRIES           # transient connect failures retried (ensure_open)
     masker: Masker | None = None     # the run's: a sudo password read here is masked in all it prints
+    # connections kept between runs (fabfile/infra/keeper.py): the spec and key the keeper knows
+    # this node's connection by (None: ssh.control_persist 0), the persist time, and whether this
+    # run uses the kept connection (None: not asked yet; False: connected itself)
+    spec: dict | None = None
+    keep: str | None = None
+    persist: int = 0
+    kept: bool | None = None
+    sftp_client: paramiko.SFTPClient | None = None
 
     def close(self) -> None:
+        if self.sftp_client is not None:
+            try:
+                self.sftp_client.close()
+            except Exception:  # noqa: BLE001 - gone with its connection
+                pass
+            self.sftp_client = None
         self.conn.close()
+        self.kept = None
 
 
 class _Connection(Connection):
@@ -139,22 +156,72 @@ def _bastion(ssh: SSH) -> Connection | None:
     return _connection(g.host, g.user, g.port, g.key_filename, g.known_hosts or ssh.known_hosts, ssh)
 
 
+def _spec(inv: Inventory, node: Node) -> dict:
+    """What a node's connection is made from, as plain data: _link makes the run's connection from
+    it, and the keeper (fabfile/infra/keeper.py) the kept one, through the same connect_spec."""
+    ssh = inv.ssh_of(node)
+    g = ssh.gateway
+    return {"host": node.host, "user": ssh.user, "port": ssh.port, "key_filename": ssh.key_filename,
+            "known_hosts": ssh.known_hosts, "config_file": ssh.config_file, "connect_timeout": ssh.connect_timeout,
+            "gateway": None if g is None else {"host": g.host, "user": g.user, "port": g.port,
+                                               "key_filename": g.key_filename,
+                                               "known_hosts": g.known_hosts or ssh.known_hosts}}
+
+
+@dataclass
+class _SpecSSH:
+    """The two SSH fields _connection reads, from a spec."""
+    connect_timeout: float | None
+    config_file: str | None
+
+
+def connect_spec(spec: dict) -> Connection:
+    """The Connection a spec (_spec) describes, every hop's host keys checked (not yet open)."""
+    ssh = _SpecSSH(spec["connect_timeout"], spec["config_file"])
+    g = spec["gateway"]
+    gateway = None if g is None else _connection(g["host"], g["user"], g["port"], g["key_filename"],
+                                                 g["known_hosts"], ssh)
+    c = _connection(spec["host"], spec["user"], spec["port"], spec["key_filename"], spec["known_hosts"], ssh,
+                    **({"gateway": gateway} if gateway else {}))
+    hop = c.gateway if gateway is None else gateway.gateway
+    while isinstance(hop, Connection):   # a ProxyJump from ssh_config: its host key is checked too
+        _verify_host_keys(hop, spec["known_hosts"])
+        hop = hop.gateway
+    return c
+
+
+def _keep_key(c: Connection, spec: dict) -> str:
+    """The key a kept connection is found under: the spec and the version of every file the
+    connection was made from (ssh_config, keys, known_hosts, each hop's), so an edit to any of them
+    gets a new, freshly checked connection instead of the kept one."""
+    import hashlib
+    files = []
+    hop = c
+    while isinstance(hop, Connection):
+        files += getattr(hop, "lbtk_files", [])
+        key = hop.connect_kwargs.get("key_filename")
+        files += [key] if isinstance(key, str) else list(key or [])
+        hop = hop.gateway
+    cfg = spec["config_file"]
+    files += [os.path.expanduser(cfg)] if cfg else [os.path.expanduser("~/.ssh/config"), "/etc/ssh/ssh_config"]
+    text = json.dumps([spec, [_version(f) for f in files], os.geteuid()], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def _link(inv: Inventory, node: Node, masker: Masker | None = None) -> NodeLink:
     """A node's link, lazy: nothing connects until a command needs it. Only a NodeGroup makes them
     (nodes()), and closes them: no code outside this module opens or closes a connection
     (tests/unit/test_node_group.py)."""
     ssh = inv.ssh_of(node)
-    gateway = _bastion(ssh)
-    c = _connection(node.host, ssh.user, ssh.port, ssh.key_filename, ssh.known_hosts, ssh,
-                    **({"gateway": gateway} if gateway else {}))
-    hop = c.gateway if gateway is None else gateway.gateway
-    while isinstance(hop, Connection):   # a ProxyJump from ssh_config: its host key is checked too
-        _verify_host_keys(hop, ssh.known_hosts)
-        hop = hop.gateway
+    spec = _spec(inv, node)
+    c = connect_spec(spec)
     c.lbtk_inv = inv              # checked when (and only if) a socket is about to open
+    persist = keeper.persist_seconds(ssh.control_persist)
     return NodeLink(node.name, c, become=ssh.become, password_env=ssh.become_password_env,
                     password_file=ssh.become_password_file,
-                    retries=RETRIES if ssh.retries is None else ssh.retries, masker=masker)
+                    retries=RETRIES if ssh.retries is None else ssh.retries, masker=masker,
+                    spec=spec if persist else None, keep=_keep_key(c, spec) if persist else None,
+                    persist=persist)
 
 
 def _gateway_link(inv: Inventory) -> NodeLink | None:
@@ -258,6 +325,7 @@ def _verify_host_keys(c: Connection, known: str | None) -> None:
         except (paramiko.SSHException, ValueError, TypeError):
             continue          # a key type paramiko cannot read: as if the line were not there
     c.client._system_host_keys = keys
+    c.lbtk_files = files                       # their versions are part of a kept connection's key
     c.client.set_missing_host_key_policy(_KnownHostsPolicy(found))
 
 
@@ -350,8 +418,14 @@ def _sudo_refused(c: NodeLink, stderr: str) -> str | None:
 def ensure_open(c: NodeLink) -> None:
     """Connect now, retrying transient failures (timeout, reset, refused) with backoff; never an
     authentication or host-key failure."""
-    if c.conn.is_connected:
+    if c.conn.is_connected or c.kept:
         return
+    if c.keep and c.kept is None:
+        if c.conn.lbtk_inv is not None:
+            extensions.before_connect(c.conn.lbtk_inv)     # the lab's network rule, as an open checks it
+        c.kept = keeper.holds(c.keep, wait=c.conn.connect_timeout or CONNECT_TIMEOUT)
+        if c.kept:
+            return
     tries = c.retries
     for attempt in range(tries + 1):
         try:
@@ -404,9 +478,8 @@ def _exec(c: NodeLink, cmd: str, prompt: SudoPrompt | None, timeout: float | Non
     starts three threads a command and polls every 10 ms, which made a `true` cost 15 ms where the
     channel takes 5, for every command of every node. stdin is closed at once, unless sudo may ask
     for its password (SudoPrompt), which is written only when sudo asks."""
-    chan = c.conn.transport.open_session()
+    chan = _channel(c, cmd)
     try:
-        chan.exec_command(cmd)
         if prompt is None:
             chan.shutdown_write()
         ready = chan.fileno()          # readable while either stream holds data, and once both end
@@ -436,6 +509,33 @@ def _exec(c: NodeLink, cmd: str, prompt: SudoPrompt | None, timeout: float | Non
         chan.close()
 
 
+def _channel(c: NodeLink, cmd: str):
+    """`cmd` started on a channel of its own: on the kept connection when this run uses one (a
+    keeper.KeptChannel), else on the run's (a paramiko Channel). A kept connection that has gone
+    since is dropped, and the run connects itself."""
+    if c.kept:
+        chan = keeper.session(c.keep, cmd, c.conn.connect_timeout or CONNECT_TIMEOUT)
+        if chan is not None:
+            return chan
+        c.kept = False
+        ensure_open(c)
+    chan = c.conn.transport.open_session()
+    chan.exec_command(cmd)
+    return chan
+
+
+def _sftp(c: NodeLink) -> paramiko.SFTPClient:
+    """The node's SFTP session (one per link): over the kept connection when this run uses one."""
+    if c.kept and c.sftp_client is None:
+        sock = keeper.sftp_socket(c.keep, c.conn.connect_timeout or CONNECT_TIMEOUT)
+        if sock is not None:
+            c.sftp_client = paramiko.SFTPClient(sock)
+        else:
+            c.kept = False
+            ensure_open(c)
+    return c.sftp_client if c.sftp_client is not None else c.conn.sftp()
+
+
 def put_many(c: NodeLink, files: list[tuple[bytes, str, int]]) -> None:
     """Write each (content, path, mode). As root: SFTP straight to path, mode set before the
     first byte. With become: SFTP into a private staging directory of the user's (0700), then one
@@ -448,7 +548,7 @@ def put_many(c: NodeLink, files: list[tuple[bytes, str, int]]) -> None:
     stage = f"/tmp/lbtk-stage-{_random.token_hex(6)}"
     try:
         ensure_open(c)
-        sftp = c.conn.sftp()
+        sftp = _sftp(c)
         sftp.mkdir(stage, 0o700)
         for k, (content, _path, _mode) in enumerate(files):
             with sftp.file(f"{stage}/{k}", "wb") as f:
@@ -468,7 +568,7 @@ def put_many(c: NodeLink, files: list[tuple[bytes, str, int]]) -> None:
 
 def _drop_stage(c: NodeLink, stage: str) -> None:
     try:
-        c.conn.run(f"rm -rf {shlex.quote(stage)}", hide=True, warn=True, in_stream=False, timeout=30)
+        _exec(c, f"rm -rf {shlex.quote(stage)}", None, 30)      # the user's own directory: no sudo
     except Exception:  # noqa: BLE001 - /tmp is cleaned at boot; the content is the user's own copy
         pass
 
@@ -477,7 +577,7 @@ def put(c: NodeLink, content: bytes, path: str, mode: int) -> None:
     """One file over SFTP as the SSH user (root): put_many is the way that also works with sudo."""
     try:
         ensure_open(c)
-        sftp = c.conn.sftp()
+        sftp = _sftp(c)
         with sftp.file(path, "wb") as f:
             f.chmod(mode)  # before the first byte: a secret is never readable by others
             f.write(content)
@@ -575,11 +675,25 @@ class NodeGroup:
         return self._bastion
 
     def reconnect(self, names: Iterable[str]) -> None:
-        """Drop these nodes' connections (a reboot ended them): the next command opens a new one."""
-        for name in names:
-            self[name].close()
+        """Drop these nodes' connections (a reboot ended them), kept ones too: the next command
+        opens a new one."""
+        links = [self[name] for name in names]
+        try:
+            keeper.forget([c.keep for c in links if c.keep])
+        except Exception:  # noqa: BLE001 - a keeper gone holds nothing
+            pass
+        for c in links:
+            c.close()
+            c.kept = False
 
     def close(self) -> None:
+        """Close every connection; those this run made itself go to the keeper first, so the next
+        run within ssh.control_persist finds them kept (keeper.adopt never fails the run)."""
+        try:
+            keeper.adopt([(c.keep, c.spec, c.persist) for c in self.links
+                          if c.keep and not c.kept and c.conn.is_connected])
+        except Exception:  # noqa: BLE001
+            pass
         for c in self.links + ([self._bastion] if self._bastion else []):
             c.close()
 
@@ -703,10 +817,8 @@ class Held:
 def _start(c: NodeLink, command: str, stdin: bool) -> Held:
     """`command` started on a channel of its own (through sudo with become)."""
     ensure_open(c)
-    chan = c.conn.transport.open_session()
     cmd, prompt = privileged(c, command, stdin=stdin)
-    chan.exec_command(cmd)
-    return Held(c, chan, prompt)
+    return Held(c, _channel(c, cmd), prompt)
 
 
 def hold(c: NodeLink, command: str, until: str, timeout: float = 30) -> tuple[Held, str]:

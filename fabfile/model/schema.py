@@ -72,6 +72,9 @@ class SSH(Strict):
                                     "ProxyJump); unset: direct, or ssh_config's ProxyJump.")
     retries: int | None = Field(None, ge=0, le=10, description="Connection attempts after a transient failure "
                                 f"(refused, timed out, reset); unset: {RETRIES}.")
+    control_persist: int | None = Field(None, ge=0, le=86400, description="Seconds a connection is kept after a "
+                                        "run for the next one (OpenSSH's ControlPersist, on in Ansible by default); "
+                                        "0: none kept; unset: 60. LBTK_CONTROL_PERSIST overrides it.")
 
     def merged(self, over: "SSH | None") -> "SSH":
         """self with every field `over` states replacing ours."""
