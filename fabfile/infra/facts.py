@@ -153,7 +153,9 @@ def _read(path: str) -> str:
             f"done < {path}; true")
 
 
-KERNEL = Fact("kernel", "uname -r", lambda r: lbtk.first_line(r.stdout), "kernel")
+# uname -r's answer, read by the shell itself: no fork (every deploy asks every node)
+KERNEL = Fact("kernel", "IFS= read -r __k < /proc/sys/kernel/osrelease && printf '%s\\n' \"$__k\"",
+              lambda r: lbtk.first_line(r.stdout), "kernel")
 OS_RELEASE = Fact("release", "cat /etc/os-release", lambda r: os_release.parse_codename(r.stdout), "release")
 INSTALLED = Fact("packages", "dpkg-query -W -f='${Package}\\t${Version}\\t${db:Status-Abbrev}\\n' "
                  + " ".join(PACKAGES), lambda r: dpkg.parse_installed(r.stdout), "packages")

@@ -71,6 +71,12 @@ class NodeLink:
     persist: int = 0
     kept: bool | None = None
     sftp_client: paramiko.SFTPClient | None = None
+    inv: Inventory | None = None     # the node's inventory: the extensions' check before any socket opens
+
+    @property
+    def wait(self) -> float:
+        """How long to wait for the node's SSH: ssh.connect_timeout."""
+        return (self.spec or {}).get("connect_timeout") or CONNECT_TIMEOUT
 
     def close(self) -> None:
         if self.sftp_client is not None:
@@ -120,12 +126,17 @@ def _version(path: str) -> tuple:
         return (path, None, None)
 
 
+def _config_paths(config_file: str | None) -> list[str]:
+    """The ssh_config files read: ssh.config_file, else ssh's own two."""
+    return [os.path.expanduser(config_file)] if config_file else [os.path.expanduser("~/.ssh/config"),
+                                                                  "/etc/ssh/ssh_config"]
+
+
 def _config(config_file: str | None) -> Config:
     """A Fabric Config of its own for each connection (Connection attributes are stored in it), on
     an ssh_config parsed once per file and run: parsing the ssh_config files again for each
     Config was about 1 ms a connection in the GIL. The parsed SSHConfig is only read (lookup)."""
-    paths = [os.path.expanduser(config_file)] if config_file else [os.path.expanduser("~/.ssh/config"),
-                                                                    "/etc/ssh/ssh_config"]
+    paths = _config_paths(config_file)
     key = tuple(_version(p) for p in paths)        # a file edited since is parsed again
     parsed = _ssh_configs.get(key)
     if parsed is not None:
@@ -190,22 +201,46 @@ def connect_spec(spec: dict) -> Connection:
     return c
 
 
-def _keep_key(c: Connection, spec: dict) -> str:
+def _keep_key(spec: dict) -> str:
     """The key a kept connection is found under: the spec and the version of every file the
-    connection was made from (ssh_config, keys, known_hosts, each hop's), so an edit to any of them
-    gets a new, freshly checked connection instead of the kept one."""
+    connection is made from (ssh_config, each hop's keys and known_hosts files, as ssh_config
+    names them where the inventory does not), so an edit to any of them gets a new, freshly checked
+    connection instead of the kept one. Made without a Connection: a kept run never makes one."""
     import hashlib
-    files = []
-    hop = c
-    while isinstance(hop, Connection):
-        files += getattr(hop, "lbtk_files", [])
-        key = hop.connect_kwargs.get("key_filename")
-        files += [key] if isinstance(key, str) else list(key or [])
-        hop = hop.gateway
-    cfg = spec["config_file"]
-    files += [os.path.expanduser(cfg)] if cfg else [os.path.expanduser("~/.ssh/config"), "/etc/ssh/ssh_config"]
+    cfg_file = spec["config_file"]
+    paths = _config_paths(cfg_file)
+    parsed = _config(cfg_file).base_ssh_config
+    files = list(paths)
+    for hop in filter(None, (spec, spec["gateway"])):
+        cfg = parsed.lookup(hop["host"])
+        known = hop["known_hosts"] or cfg.get("userknownhostsfile", USER_KNOWN_HOSTS)
+        words = known.split() + cfg.get("globalknownhostsfile", GLOBAL_KNOWN_HOSTS).split()
+        keys = [hop["key_filename"]] if hop["key_filename"] else cfg.get("identityfile", [])
+        files += [os.path.expanduser(w.replace("%h", hop["host"]).replace("%d", "~"))
+                  for w in words + keys if w.lower() != "none"]
     text = json.dumps([spec, [_version(f) for f in files], os.geteuid()], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+class _Lazy:
+    """A node's Connection, made on first use: a run whose every command rides a kept connection
+    never makes one (2-3 ms a node of Invoke config merging and known_hosts matching, in the GIL)."""
+
+    def __init__(self, make):
+        self._make, self._made = make, None
+
+    @property
+    def made(self) -> bool:
+        return self._made is not None
+
+    def close(self) -> None:
+        if self._made is not None:
+            self._made.close()
+
+    def __getattr__(self, name):
+        if self._made is None:
+            self._made = self._make()
+        return getattr(self._made, name)
 
 
 def _link(inv: Inventory, node: Node, masker: Masker | None = None) -> NodeLink:
@@ -214,14 +249,16 @@ def _link(inv: Inventory, node: Node, masker: Masker | None = None) -> NodeLink:
     (tests/unit/test_node_group.py)."""
     ssh = inv.ssh_of(node)
     spec = _spec(inv, node)
-    c = connect_spec(spec)
-    c.lbtk_inv = inv              # checked when (and only if) a socket is about to open
     persist = keeper.persist_seconds(ssh.control_persist)
-    return NodeLink(node.name, c, become=ssh.become, password_env=ssh.become_password_env,
-                    password_file=ssh.become_password_file,
+
+    def make() -> Connection:
+        c = connect_spec(spec)
+        c.lbtk_inv = inv              # checked when (and only if) a socket is about to open
+        return c
+    return NodeLink(node.name, _Lazy(make) if persist else make(), become=ssh.become,
+                    password_env=ssh.become_password_env, password_file=ssh.become_password_file,
                     retries=RETRIES if ssh.retries is None else ssh.retries, masker=masker,
-                    spec=spec if persist else None, keep=_keep_key(c, spec) if persist else None,
-                    persist=persist)
+                    spec=spec, keep=_keep_key(spec) if persist else None, persist=persist, inv=inv)
 
 
 def _gateway_link(inv: Inventory) -> NodeLink | None:
@@ -325,7 +362,6 @@ def _verify_host_keys(c: Connection, known: str | None) -> None:
         except (paramiko.SSHException, ValueError, TypeError):
             continue          # a key type paramiko cannot read: as if the line were not there
     c.client._system_host_keys = keys
-    c.lbtk_files = files                       # their versions are part of a kept connection's key
     c.client.set_missing_host_key_policy(_KnownHostsPolicy(found))
 
 
@@ -418,14 +454,16 @@ def _sudo_refused(c: NodeLink, stderr: str) -> str | None:
 def ensure_open(c: NodeLink) -> None:
     """Connect now, retrying transient failures (timeout, reset, refused) with backoff; never an
     authentication or host-key failure."""
-    if c.conn.is_connected or c.kept:
+    if c.kept:
         return
     if c.keep and c.kept is None:
-        if c.conn.lbtk_inv is not None:
-            extensions.before_connect(c.conn.lbtk_inv)     # the lab's network rule, as an open checks it
-        c.kept = keeper.holds(c.keep, wait=c.conn.connect_timeout or CONNECT_TIMEOUT)
+        if c.inv is not None:
+            extensions.before_connect(c.inv)     # the lab's network rule, as an open checks it
+        c.kept = keeper.holds(c.keep, wait=c.wait)
         if c.kept:
             return
+    if c.conn.is_connected:
+        return
     tries = c.retries
     for attempt in range(tries + 1):
         try:
@@ -514,7 +552,7 @@ def _channel(c: NodeLink, cmd: str):
     keeper.KeptChannel), else on the run's (a paramiko Channel). A kept connection that has gone
     since is dropped, and the run connects itself."""
     if c.kept:
-        chan = keeper.session(c.keep, cmd, c.conn.connect_timeout or CONNECT_TIMEOUT)
+        chan = keeper.session(c.keep, cmd, c.wait)
         if chan is not None:
             return chan
         c.kept = False
@@ -527,7 +565,7 @@ def _channel(c: NodeLink, cmd: str):
 def _sftp(c: NodeLink) -> paramiko.SFTPClient:
     """The node's SFTP session (one per link): over the kept connection when this run uses one."""
     if c.kept and c.sftp_client is None:
-        sock = keeper.sftp_socket(c.keep, c.conn.connect_timeout or CONNECT_TIMEOUT)
+        sock = keeper.sftp_socket(c.keep, c.wait)
         if sock is not None:
             c.sftp_client = paramiko.SFTPClient(sock)
         else:
@@ -691,7 +729,7 @@ class NodeGroup:
         run within ssh.control_persist finds them kept (keeper.adopt never fails the run)."""
         try:
             keeper.adopt([(c.keep, c.spec, c.persist) for c in self.links
-                          if c.keep and not c.kept and c.conn.is_connected])
+                          if c.keep and not c.kept and getattr(c.conn, "made", True) and c.conn.is_connected])
         except Exception:  # noqa: BLE001
             pass
         for c in self.links + ([self._bastion] if self._bastion else []):

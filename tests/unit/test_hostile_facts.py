@@ -216,6 +216,7 @@ class FakeConn:
         self.conn = self          # already open: nothing connects
 
     is_connected = True
+    keep = kept = None        # connections not kept between runs (fabfile/infra/keeper.py)
 
     def close(self) -> None:
         pass

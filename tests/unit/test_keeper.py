@@ -94,9 +94,9 @@ def test_an_edited_known_hosts_gets_a_new_connection(tmp_path):
     known = tmp_path / "known_hosts"
     known.write_text("10.189.0.11 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n")
     s = spec(str(known))
-    key = remote._keep_key(remote.connect_spec(s), s)
-    assert remote._keep_key(remote.connect_spec(s), s) == key
+    key = remote._keep_key(s)
+    assert remote._keep_key(s) == key
     known.write_text(known.read_text() + "10.189.0.12 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJm\n")
-    assert remote._keep_key(remote.connect_spec(s), s) != key
+    assert remote._keep_key(s) != key
     other = spec(str(known)) | {"user": "ops"}
-    assert remote._keep_key(remote.connect_spec(other), other) != remote._keep_key(remote.connect_spec(s), s)
+    assert remote._keep_key(other) != remote._keep_key(s)
