@@ -68,7 +68,8 @@ def test_the_local_probe_reads_lb10_as_lb10(serving):
             probe.stop.wait(0.05)
     finally:
         probe.finish()
-    assert {(ok, who) for _, ok, who in probe.results[:3]} == {(True, "lb10")}
+    assert {(p.ok, p.who) for p in probe.results[:3]} == {(True, "lb10")}
+    assert all(0 < p.latency_s < 2 for p in probe.results[:3])      # sent -> answered, measured here
 
 
 def test_the_gateway_probe_script_reads_lb10_as_lb10(serving):
