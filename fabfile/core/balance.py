@@ -21,6 +21,7 @@ from math import gcd
 
 from fabfile.core.checks import Check
 from fabfile.core.desired import services
+from fabfile.core.ipvs_rates import rise
 from fabfile.parsers import join_host_port
 from fabfile.model.schema import Inventory, VirtualServer
 
@@ -74,13 +75,14 @@ def counts(answers: list[str | None]) -> Counter:
 
 
 def conns_delta(before, after, key: str) -> dict[str, int]:
-    """{real server endpoint: new connections} for service `key` between two IpvsStats."""
+    """{real server endpoint: new connections} for service `key` between two IpvsStats (a counter
+    reset in between counts from zero)."""
     b = before.service(key) if before is not None else None
     a = after.service(key) if after is not None else None
     if a is None:
         return {}
     prev = {r.endpoint: r.stats.conns for r in (b.real_servers if b else [])}
-    return {r.endpoint: r.stats.conns - prev.get(r.endpoint, 0) for r in a.real_servers}
+    return {r.endpoint: rise(prev.get(r.endpoint, 0), r.stats.conns) for r in a.real_servers}
 
 
 def service_key(inv: Inventory, index: int) -> str:

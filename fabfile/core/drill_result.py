@@ -7,6 +7,22 @@ here and its keys are absent from the JSON, as they were when the result was a d
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
+
+
+class ProbeSample(NamedTuple):
+    """One HTTP probe through the VIP."""
+    t: float                      # when it was sent (a remote probe's: when its line arrived)
+    ok: bool                      # answered
+    who: str                      # the node that answered, or the error's class
+    latency_s: float | None = None   # sent -> answer or error (None: not measured, the probe on the gateway)
+
+
+class HolderChange(NamedTuple):
+    """A node took (holds) or lost the VIP, as the address poller saw it."""
+    t: float
+    node: str
+    holds: bool
 
 
 @dataclass(frozen=True)
@@ -21,6 +37,7 @@ class Move:
     failover_s: float
     theory_s: float
     measured_from: str            # what the move is timed from (the priority-0 advert, the last advert, ...)
+    at: float | None = None       # that moment on the drill's clock (not reported: the timeline picture's)
 
     def within_theory(self, tolerance_s: float = 0.5) -> bool:
         return abs(self.failover_s - self.theory_s) <= tolerance_s
@@ -121,17 +138,25 @@ class DrillResult:
     last: LastDirector | None = None
     timeline: list[Event] = field(default_factory=list)
     probes: int = 0
+    # what the timeline picture draws (fabfile/views/drill_timeline.py), not in the JSON: every probe,
+    # and every change of who holds the VIP
+    probe_log: list[ProbeSample] = field(default_factory=list)
+    holder_log: list[HolderChange] = field(default_factory=list)
 
     @property
     def all_but_one(self) -> bool:
         return self.mode == "all-but-one"
 
+    @property
+    def zero(self) -> float:
+        """The drill's clock at the first event recorded: what every time reported counts from."""
+        return self.timeline[0].t if self.timeline else min((x.t for x in [*self.probe_log, *self.holder_log]),
+                                                            default=0.0)
+
     def events(self) -> list[tuple[float, str]]:
         """The timeline as (seconds from the first event recorded, what), in time order (an advert
         seen before the fail command is negative)."""
-        if not self.timeline:
-            return []
-        base = self.timeline[0].t
+        base = self.zero
         return [(round(e.t - base, 3), e.what) for e in sorted(self.timeline, key=lambda e: e.t)]
 
     def as_json(self) -> dict:

@@ -303,7 +303,7 @@ NGINX_DEFAULTS = Fact("nginx_defaults", "grep -HnE '^[[:space:]]*listen[[:space:
 # what deploy planning reads (plus files(paths)); what verify, status, sync, watch and metrics read
 DEPLOY = (KERNEL, INSTALLED, ON_PATH, IPVS_AVAILABLE, ADDRS, OWED, SERVICES, RUNTIME)
 VERIFY = (ADDRS, SYSCTLS, SERVICES, IPVS_TABLE, SYNC_DAEMONS, IPVS_RATE, KEEPALIVED_VIEW, STATE_CHANGES, RUNTIME)
-WATCH = (ADDRS, SERVICES, IPVS_TABLE, IPVS_RATE, KEEPALIVED_VIEW, RUNTIME)
+WATCH = (ADDRS, SERVICES, IPVS_TABLE, IPVS_RATE, IPVS_STATS, KEEPALIVED_VIEW, RUNTIME)   # STATS: the sparklines
 METRICS = (SERVICES, IPVS_TABLE, SYNC_DAEMONS, KEEPALIVED_VIEW, RUNTIME)   # fabfile/core/monitoring/exposition.py
 RENDER = (IPVS_AVAILABLE,)      # what rendering depends on (fabfile.core.render.RenderFacts)
 ALL = (KERNEL, OS_RELEASE, INSTALLED, ON_PATH, IPVS_AVAILABLE, ADDRS, SYSCTLS, SERVICES, IPVS_TABLE,

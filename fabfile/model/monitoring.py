@@ -11,7 +11,7 @@ from __future__ import annotations
 from pydantic import Field, PositiveInt, field_validator
 from pydantic.fields import FieldInfo
 
-from fabfile.model.fields import Strict
+from fabfile.model.fields import FieldProblem, Strict
 
 
 def _for(default: int, what: str) -> FieldInfo:
@@ -39,6 +39,10 @@ class Monitoring(Strict):
     service_down_for: int = _for(30, "keepalived or nginx must be down on a director")
     ipvs_table_for: int = _for(120, "a director's IPVS table must differ from the inventory")
     silent_for: int = _for(120, "a director must publish no lbtk metrics")
+    prometheus_url: str | None = Field(None, description="The web address of the Prometheus that runs these "
+                                       "rules, as this machine reaches it (http:// or https://, host, port, and "
+                                       "the path prefix of a Prometheus behind a proxy), e.g. "
+                                       "http://prometheus.example:9090: `inv alerts` reads what fires there.")
 
     @field_validator("runbook_url")
     @classmethod
@@ -47,3 +51,25 @@ class Monitoring(Strict):
         if not v.endswith("/") or any(c.isspace() for c in v) or not v.isprintable():
             raise ValueError(f"runbook_url {v!r} must be one word ending in / (runbook file names are appended)")
         return v
+
+    @field_validator("prometheus_url")
+    @classmethod
+    def _prometheus(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        from urllib.parse import urlsplit
+        fix = "give Prometheus's web address, e.g. http://prometheus.example:9090"
+        try:
+            u = urlsplit(v)
+            u.port      # noqa: B018 - a port out of range or not a number raises here
+        except ValueError:
+            u = None
+        if u is not None and (u.username is not None or u.password is not None):   # never echoed: a password
+            raise FieldProblem((), "the address holds credentials (USER:PASSWORD@), and the inventory holds no "
+                               "secret", "give the address alone (a Prometheus that needs a login is not supported)")
+        if u is None or u.scheme not in ("http", "https") or not u.hostname or any(c.isspace() for c in v) \
+                or not v.isprintable():
+            raise FieldProblem((), f"{v!r} is not an http:// or https:// address", fix)
+        if u.query or u.fragment:
+            raise FieldProblem((), f"{v!r} has a ?query or #fragment", fix + " (lbtk appends the API's path)")
+        return v.rstrip("/")

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
 from fabfile.core.checks import vip_holders
-from fabfile.core.drill_result import (Comeback, DrillResult, Event, FamilyMove, LastDirector, Move, Outage,
-                                       Step)
+from fabfile.core.drill_result import (Comeback, DrillResult, Event, FamilyMove, HolderChange, LastDirector, Move,
+                                       Outage, ProbeSample, Step)
 from fabfile.core.vrrp import PlannedInstance, companions, master_down_interval, plan, skew_time
 from fabfile.errors import LbtkError
 from fabfile.infra import facts as F
@@ -71,12 +71,12 @@ class Clock:
 
 
 # ---------------------------------------------------------------- the probe
-ProbeResult = tuple[float, bool, str]      # (sent at, answered, node that answered or the error's class)
+ProbeResult = ProbeSample      # (sent at, answered, node that answered or the error's class, latency)
 
 
 @dataclass
 class Probe:
-    """HTTP GETs through the VIP; records (t, ok, who answered or the error)."""
+    """HTTP GETs through the VIP; records (t, ok, who answered or the error, how long it took)."""
     vip: str
     port: int
     interval: float
@@ -94,9 +94,10 @@ class Probe:
                 c.request("GET", "/", headers={"Connection": "close"})
                 body = c.getresponse().read(2048).decode(errors="replace")
                 c.close()
-                self.results.append((t, True, node_in_page(body, self.nodes) or "?"))
+                self.results.append(ProbeSample(t, True, node_in_page(body, self.nodes) or "?",
+                                                round(time.monotonic() - t, 6)))
             except Exception as e:  # noqa: BLE001 - a failed probe is data
-                self.results.append((t, False, e.__class__.__name__))
+                self.results.append(ProbeSample(t, False, e.__class__.__name__, round(time.monotonic() - t, 6)))
             nxt += self.interval
             time.sleep(max(0.0, nxt - time.monotonic()))
             nxt = max(nxt, time.monotonic())
@@ -143,7 +144,7 @@ class RemoteProbe(Probe):
         def line(ln: str) -> None:
             got = parse_probe_line(ln)
             if got is not None:
-                self.results.append((time.monotonic(), got[0], got[1]))
+                self.results.append(ProbeSample(time.monotonic(), got[0], got[1]))
         remote.stream(self.conn, remote_probe_command(self.vip, self.port, self.interval, self.nodes), line,
                       self.stop)
 
@@ -178,7 +179,7 @@ class Watch:
     held: dict[str, bool] = field(default_factory=dict)
     companion_held: dict[tuple[str, str], bool] = field(default_factory=dict)     # (vip, node) -> holds
     companion_events: list[tuple[float, str, str, bool]] = field(default_factory=list)   # (t, vip, node, holds)
-    events: list[tuple[float, str, bool]] = field(default_factory=list)   # (t, node, holds)
+    events: list[HolderChange] = field(default_factory=list)
     adverts: list[tuple[float, str, str]] = field(default_factory=list)   # (t, receiver, source)
     # re-entrant: a test's clock feeds lines from inside wait(), on the waiting thread
     lock: threading.RLock = field(default_factory=threading.RLock)
@@ -211,7 +212,7 @@ class Watch:
                     self.companion_events.append((now, v, node, h))
             if self.held.get(node) != holds:
                 self.held[node] = holds
-                self.events.append((now, node, holds))
+                self.events.append(HolderChange(now, node, holds))
                 self.changed.notify_all()
 
     def holders(self) -> list[str]:
@@ -501,6 +502,13 @@ class Drilling:
     def probe_results(self) -> list[ProbeResult]:
         return list(self.probe.results) if self.probe is not None else []
 
+    def record(self, r: DrillResult) -> None:
+        """What the drill saw, into its result: every probe, every change of who holds the VIP."""
+        r.probe_log = self.probe_results()
+        r.probes = len(r.probe_log)
+        with self.watch.lock:
+            r.holder_log = list(self.watch.events)
+
     def next_probes(self, after: float, n: int, timeout: float) -> list[ProbeResult]:
         """The first `n` probes sent from `after` on (fewer if they do not come within `timeout`)."""
         def got() -> list[ProbeResult]:
@@ -552,7 +560,7 @@ def drill(inv: Inventory, mode: str, rig: Rig, vip: str | None = None) -> DrillR
         old = d.start([n.name for n in inv.nodes], sniff=mode != "graceful")
         r = DrillResult(mode, vip, old, timeline=d.timeline)
         _fail_over_and_back(inv, planned, mode, moving, d, r)
-    r.probes = len(d.probe_results())
+    d.record(r)
     return r
 
 
@@ -578,7 +586,7 @@ def _fail_over_and_back(inv: Inventory, planned: PlannedInstance, mode: str, mov
         return
     r.to = new
     start, since = _move_start(d, mode, old, old_node.ip, new, t0, t_left, t_new)
-    r.move = Move(round(t_new - start, 3), round(theory(inv, new, mode, r.vip), 3), since)
+    r.move = Move(round(t_new - start, 3), round(theory(inv, new, mode, r.vip), 3), since, start)
     moved = _moved(before, other_holders(inv, d.rig.nodes, r.vip, moving))
     d.rig.clock.sleep(SEE_NEW_HOLDER_S)
     r.outage, r.errors = outage_over(d.probe_results(), t0), error_kinds(d.probe_results(), t0)
@@ -647,7 +655,8 @@ def drill_all_but_one(inv: Inventory, rig: Rig) -> DrillResult:
         first = d.start(names, sniff=False)
         r = DrillResult("all-but-one", planned.addresses[0], first, timeline=d.timeline)
         _stop_all_but_one(inv, planned, d, r)
-    r.probes, r.errors = len(d.probe_results()), error_kinds(d.probe_results())
+    d.record(r)
+    r.errors = error_kinds(d.probe_results())
     return r
 
 
@@ -668,7 +677,7 @@ def _stop_all_but_one(inv: Inventory, planned: PlannedInstance, d: Drilling, r: 
             return
         start, since = (t_left, "VIP left the holder (its priority-0 advert)") if t_left else (step.started,
                                                                                                 "stop issued")
-        step.move = Move(round(t_new - start, 3), round(theory(inv, step.to, "graceful"), 3), since)
+        step.move = Move(round(t_new - start, 3), round(theory(inv, step.to, "graceful"), 3), since, start)
         d.rig.clock.sleep(SEE_NEW_HOLDER_S)
         holder = step.to
     t_end = d.now()
@@ -676,8 +685,8 @@ def _stop_all_but_one(inv: Inventory, planned: PlannedInstance, d: Drilling, r: 
         step.outage = outage_over(d.probe_results(), step.started, until)
     r.to = holder
     last = d.next_probes(t_end, FINAL_PROBES, timeout=max(5.0, 20 * d.rig.interval * FINAL_PROBES))
-    http_ok = len(last) == FINAL_PROBES and all(ok for _, ok, _ in last)
-    r.last = LastDirector(holder, http_ok, sorted({who for _, ok, who in last if ok}))
+    http_ok = len(last) == FINAL_PROBES and all(p.ok for p in last)
+    r.last = LastDirector(holder, http_ok, sorted({p.who for p in last if p.ok}))
     d.note(t_end, f"HTTP through {r.vip} with {holder} alone: " + ("answers" if http_ok else "FAILS"))
     r.comeback = _restore_all(d, planned, stopped)
     r.final_holders = d.final_holders()

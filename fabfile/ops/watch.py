@@ -1,6 +1,7 @@
 """`inv watch`'s core: one observation of every node per refresh (fabfile.infra.facts.WATCH, one round
-trip each), and the transitions seen between refreshes. Pure apart from `Watcher.refresh`, which
-observes; fabfile/views/watch.py draws the frames.
+trip each), the transitions seen between refreshes, and each real server's rate over the last
+minutes from the IPVS counters read at each (fabfile.core.ipvs_rates). Pure apart from
+`Watcher.refresh`, which observes; fabfile/views/watch.py draws the frames.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Iterator
 from fabfile.infra import facts as F
 from fabfile.infra import remote
 from fabfile.core.checks import vip_holders
+from fabfile.core.ipvs_rates import Key, Point, RateHistory, reading
 from fabfile.infra.facts import NodeState
 from fabfile.model.context import Env
 from fabfile.model.schema import Inventory
@@ -31,6 +33,9 @@ class Frame:
     holders: dict[str, list[str]]               # VIP -> nodes holding it
     transitions: list[tuple[float, str]]        # (wall clock, what changed), newest last
     took_s: float                               # how long the round trips took
+    # each real server's new connections per second over the last minutes, from the counters
+    rates: dict[Key, list[Point]] = field(default_factory=dict)
+    rate_top: float = 0.0                       # the highest of them: the sparklines' common scale
 
 
 @dataclass
@@ -42,6 +47,7 @@ class Watcher:
     # (node, instance) -> the state keepalived last reported; a refresh whose view is unavailable
     # (keepalived stopped, its dump read mid-write) neither forgets it nor counts as a change
     known: dict[tuple[str, str], str] = field(default_factory=dict)
+    rates: RateHistory = field(default_factory=RateHistory)
 
     def refresh(self) -> Frame:
         t0 = time.monotonic()
@@ -80,7 +86,9 @@ class Watcher:
             for v in s.vrrp or []:
                 self.known[(n, v.instance)] = v.state
         self.transitions = self.transitions[-KEEP_TRANSITIONS:]
-        self.last = Frame(now, states, holders, list(self.transitions), took)
+        self.rates.add(now, reading(states))
+        self.last = Frame(now, states, holders, list(self.transitions), took,
+                          {k: self.rates.series(k) for k in self.rates.points}, self.rates.peak())
         return self.last
 
 

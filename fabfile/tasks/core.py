@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import stat
+from dataclasses import dataclass
 
 from invoke import task
 
@@ -87,6 +88,15 @@ def render_monitoring(env: str, node, out, live) -> None:
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
+@dataclass(frozen=True)
+class OutFile:
+    """A file a task writes under --out DIR that no node gets (a drill's record)."""
+    path: str
+    content: str
+    mode: int = 0o644
+    secret: bool = False
+
+
 def _out_error(where, msg: str) -> UsageError:
     return UsageError(f"--out {where}: {msg}")
 
@@ -116,8 +126,9 @@ def out_dir(out: str) -> int:
 
 
 def write_out(root: int, out: str, node: str, f) -> str:
-    """Write one rendered file under DIR/NODE/<path> (see above); returns the path written."""
-    parts = [node, *f.path.strip("/").split("/")]
+    """Write one rendered file under DIR/NODE/<path> (DIR/<path> when `node` is ""; see above);
+    returns the path written. `f`: what has a path, content, mode and secret (a NodeFile, an OutFile)."""
+    parts = [*([node] if node else []), *f.path.strip("/").split("/")]
     where = out
     fd = os.dup(root)
     try:

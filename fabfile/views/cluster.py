@@ -124,7 +124,7 @@ def show_vrrp(rows: list[dict], fmt=None) -> None:
         t.add(r["node"], r["instance"] or "-", r["state"] or "-", _v(prio), _v(r["advert_rcvd"]),
               _v(r["advert_sent"]), _v(r["auth_errors"]),
               "-" if r["pri_zero_rcvd"] is None else f"{r['pri_zero_rcvd']}/{r['pri_zero_sent']}",
-              _v(r["become_master"]), "-" if r["since_s"] is None else _age(r["since_s"]), r["problem"],
+              _v(r["become_master"]), "-" if r["since_s"] is None else age(r["since_s"]), r["problem"],
               ok=r["ok"] if not r["ok"] else (True if r["state"] == "MASTER" else None))
     output.show(t, fmt)
 
@@ -133,6 +133,7 @@ def _v(x) -> str:
     return "-" if x is None else str(x)
 
 
-def _age(s: float) -> str:
+def age(s: float) -> str:
+    """Seconds as the tables show an age: 45s, 12m, 3h."""
     s = max(0.0, s)
     return f"{s:.0f}s" if s < 120 else (f"{s / 60:.0f}m" if s < 7200 else f"{s / 3600:.0f}h")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 from fabfile import output
+from fabfile.core import ipvs_rates
 from fabfile.model.schema import Inventory
 from fabfile.ops.watch import Frame
 from fabfile.views import cluster
@@ -16,6 +17,16 @@ def header(inv: Inventory, frame: Frame) -> str:
     title: rich wraps a title to its table's width, and the VIP table is narrow.)"""
     stamp = time.strftime("%H:%M:%S", time.localtime(frame.at))
     return f"{inv.cluster} at {stamp} (round trips {frame.took_s * 1000:.0f} ms)"
+
+
+SPARK_MINUTES = f"{ipvs_rates.WINDOW_S / 60:g} min"
+
+
+def spark(frame: Frame, row: dict) -> str:
+    """A real server's new connections per second over the last minutes (from the IPVS counters of
+    each refresh), on the scale of the busiest real server; "-" until two refreshes have read it."""
+    points = frame.rates.get((row["node"], row["service"], row["real_server"])) if row["real_server"] else None
+    return ipvs_rates.sparkline(points, frame.at, frame.rate_top) if points else "-"
 
 
 def tables(inv: Inventory, frame: Frame) -> list[output.Table]:
@@ -38,7 +49,7 @@ def tables(inv: Inventory, frame: Frame) -> list[output.Table]:
     out.append(t)
     t = output.Table("real servers (IPVS on the VIP holders)", ["director", "service", "real server", "health",
                                                                  "weight", "ActiveConn", "InActConn", "CPS",
-                                                                 "InPPS", "OutPPS"])
+                                                                 f"CPS, last {SPARK_MINUTES}", "InPPS", "OutPPS"])
     holders = {n for on in frame.holders.values() for n in on}
     rows = [r for r in cluster.ipvs_rows(inv, frame.states) if r["node"] in holders or not holders]
     for r in rows:
@@ -46,8 +57,8 @@ def tables(inv: Inventory, frame: Frame) -> list[output.Table]:
                   "OUT (check failing)" if "missing from the pool" in (r["problem"] or "") else r["problem"] or "-")
         t.add(r["node"], r["service"] or "-", r["real_server"] or "-", health,
               "-" if r["weight"] is None else r["weight"], "-" if r["active_conn"] is None else r["active_conn"],
-              "-" if r["inact_conn"] is None else r["inact_conn"], *("-" if r[f] is None else r[f]
-                                                                     for f in ("cps", "inpps", "outpps")),
+              "-" if r["inact_conn"] is None else r["inact_conn"], "-" if r["cps"] is None else r["cps"],
+              spark(frame, r), *("-" if r[f] is None else r[f] for f in ("inpps", "outpps")),
               # a missing service, an empty pool, an unreachable director: red; no IPVS: neutral
               ok=r["ok"] if r["real_server"] or not r["ok"] else None)
     out.append(t)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import heapq
 import itertools
 
+from fabfile.core.drill_result import ProbeSample
 from fabfile.core.vrrp import master_down_interval, skew_time
 from fabfile.infra.remote import RemoteError
 from fabfile.ops.drill import LINK_DOWN_DELAY, Rig
@@ -30,6 +31,7 @@ from fabfile.parsers.lbtk import node_in_page
 from .core_fixtures import addrs_json
 
 LEAVE_S = 0.02       # a stopped keepalived removes its VIP this long after the stop
+ANSWER_S, REFUSED_S = 0.0012, 0.0004   # a probe's latency: answered, refused
 
 
 class Interrupted(KeyboardInterrupt):
@@ -224,7 +226,7 @@ class SimProbe:
     page names it; refused while no node does."""
 
     def __init__(self, cluster: SimCluster, vip: str, names: list[str], interval: float):
-        self.results: list[tuple[float, bool, str]] = []
+        self.results: list[ProbeSample] = []
         self.finished = False
         inv = cluster.inv
         pages = {n.name: inv.nginx.page.format(node=n.name, host=n.ip, cluster=inv.cluster) for n in inv.nodes}
@@ -233,9 +235,10 @@ class SimProbe:
             up = [n for n in cluster.holding if n in cluster.link_up]
             who = cluster.master() or (max(up, key=cluster.prio.get) if up else None)   # the last gratuitous ARP
             if who:
-                self.results.append((cluster.clock.t, True, node_in_page(pages[who], names) or "?"))
+                self.results.append(ProbeSample(cluster.clock.t, True, node_in_page(pages[who], names) or "?",
+                                                ANSWER_S))
             else:
-                self.results.append((cluster.clock.t, False, "ConnectionRefusedError"))
+                self.results.append(ProbeSample(cluster.clock.t, False, "ConnectionRefusedError", REFUSED_S))
         cluster.clock.every(interval, probe, lambda: not self.finished)
 
     def finish(self) -> None:

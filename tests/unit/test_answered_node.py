@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -18,6 +16,8 @@ from fabfile.model.schema import Nginx
 from fabfile.ops.drill import Probe, remote_probe_command
 from fabfile.ops.traffic import client_command
 from fabfile.parsers.lbtk import node_in_page, parse_client_lines, parse_probe_line
+
+from . import loopback_http
 
 NAMES = ["lb1", "lb10", "lb100"]
 
@@ -40,25 +40,9 @@ def test_a_page_naming_no_node_answers_none():
 
 @pytest.fixture
 def serving():
-    """A loopback HTTP server whose page names `serving.node`."""
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            body = page(server.node).encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *a):
-            pass
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.node = "lb10"
-    t = threading.Thread(target=server.serve_forever, daemon=True)
-    t.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    t.join(timeout=5)
+    """A loopback HTTP server whose page names lb10."""
+    with loopback_http.serving(lambda path: (200, "text/html", page("lb10").encode())) as server:
+        yield server
 
 
 def test_the_local_probe_reads_lb10_as_lb10(serving):
@@ -68,7 +52,8 @@ def test_the_local_probe_reads_lb10_as_lb10(serving):
             probe.stop.wait(0.05)
     finally:
         probe.finish()
-    assert {(ok, who) for _, ok, who in probe.results[:3]} == {(True, "lb10")}
+    assert {(p.ok, p.who) for p in probe.results[:3]} == {(True, "lb10")}
+    assert all(0 < p.latency_s < 2 for p in probe.results[:3])      # sent -> answered, measured here
 
 
 def test_the_gateway_probe_script_reads_lb10_as_lb10(serving):

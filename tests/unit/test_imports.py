@@ -203,7 +203,8 @@ def test_guest_module_imports_with_the_stdlib_only(mod):
 NOT_AT_STARTUP = ("fabfile.ops.deploy", "fabfile.ops.apply", "fabfile.ops.settle", "fabfile.ops.drill", "fabfile.ops.watch",
                   "fabfile.ops.rollback", "fabfile.infra.confcheck", "fabfile.lab.nspawn", "fabfile.lab.rootfs",
                   "fabfile.lab.kernel", "fabfile.progress",
-                  "fabfile.views.deploy", "fabfile.views.failover", "fabfile.views.watch")
+                  "fabfile.views.deploy", "fabfile.views.failover", "fabfile.views.failover_timeline",
+                  "fabfile.views.watch", "fabfile.ops.alerts", "fabfile.views.alerts", "fabfile.infra.prometheus")
 
 
 def test_the_task_tree_loads_without_the_engines_it_does_not_run():

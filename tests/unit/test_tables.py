@@ -26,6 +26,7 @@ import json
 import os
 import re
 import time
+from dataclasses import replace
 
 import pytest
 from rich.console import Console
@@ -575,7 +576,7 @@ def watch_state(node: str, *, holds: bool, dump: str, keepalived_stopped: bool =
     return observed(node, F.WATCH, {
         "addrs": addrs_json(host, on_iface=(LAB_VIP,) if holds else (), on_lo=(LAB_VIP,)) + "\n",
         "units": ACTIVE_KA_STOPPED if keepalived_stopped else ACTIVE_ALL,
-        "ipvs": NO_IPVS_MARK + "\n", "ipvs_rate": NO_IPVS_MARK + "\n",
+        "ipvs": NO_IPVS_MARK + "\n", "ipvs_rate": NO_IPVS_MARK + "\n", "ipvs_stats": NO_IPVS_MARK + "\n",
         "vrrp": read(f"keepalived_json/{dump}")})
 
 
@@ -629,7 +630,8 @@ def test_watcher_an_unavailable_view_is_not_a_transition(lab):
     mid_write = before_failover()
     mid_write["node2"] = observed("node2", F.WATCH, {
         "addrs": addrs_json("10.189.0.12", on_lo=(LAB_VIP,)) + "\n", "units": ACTIVE_ALL,
-        "ipvs": NO_IPVS_MARK + "\n", "ipvs_rate": NO_IPVS_MARK + "\n", "vrrp": cut})
+        "ipvs": NO_IPVS_MARK + "\n", "ipvs_rate": NO_IPVS_MARK + "\n", "ipvs_stats": NO_IPVS_MARK + "\n",
+        "vrrp": cut})
     assert mid_write["node2"].vrrp is None
     n = len(w.fold(mid_write, 1.0).transitions)
     assert len(w.fold(before_failover(), 2.0).transitions) == n, "BACKUP, unknown, BACKUP: nothing happened"
@@ -638,17 +640,30 @@ def test_watcher_an_unavailable_view_is_not_a_transition(lab):
 
 def test_watch_real_servers_table_on_the_fx_director(fx):
     """The watch's real-server rows of the VIP holder: in pool green, out of the pool and a wrong
-    weight red (the fx captures: the director holds 10.190.0.100 on eth0)."""
+    weight red (the fx captures: the director holds 10.190.0.100 on eth0); after a second refresh,
+    each real server's new connections per second as a sparkline, from the IPVS counters."""
     facts = F.WATCH
     states = {"dir": observed("dir", facts, {
         "addrs": read("ip_addr/guest_director.txt"), "units": ACTIVE_ALL, "ipvs": read("ipvsadm/L_n.txt"),
-        "ipvs_rate": read("ipvsadm/L_n_rate.txt"), "vrrp": read("keepalived_json/not_running_node3.txt")})}
-    frame_ = Watcher(fx, conns=[]).fold(states, 0.0)
+        "ipvs_rate": read("ipvsadm/L_n_rate.txt"), "ipvs_stats": read("ipvsadm/L_n_stats_exact.txt"),
+        "vrrp": read("keepalived_json/not_running_node3.txt")})}
+    w = Watcher(fx, conns=[])
+    frame_ = w.fold(states, 0.0)
     assert frame_.holders == {FX_VIP: ["dir"]}
     t = watch_view.tables(fx, frame_)[2]
     by = {(c[1], c[2]): (c, ok) for c, ok in zip(t.rows, t.ok)}
     cells, ok = by[(f"TCP {FX_VIP}:80", "10.190.0.12:80")]
-    assert cells[3:8] == ["in pool", 1, 1, 150, 9] and ok is True
+    assert cells[3:9] == ["in pool", 1, 1, 150, 9, "-"] and ok is True      # one reading: no rate yet
+    web = states["dir"].ipvs_stats.services[0]          # 20 more connections to 10.190.0.11:80 in 2 s
+    later = replace(states["dir"], ipvs_stats=replace(states["dir"].ipvs_stats, services=[
+        replace(web, real_servers=[replace(web.real_servers[0], stats=replace(web.real_servers[0].stats,
+                                                                               conns=150 + 20))] + web.real_servers[1:]),
+        *states["dir"].ipvs_stats.services[1:]]))
+    t = watch_view.tables(fx, w.fold({"dir": later}, 2.0))[2]
+    spark = {(c[1], c[2]): c[8] for c in t.rows}
+    assert spark[(f"TCP {FX_VIP}:80", "10.190.0.11:80")] == "·" * 19 + "█"     # 10 conn/s: the busiest
+    assert spark[(f"TCP {FX_VIP}:80", "10.190.0.12:80")] == "·" * 19 + "▁"     # none
+    assert t.columns[8] == "CPS, last 5 min"
     cells, ok = by[(f"TCP {FX_VIP}:80", "10.190.0.13:80")]
     assert cells[3] == "OUT (check failing)" and ok is False
     cells, ok = by[(f"TCP {FX_VIP}:8080", "10.190.0.131:8080")]
