@@ -26,6 +26,7 @@ import paramiko
 from fabric import Config, Connection
 
 from fabfile.errors import LbtkError, quiet_third_party_logging
+from fabfile.infra import trace
 from fabfile.model import extensions
 from fabfile.model.schema import CONNECT_TIMEOUT, RETRIES, SSH, Inventory, Node
 from fabfile.model.secrets import Masker, current as current_masker
@@ -378,6 +379,7 @@ class CommandTimedOut(Exception):
 
 
 def run(c: NodeLink, command: str, check: bool = True, timeout: float | None = 60) -> Result:
+    trace.command(c.name, command, c.masker, c.become)     # -v (fabfile/infra/trace.py)
     try:
         ensure_open(c)
         cmd, prompt = privileged(c, command)
@@ -702,6 +704,7 @@ class Held:
 
 def _start(c: NodeLink, command: str, stdin: bool) -> Held:
     """`command` started on a channel of its own (through sudo with become)."""
+    trace.command(c.name, command, c.masker, c.become)
     ensure_open(c)
     chan = c.conn.transport.open_session()
     cmd, prompt = privileged(c, command, stdin=stdin)

@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import stat
 
-from invoke import task
 
 from fabfile.infra import facts as F
 from fabfile import output
@@ -14,7 +13,7 @@ from fabfile.infra.observe import observe_nodes, observe_reachable
 from fabfile.core.render import ASSUMED, RenderFacts, render_all, render_node
 from fabfile.core.render.keepalived import CONF
 from fabfile.model.secrets import mask
-from fabfile.tasks.common import DEFAULT_ENV, UsageError, check_format, load_env, one_line_errors, select_nodes
+from fabfile.tasks.common import DEFAULT_ENV, UsageError, check_format, load_env, one_line_errors, select_nodes, task
 
 
 @task(help={"env": "inventory name (inventories/NAME.yaml)", "node": "only this node",
@@ -25,8 +24,9 @@ from fabfile.tasks.common import DEFAULT_ENV, UsageError, check_format, load_env
                           "DIR/monitoring/ with --out)"})
 @one_line_errors
 def render(c, env=DEFAULT_ENV, node=None, out=None, live=False, monitoring=False):
-    """Print (or write) every file for every node, rendered from the inventory and the node facts
-    it depends on (assumed unless --live; the first line says which)."""
+    """Print (or write) every file each node gets, rendered from the inventory.
+
+    The node facts rendering depends on are assumed unless --live (the first lines say which)."""
     if monitoring:
         return render_monitoring(env, node, out, live)
     e = load_env(env)
@@ -167,8 +167,9 @@ def live_facts(e, nodes):
             "json": "print one JSON object"})
 @one_line_errors
 def check(c, env=DEFAULT_ENV, format=None, json=False):
-    """Validate the inventory and run the real `keepalived -t` on each node's keepalived.conf;
-    whatever keepalived -t still reports is one error line naming the inventory field behind it."""
+    """Validate the inventory and run the real `keepalived -t` on each node's keepalived.conf.
+
+    Whatever keepalived -t still reports is one error line naming the inventory field behind it."""
     from fabfile.core.keepalived_fields import field_of
     from fabfile.core.vrrp import election_warnings
     from fabfile.infra.confcheck import keepalived_check  # (netns + keepalived -t: only this task)

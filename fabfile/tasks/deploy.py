@@ -3,12 +3,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from invoke import task
 
 from fabfile import output
 from fabfile.core.phase import DEPLOY_ORDER, Phase
 from fabfile.model.context import Env
-from fabfile.tasks.common import DEFAULT_ENV, check_format, node_env, number, one_line_errors
+from fabfile.tasks.common import DEFAULT_ENV, check_format, node_env, number, one_line_errors, task
 
 HELP = {"env": "inventory name (inventories/NAME.yaml)",
         "check": "show what would change (a diff per file) and touch nothing",
