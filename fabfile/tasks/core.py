@@ -12,7 +12,7 @@ from fabfile.parsers.keepalived_t import split_location
 from fabfile.infra.observe import observe_nodes, observe_reachable
 from fabfile.core.render import ASSUMED, RenderFacts, render_all, render_node
 from fabfile.core.render.keepalived import CONF
-from fabfile.model.secrets import mask
+from fabfile.model.secrets import Placeholder, mask
 from fabfile.tasks.common import DEFAULT_ENV, UsageError, check_format, load_env, one_line_errors, select_nodes, task
 
 
@@ -29,7 +29,9 @@ def render(c, env=DEFAULT_ENV, node=None, out=None, live=False, monitoring=False
     The node facts rendering depends on are assumed unless --live (the first lines say which)."""
     if monitoring:
         return render_monitoring(env, node, out, live)
-    e = load_env(env)
+    e = load_env(env, lint=not (out or live))   # files written (--out) or checked against nodes need the secret
+    if e.lint_note:
+        output.note(e.lint_note)
     nodes = select_nodes(e.inv, node)
     if live:
         facts, e = live_facts(e, nodes)
@@ -175,7 +177,9 @@ def check(c, env=DEFAULT_ENV, format=None, json=False):
     from fabfile.infra.confcheck import keepalived_check  # (netns + keepalived -t: only this task)
     from fabfile.core.render.scripts import stand_ins
     check_format(format)
-    e = load_env(env)
+    e = load_env(env, lint=True)      # a lint job without the secret checks with a placeholder, and says so
+    if e.lint_note:
+        output.note(e.lint_note)
     table = output.Table(f"keepalived -t ({e.path.name})", ["node", "file", "verdict", "keepalived says"])
     results, problems = [], {}   # (field, keepalived's words) -> nodes
     for name, files in render_all(e.inv, e.secrets, ASSUMED).items():
@@ -192,7 +196,8 @@ def check(c, env=DEFAULT_ENV, format=None, json=False):
     ok = not problems and all(r["verdict"] == "ok" for r in results)
     warnings = election_warnings(e.inv)     # valid, but an election keepalived settles by address
     if json:
-        output.show_json({"ok": ok, "inventory": str(e.path.name), "results": results, "warnings": warnings})
+        output.show_json({"ok": ok, "inventory": str(e.path.name), "results": results, "warnings": warnings,
+                          "placeholder_secrets": [n for n, v in e.secrets.items() if isinstance(v, Placeholder)]})
     else:
         output.show(table, format)
         for w in warnings:
