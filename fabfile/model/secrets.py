@@ -94,12 +94,13 @@ def secret_path(auth: Authentication) -> Path | None:
     return inventory_file(auth.auth_pass_file) if auth.auth_pass_file else None
 
 
-def resolve(auth: Authentication, where: str) -> str:
-    """The secret for one authentication block; `where` names it in errors."""
+def resolve(auth: Authentication, where: str, lint: bool = False) -> str:
+    """The secret for one authentication block; `where` names it in errors. `lint`: a `generate`d
+    secret that does not exist yet is not made (the caller stands a Placeholder in)."""
     value = os.environ.get(auth.auth_pass_env) if auth.auth_pass_env else None
     path = secret_path(auth)
     if not value and path is not None:
-        if not path.exists() and auth.generate:
+        if not path.exists() and auth.generate and not lint:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as f:
@@ -149,13 +150,13 @@ def read_secret_file(path: Path, what: str) -> str:
 
 def resolve_all(inv: Inventory, source: str, masker: Masker | None = None, lint: bool = False) -> dict[str, str]:
     """{vrrp_instance name: secret} for every instance that authenticates; `masker` learns them.
-    `lint`: an absent secret is a Placeholder instead of an error (a secret that is there but
-    unusable is still refused)."""
+    `lint`: an absent secret is a Placeholder instead of an error, and a `generate`d one is not
+    made (a secret that is there but unusable is still refused)."""
     out = {}
     for i, vi in enumerate(inv.vrrp_instances):
         if vi.authentication is not None:
             try:
-                out[vi.name] = resolve(vi.authentication, f"{source}: vrrp_instances[{i}].authentication")
+                out[vi.name] = resolve(vi.authentication, f"{source}: vrrp_instances[{i}].authentication", lint)
             except SecretMissing as e:
                 if not lint:
                     raise

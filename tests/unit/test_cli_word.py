@@ -135,7 +135,7 @@ def test_the_v_flag_turns_the_trace_on(monkeypatch):
     Program(namespace=namespace, name="lbtk", binary="lbtk").run(["lbtk", "status", "-v"], exit=False)
     assert seen == {"on": True}
     monkeypatch.setenv(trace.VAR, "0")      # the flag set it for the rest of this process
-    r = run_inv(["-v", "render", "--env", "lab", "--node", "node1"], timeout=60)
+    r = run_inv(["-v", "render", "--env", "example", "--node", "node1"], timeout=60)
     assert r.returncode == 0 and r.stderr == ""       # render runs nothing on a node: nothing traced
 
 
