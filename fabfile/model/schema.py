@@ -844,6 +844,10 @@ class Probe(Strict):
 class Inventory(Strict):
     cluster: str = Field(description="The cluster's name: in tables, the history, keepalived.conf's header and the "
                          "nginx page's {cluster}.")
+    estate: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+                               description="Inventories naming the same estate describe the same machines, one of "
+                               "them deployed at a time (a lab reconfigured, a blue/green pair): `inv check --all` "
+                               "does not compare them with each other. Unset: the inventory is an estate of its own.")
     defaults: Defaults = Field(default_factory=Defaults, description="What every node shares: the VRRP interface, SSH.")
     nodes: list[Node] = Field(min_length=1, description="The directors.")
     global_defs: GlobalDefs = Field(default_factory=GlobalDefs, description="keepalived's global settings.")
