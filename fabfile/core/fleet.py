@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 from fabfile.core.vrrp import plan
-from fabfile.model.schema import Inventory
+from fabfile.model.schema import Inventory, is_ip
 
 
 FIX = {"node": "give one of them other node addresses", "vip": "give one of them other VIPs",
@@ -37,25 +37,17 @@ class Clash:
                 "them is ever deployed")
 
 
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-        return True
-    except ValueError:
-        return False
-
-
 def claims(inv: Inventory) -> Iterable[tuple[tuple, str, str]]:
     """(key, what, holder) for everything this inventory holds that no other cluster may."""
     for n in inv.nodes:
         addrs = [*n.ips.values(), *(a for entry in n.interfaces.values() for a in entry.ips.values())]
         for a in addrs:
-            if _is_ip(a):
+            if is_ip(a):
                 ip = ipaddress.ip_address(a)
                 yield ("node", ip), f"node address {ip}", n.name
     for p in plan(inv):
         for v in p.addresses:
-            if _is_ip(v):
+            if is_ip(v):
                 ip = ipaddress.ip_address(v)
                 yield ("vip", ip), f"VIP {ip}", p.name
         family = p.source.family

@@ -90,7 +90,8 @@ class Defaults(Strict):
     _if = field_validator("interface")(check_ifname)
 
 
-def _is_ip(v: str) -> bool:
+def is_ip(v: str) -> bool:
+    """An IPv4 or IPv6 address (no zone), not a name."""
     try:
         ipaddress.ip_address(v)
         return "%" not in v
@@ -215,7 +216,7 @@ class Node(Strict):
 
     @model_validator(mode="after")
     def _has_address(self):
-        if self.address is None and not _is_ip(self.host):
+        if self.address is None and not is_ip(self.host):
             raise FieldProblem(("address",), f"host {self.host!r} is a name: keepalived needs {self.name}'s "
                                "address (unicast peers, the VIP's subnet)", "add address: A.B.C.D")
         if self.address6 is not None and family_of(self.ip) == 6:
