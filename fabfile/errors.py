@@ -7,6 +7,7 @@ The core raises these (never prints, never exits); the task layer (fabfile/tasks
     1    the command ran and found a problem (verify, diff, status, check, failover-test)
     2    error: bad input or an operational failure, one line naming what to fix
     3    internal error: a bug in lbtk (one line; `inv --debug ...` or LBTK_DEBUG=1 shows the traceback)
+    4    `deploy --check --detailed-exitcode`: changes pending (0 there: nothing to do)
     130  interrupted (Ctrl-C)
 """
 from __future__ import annotations
@@ -16,7 +17,7 @@ import os
 
 from fabfile.terminal import visible
 
-EXIT_OK, EXIT_PROBLEM, EXIT_ERROR, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_OK, EXIT_PROBLEM, EXIT_ERROR, EXIT_INTERNAL, EXIT_PENDING, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 
 
 class LbtkError(Exception):

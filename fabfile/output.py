@@ -92,6 +92,11 @@ def say(line: str, lines: bool = False) -> None:
     print(visible(mask(line), lines=lines), flush=True)
 
 
+def note(line: str) -> None:
+    """A line about the run itself, on stderr (stdout stays the task's output: JSON, rendered files)."""
+    print(visible(mask(line)), file=sys.stderr, flush=True)
+
+
 def _cell(c) -> str:
     if isinstance(c, bool):
         return "ok" if c else "FAIL"

@@ -13,9 +13,10 @@ from fabfile.model import secrets
 
 
 class Progress:
-    def __init__(self, nodes: list[str], total=lambda n: 1, title: str = "deploy"):
-        self.nodes, self.total, self.title = nodes, total, title
-        self.rich = sys.stdout.isatty()
+    def __init__(self, nodes: list[str], total=lambda n: 1, title: str = "deploy", console=None):
+        """`console`: a rich Console to draw on (default: stdout's, when it is a terminal)."""
+        self.nodes, self.total, self.title, self.console = nodes, total, title, console
+        self.rich = console is not None or sys.stdout.isatty()
         self._lock = threading.Lock()
         self.masker = secrets.current()      # the run's: step() is called from the node group's threads
 
@@ -23,7 +24,7 @@ class Progress:
         if self.rich:
             from rich.progress import BarColumn, Progress as RichProgress, TextColumn, TimeElapsedColumn
             self._p = RichProgress(TextColumn("{task.fields[node]:<8}"), BarColumn(),
-                                   TextColumn("{task.description}"), TimeElapsedColumn())
+                                   TextColumn("{task.description}"), TimeElapsedColumn(), console=self.console)
             self._ids = {n: self._p.add_task("waiting", node=_markup(n), total=self.total(n)) for n in self.nodes}
             self._p.start()
         return self

@@ -27,7 +27,7 @@ import paramiko
 from fabric import Config, Connection
 
 from fabfile.errors import LbtkError, quiet_third_party_logging
-from fabfile.infra import keeper
+from fabfile.infra import keeper, trace
 from fabfile.model import extensions
 from fabfile.model.schema import CONNECT_TIMEOUT, RETRIES, SSH, Inventory, Node
 from fabfile.model.secrets import Masker, current as current_masker
@@ -490,6 +490,7 @@ class CommandTimedOut(Exception):
 
 
 def run(c: NodeLink, command: str, check: bool = True, timeout: float | None = 60) -> Result:
+    trace.command(c.name, command, c.masker, c.become)     # -v (fabfile/infra/trace.py)
     try:
         ensure_open(c)
         cmd, prompt = privileged(c, command)
@@ -854,6 +855,7 @@ class Held:
 
 def _start(c: NodeLink, command: str, stdin: bool) -> Held:
     """`command` started on a channel of its own (through sudo with become)."""
+    trace.command(c.name, command, c.masker, c.become)
     ensure_open(c)
     cmd, prompt = privileged(c, command, stdin=stdin)
     return Held(c, _channel(c, cmd), prompt)

@@ -33,15 +33,21 @@ class Env:
     # every secret this run has seen, hidden in all it prints (the running task's: secrets.masking)
     masker: secrets.Masker = field(default_factory=secrets.current)
 
+    @property
+    def lint_note(self) -> str | None:
+        """One line when absent secrets were stood in for (load_env(lint=True)), else None."""
+        return secrets.placeholder_note(str(rel(self.path)), self.secrets)
 
-def load_env(env: str, masker: secrets.Masker | None = None) -> Env:
+
+def load_env(env: str, masker: secrets.Masker | None = None, lint: bool = False) -> Env:
     """inventories/NAME.yaml, validated, with its secrets, which `masker` (default: the running
     task's, secrets.current()) learns. Runtime overrides (drains) live on the nodes: a run applies
-    them once it has read them (fabfile/core/runtime.py)."""
+    them once it has read them (fabfile/core/runtime.py). `lint`: a run that only checks or prints
+    (never deploys) stands in for an absent secret (secrets.Placeholder; Env.lint_note says so)."""
     inv, path = load(env)
     masker = masker or secrets.current()
-    return Env(inv=inv, path=path, secrets=secrets.resolve_all(inv, str(path.name and rel(path)), masker), name=env,
-               masker=masker)
+    return Env(inv=inv, path=path, secrets=secrets.resolve_all(inv, str(path.name and rel(path)), masker, lint),
+               name=env, masker=masker)
 
 
 def select_nodes(inv: Inventory, node: str | None) -> list[Node]:

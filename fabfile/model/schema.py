@@ -93,7 +93,8 @@ class Defaults(Strict):
     _if = field_validator("interface")(check_ifname)
 
 
-def _is_ip(v: str) -> bool:
+def is_ip(v: str) -> bool:
+    """An IPv4 or IPv6 address (no zone), not a name."""
     try:
         ipaddress.ip_address(v)
         return "%" not in v
@@ -218,7 +219,7 @@ class Node(Strict):
 
     @model_validator(mode="after")
     def _has_address(self):
-        if self.address is None and not _is_ip(self.host):
+        if self.address is None and not is_ip(self.host):
             raise FieldProblem(("address",), f"host {self.host!r} is a name: keepalived needs {self.name}'s "
                                "address (unicast peers, the VIP's subnet)", "add address: A.B.C.D")
         if self.address6 is not None and family_of(self.ip) == 6:
@@ -847,6 +848,10 @@ class Probe(Strict):
 class Inventory(Strict):
     cluster: str = Field(description="The cluster's name: in tables, the history, keepalived.conf's header and the "
                          "nginx page's {cluster}.")
+    estate: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+                               description="Inventories naming the same estate describe the same machines, one of "
+                               "them deployed at a time (a lab reconfigured, a blue/green pair): `inv check --all` "
+                               "does not compare them with each other. Unset: the inventory is an estate of its own.")
     defaults: Defaults = Field(default_factory=Defaults, description="What every node shares: the VRRP interface, SSH.")
     nodes: list[Node] = Field(min_length=1, description="The directors.")
     global_defs: GlobalDefs = Field(default_factory=GlobalDefs, description="keepalived's global settings.")

@@ -27,6 +27,22 @@ from fabfile.model.schema import Authentication, Inventory
 
 MASK = "********"
 PASS_MAX_BYTES = 8  # keepalived silently truncates a longer auth_pass with auth_type PASS
+PLACEHOLDER = "lintonly"    # what a lint run (check, render) checks with when a secret is absent
+
+
+class Placeholder(str):
+    """The stand-in of a VRRP secret that is absent, in a run that only lints (`inv check`,
+    `inv render` to stdout): keepalived -t reads it like a secret, no deploy ever gets it (those
+    load their Env without `lint`). `sources`: where the real one would come from."""
+    sources: str = ""
+
+
+class SecretMissing(InventoryError):
+    """Neither the environment variable nor the file holds the secret."""
+
+    def __init__(self, where: str, sources: str):
+        super().__init__(f"{where}: the VRRP secret is missing — set {sources}")
+        self.sources = sources
 
 
 class Masker:
@@ -78,12 +94,13 @@ def secret_path(auth: Authentication) -> Path | None:
     return inventory_file(auth.auth_pass_file) if auth.auth_pass_file else None
 
 
-def resolve(auth: Authentication, where: str) -> str:
-    """The secret for one authentication block; `where` names it in errors."""
+def resolve(auth: Authentication, where: str, lint: bool = False) -> str:
+    """The secret for one authentication block; `where` names it in errors. `lint`: a `generate`d
+    secret that does not exist yet is not made (the caller stands a Placeholder in)."""
     value = os.environ.get(auth.auth_pass_env) if auth.auth_pass_env else None
     path = secret_path(auth)
     if not value and path is not None:
-        if not path.exists() and auth.generate:
+        if not path.exists() and auth.generate and not lint:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as f:
@@ -94,7 +111,7 @@ def resolve(auth: Authentication, where: str) -> str:
         sources = " or ".join(x for x in (
             auth.auth_pass_env and f"environment variable {auth.auth_pass_env}",
             path and f"file {path}") if x)
-        raise InventoryError(f"{where}: the VRRP secret is missing — set {sources}")
+        raise SecretMissing(where, sources)
     bad = sorted({c for c in value if c in WORD_BREAKERS or not (c.isascii() and c.isprintable())})
     if bad:
         # keepalived ends a word at whitespace, '#' and '!': `auth_pass ab#cd` is the secret `ab`
@@ -131,15 +148,33 @@ def read_secret_file(path: Path, what: str) -> str:
             raise InventoryError(f"{what} {path}: cannot read it ({e.strerror})") from None
 
 
-def resolve_all(inv: Inventory, source: str, masker: Masker | None = None) -> dict[str, str]:
-    """{vrrp_instance name: secret} for every instance that authenticates; `masker` learns them."""
+def resolve_all(inv: Inventory, source: str, masker: Masker | None = None, lint: bool = False) -> dict[str, str]:
+    """{vrrp_instance name: secret} for every instance that authenticates; `masker` learns them.
+    `lint`: an absent secret is a Placeholder instead of an error, and a `generate`d one is not
+    made (a secret that is there but unusable is still refused)."""
     out = {}
     for i, vi in enumerate(inv.vrrp_instances):
         if vi.authentication is not None:
-            out[vi.name] = resolve(vi.authentication, f"{source}: vrrp_instances[{i}].authentication")
+            try:
+                out[vi.name] = resolve(vi.authentication, f"{source}: vrrp_instances[{i}].authentication", lint)
+            except SecretMissing as e:
+                if not lint:
+                    raise
+                out[vi.name] = Placeholder(PLACEHOLDER)
+                out[vi.name].sources = e.sources
     if masker is not None:
-        masker.add(*out.values())
+        masker.add(*(v for v in out.values() if not isinstance(v, Placeholder)))
     return out
+
+
+def placeholder_note(source: str, resolved: dict[str, str]) -> str | None:
+    """The one line a lint run says when it stood in for absent secrets (None: it did not)."""
+    stood = {name: v.sources for name, v in resolved.items() if isinstance(v, Placeholder)}
+    if not stood:
+        return None
+    sources = "; ".join(dict.fromkeys(stood.values()))
+    return (f"note: {source}: no VRRP secret for {', '.join(stood)} ({sources}): linted with a placeholder "
+            "secret, which no deploy uses")
 
 
 FINGERPRINT_SHORT = 12     # hex characters a message shows of a fingerprint

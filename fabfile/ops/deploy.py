@@ -87,6 +87,11 @@ class Outcome:
     runtime_before: RuntimeRecord | None = None             # the cluster's runtime record as found
     runtime: RuntimeRecord | None = None                    # ... and as this run wrote it
 
+    @property
+    def pending(self) -> bool:
+        """Something to do (what --check reports): a file, an action or a VIP move."""
+        return any(not r.plan.empty for r in self.runs) or any(m.moves for m in self.moves)
+
 
 def deploy_paths(env: Env, node: str) -> list[str]:
     """The files a deploy reads on a node: every managed one and the runtime record."""

@@ -4,11 +4,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from invoke import task
 
 from fabfile import output
 from fabfile.model.secrets import mask
-from fabfile.tasks.common import UsageError, number, one_line_errors
+from fabfile.tasks.common import UsageError, number, one_line_errors, task
 
 
 @task(name="import", iterable=["file", "address"],

@@ -9,6 +9,7 @@ import functools
 import os
 import traceback
 
+import invoke
 from invoke import Exit
 
 from fabfile.model import secrets
@@ -17,7 +18,31 @@ from fabfile.errors import LbtkError, UsageError, debug_enabled, one_line, quiet
 
 # what the task modules import from here (some only pass through)
 __all__ = ["DEFAULT_ENV", "Env", "LbtkError", "UsageError", "load_env", "rel", "select_nodes", "one_line_errors",
-           "node_env", "number", "check_format"]
+           "node_env", "number", "check_format", "task", "SHORT_FLAGS", "WHOLE_NUMBERS"]
+
+# A short flag means one thing on every task that has it, and a flag with no entry here has none:
+# Invoke's automatic short flags gave `-f` to --format on most tasks and to --force on os-upgrade.
+SHORT_FLAGS = {"env": "e", "node": "n", "format": "f", "json": "j", "check": "c"}
+# Flags that take a whole number, on every task that has them: Invoke parses them (`--help` says
+# INT, `--parallel x` is a usage error, exit 2) while the default stays None ("not given").
+WHOLE_NUMBERS = {"parallel", "batch", "requests", "interval_ms", "lines", "limit", "count", "port"}
+
+
+class Task(invoke.Task):
+    """An Invoke task whose flags follow SHORT_FLAGS and WHOLE_NUMBERS instead of Invoke's guesses
+    (a short flag from the first free letter, a type from the default value)."""
+
+    def arg_opts(self, name, default, taken_names):
+        self.auto_shortflags = False
+        opts = super().arg_opts(name, default, taken_names)
+        if name in SHORT_FLAGS:
+            opts["names"] = [*opts["names"], SHORT_FLAGS[name]]
+        if name in WHOLE_NUMBERS:
+            opts["kind"] = int
+        return opts
+
+
+task = functools.partial(invoke.task, klass=Task)
 
 
 def one_line_errors(fn):
@@ -69,8 +94,8 @@ def node_env(env: str, node: str | None = None, quiet: bool = False, parallel=No
 
 
 def number(value, flag: str, default: float, kind=int, least: float | None = None):
-    """A numeric flag, checked here: Invoke would turn `--requests x` into a traceback, so numeric
-    flags are declared as strings (default None) and converted with this."""
+    """A numeric flag's value checked against its bounds: the command line's whole numbers arrive
+    parsed (WHOLE_NUMBERS), seconds (--interval) and in-process callers' values as text."""
     if value is None or value == "":
         return default
     try:

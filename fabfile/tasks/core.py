@@ -5,7 +5,6 @@ import os
 import stat
 from dataclasses import dataclass
 
-from invoke import task
 
 from fabfile.infra import facts as F
 from fabfile import output
@@ -14,8 +13,9 @@ from fabfile.parsers.keepalived_t import split_location
 from fabfile.infra.observe import observe_nodes, observe_reachable
 from fabfile.core.render import ASSUMED, RenderFacts, render_all, render_node
 from fabfile.core.render.keepalived import CONF
-from fabfile.model.secrets import mask
-from fabfile.tasks.common import DEFAULT_ENV, UsageError, check_format, load_env, one_line_errors, select_nodes
+from fabfile.model.secrets import Placeholder, mask
+from fabfile.tasks.common import DEFAULT_ENV, UsageError, check_format, load_env, one_line_errors, rel, \
+    select_nodes, task
 
 
 @task(help={"env": "inventory name (inventories/NAME.yaml)", "node": "only this node",
@@ -26,11 +26,14 @@ from fabfile.tasks.common import DEFAULT_ENV, UsageError, check_format, load_env
                           "DIR/monitoring/ with --out)"})
 @one_line_errors
 def render(c, env=DEFAULT_ENV, node=None, out=None, live=False, monitoring=False):
-    """Print (or write) every file for every node, rendered from the inventory and the node facts
-    it depends on (assumed unless --live; the first line says which)."""
+    """Print (or write) every file each node gets, rendered from the inventory.
+
+    The node facts rendering depends on are assumed unless --live (the first lines say which)."""
     if monitoring:
         return render_monitoring(env, node, out, live)
-    e = load_env(env)
+    e = load_env(env, lint=not (out or live))   # files written (--out) or checked against nodes need the secret
+    if e.lint_note:
+        output.note(e.lint_note)
     nodes = select_nodes(e.inv, node)
     if live:
         facts, e = live_facts(e, nodes)
@@ -175,17 +178,87 @@ def live_facts(e, nodes):
 
 
 @task(help={"env": "inventory name (inventories/NAME.yaml)", "format": "auto|rich|plain|markdown",
-            "json": "print one JSON object"})
+            "json": "print one JSON object",
+            "all": "every inventory in inventories/, and across them: a virtual_router_id on one segment, a VIP "
+                   "or a node address in two clusters (unless both name the same estate)"})
 @one_line_errors
-def check(c, env=DEFAULT_ENV, format=None, json=False):
-    """Validate the inventory and run the real `keepalived -t` on each node's keepalived.conf;
-    whatever keepalived -t still reports is one error line naming the inventory field behind it."""
+def check(c, env=DEFAULT_ENV, format=None, json=False, all=False):  # noqa: A002 (the flag is --all)
+    """Validate the inventory and run the real `keepalived -t` on each node's keepalived.conf.
+
+    Whatever keepalived -t still reports is one error line naming the inventory field behind it."""
+    check_format(format)
+    if all:
+        if env != DEFAULT_ENV:
+            raise UsageError(f"--all checks every inventory: drop --env {env}")
+        return check_all(format, json)
+    e = load_env(env, lint=True)      # a lint job without the secret checks with a placeholder, and says so
+    if e.lint_note:
+        output.note(e.lint_note)
+    v = keepalived_t(e)
+    if json:
+        output.show_json(v.as_json(e))
+    else:
+        v.show(e, format)
+    if v.errors:
+        raise InventoryError(v.errors)
+
+
+def check_all(format, json) -> None:
+    """`check --all`: each inventory as `check` checks it, then the clashes between clusters
+    (fabfile/core/fleet.py). Every problem is one error line; all of them are listed."""
+    from fabfile.core import fleet
+    from fabfile.model.loading import inventory_dir
+    errors, loaded, reports = [], [], []
+    for path in sorted(inventory_dir().glob("*.yaml")):
+        try:
+            e = load_env(path.stem, lint=True)
+        except InventoryError as x:
+            errors += x.lines
+            continue
+        if e.lint_note:
+            output.note(e.lint_note)
+        v = keepalived_t(e)
+        errors += v.errors
+        loaded.append((rel(e.path), e.inv))
+        reports.append(v.as_json(e))
+        if not json:
+            v.show(e, format)
+    found = fleet.clashes(loaded)
+    errors += [x.line() for x in found]
+    if json:
+        output.show_json({"ok": not errors, "inventories": reports,
+                          "clashes": [{"kind": x.kind, "files": [x.first, x.second], "clusters": list(x.clusters),
+                                       "items": list(x.items)} for x in found]})
+    else:
+        output.say(f"{len(loaded)} inventories checked together: {len(found) or 'no'} clash(es) between clusters")
+    if errors:
+        raise InventoryError(errors)
+
+
+@dataclass
+class Verdict:
+    """`keepalived -t` on every node's keepalived.conf of one inventory."""
+    table: output.Table
+    results: list[dict]
+    errors: list[str]           # one line per problem, naming the inventory field
+    warnings: list[str]
+
+    def as_json(self, e) -> dict:
+        return {"ok": not self.errors, "inventory": str(e.path.name), "results": self.results,
+                "warnings": self.warnings,
+                "placeholder_secrets": [n for n, v in e.secrets.items() if isinstance(v, Placeholder)]}
+
+    def show(self, e, format) -> None:
+        output.show(self.table, format)
+        for w in self.warnings:
+            output.say(f"warning: {e.inv.source}: {w}")
+
+
+def keepalived_t(e) -> Verdict:
     from fabfile.core.keepalived_fields import field_of
     from fabfile.core.vrrp import election_warnings
     from fabfile.infra.confcheck import keepalived_check  # (netns + keepalived -t: only this task)
     from fabfile.core.render.scripts import stand_ins
-    check_format(format)
-    e = load_env(env)
     table = output.Table(f"keepalived -t ({e.path.name})", ["node", "file", "verdict", "keepalived says"])
     results, problems = [], {}   # (field, keepalived's words) -> nodes
     for name, files in render_all(e.inv, e.secrets, ASSUMED).items():
@@ -200,15 +273,8 @@ def check(c, env=DEFAULT_ENV, format=None, json=False):
         for f, m in zip(fields, r.messages):
             problems.setdefault((f, split_location(m)[2]), []).append(name)
     ok = not problems and all(r["verdict"] == "ok" for r in results)
-    warnings = election_warnings(e.inv)     # valid, but an election keepalived settles by address
-    if json:
-        output.show_json({"ok": ok, "inventory": str(e.path.name), "results": results, "warnings": warnings})
-    else:
-        output.show(table, format)
-        for w in warnings:
-            output.say(f"warning: {e.inv.source}: {w}")
-    if not ok:
-        raise InventoryError([f"{e.inv.source}: {f}: keepalived -t ({', '.join(nodes)}): {words}"
-                              for (f, words), nodes in problems.items()]
-                             or [f"{e.inv.source}: keepalived -t did not accept the config (exit "
-                                 f"{', '.join(str(r['exit_code']) for r in results)})"])
+    errors = [] if ok else ([f"{e.inv.source}: {f}: keepalived -t ({', '.join(nodes)}): {words}"
+                             for (f, words), nodes in problems.items()]
+                            or [f"{e.inv.source}: keepalived -t did not accept the config (exit "
+                                f"{', '.join(str(r['exit_code']) for r in results)})"])
+    return Verdict(table, results, errors, election_warnings(e.inv))   # warnings: valid, settled by address

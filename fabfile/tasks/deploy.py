@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from invoke import task
+from invoke import Exit
 
 from fabfile import output
 from fabfile.core.phase import DEPLOY_ORDER, Phase
 from fabfile.model.context import Env
-from fabfile.tasks.common import DEFAULT_ENV, check_format, node_env, number, one_line_errors
+from fabfile.errors import EXIT_PENDING
+from fabfile.tasks.common import DEFAULT_ENV, UsageError, check_format, node_env, number, one_line_errors, task
 
 HELP = {"env": "inventory name (inventories/NAME.yaml)",
         "check": "show what would change (a diff per file) and touch nothing",
@@ -23,6 +24,10 @@ HELP = {"env": "inventory name (inventories/NAME.yaml)",
         "break_lock": "take over a deploy lock left by a run that died (a live run's lock is never broken)",
         "rotation": "this deploy replaces the VRRP secret the nodes run (else a secret other than the "
                     "nodes' recorded one is refused: another clone may hold a newer one)"}
+DEPLOY_HELP = {**HELP, "json": "with --check: the plan as one JSON object (files with their diffs, actions, "
+                                "VIP moves, the order)",
+               "detailed_exitcode": "with --check: exit 4 when changes are pending, 0 when there is nothing to "
+                                    "do (Terraform's -detailed-exitcode)"}
 if TYPE_CHECKING:
     from fabfile.ops.deploy import Outcome
 
@@ -46,14 +51,19 @@ install, arp, nginx, lvs, keepalived = (PHASE_TASKS[p] for p in (Phase.INSTALL, 
                                                                  Phase.KEEPALIVED))
 
 
-@task(help=HELP)
+@task(help=DEPLOY_HELP)
 @one_line_errors
 def deploy(c, env=DEFAULT_ENV, check=False, format=None, node=None, parallel=None, skip_unreachable=False,
-           batch=None, break_lock=False, rotation=False):
+           batch=None, break_lock=False, rotation=False, json=False, detailed_exitcode=False):
     check_format(format)
-    e, nodes = node_env(env, node, parallel=parallel)
-    run_and_settle(e, list(DEPLOY_ORDER), check, format, nodes, skip_unreachable, number(batch, "batch", None, int, 1),
-                   break_lock, rotation)
+    for flag, given in (("--json", json), ("--detailed-exitcode", detailed_exitcode)):
+        if given and not check:
+            raise UsageError(f"{flag} goes with --check (the plan): add --check")
+    e, nodes = node_env(env, node, quiet=json, parallel=parallel)
+    out = run_and_settle(e, list(DEPLOY_ORDER), check, format, nodes, skip_unreachable,
+                         number(batch, "batch", None, int, 1), break_lock, rotation, json=json)
+    if detailed_exitcode and out.pending:
+        raise Exit(code=EXIT_PENDING)
 
 
 deploy.__doc__ = deploy.body.__doc__ = (f"Every phase in order ({', '.join(DEPLOY_ORDER)}), "
@@ -62,9 +72,10 @@ deploy.__doc__ = deploy.body.__doc__ = (f"Every phase in order ({', '.join(DEPLO
 
 def deploy_and_show(e: Env, phases: list[Phase], check: bool = False, fmt=None, nodes=None,
                     skip_unreachable: bool = False, batch: int | None = None, break_lock: bool = False,
-                    change=None, rotation: bool = False, lock=None) -> Outcome:
+                    change=None, rotation: bool = False, lock=None, json: bool = False) -> Outcome:
     """The phases with progress, then their tables; a node that refused is raised after the summary.
-    `lock`: the deploy lock the caller holds already (os-upgrade's drain runs under it)."""
+    `lock`: the deploy lock the caller holds already (os-upgrade's drain runs under it). `json`
+    (--check only): nothing but the plan as JSON on stdout."""
     from fabfile.ops.deploy import run_phases
     from fabfile.progress import Progress
     from fabfile.views import deploy as view
@@ -73,11 +84,15 @@ def deploy_and_show(e: Env, phases: list[Phase], check: bool = False, fmt=None, 
     def progress(runs):
         steps.update({r.node: max(1, (2 if r.plan.changes else 0) + len(r.plan.actions)) for r in runs})
         return Progress([r.node for r in runs], total=lambda n: steps[n])
-    out = run_phases(e, phases, check=check, say=output.say, progress=progress,
+    out = run_phases(e, phases, check=check, say=(lambda s: None) if json else output.say,
+                     progress=None if json else progress,
                      nodes=[n.name for n in nodes] if nodes else None, skip_unreachable=skip_unreachable,
-                     batch=batch, break_lock=break_lock, change=change, on_moves=view.say_moves, rotation=rotation,
-                     lock=lock)
-    view.show(out, fmt)
+                     batch=batch, break_lock=break_lock, change=change,
+                     on_moves=(lambda moves: None) if json else view.say_moves, rotation=rotation, lock=lock)
+    if json:
+        output.show_json(view.as_json(out))
+    else:
+        view.show(out, fmt)
     if not check:
         record_owed(e, out)
     if out.error:
@@ -105,10 +120,13 @@ def record_owed(e: Env, out: Outcome) -> None:
 
 
 def run_and_settle(e: Env, phases: list[Phase], check: bool, fmt, nodes=None, skip_unreachable=False,
-                   batch: int | None = None, break_lock: bool = False, rotation: bool = False) -> None:
+                   batch: int | None = None, break_lock: bool = False, rotation: bool = False,
+                   json: bool = False) -> Outcome:
     """The phases, then (when keepalived changed anywhere) return only once VRRP has settled."""
     from fabfile.ops.settle import wait_for_vips
-    out = deploy_and_show(e, phases, check, fmt, nodes, skip_unreachable, batch, break_lock, rotation=rotation)
+    out = deploy_and_show(e, phases, check, fmt, nodes, skip_unreachable, batch, break_lock, rotation=rotation,
+                          json=json)
     if {Phase.LVS, Phase.KEEPALIVED} & set(phases) and not check and any(r.done for r in out.runs):
         _, line = wait_for_vips(e, exclude=set(out.skipped))
         output.say(line)
+    return out

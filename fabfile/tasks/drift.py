@@ -1,16 +1,17 @@
 """`inv diff` (drift: live files vs the inventory) and `inv rollback` (the previous deployed state)."""
 from __future__ import annotations
 
-from invoke import Exit, task
+from invoke import Exit
 
 from fabfile import output
-from fabfile.tasks.common import DEFAULT_ENV, check_format, node_env, one_line_errors
+from fabfile.tasks.common import DEFAULT_ENV, check_format, node_env, one_line_errors, task
 
 
 @task(help={"env": "inventory name", "node": "only this node", "format": "auto|rich|plain|markdown"})
 @one_line_errors
 def diff(c, env=DEFAULT_ENV, node=None, format=None):
     """Per node and file: how the live files differ from what the inventory renders (hand edits too).
+
     Exit 1 when anything drifted, like diff(1)."""
     from fabfile.ops.deploy import drift, gather
     check_format(format)
@@ -42,8 +43,10 @@ def diff(c, env=DEFAULT_ENV, node=None, format=None):
                              "break_lock": "take over a deploy lock left by a run that died"})
 @one_line_errors
 def rollback(c, env=DEFAULT_ENV, node=None, skip_unreachable=False, to=None, break_lock=False):
-    """Return to the files before the last deploy, or before run --to ID, planned as a deploy (a
-    change VRRP adverts carry on every node at once; else backups first, VIP holder last), reload, check."""
+    """Return to the files before the last deploy (or before run --to ID), reload, check.
+
+    Planned as a deploy: a change VRRP adverts carry goes to every node at once, anything else
+    to the backups first and the VIP holder last."""
     from fabfile.ops.rollback import rollback as do_rollback
     from fabfile.views.deploy import say_moves
     e, _ = node_env(env, node)

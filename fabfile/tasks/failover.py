@@ -6,11 +6,11 @@ import os
 import sys
 import time
 
-from invoke import Exit, task
+from invoke import Exit
 
 from fabfile import output
 from fabfile.core.drill_result import DrillResult
-from fabfile.tasks.common import DEFAULT_ENV, UsageError, check_format, node_env, number, one_line_errors
+from fabfile.tasks.common import DEFAULT_ENV, UsageError, check_format, node_env, number, one_line_errors, task
 
 
 @task(name="failover-test",
@@ -24,8 +24,10 @@ from fabfile.tasks.common import DEFAULT_ENV, UsageError, check_format, node_env
 @one_line_errors
 def failover_test(c, env=DEFAULT_ENV, mode="graceful", json=False, interval_ms=None, format=None, vip=None,
                   break_lock=False, out=None):
-    """Fail the current MASTER (all-but-one: each holder in turn until one is left), time the VIP
-    move and the client outage, restore, time the preempt back. Holds the deploy lock throughout."""
+    """Fail the MASTER under an HTTP probe, time the VIP move and the outage, restore the cluster.
+
+    all-but-one: each holder in turn until one is left. The preempt back is timed too; the deploy
+    lock is held throughout."""
     from fabfile.infra import runinfo
     from fabfile.ops import drill
     from fabfile.tasks.core import out_dir

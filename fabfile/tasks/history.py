@@ -1,21 +1,22 @@
 """`inv history`: the changes made to the cluster, from every node's own record, newest first."""
 from __future__ import annotations
 
-from invoke import task
 
 from fabfile.infra import facts as F
 from fabfile.core import history as H
 from fabfile import output
 from fabfile.infra.observe import observe_nodes
-from fabfile.tasks.common import DEFAULT_ENV, check_format, node_env, number, one_line_errors
+from fabfile.tasks.common import DEFAULT_ENV, check_format, node_env, number, one_line_errors, task
 
 
 @task(help={"env": "inventory name", "limit": "rows (default 20)", "json": "the rows as JSON",
             "format": "auto|rich|plain|markdown"})
 @one_line_errors
 def history(c, env=DEFAULT_ENV, limit=None, json=False, format=None):
-    """Every change (deploy, drain, rollback...) as the nodes recorded it: when, who, the
-    inventory's git commit, the task, the nodes and files; the id is what `inv rollback --to` takes."""
+    """Every change (deploy, drain, rollback...) as the nodes recorded it, newest first.
+
+    When, who, the inventory's git commit, the task, the nodes and files; the id is what
+    `inv rollback --to` takes."""
     check_format(format)
     limit = number(limit, "limit", 20, int, 1)
     e, nodes = node_env(env, quiet=json)

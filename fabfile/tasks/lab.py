@@ -5,12 +5,12 @@ a qemu VM on Debian's kernel, which has IPVS (fabfile/lab/kernel.py); `--kernel`
 """
 from __future__ import annotations
 
-from invoke import Collection, task
+from invoke import Collection
 
 from fabfile import output
 from fabfile.lab.hooks import lab_call, spec_for  # noqa: F401 (spec_for: what the lab tests import from here)
 from fabfile.lab.schema import release_of
-from fabfile.tasks.common import DEFAULT_ENV, LbtkError, load_env, one_line_errors
+from fabfile.tasks.common import DEFAULT_ENV, LbtkError, load_env, one_line_errors, task
 
 KERNEL_ENV = "kernel"
 HELP = {"env": "inventory whose nodes the lab creates (default: lab; kernel tier: kernel)",
@@ -95,8 +95,10 @@ def demo(c, env=DEFAULT_ENV, kernel=False, requests=30):
             "release": "the Debian release of its new image (default: the inventory's for that node)"})
 @one_line_errors
 def reimage(c, node, env=DEFAULT_ENV, release=None):
-    """Re-install one running lab node on a release's base: name, addresses, MAC and SSH host keys kept,
-    everything it wrote gone (what `inv os-upgrade` does to a lab node; then `inv deploy --node`)."""
+    """Re-install one running lab node on a release's base (name, addresses, keys kept).
+
+    Its name, addresses, MAC and SSH host keys are kept, everything it wrote is gone (what
+    `inv os-upgrade` does to a lab node; then `inv deploy --node`)."""
     from fabfile import lab
     from fabfile.lab import kernel
     e = load_env(env)

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import shlex
 
-from invoke import Exit, task
+from invoke import Exit
 
 from fabfile.infra import facts as F
 from fabfile import output
 from fabfile.model import clone_state as overrides
 from fabfile.infra import remote
 from fabfile.parsers import journal
-from fabfile.tasks.common import DEFAULT_ENV, UsageError, check_format, node_env, number, one_line_errors
+from fabfile.tasks.common import DEFAULT_ENV, UsageError, check_format, node_env, number, one_line_errors, task
 from fabfile.tasks.deploy import deploy_and_show
 
 
@@ -87,8 +87,9 @@ def undrain(c, server, env=DEFAULT_ENV, format=None, skip_unreachable=False, bre
             "format": "auto|rich|plain|markdown"})
 @one_line_errors
 def logs(c, env=DEFAULT_ENV, node=None, lines=None, format=None):
-    """keepalived's log on each node (its own file with `logging:`, else the journal): state
-    transitions and warnings first, then the tail."""
+    """keepalived's log on each node: state transitions and warnings first, then the tail.
+
+    Read from keepalived's own file where the inventory sets `logging:`, else from the journal."""
     check_format(format)
     lines = number(lines, "lines", 200, int, 1)
     e, nodes = node_env(env, node)
@@ -113,8 +114,10 @@ def logs(c, env=DEFAULT_ENV, node=None, lines=None, format=None):
             "format": "auto|rich|plain|markdown", "json": "the rows as JSON"})
 @one_line_errors
 def digest(c, server, env=DEFAULT_ENV, path=None, node=None, format=None, json=False):
-    """The digest keepalived's HTTP_GET computes for a real server's page (keepalived's genhash, run on
-    a director), against the inventory's HTTP_GET.digest: what to put in `digest:`."""
+    """The digest keepalived's HTTP_GET computes for a real server's page, against the inventory's.
+
+    keepalived's genhash, run on a director, against the inventory's HTTP_GET.digest: what to put
+    in `digest:`."""
     from fabfile.ops import digest as core
     from fabfile.core.checks import digest_targets
     from fabfile.views import digest as view

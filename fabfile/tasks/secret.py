@@ -2,10 +2,9 @@
 fabfile/ops/secret.py; the deploy's tables: fabfile/tasks/deploy.py)."""
 from __future__ import annotations
 
-from invoke import task
 
 from fabfile import output
-from fabfile.tasks.common import DEFAULT_ENV, check_format, one_line_errors
+from fabfile.tasks.common import DEFAULT_ENV, check_format, one_line_errors, task
 from fabfile.tasks.deploy import deploy_and_show
 
 

@@ -1,12 +1,12 @@
 """`inv sync-start / sync-stop / sync-status`: the IPVS connection sync daemon on every node."""
 from __future__ import annotations
 
-from invoke import Exit, task
+from invoke import Exit
 
 from fabfile import output
 from fabfile.core import sync_rules as sync
 from fabfile.ops import sync_daemons
-from fabfile.tasks.common import DEFAULT_ENV, check_format, node_env, one_line_errors
+from fabfile.tasks.common import DEFAULT_ENV, check_format, node_env, one_line_errors, task
 
 HELP = {"env": "inventory name", "format": "auto|rich|plain|markdown", "json": "print JSON"}
 CHANGE_HELP = {**HELP, "break_lock": "take over a deploy lock left by a run that died (a live run's lock is never broken)"}

@@ -2,13 +2,13 @@
 its summary): the live `ipvsadm -L -n` (+ rates) per director, `ip a` per node, keepalived's view."""
 from __future__ import annotations
 
-from invoke import Exit, task
+from invoke import Exit
 
 from fabfile.infra import facts as F
 from fabfile import output
 from fabfile.infra.observe import observe_nodes
 from fabfile.views import cluster
-from fabfile.tasks.common import DEFAULT_ENV, check_format, node_env, one_line_errors
+from fabfile.tasks.common import DEFAULT_ENV, check_format, node_env, one_line_errors, task
 
 HELP = {"env": "inventory name", "node": "only this node", "format": "auto|rich|plain|markdown",
         "json": "the rows as JSON (the same fields as verify --json)"}

@@ -7,10 +7,9 @@ A lab inventory (a `lab:` section) swaps the OS by re-imaging the node onto the 
 """
 from __future__ import annotations
 
-from invoke import task
 
 from fabfile import output
-from fabfile.tasks.common import DEFAULT_ENV, UsageError, node_env, one_line_errors
+from fabfile.tasks.common import DEFAULT_ENV, UsageError, node_env, one_line_errors, task
 
 HELP = {"env": "inventory name (inventories/NAME.yaml)", "node": "the node to upgrade (one at a time)",
         "release": "the Debian release to go to (the next one after the node's: trixie from bookworm)",
@@ -23,6 +22,7 @@ HELP = {"env": "inventory name (inventories/NAME.yaml)", "node": "the node to up
 @one_line_errors
 def os_upgrade(c, node=None, release=None, env=DEFAULT_ENV, check=False, force=False, break_lock=False):
     """Upgrade one node's Debian release: drain, keepalived out, OS swap (apt + reboot; lab: re-image).
+
     Then `inv deploy --node NODE` puts the toolkit's config back and starts keepalived."""
     from fabfile.infra import runinfo
     from fabfile.ops import upgrade

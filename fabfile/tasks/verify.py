@@ -1,13 +1,13 @@
 """`inv verify`: every check in one table; exit 0 only when all pass."""
 from __future__ import annotations
 
-from invoke import Exit, task
+from invoke import Exit
 
 from fabfile import output
 from fabfile.ops.verify import verify_nodes
 from fabfile.views import cluster
 from fabfile.views import verify as view
-from fabfile.tasks.common import DEFAULT_ENV, check_format, node_env, number, one_line_errors
+from fabfile.tasks.common import DEFAULT_ENV, check_format, node_env, number, one_line_errors, task
 
 
 @task(help={"env": "inventory name", "json": "one JSON object: ok, checks, vip_holders",
@@ -17,8 +17,10 @@ from fabfile.tasks.common import DEFAULT_ENV, check_format, node_env, number, on
             "parallel": "at most N nodes at once"})
 @one_line_errors
 def verify(c, env=DEFAULT_ENV, json=False, format=None, no_http=False, requests=None, node=None, parallel=None):
-    """VIP holders (split brain in red), daemons, ARP sysctls, VIP on lo, IPVS table, sync daemon, HTTP;
-    with a lab client: IPVS --stats, scheduler order and counts per real server through the VIP."""
+    """Every check of the cluster (VIP holders, daemons, ARP, IPVS, sync daemon, HTTP) and its tables.
+
+    VIP holders (split brain in red), daemons, ARP sysctls, VIP on lo, IPVS table, sync daemon,
+    HTTP; with a lab client: IPVS --stats, scheduler order and counts per real server through the VIP."""
     check_format(format)
     requests = number(requests, "requests", 30, int, 1)
     e, nodes = node_env(env, node, quiet=json, parallel=parallel)

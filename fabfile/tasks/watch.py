@@ -7,10 +7,9 @@ from __future__ import annotations
 import sys
 import time
 
-from invoke import task
 
 from fabfile import output
-from fabfile.tasks.common import DEFAULT_ENV, check_format, load_env, number, one_line_errors
+from fabfile.tasks.common import DEFAULT_ENV, check_format, load_env, number, one_line_errors, task
 
 
 @task(help={"env": "inventory name", "interval": "seconds between refreshes (default 1)",

@@ -24,6 +24,21 @@ def show(out: Outcome, fmt=None) -> None:
             output.say(rolled(out.batches))
 
 
+def as_json(out: Outcome) -> dict:
+    """--check --json: the plan as data (a review bot's), diffs masked like every output."""
+    return {"check": out.check, "pending": out.pending, "phases": [p.value for p in out.phases],
+            "nodes": [{"node": r.node,
+                       "files": [{"path": ch.file.path, "kind": ch.kind, "diff": ch.diff} for ch in r.plan.changes],
+                       "actions": [{"verb": a.verb, "unit": a.unit, "arg": a.arg, "why": a.why, "shell": a.shell()}
+                                   for a in r.plan.actions],
+                       "notes": list(r.plan.notes)} for r in out.runs],
+            "vip_moves": [{"vip": m.vip, "holders": list(m.holders), "owner": m.owner, "moves": m.moves,
+                           "nopreempt": m.nopreempt} for m in out.moves],
+            "batches": [list(b) for b in out.roll.batches] if out.roll and out.pending else [],
+            "order": out.roll.line() if out.roll and out.pending else None,
+            "skipped": dict(out.skipped)}
+
+
 def rolled(batches: list[list[str]]) -> str:
     """How a change rolled (--batch): `batches: node3+node2, then node1`, a `+` taken at once."""
     return "batches: " + ", then ".join("+".join(b) for b in batches)

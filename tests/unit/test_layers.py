@@ -9,14 +9,15 @@ The layers, bottom up (a layer imports only what is below it, plus itself):
                 (model/extensions.py: how the product reaches the lab without importing it)
     output, progress   shared by everything that prints (masking reads model.secrets);
                 neither imports the other
-    infra       the shell to the nodes: remote, facts, observe, confcheck, runinfo
+    infra       the shell to the nodes: remote, facts, observe, confcheck, runinfo, trace (-v;
+                shows commands through terminal's `visible`)
     core        pure: model, parsers, errors and the typed observed state `fabfile.infra.facts`
                 only, never remote or observe (so nothing in core can open a connection)
     ops         what touches nodes: core, infra, model, parsers, errors, output, progress
     views       results -> tables: output, core, model, parsers, infra.facts, and from ops only
                 result types and constants (a class or a NAME IN CAPITALS: `from fabfile.ops.verify
                 import Report`), never a module or a function of ops, which would touch nodes
-    tasks       flags in, one call, a view out: anything
+    tasks       flags in, one call, a view out: anything (the package face too: its __version__)
     lab         the local lab, an extension: model, infra, parsers, errors, output. Nothing imports
                 it but tasks (which also registers its hooks, fabfile/lab/hooks.py); the product
                 reaches it through fabfile.model.extensions only
@@ -49,11 +50,11 @@ ALLOWED: dict[str, set[str]] = {
     "model": {"parsers", "errors"},
     "output": {"model", "parsers", "errors", "terminal"},
     "progress": {"model", "parsers", "errors", "terminal", "output"},
-    "infra": {"model", "parsers", "errors"},
+    "infra": {"model", "parsers", "errors", "terminal"},
     "core": {"model", "parsers", "errors", "infra.facts"},
     "ops": BELOW_OPS,
     "views": {"output", "core", "model", "parsers", "infra.facts", "ops:types"},
-    "tasks": BELOW_OPS | {"views", "ops", "lab"},
+    "tasks": BELOW_OPS | {"views", "ops", "lab", "fabfile"},      # fabfile: its __version__
     "lab": {"model", "infra", "parsers", "errors", "output"},
 }
 TOP_LEVEL = {"__init__.py", "errors.py", "output.py", "progress.py", "terminal.py"}
