@@ -42,9 +42,10 @@ class Ansible(PeerTool):
         return last_error(stdout, stderr)
 
     def playbook(self, name: str, rendered: Path | None = None) -> float:
-        """Run one playbook cold (no SSH master left from the previous run, as the toolkit opens its
-        connections afresh on every run); seconds taken. A failure is one line and SystemExit."""
-        self.close_masters()
+        """Run one playbook; seconds taken. A failure is one line and SystemExit. The SSH masters the
+        cycle's earlier playbooks left (ControlPersist, Ansible's default) are used again, as the
+        toolkit's runs use the connections its first deploy left (ssh.control_persist): each cycle's
+        first deploy is cold for both, on fresh nodes, and close() ends the masters with the cycle."""
         cmd = [str(PLAYBOOK_BIN), "-i", str(self.inventory), "-f", str(max(self.n, 1)), str(PLAYBOOKS / name)]
         if rendered is not None:
             cmd += ["-e", f"lbtk_rendered={rendered}"]

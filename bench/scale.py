@@ -12,6 +12,9 @@ Usage (root, the plain lab down; the lab is shared: hold its lock):
 side's cycle in turn, each on fresh nodes (lab.down + lab.up); then lab.down. After each side's first
 deploy `inv diff` must find no drift (every side ships the same files), else the sitting fails. The
 peers install their pinned releases into bench/.venv-ansible and bench/.venv-pyinfra first.
+Within a cycle the toolkit's no-op, verify and change reuse the SSH connections its first deploy
+left (ssh.control_persist, default 60 s) and Ansible's reuse its SSH masters (ControlPersist, its
+default); pyinfra has no such reuse. Every cycle's first deploy is cold on fresh nodes.
 --dry-run prints the commands the sitting would run (lab-N rendered offline for the peers' inventories)
 and runs none of them.
 """
@@ -50,6 +53,9 @@ def toolkit_cycle(shell: Shell, n: int) -> dict[str, float]:
     # one change: a real server's weight (a drain is one keepalived.conf change on every node)
     took["one change"] = shell.inv("drain", "--env", env, "--server", "node2")
     shell.inv("undrain", "--env", env, "--server", "node2")
+    # the connections the first deploy left for the others (ssh.control_persist) end with the
+    # cycle, as the Ansible side's SSH masters do (ansible_side.Ansible.close)
+    shell.inv("connections", "--stop")
     return took
 
 
