@@ -1,10 +1,10 @@
 """`inv alerts`: what fires in Prometheus for the cluster, beside what verify says."""
 from __future__ import annotations
 
-from invoke import Exit, task
+from invoke import Exit
 
 from fabfile import output
-from fabfile.tasks.common import DEFAULT_ENV, check_format, node_env, one_line_errors
+from fabfile.tasks.common import DEFAULT_ENV, check_format, node_env, one_line_errors, task
 
 
 @task(help={"env": "inventory name", "json": "one JSON object: ok, prometheus_url, alerts, verify",
@@ -12,9 +12,10 @@ from fabfile.tasks.common import DEFAULT_ENV, check_format, node_env, one_line_e
             "no_http": "verify without the HTTP GET through each VIP"})
 @one_line_errors
 def alerts(c, env=DEFAULT_ENV, json=False, format=None, no_verify=False, no_http=False):
-    """The cluster's alerts pending or firing in the Prometheus `monitoring.prometheus_url` names
-    (its HTTP API, from this machine), beside what verify finds on the nodes. Exit 1 when an alert
-    fires or a check fails."""
+    """The cluster's alerts pending or firing in the Prometheus `monitoring.prometheus_url` names.
+
+    Read through its HTTP API from this machine, beside what verify finds on the nodes. Exit 1 when
+    an alert fires or a check fails."""
     from fabfile.ops.alerts import alerts as read
     from fabfile.views import alerts as view
     check_format(format)

@@ -1,10 +1,8 @@
 """`inv connections`: the SSH connections kept between runs (fabfile/infra/keeper.py), and ending them."""
 from __future__ import annotations
 
-from invoke import task
-
 from fabfile import output
-from fabfile.tasks.common import one_line_errors
+from fabfile.tasks.common import one_line_errors, task
 
 
 @task(help={"stop": "end the keeper and every connection it keeps", "json": "as JSON"})
