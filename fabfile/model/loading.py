@@ -1,4 +1,5 @@
-"""Find, load and validate `inventories/NAME.yaml` (the directory: $LBTK_INVENTORIES, else the repository's).
+"""Find, load and validate `inventories/NAME.yaml` (the directory: $LBTK_INVENTORIES, else the repository's;
+an installed `lbtk` sets $LBTK_INVENTORIES from --inventories DIR, else ./inventories: tasks/program.py).
 
 Every problem becomes one line: `FILE: FIELD.PATH: what is wrong — how to fix it`.
 The tasks print it and exit non-zero; nobody sees a traceback for bad input.
@@ -132,6 +133,9 @@ def load(env: str) -> tuple[Inventory, Path]:
         return parse(data, f"inventories/{env}.yaml (generated from {origin})"), path
     if not path.exists():
         known = sorted(p.stem for p in inventory_dir().glob("*.yaml"))
+        if not known:
+            raise InventoryError(f"{_show(path)}: no such inventory, and no inventory in {_show(inventory_dir())} "
+                                 f"— name the directory with --inventories DIR or ${INVENTORIES_VAR}")
         raise InventoryError(f"{_show(path)}: no such inventory — choose --env from {', '.join(known)}")
     if not path.is_file():
         raise InventoryError(f"{_show(path)}: is a directory, not an inventory file — name a .yaml file")
