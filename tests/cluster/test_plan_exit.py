@@ -26,3 +26,31 @@ def test_a_weight_change_is_pending_then_done(deployed):
         inv("deploy", "--env", name, check=True)
         r = inv("deploy", "--env", name, "--check", "--json", "--detailed-exitcode")
         assert r.returncode == 0 and json.loads(r.stdout)["pending"] is False
+
+
+def test_diff_drain_and_rollback_as_json(deployed):
+    """`--json` on diff, drain/undrain and rollback; `rollback --check` plans without applying."""
+    def weigh(d):
+        d["virtual_servers"][0]["real_servers"][0]["weight"] += 2
+    r = inv("diff", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["drifted"] == 0, r.stderr
+    r = inv("drain", "--server", "node3", "--json")
+    got = json.loads(r.stdout)
+    assert r.returncode == 0 and got["drained"] is True and got["changed"] is True, r.stderr
+    assert all(n["status"] in ("changed", "no changes") for n in got["nodes"])
+    got = json.loads(inv("undrain", "--server", "node3", "--json", check=True).stdout)
+    assert got["drained"] is False and got["changed"] is True
+    with lab_variant("lab-weight2", weigh) as name:
+        inv("deploy", "--env", name, check=True)
+        r = inv("diff", "--json")                      # the lab's inventory against the variant's files
+        assert r.returncode == 1 and json.loads(r.stdout)["drifted"] >= 1
+        r = inv("rollback", "--env", name, "--check", "--json")
+        plan = json.loads(r.stdout)
+        assert r.returncode == 0 and plan["check"] is True and plan["pending"] is True, r.stderr
+        assert all(CONF in [f["path"] for f in n["files"]] for n in plan["nodes"]) and plan["batches"]
+        r = inv("diff", "--json")                      # --check touched nothing
+        assert r.returncode == 1
+        got = json.loads(inv("rollback", "--env", name, "--json", check=True).stdout)
+        assert got["check"] is False and all(n["status"] == "changed" for n in got["nodes"])
+    r = inv("diff", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["drifted"] == 0
