@@ -7,6 +7,7 @@ The tasks print it and exit non-zero; nobody sees a traceback for bad input.
 from __future__ import annotations
 
 import difflib
+import fnmatch
 import os
 import re
 import typing
@@ -22,6 +23,30 @@ from fabfile.model.schema import Inventory, dotted
 
 ROOT = Path(__file__).resolve().parents[2]
 INVENTORIES_VAR = "LBTK_INVENTORIES"
+
+
+FLEET_MARKS = frozenset("*?[,")     # an --env naming several inventories: a glob, or names with commas
+
+
+def env_names(value: str) -> list[str] | None:
+    """--env naming several inventories (`lab,lab-multi`, `'lab*'`, `'prod-*,staging'`): each
+    part a name or a glob over the inventory directory's NAME.yaml, in the order given, each once.
+    None for a single name (or a .yaml path): the tasks' usual one cluster."""
+    if not FLEET_MARKS & set(value):
+        return None
+    known = sorted(p.stem for p in inventory_dir().glob("*.yaml"))
+    names: list[str] = []
+    for part in (p.strip() for p in value.split(",")):
+        if not part:
+            continue
+        hits = fnmatch.filter(known, part) if set("*?[") & set(part) else [part]
+        if not hits:
+            raise InventoryError(f"--env {_clip(part)}: matches no inventory in {_show(inventory_dir())} — "
+                                 f"choose from {', '.join(known) or 'none'}")
+        names += [h for h in hits if h not in names]
+    if not names:
+        raise InventoryError(f"--env {_clip(value)}: names no inventory — give NAME, NAME,NAME or a glob such as 'lab*'")
+    return names
 
 
 def inventory_dir() -> Path:

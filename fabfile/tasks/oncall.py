@@ -10,17 +10,38 @@ from fabfile import output
 from fabfile.model import clone_state as overrides
 from fabfile.infra import remote
 from fabfile.parsers import journal
+from fabfile.errors import LbtkError, one_line
 from fabfile.tasks.common import DEFAULT_ENV, UsageError, check_format, node_env, number, one_line_errors, task
 from fabfile.tasks.deploy import deploy_and_show
 
 
-@task(help={"env": "inventory name", "format": "auto|rich|plain|markdown", "json": "print JSON"})
+@task(help={"env": "inventory name; several: NAME,NAME or a glob ('lab*'), one table across the clusters",
+            "format": "auto|rich|plain|markdown", "json": "print JSON"})
 @one_line_errors
 def status(c, env=DEFAULT_ENV, format=None, json=False):
     """Short cluster summary: who holds each VIP, daemons up, problems (no HTTP probe)."""
+    from fabfile.model.loading import env_names
     from fabfile.ops.status import status as observe_status
     from fabfile.views import status as view
     check_format(format)
+    names = env_names(env)
+    if names is not None:
+        fleet, failed = [], {}
+        for name in names:
+            try:
+                e, _ = node_env(name, quiet=json)
+                fleet.append((e.path.name, observe_status(e)))
+            except LbtkError as err:     # one cluster that cannot be read is its line, not the fleet's end
+                failed[name] = one_line(err)[0].removeprefix("error: ")
+        if json:
+            output.show_json(view.fleet_json(fleet, failed))
+        else:
+            view.show_fleet(fleet, format)
+            for name, why in failed.items():
+                output.say(f"{name}: not read: {why}")
+        if failed or not all(st.ok for _, st in fleet):
+            raise Exit(code=1)
+        return
     e, _ = node_env(env, quiet=json)
     st = observe_status(e)
     if json:

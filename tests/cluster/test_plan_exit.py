@@ -54,3 +54,17 @@ def test_diff_drain_and_rollback_as_json(deployed):
         assert got["check"] is False and all(n["status"] == "changed" for n in got["nodes"])
     r = inv("diff", "--json")
     assert r.returncode == 0 and json.loads(r.stdout)["drifted"] == 0
+
+
+def test_status_and_check_of_a_glob_are_one_table(deployed):
+    """Issue 29's acceptance: `inv status --env 'lab*'` shows the clusters in one table (the labs
+    not up are UNREACHABLE rows, exit 1); `check` of the same glob, one keepalived -t table."""
+    r = inv("status", "--env", "lab,lab-multi", "--json")
+    got = json.loads(r.stdout)
+    assert [c["inventory"] for c in got["clusters"]] == ["lab.yaml", "lab-multi.yaml"], r.stderr
+    lab = got["clusters"][0]
+    assert lab["ok"] is True and lab["vip_holders"] == {"10.189.0.100": ["node1"]}
+    r = inv("status", "--env", "lab*")
+    assert "lab.yaml" in r.stdout and "lab-trixie" in r.stdout and r.stdout.count(" clusters") == 1
+    r = inv("check", "--env", "lab*")
+    assert r.returncode == 0 and r.stdout.count("keepalived -t") == 1, r.stderr

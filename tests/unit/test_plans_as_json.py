@@ -9,6 +9,7 @@ import contextlib
 import io
 import json
 
+import pytest
 from invoke import Context, Exit
 
 from fabfile.core.phase import Phase
@@ -124,3 +125,24 @@ def test_drain_json_is_one_object_with_the_server_and_its_record(lab, base, monk
     assert {n["node"] for n in got["nodes"]} == set(NODES) and all("status" in n for n in got["nodes"])
     got, code = run_json(oncall.undrain, server="node3")
     assert got["drained"] is False
+
+
+def test_status_of_several_clusters_is_one_table(lab, base, monkeypatch, capsys):
+    """`status --env 'lab,lab-multi'`: a row per node of each cluster in one table, JSON per cluster."""
+    from dataclasses import replace
+    from fabfile.model.loading import load
+    from fabfile.tasks import oncall
+    multi_inv, multi_path = load("lab-multi")
+    multi = replace(lab, inv=multi_inv, path=multi_path, name="lab-multi")
+    monkeypatch.setattr(oncall, "node_env", lambda name, **k: ({"lab": lab, "lab-multi": multi}[name], []))
+    cluster(lab, base, edited=False)
+    with pytest.raises(Exit):       # lab-multi's VIPs are not where these nodes hold the lab's
+        oncall.status(Context(), env="lab,lab-multi", format="plain")
+    out = capsys.readouterr().out
+    assert out.count("node1") >= 2 and "lab.yaml" in out and "lab-multi.yaml" in out and "2 clusters" in out
+    assert "lab.yaml: drained: none" in out and "lab-multi.yaml: status: DEGRADED" in out
+    with pytest.raises(Exit):
+        oncall.status(Context(), env="lab,lab-multi", json=True)
+    got = json.loads(capsys.readouterr().out)
+    assert got["ok"] is False and [c["inventory"] for c in got["clusters"]] == ["lab.yaml", "lab-multi.yaml"]
+    assert got["clusters"][1]["ok"] is False and {"vip_holders", "nodes", "problems"} <= set(got["clusters"][1])
