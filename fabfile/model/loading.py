@@ -140,6 +140,10 @@ def path_for(env: str) -> Path:
                              "or an inventory by name")
     if not ENV_NAME.fullmatch(env):
         known = sorted(p.stem for p in inventory_dir().glob("*.yaml"))
+        if FLEET_MARKS & set(env) and all(ENV_NAME.fullmatch(re.sub(r"[*?\[\]]", "x", part))
+                                          for part in env.split(",")):
+            raise InventoryError(f"--env {_clip(env)}: several inventories are for check and status — this "
+                                 f"task takes one: choose from {', '.join(known)}")
         raise InventoryError(f"--env {_clip(env)}: not an inventory name (a letter or digit, then letters, digits, "
                              f"'.', '_', '-', at most 64) nor a .yaml file — choose from {', '.join(known)}")
     return inventory_dir() / f"{env}.yaml"

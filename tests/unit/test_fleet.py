@@ -107,6 +107,9 @@ def test_env_names_several_inventories_or_a_glob():
     assert env_names("lab-m*,lab-multi") == ["lab-mixed", "lab-multi"]
     with pytest.raises(InventoryError, match=r"--env 'nope\*': matches no inventory .* choose from"):
         env_names("lab,nope*")
+    from fabfile.model.loading import path_for
+    with pytest.raises(InventoryError, match=r"several inventories are for check and status — this task takes one"):
+        path_for("lab*")
 
 
 def test_check_of_a_glob_is_one_table_and_the_clashes_between_them():
