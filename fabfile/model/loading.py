@@ -1,4 +1,5 @@
-"""Find, load and validate `inventories/NAME.yaml` (the directory: $LBTK_INVENTORIES, else the repository's).
+"""Find, load and validate `inventories/NAME.yaml` (the directory: $LBTK_INVENTORIES, else the repository's;
+an installed `lbtk` sets $LBTK_INVENTORIES from --inventories DIR, else ./inventories: tasks/program.py).
 
 Every problem becomes one line: `FILE: FIELD.PATH: what is wrong — how to fix it`.
 The tasks print it and exit non-zero; nobody sees a traceback for bad input.
@@ -6,6 +7,7 @@ The tasks print it and exit non-zero; nobody sees a traceback for bad input.
 from __future__ import annotations
 
 import difflib
+import fnmatch
 import os
 import re
 import typing
@@ -21,6 +23,30 @@ from fabfile.model.schema import Inventory, dotted
 
 ROOT = Path(__file__).resolve().parents[2]
 INVENTORIES_VAR = "LBTK_INVENTORIES"
+
+
+FLEET_MARKS = frozenset("*?[,")     # an --env naming several inventories: a glob, or names with commas
+
+
+def env_names(value: str) -> list[str] | None:
+    """--env naming several inventories (`lab,lab-multi`, `'lab*'`, `'prod-*,staging'`): each
+    part a name or a glob over the inventory directory's NAME.yaml, in the order given, each once.
+    None for a single name (or a .yaml path): the tasks' usual one cluster."""
+    if not FLEET_MARKS & set(value):
+        return None
+    known = sorted(p.stem for p in inventory_dir().glob("*.yaml"))
+    names: list[str] = []
+    for part in (p.strip() for p in value.split(",")):
+        if not part:
+            continue
+        hits = fnmatch.filter(known, part) if set("*?[") & set(part) else [part]
+        if not hits:
+            raise InventoryError(f"--env {_clip(part)}: matches no inventory in {_show(inventory_dir())} — "
+                                 f"choose from {', '.join(known) or 'none'}")
+        names += [h for h in hits if h not in names]
+    if not names:
+        raise InventoryError(f"--env {_clip(value)}: names no inventory — give NAME, NAME,NAME or a glob such as 'lab*'")
+    return names
 
 
 def inventory_dir() -> Path:
@@ -114,6 +140,10 @@ def path_for(env: str) -> Path:
                              "or an inventory by name")
     if not ENV_NAME.fullmatch(env):
         known = sorted(p.stem for p in inventory_dir().glob("*.yaml"))
+        if FLEET_MARKS & set(env) and all(ENV_NAME.fullmatch(re.sub(r"[*?\[\]]", "x", part))
+                                          for part in env.split(",")):
+            raise InventoryError(f"--env {_clip(env)}: several inventories are for check and status — this "
+                                 f"task takes one: choose from {', '.join(known)}")
         raise InventoryError(f"--env {_clip(env)}: not an inventory name (a letter or digit, then letters, digits, "
                              f"'.', '_', '-', at most 64) nor a .yaml file — choose from {', '.join(known)}")
     return inventory_dir() / f"{env}.yaml"
@@ -132,6 +162,9 @@ def load(env: str) -> tuple[Inventory, Path]:
         return parse(data, f"inventories/{env}.yaml (generated from {origin})"), path
     if not path.exists():
         known = sorted(p.stem for p in inventory_dir().glob("*.yaml"))
+        if not known:
+            raise InventoryError(f"{_show(path)}: no such inventory, and no inventory in {_show(inventory_dir())} "
+                                 f"— name the directory with --inventories DIR or ${INVENTORIES_VAR}")
         raise InventoryError(f"{_show(path)}: no such inventory — choose --env from {', '.join(known)}")
     if not path.is_file():
         raise InventoryError(f"{_show(path)}: is a directory, not an inventory file — name a .yaml file")

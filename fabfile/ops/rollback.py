@@ -12,7 +12,8 @@ against the live ones; fabfile/ops/deploy.py apply_runs): the same batching rule
 VRRP adverts carry (the secret, virtual_router_id, advert_int, the first VIP) goes back on every
 node at once, anything else backups first and the VIP holder last; the same VIP-move prediction,
 from the keepalived.conf each node ends on; the same transactional apply (staged, `keepalived -t`,
-swapped, health-checked, put back on a failure).
+swapped, health-checked, put back on a failure). `check` (`inv rollback --check`): the same plan,
+under the same lock, and nothing applied or dropped: the Outcome deploy --check gives.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from fabfile.errors import LbtkError
 from fabfile.infra.facts import BACKUP_DIR, NodeState
 from fabfile.infra.observe import observe_except, observe_reachable
 from fabfile.ops.deploy import (NodeRun, NoProgress, Outcome, RunStatus, apply_runs, deploy_paths, planned_moves,
-                                refuse_partial_wire_change)
+                                refuse_partial_wire_change, roll_plan)
 from fabfile.core import restore
 from fabfile.core.phase import RUNTIME_PHASE, Phase
 from fabfile.core.plan import VipIntent
@@ -45,15 +46,16 @@ def sets_to_restore(backups: list[tuple[str, list[str]]], to: str | None) -> lis
 
 def rollback(env: Env, node: str | None = None, say=lambda s: None, skip_unreachable: bool = False,
              to: str | None = None, break_lock: bool = False, progress=None,
-             on_moves=lambda moves: None) -> Outcome:
+             on_moves=lambda moves: None, check: bool = False) -> Outcome:
     """Roll back (see the module's text). `progress(runs)` and `on_moves(moves)` as for
-    fabfile.ops.deploy.run_phases; a node that refused is an LbtkError once the others are done."""
+    fabfile.ops.deploy.run_phases; a node that refused is an LbtkError once the others are done.
+    `check`: the plan only (Outcome.check), nothing applied."""
     nodes = select_nodes(env.inv, node)
     info = runinfo.current(env.name, env.path)
     with remote.nodes(env, nodes) as group, runlock.Lock(group, info, break_lock) as lock:
         for n, holder in lock.broken:
             say(f"{n}: broke the stale deploy lock left by {runlock.who(holder)}")
-        return _rollback(env, group, lock.down, say, skip_unreachable, to, info, progress, on_moves)
+        return _rollback(env, group, lock.down, say, skip_unreachable, to, info, progress, on_moves, check)
 
 
 def rendered_files(env: Env, node: str) -> dict[str, NodeFile]:
@@ -87,7 +89,7 @@ def intent_after(env: Env, runs: list[NodeRun]) -> VipIntent:
 
 
 def _rollback(env: Env, group: remote.NodeGroup, lock_down: dict[str, str], say, skip_unreachable: bool,
-              to: str | None, info: runinfo.RunInfo, progress, on_moves) -> Outcome:
+              to: str | None, info: runinfo.RunInfo, progress, on_moves, check: bool = False) -> Outcome:
     states = observe_except(group, (*F.DEPLOY, F.BACKUPS), None, lock_down)
     down = {n: s.error for n, s in states.items() if not s.reachable}
     if down and (not skip_unreachable or len(down) == len(states)):
@@ -114,15 +116,26 @@ def _rollback(env: Env, group: remote.NodeGroup, lock_down: dict[str, str], say,
     if len(states) < len(env.inv.nodes):
         refuse_partial_wire_change(runs, missing=sorted({n.name for n in env.inv.nodes} - set(states)))
     phases = [p for p in Phase if any(ch.file.phase == p for r in runs for ch in r.plan.changes)]
-    out = Outcome(phases, runs, planned_moves(env, runs, intent), False, skipped=down)
+    out = Outcome(phases, runs, planned_moves(env, runs, intent), check, skipped=down)
     on_moves(out.moves)
+    if check:
+        out.roll = roll_plan(env, runs, None, intent, moves=out.moves)
+        return out
     try:
         apply_runs(env, live, out, say, (progress or NoProgress)(runs), None, info, intent)
     finally:
         _drop_sets(live, out.runs, sets, info, say)
     if out.error:
-        raise LbtkError(f"{out.error} (rollback to the files before {_oldest(sets)})") from None
+        raise RollbackFailed(f"{out.error} (rollback to the files before {_oldest(sets)})", out) from None
     return out
+
+
+class RollbackFailed(LbtkError):
+    """A node refused the rollback; `outcome` holds what every node took (rollback --json)."""
+
+    def __init__(self, message: str, outcome: Outcome):
+        super().__init__(message)
+        self.outcome = outcome
 
 
 def _oldest(sets: dict[str, list[tuple[str, list[str]]]]) -> str:

@@ -177,7 +177,8 @@ def live_facts(e, nodes):
     return {n: RenderFacts.of(s) for n, s in states.items()}, runtime.of(e, states)
 
 
-@task(help={"env": "inventory name (inventories/NAME.yaml)", "format": "auto|rich|plain|markdown",
+@task(help={"env": "inventory name (inventories/NAME.yaml); several: NAME,NAME or a glob ('lab*'), "
+                   "checked together as --all checks them", "format": "auto|rich|plain|markdown",
             "json": "print one JSON object",
             "all": "every inventory in inventories/, and across them: a virtual_router_id on one segment, a VIP "
                    "or a node address in two clusters (unless both name the same estate)"})
@@ -191,6 +192,10 @@ def check(c, env=DEFAULT_ENV, format=None, json=False, all=False):  # noqa: A002
         if env != DEFAULT_ENV:
             raise UsageError(f"--all checks every inventory: drop --env {env}")
         return check_all(format, json)
+    from fabfile.model.loading import env_names
+    names = env_names(env)
+    if names is not None:
+        return check_all(format, json, names)
     e = load_env(env, lint=True)      # a lint job without the secret checks with a placeholder, and says so
     if e.lint_note:
         output.note(e.lint_note)
@@ -203,15 +208,18 @@ def check(c, env=DEFAULT_ENV, format=None, json=False, all=False):  # noqa: A002
         raise InventoryError(v.errors)
 
 
-def check_all(format, json) -> None:
-    """`check --all`: each inventory as `check` checks it, then the clashes between clusters
-    (fabfile/core/fleet.py). Every problem is one error line; all of them are listed."""
+def check_all(format, json, names: list[str] | None = None) -> None:
+    """`check --all` (or --env naming several: `names`): each inventory as `check` checks it, in
+    one table, then the clashes between those clusters (fabfile/core/fleet.py). Every problem is
+    one error line; all of them are listed."""
     from fabfile.core import fleet
     from fabfile.model.loading import inventory_dir
     errors, loaded, reports = [], [], []
-    for path in sorted(inventory_dir().glob("*.yaml")):
+    table = output.Table("keepalived -t", ["inventory", "node", "file", "verdict", "keepalived says"])
+    warnings = []
+    for name in names if names is not None else [p.stem for p in sorted(inventory_dir().glob("*.yaml"))]:
         try:
-            e = load_env(path.stem, lint=True)
+            e = load_env(name, lint=True)
         except InventoryError as x:
             errors += x.lines
             continue
@@ -221,8 +229,14 @@ def check_all(format, json) -> None:
         errors += v.errors
         loaded.append((rel(e.path), e.inv))
         reports.append(v.as_json(e))
-        if not json:
-            v.show(e, format)
+        for r in v.results:
+            table.add(e.path.name, r["node"], r["file"], r["verdict"],
+                      "; ".join(r["messages"]) or "configuration is valid", ok=r["verdict"] == "ok")
+        warnings += [f"warning: {e.inv.source}: {w}" for w in v.warnings]
+    if not json:
+        output.show(table, format)
+        for w in warnings:
+            output.say(w)
     found = fleet.clashes(loaded)
     errors += [x.line() for x in found]
     if json:

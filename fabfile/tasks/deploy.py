@@ -72,10 +72,11 @@ deploy.__doc__ = deploy.body.__doc__ = (f"Every phase in order ({', '.join(DEPLO
 
 def deploy_and_show(e: Env, phases: list[Phase], check: bool = False, fmt=None, nodes=None,
                     skip_unreachable: bool = False, batch: int | None = None, break_lock: bool = False,
-                    change=None, rotation: bool = False, lock=None, json: bool = False) -> Outcome:
+                    change=None, rotation: bool = False, lock=None, json: bool = False, annotate=None) -> Outcome:
     """The phases with progress, then their tables; a node that refused is raised after the summary.
-    `lock`: the deploy lock the caller holds already (os-upgrade's drain runs under it). `json`
-    (--check only): nothing but the plan as JSON on stdout."""
+    `lock`: the deploy lock the caller holds already (os-upgrade's drain runs under it). `json`:
+    nothing but the plan (and, when applied, what each node took) as one JSON object on stdout,
+    with `annotate(out)`'s keys added (drain's server and record)."""
     from fabfile.ops.deploy import run_phases
     from fabfile.progress import Progress
     from fabfile.views import deploy as view
@@ -90,19 +91,19 @@ def deploy_and_show(e: Env, phases: list[Phase], check: bool = False, fmt=None, 
                      batch=batch, break_lock=break_lock, change=change,
                      on_moves=(lambda moves: None) if json else view.say_moves, rotation=rotation, lock=lock)
     if json:
-        output.show_json(view.as_json(out))
+        output.show_json({**view.as_json(out), **(annotate(out) if annotate else {})})
     else:
         view.show(out, fmt)
     if not check:
-        record_owed(e, out)
+        record_owed(e, out, say=output.note if json else output.say)
     if out.error:
         raise out.error
     return out
 
 
-def record_owed(e: Env, out: Outcome) -> None:
+def record_owed(e: Env, out: Outcome, say=output.say) -> None:
     """--skip-unreachable: nodes that missed this change are owed it; a node that took its phases
-    again is caught up."""
+    again is caught up. `say`: where that is told (stderr when stdout is JSON)."""
     from datetime import datetime, timezone
     from fabfile.model import clone_state as overrides
     owed = overrides.owed(e.path)
@@ -111,11 +112,11 @@ def record_owed(e: Env, out: Outcome) -> None:
                                     "phases": []})
         entry["phases"] = sorted(set(entry.get("phases", [])) | {p.value for p in out.phases})
         entry["why"] = why
-        output.say(f"{n}: UNREACHABLE, skipped — owed {', '.join(entry['phases'])} since {entry['since']} "
+        say(f"{n}: UNREACHABLE, skipped — owed {', '.join(entry['phases'])} since {entry['since']} "
                    f"(the next deploy that reaches it catches up): {why}")
     for r in out.runs:
         if r.node in owed and r.status.took_it and set(owed[r.node].get("phases", [])) <= set(out.phases):
-            output.say(f"{r.node}: caught up on what it was owed since {owed.pop(r.node)['since']}")
+            say(f"{r.node}: caught up on what it was owed since {owed.pop(r.node)['since']}")
     overrides.set_owed(e.path, owed)
 
 

@@ -7,31 +7,27 @@ from fabfile import output
 from fabfile.tasks.common import DEFAULT_ENV, check_format, node_env, one_line_errors, task
 
 
-@task(help={"env": "inventory name", "node": "only this node", "format": "auto|rich|plain|markdown"})
+@task(help={"env": "inventory name", "node": "only this node", "format": "auto|rich|plain|markdown",
+            "json": "one JSON object: per node its drifted files (path, kind, state, diff)"})
 @one_line_errors
-def diff(c, env=DEFAULT_ENV, node=None, format=None):
+def diff(c, env=DEFAULT_ENV, node=None, format=None, json=False):
     """Per node and file: how the live files differ from what the inventory renders (hand edits too).
 
     Exit 1 when anything drifted, like diff(1)."""
-    from fabfile.ops.deploy import drift, gather
-    check_format(format)
-    e, nodes = node_env(env, node)
-    facts = gather(e, nodes)
     from fabfile.core import runtime
+    from fabfile.ops.deploy import drift, gather
+    from fabfile.views import drift as view
+    check_format(format)
+    e, nodes = node_env(env, node, quiet=json)
+    facts = gather(e, nodes)
     e = runtime.of(e, facts)     # drains recorded on the nodes are part of what is wanted
-    t = output.Table(f"drift ({e.path.name})", ["node", "file", "state"])
-    drifted = 0
-    for n, changes in drift(e, facts).items():
-        for ch in changes:
-            drifted += 1
-            word = {"create": "missing on node", "delete": "present, should not be", "update": "differs",
-                    "mode": "mode differs"}[ch.kind]
-            t.add(n, ch.file.path, word, ok=False)
-            output.say(ch.diff.rstrip("\n"), lines=True)
-        if not changes:
-            t.add(n, "(all managed files)", "as rendered", ok=True)
-    output.show(t, format)
-    output.say("no drift" if not drifted else f"{drifted} file(s) drifted — `inv deploy --env {env}` puts them back")
+    found = drift(e, facts)
+    drifted = sum(len(changes) for changes in found.values())
+    if json:
+        output.show_json(view.as_json(found))
+    else:
+        view.show(e.path.name, found, format)
+        output.say("no drift" if not drifted else f"{drifted} file(s) drifted — `inv deploy --env {env}` puts them back")
     if drifted:
         raise Exit(code=1)
 
@@ -40,15 +36,30 @@ def diff(c, env=DEFAULT_ENV, node=None, format=None):
                              "skip_unreachable": "roll back the nodes that answer, skip the others",
                              "to": "a run's id from `inv history`: back to the files before that run "
                                    "(every later deploy undone too)",
-                             "break_lock": "take over a deploy lock left by a run that died"})
+                             "break_lock": "take over a deploy lock left by a run that died",
+                             "check": "the plan only (a diff per file, actions, VIP moves); nothing is touched",
+                             "json": "one JSON object: the plan (with --check) or what each node took",
+                             "format": "auto|rich|plain|markdown"})
 @one_line_errors
-def rollback(c, env=DEFAULT_ENV, node=None, skip_unreachable=False, to=None, break_lock=False):
+def rollback(c, env=DEFAULT_ENV, node=None, skip_unreachable=False, to=None, break_lock=False, check=False,
+             json=False, format=None):
     """Return to the files before the last deploy (or before run --to ID), reload, check.
 
     Planned as a deploy: a change VRRP adverts carry goes to every node at once, anything else
-    to the backups first and the VIP holder last."""
-    from fabfile.ops.rollback import rollback as do_rollback
-    from fabfile.views.deploy import say_moves
-    e, _ = node_env(env, node)
-    do_rollback(e, node, say=output.say, skip_unreachable=skip_unreachable, to=to, break_lock=break_lock,
-                on_moves=say_moves)
+    to the backups first and the VIP holder last. --check shows that plan and touches nothing."""
+    from fabfile.ops.rollback import RollbackFailed, rollback as do_rollback
+    from fabfile.views import deploy as view
+    check_format(format)
+    e, _ = node_env(env, node, quiet=json)
+    say = (lambda s: None) if json else output.say
+    try:
+        out = do_rollback(e, node, say=say, skip_unreachable=skip_unreachable, to=to, break_lock=break_lock,
+                          on_moves=(lambda moves: None) if json or check else view.say_moves, check=check)
+    except RollbackFailed as err:
+        if json:
+            output.show_json(view.as_json(err.outcome))
+        raise
+    if json:
+        output.show_json(view.as_json(out))
+    elif check:
+        view.show(out, format, task="rollback")

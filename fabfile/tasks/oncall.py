@@ -10,17 +10,38 @@ from fabfile import output
 from fabfile.model import clone_state as overrides
 from fabfile.infra import remote
 from fabfile.parsers import journal
+from fabfile.errors import LbtkError, one_line
 from fabfile.tasks.common import DEFAULT_ENV, UsageError, check_format, node_env, number, one_line_errors, task
 from fabfile.tasks.deploy import deploy_and_show
 
 
-@task(help={"env": "inventory name", "format": "auto|rich|plain|markdown", "json": "print JSON"})
+@task(help={"env": "inventory name; several: NAME,NAME or a glob ('lab*'), one table across the clusters",
+            "format": "auto|rich|plain|markdown", "json": "print JSON"})
 @one_line_errors
 def status(c, env=DEFAULT_ENV, format=None, json=False):
     """Short cluster summary: who holds each VIP, daemons up, problems (no HTTP probe)."""
+    from fabfile.model.loading import env_names
     from fabfile.ops.status import status as observe_status
     from fabfile.views import status as view
     check_format(format)
+    names = env_names(env)
+    if names is not None:
+        fleet, failed = [], {}
+        for name in names:
+            try:
+                e, _ = node_env(name, quiet=json)
+                fleet.append((e.path.name, observe_status(e)))
+            except LbtkError as err:     # one cluster that cannot be read is its line, not the fleet's end
+                failed[name] = one_line(err)[0].removeprefix("error: ")
+        if json:
+            output.show_json(view.fleet_json(fleet, failed))
+        else:
+            view.show_fleet(fleet, format)
+            for name, why in failed.items():
+                output.say(f"{name}: not read: {why}")
+        if failed or not all(st.ok for _, st in fleet):
+            raise Exit(code=1)
+        return
     e, _ = node_env(env, quiet=json)
     st = observe_status(e)
     if json:
@@ -32,13 +53,14 @@ def status(c, env=DEFAULT_ENV, format=None, json=False):
 
 
 def _drain(env: str, server: str, weight_zero: bool, format=None, skip_unreachable=False,
-           break_lock=False, lock=None) -> None:
+           break_lock=False, lock=None, json=False) -> None:
     """The drain is a new runtime record (fabfile/core/runtime.py) written to every director with its
     keepalived.conf, under the deploy lock: a deploy from any clone keeps it until undrain. `lock`:
-    the caller holds it already (os-upgrade), and the drain runs under it."""
+    the caller holds it already (os-upgrade), and the drain runs under it. `json`: one object, the
+    keepalived phase's run (views/deploy.as_json) with the server, whether it changed and the record."""
     from fabfile.infra import runinfo
     from fabfile.core import runtime
-    e, _ = node_env(env)
+    e, _ = node_env(env, quiet=json)
     addr = overrides.resolve_server(e.inv, server)
     if addr is None and weight_zero:
         known = sorted({e.inv.real_server_address(rs) for vs in e.inv.virtual_servers for rs in vs.real_servers})
@@ -52,8 +74,14 @@ def _drain(env: str, server: str, weight_zero: bool, format=None, skip_unreachab
             raise UsageError(f"--server {server}: neither a real server of {e.path.name} nor drained "
                              f"(drained: {', '.join(rec.drained) or 'none'})")
         return runtime.drained(rec, addr or server, weight_zero, who)
+    def annotate(out) -> dict:
+        return {"server": server, "address": addr or server, "drained": weight_zero,
+                "changed": out.runtime != out.runtime_before,
+                "serial": out.runtime.serial if out.runtime else None, "record": F.RUNTIME_PATH}
     out = deploy_and_show(e, ["keepalived"], fmt=format, skip_unreachable=skip_unreachable, break_lock=break_lock,
-                          change=change, lock=lock)
+                          change=change, lock=lock, json=json, annotate=annotate)
+    if json:
+        return
     if out.runtime == out.runtime_before:
         output.say(f"{server} ({addr or server}) was already {'drained' if weight_zero else 'in service'}: "
                    "nothing to change (the keepalived phase still checked every node)")
@@ -65,22 +93,23 @@ def _drain(env: str, server: str, weight_zero: bool, format=None, skip_unreachab
 
 BREAK_LOCK = "take over a deploy lock left by a run that died (a live run's lock is never broken)"
 SKIP = "go ahead on the directors that answer; the others are owed the change (next deploy catches up)"
+DRAIN_JSON = "one JSON object: each director's run (files, actions, status), the server, the record's serial"
 
 
 @task(help={"env": "inventory name", "server": "real server: node name or address", "format": "table format",
-            "skip_unreachable": SKIP, "break_lock": BREAK_LOCK})
+            "skip_unreachable": SKIP, "break_lock": BREAK_LOCK, "json": DRAIN_JSON})
 @one_line_errors
-def drain(c, server, env=DEFAULT_ENV, format=None, skip_unreachable=False, break_lock=False):
+def drain(c, server, env=DEFAULT_ENV, format=None, skip_unreachable=False, break_lock=False, json=False):
     """Take a real server out of rotation: weight 0 (existing connections finish), keepalived reload."""
-    _drain(env, server, True, format, skip_unreachable, break_lock)
+    _drain(env, server, True, format, skip_unreachable, break_lock, json=json)
 
 
 @task(help={"env": "inventory name", "server": "real server: node name or address", "format": "table format",
-            "skip_unreachable": SKIP, "break_lock": BREAK_LOCK})
+            "skip_unreachable": SKIP, "break_lock": BREAK_LOCK, "json": DRAIN_JSON})
 @one_line_errors
-def undrain(c, server, env=DEFAULT_ENV, format=None, skip_unreachable=False, break_lock=False):
+def undrain(c, server, env=DEFAULT_ENV, format=None, skip_unreachable=False, break_lock=False, json=False):
     """Put a drained real server back at its inventory weight (keepalived reload)."""
-    _drain(env, server, False, format, skip_unreachable, break_lock)
+    _drain(env, server, False, format, skip_unreachable, break_lock, json=json)
 
 
 @task(help={"env": "inventory name", "node": "only this node", "lines": "log lines per node (default 200)",

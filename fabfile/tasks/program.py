@@ -6,6 +6,9 @@
 - `-v`/`--verbose` (or LBTK_VERBOSE=1) prints each remote command as it runs, secrets masked
   (fabfile/infra/trace.py).
 - `--version` is lbtk's.
+- Inventories (`lbtk` only): `--inventories DIR`, else $LBTK_INVENTORIES, else `./inventories` in
+  the current directory: an installed lbtk has no repository to find them in. `inv` in the
+  repository keeps reading the repository's (fabfile/model/loading.inventory_dir()).
 
 `python -m fabfile.tasks` runs it; `inv` in the repository gets the same behaviour through
 `adopt()`, which tasks.py calls once Invoke has loaded it (Invoke's own `--version` and bare
@@ -22,6 +25,7 @@ from invoke import Argument, Exit, ParseError
 
 from fabfile import __version__
 from fabfile.errors import EXIT_ERROR
+from fabfile.model.loading import INVENTORIES_VAR
 
 VERBOSE_VAR = "LBTK_VERBOSE"
 # Invoke's core flags that mean something after a task name; any other there (`-r` is Invoke's
@@ -39,8 +43,12 @@ class Program(invoke.Program):
 
     command = "lbtk"        # how messages name the command (`inv` when adopted)
 
+    finds_inventories = True   # --inventories DIR, else $LBTK_INVENTORIES, else ./inventories
+
     def core_args(self):
-        return [*super().core_args(), verbose_flag()]
+        inventories = Argument(names=("inventories",), default="",
+                               help=f"the directory of NAME.yaml inventories (${INVENTORIES_VAR}, else ./inventories)")
+        return [*super().core_args(), verbose_flag(), *([inventories] if self.finds_inventories else [])]
 
     def print_version(self) -> None:
         print(f"lbtk {__version__} (Invoke {invoke.__version__}, Python {sys.version.split()[0]})")
@@ -76,6 +84,9 @@ class Program(invoke.Program):
         super().update_config(merge)
         if self.args.verbose.value:
             os.environ[VERBOSE_VAR] = "1"    # read where commands run (fabfile/infra/trace.py), threads too
+        if self.finds_inventories and "inventories" in self.args:    # where NAME.yaml lives
+            chosen = self.args.inventories.value or os.environ.get(INVENTORIES_VAR) or "inventories"
+            os.environ[INVENTORIES_VAR] = os.path.abspath(os.path.expanduser(chosen))
 
     def usage_error(self, message: str, task: str | None) -> Exit:
         fix = f"`{self.command} --help {task}` lists its flags" if task else f"`{self.command} --list` lists the tasks"
@@ -123,6 +134,7 @@ def _reworded(message: str) -> str:
 
 class AdoptedProgram(Program):
     command = "inv"
+    finds_inventories = False   # the repository's inventories/, or $LBTK_INVENTORIES, as always
 
 
 def adopt(program: invoke.Program) -> None:

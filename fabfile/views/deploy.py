@@ -9,12 +9,12 @@ from fabfile.ops.deploy import REQUIRED, NodeRun, Outcome, RunStatus
 SKIPPED = "skipped: an earlier node failed, this node was not touched"
 
 
-def show(out: Outcome, fmt=None) -> None:
-    """Everything a deploy (or --check) prints after its progress lines."""
+def show(out: Outcome, fmt=None, task: str = "deploy") -> None:
+    """Everything a deploy (or --check; `task`: which task planned it) prints after its progress lines."""
     if Phase.INSTALL in out.phases:
         packages(out.runs, fmt)
     if out.check:
-        check(out.runs, fmt)
+        check(out.runs, fmt, task)
         say_moves(out.moves)
         if out.roll and any(not r.plan.empty for r in out.runs):
             output.say(out.roll.line())
@@ -25,18 +25,27 @@ def show(out: Outcome, fmt=None) -> None:
 
 
 def as_json(out: Outcome) -> dict:
-    """--check --json: the plan as data (a review bot's), diffs masked like every output."""
+    """The plan as data (a review bot's), diffs masked like every output: deploy --check --json,
+    rollback --check --json. A run that applied it (drain, undrain, rollback --json) adds what
+    each node took (`status`, `done`, `error`) and the batches it rolled in."""
+    def actions(acts):
+        return [{"verb": a.verb, "unit": a.unit, "arg": a.arg, "why": a.why, "shell": a.shell()} for a in acts]
+
+    def applied(r: NodeRun) -> dict:
+        return {"status": r.status.value, "error": r.error,
+                "done": {"files": [ch.file.path for ch in r.done.files], "actions": actions(r.done.actions)}}
     return {"check": out.check, "pending": out.pending, "phases": [p.value for p in out.phases],
             "nodes": [{"node": r.node,
                        "files": [{"path": ch.file.path, "kind": ch.kind, "diff": ch.diff} for ch in r.plan.changes],
-                       "actions": [{"verb": a.verb, "unit": a.unit, "arg": a.arg, "why": a.why, "shell": a.shell()}
-                                   for a in r.plan.actions],
-                       "notes": list(r.plan.notes)} for r in out.runs],
+                       "actions": actions(r.plan.actions),
+                       "notes": list(r.plan.notes), **({} if out.check else applied(r))} for r in out.runs],
             "vip_moves": [{"vip": m.vip, "holders": list(m.holders), "owner": m.owner, "moves": m.moves,
                            "nopreempt": m.nopreempt} for m in out.moves],
             "batches": [list(b) for b in out.roll.batches] if out.roll and out.pending else [],
             "order": out.roll.line() if out.roll and out.pending else None,
-            "skipped": dict(out.skipped)}
+            "skipped": dict(out.skipped),
+            **({} if out.check else {"rolled": [list(b) for b in out.batches],
+                                     "error": str(out.error) if out.error else None})}
 
 
 def rolled(batches: list[list[str]]) -> str:
@@ -57,7 +66,7 @@ def packages(runs: list[NodeRun], fmt) -> None:
     output.show(t, fmt)
 
 
-def check(runs: list[NodeRun], fmt) -> None:
+def check(runs: list[NodeRun], fmt, task: str = "deploy") -> None:
     """--check: per-file diffs and the actions that would run; nothing is touched."""
     total = 0
     for r in runs:
@@ -68,7 +77,7 @@ def check(runs: list[NodeRun], fmt) -> None:
                 output.say(ch.diff.rstrip("\n"), lines=True)
         for n in r.plan.notes:
             output.say(f"{r.node}: note: {n}")
-    t = output.Table("deploy --check: what would change (nothing was touched)",
+    t = output.Table(f"{task} --check: what would change (nothing was touched)",
                      ["node", "files", "actions"])
     for r in runs:
         t.add(r.node, ", ".join(f"{ch.kind} {ch.file.path}" for ch in r.plan.changes) or "no changes",

@@ -1,5 +1,6 @@
 """`inv status`'s table and JSON: one row per node (its VRRP role, daemons, IPVS, problems), then the
-drains, the deploy locks and one verdict line."""
+drains, the deploy locks and one verdict line. Several clusters (`--env 'lab*'`): one table, a row
+per node of each, the inventory first."""
 from __future__ import annotations
 
 from fabfile import output
@@ -27,15 +28,42 @@ def as_json(st: Status) -> dict:
                       for n, h in st.locks.items()}}
 
 
+COLUMNS = ["node", "role", "keepalived", "nginx", "IPVS", "problems"]
+
+
 def show(st: Status, fmt=None) -> None:
-    t = output.Table(f"cluster {st.inv.cluster}", ["node", "role", "keepalived", "nginx", "IPVS", "problems"])
+    t = output.Table(f"cluster {st.inv.cluster}", COLUMNS)
     for r in rows(st):
         t.add(*r.values(), ok=r["problems"] == 0)
     output.show(t, fmt)
+    say_after(st)
+
+
+def say_after(st: Status, prefix: str = "") -> None:
+    """The lines under the table: drains, deploy locks, the verdict (`prefix`: the inventory's, in a fleet)."""
     rec = st.runtime
-    output.say(f"drained: {', '.join(rec.drained)} (by {rec.by} at {rec.at}; runtime serial {rec.serial})"
-               if rec.drained else "drained: none")
+    output.say(prefix + (f"drained: {', '.join(rec.drained)} (by {rec.by} at {rec.at}; runtime serial {rec.serial})"
+                         if rec.drained else "drained: none"))
     for n, h in st.locks.items():
-        output.say(f"{n}: deploy lock held by {h.who if h else 'a run whose record is unreadable'} (a dead run's lock stays until --break-lock)")
-    output.say("status: OK" if st.ok else "status: DEGRADED — " + "; ".join(
-        f"{ch.node}: {ch.name}: {ch.detail}" for ch in st.problems))
+        output.say(f"{prefix}{n}: deploy lock held by {h.who if h else 'a run whose record is unreadable'} "
+                   "(a dead run's lock stays until --break-lock)")
+    output.say(prefix + ("status: OK" if st.ok else "status: DEGRADED — " + "; ".join(
+        f"{ch.node}: {ch.name}: {ch.detail}" for ch in st.problems)))
+
+
+def show_fleet(fleet: list[tuple[str, Status]], fmt=None) -> None:
+    """Several clusters (inventory file name, its Status): one table, then each one's lines."""
+    t = output.Table(f"{len(fleet)} clusters", ["inventory", "cluster", *COLUMNS])
+    for name, st in fleet:
+        for r in rows(st):
+            t.add(name, st.inv.cluster, *r.values(), ok=r["problems"] == 0)
+    output.show(t, fmt)
+    for name, st in fleet:
+        say_after(st, f"{name}: ")
+
+
+def fleet_json(fleet: list[tuple[str, Status]], failed: dict[str, str]) -> dict:
+    """`failed`: the inventories that could not be read (name -> the error's one line)."""
+    return {"ok": not failed and all(st.ok for _, st in fleet),
+            "clusters": [{"inventory": name, "cluster": st.inv.cluster, **as_json(st)} for name, st in fleet],
+            "failed": failed}

@@ -26,3 +26,45 @@ def test_a_weight_change_is_pending_then_done(deployed):
         inv("deploy", "--env", name, check=True)
         r = inv("deploy", "--env", name, "--check", "--json", "--detailed-exitcode")
         assert r.returncode == 0 and json.loads(r.stdout)["pending"] is False
+
+
+def test_diff_drain_and_rollback_as_json(deployed):
+    """`--json` on diff, drain/undrain and rollback; `rollback --check` plans without applying."""
+    def weigh(d):
+        d["virtual_servers"][0]["real_servers"][0]["weight"] += 2
+    r = inv("diff", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["drifted"] == 0, r.stderr
+    r = inv("drain", "--server", "node3", "--json")
+    got = json.loads(r.stdout)
+    assert r.returncode == 0 and got["drained"] is True and got["changed"] is True, r.stderr
+    assert all(n["status"] in ("changed", "no changes") for n in got["nodes"])
+    got = json.loads(inv("undrain", "--server", "node3", "--json", check=True).stdout)
+    assert got["drained"] is False and got["changed"] is True
+    with lab_variant("lab-weight2", weigh) as name:
+        inv("deploy", "--env", name, check=True)
+        r = inv("diff", "--json")                      # the lab's inventory against the variant's files
+        assert r.returncode == 1 and json.loads(r.stdout)["drifted"] >= 1
+        r = inv("rollback", "--env", name, "--check", "--json")
+        plan = json.loads(r.stdout)
+        assert r.returncode == 0 and plan["check"] is True and plan["pending"] is True, r.stderr
+        assert all(CONF in [f["path"] for f in n["files"]] for n in plan["nodes"]) and plan["batches"]
+        r = inv("diff", "--json")                      # --check touched nothing
+        assert r.returncode == 1
+        got = json.loads(inv("rollback", "--env", name, "--json", check=True).stdout)
+        assert got["check"] is False and all(n["status"] == "changed" for n in got["nodes"])
+    r = inv("diff", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["drifted"] == 0
+
+
+def test_status_and_check_of_a_glob_are_one_table(deployed):
+    """Issue 29's acceptance: `inv status --env 'lab*'` shows the clusters in one table (the labs
+    not up are UNREACHABLE rows, exit 1); `check` of the same glob, one keepalived -t table."""
+    r = inv("status", "--env", "lab,lab-multi", "--json")
+    got = json.loads(r.stdout)
+    assert [c["inventory"] for c in got["clusters"]] == ["lab.yaml", "lab-multi.yaml"], r.stderr
+    lab = got["clusters"][0]
+    assert lab["ok"] is True and lab["vip_holders"] == {"10.189.0.100": ["node1"]}
+    r = inv("status", "--env", "lab*")
+    assert "lab.yaml" in r.stdout and "lab-trixie" in r.stdout and r.stdout.count(" clusters") == 1
+    r = inv("check", "--env", "lab*")
+    assert r.returncode == 0 and r.stdout.count("keepalived -t") == 1, r.stderr

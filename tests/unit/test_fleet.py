@@ -98,3 +98,22 @@ def test_estate_is_one_word(bad):
     with pytest.raises(Exception) as e:
         parse(d, "lab.yaml")
     assert "estate" in str(e.value)
+
+
+def test_env_names_several_inventories_or_a_glob():
+    from fabfile.model.loading import InventoryError, env_names
+    assert env_names("lab") is None and env_names("inventories/lab.yaml") is None
+    assert env_names("lab-multi,lab") == ["lab-multi", "lab"]
+    assert env_names("lab-m*,lab-multi") == ["lab-mixed", "lab-multi"]
+    with pytest.raises(InventoryError, match=r"--env 'nope\*': matches no inventory .* choose from"):
+        env_names("lab,nope*")
+    from fabfile.model.loading import path_for
+    with pytest.raises(InventoryError, match=r"several inventories are for check and status — this task takes one"):
+        path_for("lab*")
+
+
+def test_check_of_a_glob_is_one_table_and_the_clashes_between_them():
+    r = run_inv(["check", "--env", "lab,lab-m*", "--format", "plain"], {**os.environ}, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("keepalived -t") == 1 and "lab-mixed.yaml  m1" in r.stdout
+    assert "3 inventories checked together: no clash(es)" in r.stdout

@@ -143,7 +143,7 @@ def test_the_drain_passes_the_held_lock_to_the_deploy(monkeypatch):
     class Out:
         error, runs, skipped, phases = None, [], {}, []
     monkeypatch.setattr(deploy, "run_phases", lambda *a, **kw: got.update(kw) or Out())
-    monkeypatch.setattr(deploy_task, "record_owed", lambda e, out: None)
+    monkeypatch.setattr(deploy_task, "record_owed", lambda e, out, **kw: None)
     monkeypatch.setattr("fabfile.views.deploy.show", lambda out, fmt: None)
     deploy_task.deploy_and_show(lab_env(monkeypatch), ["keepalived"], lock="the held lock")
     assert got["lock"] == "the held lock"
