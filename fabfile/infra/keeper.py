@@ -330,11 +330,20 @@ class KeptChannel:
         self._timeout = timeout
 
     # writing
+    def _send(self, kind: bytes, data: bytes = b"") -> None:
+        """A frame to the command's stdin. A command that has already ended (the keeper sent its
+        exit status and hung up; a `true` can end before the run closes its stdin) takes nothing:
+        what it printed and its status are still in the socket, for the reads to come."""
+        try:
+            send_frame(self.sock, kind, data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
     def sendall(self, data: bytes) -> None:
-        send_frame(self.sock, IN, data)
+        self._send(IN, data)
 
     def shutdown_write(self) -> None:
-        send_frame(self.sock, IN_END)
+        self._send(IN_END)
 
     def close(self) -> None:
         """The keeper closes the channel when this socket ends: the node's side gets a hangup, as

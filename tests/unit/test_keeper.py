@@ -100,3 +100,16 @@ def test_an_edited_known_hosts_gets_a_new_connection(tmp_path):
     assert remote._keep_key(s) != key
     other = spec(str(known)) | {"user": "ops"}
     assert remote._keep_key(other) != remote._keep_key(s)
+
+
+def test_a_command_that_ended_before_its_stdin_closed_still_reads_back():
+    """The race the 30-node drain met: the keeper sent a quick command's exit status and hung up
+    before the run closed the command's stdin. The close is no error; the output and status are read."""
+    a, b = socket.socketpair()
+    chan = keeper.KeptChannel(a)
+    b.sendall(frame(keeper.OUT, b"ok\n") + frame(keeper.EXIT, struct.pack(">i", 0)))
+    b.close()
+    chan.shutdown_write()
+    chan.sendall(b"release\n")
+    assert chan.recv(65536) == b"ok\n"
+    assert chan.recv_exit_status() == 0
