@@ -137,6 +137,10 @@ def _config(config_file: str | None) -> Config:
     an ssh_config parsed once per file and run: parsing the ssh_config files again for each
     Config was about 1 ms a connection in the GIL. The parsed SSHConfig is only read (lookup)."""
     paths = _config_paths(config_file)
+    if config_file and not os.path.isfile(paths[0]):
+        # the lab-bastion's ssh_config is written by its lab.up: a lab that is down has none
+        raise RemoteError(f"ssh.config_file {config_file}: no such file — write it, or fix the inventory's "
+                          "ssh.config_file (a lab's is written by inv lab.up)")
     key = tuple(_version(p) for p in paths)        # a file edited since is parsed again
     parsed = _ssh_configs.get(key)
     if parsed is not None:
