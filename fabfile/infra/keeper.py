@@ -54,7 +54,7 @@ def persist_seconds(stated: int | None) -> int:
 def keeper_dir() -> str | None:
     """The keeper's directory: $XDG_RUNTIME_DIR/lbtk, else the user's lbtk cache directory
     (LBTK_CACHE_DIR...); None when it cannot be the user's alone (then nothing is kept)."""
-    from fabfile.infra.template_cache import private_dir
+    from fabfile.infra.template_cache import private_dir, xdg_cache_home
     explicit = os.environ.get("LBTK_CACHE_DIR")
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     if explicit:
@@ -62,8 +62,7 @@ def keeper_dir() -> str | None:
     elif runtime:
         path = os.path.join(runtime, "lbtk")
     else:
-        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        path = os.path.join(base, "lbtk", "keeper")
+        path = os.path.join(xdg_cache_home(), "lbtk", "keeper")
     return path if private_dir(path) else None
 
 
@@ -81,6 +80,18 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes | None:
             return None
         buf += got
     return buf
+
+
+def pop_frames(buf: bytearray):
+    """Each whole frame at the head of `buf` as (type, payload), taken out of it; a partial frame
+    stays for the bytes still to come."""
+    while len(buf) >= _HEAD.size:
+        kind, size = _HEAD.unpack_from(buf)
+        if len(buf) < _HEAD.size + size:
+            return
+        payload = bytes(buf[_HEAD.size:_HEAD.size + size])
+        del buf[:_HEAD.size + size]
+        yield kind, payload
 
 
 def recv_frame(sock: socket.socket) -> tuple[bytes, bytes] | None:
@@ -135,11 +146,10 @@ def holds(key: str, wait: float) -> bool:
     return got[1] == OK
 
 
-def session(key: str, command: str, open_timeout: float) -> "KeptChannel | None":
-    """`command` started on a new channel of the kept connection: a channel-like object (the subset
-    of paramiko's Channel that remote uses), or None when the keeper does not hold it (any more)."""
-    got = _ask({"op": "exec", "key": key, "command": command, "timeout": open_timeout},
-               timeout=open_timeout + 2.0)
+def _channel_socket(op: str, key: str, open_timeout: float, **extra) -> socket.socket | None:
+    """The socket of a new channel (`op`: exec, sftp) on the kept connection under `key`, blocking,
+    once the keeper said it opened; None when the keeper does not hold it (any more)."""
+    got = _ask({"op": op, "key": key, "timeout": open_timeout, **extra}, timeout=open_timeout + 2.0)
     if got is None:
         return None
     s, kind = got
@@ -147,21 +157,21 @@ def session(key: str, command: str, open_timeout: float) -> "KeptChannel | None"
         s.close()
         return None
     s.settimeout(None)
-    return KeptChannel(s)
+    return s
+
+
+def session(key: str, command: str, open_timeout: float) -> "KeptChannel | None":
+    """`command` started on a new channel of the kept connection: a channel-like object (the subset
+    of paramiko's Channel that remote uses), or None when the keeper does not hold it (any more)."""
+    s = _channel_socket("exec", key, open_timeout, command=command)
+    return None if s is None else KeptChannel(s)
 
 
 def sftp_socket(key: str, open_timeout: float) -> socket.socket | None:
     """A socket carrying an SFTP session of the kept connection (paramiko.SFTPClient takes it), or
     None when the keeper does not hold it."""
-    got = _ask({"op": "sftp", "key": key, "timeout": open_timeout}, timeout=open_timeout + 2.0)
-    if got is None:
-        return None
-    s, kind = got
-    if kind != OK:
-        s.close()
-        return None
-    s.settimeout(None)
-    return SftpSocket(fileno=s.detach())
+    s = _channel_socket("sftp", key, open_timeout)
+    return None if s is None else SftpSocket(fileno=s.detach())
 
 
 class SftpSocket(socket.socket):
@@ -265,12 +275,7 @@ class KeptChannel:
                 self.eof_received = True
                 return
             self._pending += data
-        while len(self._pending) >= _HEAD.size:
-            kind, size = _HEAD.unpack_from(self._pending)
-            if len(self._pending) < _HEAD.size + size:
-                break
-            payload = bytes(self._pending[_HEAD.size:_HEAD.size + size])
-            del self._pending[:_HEAD.size + size]
+        for kind, payload in pop_frames(self._pending):
             if kind == OUT:
                 self._out += payload
             elif kind == ERR:
@@ -572,12 +577,7 @@ def _relay(chan, s: socket.socket) -> None:
             if not data:
                 return
             inbox += data
-            while len(inbox) >= _HEAD.size:
-                kind, size = _HEAD.unpack_from(inbox)
-                if len(inbox) < _HEAD.size + size:
-                    break
-                payload = bytes(inbox[_HEAD.size:_HEAD.size + size])
-                del inbox[:_HEAD.size + size]
+            for kind, payload in pop_frames(inbox):
                 if kind == IN:
                     chan.sendall(payload)
                 elif kind == IN_END:

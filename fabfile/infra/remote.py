@@ -134,8 +134,13 @@ def _config_paths(config_file: str | None) -> list[str]:
 
 def _config(config_file: str | None) -> Config:
     """A Fabric Config of its own for each connection (Connection attributes are stored in it), on
-    an ssh_config parsed once per file and run: parsing the ssh_config files again for each
-    Config was about 1 ms a connection in the GIL. The parsed SSHConfig is only read (lookup)."""
+    an ssh_config parsed once per file and run (_ssh_config)."""
+    return Config(ssh_config=_ssh_config(config_file))
+
+
+def _ssh_config(config_file: str | None) -> paramiko.SSHConfig:
+    """The ssh_config files parsed, once per file version and run: parsing them again for each
+    Config was about 1 ms a connection in the GIL. Only read (lookup), never changed."""
     paths = _config_paths(config_file)
     if config_file and not os.path.isfile(paths[0]):
         # the lab-bastion's ssh_config is written by its lab.up: a lab that is down has none
@@ -143,11 +148,10 @@ def _config(config_file: str | None) -> Config:
                           "ssh.config_file (a lab's is written by inv lab.up)")
     key = tuple(_version(p) for p in paths)        # a file edited since is parsed again
     parsed = _ssh_configs.get(key)
-    if parsed is not None:
-        return Config(ssh_config=parsed)
-    config = Config(runtime_ssh_path=paths[0]) if config_file else Config()
-    _ssh_configs[key] = config.base_ssh_config
-    return config
+    if parsed is None:
+        config = Config(runtime_ssh_path=paths[0]) if config_file else Config()
+        parsed = _ssh_configs[key] = config.base_ssh_config
+    return parsed
 
 
 def _connection(host: str, user, port, key_filename, known_hosts, ssh: SSH, **kw) -> Connection:
@@ -163,24 +167,31 @@ def _connection(host: str, user, port, key_filename, known_hosts, ssh: SSH, **kw
     return c
 
 
-def _bastion(ssh: SSH) -> Connection | None:
-    """The connection to ssh.gateway (its own key and known_hosts, else the node's)."""
+def _hop(h: dict, ssh, **kw) -> Connection:
+    """_connection for one hop of a spec (_spec, _gateway_spec)."""
+    return _connection(h["host"], h["user"], h["port"], h["key_filename"], h["known_hosts"], ssh, **kw)
+
+
+def _gateway_spec(ssh: SSH) -> dict | None:
+    """ssh.gateway as a spec's hop: its own key and known_hosts, else the node's known_hosts."""
     g = ssh.gateway
-    if g is None:
-        return None
-    return _connection(g.host, g.user, g.port, g.key_filename, g.known_hosts or ssh.known_hosts, ssh)
+    return None if g is None else {"host": g.host, "user": g.user, "port": g.port, "key_filename": g.key_filename,
+                                   "known_hosts": g.known_hosts or ssh.known_hosts}
+
+
+def _bastion(ssh: SSH) -> Connection | None:
+    """The connection to ssh.gateway."""
+    g = _gateway_spec(ssh)
+    return None if g is None else _hop(g, ssh)
 
 
 def _spec(inv: Inventory, node: Node) -> dict:
     """What a node's connection is made from, as plain data: _link makes the run's connection from
     it, and the keeper (fabfile/infra/keeper.py) the kept one, through the same connect_spec."""
     ssh = inv.ssh_of(node)
-    g = ssh.gateway
     return {"host": node.host, "user": ssh.user, "port": ssh.port, "key_filename": ssh.key_filename,
             "known_hosts": ssh.known_hosts, "config_file": ssh.config_file, "connect_timeout": ssh.connect_timeout,
-            "gateway": None if g is None else {"host": g.host, "user": g.user, "port": g.port,
-                                               "key_filename": g.key_filename,
-                                               "known_hosts": g.known_hosts or ssh.known_hosts}}
+            "gateway": _gateway_spec(ssh)}
 
 
 @dataclass
@@ -193,11 +204,8 @@ class _SpecSSH:
 def connect_spec(spec: dict) -> Connection:
     """The Connection a spec (_spec) describes, every hop's host keys checked (not yet open)."""
     ssh = _SpecSSH(spec["connect_timeout"], spec["config_file"])
-    g = spec["gateway"]
-    gateway = None if g is None else _connection(g["host"], g["user"], g["port"], g["key_filename"],
-                                                 g["known_hosts"], ssh)
-    c = _connection(spec["host"], spec["user"], spec["port"], spec["key_filename"], spec["known_hosts"], ssh,
-                    **({"gateway": gateway} if gateway else {}))
+    gateway = None if spec["gateway"] is None else _hop(spec["gateway"], ssh)
+    c = _hop(spec, ssh, **({"gateway": gateway} if gateway else {}))
     hop = c.gateway if gateway is None else gateway.gateway
     while isinstance(hop, Connection):   # a ProxyJump from ssh_config: its host key is checked too
         _verify_host_keys(hop, spec["known_hosts"])
@@ -213,7 +221,7 @@ def _keep_key(spec: dict) -> str:
     import hashlib
     cfg_file = spec["config_file"]
     paths = _config_paths(cfg_file)
-    parsed = _config(cfg_file).base_ssh_config
+    parsed = _ssh_config(cfg_file)
     files = list(paths)
     for hop in filter(None, (spec, spec["gateway"])):
         cfg = parsed.lookup(hop["host"])

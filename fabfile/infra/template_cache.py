@@ -17,8 +17,13 @@ def cache_dir() -> str | None:
     explicit = os.environ.get("LBTK_CACHE_DIR")
     if explicit is not None:
         return os.path.join(explicit, SUBDIR) if explicit else None
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "lbtk", SUBDIR)
+    return os.path.join(xdg_cache_home(), "lbtk", SUBDIR)
+
+
+def xdg_cache_home() -> str:
+    """The user's cache directory: $XDG_CACHE_HOME, else ~/.cache (the keeper's socket falls back
+    here too)."""
+    return os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
 
 
 def private_dir(path: str) -> bool:
