@@ -18,6 +18,7 @@ class Phase(StrEnum):
     LVS = "lvs"
     KEEPALIVED = "keepalived"
     SYNC_DAEMON = "sync-daemon"
+    MONITORING = "monitoring"
 
     @property
     def summary(self) -> str:
@@ -38,7 +39,7 @@ class Phase(StrEnum):
     def has_task(self) -> bool:
         """Is it an `inv` task of its own? sync-daemon runs within `inv deploy` only: its script is
         what keepalived.conf's notify calls, and `inv sync-start` flips the daemons themselves."""
-        return self is not Phase.SYNC_DAEMON
+        return self not in (Phase.SYNC_DAEMON, Phase.MONITORING)
 
     @classmethod
     def parse(cls, names) -> list[Phase]:
@@ -65,5 +66,7 @@ _SUMMARY = {
     Phase.KEEPALIVED: "keepalived.conf: keepalived -t on the node, keep the previous file, reload.",
     Phase.SYNC_DAEMON: "sync_daemon mode notify: the script keepalived's notify runs to flip the IPVS "
                        "sync daemons, run once to set them for the node's VRRP state now.",
+    Phase.MONITORING: "monitoring.publish: node_exporter (ipvs and textfile collectors) and a timer publishing "
+                      "lbtk's metrics into its textfile directory.",
 }
 _BINARY = {Phase.KEEPALIVED: "keepalived", Phase.NGINX: "nginx", Phase.LVS: "keepalived"}

@@ -17,7 +17,7 @@ from fabfile.core.actions import Action
 from fabfile.core.phase import Phase
 from fabfile.infra.facts import NodeState
 from fabfile.core.render import NodeFile
-from fabfile.core.render import arp, fwmark, ipvs_sync, keepalived, nginx, rsyslog, scripts
+from fabfile.core.render import arp, fwmark, ipvs_sync, keepalived, monitoring, nginx, rsyslog, scripts
 from fabfile.core.vrrp import expected_holders, keepers, nopreempt_vips
 from fabfile.model.schema import Inventory
 from fabfile.model.secrets import mask
@@ -227,6 +227,8 @@ def service_actions(phase: Phase, changed: set[str], facts: NodeState, desired: 
         elif ipvs_sync.SCRIPT in changed and script is not None and facts.has_ipvs:
             acts.append(Action("stop-sync-daemons", why="sync_daemon no longer wanted: the kernel's daemons "
                                "stop with the script that ran them"))
+    elif phase is Phase.MONITORING:
+        _monitoring(acts, changed, facts, want, unit)
     elif phase is Phase.KEEPALIVED:
         new_scripts = scripts.appeared_or_gone(changed, want, facts.files)
         if keepalived.CONF in changed or new_scripts:
@@ -257,6 +259,27 @@ def _rsyslog(changed: set[str], facts: NodeState, want: dict[str, NodeFile]) -> 
                                "rules only at start"))
     _ensure(acts, facts, rsyslog.UNIT)      # enabled at boot and running (started if it was not)
     return acts
+
+
+def _monitoring(acts: list[Action], changed: set[str], facts: NodeState, want: dict[str, NodeFile], unit) -> None:
+    """monitoring.publish: node_exporter restarted when its start options change (it reads ARGS only
+    at start; its reload, HUP, re-reads no flag), enabled and running; the publisher run once when
+    it changes (lbtk.prom current at once), its timer enabled and started. Without publish, `unit`
+    stops the timer, then daemon-reload, then disables it."""
+    on = want.get(monitoring.TIMER) is not None and want[monitoring.TIMER].content is not None
+    if not on:
+        unit(monitoring.TIMER_UNIT, monitoring.TIMER, False)
+        if monitoring.SERVICE in changed:
+            acts.append(Action("daemon-reload", why=f"{monitoring.SERVICE} removed"))
+        return
+    if monitoring.DEFAULTS in changed and facts.active.get(monitoring.EXPORTER) == "active":
+        acts.append(Action("restart", monitoring.EXPORTER, why="its ARGS changed: node_exporter reads them only at start"))
+    _ensure(acts, facts, monitoring.EXPORTER)
+    if monitoring.SERVICE in changed:
+        acts.append(Action("daemon-reload", why=f"{monitoring.SERVICE} changed"))
+    if monitoring.SCRIPT in changed:
+        acts.append(Action("run", arg=monitoring.SCRIPT, why="publisher changed: lbtk.prom written now"))
+    unit(monitoring.TIMER_UNIT, monitoring.TIMER, True)
 
 
 def _enable_now(acts: list[Action]) -> list[Action]:

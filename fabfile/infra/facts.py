@@ -14,8 +14,10 @@ from fabfile.parsers import (dpkg, genhash as genhash_parser, ip_addr, ipvsadm, 
 from fabfile.parsers.ip_addr import Interface
 from fabfile.parsers.lbtk import LiveFile, Raw
 
-PACKAGES = ("keepalived", "ipvsadm", "nginx", "nginx-light", "nginx-core", "iptables", "iproute2", "rsyslog")
-UNITS = ("keepalived", "nginx", "lbtk-vip-lo", "lbtk-fwmark", "rsyslog")
+PACKAGES = ("keepalived", "ipvsadm", "nginx", "nginx-light", "nginx-core", "iptables", "iproute2", "rsyslog",
+            "prometheus-node-exporter")
+UNITS = ("keepalived", "nginx", "lbtk-vip-lo", "lbtk-fwmark", "rsyslog", "prometheus-node-exporter",
+         "lbtk-publish-metrics.timer")
 BINARIES = ("keepalived", "nginx", "ipvsadm", "iptables")
 # the toolkit's own records on each node (formats: fabfile/parsers/lbtk_state.py), root's only: who
 # deploys what and when, drains and the previous files (secrets among them) are no other user's

@@ -8,6 +8,8 @@ section renders rules with these defaults.
 """
 from __future__ import annotations
 
+import re
+
 from pydantic import Field, PositiveInt, field_validator
 from pydantic.fields import FieldInfo
 
@@ -39,6 +41,14 @@ class Monitoring(Strict):
     service_down_for: int = _for(30, "keepalived or nginx must be down on a director")
     ipvs_table_for: int = _for(120, "a director's IPVS table must differ from the inventory")
     silent_for: int = _for(120, "a director must publish no lbtk metrics")
+    publish: bool = Field(False, description="Publish lbtk's metrics on every director (the `monitoring` phase "
+                          "of `inv deploy`): Debian's prometheus-node-exporter with its ipvs and textfile "
+                          "collectors, and a timer that writes keepalived's state as lbtk's metrics into its "
+                          "textfile directory. false: the phase removes its files and units.")
+    listen_address: str = Field(":9100", description="Where node_exporter listens on each director "
+                                "(its --web.listen-address: HOST:PORT, or :PORT for every address).")
+    publish_interval: PositiveInt = Field(15, le=3600, description="Seconds between two refreshes of a "
+                                          "director's published lbtk metrics (the timer's period).")
     prometheus_url: str | None = Field(None, description="The web address of the Prometheus that runs these "
                                        "rules, as this machine reaches it (http:// or https://, host, port, and "
                                        "the path prefix of a Prometheus behind a proxy), e.g. "
@@ -50,6 +60,14 @@ class Monitoring(Strict):
         # the rules append FILE.md#anchor: a base without its slash would glue the names together
         if not v.endswith("/") or any(c.isspace() for c in v) or not v.isprintable():
             raise ValueError(f"runbook_url {v!r} must be one word ending in / (runbook file names are appended)")
+        return v
+
+    @field_validator("listen_address")
+    @classmethod
+    def _listen(cls, v: str) -> str:
+        host, sep, port = v.rpartition(":")
+        if not sep or not port.isdigit() or not 0 < int(port) < 65536 or not re.fullmatch(r"[A-Za-z0-9_.:\[\]-]*", host):
+            raise FieldProblem((), f"{v!r} is not HOST:PORT or :PORT", "e.g. :9100 or 127.0.0.1:9100")
         return v
 
     @field_validator("prometheus_url")

@@ -28,17 +28,21 @@ from fabfile.core.phase import FILE_PHASES, RUNTIME_PHASE, Phase
 from fabfile.core.plan import (FileChange, NodePlan, PlannedMove, RollKind, RollPlan, VipIntent, changes_wire,
                                file_changes, reload_only_refusal, service_actions)
 from fabfile.core.render import NodeFile, RenderFacts, managed_paths, render_node
+from fabfile.core.render import monitoring as monitoring_render
 from fabfile.infra.runinfo import RunInfo
 
 # what the install phase needs on every node, and the package that brings it
 REQUIRED = {"keepalived": "keepalived", "ipvsadm": "ipvsadm", "nginx": "nginx-light", "iptables": "iptables"}
 LOGGING_NEEDS = "rsyslog"   # the package `logging:` needs (its rule writes keepalived's log file)
+MONITORING_NEEDS = monitoring_render.PACKAGE     # the package monitoring.publish needs
 
 
 def required(inv) -> dict[str, str]:
     """REQUIRED, plus rsyslog where the inventory asks for keepalived's own log file (never else:
-    a node without rsyslog is fine when keepalived logs to the journal only)."""
-    return {**REQUIRED, **({LOGGING_NEEDS: LOGGING_NEEDS} if inv.logging else {})}
+    a node without rsyslog is fine when keepalived logs to the journal only), and node_exporter
+    where it publishes metrics (monitoring.publish)."""
+    return {**REQUIRED, **({LOGGING_NEEDS: LOGGING_NEEDS} if inv.logging else {}),
+            **({MONITORING_NEEDS: MONITORING_NEEDS} if inv.monitoring.publish else {})}
 
 
 class DeployFailed(LbtkError):
@@ -137,6 +141,10 @@ def plan_node(env: Env, node: str, facts: NodeState, phases,
         raise LbtkError(f"{node}: logging: needs {LOGGING_NEEDS} (its rule writes {env.inv.logging.file}) and it "
                         "is not installed — run `inv install` (or drop logging: from the inventory); "
                         "nothing was changed on any node")
+    if Phase.MONITORING in phases and Phase.INSTALL not in phases and env.inv.monitoring.publish \
+            and not facts.has(MONITORING_NEEDS):
+        raise LbtkError(f"{node}: monitoring.publish needs {MONITORING_NEEDS} and it is not installed — run "
+                        "`inv install` (or set monitoring.publish: false); nothing was changed on any node")
     if Phase.KEEPALIVED in phases:
         for path, state in facts.script_files.items():
             if state != "ok":

@@ -170,8 +170,9 @@ def lab_data() -> dict:
 
 
 # ------------------------------------------------------------------ NodeStates via parse_state
-ALL_UNITS_UP = {u: "active" for u in F.UNITS}
-ALL_ENABLED = {u: "enabled" for u in F.UNITS}
+# a director deployed without monitoring.publish: lbtk's publisher timer is not there
+ALL_UNITS_UP = {u: "active" for u in F.UNITS} | {"lbtk-publish-metrics.timer": "inactive"}
+ALL_ENABLED = {u: "enabled" for u in F.UNITS} | {"lbtk-publish-metrics.timer": "not-found"}
 
 
 def live_files(env: Env, node: str, ipvs: bool = True) -> dict[str, LiveFile | None]:

@@ -120,6 +120,12 @@ def test_observe_script_framing_round_trips_real_output(tmp_path):
              cat(F.IPVS_STATS, "ipvsadm/L_n_stats_exact.txt"),
              cat(F.SERVICES, "systemctl/show_deployed.txt"),
              F.files(paths)]
+    # the capture predates the monitoring phase's units: captured not-found blocks for them follow it
+    later = F.UNITS[len(read("systemctl/show_deployed.txt").split("\n\n")):]
+    units = read("systemctl/show_deployed.txt") + "\n" + units_output(dict.fromkeys(later, "inactive"),
+                                                                     dict.fromkeys(later, "not-found"), later)
+    (tmp_path / "units.txt").write_text(units)
+    facts[-2] = dataclasses.replace(F.SERVICES, command=f"cat {tmp_path / 'units.txt'}; (exit 0)")
     out = subprocess.run(["sh", "-c", script(facts)], capture_output=True, text=True, timeout=20).stdout
     token, out = frames_token(out)             # drawn on the node (tests/unit/test_frame_token.py)
     files = {paths[0]: LiveFile(0o600, b"vrrp_instance VI_1 {\n    auth_pass s3cret\n}\n"), paths[1]: None,
@@ -133,7 +139,7 @@ def test_observe_script_framing_round_trips_real_output(tmp_path):
         "ipvs": (read("ipvsadm/L_n.txt"), "", 0),
         "sync_daemons": (read("ipvsadm/L_daemon_master_backup.txt"), "", 0),
         "ipvs_stats": (read("ipvsadm/L_n_stats_exact.txt"), "", 0),
-        "units": (read("systemctl/show_deployed.txt"), "", 0),
+        "units": (units, "", 0),
         "files": (file_listing(files), "", 0),
     }, token)
     s = parse_state("node1", facts, out, token)
@@ -143,7 +149,8 @@ def test_observe_script_framing_round_trips_real_output(tmp_path):
     assert len(s.ipvs.services) == 14 and s.ipvs.version == "1.2.1"
     assert [d.role for d in s.sync_daemons] == ["master", "backup"]
     assert s.ipvs_stats.exact and s.ipvs_stats.service("TCP 10.190.0.100:80").stats.conns == 301
-    assert s.enabled == {u: "enabled" for u in F.UNITS} and s.active["rsyslog"] == "inactive"
+    assert s.enabled == {u: "enabled" for u in F.UNITS} | dict.fromkeys(later, "not-found")
+    assert s.active["rsyslog"] == "inactive"
     assert s.files == files
 
 
@@ -158,9 +165,11 @@ def test_parse_state_fills_every_node_state_field():
         "addrs": (read("ip_addr/netns_all.txt"), "", 0),
         "sysctl": (read("sysctl/arp_set.txt") + read("sysctl/guest_director_vs.txt"), "", 0),
         "units": (units_output({"keepalived": "active", "nginx": "active", "lbtk-vip-lo": "active",
-                                "lbtk-fwmark": "failed", "rsyslog": "inactive"},
+                                "lbtk-fwmark": "failed", "rsyslog": "inactive", "prometheus-node-exporter": "active",
+                                "lbtk-publish-metrics.timer": "active"},
                                {"keepalived": "enabled", "nginx": "enabled", "lbtk-vip-lo": "enabled",
-                                "lbtk-fwmark": "static", "rsyslog": "not-found"}), "", 0),
+                                "lbtk-fwmark": "static", "rsyslog": "not-found", "prometheus-node-exporter": "enabled",
+                                "lbtk-publish-metrics.timer": "enabled"}), "", 0),
         "ipvs": (read("ipvsadm/ka_L_n.txt"), "", 0),
         "sync_daemons": (read("ipvsadm/ka_L_daemon.txt"), "", 0),
         "ipvs_stats": (read("ipvsadm/L_n_stats_exact.txt"), "", 0),
@@ -193,9 +202,10 @@ def test_parse_state_fills_every_node_state_field():
     assert s.holds("10.190.0.101") and "10.190.0.100" in s.vips_on_lo and s.holds("10.190.0.100")
     assert s.sysctl["net.ipv4.vs.sync_threshold"] == "3\t50"
     assert s.active == {"keepalived": "active", "nginx": "active", "lbtk-vip-lo": "active", "lbtk-fwmark": "failed",
-                        "rsyslog": "inactive"}
+                        "rsyslog": "inactive", "prometheus-node-exporter": "active", "lbtk-publish-metrics.timer": "active"}
     assert s.enabled == {"keepalived": "enabled", "nginx": "enabled", "lbtk-vip-lo": "enabled",
-                         "lbtk-fwmark": "static", "rsyslog": "not-found"}
+                         "lbtk-fwmark": "static", "rsyslog": "not-found", "prometheus-node-exporter": "enabled",
+                         "lbtk-publish-metrics.timer": "enabled"}
     assert s.ipvs.keys() == ["TCP 10.190.0.101:80", "FWM 7"]
     assert s.sync_daemons[0].syncid == 9 and s.sync_daemons[0].role == "backup"
     assert s.pending == [("reload", "keepalived", "")]

@@ -22,14 +22,15 @@ GOOD = Path(__file__).resolve().parents[1] / "inventories" / "good"
 
 
 def test_deploy_order_is_the_enum_in_order():
-    assert [str(p) for p in DEPLOY_ORDER] == ["install", "arp", "nginx", "lvs", "keepalived", "sync-daemon"]
+    assert [str(p) for p in DEPLOY_ORDER] == ["install", "arp", "nginx", "lvs", "keepalived", "sync-daemon",
+                                                 "monitoring"]
     assert FILE_PHASES == DEPLOY_ORDER[1:]          # install writes no file
 
 
 def test_phase_names_are_parsed_and_refused_in_one_line():
     assert check_phases(["keepalived", Phase.ARP]) == [Phase.KEEPALIVED, Phase.ARP]
     with pytest.raises(LbtkError, match=r"^unknown phase 'verify' — phases are install, arp, nginx, lvs, "
-                                        r"keepalived, sync-daemon$"):
+                                        r"keepalived, sync-daemon, monitoring$"):
         check_phases(["verify"])
 
 
@@ -37,7 +38,7 @@ def test_phase_tasks_and_deploy_help_come_from_the_enum():
     from fabfile.tasks import deploy as tasks
     assert {t.name for t in tasks.PHASE_TASKS.values()} == {p.value for p in Phase if p.has_task}
     assert tasks.keepalived.__doc__ == Phase.KEEPALIVED.summary
-    assert "(install, arp, nginx, lvs, keepalived, sync-daemon)" in tasks.deploy.__doc__
+    assert "(install, arp, nginx, lvs, keepalived, sync-daemon, monitoring)" in tasks.deploy.__doc__
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in GOOD.glob("*.yaml")))

@@ -166,7 +166,7 @@ def render_node(inv: Inventory, node_name: str, secrets: dict[str, str], facts: 
 
 
 def _render(inv: Inventory, node_name: str, secrets: dict[str, str], facts: RenderFacts) -> list[NodeFile]:
-    from fabfile.core.render import arp, fwmark, ipvs_sync, keepalived, nginx, rsyslog, scripts  # noqa: E402 (they import NodeFile from here)
+    from fabfile.core.render import arp, fwmark, ipvs_sync, keepalived, monitoring, nginx, rsyslog, scripts  # noqa: E402 (they import NodeFile from here)
     node = inv.node(node_name)
     t = templates(inv)
     files = []
@@ -177,6 +177,7 @@ def _render(inv: Inventory, node_name: str, secrets: dict[str, str], facts: Rend
     files += nginx.files(inv, node, t)
     files += ipvs_sync.files(inv, node, facts, t)
     files += rsyslog.files(inv, t)
+    files += monitoring.files(inv, node, t)
     return files
 
 

@@ -1,0 +1,78 @@
+"""The `monitoring` phase (inventory `monitoring.publish`): Debian's prometheus-node-exporter with its
+ipvs and textfile collectors, and lbtk's publisher: a script, run by a systemd timer, that writes
+keepalived's own view of its VRRP instances as lbtk's metrics (the names of
+fabfile/core/monitoring/metrics.py, the ones `inv metrics` prints) into node_exporter's textfile
+directory, atomically (a temporary file renamed over lbtk.prom).
+
+The publisher asks keepalived with the very command `inv vrrp` runs (fabfile.infra.facts.KEEPALIVED_VIEW)
+and reads the dump with awk. Without `publish`, the script and units are removed and so is the
+published file (node_exporter's defaults file, the package's own, is left as it is)."""
+from __future__ import annotations
+
+from fabfile.core.monitoring import metrics as M
+from fabfile.core.phase import Phase
+from fabfile.core.render import NodeFile, Templates, templates
+from fabfile.core.vrrp import plan
+from fabfile.model.schema import Inventory, Node
+
+PACKAGE = "prometheus-node-exporter"           # Debian's node_exporter (bookworm: 1.5.0)
+EXPORTER = "prometheus-node-exporter"          # its unit, which reads ARGS from DEFAULTS at start
+DEFAULTS = "/etc/default/prometheus-node-exporter"
+TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"   # the package's directory (owned by root, 0755)
+PUBLISHED = f"{TEXTFILE_DIR}/lbtk.prom"
+SCRIPT = "/usr/local/lib/lbtk/publish-metrics"
+SERVICE = "/etc/systemd/system/lbtk-publish-metrics.service"
+TIMER = "/etc/systemd/system/lbtk-publish-metrics.timer"
+TIMER_UNIT = "lbtk-publish-metrics.timer"
+# what the published file holds, per family (keepalived's dump -> the awk arrays of the template)
+VRRP_FROM_DUMP = ((M.VRRP_STATE, "st"), (M.VRRP_PRIORITY, "prio"), (M.VRRP_ADVERTS_RECEIVED, "rcvd"),
+                  (M.VRRP_ADVERTS_SENT, "sent"), (M.VRRP_AUTH_FAILURES, "auth"), (M.VRRP_TRANSITIONS, "trans"),
+                  (M.VRRP_PRIORITY_ZERO_RECEIVED, "pzr"), (M.VRRP_PRIORITY_ZERO_SENT, "pzs"),
+                  (M.VRRP_LAST_TRANSITION, "last"))
+PUBLISHED_METRICS = (M.NODE_INFO, *(m for m, _ in VRRP_FROM_DUMP), M.VRRP_WANTED_PRIORITY, M.SERVICE_UP)
+SERVICES = ("keepalived", "nginx")       # lbtk_service_up's services the publisher judges (systemctl is-active)
+
+
+def wanted(inv: Inventory) -> bool:
+    return inv.monitoring.publish
+
+
+def files(inv: Inventory, node: Node, t: Templates | None = None) -> list[NodeFile]:
+    if not wanted(inv):
+        return [NodeFile(p, None, Phase.MONITORING) for p in (SCRIPT, SERVICE, TIMER, PUBLISHED)]
+    t = t or templates(inv)
+    mon = inv.monitoring
+    return [
+        NodeFile(DEFAULTS, t("prometheus-node-exporter.default.j2", listen=mon.listen_address,
+                             textfile_dir=TEXTFILE_DIR), Phase.MONITORING),
+        NodeFile(SCRIPT, publisher(inv, node, t), Phase.MONITORING, mode=0o755),
+        NodeFile(SERVICE, t("lbtk-publish-metrics.service.j2", script=SCRIPT), Phase.MONITORING),
+        NodeFile(TIMER, t("lbtk-publish-metrics.timer.j2", interval=mon.publish_interval), Phase.MONITORING),
+    ]
+
+
+def _awk_string(text: str) -> str:
+    """A text as the inside of an awk string literal in a single-quoted shell word."""
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("'", "\\047").replace("\n", "\\n")
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def publisher(inv: Inventory, node: Node, t: Templates) -> str:
+    from fabfile.core.monitoring.exposition import escape
+    from fabfile.infra.facts import KEEPALIVED_VIEW
+
+    def head(m: M.Metric) -> dict:
+        return dict(name=m.name, type=m.type, help=escape(m.help, quote=False))
+
+    planned = plan(inv)
+    base = f'cluster="{_label(inv.cluster)}",node="{_label(node.name)}"'
+    return t("publish-metrics.sh.j2", base=base, textfile_dir=TEXTFILE_DIR, view=KEEPALIVED_VIEW.command,
+             info=head(M.NODE_INFO), service=head(M.SERVICE_UP), services=SERVICES,
+             wanted=head(M.VRRP_WANTED_PRIORITY),
+             vrrp=[dict(head(m), awk_help=_awk_string(escape(m.help, quote=False)), var=v) for m, v in VRRP_FROM_DUMP],
+             vips=" ".join(f"{p.name} {M.vip_label(p)}" for p in planned),
+             priorities=[dict(labels=f'{base},vrrp_instance="{_label(p.name)}",vip="{_label(M.vip_label(p))}"',
+                              value=p.priorities[node.name]) for p in planned if node.name in p.priorities])
