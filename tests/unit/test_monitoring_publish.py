@@ -1,0 +1,165 @@
+"""The monitoring phase (inventory monitoring.publish): the files it renders with and without it,
+the plan that adds or removes exactly those files and their units, and the publisher script run on
+this machine against captured keepalived dumps: `sh -n` clean, a file `promtool check metrics`
+accepts, holding the very samples `inv metrics` prints for the same node.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families as text_families
+
+from fabfile.core.monitoring import exposition as X
+from fabfile.core.phase import Phase
+from fabfile.core.render import RenderFacts, monitoring as MR, render_node
+from fabfile.errors import LbtkError
+from fabfile.model.loading import InventoryError, parse
+from fabfile.ops.deploy import plan_node, required
+from fabfile.parsers.keepalived_json import parse_keepalived_json
+from fabfile.parsers.lbtk import LiveFile
+
+from .core_fixtures import DPKG_CAPTURE, FX, deploy_state, lab_data, lab_env, live_files
+from .test_alert_rules import promtool
+from .test_exposition import lab_states
+
+pytestmark = pytest.mark.unit
+FILES = (MR.DEFAULTS, MR.SCRIPT, MR.SERVICE, MR.TIMER)
+GONE = (MR.SCRIPT, MR.SERVICE, MR.TIMER, MR.PUBLISHED)
+WITH_EXPORTER = DPKG_CAPTURE + "prometheus-node-exporter\t1.5.0-1+b6\tii \n"
+TIMER_UP = dict(active={MR.TIMER_UNIT: "active"}, enabled={MR.TIMER_UNIT: "enabled"})
+
+
+def published_env(monkeypatch, **mon):
+    data = lab_data()
+    data["monitoring"] = {**data.get("monitoring", {}), "publish": True, **mon}
+    return lab_env(monkeypatch, data=data)
+
+
+def phase_files(env, node="node1"):
+    return {f.path: f for f in render_node(env.inv, node, env.secrets, RenderFacts(ipvs=True))
+            if f.phase is Phase.MONITORING}
+
+
+def verbs(actions):
+    return [(a.verb, a.unit or a.arg) for a in actions]
+
+
+def test_without_publish_the_phase_only_removes_its_own_files(monkeypatch):
+    files = phase_files(lab_env(monkeypatch))
+    assert set(files) == set(GONE) and all(f.content is None for f in files.values())
+    assert MR.DEFAULTS not in files          # the package's own file: never deleted
+
+
+def test_with_publish_node_exporter_gets_its_collectors_and_the_timer_its_period(monkeypatch):
+    files = phase_files(published_env(monkeypatch, listen_address="127.0.0.1:9200", publish_interval=10))
+    assert set(files) == set(FILES)
+    args = files[MR.DEFAULTS].content.splitlines()[-1]
+    assert args == ('ARGS="--web.listen-address=127.0.0.1:9200 --collector.ipvs --collector.textfile '
+                    '--collector.textfile.directory=/var/lib/prometheus/node-exporter"')
+    assert "OnUnitActiveSec=10s" in files[MR.TIMER].content
+    assert f"ExecStart={MR.SCRIPT}" in files[MR.SERVICE].content
+    assert files[MR.SCRIPT].mode == 0o755 and files[MR.SCRIPT].content.startswith("#!/bin/sh\n")
+
+
+def test_listen_address_is_host_port(monkeypatch):
+    data = lab_data()
+    data["monitoring"] = {"publish": True, "listen_address": "9100 --web.config.file=/x"}
+    with pytest.raises(InventoryError, match="listen_address.*not HOST:PORT"):
+        parse(data, "lab.yaml")
+
+
+def test_node_exporter_is_required_only_where_metrics_are_published(monkeypatch):
+    assert MR.PACKAGE not in required(lab_env(monkeypatch).inv)
+    assert required(published_env(monkeypatch).inv)[MR.PACKAGE] == MR.PACKAGE
+
+
+def test_the_phase_without_the_package_is_refused_in_one_line(monkeypatch):
+    env = published_env(monkeypatch)
+    with pytest.raises(LbtkError, match=r"^node1: monitoring.publish needs prometheus-node-exporter"):
+        plan_node(env, "node1", deploy_state(env, "node1"), [Phase.MONITORING])
+
+
+def test_publishing_adds_exactly_its_files_and_units_then_nothing(monkeypatch):
+    off, on = lab_env(monkeypatch), published_env(monkeypatch)
+    before = deploy_state(on, "node1", files=live_files(off, "node1") | {MR.DEFAULTS: None}, dpkg=WITH_EXPORTER,
+                          active={MR.EXPORTER: "inactive", MR.TIMER_UNIT: "inactive"},
+                          enabled={MR.EXPORTER: "enabled", MR.TIMER_UNIT: "not-found"})
+    p = plan_node(on, "node1", before, [Phase.MONITORING])
+    assert {(c.file.path, c.kind) for c in p.changes} == {(f, "create") for f in FILES}
+    assert verbs(p.actions) == [("start", MR.EXPORTER), ("daemon-reload", ""), ("run", MR.SCRIPT),
+                                ("enable-restart", MR.TIMER_UNIT)]
+    up = deploy_state(on, "node1", dpkg=WITH_EXPORTER, **TIMER_UP)          # the files in, every unit up
+    assert plan_node(on, "node1", up, [Phase.MONITORING]).empty
+
+
+def test_new_start_options_restart_node_exporter(monkeypatch):
+    on, moved = published_env(monkeypatch), published_env(monkeypatch, listen_address=":9101")
+    p = plan_node(moved, "node1", deploy_state(on, "node1", dpkg=WITH_EXPORTER, **TIMER_UP), [Phase.MONITORING])
+    assert [c.file.path for c in p.changes] == [MR.DEFAULTS]
+    assert verbs(p.actions) == [("restart", MR.EXPORTER)]
+
+
+def test_dropping_publish_removes_the_files_and_the_timer(monkeypatch):
+    off, on = lab_env(monkeypatch), published_env(monkeypatch)
+    live = live_files(on, "node1") | {MR.PUBLISHED: LiveFile(0o644, b"lbtk_node_info 1\n")}
+    p = plan_node(off, "node1", deploy_state(off, "node1", files=live, **TIMER_UP),
+                  [Phase.MONITORING])
+    assert {(c.file.path, c.kind) for c in p.changes} == {(f, "delete") for f in GONE}
+    assert verbs(p.actions) == [("stop", MR.TIMER_UNIT), ("daemon-reload", ""), ("disable", MR.TIMER_UNIT)]
+
+
+# ------------------------------------------------------------------ the publisher, run here
+def run_publisher(script: str, tmp: Path, dump: str, *, ipvs: bool = False, up: bool = True) -> str:
+    path = tmp / "publish-metrics"
+    path.write_text(script)
+    path.chmod(0o755)
+    assert subprocess.run(["sh", "-n", str(path)], capture_output=True, text=True).returncode == 0
+    env = dict(os.environ, LBTK_TEXTFILE_DIR=str(tmp / "textfile"), LBTK_KEEPALIVED_VIEW=str(FX / dump),
+               LBTK_IPVS_PROC=str(FX / "ipvsadm/L_n.txt") if ipvs else str(tmp / "none"),
+               LBTK_SYSTEMCTL="true" if up else "false")
+    r = subprocess.run([str(path)], env=env, capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert [p.name for p in (tmp / "textfile").iterdir()] == ["lbtk.prom"]     # its temporary file renamed
+    return (tmp / "textfile/lbtk.prom").read_text()
+
+
+def samples(text: str, names) -> set:
+    return {(s.name, tuple(sorted(s.labels.items())), s.value)
+            for fam in text_families(text) for s in fam.samples if s.name in names}
+
+
+@pytest.mark.parametrize("node,dump", [("node1", "keepalived_json/healthy_node1.json"),
+                                       ("node2", "keepalived_json/healthy_node2.json"),
+                                       ("node3", "keepalived_json/not_running_node3.txt")])
+def test_the_published_file_is_what_inv_metrics_prints(monkeypatch, tmp_path, node, dump):
+    env = lab_env(monkeypatch, data=lab_data() | {"monitoring": {"publish": True}})
+    script = phase_files(env, node)[MR.SCRIPT].content
+    text = run_publisher(script, tmp_path, dump, up=node != "node3")
+    check = subprocess.run([promtool(), "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
+    assert check.returncode == 0, check.stdout + check.stderr
+    names = {m.name for m in MR.PUBLISHED_METRICS}
+    got = samples(text, names)
+    want = samples(X.text(X.node_samples(env.inv, node, lab_states()[node]), X.PROMETHEUS), names)
+    # the fixtures' units: node3's keepalived stopped, nginx up; the publisher's systemctl stand-in
+    # says one word for both
+    want = {s for s in want if not (s[0] == "lbtk_service_up" and node == "node3")}
+    got = {s for s in got if not (s[0] == "lbtk_service_up" and node == "node3")}
+    assert got == want and len(got) >= (2 if node == "node3" else 12)
+    assert {s[0] for s in got} <= {m.name for m in X.M.LBTK}
+
+
+def test_the_publisher_reads_a_split_brain_dump_as_lbtks_parser_does(monkeypatch, tmp_path):
+    env = published_env(monkeypatch)
+    dump = "keepalived_json/split_auth_node2.json"
+    text = run_publisher(phase_files(env, "node2")[MR.SCRIPT].content, tmp_path, dump, ipvs=True)
+    fams = {f.name: f for f in text_families(text)}
+    assert fams["lbtk_node_info"].samples[0].labels["ipvs"] == "1"
+    views = parse_keepalived_json((FX / dump).read_text())
+    assert views and any(v.auth_errors for v in views)
+    for metric, field in (("lbtk_vrrp_auth_failures", "auth_errors"), ("lbtk_vrrp_priority", "priority"),
+                          ("lbtk_vrrp_adverts_received", "advert_rcvd")):
+        assert {s.labels["vrrp_instance"]: s.value for s in fams[metric].samples} == \
+            {v.instance: getattr(v, field) for v in views}, metric
