@@ -163,3 +163,38 @@ def test_the_publisher_reads_a_split_brain_dump_as_lbtks_parser_does(monkeypatch
                           ("lbtk_vrrp_adverts_received", "advert_rcvd")):
         assert {s.labels["vrrp_instance"]: s.value for s in fams[metric].samples} == \
             {v.instance: getattr(v, field) for v in views}, metric
+
+
+# ------------------------------------------------------------------ the transition hook
+def test_each_vrrp_transition_starts_the_publisher_through_keepalived_s_fifo(monkeypatch, tmp_path):
+    env = published_env(monkeypatch)
+    files = {f.path: f for f in render_node(env.inv, "node1", env.secrets, RenderFacts(ipvs=True))}
+    conf = files["/etc/keepalived/keepalived.conf"].content
+    assert f"vrrp_notify_fifo {MR.FIFO}\n" in conf and f'vrrp_notify_fifo_script "{MR.FIFO_SCRIPT}"' in conf
+    hook = files[MR.FIFO_SCRIPT]
+    assert hook.phase is Phase.KEEPALIVED and hook.mode == 0o755
+    # run here with a stand-in systemctl: one start per line keepalived writes
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin/systemctl").write_text(f'#!/bin/sh\necho "$*" >> {tmp_path}/calls\n')
+    (tmp_path / "bin/systemctl").chmod(0o755)
+    (tmp_path / "hook").write_text(hook.content)
+    (tmp_path / "events").write_text('INSTANCE "VI_1" MASTER 100\nINSTANCE "VI_1" BACKUP 100\n')
+    subprocess.run(["sh", str(tmp_path / "hook"), str(tmp_path / "events")], check=True, timeout=10,
+                   env=dict(os.environ, PATH=f"{tmp_path}/bin:{os.environ['PATH']}"))
+    assert (tmp_path / "calls").read_text() == f"start --no-block {MR.SERVICE_UNIT}\n" * 2
+
+
+def test_a_fifo_of_the_inventory_s_own_is_left_alone_and_the_timer_refreshes(monkeypatch):
+    data = lab_data()
+    data["monitoring"] = {"publish": True}
+    data.setdefault("global_defs", {})["vrrp_notify_fifo"] = "/run/keepalived/mine.fifo"
+    env = lab_env(monkeypatch, data=data)
+    files = {f.path: f for f in render_node(env.inv, "node1", env.secrets, RenderFacts(ipvs=True))}
+    assert files[MR.FIFO_SCRIPT].content is None and MR.FIFO not in files["/etc/keepalived/keepalived.conf"].content
+    assert files[MR.TIMER].content is not None
+
+
+def test_without_publish_keepalived_conf_names_no_fifo(monkeypatch):
+    env = lab_env(monkeypatch)
+    files = {f.path: f for f in render_node(env.inv, "node1", env.secrets, RenderFacts(ipvs=True))}
+    assert files[MR.FIFO_SCRIPT].content is None and "notify_fifo" not in files["/etc/keepalived/keepalived.conf"].content

@@ -8,7 +8,7 @@ from fabfile.core.desired import services
 from fabfile.core.sync_rules import sync_instance
 from fabfile.core.vrrp import plan
 from fabfile.core.phase import Phase
-from fabfile.core.render import Facts, NodeFile, Templates, ipvs_sync, rsyslog, templates, tracking, vservers
+from fabfile.core.render import Facts, NodeFile, Templates, ipvs_sync, monitoring, rsyslog, templates, tracking, vservers
 from fabfile.core.render import instance_options
 from fabfile.core.render.checkers import checker_blocks
 
@@ -20,6 +20,7 @@ def files(inv: Inventory, node: Node, secrets: dict[str, str], facts: Facts,
           t: Templates | None = None) -> list[NodeFile]:
     t = t or templates(inv)
     return [
+        monitoring.fifo_script(inv, t),       # before keepalived.conf, which runs it
         NodeFile(CONF, conf(inv, node, secrets, facts, t), Phase.KEEPALIVED, mode=0o600,
                  secret=any(vi.authentication for vi in inv.vrrp_instances)),
         NodeFile(DEFAULTS, t("default_keepalived.j2", ipvs=facts.ipvs, args=daemon_args(inv, facts),
@@ -71,12 +72,17 @@ def conf(inv: Inventory, node: Node, secrets: dict[str, str], facts: Facts, t: T
     if sd and sd.mode == "keepalived" and facts.ipvs:
         sync = dict(interface=sd.interface, syncid=sd.syncid,
                     instance=sd.vrrp_instance or planned[0].name)
+    global_defs = inv.global_defs
+    if monitoring.on_transition(inv):       # lbtk's metrics refreshed at each VRRP transition
+        global_defs = global_defs.model_copy(update={"vrrp_notify_fifo": monitoring.FIFO,
+                                                     "vrrp_notify_fifo_script": monitoring.FIFO_SCRIPT})
     return t(
         "keepalived.conf.j2", cluster=inv.cluster, node=node,
         router_id=inv.global_defs.router_id.format(node=node.name, NODE=node.name.upper()),
-        global_defs=inv.global_defs,
+        global_defs=global_defs,
         script_security=inv.global_defs.enable_script_security or bool(inv.vrrp_scripts) or _has_misc(inv),
         script_user=inv.global_defs.script_user if (inv.vrrp_scripts or _has_notify(inv) or vservers.has_commands(inv)
+                                                    or monitoring.on_transition(inv)
                                                     or _has_misc(inv) or (sd and sd.mode == "notify")) else None,
         sync=sync, track=tracking.sections(inv), scripts={k: v.model_dump() for k, v in inv.vrrp_scripts.items()},
         sync_groups=instance_options.sync_groups_with_options(inv), statics=instance_options.statics(node),

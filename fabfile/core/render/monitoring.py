@@ -24,6 +24,11 @@ SCRIPT = "/usr/local/lib/lbtk/publish-metrics"
 SERVICE = "/etc/systemd/system/lbtk-publish-metrics.service"
 TIMER = "/etc/systemd/system/lbtk-publish-metrics.timer"
 TIMER_UNIT = "lbtk-publish-metrics.timer"
+SERVICE_UNIT = "lbtk-publish-metrics.service"
+# the transition hook: keepalived writes each VRRP state change to this FIFO and runs FIFO_SCRIPT,
+# which reads it and starts the publisher (keepalived.conf's global_defs, render/keepalived.py)
+FIFO = "/run/lbtk-vrrp-notify.fifo"
+FIFO_SCRIPT = "/usr/local/lib/lbtk/publish-on-transition"
 # what the published file holds, per family (keepalived's dump -> the awk arrays of the template)
 VRRP_FROM_DUMP = ((M.VRRP_STATE, "st"), (M.VRRP_PRIORITY, "prio"), (M.VRRP_ADVERTS_RECEIVED, "rcvd"),
                   (M.VRRP_ADVERTS_SENT, "sent"), (M.VRRP_AUTH_FAILURES, "auth"), (M.VRRP_TRANSITIONS, "trans"),
@@ -35,6 +40,25 @@ SERVICES = ("keepalived", "nginx")       # lbtk_service_up's services the publis
 
 def wanted(inv: Inventory) -> bool:
     return inv.monitoring.publish
+
+
+def on_transition(inv: Inventory) -> bool:
+    """Does keepalived's vrrp_notify_fifo refresh the metrics at each VRRP transition? Where the
+    inventory publishes, leaves both FIFOs carrying VRRP events to lbtk (its own notify_fifo or
+    vrrp_notify_fifo: those stay, and the timer alone refreshes) and keepalived's scripts run as root
+    (the publisher signals keepalived and writes into node_exporter's directory)."""
+    g = inv.global_defs
+    return wanted(inv) and g.notify_fifo is None and g.vrrp_notify_fifo is None \
+        and (g.script_user or "root").split()[0] == "root"
+
+
+def fifo_script(inv: Inventory, t: Templates | None = None) -> NodeFile:
+    """The script keepalived's vrrp_notify_fifo_script runs: phase keepalived, beside the keepalived.conf
+    that names it (keepalived -t and the reload find it there)."""
+    if not on_transition(inv):
+        return NodeFile(FIFO_SCRIPT, None, Phase.KEEPALIVED)
+    t = t or templates(inv)
+    return NodeFile(FIFO_SCRIPT, t("publish-on-transition.sh.j2", unit=SERVICE_UNIT), Phase.KEEPALIVED, mode=0o755)
 
 
 def files(inv: Inventory, node: Node, t: Templates | None = None) -> list[NodeFile]:
