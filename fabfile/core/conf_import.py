@@ -41,7 +41,7 @@ from pydantic import BaseModel
 
 from fabfile.model.fields import family_of
 from fabfile.model.keepalived_keywords import BLOCKS as KEEPALIVED, VERSIONS
-from fabfile.core.render import ipvs_sync
+from fabfile.core.render import ipvs_sync, monitoring
 from fabfile.model.schema import Inventory, Node, RealServer, SyncDaemon, VirtualServer, VrrpInstance
 from fabfile.parsers.keepalived_conf import Conf, Stmt
 
@@ -625,6 +625,7 @@ def import_configs(configs: list[NodeConfig], cluster: str, secret_file: str,
     if first.sync_daemon:
         inv["sync_daemon"] = first.sync_daemon
     _sync_daemon_by_notify(inv, first.notes)
+    _publish_by_fifo(inv, first.notes)
     _agree(views, "virtual_servers", conflicts, lambda v: v.virtual_servers, "the virtual servers")
     for key in NAMED_SECTIONS.values():
         _agree(views, key, conflicts, lambda v: v.named.get(key), f"the {key}")
@@ -658,6 +659,21 @@ def _sync_daemon_by_notify(inv: dict, notes: list[str]) -> None:
                      f"its sync interface and syncid are in that script, not in keepalived.conf: imported as "
                      f"interface {sd['interface']}, syncid {SyncDaemon.model_fields['syncid'].default} "
                      "(check SYNC_IF and SYNCID in the script)")
+
+
+def _publish_by_fifo(inv: dict, notes: list[str]) -> None:
+    """lbtk's own vrrp_notify_fifo (its publisher's transition hook) is monitoring.publish: lbtk writes
+    that FIFO itself. node_exporter's listening address and the timer's period are not in
+    keepalived.conf: the import takes the defaults, and the note says where to check them."""
+    gd = inv.get("global_defs", {})
+    if gd.get("vrrp_notify_fifo") != monitoring.FIFO:
+        return
+    gd.pop("vrrp_notify_fifo")
+    gd.pop("vrrp_notify_fifo_script", None)
+    inv["monitoring"] = {"publish": True}
+    notes.append(f"global_defs: vrrp_notify_fifo {monitoring.FIFO} is lbtk's metrics publisher "
+                 f"(monitoring.publish): node_exporter's address and the refresh period are not in keepalived.conf, "
+                 f"imported as the defaults (check {monitoring.DEFAULTS} and {monitoring.TIMER})")
 
 
 def _vips_from_elsewhere(inv: dict, notes: list[str]) -> None:

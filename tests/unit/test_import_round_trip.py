@@ -20,7 +20,9 @@ original, as an SSH import reads it from the node (`inv import --file` cannot):
   (MASQUERADE) and an instance's `vrrp_firewall`;
 - sync_daemon mode notify's interface and syncid: keepalived.conf only says `notify
   /usr/local/sbin/lbtk-ipvs-sync`; they are SYNC_IF and SYNCID in that script. The import gives back
-  mode notify with the instance's interface and syncid 1, and a note says to check them.
+  mode notify with the instance's interface and syncid 1, and a note says to check them;
+- monitoring.publish's listen_address and publish_interval: keepalived.conf only names lbtk's
+  vrrp_notify_fifo; the import gives back `monitoring: {publish: true}`, and a note says so.
 The nginx files, the logging files and the shipped-scripts record are left out of the comparison
 all the same: they are no keepalived file.
 """
@@ -72,7 +74,7 @@ def with_what_keepalived_conf_does_not_say(imported: dict, inv: Inventory) -> di
     docstring lists them): what the comparison then finds different is the import's doing."""
     data = copy.deepcopy(imported)
     original = inv.model_dump(exclude_unset=True)
-    for key in ("nginx", "logging", "scripts", "lab", "install", "probe", "templates_dir"):
+    for key in ("nginx", "logging", "scripts", "lab", "install", "probe", "templates_dir", "monitoring"):
         if key in original:
             data[key] = original[key]
     for vs, was in zip(data.get("virtual_servers", []), inv.virtual_servers):
