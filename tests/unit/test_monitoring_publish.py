@@ -119,7 +119,7 @@ def run_publisher(script: str, tmp: Path, dump: str, *, ipvs: bool = False, up: 
     assert subprocess.run(["sh", "-n", str(path)], capture_output=True, text=True).returncode == 0
     env = dict(os.environ, LBTK_TEXTFILE_DIR=str(tmp / "textfile"), LBTK_KEEPALIVED_VIEW=str(FX / dump),
                LBTK_IPVS_PROC=str(FX / "ipvsadm/L_n.txt") if ipvs else str(tmp / "none"),
-               LBTK_SYSTEMCTL="true" if up else "false")
+               LBTK_SYSTEMCTL="true" if up else "false", LBTK_RUNTIME=str(FX / "lbtk_state/runtime.json"))
     r = subprocess.run([str(path)], env=env, capture_output=True, text=True, timeout=10)
     assert r.returncode == 0 and r.stderr == "", r.stderr
     assert [p.name for p in (tmp / "textfile").iterdir()] == ["lbtk.prom"]     # its temporary file renamed

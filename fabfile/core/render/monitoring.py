@@ -5,10 +5,14 @@ fabfile/core/monitoring/metrics.py, the ones `inv metrics` prints) into node_exp
 directory, atomically (a temporary file renamed over lbtk.prom).
 
 The publisher asks keepalived with the very command `inv vrrp` runs (fabfile.infra.facts.KEEPALIVED_VIEW)
-and reads the dump with awk. Without `publish`, the script and units are removed and so is the
+and reads the dump with awk; the real servers' wanted weights and drains come from the inventory and
+the node's runtime record, services up from systemctl. Not published here: the live IPVS weights
+(node_exporter's ipvs collector has them: node_ipvs_backend_weight) and sync_daemon's service_up
+(verify's judgement of the sync daemon against the node's role). Without `publish`, the script and units are removed and so is the
 published file (node_exporter's defaults file, the package's own, is left as it is)."""
 from __future__ import annotations
 
+from fabfile.core import desired
 from fabfile.core.monitoring import metrics as M
 from fabfile.core.phase import Phase
 from fabfile.core.render import NodeFile, Templates, templates
@@ -34,7 +38,8 @@ VRRP_FROM_DUMP = ((M.VRRP_STATE, "st"), (M.VRRP_PRIORITY, "prio"), (M.VRRP_ADVER
                   (M.VRRP_ADVERTS_SENT, "sent"), (M.VRRP_AUTH_FAILURES, "auth"), (M.VRRP_TRANSITIONS, "trans"),
                   (M.VRRP_PRIORITY_ZERO_RECEIVED, "pzr"), (M.VRRP_PRIORITY_ZERO_SENT, "pzs"),
                   (M.VRRP_LAST_TRANSITION, "last"))
-PUBLISHED_METRICS = (M.NODE_INFO, *(m for m, _ in VRRP_FROM_DUMP), M.VRRP_WANTED_PRIORITY, M.SERVICE_UP)
+PUBLISHED_METRICS = (M.NODE_INFO, *(m for m, _ in VRRP_FROM_DUMP), M.VRRP_WANTED_PRIORITY,
+                     M.REAL_SERVER_WANTED_WEIGHT, M.REAL_SERVER_DRAINED, M.SERVICE_UP)
 SERVICES = ("keepalived", "nginx")       # lbtk_service_up's services the publisher judges (systemctl is-active)
 
 
@@ -86,14 +91,20 @@ def _label(value: str) -> str:
 
 def publisher(inv: Inventory, node: Node, t: Templates) -> str:
     from fabfile.core.monitoring.exposition import escape
-    from fabfile.infra.facts import KEEPALIVED_VIEW
+    from fabfile.infra.facts import KEEPALIVED_VIEW, RUNTIME_PATH
 
     def head(m: M.Metric) -> dict:
         return dict(name=m.name, type=m.type, help=escape(m.help, quote=False))
 
     planned = plan(inv)
     base = f'cluster="{_label(inv.cluster)}",node="{_label(node.name)}"'
+    servers = [dict(labels=f'{base},virtual_server="{_label(M.virtual_server_label(svc))}",'
+                           f'real_server="{_label(M.real_server_label(svc, rs))}"',
+                    address=inv.real_server_address(rs.source), weight=rs.weight)
+               for svc in desired.ipvs_services(inv) for rs in svc.real_servers]
     return t("publish-metrics.sh.j2", base=base, textfile_dir=TEXTFILE_DIR, view=KEEPALIVED_VIEW.command,
+             runtime=RUNTIME_PATH, servers=servers, weight=head(M.REAL_SERVER_WANTED_WEIGHT),
+             drained=head(M.REAL_SERVER_DRAINED),
              info=head(M.NODE_INFO), service=head(M.SERVICE_UP), services=SERVICES,
              wanted=head(M.VRRP_WANTED_PRIORITY),
              vrrp=[dict(head(m), awk_help=_awk_string(escape(m.help, quote=False)), var=v) for m, v in VRRP_FROM_DUMP],
