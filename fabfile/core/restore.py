@@ -15,7 +15,7 @@ import posixpath
 
 from fabfile.core.phase import RUNTIME_PHASE, Phase
 from fabfile.core.plan import NodePlan, file_changes, service_actions
-from fabfile.core.render import NodeFile, nginx
+from fabfile.core.render import NodeFile, monitoring, nginx
 from fabfile.errors import LbtkError
 from fabfile.infra.facts import BACKUP_DIR, NodeState
 
@@ -76,7 +76,10 @@ def restore_plan(node: str, sets: Sets, facts: NodeState, rendered: dict[str, No
 
 def _phase_of(path: str) -> Phase:
     """The phase of a path this inventory no longer renders (a site an older one had): nginx's
-    files reload nginx; anything else rides with keepalived, as the runtime record does."""
+    files reload nginx; node_exporter's defaults (an inventory that published metrics before)
+    restart it; anything else rides with keepalived, as the runtime record does."""
+    if path == monitoring.DEFAULTS:
+        return Phase.MONITORING
     return Phase.NGINX if path.startswith(nginx.SITES + "/") else RUNTIME_PHASE
 
 

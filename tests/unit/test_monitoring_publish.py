@@ -198,3 +198,18 @@ def test_without_publish_keepalived_conf_names_no_fifo(monkeypatch):
     env = lab_env(monkeypatch)
     files = {f.path: f for f in render_node(env.inv, "node1", env.secrets, RenderFacts(ipvs=True))}
     assert files[MR.FIFO_SCRIPT].content is None and "notify_fifo" not in files["/etc/keepalived/keepalived.conf"].content
+
+
+def test_rolling_back_the_deploy_that_began_publishing_takes_its_files_and_timer_away(monkeypatch):
+    from fabfile.core.restore import backup_copy, restore_plan
+    from fabfile.ops.rollback import rendered_files
+    off, on = lab_env(monkeypatch), published_env(monkeypatch)
+    s = deploy_state(on, "node1", dpkg=WITH_EXPORTER, **TIMER_UP)         # running what `on` deployed
+    before = live_files(off, "node1") | {MR.DEFAULTS: LiveFile(0o644, b'ARGS=""\n')}    # Debian's
+    replaced = [p for p in s.files if s.files[p] != before.get(p)]
+    for p in replaced:
+        s.files[backup_copy("1.1", p)] = before.get(p)
+    plan = restore_plan("node1", [("1.1", replaced)], s, rendered_files(off, "node1"))
+    kinds = {ch.file.path: ch.kind for ch in plan.changes if ch.file.phase is Phase.MONITORING}
+    assert kinds == {MR.DEFAULTS: "update", MR.SCRIPT: "delete", MR.SERVICE: "delete", MR.TIMER: "delete"}
+    assert ("stop", MR.TIMER_UNIT) in verbs(plan.actions) and ("disable", MR.TIMER_UNIT) in verbs(plan.actions)
