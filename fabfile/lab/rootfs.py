@@ -31,8 +31,9 @@ from fabfile.lab import (DEFAULT_RELEASE, LabError, LabSpec, lab_path, last_line
 
 VARIANT = "minbase"
 PACKAGES = ("systemd", "systemd-sysv", "dbus", "iproute2", "procps", "openssh-server", "keepalived",
-            "ipvsadm", "nginx-light", "curl", "python3", "iptables", "kmod", "sudo", "rsyslog")
-RECIPE = 3          # bump when customize() changes, so existing bases get rebuilt
+            "ipvsadm", "nginx-light", "curl", "python3", "iptables", "kmod", "sudo", "rsyslog",
+            "prometheus-node-exporter")
+RECIPE = 4          # bump when customize() changes, so existing bases get rebuilt
 
 
 @dataclass(frozen=True)
@@ -71,8 +72,9 @@ MASK = ("apt-daily.timer", "apt-daily.service", "apt-daily-upgrade.timer", "apt-
         "systemd-networkd-wait-online.service", "ifupdown-pre.service", "networking.service")
 # Installed and ready, but started only by the toolkit's deploy (which enables them). rsyslog too:
 # only an inventory with `logging:` wants it (keepalived's own log file), and a node otherwise
-# logs to the journal alone, as a minimal server does.
-NOT_AT_BOOT = ("keepalived.service", "nginx.service", "rsyslog.service")
+# logs to the journal alone, as a minimal server does. node_exporter likewise: only an inventory with
+# `monitoring.publish` wants it, and its monitoring phase enables it.
+NOT_AT_BOOT = ("keepalived.service", "nginx.service", "rsyslog.service", "prometheus-node-exporter.service")
 REQUIRED_FILES = ("usr/sbin/sshd", "usr/sbin/keepalived", "usr/sbin/nginx", "usr/sbin/ipvsadm",
                   "usr/bin/curl", "usr/bin/python3", "usr/sbin/iptables", "lib/systemd/systemd",
                   "usr/sbin/rsyslogd")
