@@ -259,3 +259,24 @@ def test_at_line_stays_in_the_main_file():
     conf = parse_file("m.conf", files)
     assert [s.keyword for s in conf.at_line(3)] == ["vrrp_instance", "priority"]
     assert [s.keyword for s in conf.at_line(2, "i.conf")] == ["global_defs", "router_id"]
+
+
+def test_global_fifo_scripts_follow_script_user():
+    """keepalived sets a global_defs FIFO script's user as it parses that line: before script_user
+    it looks for keepalived_script, which Debian lacks, and drops the script at start (keepalived -t
+    says nothing). Every rendered global_defs puts script_user first."""
+    from tests.unit.test_golden import CASES, rendered
+    seen = 0
+    for case, env in CASES.items():
+        inv, per_node = rendered(env)
+        for node, files in per_node.items():
+            conf = next((f.content for f in files if f.path == "/etc/keepalived/keepalived.conf"), None)
+            if not conf or "fifo_script" not in conf:
+                continue
+            globals_ = conf.split("global_defs {", 1)[1].split("\n}", 1)[0].splitlines()
+            user = next((i for i, ln in enumerate(globals_) if ln.strip().startswith("script_user")), None)
+            for i, ln in enumerate(globals_):
+                if "fifo_script" in ln:
+                    seen += 1
+                    assert user is not None and user < i, (case, node, ln)
+    assert seen >= 4
