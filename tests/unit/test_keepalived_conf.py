@@ -261,11 +261,12 @@ def test_at_line_stays_in_the_main_file():
     assert [s.keyword for s in conf.at_line(2, "i.conf")] == ["global_defs", "router_id"]
 
 
-def test_global_fifo_scripts_follow_script_user():
+def test_global_fifo_scripts_follow_script_user(monkeypatch):
     """keepalived sets a global_defs FIFO script's user as it parses that line: before script_user
     it looks for keepalived_script, which Debian lacks, and drops the script at start (keepalived -t
     says nothing). Every rendered global_defs puts script_user first."""
     from tests.unit.test_golden import CASES, rendered
+    monkeypatch.setenv("TEST_VRRP_PASS", "s3cret")
     seen = 0
     for case, env in CASES.items():
         inv, per_node = rendered(env)
@@ -276,7 +277,7 @@ def test_global_fifo_scripts_follow_script_user():
             globals_ = conf.split("global_defs {", 1)[1].split("\n}", 1)[0].splitlines()
             user = next((i for i, ln in enumerate(globals_) if ln.strip().startswith("script_user")), None)
             for i, ln in enumerate(globals_):
-                if "fifo_script" in ln:
+                if "_fifo" in ln:
                     seen += 1
                     assert user is not None and user < i, (case, node, ln)
     assert seen >= 4

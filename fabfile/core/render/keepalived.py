@@ -82,11 +82,19 @@ def conf(inv: Inventory, node: Node, secrets: dict[str, str], facts: Facts, t: T
         global_defs=global_defs,
         script_security=inv.global_defs.enable_script_security or bool(inv.vrrp_scripts) or _has_misc(inv),
         script_user=inv.global_defs.script_user if (inv.vrrp_scripts or _has_notify(inv) or vservers.has_commands(inv)
-                                                    or monitoring.on_transition(inv)
+                                                    or monitoring.on_transition(inv) or _has_fifo(inv)
                                                     or _has_misc(inv) or (sd and sd.mode == "notify")) else None,
         sync=sync, track=tracking.sections(inv), scripts={k: v.model_dump() for k, v in inv.vrrp_scripts.items()},
         sync_groups=instance_options.sync_groups_with_options(inv), statics=instance_options.statics(node),
         instances=instances, virtual_servers=virtual_servers(inv), vs_groups=vservers.groups(inv))
+
+
+def _has_fifo(inv: Inventory) -> bool:
+    """A global_defs FIFO: keepalived resolves the scripts' user as it parses one (after
+    enable_script_security, with no script_user, it looks for keepalived_script, which Debian
+    lacks, and warns, exit 5), so script_user is written before the FIFO lines."""
+    g = inv.global_defs
+    return any(getattr(g, k) is not None for k in ("notify_fifo", "vrrp_notify_fifo", "lvs_notify_fifo"))
 
 
 def virtual_servers(inv: Inventory) -> list[dict]:
