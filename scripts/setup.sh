@@ -9,9 +9,10 @@
 #                              (default "bookworm trixie") names the releases whose kernels it fetches
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# prometheus: for its promtool, which checks and tests the alert rules (tests/unit/test_alert_rules.py)
+# prometheus: for its promtool, which checks and tests the alert rules (tests/unit/test_alert_rules.py),
+# and with prometheus-alertmanager for the lab's monitoring node (lab.prometheus: fabfile/lab/monitor.py)
 APT_PKGS="keepalived ipvsadm nginx-light iproute2 iptables debootstrap systemd-container
-          openssh-client curl procps python3-venv tmux prometheus"
+          openssh-client curl procps python3-venv tmux prometheus prometheus-alertmanager"
 KERNEL_PKGS="qemu-system-x86 busybox-static kmod"
 want="$APT_PKGS"
 [ "${1:-}" = --kernel ] && want="$want $KERNEL_PKGS"
@@ -29,13 +30,16 @@ if [ -n "$missing" ]; then
   apt-get install -y -qq --no-install-recommends $missing >/dev/null
   [ -n "$own_policy" ] && rm -f /usr/sbin/policy-rc.d
 fi
-# policy-rc.d kept the Prometheus server from starting, not its unit from being enabled for the next
-# boot; and a host that had the package before may run it: stopped and disabled, once
-if systemctl is-enabled -q prometheus 2>/dev/null || systemctl is-active -q prometheus 2>/dev/null; then
-  echo "setup: prometheus.service stopped and disabled (only its promtool is needed here)"
-  systemctl stop prometheus 2>/dev/null || true
-  systemctl disable -q prometheus 2>/dev/null || true
-fi
+# policy-rc.d kept the Prometheus server and Alertmanager from starting, not their units from being
+# enabled for the next boot; and a host that had the packages before may run them: stopped and
+# disabled, once (the lab starts its own, on the loopback, only while a lab asks for them)
+for unit in prometheus prometheus-alertmanager; do
+  if systemctl is-enabled -q $unit 2>/dev/null || systemctl is-active -q $unit 2>/dev/null; then
+    echo "setup: $unit.service stopped and disabled (the lab runs its own: inv lab.up --env lab-monitoring)"
+    systemctl stop $unit 2>/dev/null || true
+    systemctl disable -q $unit 2>/dev/null || true
+  fi
+done
 if [ "${1:-}" = --kernel ]; then
   # Debian's kernels, unpacked (not installed): the version linux-image-amd64 depends on, of each
   # release in LBTK_KERNEL_RELEASES. bookworm's (the host's own apt) in $KDIR/kernel as always; another

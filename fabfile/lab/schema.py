@@ -68,6 +68,11 @@ class Lab(Strict):
     client: str | None = Field(None, description="The address of a client network namespace on `bridge` "
                                "(lbtk-kclient) that `inv verify` sends real requests from, through each VIP.")
     client6: str | None = Field(None, description="The client namespace's IPv6 address (with gateway6).")
+    prometheus: bool = Field(False, description="A monitoring node: `inv lab.up` runs a real Prometheus and "
+                             "Alertmanager on this host's loopback, scraping the directors' node_exporter with the "
+                             "cluster's alert rules (`inv render --monitoring`'s). Prometheus listens where "
+                             "monitoring.prometheus_url says (http://127.0.0.1:PORT), Alertmanager on PORT+3; "
+                             "needs monitoring.publish.")
 
     _client_ip = field_validator("client")(lambda v: v if v is None else _check_ip(v))
     _client6_ip = field_validator("client6")(lambda v: v if v is None else _check_ipv6(v))
@@ -115,3 +120,34 @@ def cross_problems(inv):
             yield FieldProblem(("nodes", k, "lab"), f"{n.name} has lab settings but the inventory has no "
                                "`lab:` section (only lab inventories build nodes)",
                                "remove the node's lab:, or add a lab: section")
+    if inv.lab is not None and inv.lab.prometheus:
+        yield from _prometheus_problems(inv.monitoring)
+
+
+def _loopback(host: str | None) -> bool:
+    import ipaddress
+    try:
+        return host is not None and ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def _prometheus_problems(m):
+    """lab.prometheus: the directors publish, on an address Prometheus on this host reaches, and
+    Prometheus itself listens on this host's loopback (the lab's daemons answer no other machine)."""
+    from urllib.parse import urlsplit
+    if not m.publish:
+        yield FieldProblem(("monitoring", "publish"), "lab.prometheus scrapes lbtk's metrics, which the "
+                           "directors publish only with monitoring.publish", "set monitoring.publish: true")
+    u = urlsplit(m.prometheus_url or "")
+    try:
+        port = u.port
+    except ValueError:
+        port = None
+    if u.scheme != "http" or not _loopback(u.hostname) or port is None or u.path not in ("", "/"):
+        yield FieldProblem(("monitoring", "prometheus_url"), "lab.prometheus runs Prometheus on this host's "
+                           f"loopback, at the address this names ({m.prometheus_url or 'unset'})",
+                           "e.g. http://127.0.0.1:9190")
+    if _loopback(m.listen_address.rpartition(":")[0]):
+        yield FieldProblem(("monitoring", "listen_address"), "lab.prometheus scrapes the directors from this "
+                           "host, and node_exporter listens on their loopback only", "e.g. :9100")

@@ -39,14 +39,42 @@ def up(c, env=DEFAULT_ENV, kernel=False):
     if tier is lab:
         lab_call(lab.build_rootfs, spec, progress=output.say)
     lab_call(tier.up, spec, progress=output.say)
+    _monitoring(_env(env, kernel))
     _show(spec)
+
+
+def monitor_spec_for(env: str):
+    """The lab monitoring node of an inventory with `lab.prometheus: true` (fabfile/lab/monitor.py),
+    else None: its Prometheus loads `inv render --monitoring`'s rules and scrape job."""
+    from urllib.parse import urlsplit
+    from fabfile.core import monitoring
+    from fabfile.lab import monitor
+    inv = load_env(env).inv
+    if inv.lab is None or not inv.lab.prometheus:
+        return None
+    u = urlsplit(inv.monitoring.prometheus_url)     # the schema made it http://LOOPBACK:PORT
+    return monitor.spec(inv.cluster, f"{u.hostname}:{u.port}", inv.monitoring.scrape_interval,
+                        monitoring.scrape_job(inv), monitoring.rules_yaml(inv, env))
+
+
+def _monitoring(env: str) -> None:
+    """The lab's Prometheus and Alertmanager as the inventory says: started or refreshed with
+    lab.prometheus, stopped without it."""
+    from fabfile.lab import monitor
+    ms = monitor_spec_for(env)
+    if ms is None:
+        lab_call(monitor.down, load_env(env).inv.cluster, progress=output.say)
+    else:
+        lab_call(monitor.up, ms, progress=output.say)
 
 
 @task(help=HELP)
 @one_line_errors
 def down(c, env=DEFAULT_ENV, kernel=False):
     """Tear the lab down: nodes, namespaces, bridge, mounts (kernel tier: the VM, its tap and bridge)."""
+    from fabfile.lab import monitor
     spec = spec_for(_env(env, kernel))
+    lab_call(monitor.down, load_env(_env(env, kernel)).inv.cluster, progress=output.say)
     lab_call(_tier(spec).down, spec, progress=output.say)
 
 

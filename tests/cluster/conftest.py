@@ -20,6 +20,22 @@ __all__ = ["inv", "inv_json", "shown", "ROOT", "sh"]
 ROOT = Path(__file__).resolve().parents[2]
 
 
+TIMINGS: list[tuple[str, float]] = []
+
+
+@pytest.fixture
+def timings() -> list[tuple[str, float]]:
+    """(what, seconds) a test measured, printed after the run (the closing notes quote them)."""
+    return TIMINGS
+
+
+def pytest_terminal_summary(terminalreporter):
+    if TIMINGS:
+        terminalreporter.write_sep("-", "lab tier timings")
+        for k, v in TIMINGS:
+            terminalreporter.write_line(f"{k:60s} {v:6.2f} s")
+
+
 @pytest.fixture(scope="package")
 def lab():
     if os.geteuid() != 0:

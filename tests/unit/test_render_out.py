@@ -123,12 +123,12 @@ def test_an_impossible_out_is_one_line_exit_2(out):
     assert code == 2 and len(lines) == 1 and lines[0].startswith(f"error: --out {out}: "), lines
 
 
-def test_monitoring_writes_the_rules_and_the_dashboard_without_a_secret(tmp_path, monkeypatch, capsys):
+def test_monitoring_writes_the_rules_scrape_job_and_dashboard_without_a_secret(tmp_path, monkeypatch, capsys):
     """`inv render --monitoring --out DIR`: the cluster's files, from the inventory alone."""
     monkeypatch.delenv("TEST_VRRP_PASS")
     render(Context(), env=ENV, out=str(tmp_path / "out"), monitoring=True)
     written = sorted(p.name for p in (tmp_path / "out" / "monitoring").iterdir())
-    assert [n.rsplit(".", 2)[-2:] for n in written] == [["dashboard", "json"], ["rules", "yml"]]
+    assert [n.rsplit(".", 2)[-2:] for n in written] == [["dashboard", "json"], ["rules", "yml"], ["scrape", "yml"]]
     assert "wrote " in capsys.readouterr().out
 
 
