@@ -25,9 +25,9 @@ HELP = {"env": "inventory name (inventories/NAME.yaml)",
         "rotation": "this deploy replaces the VRRP secret the nodes run (else a secret other than the "
                     "nodes' recorded one is refused: another clone may hold a newer one)"}
 DEPLOY_HELP = {**HELP, "json": "with --check: the plan as one JSON object (files with their diffs, actions, "
-                                "VIP moves, the order)",
+                                "VIP moves, the order); exit 4 when changes are pending, 0 when nothing is",
                "detailed_exitcode": "with --check: exit 4 when changes are pending, 0 when there is nothing to "
-                                    "do (Terraform's -detailed-exitcode)"}
+                                    "do (Terraform's -detailed-exitcode; --json implies it)"}
 if TYPE_CHECKING:
     from fabfile.ops.deploy import Outcome
 
@@ -62,7 +62,9 @@ def deploy(c, env=DEFAULT_ENV, check=False, format=None, node=None, parallel=Non
     e, nodes = node_env(env, node, quiet=json, parallel=parallel)
     out = run_and_settle(e, list(DEPLOY_ORDER), check, format, nodes, skip_unreachable,
                          number(batch, "batch", None, int, 1), break_lock, rotation, json=json)
-    if detailed_exitcode and out.pending:
+    # the plan as data is for pipelines, which read "changes pending" from the exit code; a person's
+    # `--check` keeps 0 unless asked (--detailed-exitcode)
+    if (detailed_exitcode or json) and out.pending:
         raise Exit(code=EXIT_PENDING)
 
 

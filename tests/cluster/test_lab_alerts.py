@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.request
 
 import pytest
 
+from .. import prometheus_api as P
+from ..prometheus_api import api, wait
 from .conftest import inv, inv_json, sh
 
 ENV = "lab-monitoring"
@@ -21,30 +22,8 @@ VIP = "10.189.0.100"
 SCRAPE_S, SPLIT_BRAIN_FOR_S = 2, 4          # inventories/lab-monitoring.yaml's monitoring:
 
 
-def api(base: str, path: str):
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))   # loopback only, no proxy
-    with opener.open(base + path, timeout=3) as r:
-        return json.load(r)
-
-
 def alerts(name: str, state: str | None = "firing") -> list[dict]:
-    return [a for a in api(PROMETHEUS, "/api/v1/alerts")["data"]["alerts"]
-            if a["labels"]["alertname"] == name and (state is None or a["state"] == state)]
-
-
-def firing() -> list[str]:
-    return [f"{a['labels']['alertname']} {a['labels'].get('node', '')}".strip()
-            for a in api(PROMETHEUS, "/api/v1/alerts")["data"]["alerts"] if a["state"] == "firing"]
-
-
-def wait(cond, timeout: float, what: str, every: float = 0.1) -> float:
-    """Seconds until cond() held (polled every `every` s); fails after `timeout`."""
-    t0 = time.monotonic()
-    while not cond():
-        if time.monotonic() - t0 > timeout:
-            pytest.fail(f"{what}: not within {timeout:.0f} s")
-        time.sleep(every)
-    return time.monotonic() - t0
+    return P.alerts(PROMETHEUS, name, state)
 
 
 def holders(nodes) -> set[str]:
@@ -61,9 +40,9 @@ def monitored(deployed, nodes, timings):
         timings.append(("lab.up --env lab-monitoring (Prometheus + Alertmanager)", time.monotonic() - t0))
         inv("deploy", "--env", ENV, check=True)
         # every director scraped and nothing firing: the start the drills measure from
-        wait(lambda: all(t["health"] == "up" for t in api(PROMETHEUS, "/api/v1/targets")["data"]["activeTargets"])
-             and not firing(), 60, "Prometheus scraping every director with nothing firing "
-             f"(firing: {firing()})", every=0.5)
+        wait(lambda: P.targets_up(PROMETHEUS) and not P.firing(PROMETHEUS), 60,
+             lambda: f"Prometheus scraping every director with nothing firing (firing: {P.firing(PROMETHEUS)})",
+             every=0.5)
         yield
     finally:
         inv("lab.up", "--env", "lab", check=True)        # the plain lab: its monitoring node stopped

@@ -112,13 +112,16 @@ def test_dropping_publish_removes_the_files_and_the_timer(monkeypatch):
 
 
 # ------------------------------------------------------------------ the publisher, run here
-def run_publisher(script: str, tmp: Path, dump: str, *, ipvs: bool = False, up: bool = True) -> str:
+def run_publisher(script: str, tmp: Path, dump: str, *, ipvs: bool = False, up: bool = True,
+                  daemons: str = "ipvsadm/L_daemon_none.txt") -> str:
     path = tmp / "publish-metrics"
     path.write_text(script)
     path.chmod(0o755)
     assert subprocess.run(["sh", "-n", str(path)], capture_output=True, text=True).returncode == 0
     env = dict(os.environ, LBTK_TEXTFILE_DIR=str(tmp / "textfile"), LBTK_KEEPALIVED_VIEW=str(FX / dump),
                LBTK_IPVS_PROC=str(FX / "ipvsadm/L_n.txt") if ipvs else str(tmp / "none"),
+               **({"LBTK_IPVS_LIST": str(FX / "ipvsadm/L_n.txt"), "LBTK_IPVS_DAEMONS": str(FX / daemons)}
+                  if ipvs else {}),
                LBTK_SYSTEMCTL="true" if up else "false", LBTK_RUNTIME=str(FX / "lbtk_state/runtime.json"))
     r = subprocess.run([str(path)], env=env, capture_output=True, text=True, timeout=10)
     assert r.returncode == 0 and r.stderr == "", r.stderr
@@ -163,6 +166,42 @@ def test_the_publisher_reads_a_split_brain_dump_as_lbtks_parser_does(monkeypatch
                           ("lbtk_vrrp_adverts_received", "advert_rcvd")):
         assert {s.labels["vrrp_instance"]: s.value for s in fams[metric].samples} == \
             {v.instance: getattr(v, field) for v in views}, metric
+
+
+def test_the_live_ipvs_weights_are_what_inv_metrics_prints(monkeypatch, tmp_path):
+    """lbtk_real_server_weight, which the real-server alerts compare with the drains, for every real
+    server of a captured ipvsadm -L -n (TCP, UDP, IPv6, FWM, FWM IPv6, a weight 0), as inv metrics
+    reads the same capture."""
+    from .test_exposition import ACTIVE_ALL, observed, read
+    env = published_env(monkeypatch)
+    dump = "keepalived_json/healthy_node1.json"
+    text = run_publisher(phase_files(env, "node1")[MR.SCRIPT].content, tmp_path, dump, ipvs=True)
+    state = observed("node1", ACTIVE_ALL, read(dump), ipvs=read("ipvsadm/L_n.txt"))
+    names = {X.M.REAL_SERVER_WEIGHT.name}
+    got = samples(text, names)
+    assert got == samples(X.text(X.node_samples(env.inv, "node1", state), X.PROMETHEUS), names)
+    shown = {(dict(lab)["virtual_server"], dict(lab)["real_server"]): v for _, lab, v in got}
+    assert len(shown) == 23 and shown[("FWM 2 IPv6", "[fd00:190::13]:0")] == 1
+    assert shown[("TCP 10.190.0.100:8080", "10.190.0.131:8080")] == 0
+    assert shown[("TCP [fd00:190::100]:80", "[fd00:190::12]:80")] == 1
+
+
+@pytest.mark.parametrize("node", ["node1", "node2"])
+def test_the_sync_daemon_is_up_where_the_nodes_vrrp_role_wants_it_as_verify_judges(monkeypatch, tmp_path, node):
+    """Both nodes run the master sync daemon (a capture): right for node1, the MASTER, wrong for
+    node2, a BACKUP; the publisher says so as inv metrics does (lbtk_service_up{service="sync_daemon"})."""
+    from .test_exposition import sync_states
+    data = lab_data()
+    data["monitoring"] = {"publish": True}
+    data["sync_daemon"] = {**data["sync_daemon"], "syncid": 5}          # the capture's syncid
+    env = lab_env(monkeypatch, data=data)
+    dump = f"keepalived_json/healthy_{node}.json"
+    text = run_publisher(phase_files(env, node)[MR.SCRIPT].content, tmp_path, dump, ipvs=True,
+                         daemons="ipvsadm/L_daemon_master.txt")
+    got = {s for s in samples(text, {"lbtk_service_up"}) if ("service", "sync_daemon") in s[1]}
+    want = {s for s in samples(X.text(X.node_samples(env.inv, node, sync_states()[node]), X.PROMETHEUS),
+                               {"lbtk_service_up"}) if ("service", "sync_daemon") in s[1]}
+    assert got == want and [s[2] for s in got] == [1.0 if node == "node1" else 0.0]
 
 
 # ------------------------------------------------------------------ the transition hook

@@ -65,6 +65,8 @@ def test_the_detailed_exit_code_says_whether_changes_are_pending(planned, capsys
 def test_the_plan_as_json_holds_the_diff_the_action_and_no_move(planned, capsys):
     planned.out = outcome(True)
     assert run(json=True, detailed_exitcode=True) == EXIT_PENDING
+    capsys.readouterr()
+    assert run(json=True) == EXIT_PENDING                # the plan as data: for pipelines, the code too
     out = capsys.readouterr().out
     plan = json.loads(out)                               # stdout is the JSON alone
     assert plan["pending"] is True and plan["vip_moves"] == [] and plan["batches"] == [["node2"]]

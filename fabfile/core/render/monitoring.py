@@ -6,9 +6,9 @@ directory, atomically (a temporary file renamed over lbtk.prom).
 
 The publisher asks keepalived with the very command `inv vrrp` runs (fabfile.infra.facts.KEEPALIVED_VIEW)
 and reads the dump with awk; the real servers' wanted weights and drains come from the inventory and
-the node's runtime record, services up from systemctl. Not published here: the live IPVS weights
-(node_exporter's ipvs collector has them: node_ipvs_backend_weight) and sync_daemon's service_up
-(verify's judgement of the sync daemon against the node's role). Without `publish`, the script and units are removed and so is the
+the node's runtime record, the live IPVS weights from `ipvsadm -L -n` (the real-server alerts
+compare them with the drains), services up from systemctl, and the sync daemon up as verify judges
+it: the daemon the node's VRRP role wants (`ipvsadm -L --daemon`). Without `publish`, the script and units are removed and so is the
 published file (node_exporter's defaults file, the package's own, is left as it is)."""
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ VRRP_FROM_DUMP = ((M.VRRP_STATE, "st"), (M.VRRP_PRIORITY, "prio"), (M.VRRP_ADVER
                   (M.VRRP_ADVERTS_SENT, "sent"), (M.VRRP_AUTH_FAILURES, "auth"), (M.VRRP_TRANSITIONS, "trans"),
                   (M.VRRP_PRIORITY_ZERO_RECEIVED, "pzr"), (M.VRRP_PRIORITY_ZERO_SENT, "pzs"),
                   (M.VRRP_LAST_TRANSITION, "last"))
-PUBLISHED_METRICS = (M.NODE_INFO, *(m for m, _ in VRRP_FROM_DUMP), M.VRRP_WANTED_PRIORITY,
+PUBLISHED_METRICS = (M.NODE_INFO, *(m for m, _ in VRRP_FROM_DUMP), M.VRRP_WANTED_PRIORITY, M.REAL_SERVER_WEIGHT,
                      M.REAL_SERVER_WANTED_WEIGHT, M.REAL_SERVER_DRAINED, M.SERVICE_UP)
 SERVICES = ("keepalived", "nginx")       # lbtk_service_up's services the publisher judges (systemctl is-active)
 
@@ -89,6 +89,14 @@ def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
+def _sync(inv: Inventory) -> dict | None:
+    """What the publisher judges the sync daemon by (as checks.sync_check): its instance and syncid."""
+    from fabfile.core.sync_rules import sync_instance
+    if inv.sync_daemon is None:
+        return None
+    return dict(instance=sync_instance(inv).name, syncid=inv.sync_daemon.syncid)
+
+
 def publisher(inv: Inventory, node: Node, t: Templates) -> str:
     from fabfile.core.monitoring.exposition import escape
     from fabfile.infra.facts import KEEPALIVED_VIEW, RUNTIME_PATH
@@ -104,7 +112,8 @@ def publisher(inv: Inventory, node: Node, t: Templates) -> str:
                for svc in desired.ipvs_services(inv) for rs in svc.real_servers]
     return t("publish-metrics.sh.j2", base=base, textfile_dir=TEXTFILE_DIR, view=KEEPALIVED_VIEW.command,
              runtime=RUNTIME_PATH, servers=servers, weight=head(M.REAL_SERVER_WANTED_WEIGHT),
-             drained=head(M.REAL_SERVER_DRAINED),
+             drained=head(M.REAL_SERVER_DRAINED), sync=_sync(inv),
+             live=dict(head(M.REAL_SERVER_WEIGHT), awk_help=_awk_string(escape(M.REAL_SERVER_WEIGHT.help, quote=False))),
              info=head(M.NODE_INFO), service=head(M.SERVICE_UP), services=SERVICES,
              wanted=head(M.VRRP_WANTED_PRIORITY),
              vrrp=[dict(head(m), awk_help=_awk_string(escape(m.help, quote=False)), var=v) for m, v in VRRP_FROM_DUMP],
