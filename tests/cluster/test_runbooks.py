@@ -14,7 +14,11 @@ Conventions the runbooks follow (runbooks/README.md explains them to readers):
 - `inv ...` in inline code in the prose is checked too (task and flags), not run;
 - `<!-- lab-env: NAME -->` anywhere: the runbook is rehearsed on inventories/NAME.yaml instead of
   lab.yaml (a shape the plain lab does not have, e.g. lab-multi); the test deploys NAME first and
-  the plain lab again after.
+  the plain lab again after;
+- variables at the top, in the first ```sh block: `NAME=VALUE  # lab: LABVALUE` a line (ENV, NODE,
+  SERVER, VIP...): the commands say "$NAME"; an operator sets the block once and pastes the rest,
+  this test checks the commands with the production values and rehearses them with the lab's (ENV's
+  lab value is the inventory the rehearsal runs on).
 
 Part (a) needs no lab. Part (b) runs each runbook on the lab, then `inv verify --env lab` must
 be green; a drain left behind is undone, and a runbook that did not end clean is followed by
@@ -44,6 +48,8 @@ EXPECT_OUT = re.compile(r"^#\s*expect-output:\s*(.+?)\s*$")
 FAULT = re.compile(r"^<!--\s*lab-fault:\s*([\w-]+)\s*-->$")
 INLINE = re.compile(r"`(inv [^`]+)`")
 LAB_ENV = re.compile(r"^<!--\s*lab-env:\s*([\w-]+)\s*-->$")
+VAR = re.compile(r"^([A-Z][A-Z0-9_]*)=(\S+)(?:\s+#\s*lab:\s*(\S+))?(?:\s.*)?$")
+REF = re.compile(r"\$\{?([A-Z][A-Z0-9_]*)\}?")
 SCENARIOS = ["failover-drill", "vip-not-answering", "split-brain", "real-server-out-of-pool",
              "add-drain-remove-real-server", "replace-node", "rotate-vrrp-secret", "sync-daemon-down",
              "multi-master"]
@@ -57,13 +63,20 @@ class Step:
     prod_only: bool = False
     output: list[str] = field(default_factory=list)
     fault: str = ""
+    variables: dict[str, tuple[str, str]] = field(default_factory=dict)   # NAME: (production, lab)
+
+    def written_for(self, which: int) -> str:
+        """The command with its "$NAME"s set: 0 the production values, 1 the lab's."""
+        return REF.sub(lambda m: self.variables[m.group(1)][which] if m.group(1) in self.variables
+                       else m.group(0), self.command)
 
     @property
     def argv(self) -> list[str]:
-        return shlex.split(self.command)[1:]
+        return shlex.split(self.written_for(1))[1:]
 
     def rehearsal(self, lab_env: str = "lab") -> list[str]:
-        """The command as the lab rehearsal runs it: --env prod becomes --env lab (or the runbook's lab-env)."""
+        """The command as the lab rehearsal runs it: the variables' lab values, and --env prod written
+        out becomes --env lab (or the runbook's lab-env)."""
         argv = self.argv
         return [(lab_env if a == "prod" and k and argv[k - 1] in ("--env", "-e") else a) for k, a in enumerate(argv)]
 
@@ -75,6 +88,7 @@ class Runbook:
     inline: list[tuple[int, str]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     lab_env: str = "lab"
+    variables: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 def parse(path: Path) -> Runbook:
@@ -117,10 +131,23 @@ def parse(path: Path) -> Runbook:
             prod_only = True
         elif line.startswith("#"):
             continue
+        elif m := VAR.match(line):
+            name, prod, lab = m.groups()
+            if any(st.command for st in rb.steps):
+                rb.errors.append(f"{where}: `{name}=`: variables go at the top, before the first command")
+            if lab is None:
+                rb.errors.append(f"{where}: `{name}={prod}` names no lab value: end it with `# lab: VALUE`")
+            rb.variables[name] = (prod, lab or prod)
+            if name == "ENV":
+                rb.lab_env = lab or prod
         else:
             if not line.startswith("inv "):
-                rb.errors.append(f"{where}: `{line}`: a ```sh block in a runbook holds `inv ...` commands only")
-            rb.steps.append(Step(no, line, expect or 0, prod_only, outs))
+                rb.errors.append(f"{where}: `{line}`: a ```sh block in a runbook holds `inv ...` commands "
+                                 "(and NAME=VALUE variables at the top) only")
+            for ref in REF.findall(line):
+                if ref not in rb.variables:
+                    rb.errors.append(f"{where}: `{line}`: ${ref} is not set in the runbook's variables")
+            rb.steps.append(Step(no, line, expect or 0, prod_only, outs, variables=rb.variables))
             expect, prod_only, outs = None, False, []
     return rb
 
@@ -178,7 +205,7 @@ def test_runbook_commands_exist_with_their_flags(path):
             if s.fault not in FAULTS:
                 problems.append(f"{path.name}:{s.line}: unknown lab-fault {s.fault!r} — known: {', '.join(FAULTS)}")
             continue
-        why = command_problem(s.command, s.prod_only)
+        why = command_problem(s.written_for(0), s.prod_only)
         if why:
             problems.append(f"{path.name}:{s.line}: `{s.command}`: {why}")
     for no, cmd in rb.inline:
@@ -188,6 +215,12 @@ def test_runbook_commands_exist_with_their_flags(path):
     assert not problems, "\n".join(problems)
     if path.stem in SCENARIOS:
         assert any(s.command and not s.prod_only for s in rb.steps), f"{path.name} has no command to run"
+    if any(s.command for s in rb.steps):
+        # 3 a.m.: the estate's names are set once, at the top; no box names a lab node or address
+        assert rb.variables.get("ENV", ("", ""))[0] == "prod", f"{path.name}: no `ENV=prod  # lab: ...` at the top"
+        lab_words = re.compile(r"\b(node\d|u\d|10\.189\.0\.\d+)\b")
+        named = [f"{path.name}:{s.line}: `{s.command}`" for s in rb.steps if s.command and lab_words.search(s.command)]
+        assert not named, "a lab name in a box (make it a variable):\n" + "\n".join(named)
 
 
 def test_parser_catches_what_it_must():

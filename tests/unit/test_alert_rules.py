@@ -457,3 +457,10 @@ def test_a_bad_monitoring_section_is_one_line(value, fix):
     with pytest.raises(InventoryError) as e:
         parse(data, "inventories/x.yaml")
     assert "monitoring." in str(e.value) and "\n" not in str(e.value).strip()
+
+
+def test_every_runbook_an_alert_links_names_that_alert():
+    """On call starts from the alert: the runbook its runbook_url opens says which alerts lead there."""
+    for a in R.ALERTS:
+        page = (RUNBOOKS / a.runbook.partition("#")[0]).read_text()
+        assert f"`{a.name}`" in page, f"{a.runbook} does not name {a.name}"
