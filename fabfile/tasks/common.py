@@ -113,3 +113,21 @@ def check_format(fmt: str | None) -> str | None:
     if fmt is not None and fmt not in FORMATS:
         raise UsageError(f"--format {fmt}: choose from {', '.join(FORMATS)}")
     return fmt
+
+
+def each_env(names: list[str], read):
+    """A fleet's read-only task: `read(name)` for each inventory, in order. ([(name, result)],
+    {name: why}): one cluster that cannot be read is its one line, not the fleet's end."""
+    done, failed = [], {}
+    for name in names:
+        try:
+            done.append((name, read(name)))
+        except LbtkError as err:
+            failed[name] = one_line(err)[0].removeprefix("error: ")
+    return done, failed
+
+
+def say_failed(failed: dict[str, str]) -> None:
+    from fabfile import output
+    for name, why in failed.items():
+        output.say(f"{name}: not read: {why}")

@@ -10,8 +10,8 @@ from fabfile import output
 from fabfile.model import clone_state as overrides
 from fabfile.infra import remote
 from fabfile.parsers import journal
-from fabfile.errors import LbtkError, one_line
-from fabfile.tasks.common import DEFAULT_ENV, UsageError, check_format, node_env, number, one_line_errors, task
+from fabfile.tasks.common import (DEFAULT_ENV, UsageError, check_format, each_env, node_env, number,
+                                  one_line_errors, say_failed, task)
 from fabfile.tasks.deploy import deploy_and_show
 
 
@@ -26,19 +26,16 @@ def status(c, env=DEFAULT_ENV, format=None, json=False):
     check_format(format)
     names = env_names(env)
     if names is not None:
-        fleet, failed = [], {}
-        for name in names:
-            try:
-                e, _ = node_env(name, quiet=json)
-                fleet.append((e.path.name, observe_status(e)))
-            except LbtkError as err:     # one cluster that cannot be read is its line, not the fleet's end
-                failed[name] = one_line(err)[0].removeprefix("error: ")
+        def read(name):
+            e, _ = node_env(name, quiet=json)
+            return e.path.name, observe_status(e)
+        done, failed = each_env(names, read)
+        fleet = [r for _, r in done]
         if json:
             output.show_json(view.fleet_json(fleet, failed))
         else:
             view.show_fleet(fleet, format)
-            for name, why in failed.items():
-                output.say(f"{name}: not read: {why}")
+            say_failed(failed)
         if failed or not all(st.ok for _, st in fleet):
             raise Exit(code=1)
         return

@@ -34,6 +34,22 @@ def show(report: Report, fmt=None, extra: Section | None = None, tables: dict | 
                else f"verify: {bad} of {len(report.checks)} checks FAILED")
 
 
+def show_fleet(fleet: list[tuple[str, str, Report]], fmt=None) -> None:
+    """Several clusters' verify: every check in one table led by its inventory and cluster, then
+    each cluster's findings and its one-line verdict."""
+    t = output.Table(f"checks of {len(fleet)} clusters", ["inventory", "cluster", "check", "node", "result", "detail"])
+    for name, cluster_name, report in fleet:
+        for ch in report.checks:
+            t.add(name, cluster_name, ch.name, ch.node, ch.ok, ch.detail, ok=ch.ok)
+    output.show(t, fmt)
+    for name, _, report in fleet:
+        for f in report.findings:
+            output.say(f"{name}: {f.severity}: {f.subject}: {f.text}")
+        bad = sum(not c.ok for c in report.checks)
+        output.say(f"{name}: verify: {len(report.checks)} checks, all passed" if not bad
+                   else f"{name}: verify: {bad} of {len(report.checks)} checks FAILED")
+
+
 def live_ipvs(t: Traffic, stats, table, fmt=None) -> None:
     """The live IPVS table of the director holding the VIP: ipvsadm -L -n and --stats side by side."""
     title = f"IPVS on {t.master or '?'} (live: ipvsadm -L -n, --stats)"

@@ -68,3 +68,14 @@ def test_status_and_check_of_a_glob_are_one_table(deployed):
     assert "lab.yaml" in r.stdout and "lab-trixie" in r.stdout and r.stdout.count(" clusters") == 1
     r = inv("check", "--env", "lab*")
     assert r.returncode == 0 and r.stdout.count("keepalived -t") == 1, r.stderr
+
+
+def test_verify_and_the_tables_of_two_inventories_are_one_table_each(deployed):
+    """verify, addrs over `--env lab,lab-multi`: lab (deployed) green, lab-multi (the same nodes, not
+    deployed) failing, in one table each; exit 1."""
+    r = inv("verify", "--env", "lab,lab-multi", "--no-http", "--json")
+    got = json.loads(r.stdout)
+    assert r.returncode == 1 and [c["inventory"] for c in got["clusters"]] == ["lab.yaml", "lab-multi.yaml"]
+    assert got["clusters"][0]["ok"] is True and got["clusters"][1]["ok"] is False and got["failed"] == {}
+    r = inv("addrs", "--env", "lab,lab-multi")
+    assert r.stdout.count("addresses (ip -j addr)") == 1 and "lab/node1" in r.stdout and "lab-multi/node1" in r.stdout
