@@ -49,12 +49,18 @@ def monitor_spec_for(env: str):
     from urllib.parse import urlsplit
     from fabfile.core import monitoring
     from fabfile.lab import monitor
-    inv = load_env(env).inv
+    from fabfile.model.loading import load
+    inv = load(env)[0]          # the inventory alone: rules and scrape job name no secret
     if inv.lab is None or not inv.lab.prometheus:
         return None
     u = urlsplit(inv.monitoring.prometheus_url)     # the schema made it http://LOOPBACK:PORT
     return monitor.spec(inv.cluster, f"{u.hostname}:{u.port}", inv.monitoring.scrape_interval,
                         monitoring.scrape_job(inv), monitoring.rules_yaml(inv, env))
+
+
+def _cluster(env: str) -> str:
+    from fabfile.model.loading import load
+    return load(env)[0].cluster
 
 
 def _monitoring(env: str) -> None:
@@ -63,7 +69,7 @@ def _monitoring(env: str) -> None:
     from fabfile.lab import monitor
     ms = monitor_spec_for(env)
     if ms is None:
-        lab_call(monitor.down, load_env(env).inv.cluster, progress=output.say)
+        lab_call(monitor.down, _cluster(env), progress=output.say)
     else:
         lab_call(monitor.up, ms, progress=output.say)
 
@@ -74,7 +80,7 @@ def down(c, env=DEFAULT_ENV, kernel=False):
     """Tear the lab down: nodes, namespaces, bridge, mounts (kernel tier: the VM, its tap and bridge)."""
     from fabfile.lab import monitor
     spec = spec_for(_env(env, kernel))
-    lab_call(monitor.down, load_env(_env(env, kernel)).inv.cluster, progress=output.say)
+    lab_call(monitor.down, _cluster(_env(env, kernel)), progress=output.say)
     lab_call(_tier(spec).down, spec, progress=output.say)
 
 

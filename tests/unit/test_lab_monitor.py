@@ -14,6 +14,8 @@ from fabfile.lab import monitor
 from fabfile.tasks.lab import monitor_spec_for
 from fabfile.model.loading import InventoryError, inventory_dir, load, parse
 
+pytestmark = pytest.mark.unit
+
 
 def data(**monitoring_keys):
     d = yaml.safe_load((inventory_dir() / "lab-monitoring.yaml").read_text())
