@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import yaml
 
 from fabfile.core import desired
 from fabfile.core.monitoring import alert_rules as R, files, metrics as M, rules_yaml
