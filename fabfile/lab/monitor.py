@@ -96,14 +96,14 @@ def _pidfile(s: MonitorSpec, d: Daemon) -> Path:
     return s.dir / f"{d.name}.pid"
 
 
-def _running(pidfile: Path) -> tuple[int, str] | None:
-    """(pid, argv hash) of the recorded daemon if that very process still runs."""
+def _running(pidfile: Path) -> tuple[int, int, str] | None:
+    """(pid, start time, argv hash) of the recorded daemon if that very process still runs."""
     try:
         pid_s, start_s, digest = pidfile.read_text().split()
         pid, start = int(pid_s), int(start_s)
     except (OSError, ValueError):
         return None
-    return (pid, digest) if _alive(pid, start) else None
+    return (pid, start, digest) if _alive(pid, start) else None
 
 
 def _digest(args: list[str]) -> str:
@@ -127,13 +127,12 @@ def _ready(listen: str, timeout: float) -> bool:
 def _stop(pidfile: Path, name: str, progress) -> None:
     run = _running(pidfile)
     if run is not None:
-        pid = run[0]
-        st = _proc_stat(pid)
+        pid, start, _ = run
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_TIMEOUT
-        while _alive(pid, st[1] if st else None) and time.monotonic() < deadline:
+        while _alive(pid, start) and time.monotonic() < deadline:
             time.sleep(0.05)
-        if _alive(pid, st[1] if st else None):
+        if _alive(pid, start):
             os.kill(pid, signal.SIGKILL)
         progress(f"monitoring: {name} stopped (pid {pid})")
     pidfile.unlink(missing_ok=True)
@@ -155,7 +154,7 @@ def up(s: MonitorSpec, progress=print) -> None:
         for d in (s.alertmanager, s.prometheus):       # Alertmanager first: Prometheus sends to it
             args, pidfile = argv(s, d), _pidfile(s, d)
             run = _running(pidfile)
-            if run is not None and run[1] == _digest(args):
+            if run is not None and run[2] == _digest(args):
                 if changed:
                     os.kill(run[0], signal.SIGHUP)      # both re-read their config (and the rules) on it
                     progress(f"monitoring: {d.name} re-reads its files (pid {run[0]})")

@@ -124,18 +124,11 @@ def cross_problems(inv):
         yield from _prometheus_problems(inv.monitoring)
 
 
-def _loopback(host: str | None) -> bool:
-    import ipaddress
-    try:
-        return host is not None and ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return host == "localhost"
-
-
 def _prometheus_problems(m):
     """lab.prometheus: the directors publish, on an address Prometheus on this host reaches, and
     Prometheus itself listens on this host's loopback (the lab's daemons answer no other machine)."""
     from urllib.parse import urlsplit
+    from fabfile.model.monitoring import is_loopback
     if not m.publish:
         yield FieldProblem(("monitoring", "publish"), "lab.prometheus scrapes lbtk's metrics, which the "
                            "directors publish only with monitoring.publish", "set monitoring.publish: true")
@@ -144,10 +137,10 @@ def _prometheus_problems(m):
         port = u.port
     except ValueError:
         port = None
-    if u.scheme != "http" or not _loopback(u.hostname) or port is None or u.path not in ("", "/"):
+    if u.scheme != "http" or not is_loopback(u.hostname) or port is None or u.path not in ("", "/"):
         yield FieldProblem(("monitoring", "prometheus_url"), "lab.prometheus runs Prometheus on this host's "
                            f"loopback, at the address this names ({m.prometheus_url or 'unset'})",
                            "e.g. http://127.0.0.1:9190")
-    if _loopback(m.listen_address.rpartition(":")[0]):
+    if is_loopback(m.listen_host):
         yield FieldProblem(("monitoring", "listen_address"), "lab.prometheus scrapes the directors from this "
                            "host, and node_exporter listens on their loopback only", "e.g. :9100")

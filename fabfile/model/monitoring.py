@@ -16,6 +16,17 @@ from pydantic.fields import FieldInfo
 from fabfile.model.fields import FieldProblem, Strict
 
 
+def is_loopback(host: str | None) -> bool:
+    """A host (an address, [IPv6] or a name) that only the machine itself reaches."""
+    import ipaddress
+    if host is None:
+        return False
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 def _for(default: int, what: str) -> FieldInfo:
     return Field(default, ge=0, le=86400, description=f"Seconds {what} before the alert fires (the rule's "
                  f"`for`; 0: at the first evaluation that sees it).")
@@ -53,6 +64,11 @@ class Monitoring(Strict):
                                        "rules, as this machine reaches it (http:// or https://, host, port, and "
                                        "the path prefix of a Prometheus behind a proxy), e.g. "
                                        "http://prometheus.example:9090: `inv alerts` reads what fires there.")
+
+    @property
+    def listen_host(self) -> str:
+        """listen_address's host, without IPv6 brackets ("" for :PORT, every address)."""
+        return self.listen_address.rpartition(":")[0].strip("[]")
 
     @field_validator("runbook_url")
     @classmethod

@@ -115,6 +115,16 @@ def check_format(fmt: str | None) -> str | None:
     return fmt
 
 
+def fleet_names(env: str, node: str | None = None) -> list[str] | None:
+    """The inventories `--env` names when it names several (A,B or a glob), else None; `--node`
+    names a node of one inventory, so with several it is refused."""
+    from fabfile.model.loading import env_names
+    names = env_names(env)
+    if names is not None and node:
+        raise UsageError("--node names a node of one inventory: drop it, or give one --env")
+    return names
+
+
 def each_env(names: list[str], read):
     """A fleet's read-only task: `read(name)` for each inventory, in order. ([(name, result)],
     {name: why}): one cluster that cannot be read is its one line, not the fleet's end."""

@@ -10,7 +10,7 @@ from fabfile import output
 from fabfile.model import clone_state as overrides
 from fabfile.infra import remote
 from fabfile.parsers import journal
-from fabfile.tasks.common import (DEFAULT_ENV, UsageError, check_format, each_env, node_env, number,
+from fabfile.tasks.common import (DEFAULT_ENV, UsageError, check_format, each_env, fleet_names, node_env, number,
                                   one_line_errors, say_failed, task)
 from fabfile.tasks.deploy import deploy_and_show
 
@@ -20,11 +20,10 @@ from fabfile.tasks.deploy import deploy_and_show
 @one_line_errors
 def status(c, env=DEFAULT_ENV, format=None, json=False):
     """Short cluster summary: who holds each VIP, daemons up, problems (no HTTP probe)."""
-    from fabfile.model.loading import env_names
     from fabfile.ops.status import status as observe_status
     from fabfile.views import status as view
     check_format(format)
-    names = env_names(env)
+    names = fleet_names(env)
     if names is not None:
         def read(name):
             e, _ = node_env(name, quiet=json)

@@ -8,7 +8,7 @@ from fabfile.infra import facts as F
 from fabfile import output
 from fabfile.infra.observe import observe_nodes
 from fabfile.views import cluster
-from fabfile.tasks.common import (DEFAULT_ENV, UsageError, check_format, each_env, node_env, one_line_errors,
+from fabfile.tasks.common import (DEFAULT_ENV, check_format, each_env, fleet_names, node_env, one_line_errors,
                                   say_failed, task)
 
 HELP = {"env": "inventory name; several: NAME,NAME or a glob ('prod-*'), one table across the clusters "
@@ -23,35 +23,27 @@ TABLES = {  # name -> (facts, rows, draw)
 
 
 def _table(name: str, env: str, node, format, json) -> None:
-    from fabfile.model.loading import env_names
     check_format(format)
     facts, rows_of, draw = TABLES[name]
-    names = env_names(env)
-    if names is not None:                      # a fleet: every cluster's rows in one table
-        if node:
-            raise UsageError("--node names a node of one inventory: drop it, or give one --env")
-
+    names = fleet_names(env, node)
+    if names is None:
+        e, nodes = node_env(env, node, quiet=json)
+        rows, failed = rows_of(e.inv, observe_nodes(e, nodes, facts)), {}
+        shown = rows
+    else:                                      # a fleet: every cluster's rows in one table
         def read(n):
             e, nodes = node_env(n, quiet=json)
             return [{**r, "inventory": e.path.name, "cluster": e.inv.cluster, "node": f"{e.inv.cluster}/{r['node']}"}
                     for r in rows_of(e.inv, observe_nodes(e, nodes, facts))]
         done, failed = each_env(names, read)
         rows = [r for _, rs in done for r in rs]
-        if json:
-            output.show_json({"ok": not failed and all(r["ok"] for r in rows), "rows": rows, "failed": failed})
-        else:
-            draw(rows, format)
-            say_failed(failed)
-        if failed or not all(r["ok"] for r in rows):
-            raise Exit(code=1)
-        return
-    e, nodes = node_env(env, node, quiet=json)
-    rows = rows_of(e.inv, observe_nodes(e, nodes, facts))
+        shown = {"ok": not failed and all(r["ok"] for r in rows), "rows": rows, "failed": failed}
     if json:
-        output.show_json(rows)
+        output.show_json(shown)
     else:
         draw(rows, format)
-    if not all(r["ok"] for r in rows):
+        say_failed(failed)
+    if failed or not all(r["ok"] for r in rows):
         raise Exit(code=1)
 
 

@@ -7,7 +7,7 @@ from fabfile import output
 from fabfile.ops.verify import verify_nodes
 from fabfile.views import cluster
 from fabfile.views import verify as view
-from fabfile.tasks.common import (DEFAULT_ENV, UsageError, check_format, each_env, node_env, number,
+from fabfile.tasks.common import (DEFAULT_ENV, check_format, each_env, fleet_names, node_env, number,
                                   one_line_errors, say_failed, task)
 
 
@@ -24,12 +24,11 @@ def verify(c, env=DEFAULT_ENV, json=False, format=None, no_http=False, requests=
 
     VIP holders (split brain in red), daemons, ARP sysctls, VIP on lo, IPVS table, sync daemon,
     HTTP; with a lab client: IPVS --stats, scheduler order and counts per real server through the VIP."""
-    from fabfile.model.loading import env_names
     check_format(format)
     requests = number(requests, "requests", 30, int, 1)
-    names = env_names(env)
+    names = fleet_names(env, node)
     if names is not None:
-        return _fleet(names, json, format, not no_http, int(requests), node, parallel)
+        return _fleet(names, json, format, not no_http, int(requests), parallel)
     e, nodes = node_env(env, node, quiet=json, parallel=parallel)
     report, extra = verify_nodes(e, nodes, http=not no_http, requests=int(requests))
     inv = report.inv or e.inv
@@ -45,12 +44,9 @@ def verify(c, env=DEFAULT_ENV, json=False, format=None, no_http=False, requests=
         raise Exit(code=1)
 
 
-def _fleet(names: list[str], json: bool, format, http: bool, requests: int, node, parallel) -> None:
+def _fleet(names: list[str], json: bool, format, http: bool, requests: int, parallel) -> None:
     """verify of several clusters: every check of each, in one table led by its inventory; exit 1
     when a check fails anywhere or an inventory cannot be read."""
-    if node:
-        raise UsageError("--node names a node of one inventory: drop it, or give one --env")
-
     def read(name):
         e, nodes = node_env(name, quiet=json, parallel=parallel)
         return e, verify_nodes(e, nodes, http=http, requests=requests)[0]
