@@ -42,18 +42,30 @@ def node_usage_s() -> float:
     return total / 1e6
 
 
-def settle_nodes(limit_s: float = 60.0, quiet_cores: float = 0.05) -> float:
+def machine_busy_s() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, every core, from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    hz = os.sysconf("SC_CLK_TCK")
+    idle = fields[3] + fields[4]                  # idle + iowait
+    total = sum(fields[:8])                       # guest time is already in user
+    return (total - idle) / hz, total / hz
+
+
+def settle_nodes(limit_s: float = 90.0, quiet_cores: float = 0.05, quiet_machine: float = 0.15) -> float:
     """Wait until the lab nodes' boot work is done (their cgroups use under `quiet_cores` of a core
-    over a second), so a first deploy is measured on booted, idle nodes as in an estate; seconds
-    waited (capped at limit_s)."""
+    over a second) and the whole machine is quiet (under `quiet_machine` of its cores busy over that
+    second: a previous side's lab.down, its tool's processes and the host's own teardown work have
+    ended), so every side's first deploy starts on booted, idle nodes and an idle controller, as in an
+    estate; seconds waited (capped at limit_s)."""
     t0 = time.monotonic()
-    last = node_usage_s()
+    last, (busy, total) = node_usage_s(), machine_busy_s()
     while time.monotonic() - t0 < limit_s:
         time.sleep(1.0)
-        now = node_usage_s()
-        if now - last < quiet_cores:
+        now, (busy2, total2) = node_usage_s(), machine_busy_s()
+        machine = (busy2 - busy) / max(total2 - total, 1e-9)
+        if now - last < quiet_cores and machine < quiet_machine:
             break
-        last = now
+        last, busy, total = now, busy2, total2
     return time.monotonic() - t0
 
 

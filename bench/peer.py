@@ -62,9 +62,12 @@ class Shell:
         self.inv("lab.down", "--env", env, check=False)
         self.inv("lab.up", "--env", env)
         if self.dry:
-            print("  (wait until the nodes' cgroups are idle: bench/cost.py settle_nodes)", flush=True)
+            print("  (wait until the nodes' cgroups and the machine are idle: bench/cost.py settle_nodes)", flush=True)
         else:
-            settle_nodes()   # booted and idle, as nodes in an estate are (the boot's tail is not the deploy's)
+            # booted and idle, as nodes in an estate are (the boot's tail is not the deploy's); the
+            # load average says how much of the previous side's work was still in the air
+            waited = settle_nodes()
+            print(f"    {env} settled in {waited:.0f} s, load average {os.getloadavg()[0]:.1f}", flush=True)
 
     def render(self, env: str, tree: Path) -> float:
         """The files deploy would ship, live (the node facts, e.g. no IPVS in the plain lab's kernel).
