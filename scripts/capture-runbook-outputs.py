@@ -25,11 +25,14 @@ Run it under the lab lock, with the kernel tier up and deployed (the VM boots in
     flock /tmp/lbtk-lab.lock sh -c '.venv/bin/inv lab.up --env kernel && .venv/bin/inv deploy --env kernel \
         && .venv/bin/python scripts/capture-runbook-outputs.py; .venv/bin/inv lab.down --env kernel'
 
-`--list` prints the marked blocks and their states and touches nothing (no lab needed).
+`--list` prints the marked blocks and their states and touches nothing (no lab needed). `--keep DIR`
+also writes the raw outputs to DIR/results.json; `--from DIR` renders those into the runbooks again
+(after a change to the shortening here), no lab needed.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shlex
@@ -46,6 +49,10 @@ MARKER = re.compile(r"^\s*<!--\s*kernel-output:\s*([\w\s-]+?)\s*-->\s*$")
 EXIT_NOTE = re.compile(r"\s+#\s*exit\s+\d+\s*$")
 # run after every read-only command of a state: they change the state themselves
 MUTATING = ("sync-start", "sync-stop")
+# faults that move the VIP: captured last, so that verify's "VIP moved N times in the last 10 min"
+# warning (they cause it) does not show in the other incidents' outputs
+VIP_MOVES = ("auth-mismatch-node2", "keepalived-down")
+LOG_LINES = 14             # a quoted `inv logs`: its last lines
 SETTLE_S = 90.0            # how long a put-back tier may take to turn green again
 
 
@@ -115,7 +122,6 @@ def on_tier(command: str, env: str) -> list[str]:
 
 
 def inject(state: tuple[str, ...], env: str, tmp: Path) -> None:
-    sys.path.insert(0, str(ROOT))
     from fabfile.infra import remote
     from fabfile.model.context import Env
     from fabfile.model.loading import load
@@ -159,7 +165,8 @@ def put_back(env: str) -> None:
 
 def shorten_checks(lines: list[str], first: str) -> list[str]:
     """verify's `checks` table: the cluster's rows, node `first`'s, and any other node's row that
-    is not ok; the rest becomes one line saying how many ok rows of which nodes were left out."""
+    is not ok or is a check `first` has not; the rest (the same checks as `first`'s, ok) becomes
+    one line saying how many rows of which nodes were left out."""
     out, k = [], 0
     while k < len(lines):
         line = lines[k]
@@ -173,10 +180,13 @@ def shorten_checks(lines: list[str], first: str) -> list[str]:
             k += 1
         left: dict[str, int] = {}
         mark = None
-        while k < len(lines) and lines[k].strip() and not lines[k].startswith(("verify:", "checks")):
+        end = next((j for j in range(k, len(lines)) if not lines[j].strip() or lines[j].startswith("verify:")),
+                   len(lines))
+        firsts = {row[:node_at].strip() for row in lines[k:end] if row[node_at:result_at].strip() == first}
+        while k < end:
             row = lines[k]
             node, result = row[node_at:result_at].strip(), row[result_at:].split(" ")[0]
-            if node in ("cluster", first, "") or result != "ok":
+            if node in ("cluster", first, "") or result != "ok" or row[:node_at].strip() not in firsts:
                 out.append(row)
             else:
                 if mark is None:
@@ -185,20 +195,25 @@ def shorten_checks(lines: list[str], first: str) -> list[str]:
             k += 1
         if left:
             names = ", ".join(sorted(left))
-            out.insert(mark, "…".ljust(node_at) + f"({names}: {sum(left.values())} more rows, all ok)")
+            n = sum(left.values())
+            out.insert(mark, "…".ljust(node_at) + f"({names}: {n} more row{'s' if n > 1 else ''}, all ok)")
     return out
 
 
 def render(block: Block, r: subprocess.CompletedProcess, first_node: str) -> list[str]:
     head = f"$ {block.command}" + (f"        # exit {r.returncode}" if r.returncode else "")
     body = r.stdout.rstrip("\n").splitlines()
-    if shlex.split(block.command)[1] == "verify":
+    task = shlex.split(block.command)[1]
+    if task == "verify":
         body = shorten_checks(body, first_node)
+    elif task == "logs" and len(body) > LOG_LINES + 4:
+        body = body[:3] + ["…"] + body[-LOG_LINES:]       # its title and table header, then the tail
     return [block.indent + line if line else "" for line in [head, *body]]
 
 
-def capture(env: str) -> int:
+def capture(env: str, keep: Path | None, previous: Path | None) -> int:
     sys.path.insert(0, str(ROOT))
+    import fabfile.lab.hooks  # noqa: F401  (the inventory's `lab:` section, as `inv` loads it)
     from fabfile.model.loading import load
     found, problems = blocks()
     if problems:
@@ -208,28 +223,42 @@ def capture(env: str) -> int:
     states: dict[tuple[str, ...], list[Block]] = {}
     for b in found:
         states.setdefault(b.state, []).append(b)
-    outputs: dict[tuple[tuple[str, ...], str], list[str]] = {}
     results: dict[tuple[tuple[str, ...], str], subprocess.CompletedProcess] = {}
-    for state in sorted(states, key=lambda s: (s != (), s)):
-        commands = list(dict.fromkeys(b.command for b in states[state]))
-        commands.sort(key=lambda c: shlex.split(c)[1] in MUTATING)
-        print(f"capture: state {' '.join(state) or 'healthy'}: {len(commands)} command(s)", flush=True)
-        if state:
-            with tempfile.TemporaryDirectory() as tmp:
-                inject(state, env, Path(tmp))
-            time.sleep(6)        # TCP_CHECK (delay_loop 2, retry 1) and VRRP see the fault
-        for cmd in commands:
-            t0 = time.monotonic()
-            r = inv(*on_tier(cmd, env))
-            results[(state, cmd)] = r
-            print(f"  {cmd}: exit {r.returncode}, {time.monotonic() - t0:.1f}s", flush=True)
-        put_back(env)
-    for b in found:
-        outputs[(b.state, b.command)] = render(b, results[(b.state, b.command)], first_node)
+    if previous is not None:          # re-render what an earlier run kept, no lab
+        for x in json.loads((previous / "results.json").read_text()):
+            results[(tuple(x["state"]), x["command"])] = subprocess.CompletedProcess(
+                x["argv"], x["exit"], x["stdout"], x["stderr"])
+        states = {}
+    try:
+        for state in sorted(states, key=lambda s: (s != (), any(f in VIP_MOVES for f in s), s)):
+            commands = list(dict.fromkeys(b.command for b in states[state]))
+            commands.sort(key=lambda c: shlex.split(c)[1] in MUTATING)
+            print(f"capture: state {' '.join(state) or 'healthy'}: {len(commands)} command(s)", flush=True)
+            if state:
+                with tempfile.TemporaryDirectory() as tmp:
+                    inject(state, env, Path(tmp))
+                time.sleep(6)        # TCP_CHECK (delay_loop 2, retry 1) and VRRP see the fault
+            for cmd in commands:
+                t0 = time.monotonic()
+                r = inv(*on_tier(cmd, env))
+                results[(state, cmd)] = r
+                print(f"  {cmd}: exit {r.returncode}, {time.monotonic() - t0:.1f}s", flush=True)
+            put_back(env)
+    finally:
+        if keep is not None:          # what was captured, even when a put-back failed
+            keep.mkdir(parents=True, exist_ok=True)
+            (keep / "results.json").write_text(json.dumps(
+                [{"state": list(st), "command": cmd, "argv": r.args, "exit": r.returncode, "stdout": r.stdout,
+                  "stderr": r.stderr} for (st, cmd), r in results.items()], indent=1) + "\n")
+    found, _ = blocks()               # read again: the runbooks' text may have moved meanwhile
+    missing = sorted({b.where for b in found if (b.state, b.command) not in results})
+    if missing:
+        print(f"capture: no output kept for {', '.join(missing)}", file=sys.stderr)
+        return 1
     for path in sorted({b.path for b in found}):
         lines = path.read_text().splitlines()
         for b in sorted((b for b in found if b.path == path), key=lambda b: -b.start):
-            lines[b.start + 1:b.end] = outputs[(b.state, b.command)]
+            lines[b.start + 1:b.end] = render(b, results[(b.state, b.command)], first_node)
         path.write_text("\n".join(lines) + "\n")
     print(f"capture: {len(found)} block(s) rewritten in {len({b.path for b in found})} runbook(s)")
     return 0
@@ -239,6 +268,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--env", default="kernel", help="the kernel tier's inventory (default: kernel)")
     ap.add_argument("--list", action="store_true", help="print the marked blocks, run nothing")
+    ap.add_argument("--keep", type=Path, help="also write the raw outputs to DIR/results.json")
+    ap.add_argument("--from", dest="previous", type=Path,
+                    help="render DIR/results.json (of --keep) into the runbooks; no lab")
     a = ap.parse_args()
     if a.list:
         found, problems = blocks()
@@ -246,7 +278,7 @@ def main() -> int:
             print(f"{b.where}  {' '.join(b.state) or 'healthy':24}  {b.command}")
         print("\n".join(problems), file=sys.stderr)
         return 2 if problems else 0
-    return capture(a.env)
+    return capture(a.env, a.keep, a.previous)
 
 
 if __name__ == "__main__":
