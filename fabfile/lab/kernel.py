@@ -33,6 +33,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -546,12 +547,31 @@ def _write_share(ks: KernelSpec, base_lab: LabSpec, key: Path) -> None:
         "bases": {r: {"base": str(rootfs.base_dir(base_lab, r)), "stamp": str(rootfs.stamp_path(base_lab, r))}
                   for r in rootfs.spec_releases(base_lab)},
         "client_key": str(key), "boot_timeout": BOOT_TIMEOUT}, indent=1) + "\n")
+    _seed_host_keys(ks)
     (sh / "guest.env").write_text(
         f"GUEST_BRIDGE={shlex.quote(GUEST_BRIDGE)}\nGUEST_ADDR={shlex.quote(ks.guest_addr)}\n"
         f"GUEST_ADDR6={shlex.quote(ks.guest_addr6 or '')}\n"
         f"HOSTNAME=lbtk-kvm\nMODULES={shlex.quote(' '.join(GUEST_MODULES))}\n")
     (sh / "run.sh").write_text(f"exec /bin/bash {shlex.quote(str(GUEST_DIR / 'guest.sh'))} "
                                f"{shlex.quote(str(REPO))}\n")
+
+
+def _seed_host_keys(ks: KernelSpec) -> None:
+    """Each node's SSH host keys, made on the host (well under a second) when the share has none
+    yet; the guest keeps them (share/hostkeys/NODE, as the plain lab's hostkeys/). Left to the
+    guest, `ssh-keygen -A` (RSA 3072 under TCG) takes over a minute on a busy machine, past the
+    node's 60 s budget: a first boot failed so."""
+    for n in ks.lab.nodes:
+        dst = ks.share / "hostkeys" / n.name
+        if dst.is_dir() and any(dst.glob("ssh_host_*_key")):
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / "etc/ssh").mkdir(parents=True)
+            run(["ssh-keygen", "-A", "-f", tmp], what=f"{n.name}: ssh-keygen -A")
+            dst.mkdir(parents=True, exist_ok=True, mode=0o700)
+            for f in sorted((Path(tmp) / "etc/ssh").glob("ssh_host_*")):
+                shutil.copyfile(f, dst / f.name)
+                (dst / f.name).chmod(0o644 if f.name.endswith(".pub") else 0o600)
 
 
 def _stages(ks: KernelSpec) -> list[str]:

@@ -245,49 +245,58 @@ def _wait(pred, timeout=15.0, what="condition"):
     raise AssertionError(f"fault injection: {what} not reached in {timeout:.0f}s")
 
 
-def _holders(nodes):
-    return [n for n, c in nodes.items() if "10.189.0.100/" in sh(c, "ip -4 -o addr show dev eth0").stdout]
+# Each fault takes the nodes' links, a scratch dir and the inventory the nodes run (the plain lab's,
+# or the kernel tier's when scripts/capture-runbook-outputs.py captures an incident there).
+
+def _vip(env: str) -> str:
+    from fabfile.model.loading import load
+    return str(load(env)[0].vrrp_instances[0].vips[0])
 
 
-def fault_keepalived_down(nodes, tmp):
+def _holders(nodes, env="lab"):
+    vip = _vip(env)
+    return [n for n, c in nodes.items() if f"{vip}/" in sh(c, "ip -4 -o addr show dev eth0").stdout]
+
+
+def fault_keepalived_down(nodes, tmp, env="lab"):
     """keepalived stopped on every node: nobody holds the VIP."""
     for c in nodes.values():
         sh(c, "systemctl stop keepalived")
-    _wait(lambda: not _holders(nodes), what="VIP gone")
+    _wait(lambda: not _holders(nodes, env), what="VIP gone")
 
 
-def fault_bad_nginx_deploy(nodes, tmp):
+def fault_bad_nginx_deploy(nodes, tmp, env="lab"):
     """A deploy from another checkout whose inventory moved nginx to port 8080: the VIP is held
-    but nothing answers on :80. The live files no longer match the session's lab.yaml."""
-    data = yaml.safe_load((inventory_dir() / "lab.yaml").read_text())
+    but nothing answers on :80. The live files no longer match the session's inventory."""
+    data = yaml.safe_load((inventory_dir() / f"{env}.yaml").read_text())
     data["nginx"]["port"] = 8080
-    other = tmp / "lab.yaml"   # stem "lab": same drain record, secret file relative to inventories/
+    other = tmp / f"{env}.yaml"   # the same stem: same drain record, secret file relative to inventories/
     other.write_text(yaml.safe_dump(data))
     inv("nginx", "--env", str(other), check=True)
 
 
-def fault_auth_mismatch_node2(nodes, tmp):
+def fault_auth_mismatch_node2(nodes, tmp, env="lab"):
     """A hand edit of auth_pass on node2: node1 and node2 ignore each other's adverts, both MASTER."""
     sh(nodes["node2"], "sed -i 's/^\\(\\s*auth_pass\\s\\+\\).*/\\1handedit/' /etc/keepalived/keepalived.conf"
                        " && systemctl reload keepalived")
-    _wait(lambda: len(_holders(nodes)) == 2, timeout=20, what="split brain (VIP on two nodes)")
+    _wait(lambda: len(_holders(nodes, env)) == 2, timeout=20, what="split brain (VIP on two nodes)")
 
 
-def fault_nginx_down_node3(nodes, tmp):
+def fault_nginx_down_node3(nodes, tmp, env="lab"):
     """nginx stopped on node3: that real server fails its health check."""
     sh(nodes["node3"], "systemctl stop nginx")
 
 
-def fault_rebuild_node3(nodes, tmp):
+def fault_rebuild_node3(nodes, tmp, env="lab"):
     """node3 replaced by a fresh machine: same name and address, packages installed, nothing deployed."""
     from fabfile.model.context import load_env
     from fabfile.core.render import managed_paths
-    e = load_env("lab")
+    e = load_env(env)
     paths = managed_paths(e.inv, "node3", e.secrets)
     c = nodes["node3"]
     sh(c, "systemctl stop keepalived nginx lbtk-vip-lo lbtk-fwmark 2>/dev/null; "
           "systemctl disable keepalived lbtk-vip-lo lbtk-fwmark 2>/dev/null; "
-          "ip addr del 10.189.0.100/32 dev lo 2>/dev/null; rm -rf /var/lib/lbtk; "
+          f"ip addr del {_vip(env)}/32 dev lo 2>/dev/null; rm -rf /var/lib/lbtk; "
           "rm -f " + " ".join(shlex.quote(p) for p in paths) + "; systemctl daemon-reload")
 
 
