@@ -159,7 +159,7 @@ def isolate(c, node, env=DEFAULT_ENV, undo=False, check=False, format=None, skip
         say(f"{node} was already {'in VRRP' if undo else 'isolated'}: nothing to change in the record "
             "(the keepalived phase still checked every node)")
     else:
-        say(f"{node}: {'back in VRRP' if undo else 'isolated: keepalived stopped and disabled, out of VRRP'}; "
+        say(f"{node}: {'no longer isolated: keepalived enabled and started' if undo else 'isolated: keepalived stopped and disabled, out of VRRP'}; "
             f"recorded on the directors ({F.RUNTIME_PATH}, serial {out.runtime.serial})"
             + ("" if undo else ": every deploy, from any clone, keeps it until `inv isolate --undo`"))
     if undo:
