@@ -133,7 +133,8 @@ def isolate(c, node, env=DEFAULT_ENV, undo=False, check=False, format=None, skip
     from fabfile.ops.settle import settle_timeout, wait_for_vips
     e, _ = node_env(env, quiet=json)
     if node not in {n.name for n in e.inv.nodes}:
-        raise UsageError(f"--node {node}: not a node of {e.path.name} (nodes: {', '.join(n.name for n in e.inv.nodes)})")
+        raise UsageError(f"--node {node}: not a node of {e.path.name} "
+                         f"(nodes: {', '.join(n.name for n in e.inv.nodes)})")
     who = runinfo.operator()
 
     def change(rec, states):
@@ -159,7 +160,9 @@ def isolate(c, node, env=DEFAULT_ENV, undo=False, check=False, format=None, skip
         say(f"{node} was already {'in VRRP' if undo else 'isolated'}: nothing to change in the record "
             "(the keepalived phase still checked every node)")
     else:
-        say(f"{node}: {'no longer isolated: keepalived enabled and started' if undo else 'isolated: keepalived stopped and disabled, out of VRRP'}; "
+        done = ("no longer isolated: keepalived enabled and started" if undo
+                else "isolated: keepalived stopped and disabled, out of VRRP")
+        say(f"{node}: {done}; "
             f"recorded on the directors ({F.RUNTIME_PATH}, serial {out.runtime.serial})"
             + ("" if undo else ": every deploy, from any clone, keeps it until `inv isolate --undo`"))
     if undo:
