@@ -151,3 +151,10 @@ def test_the_undo_waits_for_the_state_the_inventory_expects(monkeypatch):
     assert not_settled(want, [_view(name, "BACKUP")]) == []
     assert not_settled(want, [_view(name, "INIT")]) == [f"{name} INIT (want BACKUP)"]
     assert not_settled(want, None) == ["keepalived not running"]
+
+
+def test_an_unknown_node_is_one_line_and_exit_2_before_any_connection():
+    from tests.cli import run_inv
+    r = run_inv(["isolate", "--env", "lab", "--node", "node9"])
+    assert r.returncode == 2
+    assert r.stderr.strip() == "error: --node node9: not a node of lab.yaml (nodes: node1, node2, node3)"
