@@ -58,17 +58,18 @@ def vip_holders(inv: Inventory, obs: dict[str, NodeState]) -> dict[str, list[str
             for vip in expected_holders(inv)}
 
 
-def vip_checks(inv: Inventory, obs: dict[str, NodeState]) -> list[Check]:
+def vip_checks(inv: Inventory, obs: dict[str, NodeState], isolated: frozenset[str] = frozenset()) -> list[Check]:
     """Exactly one holder per VIP. Two holders is split brain. A VIP a router brings to every
     director (vip_managed_by: external) has no VRRP holder: its row says so, and the VIP-on-lo
-    check of each node is what is checked for it."""
+    check of each node is what is checked for it. `isolated`: nodes out of VRRP (`inv isolate`):
+    a VIP away from its preferred holder because that one is isolated says so."""
     out = [_vip_check(vip, True, "brought by a router (vip_managed_by: external): on lo of every director, "
                       "no VRRP holder expected") for vip in desired.external_vips(inv)]
     expected, keep = expected_holders(inv), keepers(inv)
     for vip, holders in vip_holders(inv, obs).items():
         if len(holders) == 1:
             where = "" if holders[0] == expected[vip] or holders[0] in keep[vip] else \
-                f" (inventory prefers {expected[vip]})"
+                f" (inventory prefers {expected[vip]}{', isolated' if expected[vip] in isolated else ''})"
             out.append(_vip_check(vip, True, f"held by {holders[0]}{where}"))
         elif not holders:
             out.append(_vip_check(vip, False, "held by no node: VIP down"))
@@ -81,13 +82,29 @@ def _vip_check(vip: str, ok: bool, detail: str) -> Check:
     return Check(f"VIP {vip}", "cluster", ok, detail, CheckKind.VIP, vip)
 
 
-def node_checks(inv: Inventory, name: str, o: NodeState, is_master: bool = False) -> list[Check]:
+ISOLATED = "ISOLATED"     # how a node out of VRRP (`inv isolate`) is labelled wherever it is shown
+
+
+def keepalived_check(name: str, state: str, isolated: bool) -> Check:
+    """keepalived running, or, on an isolated node, stopped as recorded (an expected state)."""
+    if not isolated:
+        return Check("keepalived running", name, state == "active", state, CheckKind.SERVICE, "keepalived")
+    if state == "active":
+        return Check("keepalived running", name, False, f"active, but {ISOLATED} (`inv isolate`): it may hold a "
+                     "VIP again — `inv deploy` stops it, `inv isolate --undo` brings it back", CheckKind.SERVICE,
+                     "keepalived")
+    return Check("keepalived running", name, True, f"{ISOLATED}: {state}, out of VRRP as recorded (`inv isolate`; "
+                 "`inv isolate --undo` brings it back)", CheckKind.SERVICE, "keepalived")
+
+
+def node_checks(inv: Inventory, name: str, o: NodeState, is_master: bool = False,
+                isolated: frozenset[str] = frozenset()) -> list[Check]:
     if not o.reachable:
         return [Check("reachable", name, False, o.error, CheckKind.REACHABLE)]
     node = inv.node(name)
-    out = []
+    out = [keepalived_check(name, o.active.get("keepalived", "unknown"), name in isolated)]
     # rsyslog only where keepalived's log file is wanted: elsewhere it may well be absent
-    for unit in ("keepalived", "nginx") + (("rsyslog",) if inv.logging else ()):
+    for unit in ("nginx",) + (("rsyslog",) if inv.logging else ()):
         state = o.active.get(unit, "unknown")
         out.append(Check(f"{unit} running", name, state == "active", state, CheckKind.SERVICE, unit))
     want = desired.sysctls(inv, node, ipvs=o.ipvs is not None)

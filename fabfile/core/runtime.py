@@ -1,4 +1,5 @@
-"""Runtime overrides kept ON THE NODES, so every operator's clone sees them: drained real servers.
+"""Runtime overrides kept ON THE NODES, so every operator's clone sees them: drained real servers
+and isolated nodes (`inv isolate`: a node out of VRRP, its keepalived kept stopped by every deploy).
 
 `inv drain` writes a new record (serial + 1) to every director as part of its keepalived deploy;
 every later deploy, from any clone, reads the records back with its facts, takes the highest
@@ -13,6 +14,7 @@ import json
 from dataclasses import replace
 from datetime import datetime, timezone
 
+from fabfile.core.actions import DAEMON_VERBS, Action
 from fabfile.model.context import Env
 from fabfile.infra.facts import NodeState
 from fabfile.model.schema import Inventory
@@ -31,8 +33,14 @@ def content(rec: RuntimeRecord) -> str | None:
     """runtime.json as the nodes keep it; None (no file) until something was ever overridden."""
     if rec.serial == 0:
         return None
-    return json.dumps({"serial": rec.serial, "drained": sorted(rec.drained), "by": rec.by, "at": rec.at},
-                      sort_keys=True) + "\n"
+    data = {"serial": rec.serial, "drained": sorted(rec.drained), "by": rec.by, "at": rec.at}
+    if rec.isolated:      # only while a node is isolated: a cluster that never was keeps its bytes
+        data["isolated"] = sorted(rec.isolated)
+    return json.dumps(data, sort_keys=True) + "\n"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def drained(rec: RuntimeRecord, address: str, drain: bool, by: str) -> RuntimeRecord:
@@ -41,8 +49,62 @@ def drained(rec: RuntimeRecord, address: str, drain: bool, by: str) -> RuntimeRe
     new = now | {address} if drain else now - {address}
     if new == now:
         return rec
-    return RuntimeRecord(rec.serial + 1, tuple(sorted(new)), by,
-                         datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    return replace(rec, serial=rec.serial + 1, drained=tuple(sorted(new)), by=by, at=_now())
+
+
+def isolated(rec: RuntimeRecord, node: str, isolate: bool, by: str) -> RuntimeRecord:
+    """The next record with `node` isolated (or back in VRRP); the same record when nothing changes."""
+    now = set(rec.isolated)
+    new = now | {node} if isolate else now - {node}
+    if new == now:
+        return rec
+    return replace(rec, serial=rec.serial + 1, isolated=tuple(sorted(new)), by=by, at=_now())
+
+
+def isolated_nodes(states: dict[str, NodeState]) -> frozenset[str]:
+    """The nodes the cluster's newest record keeps out of VRRP."""
+    return frozenset(newest(states).isolated)
+
+
+def isolate_refusal(inv: Inventory, node: str, rec: RuntimeRecord, states: dict[str, NodeState]) -> str | None:
+    """Pure: why `node` may not be isolated now (None: it may). Refused: a node that is not one of
+    the inventory's, and the last node that could hold a VIP (every other VRRP node isolated,
+    unreachable or without a running keepalived): isolating it would take the VIPs down."""
+    from fabfile.core.vrrp import plan
+    names = [n.name for n in inv.nodes]
+    if node not in names:
+        return f"--node {node}: not a node of the inventory (nodes: {', '.join(names)})"
+    vrrp_nodes = sorted({n for p in plan(inv) for n in p.priorities})
+    if node not in vrrp_nodes:
+        return f"--node {node}: runs no VRRP instance of the inventory — nothing to isolate it from"
+    why = {}
+    for n in vrrp_nodes:
+        if n == node:
+            continue
+        s = states.get(n)
+        if n in rec.isolated:
+            why[n] = "isolated"
+        elif s is None or not s.reachable:
+            why[n] = "unreachable"
+        elif s.active.get("keepalived") != "active":
+            why[n] = f"keepalived {s.active.get('keepalived', 'unknown')}"
+    if len(why) == len(vrrp_nodes) - 1:
+        others = "; ".join(f"{n}: {w}" for n, w in why.items()) or "it is the only VRRP node"
+        return (f"{node} is the last node that could hold a VIP ({others}) — isolating it would take every "
+                "VIP down; bring another node back first (`inv isolate --undo`, `inv deploy`); nothing was changed")
+    return None
+
+
+def keep_isolated(actions: list[Action], facts: NodeState, stop: bool) -> list[Action]:
+    """Pure: an isolated node's actions — none that starts, restarts or reloads keepalived (its files
+    still ship), and with `stop` (the keepalived phase) keepalived stopped and disabled when it runs
+    or would start at boot (a reboot must not bring it back into VRRP)."""
+    out = [a for a in actions if not (a.unit == "keepalived" and a.verb in DAEMON_VERBS)]
+    running = facts.active.get("keepalived") == "active"
+    if stop and (running or facts.enabled.get("keepalived") == "enabled"):
+        out.append(Action("disable-now", "keepalived", why="isolated (`inv isolate`): out of VRRP until "
+                          "`inv isolate --undo`"))
+    return out
 
 
 def apply(inv: Inventory, addresses) -> Inventory:

@@ -104,6 +104,21 @@ def expected_holders(inv: Inventory) -> dict[str, str]:
     return {a: p.owner for p in plan(inv) for a in p.addresses}
 
 
+def settled_states(inv: Inventory, node: str) -> dict[str, frozenset[str]]:
+    """{instance: the states `node` settles in} once it runs VRRP with every node healthy: MASTER
+    where it is the owner, BACKUP elsewhere; either where nopreempt or a shared top priority lets
+    a VIP stay where it is (`inv isolate --undo` waits for this)."""
+    out = {}
+    for p in plan(inv):
+        if node not in p.priorities:
+            continue
+        if p.source.nopreempt or (node in p.keepers and len(p.keepers) > 1):
+            out[p.name] = frozenset({"MASTER", "BACKUP"})
+        else:
+            out[p.name] = frozenset({"MASTER" if p.owner == node else "BACKUP"})
+    return out
+
+
 def master_down_interval(advert_int: float, priority: int, version: int = 2) -> float:
     """RFC 3768/5798: 3 x advert_int + skew; skew = (256 - priority)/256 (x advert_int in v3)."""
     skew = (256 - priority) / 256 * (advert_int if version == 3 else 1)

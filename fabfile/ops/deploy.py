@@ -182,7 +182,17 @@ def plan_node(env: Env, node: str, facts: NodeState, phases,
         changes = secret_record.with_fingerprints(file_changes(mine, facts, node), facts)
         p.changes += changes
         p.add_actions(service_actions(phase, {ch.file.path for ch in changes}, facts, mine))
+    if env.runtime is not None and node in env.runtime.isolated and {Phase.LVS, RUNTIME_PHASE} & set(phases):
+        p.actions = runtime.keep_isolated(p.actions, facts, stop=RUNTIME_PHASE in phases)
+        p.notes.append(isolated_note(env, node))
     return p
+
+
+def isolated_note(env: Env, node: str) -> str:
+    """The one line a deploy says about an isolated node (its plan's note)."""
+    rec = env.runtime
+    return (f"isolated (`inv isolate`{f', by {rec.by} at {rec.at}' if rec and rec.by else ''}): keepalived "
+            f"left stopped, files shipped — `inv isolate --env {env.name} --node {node} --undo` brings it back")
 
 
 def check_phases(phases) -> list[Phase]:
@@ -213,8 +223,8 @@ def run_phases(env: Env, phases, check: bool = False, say=lambda s: None,
     """Under the deploy lock (fabfile/ops/lock.py; --check takes none): facts, plans, then (unless
     check) the rolling apply. Returns the Outcome; a node that refused is in Outcome.error (the
     caller shows the summary, then raises it). `progress(runs)` makes the context manager that
-    shows per-node steps (step / finish). `change(record) -> record` changes the cluster's runtime
-    record (drain, undrain) before planning; `info` is who runs it (default: this process).
+    shows per-node steps (step / finish). `change(record, states) -> record` changes the cluster's
+    runtime record (drain, undrain, isolate) before planning, seeing the facts read under the lock; `info` is who runs it (default: this process).
     `on_moves(moves)`: the planned VIP moves, told before the apply starts (the view words them).
     `batch`: None lets roll_plan size the roll by what the change risks; N is --batch N.
     `rotation`: this run replaces the nodes' VRRP secret on purpose (else a secret other than the
@@ -280,7 +290,7 @@ def _locked(env: Env, phases: list[Phase], group: remote.NodeGroup, check: bool,
         raise remote.RemoteError(next(iter(down.values())) + " — no node answered; nothing was changed")
     live = group.only(n for n in group.names if n not in down)
     current = runtime.newest(states)
-    env = runtime.effective(env, change(current) if change else current)
+    env = runtime.effective(env, change(current, states) if change else current)
     runs = plan_runs(env, {n: s for n, s in states.items() if n not in down}, phases, None if quick else info)
     if len(live) < len(env.inv.nodes):
         refuse_partial_wire_change(runs, missing=sorted(set(down) | {n.name for n in env.inv.nodes} - set(states)))
@@ -497,7 +507,10 @@ def planned_moves(env: Env, runs: list[NodeRun], intent: VipIntent | None = None
     is one planned failover (unless nopreempt keeps it where it is)."""
     intent = intent or VipIntent.of(env.inv)
     out = []
+    isolated = set(env.runtime.isolated) if env.runtime else set()
     for vip, owner in intent.owners.items():
+        if owner in isolated:       # out of VRRP (`inv isolate`): the VIP stays where VRRP put it
+            continue
         now = tuple(r.node for r in runs if r.facts.holds(vip))
         if now and not intent.stays(vip, now):
             out.append(PlannedMove(vip, now, owner, nopreempt=vip in intent.nopreempt))

@@ -38,7 +38,8 @@ def summarize(env: Env, obs: dict[str, NodeState]) -> Status:
     """Pure: the observed states -> the Status (the sync daemon's check is sync-status's, not here)."""
     rec = runtime.newest(obs)
     inv = runtime.effective(env, rec).inv
-    checks = vip_checks(inv, obs) + [ch for n in obs for ch in node_checks(inv, n, obs[n]) 
-                                       if ch.kind is not CheckKind.SYNC_DAEMON]
+    iso = frozenset(rec.isolated)
+    checks = vip_checks(inv, obs, iso) + [ch for n in obs for ch in node_checks(inv, n, obs[n], isolated=iso)
+                                            if ch.kind is not CheckKind.SYNC_DAEMON]
     return Status(inv, obs, vip_holders(inv, obs), [ch for ch in checks if not ch.ok], rec,
                   {n: s.lock for n, s in obs.items() if s.reachable and s.lock is not None})

@@ -18,7 +18,7 @@ from fabfile.model.schema import Inventory
 from fabfile.infra.observe import observe
 from fabfile.core.render import ASSUMED, render_node
 from fabfile.core.render.keepalived import CONF
-from fabfile.core.runtime import as_run
+from fabfile.core.runtime import as_run, isolated_nodes
 
 if TYPE_CHECKING:
     from fabfile.ops.traffic import Section
@@ -87,11 +87,12 @@ def checks_of(inv: Inventory, obs: dict[str, NodeState], holders: dict[str, list
     """Pure: the cluster's and every node's checks from the observed states (the cluster's only when
     every node was observed: with --node, who holds a VIP is not known)."""
     whole = all(n.name in obs for n in inv.nodes)
-    out = vip_checks(inv, obs) if whole else []
+    isolated = isolated_nodes(obs)
+    out = vip_checks(inv, obs, isolated) if whole else []
     inst = sync.sync_instance(inv) if inv.sync_daemon else None
     for n in (n for n in inv.nodes if n.name in obs):
         is_master = bool(inst) and any(n.name in holders.get(a, []) for a in inst.addresses)
-        out += node_checks(inv, n.name, obs[n.name], is_master=is_master)
+        out += node_checks(inv, n.name, obs[n.name], is_master=is_master, isolated=isolated)
     return out + digest_checks(digest_targets(inv), obs)
 
 

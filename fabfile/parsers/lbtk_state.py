@@ -1,8 +1,9 @@
 """The toolkit's own records on each node, under /var/lib/lbtk/ (formats documented here, beside
 their parsers; fabfile/core/runtime.py, fabfile/ops/lock.py and fabfile/core/history.py write them):
 
-- runtime.json: runtime overrides every deploy keeps until they are undone (drained real servers),
-  one JSON object `{"serial": N, "drained": [address, ...], "by": "user@host", "at": ISO time}`.
+- runtime.json: runtime overrides every deploy keeps until they are undone (drained real servers,
+  isolated nodes), one JSON object `{"serial": N, "drained": [address, ...], "by": "user@host",
+  "at": ISO time}`, with `"isolated": [node, ...]` while a node is out of VRRP (`inv isolate`).
   The highest serial seen on any node is the cluster's current record.
 - lock: who holds the deploy lock, one JSON object `{"run", "operator", "pid", "cwd", "task",
   "since"}`; the lock command answers `LOCK HELD`, `LOCK BUSY` or `LOCK STALE` on its first line,
@@ -26,6 +27,7 @@ class RuntimeRecord:
     drained: tuple[str, ...] = ()
     by: str = ""
     at: str = ""
+    isolated: tuple[str, ...] = ()     # nodes taken out of VRRP (`inv isolate`): keepalived kept stopped
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,8 @@ def parse_runtime(text: str) -> RuntimeRecord | None:
         return None
     d = _object(text.strip(), "runtime.json")
     return RuntimeRecord(_int(d, "serial", "runtime.json"), _strings(d, "drained", "runtime.json"),
-                         _str(d, "by", "runtime.json", ""), _str(d, "at", "runtime.json", ""))
+                         _str(d, "by", "runtime.json", ""), _str(d, "at", "runtime.json", ""),
+                         _strings(d, "isolated", "runtime.json"))
 
 
 def parse_holder(text: str) -> LockHolder:

@@ -64,7 +64,7 @@ def _drain(env: str, server: str, weight_zero: bool, format=None, skip_unreachab
                         f"{', '.join(known) or 'none (no virtual_servers)'}")
     who = runinfo.operator()
 
-    def change(rec):
+    def change(rec, _states=None):
         # undrain of an address no longer in the inventory: clears its stale record, if there is one
         if addr is None and server not in rec.drained:
             raise UsageError(f"--server {server}: neither a real server of {e.path.name} nor drained "
@@ -106,6 +106,74 @@ def drain(c, server, env=DEFAULT_ENV, format=None, skip_unreachable=False, break
 def undrain(c, server, env=DEFAULT_ENV, format=None, skip_unreachable=False, break_lock=False, json=False):
     """Put a drained real server back at its inventory weight (keepalived reload)."""
     _drain(env, server, False, format, skip_unreachable, break_lock, json=json)
+
+
+ISOLATE_JSON = "one JSON object: each director's run (files, actions, status), the node, the record's serial"
+
+
+@task(help={"env": "inventory name", "node": "the node to take out of VRRP (or, with --undo, to bring back)",
+            "undo": "bring the node back: keepalived enabled and started, the record cleared, then wait until "
+                    "it is in the VRRP state the inventory expects",
+            "check": "show what would be done (the plan and the record) and touch nothing",
+            "format": "table format", "skip_unreachable": SKIP, "break_lock": BREAK_LOCK, "json": ISOLATE_JSON})
+@one_line_errors
+def isolate(c, node, env=DEFAULT_ENV, undo=False, check=False, format=None, skip_unreachable=False,
+            break_lock=False, json=False):
+    """Take one node out of VRRP (split brain's stopgap): keepalived stopped, recorded on the directors.
+
+    keepalived is stopped and disabled on the node (it releases its VIPs and sends no adverts), and
+    the node is recorded as isolated in the runtime record every deploy, from any clone, keeps:
+    a deploy still ships its files but never starts or reloads its keepalived, and says so; verify
+    and status show it ISOLATED. Refused for the last node that could hold a VIP (exit 2).
+    `--undo`: keepalived enabled and started again, the record cleared, then a wait until the node
+    is BACKUP or MASTER as the inventory expects."""
+    from fabfile.infra import runinfo
+    from fabfile.core import runtime
+    from fabfile.ops.isolate import wait_in_vrrp
+    from fabfile.ops.settle import settle_timeout, wait_for_vips
+    e, _ = node_env(env, quiet=json)
+    if node not in {n.name for n in e.inv.nodes}:
+        raise UsageError(f"--node {node}: not a node of {e.path.name} "
+                         f"(nodes: {', '.join(n.name for n in e.inv.nodes)})")
+    who = runinfo.operator()
+
+    def change(rec, states):
+        me = (states or {}).get(node)
+        if me is not None and not me.reachable:
+            raise UsageError(f"--node {node} does not answer ({me.error}) — nothing was changed")
+        if not undo:
+            refusal = runtime.isolate_refusal(e.inv, node, rec, states or {})
+            if refusal:
+                raise UsageError(refusal)
+        return runtime.isolated(rec, node, not undo, who)
+
+    def annotate(out) -> dict:
+        return {"node": node, "isolated": not undo, "changed": out.runtime != out.runtime_before,
+                "serial": out.runtime.serial if out.runtime else None, "record": F.RUNTIME_PATH}
+    out = deploy_and_show(e, ["keepalived"], check=check, fmt=format, skip_unreachable=skip_unreachable,
+                          break_lock=break_lock, change=change, json=json, annotate=annotate)
+    say = output.note if json else output.say
+    if check:
+        say(f"isolate --check: {node} would be {'back in VRRP' if undo else 'isolated'} (nothing was touched)")
+        return
+    if out.runtime == out.runtime_before:
+        say(f"{node} was already {'in VRRP' if undo else 'isolated'}: nothing to change in the record "
+            "(the keepalived phase still checked every node)")
+    else:
+        done = ("no longer isolated: keepalived enabled and started" if undo
+                else "isolated: keepalived stopped and disabled, out of VRRP")
+        say(f"{node}: {done}; "
+            f"recorded on the directors ({F.RUNTIME_PATH}, serial {out.runtime.serial})"
+            + ("" if undo else ": every deploy, from any clone, keeps it until `inv isolate --undo`"))
+    if undo:
+        ok, line = wait_in_vrrp(e, node, settle_timeout(e))
+        say(line)
+        if not ok:
+            raise Exit(code=1)
+    elif out.runtime != out.runtime_before:
+        # the VIPs it held go to the next node: settled once each is on one node (not the isolated)
+        _, line = wait_for_vips(e, exclude=set(out.skipped) | set(out.runtime.isolated))
+        say(line)
 
 
 @task(help={"env": "inventory name", "node": "only this node", "lines": "log lines per node (default 200)",

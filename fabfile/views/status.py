@@ -4,6 +4,7 @@ per node of each, the inventory first."""
 from __future__ import annotations
 
 from fabfile import output
+from fabfile.core.checks import ISOLATED
 from fabfile.ops.status import Status
 
 
@@ -12,7 +13,8 @@ def rows(st: Status) -> list[dict]:
     out = []
     for n, o in st.observed.items():
         masters = [v for v, h in st.holders.items() if n in h]
-        role = ("MASTER of " + ", ".join(masters) if masters else "BACKUP") if o.reachable else "UNREACHABLE"
+        role = ("MASTER of " + ", ".join(masters) if masters else
+                ISOLATED if n in st.runtime.isolated else "BACKUP") if o.reachable else "UNREACHABLE"
         ipvs = ("no IPVS" if o.ipvs is None else f"{len(o.ipvs.services)} service(s)") if o.reachable else "-"
         out.append(dict(node=n, role=role, keepalived=o.active.get("keepalived", "?"), nginx=o.active.get("nginx", "?"),
                         ipvs=ipvs, problems=sum(1 for ch in st.problems if ch.node == n)))
@@ -23,7 +25,8 @@ def as_json(st: Status) -> dict:
     rec = st.runtime
     return {"ok": st.ok, "vip_holders": st.holders, "nodes": rows(st),
             "problems": [ch.as_dict() for ch in st.problems],
-            "runtime": {"serial": rec.serial, "drained": list(rec.drained), "by": rec.by, "at": rec.at},
+            "runtime": {"serial": rec.serial, "drained": list(rec.drained), "isolated": list(rec.isolated),
+                        "by": rec.by, "at": rec.at},
             "locks": {n: {"operator": h.operator, "task": h.task, "pid": h.pid, "cwd": h.cwd, "since": h.since}
                       for n, h in st.locks.items()}}
 
@@ -44,6 +47,9 @@ def say_after(st: Status, prefix: str = "") -> None:
     rec = st.runtime
     output.say(prefix + (f"drained: {', '.join(rec.drained)} (by {rec.by} at {rec.at}; runtime serial {rec.serial})"
                          if rec.drained else "drained: none"))
+    if rec.isolated:
+        output.say(f"{prefix}isolated: {', '.join(rec.isolated)} — out of VRRP, keepalived kept stopped (by {rec.by} "
+                   f"at {rec.at}; `inv isolate --undo` brings it back)")
     for n, h in st.locks.items():
         output.say(f"{prefix}{n}: deploy lock held by {h.who if h else 'a run whose record is unreadable'} "
                    "(a dead run's lock stays until --break-lock)")

@@ -313,16 +313,18 @@ def _secrets() -> set[str]:
 
 
 def _put_lab_back(clean: bool):
-    """Whatever a runbook left: no drained server and, unless it ended clean (verify green, exit
-    codes as written), every file and daemon as the inventory says."""
+    """Whatever a runbook left: no drained server, no isolated node and, unless it ended clean (verify
+    green, exit codes as written), every file and daemon as the inventory says."""
     import json
     st = inv("status", "--env", "lab", "--json")
     try:
-        drained = json.loads(st.stdout)["runtime"]["drained"]     # drains live on the nodes
+        record = json.loads(st.stdout)["runtime"]     # drains and isolated nodes live on the nodes
     except (ValueError, KeyError):
-        drained = []
-    for addr in drained:
+        record = {}
+    for addr in record.get("drained", []):
         inv("undrain", "--env", "lab", "--server", addr)
+    for node in record.get("isolated", []):
+        inv("isolate", "--env", "lab", "--node", node, "--undo")
     if not clean:
         inv("deploy", "--env", "lab")
 

@@ -148,7 +148,7 @@ def _drain(env, cluster, monkeypatch, server="10.189.0.12"):
     cluster.install(monkeypatch)
     said: list[str] = []
     out = deploy.run_phases(env, ["keepalived"], say=said.append, info=_info(),
-                            change=lambda rec: runtime.drained(rec, server, True, "tester"))
+                            change=lambda rec, _s: runtime.drained(rec, server, True, "tester"))
     return out, said
 
 
