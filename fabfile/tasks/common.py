@@ -77,15 +77,19 @@ def keep_compiled_templates() -> None:
     render.bytecode_cache_factory = template_cache.user_cache
 
 
-def node_env(env: str, node: str | None = None, quiet: bool = False, parallel=None) -> tuple[Env, list]:
+def node_env(env: str, node: str | None = None, quiet: bool = False, parallel=None,
+             named: str | None = None) -> tuple[Env, list]:
     """Load --env for a task that touches nodes: caps concurrency (--parallel), picks --node, and
     names the inventory and its nodes on the first line (unless the output is JSON), so the
-    environment is never a surprise."""
+    environment is never a surprise. `named`: a node the task acts on without narrowing the run
+    to it (isolate), refused like a bad --node before anything else is looked at."""
     from dataclasses import replace
     from fabfile import output
     from fabfile.model import extensions
     e = replace(load_env(env), parallel=number(parallel, "parallel", 0, int, 1) or None)
     nodes = select_nodes(e.inv, node)
+    if named is not None:
+        select_nodes(e.inv, named)
     extensions.before_connect(e.inv, e.name)      # the lab's network rule, before any node is touched
     if not quiet:
         output.say(f"{e.name} ({rel(e.path)}): {', '.join(n.name for n in nodes)}"

@@ -131,10 +131,7 @@ def isolate(c, node, env=DEFAULT_ENV, undo=False, check=False, format=None, skip
     from fabfile.core import runtime
     from fabfile.ops.isolate import wait_in_vrrp
     from fabfile.ops.settle import settle_timeout, wait_for_vips
-    e, _ = node_env(env, quiet=json)
-    if node not in {n.name for n in e.inv.nodes}:
-        raise UsageError(f"--node {node}: not a node of {e.path.name} "
-                         f"(nodes: {', '.join(n.name for n in e.inv.nodes)})")
+    e, _ = node_env(env, quiet=json, named=node)
     who = runinfo.operator()
 
     def change(rec, states):

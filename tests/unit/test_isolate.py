@@ -157,4 +157,4 @@ def test_an_unknown_node_is_one_line_and_exit_2_before_any_connection():
     from tests.cli import run_inv
     r = run_inv(["isolate", "--env", "lab", "--node", "node9"])
     assert r.returncode == 2
-    assert r.stderr.strip() == "error: --node node9: not a node of lab.yaml (nodes: node1, node2, node3)"
+    assert r.stderr.strip() == "error: --node node9: no such node — choose from node1, node2, node3"
