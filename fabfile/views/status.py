@@ -4,6 +4,7 @@ per node of each, the inventory first."""
 from __future__ import annotations
 
 from fabfile import output
+from fabfile.model.schema import Inventory
 from fabfile.ops.status import Status
 
 
@@ -67,3 +68,25 @@ def fleet_json(fleet: list[tuple[str, Status]], failed: dict[str, str]) -> dict:
     return {"ok": not failed and all(st.ok for _, st in fleet),
             "clusters": [{"inventory": name, "cluster": st.inv.cluster, **as_json(st)} for name, st in fleet],
             "failed": failed}
+
+
+def access(inv: Inventory, name: str) -> str:
+    """How lbtk reaches a node, from the inventory's ssh fields (defaults.ssh merged with the node's
+    own `ssh:`; what they leave unset, ssh_config says): what a new machine must accept
+    (runbooks/replace-node.md), and what `inv status --node` then proves."""
+    node = inv.node(name)
+    s = inv.ssh_of(node)
+    where = f"{node.host}:{s.port}" if s.port else node.host
+    via = (f" via the bastion {s.gateway.user + '@' if s.gateway.user else ''}{s.gateway.host}" if s.gateway
+           else " (direct, unless ssh_config has a ProxyJump)")
+    key = s.key_filename or "ssh_config's IdentityFile or the agent"
+    if s.become != "sudo":
+        root = "no sudo: every command runs as that user, which must be root"
+    elif s.become_password_env or s.become_password_file:
+        root = ("sudo with the password from " + " or ".join(
+            x for x in (s.become_password_env and f"${s.become_password_env}", s.become_password_file) if x))
+    else:
+        root = "sudo without a password (NOPASSWD)"
+    user = s.user or "ssh_config's User"
+    known = s.known_hosts or "ssh_config's UserKnownHostsFile (~/.ssh/known_hosts)"
+    return f"{name}: SSH as {user} to {where}{via}, key {key}; {root}; host key checked against {known}"
