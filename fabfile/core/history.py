@@ -48,3 +48,9 @@ def rows(states: dict[str, NodeState]) -> list[Row]:
             if e.result != "ok":
                 r.failed.append(node)
     return sorted(by_id.values(), key=lambda r: r.entry.id, reverse=True)
+
+
+def fleet_rows(clusters: list[tuple[str, list[Row]]]) -> list[tuple[str, Row]]:
+    """Pure: several clusters' rows (cluster, its rows()) as one list of (cluster, row), newest
+    first: ids are the runs' time stamps, so they sort across clusters too."""
+    return sorted(((c, r) for c, rows_ in clusters for r in rows_), key=lambda cr: cr[1].entry.id, reverse=True)
