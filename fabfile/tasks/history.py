@@ -36,7 +36,7 @@ def history(c, env=DEFAULT_ENV, limit=None, json=False, format=None):
             e, nodes = node_env(name, quiet=json)
             return e.inv.cluster, observe_nodes(e, nodes, (F.HISTORY,))
         done, failed = each_env(names, read)
-        rows = H.fleet_rows([(cl, H.rows(states)) for _, (cl, states) in done])[:limit]
+        rows = H.fleet_rows([(name, cl, H.rows(states)) for name, (cl, states) in done])[:limit]
         down = {f"{cl}/{n}": why for _, (cl, states) in done for n, why in unreachable(states).items()}
         title = f"changes to {len(done)} clusters (newest first)"
     if json:

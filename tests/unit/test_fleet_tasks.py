@@ -94,9 +94,9 @@ def test_verify_of_a_glob_is_one_checks_table_and_its_verdict_per_cluster(monkey
 
 # ---------------------------------------------------------------- history and watch
 
-def entry(id_: str, task: str, result: str = "ok"):
+def entry(id_: str, task: str, result: str = "ok", env: str = "lab"):
     from fabfile.parsers.lbtk_state import HistoryEntry
-    return HistoryEntry(id_, id_, "ops@desk", "abc1234", False, task, "lab", ("/etc/keepalived/keepalived.conf",),
+    return HistoryEntry(id_, id_, "ops@desk", "abc1234", False, task, env, ("/etc/keepalived/keepalived.conf",),
                         (), result)
 
 
@@ -115,7 +115,7 @@ def test_history_of_two_clusters_is_one_table_newest_first_limited_as_a_whole(mo
     offline(monkeypatch, history_task)
     monkeypatch.setattr(history_task, "observe_nodes", recorded({
         "lab": [entry("20261201T100000.000", "deploy"), entry("20261203T100000.000", "drain")],
-        "lab-multi": [entry("20261202T100000.000", "rollback", "failed")]}))
+        "lab-multi": [entry("20261202T100000.000", "rollback", "failed", env="lab-multi")]}))
     assert run(history_task.history, env="lab,lab-multi", json=True, limit=2) == 0
     got = json.loads(capsys.readouterr().out)
     assert [(c["cluster"], c["task"]) for c in got["changes"]] == [("lab", "drain"), ("lab-multi", "rollback")]
@@ -138,6 +138,14 @@ def test_history_of_a_fleet_names_what_it_could_not_read(monkeypatch, capsys):
     assert run(history_task.history, env="lab") == 0                       # one inventory: as before
     out = capsys.readouterr().out
     assert "changes to lab (newest first)" in out and "cluster" not in out.splitlines()[2]
+
+
+def test_a_run_two_inventories_of_one_estate_read_shows_once_under_its_maker():
+    from fabfile.core import history as H
+    lab_run, multi_run = entry("20261201T100000.000", "deploy"), entry("20261202T100000.000", "deploy", env="lab-multi")
+    on_the_nodes = H.rows({"node1": NodeState("node1", history=[lab_run, multi_run])})
+    got = H.fleet_rows([("lab-multi", "lab-multi", on_the_nodes), ("lab", "lab", on_the_nodes)])
+    assert [(c, r.entry.id) for c, r in got] == [("lab-multi", multi_run.id), ("lab", lab_run.id)]
 
 
 def fake_watching(monkeypatch):
