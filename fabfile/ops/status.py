@@ -24,6 +24,7 @@ class Status:
     problems: list[Check]                   # the checks that failed
     runtime: RuntimeRecord                  # the cluster's newest runtime record
     locks: dict[str, LockHolder]            # node -> who holds its deploy lock
+    whole: bool = True                      # every node observed (not --node): the VIPs and drains are the cluster's
 
     @property
     def ok(self) -> bool:
@@ -45,4 +46,4 @@ def summarize(env: Env, obs: dict[str, NodeState]) -> Status:
     checks = (vip_checks(inv, obs) if whole else []) + [ch for n in obs for ch in node_checks(inv, n, obs[n]) 
                                        if ch.kind is not CheckKind.SYNC_DAEMON]
     return Status(inv, obs, vip_holders(inv, obs), [ch for ch in checks if not ch.ok], rec,
-                  {n: s.lock for n, s in obs.items() if s.reachable and s.lock is not None})
+                  {n: s.lock for n, s in obs.items() if s.reachable and s.lock is not None}, whole)

@@ -43,8 +43,9 @@ def show(st: Status, fmt=None) -> None:
 def say_after(st: Status, prefix: str = "") -> None:
     """The lines under the table: drains, deploy locks, the verdict (`prefix`: the inventory's, in a fleet)."""
     rec = st.runtime
-    output.say(prefix + (f"drained: {', '.join(rec.drained)} (by {rec.by} at {rec.at}; runtime serial {rec.serial})"
-                         if rec.drained else "drained: none"))
+    if st.whole:        # the drains are the directors' record: one node's (--node, a new one) is not the cluster's
+        output.say(prefix + (f"drained: {', '.join(rec.drained)} (by {rec.by} at {rec.at}; runtime serial {rec.serial})"
+                             if rec.drained else "drained: none"))
     for n, h in st.locks.items():
         output.say(f"{prefix}{n}: deploy lock held by {h.who if h else 'a run whose record is unreadable'} "
                    "(a dead run's lock stays until --break-lock)")

@@ -33,6 +33,8 @@ def test_one_node_observed_is_its_checks_only(monkeypatch):
     hosts = {n.name: n.host for n in env.inv.nodes}
     st = summarize(env, {"node2": verify_state("node2", hosts["node2"], on_lo=(VIP,))})
     assert [r["node"] for r in view.rows(st)] == ["node2"] and {ch.node for ch in st.problems} <= {"node2"}
+    assert not st.whole and summarize(env, {n.name: NodeState(n.name, reachable=False, error="x")
+                                            for n in env.inv.nodes}).whole
     st = summarize(env, {"node3": NodeState("node3", reachable=False, error="node3: host key of node3 unknown")})
     assert [(ch.node, ch.name, ch.detail) for ch in st.problems] == [("node3", "reachable", "node3: host key of node3 unknown")]
 
