@@ -211,11 +211,13 @@ def render(block: Block, r: subprocess.CompletedProcess, first_node: str) -> lis
     return [block.indent + line if line else "" for line in [head, *body]]
 
 
-def capture(env: str, keep: Path | None, previous: Path | None) -> int:
+def capture(env: str, keep: Path | None, previous: Path | None, only: list[str] | None = None) -> int:
+    """`only`: the runbooks (file names) whose blocks are captured; the others are left as they are."""
     sys.path.insert(0, str(ROOT))
+    only = [RUNBOOKS / Path(name).name for name in only] if only else None
     import fabfile.lab.hooks  # noqa: F401  (the inventory's `lab:` section, as `inv` loads it)
     from fabfile.model.loading import load
-    found, problems = blocks()
+    found, problems = blocks(only)
     if problems:
         print("\n".join(problems), file=sys.stderr)
         return 2
@@ -250,7 +252,7 @@ def capture(env: str, keep: Path | None, previous: Path | None) -> int:
             (keep / "results.json").write_text(json.dumps(
                 [{"state": list(st), "command": cmd, "argv": r.args, "exit": r.returncode, "stdout": r.stdout,
                   "stderr": r.stderr} for (st, cmd), r in results.items()], indent=1) + "\n")
-    found, _ = blocks()               # read again: the runbooks' text may have moved meanwhile
+    found, _ = blocks(only)           # read again: the runbooks' text may have moved meanwhile
     missing = sorted({b.where for b in found if (b.state, b.command) not in results})
     if missing:
         print(f"capture: no output kept for {', '.join(missing)}", file=sys.stderr)
@@ -271,6 +273,8 @@ def main() -> int:
     ap.add_argument("--keep", type=Path, help="also write the raw outputs to DIR/results.json")
     ap.add_argument("--from", dest="previous", type=Path,
                     help="render DIR/results.json (of --keep) into the runbooks; no lab")
+    ap.add_argument("--only", action="append", metavar="RUNBOOK",
+                    help="capture only this runbook's blocks (a file name, e.g. replace-node.md; repeatable)")
     a = ap.parse_args()
     if a.list:
         found, problems = blocks()
@@ -278,7 +282,7 @@ def main() -> int:
             print(f"{b.where}  {' '.join(b.state) or 'healthy':24}  {b.command}")
         print("\n".join(problems), file=sys.stderr)
         return 2 if problems else 0
-    return capture(a.env, a.keep, a.previous)
+    return capture(a.env, a.keep, a.previous, a.only)
 
 
 if __name__ == "__main__":

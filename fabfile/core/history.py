@@ -48,3 +48,16 @@ def rows(states: dict[str, NodeState]) -> list[Row]:
             if e.result != "ok":
                 r.failed.append(node)
     return sorted(by_id.values(), key=lambda r: r.entry.id, reverse=True)
+
+
+def fleet_rows(clusters: list[tuple[str, str, list[Row]]]) -> list[tuple[str, Row]]:
+    """Pure: several clusters' rows, (inventory name, cluster, its rows()) each, as one list of
+    (cluster, row), newest first: ids are the runs' time stamps, so they sort across clusters. Two
+    inventories of one estate read the same nodes, so the same runs: each shows once, under the
+    inventory that made it (the entry's env), else the first that read it."""
+    seen: dict[str, tuple[str, Row]] = {}
+    for name, cluster, rows_ in clusters:
+        for r in rows_:
+            if r.entry.id not in seen or r.entry.env == name:
+                seen[r.entry.id] = (cluster, r)
+    return sorted(seen.values(), key=lambda cr: cr[1].entry.id, reverse=True)

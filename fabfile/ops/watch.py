@@ -99,3 +99,11 @@ def watching(env: Env) -> Iterator[Watcher]:
     with remote.nodes(env) as group:
         group.open()
         yield Watcher(env.inv, group)
+
+
+def refresh_all(watchers: list[Watcher]) -> list[Frame]:
+    """Every cluster's refresh at once (`inv watch` over a fleet): a frame per watcher, in order;
+    the slowest cluster sets the pace, not their sum."""
+    if len(watchers) == 1:
+        return [watchers[0].refresh()]
+    return remote.parallel(watchers, lambda w: w.refresh())

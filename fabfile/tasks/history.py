@@ -1,15 +1,21 @@
-"""`inv history`: the changes made to the cluster, from every node's own record, newest first."""
+"""`inv history`: the changes made to the cluster, from every node's own record, newest first;
+several clusters (`--env A,B` or a glob): one table, the cluster first."""
 from __future__ import annotations
 
+from invoke import Exit
 
 from fabfile.infra import facts as F
 from fabfile.core import history as H
 from fabfile import output
 from fabfile.infra.observe import observe_nodes
-from fabfile.tasks.common import DEFAULT_ENV, check_format, node_env, number, one_line_errors, task
+from fabfile.views import history as view
+from fabfile.tasks.common import (DEFAULT_ENV, check_format, each_env, fleet_names, node_env, number,
+                                  one_line_errors, say_failed, task)
 
 
-@task(help={"env": "inventory name", "limit": "rows (default 20)", "json": "the rows as JSON",
+@task(help={"env": "inventory name; several: NAME,NAME or a glob ('prod-*'), one table across the clusters "
+                   "(a cluster column; --limit counts the whole table)",
+            "limit": "rows (default 20)", "json": "the rows as JSON (several inventories: each with its cluster)",
             "format": "auto|rich|plain|markdown"})
 @one_line_errors
 def history(c, env=DEFAULT_ENV, limit=None, json=False, format=None):
@@ -19,23 +25,28 @@ def history(c, env=DEFAULT_ENV, limit=None, json=False, format=None):
     `inv rollback --to` takes."""
     check_format(format)
     limit = number(limit, "limit", 20, int, 1)
-    e, nodes = node_env(env, quiet=json)
-    states = observe_nodes(e, nodes, (F.HISTORY,))
-    rows = H.rows(states)[:limit]
-    down = {n: s.error for n, s in states.items() if not s.reachable}
+    names = fleet_names(env)
+    if names is None:
+        e, nodes = node_env(env, quiet=json)
+        states = observe_nodes(e, nodes, (F.HISTORY,))
+        rows = [(None, r) for r in H.rows(states)[:limit]]
+        down, failed, title = unreachable(states), {}, f"changes to {e.inv.cluster} (newest first)"
+    else:                                   # a fleet: every cluster's runs in one table, newest first
+        def read(name):
+            e, nodes = node_env(name, quiet=json)
+            return e.inv.cluster, observe_nodes(e, nodes, (F.HISTORY,))
+        done, failed = each_env(names, read)
+        rows = H.fleet_rows([(name, cl, H.rows(states)) for name, (cl, states) in done])[:limit]
+        down = {f"{cl}/{n}": why for _, (cl, states) in done for n, why in unreachable(states).items()}
+        title = f"changes to {len(done)} clusters (newest first)"
     if json:
-        output.show_json({"changes": [r.as_dict() for r in rows], "unreachable": down})
-        return
-    t = output.Table(f"changes to {e.inv.cluster} (newest first)",
-                     ["id", "time", "operator", "commit", "task", "nodes", "files"])
-    for r in rows:
-        en = r.entry
-        commit = (en.commit or "(not in git)") + (" +uncommitted" if en.dirty else "")
-        nodes_cell = ", ".join(r.nodes) + (f" (FAILED: {', '.join(r.failed)})" if r.failed else "")
-        files = ", ".join(p.rsplit("/", 1)[-1] for p in r.files) or "-"
-        t.add(en.id, en.at, en.operator, commit, en.task, nodes_cell, files, ok=False if r.failed else None)
-    output.show(t, format)
-    for n, why in down.items():
-        output.say(f"{n}: UNREACHABLE, its history is not shown: {why}")
-    if not rows:
-        output.say("no change recorded yet (the history starts with the first deploy of this lbtk version)")
+        output.show_json({**view.as_json(rows, down), **({"failed": failed} if names is not None else {})})
+    else:
+        view.show(title, rows, down, format, fleet=names is not None)
+        say_failed(failed)
+    if failed:
+        raise Exit(code=1)
+
+
+def unreachable(states) -> dict[str, str]:
+    return {n: s.error for n, s in states.items() if not s.reachable}

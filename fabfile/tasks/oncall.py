@@ -16,14 +16,16 @@ from fabfile.tasks.deploy import deploy_and_show
 
 
 @task(help={"env": "inventory name; several: NAME,NAME or a glob ('lab*'), one table across the clusters",
-            "format": "auto|rich|plain|markdown", "json": "print JSON"})
+            "format": "auto|rich|plain|markdown", "json": "print JSON",
+            "node": "only this node: lbtk reaches it as the inventory says (SSH user, bastion, host key, sudo), "
+                    "and its daemons; exit 1 when it cannot"})
 @one_line_errors
-def status(c, env=DEFAULT_ENV, format=None, json=False):
+def status(c, env=DEFAULT_ENV, format=None, json=False, node=None):
     """Short cluster summary: who holds each VIP, daemons up, problems (no HTTP probe)."""
     from fabfile.ops.status import status as observe_status
     from fabfile.views import status as view
     check_format(format)
-    names = fleet_names(env)
+    names = fleet_names(env, node)
     if names is not None:
         def read(name):
             e, _ = node_env(name, quiet=json)
@@ -38,8 +40,10 @@ def status(c, env=DEFAULT_ENV, format=None, json=False):
         if failed or not all(st.ok for _, st in fleet):
             raise Exit(code=1)
         return
-    e, _ = node_env(env, quiet=json)
-    st = observe_status(e)
+    e, nodes = node_env(env, node, quiet=json)
+    if node and not json:
+        output.say(view.access(e.inv, nodes[0].name))
+    st = observe_status(e, nodes if node else None)
     if json:
         output.show_json(view.as_json(st))
     else:

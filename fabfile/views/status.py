@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fabfile import output
 from fabfile.core.checks import ISOLATED
+from fabfile.model.schema import Inventory
 from fabfile.ops.status import Status
 
 
@@ -45,11 +46,12 @@ def show(st: Status, fmt=None) -> None:
 def say_after(st: Status, prefix: str = "") -> None:
     """The lines under the table: drains, deploy locks, the verdict (`prefix`: the inventory's, in a fleet)."""
     rec = st.runtime
-    output.say(prefix + (f"drained: {', '.join(rec.drained)} (by {rec.by} at {rec.at}; runtime serial {rec.serial})"
-                         if rec.drained else "drained: none"))
-    if rec.isolated:
-        output.say(f"{prefix}isolated: {', '.join(rec.isolated)} — out of VRRP, keepalived kept stopped (by {rec.by} "
-                   f"at {rec.at}; `inv isolate --undo` brings it back)")
+    if st.whole:        # the drains are the directors' record: one node's (--node, a new one) is not the cluster's
+        output.say(prefix + (f"drained: {', '.join(rec.drained)} (by {rec.by} at {rec.at}; runtime serial {rec.serial})"
+                             if rec.drained else "drained: none"))
+        if rec.isolated:
+            output.say(f"{prefix}isolated: {', '.join(rec.isolated)} — out of VRRP, keepalived kept stopped (by {rec.by} "
+                       f"at {rec.at}; `inv isolate --undo` brings it back)")
     for n, h in st.locks.items():
         output.say(f"{prefix}{n}: deploy lock held by {h.who if h else 'a run whose record is unreadable'} "
                    "(a dead run's lock stays until --break-lock)")
@@ -73,3 +75,25 @@ def fleet_json(fleet: list[tuple[str, Status]], failed: dict[str, str]) -> dict:
     return {"ok": not failed and all(st.ok for _, st in fleet),
             "clusters": [{"inventory": name, "cluster": st.inv.cluster, **as_json(st)} for name, st in fleet],
             "failed": failed}
+
+
+def access(inv: Inventory, name: str) -> str:
+    """How lbtk reaches a node, from the inventory's ssh fields (defaults.ssh merged with the node's
+    own `ssh:`; what they leave unset, ssh_config says): what a new machine must accept
+    (runbooks/replace-node.md), and what `inv status --node` then proves."""
+    node = inv.node(name)
+    s = inv.ssh_of(node)
+    where = f"{node.host}:{s.port}" if s.port else node.host
+    via = (f" via the bastion {s.gateway.user + '@' if s.gateway.user else ''}{s.gateway.host}" if s.gateway
+           else " (direct, unless ssh_config has a ProxyJump)")
+    key = s.key_filename or "ssh_config's IdentityFile or the agent"
+    if s.become != "sudo":
+        root = "no sudo: every command runs as that user, which must be root"
+    elif s.become_password_env or s.become_password_file:
+        root = ("sudo with the password from " + " or ".join(
+            x for x in (s.become_password_env and f"${s.become_password_env}", s.become_password_file) if x))
+    else:
+        root = "sudo without a password (NOPASSWD)"
+    user = s.user or "ssh_config's User"
+    known = s.known_hosts or "ssh_config's UserKnownHostsFile (~/.ssh/known_hosts)"
+    return f"{name}: SSH as {user} to {where}{via}, key {key}; {root}; host key checked against {known}"

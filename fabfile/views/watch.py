@@ -31,6 +31,11 @@ def spark(frame: Frame, row: dict) -> str:
 
 def tables(inv: Inventory, frame: Frame) -> list[output.Table]:
     """The frame as output Tables (one list, whichever way they are drawn)."""
+    return state_tables(inv, frame) + [transitions_table([(at, None, what) for at, what in frame.transitions])]
+
+
+def state_tables(inv: Inventory, frame: Frame) -> list[output.Table]:
+    """The VIP holders, keepalived's view and the real servers of one frame."""
     out = []
     t = output.Table("VIP holders", ["VIP", "held by", "state"])
     for vip, on in frame.holders.items():
@@ -62,24 +67,68 @@ def tables(inv: Inventory, frame: Frame) -> list[output.Table]:
               # a missing service, an empty pool, an unreachable director: red; no IPVS: neutral
               ok=r["ok"] if r["real_server"] or not r["ok"] else None)
     out.append(t)
-    t = output.Table("last transitions", ["time", "what"])
-    for at, what in reversed(frame.transitions):
-        t.add(time.strftime("%H:%M:%S", time.localtime(at)), what)
-    if not frame.transitions:
-        t.add("-", "none seen yet")
-    out.append(t)
     return out
+
+
+def transitions_table(items: list[tuple[float, str | None, str]]) -> output.Table:
+    """The last transitions, newest first: (wall clock, cluster or None, what); a cluster column
+    when they are several clusters'."""
+    fleet = any(c is not None for _, c, _ in items)
+    t = output.Table("last transitions", ["time", *(["cluster"] if fleet else []), "what"])
+    for at, c, what in sorted(reversed(items), key=lambda x: x[0], reverse=True):  # ties: last added first
+        t.add(time.strftime("%H:%M:%S", time.localtime(at)), *([c] if fleet else []), what)
+    if not items:
+        t.add("-", "none seen yet")
+    return t
+
+
+def fleet_header(clusters: list[tuple[Inventory, Frame]]) -> str:
+    at = max(f.at for _, f in clusters)
+    took = max(f.took_s for _, f in clusters)
+    return (f"{len(clusters)} clusters ({', '.join(inv.cluster for inv, _ in clusters)}) at "
+            f"{time.strftime('%H:%M:%S', time.localtime(at))} (round trips {took * 1000:.0f} ms, slowest cluster)")
+
+
+def fleet_tables(clusters: list[tuple[Inventory, Frame]]) -> list[output.Table]:
+    """Several clusters' frames as one set of tables: each cluster's rows under a cluster column
+    (the same rows state_tables() draws for one), the transitions merged, newest first."""
+    per = [(inv.cluster, state_tables(inv, frame)) for inv, frame in clusters]
+    out = []
+    for k, first in enumerate(per[0][1]):
+        t = output.Table(first.title, ["cluster", *first.columns])
+        for name, ts in per:
+            for row, ok in zip(ts[k].rows, ts[k].ok):
+                t.add(name, *row, ok=ok)
+        out.append(t)
+    out.append(transitions_table([(at, inv.cluster, what) for inv, f in clusters for at, what in f.transitions]))
+    return out
+
+
+def _group(head: str, tables_: list[output.Table], interval: float, notes: list[str] = ()):
+    from rich.console import Group
+    parts = [output.rich_text(head, style="bold")] + [output.rich_table(t) for t in tables_]
+    parts += [output.rich_text(n, style="red") for n in notes]
+    parts.append(output.rich_text(f"refreshing every {interval:g}s — Ctrl-C to quit", style="dim"))
+    return Group(*parts)
 
 
 def renderable(inv: Inventory, frame: Frame, interval: float):
     """A rich Group of the frame's tables, for rich.live.Live."""
-    from rich.console import Group
-    parts = [output.rich_text(header(inv, frame), style="bold")] + [output.rich_table(t) for t in tables(inv, frame)]
-    parts.append(output.rich_text(f"refreshing every {interval:g}s — Ctrl-C to quit", style="dim"))
-    return Group(*parts)
+    return _group(header(inv, frame), tables(inv, frame), interval)
+
+
+def fleet_renderable(clusters: list[tuple[Inventory, Frame]], interval: float, notes: list[str] = ()):
+    """Several clusters in one screen; `notes`: a line per inventory that could not be watched."""
+    return _group(fleet_header(clusters), fleet_tables(clusters), interval, notes)
 
 
 def show_once(inv: Inventory, frame: Frame, fmt=None) -> None:
     output.say(header(inv, frame))
     for t in tables(inv, frame):
+        output.show(t, fmt)
+
+
+def show_fleet_once(clusters: list[tuple[Inventory, Frame]], fmt=None) -> None:
+    output.say(fleet_header(clusters))
+    for t in fleet_tables(clusters):
         output.show(t, fmt)

@@ -79,3 +79,12 @@ def test_verify_and_the_tables_of_two_inventories_are_one_table_each(deployed):
     assert got["clusters"][0]["ok"] is True and got["clusters"][1]["ok"] is False and got["failed"] == {}
     r = inv("addrs", "--env", "lab,lab-multi")
     assert r.stdout.count("addresses (ip -j addr)") == 1 and "lab/node1" in r.stdout and "lab-multi/node1" in r.stdout
+    # history and watch of the same two: one table, one view, a cluster column (issue 29)
+    r = inv("history", "--env", "lab,lab-multi", "--json", "--limit", "3")
+    got = json.loads(r.stdout)
+    assert r.returncode == 0 and 0 < len(got["changes"]) <= 3 and got["failed"] == {}, r.stderr
+    assert {c["cluster"] for c in got["changes"]} <= {"lab", "lab-multi"} and "lab" in {c["cluster"] for c in got["changes"]}
+    assert [c["id"] for c in got["changes"]] == sorted((c["id"] for c in got["changes"]), reverse=True)
+    r = inv("watch", "--env", "lab,lab-multi")                   # no terminal: one snapshot
+    assert r.returncode == 0 and "2 clusters (lab, lab-multi)" in r.stdout, r.stderr
+    assert r.stdout.count("last transitions") == 1 and "lab-multi" in r.stdout.split("keepalived's view")[1]

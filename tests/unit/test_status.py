@@ -24,3 +24,28 @@ def test_rows_name_the_vip_holder_and_the_unreachable(monkeypatch):
     got = view.as_json(st)
     assert got["ok"] is False and got["runtime"]["drained"] == [] and [r["node"] for r in got["nodes"]] == list(obs)
     assert all(ch.name != "sync daemon" for ch in st.problems)   # sync-status's, not status's
+
+
+def test_one_node_observed_is_its_checks_only(monkeypatch):
+    """`inv status --node N`: the node alone, no VIP check (its holders need every node); an
+    unreachable node is its one problem, with the reason."""
+    env = lab_env(monkeypatch)
+    hosts = {n.name: n.host for n in env.inv.nodes}
+    st = summarize(env, {"node2": verify_state("node2", hosts["node2"], on_lo=(VIP,))})
+    assert [r["node"] for r in view.rows(st)] == ["node2"] and {ch.node for ch in st.problems} <= {"node2"}
+    assert not st.whole and summarize(env, {n.name: NodeState(n.name, reachable=False, error="x")
+                                            for n in env.inv.nodes}).whole
+    st = summarize(env, {"node3": NodeState("node3", reachable=False, error="node3: host key of node3 unknown")})
+    assert [(ch.node, ch.name, ch.detail) for ch in st.problems] == [("node3", "reachable", "node3: host key of node3 unknown")]
+
+
+def test_access_line_reads_the_inventory_ssh_fields():
+    """`inv status --node N`'s first line: how lbtk reaches N (what a replaced node must accept)."""
+    import fabfile.tasks  # noqa: F401 (the lab's hooks: lab-bastion has a lab: section)
+    from fabfile.model.loading import load
+    prod = view.access(load("prod.example")[0], "lb3")
+    assert prod.startswith("lb3: SSH as deploy to lb3.shop.example:2222 via the bastion bastion.shop.example")
+    assert "sudo without a password (NOPASSWD)" in prod and prod.endswith("checked against ~/.ssh/known_hosts")
+    assert "sudo with the password from secrets/lab-bastion.sudo" in view.access(load("lab-bastion")[0], "lb3")
+    lab = view.access(load("lab")[0], "node3")
+    assert "SSH as root to 10.189.0.13" in lab and "no sudo" in lab and "/var/tmp/lbtk-lab/known_hosts" in lab
