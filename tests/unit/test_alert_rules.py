@@ -111,6 +111,7 @@ def healthy(inv) -> World:
     for n in inv.nodes:
         t = {**target(n.name), "cluster": c, "node": n.name}
         w.put(M.NODE_INFO, {**t, "ipvs": "1"}, 1)
+        w.put(M.NODE_ISOLATED, t, 0)
         for service in M.SERVICES:
             if service != "sync_daemon" or inv.sync_daemon is not None:
                 w.put(M.SERVICE_UP, {**t, "service": service}, 1)
@@ -310,6 +311,26 @@ def drained(inv) -> World:
     return w
 
 
+def isolated(inv) -> World:
+    """The VIP owner isolated as `inv isolate` leaves it: its keepalived stopped (no VRRP series,
+    service down, no sync daemon), the isolation recorded, another director MASTER in its place."""
+    w, owner = healthy(inv), first_planned(inv, preempting=True).owner
+    for metric in (M.VRRP_STATE, M.VRRP_ADVERTS_SENT, M.VRRP_ADVERTS_RECEIVED, M.VRRP_AUTH_FAILURES,
+                   M.VRRP_TRANSITIONS):
+        w.drop(__name__=metric.name, node=owner)
+    w.set(0, __name__=M.SERVICE_UP.name, node=owner, service="keepalived")
+    if inv.sync_daemon is not None:
+        w.set(0, __name__=M.SERVICE_UP.name, node=owner, service="sync_daemon")
+    w.set(1, __name__=M.NODE_ISOLATED.name, node=owner)
+    for p in plan(inv):
+        if p.owner == owner:         # every VIP it held: another director took it
+            m = other(inv, p)
+            w.set(int(M.VrrpState.MASTER), __name__=M.VRRP_STATE.name, **vrrp(p, m))
+            w.set(counter(inv.monitoring.scrape_interval / p.source.advert_int),
+                  __name__=M.VRRP_ADVERTS_SENT.name, **vrrp(p, m))
+    return w
+
+
 # -- the promtool test file ---------------------------------------------------------------------
 
 def rules_of(inv) -> list[dict]:
@@ -354,7 +375,8 @@ def promtool_file(env: str, tmp: Path) -> tuple[Path, set[str]]:
     names = list(dict.fromkeys(r["alert"] for r in rules))
     (tmp / f"{env}.rules.yml").write_text(rules_yaml(inv, "test"))
     groups = [promtool_group(inv, rules, f"{env}: healthy", healthy(inv), [(a, []) for a in names]),
-              promtool_group(inv, rules, f"{env}: a drain", drained(inv), [(a, []) for a in names])]
+              promtool_group(inv, rules, f"{env}: a drain", drained(inv), [(a, []) for a in names]),
+              promtool_group(inv, rules, f"{env}: a node isolated", isolated(inv), [(a, []) for a in names])]
     fired = set()
     for a in names:
         for case in CASES[a](inv):

@@ -113,7 +113,7 @@ def test_dropping_publish_removes_the_files_and_the_timer(monkeypatch):
 
 # ------------------------------------------------------------------ the publisher, run here
 def run_publisher(script: str, tmp: Path, dump: str, *, ipvs: bool = False, up: bool = True,
-                  daemons: str = "ipvsadm/L_daemon_none.txt") -> str:
+                  daemons: str = "ipvsadm/L_daemon_none.txt", runtime: Path = FX / "lbtk_state/runtime.json") -> str:
     path = tmp / "publish-metrics"
     path.write_text(script)
     path.chmod(0o755)
@@ -122,7 +122,7 @@ def run_publisher(script: str, tmp: Path, dump: str, *, ipvs: bool = False, up: 
                LBTK_IPVS_PROC=str(FX / "ipvsadm/L_n.txt") if ipvs else str(tmp / "none"),
                **({"LBTK_IPVS_LIST": str(FX / "ipvsadm/L_n.txt"), "LBTK_IPVS_DAEMONS": str(FX / daemons)}
                   if ipvs else {}),
-               LBTK_SYSTEMCTL="true" if up else "false", LBTK_RUNTIME=str(FX / "lbtk_state/runtime.json"))
+               LBTK_SYSTEMCTL="true" if up else "false", LBTK_RUNTIME=str(runtime))
     r = subprocess.run([str(path)], env=env, capture_output=True, text=True, timeout=10)
     assert r.returncode == 0 and r.stderr == "", r.stderr
     assert [p.name for p in (tmp / "textfile").iterdir()] == ["lbtk.prom"]     # its temporary file renamed
@@ -152,6 +152,24 @@ def test_the_published_file_is_what_inv_metrics_prints(monkeypatch, tmp_path, no
     got = {s for s in got if not (s[0] == "lbtk_service_up" and node == "node3")}
     assert got == want and len(got) >= (2 if node == "node3" else 12)
     assert {s[0] for s in got} <= {m.name for m in X.M.LBTK}
+
+
+def test_an_isolated_node_says_so_and_its_stopped_keepalived_is_no_surprise(monkeypatch, tmp_path):
+    from dataclasses import replace
+    from fabfile.core import runtime
+    env = lab_env(monkeypatch, data=lab_data() | {"monitoring": {"publish": True}})
+    rec = runtime.isolated(replace(runtime.NONE, drained=("10.189.0.12",), serial=2), "node3", True, "root@lab-host")
+    (tmp_path / "runtime.json").write_text(runtime.content(rec))
+    isolated = {}
+    for node in ("node3", "node2"):
+        (tmp_path / node).mkdir()
+        text = run_publisher(phase_files(env, node)[MR.SCRIPT].content, tmp_path / node,
+                             "keepalived_json/not_running_node3.txt", up=False, runtime=tmp_path / "runtime.json")
+        isolated[node] = {s[2] for s in samples(text, {"lbtk_node_isolated"})}
+    assert isolated == {"node3": {1.0}, "node2": {0.0}}
+    states = lab_states()
+    states["node3"] = replace(states["node3"], runtime=rec)
+    assert {s.value for s in X.node_samples(env.inv, "node3", states["node3"]) if s.metric.name == "lbtk_node_isolated"} == {1}
 
 
 def test_the_publisher_reads_a_split_brain_dump_as_lbtks_parser_does(monkeypatch, tmp_path):

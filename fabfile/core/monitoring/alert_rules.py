@@ -152,11 +152,18 @@ class Rules:
                          "No director reports MASTER of the instance (or none reports it at all): the VIP is down.",
                          **self.of(p))
 
+    def isolated(self, **labels) -> str:
+        """The nodes `inv isolate` took out of VRRP on purpose: a stopped keepalived there is no alert."""
+        return f"{select(M.NODE_ISOLATED, cluster=self.c, **labels)} == 1"
+
     def not_preferred(self, p: PlannedInstance) -> dict:
         keepers = sorted(p.keepers)
         node = ("!=", keepers[0]) if len(keepers) == 1 else ("!~", one_of(keepers))
         wait = duration(self.mon.preferred_node_for)
-        expr = f"{self.state(vrrp_instance=p.name, node=node)} == {MASTER}"
+        keeper = keepers[0] if len(keepers) == 1 else ("=~", one_of(keepers))
+        # a preferred node isolated on purpose (split brain's stopgap) leaves the VIP elsewhere
+        expr = (f"{self.state(vrrp_instance=p.name, node=node)} == {MASTER}\n"
+                f"unless on(cluster) {self.isolated(node=keeper)}")
         return self.rule(NOT_PREFERRED, expr,
                          f"VIP {', '.join(p.addresses)} ({p.name}) is on {label('node')}, not on "
                          f"{' or '.join(keepers)} (the inventory's preferred node), for {wait}",
@@ -228,6 +235,7 @@ class Rules:
     def sync_daemon(self) -> dict:
         expr = (f"{select(M.SERVICE_UP, cluster=self.c, service='sync_daemon')} == 0\n"
                 f"and on(cluster, node) {select(M.NODE_INFO, cluster=self.c, ipvs='1')}")
+        expr += f"\nunless on(cluster, node) {self.isolated()}"
         return self.rule(SYNC_DAEMON_DOWN, expr,
                          f"the IPVS sync daemon is down on {label('node')}",
                          "The inventory wants connection sync (sync_daemon): this director does not run the "
@@ -243,7 +251,9 @@ class Rules:
                          "or a tracked script or interface going up and down.")
 
     def services(self) -> list[dict]:
-        return [self.rule(KEEPALIVED_DOWN, f"{select(M.SERVICE_UP, cluster=self.c, service='keepalived')} == 0",
+        keepalived_down = (f"{select(M.SERVICE_UP, cluster=self.c, service='keepalived')} == 0\n"
+                           f"unless on(cluster, node) {self.isolated()}")
+        return [self.rule(KEEPALIVED_DOWN, keepalived_down,
                           f"keepalived is down on {label('node')}",
                           "The director takes no part in VRRP and holds no IPVS table: one failure less to go."),
                 self.rule(NGINX_DOWN, f"{select(M.SERVICE_UP, cluster=self.c, service='nginx')} == 0",

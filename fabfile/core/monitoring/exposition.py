@@ -63,6 +63,7 @@ def node_samples(inv: Inventory, node: str, s: NodeState) -> list[Sample]:
         return []
     base = {"cluster": inv.cluster, "node": node}
     return [sample(M.NODE_INFO, 1, **base, ipvs="1" if s.ipvs is not None else "0"),
+            sample(M.NODE_ISOLATED, int(node in (s.runtime or NONE).isolated), **base),
             *vrrp_samples(inv, base, s), *real_server_samples(inv, base, s), *service_samples(inv, base, s)]
 
 

@@ -73,8 +73,10 @@ REAL_SERVER_DRAINED = Metric("lbtk_real_server_drained", "gauge", "1 while a dra
                              "on the directors (inv drain)", REAL_SERVER)
 SERVICE_UP = Metric("lbtk_service_up", "gauge", "1 while the service runs: keepalived, nginx, or sync_daemon (the "
                     "IPVS sync daemon the node's VRRP role wants)", (*NODE, "service"))
+NODE_ISOLATED = Metric("lbtk_node_isolated", "gauge", "1 while the node is recorded as isolated (inv isolate): "
+                       "its keepalived is stopped on purpose and it is out of VRRP", NODE)
 
-LBTK = (NODE_INFO, VRRP_STATE, VRRP_PRIORITY, VRRP_WANTED_PRIORITY, VRRP_ADVERTS_RECEIVED, VRRP_ADVERTS_SENT,
+LBTK = (NODE_INFO, NODE_ISOLATED, VRRP_STATE, VRRP_PRIORITY, VRRP_WANTED_PRIORITY, VRRP_ADVERTS_RECEIVED, VRRP_ADVERTS_SENT,
         VRRP_AUTH_FAILURES, VRRP_TRANSITIONS, VRRP_PRIORITY_ZERO_RECEIVED, VRRP_PRIORITY_ZERO_SENT,
         VRRP_LAST_TRANSITION, REAL_SERVER_WEIGHT, REAL_SERVER_WANTED_WEIGHT, REAL_SERVER_DRAINED, SERVICE_UP)
 

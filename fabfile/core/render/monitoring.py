@@ -38,7 +38,7 @@ VRRP_FROM_DUMP = ((M.VRRP_STATE, "st"), (M.VRRP_PRIORITY, "prio"), (M.VRRP_ADVER
                   (M.VRRP_ADVERTS_SENT, "sent"), (M.VRRP_AUTH_FAILURES, "auth"), (M.VRRP_TRANSITIONS, "trans"),
                   (M.VRRP_PRIORITY_ZERO_RECEIVED, "pzr"), (M.VRRP_PRIORITY_ZERO_SENT, "pzs"),
                   (M.VRRP_LAST_TRANSITION, "last"))
-PUBLISHED_METRICS = (M.NODE_INFO, *(m for m, _ in VRRP_FROM_DUMP), M.VRRP_WANTED_PRIORITY, M.REAL_SERVER_WEIGHT,
+PUBLISHED_METRICS = (M.NODE_INFO, M.NODE_ISOLATED, *(m for m, _ in VRRP_FROM_DUMP), M.VRRP_WANTED_PRIORITY, M.REAL_SERVER_WEIGHT,
                      M.REAL_SERVER_WANTED_WEIGHT, M.REAL_SERVER_DRAINED, M.SERVICE_UP)
 SERVICES = ("keepalived", "nginx")       # lbtk_service_up's services the publisher judges (systemctl is-active)
 
@@ -114,7 +114,7 @@ def publisher(inv: Inventory, node: Node, t: Templates) -> str:
              runtime=RUNTIME_PATH, servers=servers, weight=head(M.REAL_SERVER_WANTED_WEIGHT),
              drained=head(M.REAL_SERVER_DRAINED), sync=_sync(inv),
              live=dict(head(M.REAL_SERVER_WEIGHT), awk_help=_awk_string(escape(M.REAL_SERVER_WEIGHT.help, quote=False))),
-             info=head(M.NODE_INFO), service=head(M.SERVICE_UP), services=SERVICES,
+             info=head(M.NODE_INFO), isolated=head(M.NODE_ISOLATED), node=node.name, service=head(M.SERVICE_UP), services=SERVICES,
              wanted=head(M.VRRP_WANTED_PRIORITY),
              vrrp=[dict(head(m), awk_help=_awk_string(escape(m.help, quote=False)), var=v) for m, v in VRRP_FROM_DUMP],
              vips=" ".join(f"{p.name} {M.vip_label(p)}" for p in planned),
