@@ -32,7 +32,9 @@ STRIP = ("systemctl stop keepalived; systemctl disable --now lbtk-vip-lo lbtk-fw
          "systemctl daemon-reload; true")
 
 
-def tutorial_conf(node: str, hosts: dict = HOSTS, vip: str = VIP) -> str:
+def tutorial_conf(node: str, hosts: dict = HOSTS, vip: str = VIP, real_servers: list[str] | None = None) -> str:
+    """The tutorial's keepalived.conf for one director of `hosts`; its real servers are the directors
+    themselves unless `real_servers` names others."""
     me = hosts[node]
     peers = "\n".join(f"        {a}" for n, a in hosts.items() if n != node)
     rss = "".join(f"""    real_server {a} 80 {{
@@ -43,7 +45,7 @@ def tutorial_conf(node: str, hosts: dict = HOSTS, vip: str = VIP) -> str:
             delay_before_retry 3
         }}
     }}
-""" for a in hosts.values())
+""" for a in (real_servers or list(hosts.values())))
     return f"""! Configuration File for keepalived (built by hand, as the tutorial does)
 global_defs {{
    router_id LVS_{node.upper()}
@@ -79,9 +81,11 @@ virtual_server {vip} 80 {{
 """
 
 
-def hand_build(c, node: str, hosts: dict = HOSTS, vip: str = VIP, vrrp_only: bool = True) -> None:
+def hand_build(c, node: str, hosts: dict = HOSTS, vip: str = VIP, vrrp_only: bool = True,
+               real_servers: list[str] | None = None) -> None:
     """What the tutorial's operator does on one node. vrrp_only: this lab's kernel has no IPVS, and
-    keepalived exits on a virtual_server without it (the kernel tier has IPVS: no --vrrp there)."""
+    keepalived exits on a virtual_server without it (the kernel tier has IPVS: no --vrrp there).
+    A node not in `hosts` is a real server only: the ARP sysctls, the VIP on lo and nginx, no keepalived."""
     unit = f"""[Unit]
 Description=VIP on lo for LVS-DR
 After=network.target
@@ -92,11 +96,13 @@ RemainAfterExit=yes
 [Install]
 WantedBy=multi-user.target
 """
-    script = f"""set -e
-cat > /etc/keepalived/keepalived.conf <<'EOF'
-{tutorial_conf(node, hosts, vip)}EOF
+    director = node in hosts
+    keepalived = f"""cat > /etc/keepalived/keepalived.conf <<'EOF'
+{tutorial_conf(node, hosts, vip, real_servers)}EOF
 echo 'DAEMON_ARGS="{"--vrrp" if vrrp_only else ""}"' > /etc/default/keepalived
-cat > /etc/sysctl.d/99-lvs.conf <<'EOF'
+""" if director else ""
+    script = f"""set -e
+{keepalived}cat > /etc/sysctl.d/99-lvs.conf <<'EOF'
 net.ipv4.conf.all.arp_ignore = 1
 net.ipv4.conf.all.arp_announce = 2
 net.ipv4.conf.lo.arp_ignore = 1
@@ -109,7 +115,7 @@ echo '{node}' > /var/www/html/index.nginx-debian.html
 ln -sf /etc/nginx/sites-available/default /etc/nginx/sites-enabled/default
 systemctl daemon-reload
 systemctl enable --now lvs-vip
-systemctl restart nginx keepalived
+systemctl restart nginx{" keepalived" if director else ""}
 """
     r = sh(c, script)
     assert r.exited == 0, (node, r.stdout, r.stderr)

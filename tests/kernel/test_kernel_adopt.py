@@ -1,13 +1,17 @@
-"""Issue 27 on the kernel tier (real IPVS): the seed tutorial's cluster built by hand on the VM's
-three nodes (keepalived.conf with its DR virtual_server and the directors as real servers, the
-ARP sysctls, the VIP on lo by a unit of its own, no --vrrp: the kernel has IPVS), adopted with
-`inv import`, then deployed by lbtk: no VIP move, no restart, and every director's IPVS table
-the same before and after the deploy.
+"""Issue 27 on the kernel tier (real IPVS): a cluster built by hand as the seed tutorial builds it
+(keepalived.conf with its DR virtual_server, the ARP sysctls, the VIP on lo by a unit of its own, no
+--vrrp: the kernel has IPVS), adopted with `inv import`, then deployed by lbtk under a probe through
+the VIP: no failed probe, no VIP move, no restart, every director's IPVS table the same before and
+after. (No `inv verify` here yet: its client checks attribute each answer to the inventory node the
+page names, and this estate's real server is outside the inventory with a page of its own, so they
+report every answer as naming no node although all of them arrived: issue 27, open.)
 
-No probe through the VIP here: the tutorial's topology (the directors are also their own DR real
-servers, with no fix) loops by itself (docs/INVENTORY-GUIDE.md), so requests fail before lbtk
-touches anything; the import keeps it that way (director_fix: false) and says how to fix it. The
-plain lab's tests/cluster/test_adopt.py runs the 10 ms probe through the deploy.
+The tutorial's own three nodes are directors AND their own DR real servers with no fix: on real
+IPVS that loops by itself (docs/INVENTORY-GUIDE.md; a backup re-balances what the master sends it),
+so requests fail before lbtk touches anything, and the plain lab (no IPVS) runs that shape through
+tests/cluster/test_adopt.py. Here the estate is the one the tutorial's files make work on real IPVS:
+node1 and node2 direct (the tutorial's keepalived.conf, real_server node3), node3 is the real server
+(nginx, the VIP on lo, the ARP sysctls; no keepalived), left as it is: lbtk adopts the directors.
 """
 from __future__ import annotations
 
@@ -24,7 +28,8 @@ from .conftest import inv, sh
 
 pytestmark = pytest.mark.kernel
 VIP = "10.189.0.150"
-HOSTS = {"node1": "10.189.0.131", "node2": "10.189.0.132", "node3": "10.189.0.133"}
+HOSTS = {"node1": "10.189.0.131", "node2": "10.189.0.132"}      # the directors
+REAL_SERVER = "10.189.0.133"                                      # node3: nginx, the VIP on lo
 ENV = "kernel-adopted-test"
 KEY = ["--key-filename", "/var/tmp/lbtk-kernel/id_ed25519", "--known-hosts", "/var/tmp/lbtk-kernel/known_hosts"]
 
@@ -44,7 +49,7 @@ def hand_built(deployed, nodes, klab):
     for c in nodes.values():
         sh(c, STRIP)
     for name, c in nodes.items():
-        hand_build(c, name, hosts=HOSTS, vip=VIP, vrrp_only=False)
+        hand_build(c, name, hosts=HOSTS, vip=VIP, vrrp_only=False, real_servers=[REAL_SERVER])
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and f"{VIP}/" not in sh(nodes["node1"], "ip -o addr show dev eth0").stdout:
         time.sleep(0.5)
@@ -58,30 +63,46 @@ def hand_built(deployed, nodes, klab):
     deployed.ensure()
 
 
-def test_a_hand_built_director_cluster_is_adopted_with_its_ipvs_tables_unchanged(hand_built, nodes):
+def test_a_hand_built_director_cluster_is_adopted_under_a_probe_with_its_ipvs_tables_unchanged(hand_built, nodes):
+    from fabfile.ops.drill import Probe
     r = inv("import", "--env", ENV, "--hosts", ",".join(HOSTS.values()), "--user", "root", *KEY)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.count("keepalived.conf keeps its meaning") == 3, r.stdout
-    data = yaml.safe_load((inventory_dir() / f"{ENV}.yaml").read_text())
-    assert data["virtual_servers"][0]["lb_kind"] == "DR" and data["virtual_servers"][0]["director_fix"] is False
-    before = {n: _table(c) for n, c in nodes.items()}
+    assert "123456" not in r.stdout + r.stderr
+    assert r.stdout.count("keepalived.conf keeps its meaning") == 2, r.stdout
+    path = inventory_dir() / f"{ENV}.yaml"
+    data = yaml.safe_load(path.read_text())
+    assert [rs["address"] for rs in data["virtual_servers"][0]["real_servers"]] == [REAL_SERVER]
+    # the lab's own section: where verify sends its requests from (the kernel tier's client namespace)
+    path.write_text(path.read_text() + "lab: {bridge: lbtk-kbr0, gateway: 10.189.0.129/25, kernel: true, "
+                                       "client: 10.189.0.140}\n")
+    check = inv("deploy", "--env", ENV, "--check")
+    assert check.returncode == 0, check.stderr
+    directors = {n: nodes[n] for n in HOSTS}
+    before = {n: _table(c) for n, c in directors.items()}
     assert all(before.values()), before
     seen, stop = set(), threading.Event()
 
     def watch_holders():
         while not stop.is_set():
-            seen.update(n for n, c in nodes.items() if f"{VIP}/" in sh(c, "ip -o addr show dev eth0").stdout)
+            seen.update(n for n, c in directors.items() if f"{VIP}/" in sh(c, "ip -o addr show dev eth0").stdout)
             time.sleep(0.3)
     t = threading.Thread(target=watch_holders, daemon=True)
     t.start()
+    # 100 ms probes: the 10 ms of the plain lab's test time out on a TCG VM when the host is busy
+    probe = Probe(VIP, 80, 0.100, ["node1", "node2", "node3"]).start()
     try:
+        time.sleep(1.0)
         deployed = inv("deploy", "--env", ENV, timeout=900)
         time.sleep(1.0)
     finally:
+        probe.finish()
         stop.set()
         t.join()
     assert deployed.returncode == 0, deployed.stderr
     assert "restart keepalived" not in deployed.stdout
-    assert seen == {"node1"}, seen                      # the VIP never left node1
-    after = {n: _table(c) for n, c in nodes.items()}
+    failed = [x for x in probe.results if not x[1]]
+    assert len(probe.results) > 20 and failed == [], failed[:5]
+    assert {x[2] for x in probe.results} == {"node3"}       # every answer from the real server, through IPVS
+    assert seen == {"node1"}, seen                          # the VIP never left node1
+    after = {n: _table(c) for n, c in directors.items()}
     assert after == before
