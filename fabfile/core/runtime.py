@@ -43,22 +43,24 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def drained(rec: RuntimeRecord, address: str, drain: bool, by: str) -> RuntimeRecord:
-    """The next record with `address` drained (or back in service); the same record when nothing changes."""
-    now = set(rec.drained)
-    new = now | {address} if drain else now - {address}
+def _toggled(rec: RuntimeRecord, field: str, item: str, add: bool, by: str) -> RuntimeRecord:
+    """The next record with `item` added to (or taken from) the set `field`; the same record when
+    nothing changes. Drains and isolations are both such a set, under one serial."""
+    now = set(getattr(rec, field))
+    new = now | {item} if add else now - {item}
     if new == now:
         return rec
-    return replace(rec, serial=rec.serial + 1, drained=tuple(sorted(new)), by=by, at=_now())
+    return replace(rec, serial=rec.serial + 1, by=by, at=_now(), **{field: tuple(sorted(new))})
+
+
+def drained(rec: RuntimeRecord, address: str, drain: bool, by: str) -> RuntimeRecord:
+    """The next record with `address` drained (or back in service); the same record when nothing changes."""
+    return _toggled(rec, "drained", address, drain, by)
 
 
 def isolated(rec: RuntimeRecord, node: str, isolate: bool, by: str) -> RuntimeRecord:
     """The next record with `node` isolated (or back in VRRP); the same record when nothing changes."""
-    now = set(rec.isolated)
-    new = now | {node} if isolate else now - {node}
-    if new == now:
-        return rec
-    return replace(rec, serial=rec.serial + 1, isolated=tuple(sorted(new)), by=by, at=_now())
+    return _toggled(rec, "isolated", node, isolate, by)
 
 
 def isolated_nodes(states: dict[str, NodeState]) -> frozenset[str]:
